@@ -1,0 +1,1 @@
+//! The two transfer state machines.
