@@ -4,11 +4,17 @@
 //! municipalities directly under the central government (11 Beijing, 12 Tianjin, 31 Shanghai,
 //! 50 Chongqing) it is the whole municipality (`xx0000`). Two counties of one pooling region are
 //! the same pooling region: a move between them is not a transfer.
+//!
+//! The submodule `table` ships the real codes this project knows by name ([`known_region`]).
 
 use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+mod table;
+
+pub use table::{KnownRegion, RegionLevel, known_region, known_regions};
 
 /// Province-level codes whose whole territory is one pooling region.
 const MUNICIPALITIES: [u8; 4] = [11, 12, 31, 50];
@@ -25,10 +31,16 @@ pub struct ProvinceCode(u8);
 /// Why a string is not a region code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegionCodeError {
+    /// The code does not have exactly six characters (or digits, for a numeric code).
     #[error("region code must be exactly 6 digits, got {length} characters")]
-    WrongLength { length: usize },
+    WrongLength {
+        /// How many characters (or digits) the input had.
+        length: usize,
+    },
+    /// A character other than `0`–`9` appeared.
     #[error("region code must contain only the digits 0-9")]
     NotDigits,
+    /// The first two digits are outside the GB/T 2260 province range 11–82.
     #[error("region code {0} does not start with a valid province code (11-82)")]
     UnknownProvince(String),
 }
@@ -49,6 +61,24 @@ impl RegionCode {
             return Err(RegionCodeError::UnknownProvince(text.to_owned()));
         }
         Ok(Self(value))
+    }
+
+    /// Accepts a code held as a number, e.g. `150100` read from a database column. The same
+    /// rules as [`RegionCode::parse`] apply: six digits, province digits 11–82.
+    pub fn from_value(value: u32) -> Result<Self, RegionCodeError> {
+        if value > 999_999 {
+            let length = value.to_string().len();
+            return Err(RegionCodeError::WrongLength { length });
+        }
+        if !(11..=82).contains(&(value / 10_000)) {
+            return Err(RegionCodeError::UnknownProvince(format!("{value:06}")));
+        }
+        Ok(Self(value))
+    }
+
+    /// The real division with exactly this code, if the shipped table lists it.
+    pub fn known(self) -> Option<&'static KnownRegion> {
+        known_region(self)
     }
 
     /// The code as a number, e.g. `150100`.
@@ -149,9 +179,37 @@ mod tests {
     }
 
     #[test]
+    fn a_numeric_code_follows_the_same_rules_as_text() {
+        assert_eq!(RegionCode::from_value(150100), Ok(code("150100")));
+        assert_eq!(
+            RegionCode::from_value(1_501_000),
+            Err(RegionCodeError::WrongLength { length: 7 })
+        );
+        assert_eq!(
+            RegionCode::from_value(100),
+            Err(RegionCodeError::UnknownProvince("000100".to_owned()))
+        );
+    }
+
+    #[test]
+    fn a_listed_code_knows_its_name() {
+        assert_eq!(
+            code("150900").known().map(|region| region.name),
+            Some("Ulanqab")
+        );
+        assert_eq!(code("150102").known(), None);
+    }
+
+    #[test]
     fn malformed_codes_are_refused_with_the_reason() {
-        assert_eq!(RegionCode::parse("15010"), Err(RegionCodeError::WrongLength { length: 5 }));
+        assert_eq!(
+            RegionCode::parse("15010"),
+            Err(RegionCodeError::WrongLength { length: 5 })
+        );
         assert_eq!(RegionCode::parse("15010a"), Err(RegionCodeError::NotDigits));
-        assert!(matches!(RegionCode::parse("990100"), Err(RegionCodeError::UnknownProvince(_))));
+        assert!(matches!(
+            RegionCode::parse("990100"),
+            Err(RegionCodeError::UnknownProvince(_))
+        ));
     }
 }

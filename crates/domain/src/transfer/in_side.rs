@@ -1,0 +1,276 @@
+//! The transfer-in bureau's state machine (转入地).
+//!
+//! ```text
+//! apply ──▶ Applied ──request accepted──▶ Requested ──form credited──▶ Credited ──settled──▶ Completed
+//!              │  └──request refused──▶ Rejected          │                 (abort: stays, "credited")
+//!              └──────form credited / refused / abort─────┴──▶ Credited | Rejected | Aborted
+//! form first (transfer-out initiated) ──▶ Credited | Rejected
+//! ```
+//!
+//! The form may overtake the answer to the request (the transfer-out bureau accepts, sends the
+//! form, and the form arrives before the acceptance is processed), so `Applied` accepts the form
+//! too, and a late acceptance in `Credited` changes nothing. Once `Aborted`, a form is never
+//! credited: that promise is what lets the transfer-out bureau pay the balance elsewhere.
+
+use super::{IllegalEvent, RefusalReason, Transition};
+
+/// Where a transfer stands at the transfer-in bureau.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InState {
+    /// The person applied here; the request to the transfer-out bureau is on its way.
+    Applied,
+    /// The transfer-out bureau accepted and is preparing the form.
+    Requested,
+    /// The form was checked and the years and balance credited; settlement is awaited.
+    Credited,
+    /// Terminal: the transfer-out bureau confirmed the settlement.
+    Completed,
+    /// Terminal: refused by either bureau; nothing was credited.
+    Rejected(RefusalReason),
+    /// Terminal: the transfer-out bureau aborted before any credit; nothing will be credited.
+    Aborted,
+}
+
+/// The transfer-in bureau's check (审核) of an arriving form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormCheck {
+    /// The form is in order: credit years and balance.
+    Accept,
+    /// The form is refused, for this reason.
+    Refuse(RefusalReason),
+}
+
+/// Something that happens to a transfer at the transfer-in bureau.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InEvent {
+    /// The transfer-out bureau accepted the request.
+    RequestAccepted,
+    /// The transfer-out bureau refused the request.
+    RequestRefused(RefusalReason),
+    /// The insurance information form arrived and was checked.
+    FormArrived(FormCheck),
+    /// The transfer-out bureau confirmed it settled the balance.
+    SettlementConfirmed,
+    /// The transfer-out bureau asked to abort.
+    AbortArrived,
+}
+
+/// What the driver does after persisting a transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InAction {
+    /// Outbox: ask the transfer-out bureau for the transfer.
+    SendTransferOutRequest,
+    /// Journal and person record: credit the form's years (as deemed years) and balance.
+    CreditForm,
+}
+
+impl InState {
+    /// Whether no event can change this state any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Rejected(_) | Self::Aborted)
+    }
+
+    /// Whether the form has been credited here (the answer an abort gets).
+    pub fn has_credited(self) -> bool {
+        matches!(self, Self::Credited | Self::Completed)
+    }
+
+    /// The state's stable name, as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Applied => "APPLIED",
+            Self::Requested => "REQUESTED",
+            Self::Credited => "CREDITED",
+            Self::Completed => "COMPLETED",
+            Self::Rejected(_) => "REJECTED",
+            Self::Aborted => "ABORTED",
+        }
+    }
+}
+
+impl InEvent {
+    /// The event's stable name, as stored in the history.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RequestAccepted => "REQUEST_ACCEPTED",
+            Self::RequestRefused(_) => "REQUEST_REFUSED",
+            Self::FormArrived(_) => "FORM_ARRIVED",
+            Self::SettlementConfirmed => "SETTLEMENT_CONFIRMED",
+            Self::AbortArrived => "ABORT_ARRIVED",
+        }
+    }
+}
+
+/// Opens a transfer applied for at the transfer-in bureau (the usual path).
+pub fn apply_here() -> Transition<InState, InAction> {
+    Transition::to(InState::Applied, vec![InAction::SendTransferOutRequest])
+}
+
+/// Opens a transfer that the transfer-out bureau initiated: its form is the first message.
+pub fn form_first(check: FormCheck) -> Transition<InState, InAction> {
+    form_arrived(check)
+}
+
+/// Applies one event to a transfer at the transfer-in bureau.
+pub fn apply(
+    state: InState,
+    event: InEvent,
+) -> Result<Transition<InState, InAction>, IllegalEvent> {
+    if state.is_terminal() {
+        return Ok(Transition::stay(state));
+    }
+    let illegal = || IllegalEvent {
+        state: state.name(),
+        event: event.name(),
+    };
+    match (state, event) {
+        (InState::Applied, InEvent::RequestAccepted) => {
+            Ok(Transition::to(InState::Requested, vec![]))
+        }
+        (InState::Applied, InEvent::RequestRefused(reason)) => {
+            Ok(Transition::to(InState::Rejected(reason), vec![]))
+        }
+        (InState::Applied | InState::Requested, InEvent::FormArrived(check)) => {
+            Ok(form_arrived(check))
+        }
+        (InState::Applied | InState::Requested, InEvent::AbortArrived) => {
+            Ok(Transition::to(InState::Aborted, vec![]))
+        }
+        (InState::Credited, InEvent::SettlementConfirmed) => {
+            Ok(Transition::to(InState::Completed, vec![]))
+        }
+        // Late or repeated news that changes nothing: an acceptance overtaken by its form, a
+        // second delivery of a form already credited, an abort after the credit (its answer
+        // says "credited").
+        (InState::Requested, InEvent::RequestAccepted)
+        | (
+            InState::Credited,
+            InEvent::RequestAccepted | InEvent::FormArrived(_) | InEvent::AbortArrived,
+        ) => Ok(Transition::stay(state)),
+        _ => Err(illegal()),
+    }
+}
+
+fn form_arrived(check: FormCheck) -> Transition<InState, InAction> {
+    match check {
+        FormCheck::Accept => Transition::to(InState::Credited, vec![InAction::CreditForm]),
+        FormCheck::Refuse(reason) => Transition::to(InState::Rejected(reason), vec![]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_reason() -> impl Strategy<Value = RefusalReason> {
+        proptest::sample::select(RefusalReason::ALL.to_vec())
+    }
+
+    fn any_event() -> impl Strategy<Value = InEvent> {
+        prop_oneof![
+            Just(InEvent::RequestAccepted),
+            any_reason().prop_map(InEvent::RequestRefused),
+            Just(InEvent::FormArrived(FormCheck::Accept)),
+            any_reason().prop_map(|r| InEvent::FormArrived(FormCheck::Refuse(r))),
+            Just(InEvent::SettlementConfirmed),
+            Just(InEvent::AbortArrived),
+        ]
+    }
+
+    fn any_opening() -> impl Strategy<Value = Transition<InState, InAction>> {
+        prop_oneof![
+            Just(apply_here()),
+            Just(form_first(FormCheck::Accept)),
+            any_reason().prop_map(|r| form_first(FormCheck::Refuse(r))),
+        ]
+    }
+
+    #[test]
+    fn the_usual_path_credits_once_and_completes() {
+        let opened = apply_here();
+        assert_eq!(opened.actions, vec![InAction::SendTransferOutRequest]);
+        let accepted = apply(opened.next, InEvent::RequestAccepted).expect("legal");
+        let credited =
+            apply(accepted.next, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
+        assert_eq!(credited.actions, vec![InAction::CreditForm]);
+        let again = apply(credited.next, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
+        assert!(
+            again.actions.is_empty(),
+            "a second delivery must not credit twice"
+        );
+        let done = apply(credited.next, InEvent::SettlementConfirmed).expect("legal");
+        assert_eq!(done.next, InState::Completed);
+    }
+
+    #[test]
+    fn a_form_may_overtake_the_acceptance() {
+        let credited =
+            apply(InState::Applied, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
+        let late = apply(credited.next, InEvent::RequestAccepted).expect("legal");
+        assert_eq!(late.next, InState::Credited);
+        assert!(late.actions.is_empty());
+    }
+
+    #[test]
+    fn an_aborted_transfer_never_credits_a_late_form() {
+        let aborted = apply(InState::Requested, InEvent::AbortArrived).expect("legal");
+        assert_eq!(aborted.next, InState::Aborted);
+        assert!(!aborted.next.has_credited());
+        let late = apply(aborted.next, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
+        assert_eq!(late.next, InState::Aborted);
+        assert!(late.actions.is_empty());
+    }
+
+    #[test]
+    fn an_abort_after_the_credit_answers_credited() {
+        let after = apply(InState::Credited, InEvent::AbortArrived).expect("legal");
+        assert_eq!(after.next, InState::Credited);
+        assert!(after.next.has_credited());
+    }
+
+    #[test]
+    fn a_refusal_after_acceptance_is_an_error_not_a_panic() {
+        let error = apply(
+            InState::Requested,
+            InEvent::RequestRefused(RefusalReason::Arrears),
+        )
+        .expect_err("illegal");
+        assert_eq!(error.state, "REQUESTED");
+    }
+
+    proptest! {
+        #[test]
+        fn terminal_states_absorb_every_event(opening in any_opening(), events in prop::collection::vec(any_event(), 0..12)) {
+            let mut state = opening.next;
+            for event in events {
+                let was_terminal = state.is_terminal();
+                if let Ok(transition) = apply(state, event) {
+                    if was_terminal {
+                        prop_assert_eq!(transition.next, state);
+                        prop_assert!(transition.actions.is_empty());
+                    }
+                    state = transition.next;
+                }
+            }
+        }
+
+        #[test]
+        fn a_form_is_credited_at_most_once_and_never_after_an_abort(opening in any_opening(), events in prop::collection::vec(any_event(), 0..12)) {
+            let mut credits = opening.actions.iter().filter(|a| **a == InAction::CreditForm).count();
+            let mut state = opening.next;
+            let mut aborted = false;
+            for event in events {
+                if let Ok(transition) = apply(state, event) {
+                    let credited_now = transition.actions.contains(&InAction::CreditForm);
+                    prop_assert!(!(aborted && credited_now));
+                    credits += usize::from(credited_now);
+                    state = transition.next;
+                    aborted |= state == InState::Aborted;
+                }
+            }
+            prop_assert!(credits <= 1);
+            prop_assert_eq!(credits == 1, state.has_credited());
+        }
+    }
+}

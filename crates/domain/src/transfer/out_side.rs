@@ -1,0 +1,429 @@
+//! The transfer-out bureau's state machine (转出地).
+//!
+//! ```text
+//!             review refused ─────────────▶ Rejected
+//! open ─┬─ deliver the form ──▶ InTransit ──credited──▶ Completed   (balance settled to IN)
+//!       │                          │   └──credited──▶ PayoutPending ─bank paid─▶ PaidToBank
+//!       │                          ├──refused──▶ Returned            (balance back to account)
+//!       │                          └──deadline──▶ Aborting ──IN credited──▶ (as credited)
+//!       │                                             └──IN did not──▶ Returned | PayoutPending
+//!       └─ pay to bank only ──▶ PayoutPending ──bank paid──▶ PaidToBank
+//! ```
+//!
+//! **Invariant:** every [`OutAction::DebitAccountToTransit`] on a path is followed by exactly
+//! one of settle, reverse or pay-to-bank before the path reaches a terminal state, and none of
+//! those happens without a debit before it. A bank payout after the form was delivered happens
+//! only once the transfer-in bureau answered an abort saying it did not credit: a timeout is
+//! never proof.
+
+use super::{IllegalEvent, RefusalReason, Transition};
+
+/// Where a transfer stands at the transfer-out bureau.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutState {
+    /// The form is on its way to (or at) the transfer-in bureau; any balance is in transit.
+    InTransit {
+        /// What happens to the balance once the transfer-in bureau credits.
+        balance: BalanceRoute,
+    },
+    /// The deadline passed without an answer: an abort was sent and its answer is awaited.
+    Aborting {
+        /// What happens to the balance if the transfer-in bureau says it credited after all.
+        balance: BalanceRoute,
+        /// What happens to the balance if it says it did not.
+        fallback: AbortFallback,
+    },
+    /// The balance is being paid to the person's bank account through the bank gateway.
+    PayoutPending,
+    /// Terminal: the transfer-in bureau credited, and any balance was settled to it.
+    Completed,
+    /// Terminal: the review refused the transfer; nothing moved.
+    Rejected(RefusalReason),
+    /// Terminal: the transfer did not happen after the review accepted it; any balance in
+    /// transit went back to the personal account.
+    Returned(RefusalReason),
+    /// Terminal: the balance was paid to the person's bank account.
+    PaidToBank,
+}
+
+/// What happens to the personal-account balance of a transfer whose form goes to the
+/// transfer-in bureau.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BalanceRoute {
+    /// The balance waits in transit and is settled to the transfer-in bureau on credit.
+    MovesWithForm,
+    /// The balance waits in transit and is paid to the bank once the form is credited
+    /// (employee → resident with a payout policy, regions that pay out instead).
+    ToBankAfterCredit,
+    /// No money leaves the account (shared provincial account, kept usable, no account).
+    StaysPut,
+}
+
+/// What happens to a balance in transit when the transfer-in bureau confirms an abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AbortFallback {
+    /// The application named a bank account: pay the balance there.
+    PayToBank,
+    /// Otherwise the balance returns to the personal account at the transfer-out bureau.
+    ReturnToAccount,
+}
+
+/// The outcome of the transfer-out review (审核) that opens a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Review {
+    /// Deliver the form to the transfer-in bureau; the balance goes as `BalanceRoute` says.
+    DeliverForm(BalanceRoute),
+    /// The destination is not connected (or a retiree asked): pay the balance to the bank.
+    PayToBankOnly,
+    /// Refused, for this reason; nothing moves.
+    Refused(RefusalReason),
+}
+
+/// Whether the transfer-in bureau says it credited, in its answer to an abort.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InCredit {
+    /// It had credited: the transfer completes as if the form's answer had arrived.
+    Credited,
+    /// It did not, and now never will.
+    NotCredited,
+}
+
+/// Something that happens to an open transfer at the transfer-out bureau.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutEvent {
+    /// The transfer-in bureau answered the form: credited.
+    FormCredited,
+    /// The transfer-in bureau answered the form: refused, for this reason.
+    FormRefused(RefusalReason),
+    /// The whole-process deadline passed without a credit (or an operator asked to abort).
+    DeadlinePassed(AbortFallback),
+    /// The transfer-in bureau answered the abort.
+    AbortAnswered(InCredit),
+    /// The bank gateway confirmed the payout.
+    BankPaid,
+}
+
+/// What the driver does after persisting a transition, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OutAction {
+    /// Journal: personal account → in transit, for the balance on the form.
+    DebitAccountToTransit,
+    /// Outbox: deliver the insurance information form (信息表) to the transfer-in bureau.
+    SendForm,
+    /// Journal: in transit → settled to the transfer-in bureau.
+    SettleTransitToTransferIn,
+    /// Journal: in transit → back to the personal account.
+    ReverseTransitToAccount,
+    /// Outbox: ask the bank gateway to pay the balance in transit (idempotent by transfer id).
+    PayTransitToBank,
+    /// Outbox: tell the transfer-in bureau the transfer is settled.
+    ConfirmSettlement,
+    /// Outbox: ask the transfer-in bureau to abort, and whether it credited.
+    SendAbort,
+}
+
+impl OutState {
+    /// Whether no event can change this state any more.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Rejected(_) | Self::Returned(_) | Self::PaidToBank
+        )
+    }
+
+    /// The state's stable name, as stored and shown.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::InTransit { .. } => "IN_TRANSIT",
+            Self::Aborting { .. } => "ABORTING",
+            Self::PayoutPending => "PAYOUT_PENDING",
+            Self::Completed => "COMPLETED",
+            Self::Rejected(_) => "REJECTED",
+            Self::Returned(_) => "RETURNED",
+            Self::PaidToBank => "PAID_TO_BANK",
+        }
+    }
+}
+
+impl OutEvent {
+    /// The event's stable name, as stored in the history.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FormCredited => "FORM_CREDITED",
+            Self::FormRefused(_) => "FORM_REFUSED",
+            Self::DeadlinePassed(_) => "DEADLINE_PASSED",
+            Self::AbortAnswered(_) => "ABORT_ANSWERED",
+            Self::BankPaid => "BANK_PAID",
+        }
+    }
+}
+
+/// Opens a transfer at the transfer-out bureau from the outcome of its review.
+pub fn open(review: Review) -> Transition<OutState, OutAction> {
+    use OutAction::*;
+    match review {
+        Review::Refused(reason) => Transition::to(OutState::Rejected(reason), vec![]),
+        Review::PayToBankOnly => Transition::to(
+            OutState::PayoutPending,
+            vec![DebitAccountToTransit, PayTransitToBank],
+        ),
+        Review::DeliverForm(balance) => {
+            let actions = match balance {
+                BalanceRoute::StaysPut => vec![SendForm],
+                BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit => {
+                    vec![DebitAccountToTransit, SendForm]
+                }
+            };
+            Transition::to(OutState::InTransit { balance }, actions)
+        }
+    }
+}
+
+/// Applies one event to a transfer at the transfer-out bureau.
+pub fn apply(
+    state: OutState,
+    event: OutEvent,
+) -> Result<Transition<OutState, OutAction>, IllegalEvent> {
+    use OutAction::*;
+    if state.is_terminal() {
+        return Ok(Transition::stay(state));
+    }
+    let illegal = || IllegalEvent {
+        state: state.name(),
+        event: event.name(),
+    };
+    match (state, event) {
+        (OutState::InTransit { balance }, OutEvent::FormCredited)
+        | (OutState::Aborting { balance, .. }, OutEvent::AbortAnswered(InCredit::Credited)) => {
+            Ok(credited(balance))
+        }
+        (OutState::InTransit { balance }, OutEvent::FormRefused(reason)) => {
+            Ok(Transition::to(OutState::Returned(reason), reverse(balance)))
+        }
+        (OutState::InTransit { balance }, OutEvent::DeadlinePassed(fallback)) => Ok(
+            Transition::to(OutState::Aborting { balance, fallback }, vec![SendAbort]),
+        ),
+        (
+            OutState::Aborting { balance, fallback },
+            OutEvent::AbortAnswered(InCredit::NotCredited),
+        ) => Ok(match (balance, fallback) {
+            (BalanceRoute::StaysPut, _) | (_, AbortFallback::ReturnToAccount) => {
+                Transition::to(OutState::Returned(RefusalReason::Aborted), reverse(balance))
+            }
+            (_, AbortFallback::PayToBank) => {
+                Transition::to(OutState::PayoutPending, vec![PayTransitToBank])
+            }
+        }),
+        // A repeated deadline while the abort is under way changes nothing.
+        (OutState::Aborting { .. }, OutEvent::DeadlinePassed(_)) => Ok(Transition::stay(state)),
+        (OutState::PayoutPending, OutEvent::BankPaid) => {
+            Ok(Transition::to(OutState::PaidToBank, vec![]))
+        }
+        _ => Err(illegal()),
+    }
+}
+
+fn credited(balance: BalanceRoute) -> Transition<OutState, OutAction> {
+    use OutAction::*;
+    match balance {
+        BalanceRoute::MovesWithForm => Transition::to(
+            OutState::Completed,
+            vec![SettleTransitToTransferIn, ConfirmSettlement],
+        ),
+        BalanceRoute::StaysPut => Transition::to(OutState::Completed, vec![ConfirmSettlement]),
+        BalanceRoute::ToBankAfterCredit => Transition::to(
+            OutState::PayoutPending,
+            vec![PayTransitToBank, ConfirmSettlement],
+        ),
+    }
+}
+
+fn reverse(balance: BalanceRoute) -> Vec<OutAction> {
+    match balance {
+        BalanceRoute::StaysPut => vec![],
+        BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit => {
+            vec![OutAction::ReverseTransitToAccount]
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_reason() -> impl Strategy<Value = RefusalReason> {
+        proptest::sample::select(RefusalReason::ALL.to_vec())
+    }
+
+    fn any_route() -> impl Strategy<Value = BalanceRoute> {
+        proptest::sample::select(vec![
+            BalanceRoute::MovesWithForm,
+            BalanceRoute::ToBankAfterCredit,
+            BalanceRoute::StaysPut,
+        ])
+    }
+
+    fn any_fallback() -> impl Strategy<Value = AbortFallback> {
+        proptest::sample::select(vec![
+            AbortFallback::PayToBank,
+            AbortFallback::ReturnToAccount,
+        ])
+    }
+
+    fn any_review() -> impl Strategy<Value = Review> {
+        prop_oneof![
+            any_route().prop_map(Review::DeliverForm),
+            Just(Review::PayToBankOnly),
+            any_reason().prop_map(Review::Refused),
+        ]
+    }
+
+    fn any_event() -> impl Strategy<Value = OutEvent> {
+        prop_oneof![
+            Just(OutEvent::FormCredited),
+            any_reason().prop_map(OutEvent::FormRefused),
+            any_fallback().prop_map(OutEvent::DeadlinePassed),
+            Just(OutEvent::AbortAnswered(InCredit::Credited)),
+            Just(OutEvent::AbortAnswered(InCredit::NotCredited)),
+            Just(OutEvent::BankPaid),
+        ]
+    }
+
+    /// Counts the balance in transit as the actions move it: +1 on debit, -1 on each way out.
+    fn transit_after(actions: &[OutAction], mut in_transit: i32) -> i32 {
+        for action in actions {
+            match action {
+                OutAction::DebitAccountToTransit => in_transit += 1,
+                OutAction::SettleTransitToTransferIn
+                | OutAction::ReverseTransitToAccount
+                | OutAction::PayTransitToBank => in_transit -= 1,
+                OutAction::SendForm | OutAction::ConfirmSettlement | OutAction::SendAbort => {}
+            }
+        }
+        in_transit
+    }
+
+    #[test]
+    fn a_connected_transfer_debits_then_settles_on_credit() {
+        let opened = open(Review::DeliverForm(BalanceRoute::MovesWithForm));
+        assert_eq!(
+            opened.actions,
+            vec![OutAction::DebitAccountToTransit, OutAction::SendForm]
+        );
+        let done = apply(opened.next, OutEvent::FormCredited).expect("legal");
+        assert_eq!(done.next, OutState::Completed);
+        assert_eq!(
+            done.actions,
+            vec![
+                OutAction::SettleTransitToTransferIn,
+                OutAction::ConfirmSettlement
+            ]
+        );
+    }
+
+    #[test]
+    fn a_refused_form_returns_the_balance_to_the_account() {
+        let opened = open(Review::DeliverForm(BalanceRoute::MovesWithForm));
+        let refused = RefusalReason::NotEnrolledAtTransferIn;
+        let done = apply(opened.next, OutEvent::FormRefused(refused)).expect("legal");
+        assert_eq!(done.next, OutState::Returned(refused));
+        assert_eq!(done.actions, vec![OutAction::ReverseTransitToAccount]);
+    }
+
+    #[test]
+    fn a_bank_payout_after_delivery_needs_an_abort_answered_not_credited() {
+        let opened = open(Review::DeliverForm(BalanceRoute::MovesWithForm));
+        let aborting = apply(
+            opened.next,
+            OutEvent::DeadlinePassed(AbortFallback::PayToBank),
+        )
+        .expect("legal");
+        assert_eq!(aborting.actions, vec![OutAction::SendAbort]);
+        // Waiting longer is no proof: another deadline does not pay out.
+        let again = apply(
+            aborting.next,
+            OutEvent::DeadlinePassed(AbortFallback::PayToBank),
+        )
+        .expect("legal");
+        assert!(again.actions.is_empty());
+        assert!(apply(aborting.next, OutEvent::BankPaid).is_err());
+        let answered = apply(
+            aborting.next,
+            OutEvent::AbortAnswered(InCredit::NotCredited),
+        )
+        .expect("legal");
+        assert_eq!(answered.next, OutState::PayoutPending);
+        assert_eq!(answered.actions, vec![OutAction::PayTransitToBank]);
+    }
+
+    #[test]
+    fn an_abort_answered_credited_completes_the_transfer() {
+        let opened = open(Review::DeliverForm(BalanceRoute::MovesWithForm));
+        let aborting = apply(
+            opened.next,
+            OutEvent::DeadlinePassed(AbortFallback::ReturnToAccount),
+        )
+        .expect("legal");
+        let answered =
+            apply(aborting.next, OutEvent::AbortAnswered(InCredit::Credited)).expect("legal");
+        assert_eq!(answered.next, OutState::Completed);
+    }
+
+    #[test]
+    fn a_shared_account_transfer_moves_no_money() {
+        let opened = open(Review::DeliverForm(BalanceRoute::StaysPut));
+        assert_eq!(opened.actions, vec![OutAction::SendForm]);
+        let done = apply(opened.next, OutEvent::FormCredited).expect("legal");
+        assert_eq!(done.actions, vec![OutAction::ConfirmSettlement]);
+    }
+
+    #[test]
+    fn a_not_connected_destination_pays_the_bank_at_once() {
+        let opened = open(Review::PayToBankOnly);
+        assert_eq!(opened.next, OutState::PayoutPending);
+        let done = apply(opened.next, OutEvent::BankPaid).expect("legal");
+        assert_eq!(done.next, OutState::PaidToBank);
+    }
+
+    #[test]
+    fn an_event_out_of_place_is_an_error_not_a_panic() {
+        let error = apply(OutState::PayoutPending, OutEvent::FormCredited).expect_err("illegal");
+        assert_eq!(error.state, "PAYOUT_PENDING");
+        assert_eq!(error.event, "FORM_CREDITED");
+    }
+
+    proptest! {
+        #[test]
+        fn terminal_states_absorb_every_event(review in any_review(), events in prop::collection::vec(any_event(), 0..12)) {
+            let mut state = open(review).next;
+            for event in events {
+                let was_terminal = state.is_terminal();
+                if let Ok(transition) = apply(state, event) {
+                    if was_terminal {
+                        prop_assert_eq!(transition.next, state);
+                        prop_assert!(transition.actions.is_empty());
+                    }
+                    state = transition.next;
+                }
+            }
+        }
+
+        #[test]
+        fn the_balance_in_transit_is_resolved_exactly_once(review in any_review(), events in prop::collection::vec(any_event(), 0..12)) {
+            let opened = open(review);
+            let mut state = opened.next;
+            let mut in_transit = transit_after(&opened.actions, 0);
+            for event in events {
+                if let Ok(transition) = apply(state, event) {
+                    in_transit = transit_after(&transition.actions, in_transit);
+                    state = transition.next;
+                }
+                prop_assert!((0..=1).contains(&in_transit), "in transit {in_transit} in {state:?}");
+            }
+            if state.is_terminal() {
+                prop_assert_eq!(in_transit, 0, "terminal {:?} left money in transit", state);
+            }
+        }
+    }
+}
