@@ -15,6 +15,7 @@ pub mod id;
 pub mod money;
 pub mod month;
 pub mod policy;
+pub mod population;
 pub mod region;
 pub mod scheme;
 pub mod transfer;
