@@ -198,8 +198,14 @@ pub fn person(seed: u64, index: u64) -> Result<SyntheticPerson, PopulationError>
 
     let retired = matches!(flow, Flow::RetireePayout | Flow::RefusedRetiree);
     // Index → (birth date, sequence): unique ID numbers without a lookup. Retirees are older.
-    let base = if retired { date(1950, 1, 1) } else { date(1970, 1, 1) };
-    let birth = base.checked_add_days(Days::new(index / 1000)).unwrap_or(base);
+    let base = if retired {
+        date(1950, 1, 1)
+    } else {
+        date(1970, 1, 1)
+    };
+    let birth = base
+        .checked_add_days(Days::new(index / 1000))
+        .unwrap_or(base);
     let sequence = (index % 1000) as u16;
     let birth_region = region(out_code + 2); // a county of the transfer-out city (e.g. 150102)
     let certno = ResidentId::from_parts(birth_region, birth, sequence)
@@ -212,16 +218,24 @@ pub fn person(seed: u64, index: u64) -> Result<SyntheticPerson, PopulationError>
         GIVEN[random.below(16) as usize],
         GIVEN[random.below(16) as usize]
     );
-    let out_scheme =
-        if flow == Flow::ResidentToEmployee { Scheme::Resident } else { Scheme::Employee };
-    let in_scheme =
-        if flow == Flow::EmployeeToResident { Scheme::Resident } else { Scheme::Employee };
+    let out_scheme = if flow == Flow::ResidentToEmployee {
+        Scheme::Resident
+    } else {
+        Scheme::Employee
+    };
+    let in_scheme = if flow == Flow::EmployeeToResident {
+        Scheme::Resident
+    } else {
+        Scheme::Employee
+    };
     let out_state = match flow {
         Flow::RefusedNotStopped => EnrolmentState::Normal,
         _ => EnrolmentState::Suspended,
     };
     let arrears = match flow {
-        Flow::RefusedArrears => Money::from_cents(1_000 + random.below(100_000)).unwrap_or(Money::ZERO),
+        Flow::RefusedArrears => {
+            Money::from_cents(1_000 + random.below(100_000)).unwrap_or(Money::ZERO)
+        }
         _ => Money::ZERO,
     };
     let balance = if out_scheme.has_personal_account() {
@@ -311,7 +325,10 @@ mod tests {
         assert_eq!(a.name, b.name);
         assert_eq!(a.balance, b.balance);
         let other_seed = person(8, 1234).expect("in range");
-        assert_eq!(a.certno, other_seed.certno, "the id depends on the index only");
+        assert_eq!(
+            a.certno, other_seed.certno,
+            "the id depends on the index only"
+        );
     }
 
     #[test]

@@ -1,0 +1,412 @@
+//! The outbox dispatcher: sends queued messages to the peer (or the bank gateway), applies each
+//! answer in the same transaction that removes the message, and retries what the peer did not
+//! answer with exponential backoff and jitter.
+//!
+//! **Invariant:** a message leaves the outbox only in the transaction that applies its answer, so
+//! a crash at any point resends it with the same msgid, and the peer answers with its first
+//! answer. Retries resume after a restart because the schedule lives in the store.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prost::Message;
+use rand::SeedableRng;
+use tokio::sync::Semaphore;
+use yibao_domain::transfer::in_side::InEvent;
+use yibao_domain::transfer::out_side::{InCredit, OutEvent};
+use yibao_proto::platform::v1 as platform;
+use yibao_proto::platform::v1::transfer_in_platform_service_client::TransferInPlatformServiceClient;
+use yibao_proto::platform::v1::transfer_out_platform_service_client::TransferOutPlatformServiceClient;
+use yibao_runtime::retry::{Backoff, is_retryable};
+use yibao_store::OutboxMessage;
+
+use crate::error::Error;
+use crate::messages::Kind;
+use crate::state::Bureau;
+use crate::{inn, out, record};
+
+/// How the dispatcher behaves; from the service configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Messages fetched per round.
+    pub batch_limit: u32,
+    /// The deadline of one delivery attempt.
+    pub attempt_timeout: Duration,
+    /// Backoff between attempts.
+    pub backoff: Backoff,
+    /// How long to sleep when nothing is due and nothing wakes us.
+    pub idle_poll: Duration,
+    /// Deliveries in flight at once.
+    pub concurrency: usize,
+}
+
+/// Applies an answer inside the transaction that acknowledges the message; `Some` is a problem
+/// that keeps the message queued.
+type ApplyAnswer =
+    Box<dyn FnOnce(&mut dyn yibao_store::Tx, &Bureau) -> Result<Option<String>, Error> + Send>;
+
+/// What one delivery attempt produced.
+enum Answer {
+    /// The message was answered: apply and acknowledge.
+    Applied,
+    /// The peer did not answer (retryable status) or answered with a non-zero infcode.
+    Failed(String),
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(
+    bureau: Arc<Bureau>,
+    settings: Settings,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let mut clock_ticks = bureau.clock.subscribe();
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        let now = bureau.clock.now();
+        let limit = settings.batch_limit;
+        let due = bureau
+            .store
+            .read(move |tx| tx.due_messages(now, limit))
+            .await;
+        let due: Vec<OutboxMessage> = match due {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(%error, "outbox read failed; retrying");
+                Vec::new()
+            }
+        };
+        let mut started = 0;
+        for message in due {
+            let fresh = in_flight
+                .lock()
+                .map(|mut set| set.insert(message.id))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break;
+            };
+            started += 1;
+            let bureau = bureau.clone();
+            let settings = settings.clone();
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move {
+                deliver(&bureau, &settings, message.clone()).await;
+                if let Ok(mut set) = in_flight.lock() {
+                    set.remove(&message.id);
+                }
+                drop(permit);
+            });
+        }
+        sweep_deadlines(&bureau).await;
+        if started > 0 {
+            continue;
+        }
+        let next_due = bureau
+            .store
+            .read(|tx| tx.next_due_at())
+            .await
+            .ok()
+            .flatten();
+        let wait = next_due
+            .map(|at| (at - bureau.clock.now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(settings.idle_poll)
+            .min(settings.idle_poll)
+            .max(Duration::from_millis(1));
+        tokio::select! {
+            _ = bureau.dispatch_now.notified() => {}
+            _ = clock_ticks.changed() => {}
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+async fn deliver(bureau: &Arc<Bureau>, settings: &Settings, message: OutboxMessage) {
+    let attempt = message.attempts + 1;
+    let answer = attempt_delivery(bureau, settings, &message, attempt).await;
+    let outcome = match answer {
+        Ok(Answer::Applied) => return,
+        Ok(Answer::Failed(why)) => why,
+        Err(status) => {
+            if status.code() == tonic::Code::Unavailable {
+                bureau.peer.reset();
+            }
+            let kind = if is_retryable(&status) {
+                "retryable"
+            } else {
+                "not retryable"
+            };
+            format!("{kind} {:?}: {}", status.code(), status.message())
+        }
+    };
+    let mut rng = rand::rngs::StdRng::from_os_rng();
+    let delay = settings.backoff.delay(attempt, &mut rng);
+    let next = bureau.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    let id = message.id;
+    let transfer_id = message.transfer_id.clone();
+    let kind = message.kind.clone();
+    let bureau_for_tx = bureau.clone();
+    let result = bureau
+        .store
+        .write(move |tx| -> Result<(), Error> {
+            tx.message_retry_later(id, attempt, next, &outcome)?;
+            let state = record::load(tx, &transfer_id)?
+                .map(|d| d.state.name())
+                .unwrap_or("");
+            record::note(
+                tx,
+                &bureau_for_tx,
+                &transfer_id,
+                state,
+                "DELIVERY_RETRY",
+                format!(
+                    "{kind} attempt {attempt} failed ({outcome}); next attempt in {} ms",
+                    delay.as_millis()
+                ),
+                attempt,
+            )
+        })
+        .await;
+    if let Err(error) = result {
+        tracing::warn!(%error, "could not reschedule an outbox message");
+    }
+}
+
+async fn attempt_delivery(
+    bureau: &Arc<Bureau>,
+    settings: &Settings,
+    message: &OutboxMessage,
+    attempt: u32,
+) -> Result<Answer, tonic::Status> {
+    let Some(kind) = Kind::parse(&message.kind) else {
+        return Ok(Answer::Failed(format!(
+            "unknown message kind {}",
+            message.kind
+        )));
+    };
+    let decode_error = |_| tonic::Status::internal("stored message does not decode");
+    let timeout = settings.attempt_timeout;
+    let answer: ApplyAnswer = match kind {
+        Kind::RequestTransferOut => {
+            let request = platform::RequestTransferOutRequest::decode(message.payload.as_slice())
+                .map_err(decode_error)?;
+            let mut client = TransferOutPlatformServiceClient::new(bureau.peer.channel()?);
+            let mut call = tonic::Request::new(request);
+            call.set_timeout(timeout);
+            let response = tokio::time::timeout(timeout, client.request_transfer_out(call))
+                .await
+                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
+                .into_inner();
+            let transfer_id = message.transfer_id.clone();
+            if let Some(failure) = failed_reply(response.reply.as_ref()) {
+                return Ok(Answer::Failed(failure));
+            }
+            Box::new(move |tx, bureau| {
+                use platform::request_transfer_out_response::Decision;
+                let (event, detail) = match response.decision {
+                    Some(Decision::Accepted(_)) => (
+                        InEvent::RequestAccepted,
+                        "the transfer-out bureau accepted".to_owned(),
+                    ),
+                    Some(Decision::Rejected(rejection)) => {
+                        let reason = crate::convert::domain_reason(rejection.reason_code);
+                        (
+                            InEvent::RequestRefused(reason),
+                            format!("the transfer-out bureau refused: {}", reason.message()),
+                        )
+                    }
+                    None => return Ok(Some("the answer carried no decision".to_owned())),
+                };
+                inn::apply(tx, bureau, &transfer_id, event, detail, attempt)?;
+                Ok(None)
+            })
+        }
+        Kind::DeliverForm => {
+            let request =
+                platform::DeliverInsuranceRecordRequest::decode(message.payload.as_slice())
+                    .map_err(decode_error)?;
+            let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
+            let mut call = tonic::Request::new(request);
+            call.set_timeout(timeout);
+            let response = tokio::time::timeout(timeout, client.deliver_insurance_record(call))
+                .await
+                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
+                .into_inner();
+            if let Some(failure) = failed_reply(response.reply.as_ref()) {
+                return Ok(Answer::Failed(failure));
+            }
+            let transfer_id = message.transfer_id.clone();
+            Box::new(move |tx, bureau| {
+                let outcome = response.acknowledgement.and_then(|ack| ack.outcome);
+                let Some(event) = out::form_answer_event(outcome.as_ref()) else {
+                    return Ok(Some("the answer carried no outcome".to_owned()));
+                };
+                let detail = match event {
+                    OutEvent::FormCredited => "the transfer-in bureau credited the form".to_owned(),
+                    OutEvent::FormRefused(reason) => format!(
+                        "the transfer-in bureau refused the form: {}",
+                        reason.message()
+                    ),
+                    _ => String::new(),
+                };
+                out::apply(tx, bureau, &transfer_id, event, detail, attempt)?;
+                Ok(None)
+            })
+        }
+        Kind::ConfirmSettlement => {
+            let request = platform::ConfirmSettlementRequest::decode(message.payload.as_slice())
+                .map_err(decode_error)?;
+            let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
+            let mut call = tonic::Request::new(request);
+            call.set_timeout(timeout);
+            let response = tokio::time::timeout(timeout, client.confirm_settlement(call))
+                .await
+                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
+                .into_inner();
+            if let Some(failure) = failed_reply(response.reply.as_ref()) {
+                return Ok(Answer::Failed(failure));
+            }
+            Box::new(|_, _| Ok(None))
+        }
+        Kind::Abort => {
+            let request = platform::AbortTransferRequest::decode(message.payload.as_slice())
+                .map_err(decode_error)?;
+            let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
+            let mut call = tonic::Request::new(request);
+            call.set_timeout(timeout);
+            let response = tokio::time::timeout(timeout, client.abort_transfer(call))
+                .await
+                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
+                .into_inner();
+            if let Some(failure) = failed_reply(response.reply.as_ref()) {
+                return Ok(Answer::Failed(failure));
+            }
+            let transfer_id = message.transfer_id.clone();
+            Box::new(move |tx, bureau| {
+                let (credit, detail) = if response.credited {
+                    (InCredit::Credited, "the transfer-in bureau had credited")
+                } else {
+                    (
+                        InCredit::NotCredited,
+                        "the transfer-in bureau confirmed it did not and will not credit",
+                    )
+                };
+                out::apply(
+                    tx,
+                    bureau,
+                    &transfer_id,
+                    OutEvent::AbortAnswered(credit),
+                    detail.to_owned(),
+                    attempt,
+                )?;
+                Ok(None)
+            })
+        }
+        Kind::BankPayout => {
+            let calls = bureau
+                .bank_calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            let every = u64::from(bureau.bank_failure_every);
+            if every > 0 && calls.is_multiple_of(every) {
+                return Err(tonic::Status::unavailable("simulated bank gateway failure"));
+            }
+            let transfer_id = message.transfer_id.clone();
+            Box::new(move |tx, bureau| {
+                // The simulated gateway is idempotent by transfer id.
+                let key = format!("bank-paid:{transfer_id}");
+                if tx.setting(&key)?.is_none() {
+                    tx.put_setting(&key, &bureau.clock.now().to_rfc3339())?;
+                }
+                out::apply(
+                    tx,
+                    bureau,
+                    &transfer_id,
+                    OutEvent::BankPaid,
+                    "the bank gateway paid the balance".to_owned(),
+                    attempt,
+                )?;
+                Ok(None)
+            })
+        }
+    };
+    let id = message.id;
+    let transfer_id = message.transfer_id.clone();
+    let worker = bureau.clone();
+    let applied = bureau
+        .store
+        .write(move |tx| -> Result<Option<String>, Error> {
+            let problem = answer(tx, &worker)?;
+            if problem.is_none() {
+                tx.message_acknowledged(id)?;
+            }
+            Ok(problem)
+        })
+        .await;
+    bureau.changed(&transfer_id);
+    match applied {
+        Ok(None) => Ok(Answer::Applied),
+        Ok(Some(problem)) => Ok(Answer::Failed(problem)),
+        Err(error) => {
+            tracing::error!(%error, transfer_id = %transfer_id, "could not apply an answer");
+            Ok(Answer::Failed("the answer could not be applied".to_owned()))
+        }
+    }
+}
+
+fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
+    match reply {
+        Some(reply) if reply.infcode == 0 => None,
+        Some(reply) => Some(format!("infcode {}: {}", reply.infcode, reply.err_msg)),
+        None => Some("the answer carried no reply".to_owned()),
+    }
+}
+
+/// Opens an abort for every in-transit transfer-out transfer whose whole-process deadline passed.
+async fn sweep_deadlines(bureau: &Arc<Bureau>) {
+    let today = bureau.clock.today();
+    let worker = bureau.clone();
+    let result = bureau
+        .store
+        .write(move |tx| -> Result<Vec<String>, Error> {
+            let overdue = tx.open_transfers_due_before(today, 100)?;
+            let mut changed = Vec::new();
+            for row in overdue {
+                let Some(document) = record::load(tx, &row.transfer_id)? else {
+                    continue;
+                };
+                if let crate::document::Stored::Out(crate::document::StoredOut::InTransit {
+                    ..
+                }) = document.state
+                {
+                    let fallback = out::abort_fallback(&document);
+                    out::apply(
+                        tx,
+                        &worker,
+                        &row.transfer_id,
+                        OutEvent::DeadlinePassed(fallback),
+                        "the whole-process deadline passed without a credit".to_owned(),
+                        0,
+                    )?;
+                    changed.push(row.transfer_id);
+                }
+            }
+            Ok(changed)
+        })
+        .await;
+    match result {
+        Ok(changed) => {
+            for id in changed {
+                bureau.changed(&id);
+            }
+        }
+        Err(error) => tracing::warn!(%error, "deadline sweep failed"),
+    }
+}

@@ -1,0 +1,90 @@
+//! The bureau's error type and its one mapping to `tonic::Status`.
+//!
+//! Statuses name the field and the rule, never internals (SQL, paths) and never personal data.
+
+use tonic::{Code, Status};
+use yibao_domain::transfer::RefusalReason;
+
+/// Everything a bureau handler can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A field of the request is malformed.
+    #[error("{field}: {rule}")]
+    InvalidArgument {
+        /// The request field, as named in the proto.
+        field: &'static str,
+        /// What is wrong with it.
+        rule: String,
+    },
+    /// The application is refused for a domain reason.
+    #[error("{0}")]
+    Refused(RefusalReason),
+    /// The person already has an open transfer.
+    #[error("the person already has an open transfer {0}")]
+    OpenTransferExists(String),
+    /// Nothing with that id.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// The admin API or test clock is disabled, or the call does not fit the configuration.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A storage failure: logged where handled, never shown in detail.
+    #[error("storage: {0}")]
+    Store(#[from] yibao_store::Error),
+    /// A broken invariant: the state machine refused an event this bureau produced.
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A malformed field.
+    pub fn invalid(field: &'static str, rule: impl ToString) -> Self {
+        Self::InvalidArgument {
+            field,
+            rule: rule.to_string(),
+        }
+    }
+}
+
+impl From<yibao_domain::transfer::IllegalEvent> for Error {
+    fn from(error: yibao_domain::transfer::IllegalEvent) -> Self {
+        Self::Internal(error.to_string())
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
+            Error::Refused(reason) => {
+                let mut status = Status::failed_precondition(reason.to_string());
+                if let Ok(value) = reason.code().parse() {
+                    status.metadata_mut().insert("yibao-refusal-reason", value);
+                }
+                status
+            }
+            Error::OpenTransferExists(ref id) => {
+                let mut status = Status::already_exists(error.to_string());
+                if let Ok(value) = id.parse() {
+                    status
+                        .metadata_mut()
+                        .insert("yibao-open-transfer-id", value);
+                }
+                status
+            }
+            Error::NotFound(_) => Status::not_found(error.to_string()),
+            Error::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            Error::Store(yibao_store::Error::Closed) => {
+                Status::unavailable("the bureau is shutting down")
+            }
+            Error::Store(ref inner) => {
+                tracing::error!(error = %inner, "storage failure");
+                Status::new(Code::Internal, "storage failure")
+            }
+            Error::Internal(ref message) => {
+                tracing::error!(%message, "broken invariant");
+                Status::internal("internal error")
+            }
+        }
+    }
+}

@@ -1,0 +1,796 @@
+//! A bureau service's settings, loaded in layers: defaults, then a TOML file, then environment
+//! variables, then command-line flags; each layer overrides only what it sets.
+//!
+//! | setting | file key | environment | flag | default |
+//! | --- | --- | --- | --- | --- |
+//! | settings file | — | `YIBAO_CONFIG` | `--config` | none |
+//! | listen address | `listen` | `YIBAO_LISTEN` | `--listen` | `127.0.0.1:50051` (out), `:50052` (in) |
+//! | data directory | `data_dir` | `YIBAO_DATA_DIR` | `--data-dir` | `data/<role>` |
+//! | region directory | `directory` | `YIBAO_DIRECTORY` | `--directory` | `deploy/regions.toml` |
+//! | peer bureau | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default address |
+//! | admin API | `admin_enabled` | `YIBAO_ADMIN` | `--admin[=BOOL]` | `false` |
+//! | test clock | `test_clock` | `YIBAO_TEST_CLOCK` | `--test-clock[=BOOL]` | `false` |
+//! | calendar year files | `calendar_dir` | `YIBAO_CALENDAR_DIR` | `--calendar-dir` | none |
+//! | log format | `log_format` | `YIBAO_LOG_FORMAT` | `--log-format` | `text` |
+//! | port file | `port_file` | `YIBAO_PORT_FILE` | `--port-file` | none |
+//! | shutdown bound | `shutdown_timeout_ms` | — | — | 5000 |
+//! | outbox dispatcher | `[dispatcher]` table | — | — | see [`DispatcherSettings`] |
+//! | simulated bank | `[bank]` table | — | — | see [`BankSettings`] |
+//!
+//! Relative paths are relative to the working directory. An empty environment variable counts as
+//! unset. The role (transfer-out or transfer-in) is fixed by the binary, never configured. Every
+//! value is validated after the layers are merged, and each error names the setting.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::directory::BureauRole;
+use crate::retry::{Backoff, BackoffError};
+
+/// The growth factor of the dispatcher's retry backoff. Not configurable: doubling is the
+/// conventional choice and one less knob to get wrong.
+pub const BACKOFF_MULTIPLIER: f64 = 2.0;
+
+/// The largest value accepted for any of the millisecond timeouts and polls below (a minute).
+pub const MAX_TIMEOUT_MS: u64 = 60_000;
+
+/// The largest outbox batch the dispatcher may be configured to send at once.
+pub const MAX_BATCH_LIMIT: u32 = 10_000;
+
+/// How the service writes its logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// Parses `text` or `json`, ignoring case.
+    fn parse(text: &str) -> Option<Self> {
+        match text.to_ascii_lowercase().as_str() {
+            "text" => Some(Self::Text),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Command-line flags shared by both bureau binaries (flatten into the binary's parser). Each
+/// overrides the environment and the settings file.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct ServiceArgs {
+    /// Service settings file (TOML). Environment: YIBAO_CONFIG.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port. Environment: YIBAO_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Directory for the bureau's ledger. Environment: YIBAO_DATA_DIR.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Region directory file. Environment: YIBAO_DIRECTORY.
+    #[arg(long, value_name = "PATH")]
+    pub directory: Option<PathBuf>,
+    /// The other bureau's endpoint, e.g. http://127.0.0.1:50052. Environment: YIBAO_PEER.
+    #[arg(long, value_name = "URL")]
+    pub peer: Option<String>,
+    /// Serve the admin API (test clock, seeding, faults). Environment: YIBAO_ADMIN.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub admin: Option<bool>,
+    /// Run on a test clock that the admin API can move forward. Environment: YIBAO_TEST_CLOCK.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub test_clock: Option<bool>,
+    /// Directory of extra working-day calendar year files (*.toml). Environment:
+    /// YIBAO_CALENDAR_DIR.
+    #[arg(long, value_name = "DIR")]
+    pub calendar_dir: Option<PathBuf>,
+    /// Log format. Environment: YIBAO_LOG_FORMAT.
+    #[arg(long, value_name = "FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// After binding, write the bound address (e.g. 127.0.0.1:41234) to this file. Environment:
+    /// YIBAO_PORT_FILE.
+    #[arg(long, value_name = "PATH")]
+    pub port_file: Option<PathBuf>,
+}
+
+/// The outbox dispatcher's limits.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatcherSettings {
+    /// The most outbox messages claimed and sent per round, so one round's work and memory stay
+    /// bounded (1–10,000). Default 128.
+    pub batch_limit: u32,
+    /// The deadline of one delivery attempt, sent as `grpc-timeout` (1–60,000 ms). Default 2000.
+    pub attempt_timeout_ms: u64,
+    /// The ceiling of the first retry's delay (at least 1 ms). Default 50.
+    pub backoff_initial_ms: u64,
+    /// The cap on any retry delay (at least the initial delay, at most an hour). Default 10,000.
+    pub backoff_max_ms: u64,
+    /// How long an idle dispatcher waits before looking at the outbox again, in case it missed a
+    /// wake-up (1–60,000 ms). Default 200.
+    pub idle_poll_ms: u64,
+}
+
+/// The simulated bank gateway that receives payouts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BankSettings {
+    /// Make every n-th call to the bank fail (as a transient outage), to exercise payout retries;
+    /// 0 means never. Default 0.
+    pub failure_every: u32,
+}
+
+/// A bureau service's settings, merged from every layer and validated.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServiceConfig {
+    /// Which bureau this service is; set by the binary.
+    pub role: BureauRole,
+    /// Where to accept gRPC connections; port 0 picks a free port (see `port_file`).
+    pub listen: SocketAddr,
+    /// Where the bureau keeps its ledger.
+    pub data_dir: PathBuf,
+    /// The region directory file both services read.
+    pub directory: PathBuf,
+    /// The other bureau's gRPC endpoint (`http://host:port`), the platform hop.
+    pub peer_endpoint: String,
+    /// Whether to serve the admin API; off unless asked for, since it can move the clock and seed.
+    pub admin_enabled: bool,
+    /// Whether the clock is a test clock that the admin API can move forward.
+    pub test_clock: bool,
+    /// A directory of extra calendar year files, for years after the shipped 2026.
+    pub calendar_dir: Option<PathBuf>,
+    /// How logs are written.
+    pub log_format: LogFormat,
+    /// Where to write the bound address after binding, so a harness can use port 0.
+    pub port_file: Option<PathBuf>,
+    /// The longest graceful shutdown may take before connections are dropped (1–60,000 ms).
+    pub shutdown_timeout_ms: u64,
+    /// The outbox dispatcher's limits.
+    pub dispatcher: DispatcherSettings,
+    /// The simulated bank gateway.
+    pub bank: BankSettings,
+}
+
+/// Why the settings could not be loaded. Each message names the setting (or file) at fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The settings file could not be read.
+    #[error("settings file {path}: {source}")]
+    ReadFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The settings file is not TOML of the expected shape (the message names line and key).
+    #[error("settings file {path}: {message}")]
+    ParseFile {
+        /// The file.
+        path: PathBuf,
+        /// The parser's description.
+        message: String,
+    },
+    /// An environment variable holds a value that does not parse.
+    #[error("environment variable {variable}={value:?}: {message}")]
+    Environment {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// What was expected.
+        message: String,
+    },
+    /// A merged value breaks a limit.
+    #[error("setting `{setting}`: {message}")]
+    Invalid {
+        /// The setting, as its file key (`dispatcher.batch_limit`).
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The settings file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLayer {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    directory: Option<PathBuf>,
+    peer_endpoint: Option<String>,
+    admin_enabled: Option<bool>,
+    test_clock: Option<bool>,
+    calendar_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    port_file: Option<PathBuf>,
+    shutdown_timeout_ms: Option<u64>,
+    dispatcher: Option<DispatcherSettings>,
+    bank: Option<BankSettings>,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        Self {
+            batch_limit: 128,
+            attempt_timeout_ms: 2000,
+            backoff_initial_ms: 50,
+            backoff_max_ms: 10_000,
+            idle_poll_ms: 200,
+        }
+    }
+}
+
+impl DispatcherSettings {
+    /// The retry backoff these settings describe.
+    ///
+    /// # Errors
+    /// If the backoff limits are out of bounds (never, after [`ServiceConfig::validate`]).
+    pub fn backoff(&self) -> Result<Backoff, BackoffError> {
+        Backoff::try_new(
+            Duration::from_millis(self.backoff_initial_ms),
+            Duration::from_millis(self.backoff_max_ms),
+            BACKOFF_MULTIPLIER,
+        )
+    }
+
+    /// The deadline of one delivery attempt.
+    #[must_use]
+    pub fn attempt_timeout(&self) -> Duration {
+        Duration::from_millis(self.attempt_timeout_ms)
+    }
+
+    /// How long an idle dispatcher waits before looking again.
+    #[must_use]
+    pub fn idle_poll(&self) -> Duration {
+        Duration::from_millis(self.idle_poll_ms)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_BATCH_LIMIT).contains(&self.batch_limit) {
+            return Err(invalid(
+                "dispatcher.batch_limit",
+                format!("is {}; it must be 1-{MAX_BATCH_LIMIT}", self.batch_limit),
+            ));
+        }
+        check_ms("dispatcher.attempt_timeout_ms", self.attempt_timeout_ms)?;
+        check_ms("dispatcher.idle_poll_ms", self.idle_poll_ms)?;
+        self.backoff().map(|_| ()).map_err(|e| {
+            let setting = match e {
+                BackoffError::InitialZero => "dispatcher.backoff_initial_ms",
+                _ => "dispatcher.backoff_max_ms",
+            };
+            invalid(setting, e.to_string())
+        })
+    }
+}
+
+impl ServiceConfig {
+    /// The defaults for `role`, before any file, environment variable or flag.
+    #[must_use]
+    pub fn defaults(role: BureauRole) -> Self {
+        Self {
+            role,
+            listen: default_listen(role),
+            data_dir: Path::new("data").join(role.as_str()),
+            directory: PathBuf::from("deploy/regions.toml"),
+            peer_endpoint: format!("http://{}", default_listen(role.peer())),
+            admin_enabled: false,
+            test_clock: false,
+            calendar_dir: None,
+            log_format: LogFormat::Text,
+            port_file: None,
+            shutdown_timeout_ms: 5000,
+            dispatcher: DispatcherSettings::default(),
+            bank: BankSettings::default(),
+        }
+    }
+
+    /// Loads the settings for `role`: defaults, then the settings file (`--config` or
+    /// `YIBAO_CONFIG`), then the process environment, then `args`; then validates.
+    ///
+    /// # Errors
+    /// If the file cannot be read or parsed, a variable does not parse, or a value is out of
+    /// bounds; the error names the setting.
+    pub fn load(role: BureauRole, args: &ServiceArgs) -> Result<Self, ConfigError> {
+        Self::load_with_environment(role, args, |name| {
+            std::env::var_os(name).map(|value| value.to_string_lossy().into_owned())
+        })
+    }
+
+    /// As [`ServiceConfig::load`], reading environment variables through `environment` (so tests
+    /// need not change the process environment).
+    ///
+    /// # Errors
+    /// As [`ServiceConfig::load`].
+    pub fn load_with_environment(
+        role: BureauRole,
+        args: &ServiceArgs,
+        environment: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let environment = |name: &str| environment(name).filter(|value| !value.is_empty());
+        let mut config = Self::defaults(role);
+        let file_path = args
+            .config
+            .clone()
+            .or_else(|| environment("YIBAO_CONFIG").map(PathBuf::from));
+        if let Some(path) = file_path {
+            config.apply_file(read_file_layer(&path)?);
+        }
+        config.apply_environment(&environment)?;
+        config.apply_args(args);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every limit; the error names the first setting out of bounds.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the setting.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_endpoint(&self.peer_endpoint)?;
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        if self.directory.as_os_str().is_empty() {
+            return Err(invalid("directory", "must not be empty"));
+        }
+        if self
+            .calendar_dir
+            .as_ref()
+            .is_some_and(|dir| dir.as_os_str().is_empty())
+        {
+            return Err(invalid("calendar_dir", "must not be empty when set"));
+        }
+        if self
+            .port_file
+            .as_ref()
+            .is_some_and(|file| file.as_os_str().is_empty())
+        {
+            return Err(invalid("port_file", "must not be empty when set"));
+        }
+        check_ms("shutdown_timeout_ms", self.shutdown_timeout_ms)?;
+        self.dispatcher.validate()
+    }
+
+    /// The longest graceful shutdown may take.
+    #[must_use]
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+
+    fn apply_file(&mut self, file: FileLayer) {
+        let FileLayer {
+            listen,
+            data_dir,
+            directory,
+            peer_endpoint,
+            admin_enabled,
+            test_clock,
+            calendar_dir,
+            log_format,
+            port_file,
+            shutdown_timeout_ms,
+            dispatcher,
+            bank,
+        } = file;
+        override_with(&mut self.listen, listen);
+        override_with(&mut self.data_dir, data_dir);
+        override_with(&mut self.directory, directory);
+        override_with(&mut self.peer_endpoint, peer_endpoint);
+        override_with(&mut self.admin_enabled, admin_enabled);
+        override_with(&mut self.test_clock, test_clock);
+        self.calendar_dir = calendar_dir.or(self.calendar_dir.take());
+        override_with(&mut self.log_format, log_format);
+        self.port_file = port_file.or(self.port_file.take());
+        override_with(&mut self.shutdown_timeout_ms, shutdown_timeout_ms);
+        override_with(&mut self.dispatcher, dispatcher);
+        override_with(&mut self.bank, bank);
+    }
+
+    fn apply_environment(
+        &mut self,
+        environment: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(value) = environment("YIBAO_LISTEN") {
+            self.listen = value
+                .parse()
+                .map_err(|_| environment_error("YIBAO_LISTEN", value, "expected host:port"))?;
+        }
+        if let Some(value) = environment("YIBAO_DATA_DIR") {
+            self.data_dir = PathBuf::from(value);
+        }
+        if let Some(value) = environment("YIBAO_DIRECTORY") {
+            self.directory = PathBuf::from(value);
+        }
+        if let Some(value) = environment("YIBAO_PEER") {
+            self.peer_endpoint = value;
+        }
+        if let Some(value) = environment("YIBAO_ADMIN") {
+            self.admin_enabled = parse_bool("YIBAO_ADMIN", value)?;
+        }
+        if let Some(value) = environment("YIBAO_TEST_CLOCK") {
+            self.test_clock = parse_bool("YIBAO_TEST_CLOCK", value)?;
+        }
+        if let Some(value) = environment("YIBAO_CALENDAR_DIR") {
+            self.calendar_dir = Some(PathBuf::from(value));
+        }
+        if let Some(value) = environment("YIBAO_LOG_FORMAT") {
+            self.log_format = LogFormat::parse(&value).ok_or_else(|| {
+                environment_error("YIBAO_LOG_FORMAT", value, "expected text or json")
+            })?;
+        }
+        if let Some(value) = environment("YIBAO_PORT_FILE") {
+            self.port_file = Some(PathBuf::from(value));
+        }
+        Ok(())
+    }
+
+    fn apply_args(&mut self, args: &ServiceArgs) {
+        override_with(&mut self.listen, args.listen);
+        override_with(&mut self.data_dir, args.data_dir.clone());
+        override_with(&mut self.directory, args.directory.clone());
+        override_with(&mut self.peer_endpoint, args.peer.clone());
+        override_with(&mut self.admin_enabled, args.admin);
+        override_with(&mut self.test_clock, args.test_clock);
+        if let Some(dir) = &args.calendar_dir {
+            self.calendar_dir = Some(dir.clone());
+        }
+        override_with(&mut self.log_format, args.log_format);
+        if let Some(file) = &args.port_file {
+            self.port_file = Some(file.clone());
+        }
+    }
+}
+
+/// The default listen address of each role: 50051 for transfer-out, 50052 for transfer-in.
+#[must_use]
+pub fn default_listen(role: BureauRole) -> SocketAddr {
+    let port = match role {
+        BureauRole::TransferOut => 50051,
+        BureauRole::TransferIn => 50052,
+    };
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+fn override_with<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+fn read_file_layer(path: &Path) -> Result<FileLayer, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+fn environment_error(variable: &'static str, value: String, message: &str) -> ConfigError {
+    ConfigError::Environment {
+        variable,
+        value,
+        message: message.to_owned(),
+    }
+}
+
+fn parse_bool(variable: &'static str, value: String) -> Result<bool, ConfigError> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(environment_error(
+            variable,
+            value,
+            "expected true or false (also 1/0, yes/no, on/off)",
+        )),
+    }
+}
+
+fn check_ms(setting: &'static str, value: u64) -> Result<(), ConfigError> {
+    if (1..=MAX_TIMEOUT_MS).contains(&value) {
+        Ok(())
+    } else {
+        Err(invalid(
+            setting,
+            format!("is {value}; it must be 1-{MAX_TIMEOUT_MS} ms"),
+        ))
+    }
+}
+
+/// A peer endpoint must be an absolute `http` or `https` URI with a host and port, and no path.
+fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
+    let uri: tonic::transport::Uri = endpoint
+        .parse()
+        .map_err(|e| invalid("peer_endpoint", format!("{endpoint:?} is not a URI: {e}")))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(invalid(
+            "peer_endpoint",
+            format!("{endpoint:?} must start with http:// or https://"),
+        ));
+    }
+    let has_port = uri.authority().is_some_and(|a| a.port_u16().is_some());
+    if !has_port {
+        return Err(invalid(
+            "peer_endpoint",
+            format!("{endpoint:?} must name a host and port"),
+        ));
+    }
+    if !matches!(uri.path(), "" | "/") {
+        return Err(invalid(
+            "peer_endpoint",
+            format!("{endpoint:?} must not have a path"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use clap::Parser;
+
+    use super::*;
+
+    /// A stand-in for a binary's parser, flattening the shared flags.
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        service: ServiceArgs,
+    }
+
+    fn args(flags: &[&str]) -> ServiceArgs {
+        let argv = std::iter::once("bureau").chain(flags.iter().copied());
+        Cli::try_parse_from(argv).expect("flags parse").service
+    }
+
+    fn load(
+        role: BureauRole,
+        flags: &[&str],
+        env: &[(&str, &str)],
+    ) -> Result<ServiceConfig, ConfigError> {
+        let env: HashMap<String, String> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        ServiceConfig::load_with_environment(role, &args(flags), |name| env.get(name).cloned())
+    }
+
+    fn setting_of(result: Result<ServiceConfig, ConfigError>) -> &'static str {
+        match result {
+            Err(ConfigError::Invalid { setting, .. }) => setting,
+            other => panic!("expected an invalid setting, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_pair_the_two_roles_on_neighbouring_ports() {
+        let out = load(BureauRole::TransferOut, &[], &[]).expect("defaults are valid");
+        let into = load(BureauRole::TransferIn, &[], &[]).expect("defaults are valid");
+        assert_eq!(out.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(into.listen.to_string(), "127.0.0.1:50052");
+        assert_eq!(out.peer_endpoint, "http://127.0.0.1:50052");
+        assert_eq!(into.peer_endpoint, "http://127.0.0.1:50051");
+        assert_eq!(out.data_dir, PathBuf::from("data/transfer-out"));
+        assert_eq!(out.directory, PathBuf::from("deploy/regions.toml"));
+        assert!(!out.admin_enabled && !out.test_clock);
+        assert_eq!(out.shutdown_timeout(), Duration::from_secs(5));
+        assert_eq!(out.dispatcher, DispatcherSettings::default());
+        assert_eq!(out.bank.failure_every, 0);
+        assert_eq!(out.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn each_layer_overrides_the_one_below() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("service.toml");
+        std::fs::write(
+            &file,
+            r#"
+listen = "127.0.0.1:6000"
+data_dir = "/var/file"
+directory = "/etc/file-regions.toml"
+admin_enabled = true
+shutdown_timeout_ms = 1500
+[dispatcher]
+batch_limit = 64
+[bank]
+failure_every = 7
+"#,
+        )
+        .expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let config = load(
+            BureauRole::TransferIn,
+            &["--config", &path, "--listen", "127.0.0.1:0"],
+            &[
+                ("YIBAO_LISTEN", "127.0.0.1:7000"),
+                ("YIBAO_DATA_DIR", "/var/env"),
+                ("YIBAO_ADMIN", "false"),
+                ("YIBAO_LOG_FORMAT", "JSON"),
+            ],
+        )
+        .expect("valid layers");
+        // Flag beats environment beats file.
+        assert_eq!(config.listen.to_string(), "127.0.0.1:0");
+        // Environment beats file.
+        assert_eq!(config.data_dir, PathBuf::from("/var/env"));
+        assert!(!config.admin_enabled);
+        assert_eq!(config.log_format, LogFormat::Json);
+        // File beats default; omitted keys keep their defaults.
+        assert_eq!(config.directory, PathBuf::from("/etc/file-regions.toml"));
+        assert_eq!(config.shutdown_timeout_ms, 1500);
+        assert_eq!(config.dispatcher.batch_limit, 64);
+        assert_eq!(config.dispatcher.attempt_timeout_ms, 2000);
+        assert_eq!(config.bank.failure_every, 7);
+        assert_eq!(config.peer_endpoint, "http://127.0.0.1:50051");
+    }
+
+    #[test]
+    fn the_settings_file_may_be_named_by_the_environment() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("service.toml");
+        std::fs::write(&file, "test_clock = true\n").expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let config = load(BureauRole::TransferOut, &[], &[("YIBAO_CONFIG", &path)]).expect("valid");
+        assert!(config.test_clock);
+    }
+
+    #[test]
+    fn boolean_flags_may_be_given_bare_or_with_a_value() {
+        let on = load(BureauRole::TransferOut, &["--admin", "--test-clock"], &[]).expect("valid");
+        assert!(on.admin_enabled && on.test_clock);
+        let off = load(
+            BureauRole::TransferOut,
+            &["--admin=false"],
+            &[("YIBAO_ADMIN", "1")],
+        )
+        .expect("valid");
+        assert!(!off.admin_enabled);
+    }
+
+    #[test]
+    fn optional_paths_come_from_any_layer() {
+        let config = load(
+            BureauRole::TransferOut,
+            &["--port-file", "/tmp/port"],
+            &[
+                ("YIBAO_CALENDAR_DIR", "/etc/yibao/calendar"),
+                ("YIBAO_PEER", "https://peer:443"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(config.port_file, Some(PathBuf::from("/tmp/port")));
+        assert_eq!(
+            config.calendar_dir,
+            Some(PathBuf::from("/etc/yibao/calendar"))
+        );
+        assert_eq!(config.peer_endpoint, "https://peer:443");
+    }
+
+    #[test]
+    fn an_empty_environment_variable_counts_as_unset() {
+        let config = load(BureauRole::TransferOut, &[], &[("YIBAO_LISTEN", "")]).expect("valid");
+        assert_eq!(config.listen, default_listen(BureauRole::TransferOut));
+    }
+
+    #[test]
+    fn a_malformed_environment_variable_is_named() {
+        let err = load(
+            BureauRole::TransferOut,
+            &[],
+            &[("YIBAO_TEST_CLOCK", "maybe")],
+        )
+        .expect_err("not a boolean");
+        assert!(matches!(
+            err,
+            ConfigError::Environment {
+                variable: "YIBAO_TEST_CLOCK",
+                ..
+            }
+        ));
+        let err = load(
+            BureauRole::TransferOut,
+            &[],
+            &[("YIBAO_LISTEN", "localhost")],
+        )
+        .expect_err("not an address");
+        assert!(err.to_string().contains("YIBAO_LISTEN"));
+    }
+
+    #[test]
+    fn an_unknown_key_in_the_file_is_refused_naming_it() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("service.toml");
+        std::fs::write(&file, "[dispatcher]\nbatch_limt = 5\n").expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let err = load(BureauRole::TransferOut, &["--config", &path], &[]).expect_err("typo");
+        assert!(matches!(err, ConfigError::ParseFile { .. }));
+        assert!(err.to_string().contains("batch_limt"));
+        let missing = load(
+            BureauRole::TransferOut,
+            &["--config", "/nonexistent.toml"],
+            &[],
+        );
+        assert!(matches!(missing, Err(ConfigError::ReadFile { .. })));
+    }
+
+    #[test]
+    fn out_of_bounds_values_are_refused_naming_the_setting() {
+        let with = |toml: &str| {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let file = dir.path().join("service.toml");
+            std::fs::write(&file, toml).expect("write");
+            let path = file.to_string_lossy().into_owned();
+            setting_of(load(BureauRole::TransferOut, &["--config", &path], &[]))
+        };
+        assert_eq!(
+            with("[dispatcher]\nbatch_limit = 0\n"),
+            "dispatcher.batch_limit"
+        );
+        assert_eq!(
+            with("[dispatcher]\nbatch_limit = 10001\n"),
+            "dispatcher.batch_limit"
+        );
+        assert_eq!(
+            with("[dispatcher]\nattempt_timeout_ms = 0\n"),
+            "dispatcher.attempt_timeout_ms"
+        );
+        assert_eq!(
+            with("[dispatcher]\nidle_poll_ms = 60001\n"),
+            "dispatcher.idle_poll_ms"
+        );
+        assert_eq!(
+            with("[dispatcher]\nbackoff_initial_ms = 0\n"),
+            "dispatcher.backoff_initial_ms"
+        );
+        assert_eq!(
+            with("[dispatcher]\nbackoff_initial_ms = 500\nbackoff_max_ms = 100\n"),
+            "dispatcher.backoff_max_ms"
+        );
+        assert_eq!(with("shutdown_timeout_ms = 0\n"), "shutdown_timeout_ms");
+        assert_eq!(with("data_dir = \"\"\n"), "data_dir");
+    }
+
+    #[test]
+    fn a_peer_endpoint_must_be_an_http_uri_with_a_port() {
+        for bad in [
+            "127.0.0.1:50052",
+            "ftp://host:21",
+            "http://host",
+            "http://host:1/path",
+            "::",
+        ] {
+            let result = load(BureauRole::TransferOut, &["--peer", bad], &[]);
+            assert_eq!(setting_of(result), "peer_endpoint", "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_dispatcher_settings_describe_a_valid_backoff() {
+        let settings = DispatcherSettings::default();
+        let backoff = settings.backoff().expect("defaults are valid");
+        assert_eq!(backoff.initial(), Duration::from_millis(50));
+        assert_eq!(backoff.max(), Duration::from_secs(10));
+        assert_eq!(settings.attempt_timeout(), Duration::from_secs(2));
+        assert_eq!(settings.idle_poll(), Duration::from_millis(200));
+    }
+}

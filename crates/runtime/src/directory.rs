@@ -1,0 +1,486 @@
+//! The region directory: which pooling regions exist, which bureau hosts each, whether each is on
+//! the national platform, and each region's transfer policy. Both services read the same file
+//! (`deploy/regions.toml`).
+//!
+//! The file is a list of `[[region]]` tables:
+//!
+//! ```toml
+//! [[region]]
+//! code = "150100"          # a pooling region's GB/T 2260 code
+//! name = "Hohhot"
+//! name_zh = "呼和浩特市"
+//! bureau = "transfer-out"  # or "transfer-in"; omit for a region no local service hosts
+//! connected = true         # joined the national platform (接入国家医保信息平台)
+//! [region.policy]          # a yibao_domain::policy::RegionPolicy; omitted keys take defaults
+//! instant_mode = true
+//! ```
+//!
+//! Everything is checked on load, and each error names the region and the field: codes parse and
+//! are unique, each code is its own pooling region (a county code is not a pooling region), a
+//! region listed in the shipped GB/T 2260 table carries that table's names, a hosted region is
+//! connected (a bureau here always speaks over the platform), and the policy passes its own
+//! validation.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use yibao_domain::policy::RegionPolicy;
+use yibao_domain::region::RegionCode;
+
+/// Which of the two simulated bureaus a service is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BureauRole {
+    /// The bureau the person leaves (转出地).
+    TransferOut,
+    /// The bureau the person joins (转入地).
+    TransferIn,
+}
+
+impl BureauRole {
+    /// The role's name as written in configuration and logs: `transfer-out` or `transfer-in`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TransferOut => "transfer-out",
+            Self::TransferIn => "transfer-in",
+        }
+    }
+
+    /// The other bureau of the pair.
+    #[must_use]
+    pub fn peer(self) -> Self {
+        match self {
+            Self::TransferOut => Self::TransferIn,
+            Self::TransferIn => Self::TransferOut,
+        }
+    }
+}
+
+impl fmt::Display for BureauRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One pooling region of the directory, validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionEntry {
+    /// The pooling region's code (always its own pooling region).
+    pub code: RegionCode,
+    /// English name, for logs and the command line.
+    pub name: String,
+    /// Chinese name, as on certificates.
+    pub name_zh: String,
+    /// The local service that hosts this region's bureau, if any. A region hosted by neither is
+    /// still a valid origin or destination: it is simply not simulated here.
+    pub bureau: Option<BureauRole>,
+    /// Whether the region has joined the national platform. A transfer to a region that has not
+    /// is paid out to the person's bank account instead.
+    pub connected: bool,
+    /// The region's transfer policy (validated).
+    pub policy: RegionPolicy,
+}
+
+/// Every region the services know, keyed by code. Built only by [`RegionDirectory::parse`] or
+/// [`RegionDirectory::load`], so every entry has passed the checks in the module docs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegionDirectory {
+    regions: BTreeMap<RegionCode, RegionEntry>,
+}
+
+/// Why a region directory was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// The file could not be read.
+    #[error("region directory {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The text is not TOML of the directory's shape (the message names line and key).
+    #[error("region directory: {message}")]
+    Syntax {
+        /// The parser's description.
+        message: String,
+    },
+    /// The file lists no region.
+    #[error("region directory lists no `[[region]]`")]
+    Empty,
+    /// One region's entry breaks a rule.
+    #[error("region directory: region {region}: `{field}`: {message}")]
+    Invalid {
+        /// The region's code as written, or its position (`#3`) if the code is unreadable.
+        region: String,
+        /// The field at fault.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The file as written, before validation.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDirectory {
+    #[serde(default)]
+    region: Vec<RawRegion>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegion {
+    code: String,
+    name: String,
+    name_zh: String,
+    #[serde(default)]
+    bureau: Option<BureauRole>,
+    connected: bool,
+    /// Kept as a TOML value so that a policy error can name its region.
+    #[serde(default)]
+    policy: Option<toml::Value>,
+}
+
+impl RegionDirectory {
+    /// Reads and validates the directory file at `path`.
+    ///
+    /// # Errors
+    /// [`DirectoryError::Read`] if the file cannot be read; otherwise as [`RegionDirectory::parse`].
+    pub fn load(path: &Path) -> Result<Self, DirectoryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| DirectoryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Parses and validates a directory from TOML text.
+    ///
+    /// # Errors
+    /// [`DirectoryError::Syntax`] for malformed TOML or unknown keys, [`DirectoryError::Empty`]
+    /// for a file without regions, and [`DirectoryError::Invalid`] naming the region and field
+    /// for the first broken rule.
+    pub fn parse(text: &str) -> Result<Self, DirectoryError> {
+        let raw: RawDirectory = toml::from_str(text).map_err(|e| DirectoryError::Syntax {
+            message: e.to_string(),
+        })?;
+        if raw.region.is_empty() {
+            return Err(DirectoryError::Empty);
+        }
+        let mut regions = BTreeMap::new();
+        for (index, raw_region) in raw.region.into_iter().enumerate() {
+            let entry = validate_region(index, raw_region)?;
+            let code = entry.code;
+            if regions.insert(code, entry).is_some() {
+                return Err(invalid(
+                    code.to_string(),
+                    "code",
+                    "listed more than once; each region takes one entry",
+                ));
+            }
+        }
+        Ok(Self { regions })
+    }
+
+    /// The entry for the pooling region that `code` belongs to (a county code finds its city).
+    #[must_use]
+    pub fn region(&self, code: RegionCode) -> Option<&RegionEntry> {
+        self.regions.get(&code.pooling_region())
+    }
+
+    /// The regions the service in `role` hosts, in code order.
+    #[must_use]
+    pub fn hosted_by(&self, role: BureauRole) -> Vec<RegionCode> {
+        self.regions
+            .values()
+            .filter(|entry| entry.bureau == Some(role))
+            .map(|entry| entry.code)
+            .collect()
+    }
+
+    /// Whether the pooling region of `code` is listed and on the national platform. An unlisted
+    /// region counts as not connected: nothing could be sent to it.
+    #[must_use]
+    pub fn is_connected(&self, code: RegionCode) -> bool {
+        self.region(code).is_some_and(|entry| entry.connected)
+    }
+
+    /// Every region, in code order.
+    pub fn regions(&self) -> impl Iterator<Item = &RegionEntry> {
+        self.regions.values()
+    }
+
+    /// How many regions the directory lists.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.regions.len()
+    }
+
+    /// Always false: a directory holds at least one region. Present for clippy's `len` rule.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.regions.is_empty()
+    }
+}
+
+fn invalid(region: String, field: &'static str, message: impl Into<String>) -> DirectoryError {
+    DirectoryError::Invalid {
+        region,
+        field,
+        message: message.into(),
+    }
+}
+
+/// Checks one `[[region]]` entry (at `index`, counting from 0) and builds it.
+fn validate_region(index: usize, raw: RawRegion) -> Result<RegionEntry, DirectoryError> {
+    let code = RegionCode::parse(&raw.code).map_err(|e| {
+        invalid(
+            format!("#{} ({:?})", index + 1, raw.code),
+            "code",
+            e.to_string(),
+        )
+    })?;
+    let label = code.to_string();
+    if code.pooling_region() != code {
+        return Err(invalid(
+            label,
+            "code",
+            format!(
+                "not a pooling region; its pooling region is {}",
+                code.pooling_region()
+            ),
+        ));
+    }
+    if raw.name.trim().is_empty() {
+        return Err(invalid(label, "name", "must not be empty"));
+    }
+    if raw.name_zh.trim().is_empty() {
+        return Err(invalid(label, "name_zh", "must not be empty"));
+    }
+    if let Some(known) = code.known() {
+        // A mismatch almost always means a mistyped code, which would route money to the wrong
+        // region; the names are the cross-check.
+        if raw.name != known.name {
+            return Err(invalid(
+                label,
+                "name",
+                format!(
+                    "is {:?}, but GB/T 2260 names {code} {:?}",
+                    raw.name, known.name
+                ),
+            ));
+        }
+        if raw.name_zh != known.name_zh {
+            return Err(invalid(
+                label,
+                "name_zh",
+                format!(
+                    "is {:?}, but GB/T 2260 names {code} {:?}",
+                    raw.name_zh, known.name_zh
+                ),
+            ));
+        }
+    }
+    if raw.bureau.is_some() && !raw.connected {
+        return Err(invalid(
+            label,
+            "connected",
+            "a region hosted by a bureau here must be connected to the national platform",
+        ));
+    }
+    let policy = match raw.policy {
+        None => RegionPolicy::default(),
+        Some(value) => {
+            let policy: RegionPolicy = value
+                .try_into()
+                .map_err(|e: toml::de::Error| invalid(label.clone(), "policy", e.to_string()))?;
+            policy
+                .validate()
+                .map_err(|e| invalid(label.clone(), "policy", e.to_string()))?;
+            policy
+        }
+    };
+    Ok(RegionEntry {
+        code,
+        name: raw.name,
+        name_zh: raw.name_zh,
+        bureau: raw.bureau,
+        connected: raw.connected,
+        policy,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(text: &str) -> RegionCode {
+        RegionCode::parse(text).expect("valid code")
+    }
+
+    fn shipped() -> RegionDirectory {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/regions.toml");
+        RegionDirectory::load(&path).expect("the shipped directory is valid")
+    }
+
+    fn invalid_field(text: &str) -> (String, &'static str, String) {
+        match RegionDirectory::parse(text) {
+            Err(DirectoryError::Invalid {
+                region,
+                field,
+                message,
+            }) => (region, field, message),
+            other => panic!("expected an invalid region, got {other:?}"),
+        }
+    }
+
+    const HOHHOT: &str = r#"
+[[region]]
+code = "150100"
+name = "Hohhot"
+name_zh = "呼和浩特市"
+bureau = "transfer-out"
+connected = true
+"#;
+
+    #[test]
+    fn the_shipped_directory_loads_and_hosts_every_flow() {
+        let directory = shipped();
+        assert!(directory.len() >= 12);
+        let out = directory.hosted_by(BureauRole::TransferOut);
+        let into = directory.hosted_by(BureauRole::TransferIn);
+        for hosted in ["150100", "440100", "370200"] {
+            assert!(out.contains(&code(hosted)), "{hosted} on transfer-out");
+        }
+        for hosted in ["540100", "440300", "150900", "610100"] {
+            assert!(into.contains(&code(hosted)), "{hosted} on transfer-in");
+        }
+        assert!(!directory.is_connected(code("410100")));
+        assert!(!directory.is_connected(code("320100")));
+        assert!(directory.is_connected(code("500000")));
+        let policy = |c: &str| &directory.region(code(c)).expect("listed").policy;
+        assert!(policy("150100").instant_mode && policy("150900").instant_mode);
+        assert!(policy("440100").shared_provincial_account);
+        assert!(policy("440300").shared_provincial_account);
+        assert!(policy("370200").pays_out_instead_of_transfer);
+        assert_eq!(
+            policy("610100").resident_to_employee_months_per_year,
+            Some(3)
+        );
+        assert_eq!(policy("310000").minimum_contribution_months.male, 180);
+        assert_eq!(policy("310000").minimum_contribution_months.female, 180);
+    }
+
+    #[test]
+    fn a_county_code_finds_its_pooling_region() {
+        let directory = shipped();
+        let entry = directory.region(code("150102")).expect("Hohhot's county");
+        assert_eq!(entry.code, code("150100"));
+        assert_eq!(
+            directory.region(code("500112")).map(|e| e.code),
+            Some(code("500000"))
+        );
+        assert!(directory.region(code("650100")).is_none());
+        assert!(!directory.is_connected(code("650100")));
+    }
+
+    #[test]
+    fn an_omitted_policy_takes_the_national_defaults() {
+        let directory = RegionDirectory::parse(HOHHOT).expect("valid");
+        assert_eq!(
+            directory.region(code("150100")).map(|e| &e.policy),
+            Some(&RegionPolicy::default())
+        );
+        assert_eq!(directory.hosted_by(BureauRole::TransferIn), vec![]);
+    }
+
+    #[test]
+    fn a_repeated_code_is_refused() {
+        let (region, field, _) = invalid_field(&format!("{HOHHOT}{HOHHOT}"));
+        assert_eq!((region.as_str(), field), ("150100", "code"));
+    }
+
+    #[test]
+    fn a_county_code_is_not_a_directory_entry() {
+        let (region, field, message) = invalid_field(
+            "[[region]]\ncode = \"150102\"\nname = \"Xincheng\"\nname_zh = \"新城区\"\n\
+             connected = true\n",
+        );
+        assert_eq!((region.as_str(), field), ("150102", "code"));
+        assert!(message.contains("150100"));
+    }
+
+    #[test]
+    fn an_unreadable_code_is_named_by_position() {
+        let (region, field, _) = invalid_field(
+            "[[region]]\ncode = \"15010\"\nname = \"X\"\nname_zh = \"X\"\nconnected = true\n",
+        );
+        assert!(region.starts_with("#1"));
+        assert_eq!(field, "code");
+    }
+
+    #[test]
+    fn a_hosted_region_must_be_connected() {
+        let text = HOHHOT.replace("connected = true", "connected = false");
+        let (region, field, _) = invalid_field(&text);
+        assert_eq!((region.as_str(), field), ("150100", "connected"));
+    }
+
+    #[test]
+    fn names_must_match_the_gb_t_2260_table() {
+        let text = HOHHOT.replace("\"Hohhot\"", "\"Baotou\"");
+        let (region, field, message) = invalid_field(&text);
+        assert_eq!((region.as_str(), field), ("150100", "name"));
+        assert!(message.contains("Hohhot"));
+    }
+
+    #[test]
+    fn an_invalid_policy_is_refused_naming_the_region() {
+        let (region, field, message) = invalid_field(&format!(
+            "{HOHHOT}[region.policy]\nwaiting_period_months = 7\n"
+        ));
+        assert_eq!((region.as_str(), field), ("150100", "policy"));
+        assert!(message.contains("waiting_period_months"));
+        let (region, field, message) =
+            invalid_field(&format!("{HOHHOT}[region.policy]\ninstant_mod = true\n"));
+        assert_eq!((region.as_str(), field), ("150100", "policy"));
+        assert!(message.contains("instant_mod"));
+    }
+
+    #[test]
+    fn unknown_keys_and_unknown_bureaus_are_syntax_errors() {
+        let typo = HOHHOT.replace("connected", "conected");
+        assert!(matches!(
+            RegionDirectory::parse(&typo),
+            Err(DirectoryError::Syntax { .. })
+        ));
+        let bureau = HOHHOT.replace("transfer-out", "transfer-sideways");
+        assert!(matches!(
+            RegionDirectory::parse(&bureau),
+            Err(DirectoryError::Syntax { .. })
+        ));
+        assert!(matches!(
+            RegionDirectory::parse(""),
+            Err(DirectoryError::Empty)
+        ));
+    }
+
+    #[test]
+    fn a_missing_file_is_a_read_error_naming_the_path() {
+        let err = RegionDirectory::load(Path::new("/nonexistent/regions.toml"))
+            .expect_err("no such file");
+        assert!(err.to_string().contains("/nonexistent/regions.toml"));
+    }
+
+    #[test]
+    fn roles_are_written_in_kebab_case_and_pair_up() {
+        assert_eq!(BureauRole::TransferOut.as_str(), "transfer-out");
+        assert_eq!(BureauRole::TransferIn.to_string(), "transfer-in");
+        assert_eq!(BureauRole::TransferOut.peer(), BureauRole::TransferIn);
+    }
+}

@@ -1,0 +1,366 @@
+//! Starting and stopping a bureau's gRPC server: tracing, binding, standard services, graceful
+//! shutdown with a bound.
+//!
+//! The entry point takes an already-bound listener and a shutdown future (as mini-redis does), so
+//! a test binds port 0, learns the address, and stops the server when it likes. Every server
+//! also answers the standard `grpc.health.v1.Health` checks (for load balancers, Kubernetes and
+//! `yibao up`) and server reflection (so `buf curl` can call it without the `.proto` files).
+//!
+//! Graceful shutdown stops accepting, lets calls in flight finish, and gives up after a timeout:
+//! a known hyper issue can leave a connection open forever, and a service that never exits is
+//! worse than one that drops a call its client will retry.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tracing::{info, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The reflection service could not read the embedded descriptor set (a build defect).
+    #[error("server reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed while serving.
+    #[error("serving gRPC: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Installs the global tracing subscriber: the `RUST_LOG` filter (default `info`), written as
+/// text or JSON lines. A second call, or a call after a test harness installed its own
+/// subscriber, leaves the first one in place.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let installed = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    // An error only means a subscriber is already installed; keeping it is the intended outcome.
+    drop(installed);
+}
+
+/// Binds `addr` (port 0 picks a free port) and returns the listener with the address it got.
+///
+/// # Errors
+/// If the address cannot be bound (in use, not permitted).
+pub async fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = TcpListener::bind(addr).await?;
+    let local = listener.local_addr()?;
+    Ok((listener, local))
+}
+
+/// Writes the bound address (`127.0.0.1:41234`, no newline) to `path`, atomically: the text goes
+/// to a temporary file beside it, which is then renamed, so a reader polling for the file never
+/// sees half an address.
+///
+/// # Errors
+/// If the file cannot be written or renamed.
+pub async fn write_port_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    tokio::fs::write(&temporary, addr.to_string()).await?;
+    tokio::fs::rename(&temporary, path).await
+}
+
+/// Serves `routes` on `listener` until `shutdown` resolves, adding the health service (SERVING
+/// for the whole server, `""`, and for each of `service_names`, the full gRPC names such as
+/// `yibao.platform.v1.Platform`) and server reflection (v1) over the contract.
+///
+/// When `shutdown` resolves, health turns NOT_SERVING, the server stops accepting and waits for
+/// calls in flight up to `shutdown_timeout`, then returns regardless.
+///
+/// # Errors
+/// [`ServerError::Reflection`] if the descriptor set is unreadable; [`ServerError::Transport`] if
+/// serving fails.
+pub async fn serve(
+    listener: TcpListener,
+    routes: Routes,
+    service_names: &[&str],
+    shutdown: impl Future<Output = ()>,
+    shutdown_timeout: Duration,
+) -> Result<(), ServerError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let mut all_names = vec![""];
+    all_names.extend_from_slice(service_names);
+    for name in &all_names {
+        health
+            .set_service_status(*name, ServingStatus::Serving)
+            .await;
+    }
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(yibao_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection)
+        .prepare();
+
+    let local = listener
+        .local_addr()
+        .map_or_else(|_| String::from("unknown"), |address| address.to_string());
+    // Nagle's algorithm would hold small HTTP/2 frames back; gRPC wants them sent at once.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = Server::builder()
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, async {
+            // A dropped sender also means stop.
+            let _ = stopped.await;
+        });
+    tokio::pin!(serving);
+    info!(address = %local, services = ?service_names, "serving");
+
+    tokio::select! {
+        result = &mut serving => return result.map_err(ServerError::from),
+        () = shutdown => {}
+    }
+    info!(timeout_ms = shutdown_timeout.as_millis(), "shutting down");
+    for name in &all_names {
+        health
+            .set_service_status(*name, ServingStatus::NotServing)
+            .await;
+    }
+    // The receiver lives inside `serving`, which we still hold, so this cannot fail.
+    let _ = stop.send(());
+    match tokio::time::timeout(shutdown_timeout, &mut serving).await {
+        Ok(result) => {
+            info!("stopped");
+            result.map_err(ServerError::from)
+        }
+        Err(_) => {
+            warn!(
+                timeout_ms = shutdown_timeout.as_millis(),
+                "graceful shutdown timed out; dropping open connections"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop: SIGTERM (on Unix) or Ctrl-C. If a signal handler
+/// cannot be installed, that source is logged and ignored rather than stopping the service.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            warn!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut stream) => {
+                stream.recv().await;
+            }
+            Err(error) => {
+                warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("ctrl-c received"),
+        () = terminate => info!("SIGTERM received"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_check_response::ServingStatus as WireStatus;
+    use tonic_health::pb::health_client::HealthClient;
+
+    use super::*;
+
+    /// Asks the server at `address` for the health of `service`; the status, or the error code.
+    async fn check(address: SocketAddr, service: &str) -> Result<i32, tonic::Code> {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .map_err(|_| tonic::Code::InvalidArgument)?
+            .connect()
+            .await
+            .map_err(|_| tonic::Code::Unavailable)?;
+        let response = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: service.to_owned(),
+            })
+            .await
+            .map_err(|status| status.code())?;
+        Ok(response.into_inner().status)
+    }
+
+    #[tokio::test]
+    async fn a_server_on_port_zero_reports_serving_and_stops_within_the_timeout() {
+        init_tracing(LogFormat::Text);
+        init_tracing(LogFormat::Json);
+        let (listener, address) = bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        assert_ne!(address.port(), 0);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            Routes::default(),
+            &["yibao.test.v1.Example"],
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(2),
+        ));
+
+        assert_eq!(check(address, "").await, Ok(WireStatus::Serving as i32));
+        assert_eq!(
+            check(address, "yibao.test.v1.Example").await,
+            Ok(WireStatus::Serving as i32)
+        );
+        assert_eq!(
+            check(address, "yibao.test.v1.Unknown").await,
+            Err(tonic::Code::NotFound)
+        );
+
+        stop.send(()).expect("server is running");
+        let finished = tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .expect("shutdown is bounded by its timeout");
+        finished.expect("joined").expect("clean stop");
+    }
+
+    #[tokio::test]
+    async fn shutdown_gives_up_on_a_call_that_never_ends() {
+        let (listener, address) = bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let timeout = Duration::from_millis(300);
+        let server = tokio::spawn(serve(
+            listener,
+            Routes::default(),
+            &[],
+            async {
+                let _ = stopped.await;
+            },
+            timeout,
+        ));
+        // A health Watch is a server stream that stays open until the client leaves, so graceful
+        // shutdown would wait for it forever.
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let mut watch = HealthClient::new(channel)
+            .watch(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .expect("watch starts")
+            .into_inner();
+        let first = watch
+            .message()
+            .await
+            .expect("stream open")
+            .expect("an update");
+        assert_eq!(first.status, WireStatus::Serving as i32);
+
+        let asked = tokio::time::Instant::now();
+        stop.send(()).expect("server is running");
+        let finished = tokio::time::timeout(Duration::from_secs(3), server)
+            .await
+            .expect("shutdown is bounded by its timeout");
+        finished
+            .expect("joined")
+            .expect("a timed-out shutdown is not an error");
+        assert!(
+            asked.elapsed() >= timeout,
+            "the open call was given its time"
+        );
+    }
+
+    #[tokio::test]
+    async fn reflection_lists_the_contract_and_health_services() {
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+        let (listener, address) = bind("127.0.0.1:0".parse().expect("address"))
+            .await
+            .expect("bind");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            Routes::default(),
+            &[],
+            async {
+                let _ = stopped.await;
+            },
+            Duration::from_secs(1),
+        ));
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("reflection answers")
+            .into_inner();
+        let answer = answers
+            .message()
+            .await
+            .expect("stream open")
+            .expect("one answer");
+        let names: Vec<String> = match answer.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => list
+                .service
+                .into_iter()
+                .map(|service| service.name)
+                .collect(),
+            other => panic!("expected a service list, got {other:?}"),
+        };
+        for expected in [
+            "grpc.health.v1.Health",
+            "yibao.platform.v1.TransferOutPlatformService",
+            "yibao.bureau.v1.BureauService",
+        ] {
+            assert!(
+                names.iter().any(|name| name == expected),
+                "{expected} in {names:?}"
+            );
+        }
+        stop.send(()).expect("server is running");
+        server.await.expect("joined").expect("clean stop");
+    }
+
+    #[tokio::test]
+    async fn the_port_file_holds_exactly_the_bound_address() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("port");
+        let address: SocketAddr = "127.0.0.1:41234".parse().expect("address");
+        write_port_file(&path, address).await.expect("write");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert_eq!(text.parse::<SocketAddr>().expect("an address"), address);
+    }
+}
