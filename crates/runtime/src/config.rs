@@ -515,8 +515,16 @@ fn check_ms(setting: &'static str, value: u64) -> Result<(), ConfigError> {
     }
 }
 
-/// A peer endpoint must be an absolute `http` or `https` URI with a host and port, and no path.
+/// A peer endpoint must be an absolute `http` or `https` URI with a host and port, and no path,
+/// or `file:PATH` naming the file the peer writes its address to (read lazily by the service).
 fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
+    if let Some(path) = endpoint.strip_prefix("file:") {
+        return if path.is_empty() {
+            Err(invalid("peer_endpoint", "file: needs a path".to_owned()))
+        } else {
+            Ok(())
+        };
+    }
     let uri: tonic::transport::Uri = endpoint
         .parse()
         .map_err(|e| invalid("peer_endpoint", format!("{endpoint:?} is not a URI: {e}")))?;

@@ -1,0 +1,48 @@
+//! A bureau's durable ledger: persons, the double-entry journal, transfers and their history,
+//! the outbox of messages to peers, the log of processed incoming messages, and a few sequences
+//! and settings.
+//!
+//! **The seam.** Services never see SQL. They call [`Store::write`] or [`Store::read`] with a
+//! closure that receives `&mut dyn` [`Tx`], an object-safe, synchronous trait of storage
+//! operations; everything the closure does lands together or not at all. A protocol step — the
+//! state change, its journal postings, its outbox rows and the processed-message record — is one
+//! such closure. SQLite implements `Tx` today; a PostgreSQL backend can implement the same trait
+//! later without touching service code. Being synchronous, a transaction can never be held
+//! across an `.await`.
+//!
+//! **Group commit.** One writer thread owns the write connection. It drains up to
+//! [`Options::batch_limit`] queued closures, runs each in its own savepoint inside one
+//! transaction (a failing closure rolls back only its own writes), commits once, and only then
+//! answers them all. Thousands of protocol steps a second thus share a few hundred fsyncs instead
+//! of needing one each, and nothing is acknowledged before it is durable. Reads run on their own
+//! connections beside the writer (WAL).
+//!
+//! **Why `synchronous=FULL`.** An answer we give a peer (or an outbox row we claim to have)
+//! must survive both a process kill and a power loss: the peer will never send that message
+//! again. In WAL mode `synchronous=NORMAL` skips the fsync at commit and survives only a process
+//! kill, so it is available ([`Synchronous::Normal`]) for benchmarks but never the default.
+//!
+//! **Encoding.** Money is INTEGER cents, times are INTEGER Unix milliseconds in UTC (sub-millisecond
+//! precision is dropped), calendar days are TEXT `YYYY-MM-DD`. Rows are primitive: this crate
+//! does not depend on the domain crate, and the service owns the meaning of codes and JSON
+//! documents. `Debug` and error messages mask ID numbers and names.
+//!
+//! **Architecture Invariant:** a person has at most one open transfer (a unique partial index),
+//! a `person:` account never goes negative, and every posting moves a positive amount between
+//! two different accounts, so the balances of all accounts always sum to zero.
+
+mod error;
+mod job;
+mod mask;
+mod rows;
+mod sqlite;
+mod store;
+mod tx;
+
+pub use error::Error;
+pub use rows::{
+    CertificateRow, EventRow, InsertCount, JournalCheck, NewOutboxMessage, OutboxMessage,
+    PersonRow, Posting, ProcessedMessage, TransferRow,
+};
+pub use store::{Options, Store, Synchronous, WriteStats};
+pub use tx::Tx;

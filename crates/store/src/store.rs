@@ -1,0 +1,275 @@
+//! [`Store`]: the handle services hold, and its [`Options`].
+//!
+//! A store is a queue in front of the writer thread plus a pool of read connections. Handles are
+//! cheap clones of one `Arc`; the writer stops when the last handle is dropped or when
+//! [`Store::close`] is called.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde::Deserialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::job;
+use crate::sqlite::connection;
+use crate::sqlite::reader::ReadPool;
+use crate::sqlite::schema;
+use crate::sqlite::writer::{Command, Counters, Writer};
+use crate::{Error, Tx};
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: a commit survives a process kill and a power loss. The
+    /// default, because an acknowledged message must never be lost.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: a commit survives a process kill but the last ones may be lost
+    /// in a power loss. For benchmarks and throw-away environments.
+    Normal,
+}
+
+/// How a store is opened. Every field has a default, so a configuration file may name only what
+/// it changes.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Options {
+    /// Durability of each commit; see [`Synchronous`].
+    pub synchronous: Synchronous,
+    /// At most this many jobs share one transaction (one fsync). Larger batches amortise the
+    /// fsync further but make every job of a batch wait for the slowest.
+    pub batch_limit: usize,
+    /// At most this many jobs wait for the writer; further callers of [`Store::write`] wait to be
+    /// queued, which pushes back on whoever produces the load.
+    pub queue_limit: usize,
+    /// At most this many reads run at once, each on its own connection.
+    pub read_connections: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            synchronous: Synchronous::Full,
+            batch_limit: 256,
+            queue_limit: 4096,
+            read_connections: 4,
+        }
+    }
+}
+
+impl Options {
+    /// Checks that every limit allows at least one job.
+    fn validate(&self) -> Result<(), Error> {
+        for (name, value) in [
+            ("batch_limit", self.batch_limit),
+            ("queue_limit", self.queue_limit),
+            ("read_connections", self.read_connections),
+        ] {
+            if value == 0 {
+                return Err(Error::Invalid(format!("{name} must be at least 1")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Totals of the writer since the store was opened, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed (each one fsync with [`Synchronous::Full`]).
+    pub transactions_committed: u64,
+    /// Write jobs whose changes were committed; divided by `transactions_committed`, the mean
+    /// batch size.
+    pub jobs_committed: u64,
+}
+
+/// A bureau's store. Cheap to clone; all clones share one writer. Writes are group-committed.
+#[derive(Clone)]
+pub struct Store {
+    /// What the clones share.
+    inner: Arc<Inner>,
+}
+
+/// The state shared by a store's handles.
+struct Inner {
+    /// The writer thread's queue.
+    queue: mpsc::Sender<Command>,
+    /// Where reads run.
+    reads: Reads,
+    /// Closed (its sender dropped) when the writer thread ends.
+    stopped: watch::Receiver<()>,
+    /// The writer's totals.
+    counters: Arc<Counters>,
+    /// The database file, or `:memory:`, for `Debug`.
+    location: String,
+}
+
+/// Where reads run.
+enum Reads {
+    /// On a pool of read-only connections to the file.
+    Pool(Arc<ReadPool>),
+    /// On the writer's thread, between batches (an in-memory database has one connection).
+    Writer,
+}
+
+impl Store {
+    /// Opens the database at `path`, creating the file and its directory if needed, turns on WAL,
+    /// applies pending migrations and starts the writer thread. Blocks while doing so: call it
+    /// at start-up, not on a busy runtime.
+    pub fn open(path: &Path, options: &Options) -> Result<Store, Error> {
+        options.validate()?;
+        if let Some(directory) = path
+            .parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(directory).map_err(|error| {
+                Error::Backend(format!("create {}: {error}", directory.display()))
+            })?;
+        }
+        let mut writer = connection::open_writer(path, options.synchronous)?;
+        let version = schema::migrate(&mut writer)?;
+        let pool = ReadPool::new(path.to_path_buf(), options.read_connections);
+        let store = Store::start(
+            writer,
+            options,
+            Reads::Pool(Arc::new(pool)),
+            path.display().to_string(),
+        )?;
+        tracing::info!(
+            path = %path.display(),
+            schema_version = version,
+            synchronous = ?options.synchronous,
+            batch_limit = options.batch_limit,
+            "store opened"
+        );
+        Ok(store)
+    }
+
+    /// Opens a private, empty in-memory database with default options, for tests. It has a
+    /// single connection, so reads run on the writer's thread between batches.
+    pub fn open_in_memory() -> Result<Store, Error> {
+        let options = Options::default();
+        let mut writer = connection::open_memory()?;
+        schema::migrate(&mut writer)?;
+        Store::start(writer, &options, Reads::Writer, ":memory:".to_owned())
+    }
+
+    /// Starts the writer thread over a migrated connection.
+    fn start(
+        connection: rusqlite::Connection,
+        options: &Options,
+        reads: Reads,
+        location: String,
+    ) -> Result<Store, Error> {
+        let (queue, receiver) = mpsc::channel(options.queue_limit);
+        let (stopped_sender, stopped) = watch::channel(());
+        let counters = Arc::new(Counters::default());
+        Writer::new(
+            connection,
+            receiver,
+            options.batch_limit,
+            Arc::clone(&counters),
+            stopped_sender,
+        )
+        .spawn()?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                queue,
+                reads,
+                stopped,
+                counters,
+                location,
+            }),
+        })
+    }
+
+    /// Runs `work` as one logical transaction and returns its result once it is durable.
+    ///
+    /// Concurrent calls are grouped into one SQLite transaction (group commit): the writer
+    /// thread takes up to `batch_limit` queued jobs, runs each in its own savepoint (an `Err`
+    /// from `work`, or a panic, rolls back only that job's writes), commits once, and only then
+    /// answers every job. If the commit fails, every job of the batch gets the error. A panic in
+    /// `work` resumes in the caller.
+    ///
+    /// `work` runs on the writer's thread and holds up the whole batch while it runs: keep it to
+    /// storage operations, with no waiting and no network. Once queued, the work runs even if the
+    /// returned future is dropped.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let (job, answer) = job::job(work);
+        self.inner
+            .queue
+            .send(Command::Write(job))
+            .await
+            .map_err(|_| E::from(Error::Closed))?;
+        job::answer(answer).await
+    }
+
+    /// Runs `work` in a read-only transaction that sees the last committed state. On a file
+    /// database it runs on its own connection (WAL lets it read beside the writer) and never
+    /// holds the writer up; writes through the `Tx` fail with [`Error::Backend`].
+    pub async fn read<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        match &self.inner.reads {
+            Reads::Pool(pool) => pool.read(work).await,
+            Reads::Writer => {
+                let (job, answer) = job::job(work);
+                self.inner
+                    .queue
+                    .send(Command::Read(job))
+                    .await
+                    .map_err(|_| E::from(Error::Closed))?;
+                job::answer(answer).await
+            }
+        }
+    }
+
+    /// Stops the store for a graceful shutdown: refuses new work, lets the writer finish every
+    /// job already queued, and returns once the writer has closed the database. Closing a store
+    /// that another handle already closed is harmless. Dropping every handle also stops the
+    /// writer, without waiting.
+    pub async fn close(self) -> Result<(), Error> {
+        if let Reads::Pool(pool) = &self.inner.reads {
+            pool.close();
+        }
+        // If the queue is already closed, the writer is stopping anyway.
+        let _ = self.inner.queue.send(Command::Close).await;
+        let mut stopped = self.inner.stopped.clone();
+        // The writer never sends; `changed` fails once it has dropped its end, that is, stopped.
+        while stopped.changed().await.is_ok() {}
+        Ok(())
+    }
+
+    /// How many jobs wait in the writer's queue right now, for metrics.
+    pub fn queue_depth(&self) -> usize {
+        self.inner.queue.max_capacity() - self.inner.queue.capacity()
+    }
+
+    /// The writer's totals since the store was opened.
+    pub fn write_stats(&self) -> WriteStats {
+        let counters = &self.inner.counters;
+        WriteStats {
+            transactions_committed: counters.transactions.load(Ordering::Relaxed),
+            jobs_committed: counters.jobs.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("location", &self.inner.location)
+            .field("queued", &self.queue_depth())
+            .finish_non_exhaustive()
+    }
+}

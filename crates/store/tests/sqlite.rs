@@ -1,0 +1,951 @@
+//! Store tests on fresh SQLite databases: group commit, durability across reopen, and the rules
+//! the ledger enforces (one open transfer per person, no overdrawn person account, a balanced
+//! journal), plus the outbox, processed-message log and sequences the protocol relies on.
+
+// clippy's allow-unwrap-in-tests covers `#[test]` functions but not the helpers of an
+// integration test file; here a failed unwrap is a failed test, which is what we want.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use tempfile::TempDir;
+use yibao_store::{
+    Error, EventRow, InsertCount, NewOutboxMessage, Options, PersonRow, Posting, Store,
+    Synchronous, TransferRow,
+};
+
+const CERTNO: &str = "11010519491231002X";
+const OTHER_CERTNO: &str = "150102199002280378";
+
+fn fresh() -> (TempDir, Store) {
+    let directory = tempfile::tempdir().unwrap();
+    let store = Store::open(&database(&directory), &Options::default()).unwrap();
+    (directory, store)
+}
+
+fn database(directory: &TempDir) -> std::path::PathBuf {
+    directory.path().join("bureau").join("store.sqlite")
+}
+
+fn reopen(path: &Path) -> Store {
+    Store::open(path, &Options::default()).unwrap()
+}
+
+/// A time `millis` milliseconds into 2026.
+fn at(millis: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(1_767_225_600_000 + millis).unwrap()
+}
+
+fn day(text: &str) -> NaiveDate {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+}
+
+fn person(certno: &str, flow: &str) -> PersonRow {
+    PersonRow {
+        certno: certno.to_owned(),
+        psn_name: "张三".to_owned(),
+        insu_admdvs: "150100".to_owned(),
+        insutype: 310,
+        psn_insu_stas: 2,
+        fst_insu_ym: "201001".to_owned(),
+        retired: false,
+        arrears_cents: 0,
+        deemed_months: 12,
+        periods_json: r#"[{"from":"201001","to":"202512"}]"#.to_owned(),
+        flow: flow.to_owned(),
+    }
+}
+
+fn transfer(transfer_id: &str, certno: &str, open: bool) -> TransferRow {
+    TransferRow {
+        transfer_id: transfer_id.to_owned(),
+        certno: certno.to_owned(),
+        state: if open { "APPLIED" } else { "COMPLETED" }.to_owned(),
+        open,
+        whole_process_due_on: Some(day("2026-01-22")),
+        created_at: at(0),
+        updated_at: at(0),
+        document: format!(r#"{{"id":"{transfer_id}"}}"#),
+    }
+}
+
+fn posting(from: &str, to: &str, amount_cents: i64, reason: &str) -> Posting {
+    Posting {
+        from_account: from.to_owned(),
+        to_account: to.to_owned(),
+        amount_cents,
+        transfer_id: None,
+        reason: reason.to_owned(),
+        at: at(0),
+    }
+}
+
+fn message(msgid: &str, next_attempt_at: DateTime<Utc>) -> NewOutboxMessage {
+    NewOutboxMessage {
+        transfer_id: "T1".to_owned(),
+        kind: "RequestTransferOut".to_owned(),
+        peer: "150100".to_owned(),
+        msgid: msgid.to_owned(),
+        payload: msgid.as_bytes().to_vec(),
+        next_attempt_at,
+        created_at: at(0),
+    }
+}
+
+fn person_account(certno: &str) -> String {
+    format!("person:{certno}")
+}
+
+/// Occupies the writer thread until the returned sender is used (or dropped), so that the next
+/// writes queue up and are taken as one batch.
+async fn hold_the_writer(store: &Store) -> (std_mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (release, held) = std_mpsc::channel::<()>();
+    let (started, running) = tokio::sync::oneshot::channel();
+    let holder = store.clone();
+    let task = tokio::spawn(async move {
+        holder
+            .write(move |_tx| {
+                started.send(()).unwrap();
+                let _ = held.recv();
+                Ok::<_, Error>(())
+            })
+            .await
+            .unwrap();
+    });
+    running.await.unwrap();
+    (release, task)
+}
+
+async fn wait_until_queued(store: &Store, jobs: usize) {
+    while store.queue_depth() < jobs {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_hundred_concurrent_writes_all_land_and_each_gets_its_own_answer() {
+    let (_directory, store) = fresh();
+    let writers: Vec<_> = (0..200)
+        .map(|index| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let key = format!("key-{index}");
+                let sequence = store
+                    .write(move |tx| {
+                        tx.put_setting(&key, &index.to_string())?;
+                        tx.next_sequence("shared")
+                    })
+                    .await
+                    .unwrap();
+                (index, sequence)
+            })
+        })
+        .collect();
+    let mut sequences = Vec::new();
+    for writer in writers {
+        sequences.push(writer.await.unwrap().1);
+    }
+
+    sequences.sort_unstable();
+    assert_eq!(
+        sequences,
+        (1..=200).collect::<Vec<u64>>(),
+        "each job got its own number"
+    );
+    let settings = store
+        .read(|tx| {
+            (0..200)
+                .map(|index| tx.setting(&format!("key-{index}")))
+                .collect::<Result<Vec<_>, Error>>()
+        })
+        .await
+        .unwrap();
+    for (index, value) in settings.into_iter().enumerate() {
+        assert_eq!(value, Some(index.to_string()));
+    }
+    let stats = store.write_stats();
+    assert_eq!(stats.jobs_committed, 200);
+    assert!(stats.transactions_committed <= 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failing_job_inside_a_batch_rolls_back_only_its_own_writes() {
+    let (_directory, store) = fresh();
+    let (release, holder) = hold_the_writer(&store).await;
+    let transactions_before = store.write_stats().transactions_committed;
+
+    let first = tokio::spawn({
+        let store = store.clone();
+        async move { store.write(|tx| tx.put_setting("first", "kept")).await }
+    });
+    wait_until_queued(&store, 1).await;
+    let failing = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .write(|tx| {
+                    tx.put_setting("failing", "written")?;
+                    tx.post(&posting("fund:pool", "person:X", 500, "seed"))?;
+                    Err::<(), _>(Error::Conflict("the job changed its mind".to_owned()))
+                })
+                .await
+        }
+    });
+    wait_until_queued(&store, 2).await;
+    let last = tokio::spawn({
+        let store = store.clone();
+        async move { store.write(|tx| tx.put_setting("last", "kept")).await }
+    });
+    wait_until_queued(&store, 3).await;
+    release.send(()).unwrap();
+    holder.await.unwrap();
+
+    assert_eq!(first.await.unwrap(), Ok(()));
+    assert_eq!(
+        failing.await.unwrap(),
+        Err(Error::Conflict("the job changed its mind".to_owned()))
+    );
+    assert_eq!(last.await.unwrap(), Ok(()));
+    assert_eq!(
+        store.write_stats().transactions_committed - transactions_before,
+        2,
+        "the holder's batch, then one batch for the three jobs"
+    );
+    let (first, failing, last, balance, check) = store
+        .read(|tx| {
+            Ok::<_, Error>((
+                tx.setting("first")?,
+                tx.setting("failing")?,
+                tx.setting("last")?,
+                tx.balance("person:X")?,
+                tx.verify_journal()?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("kept"));
+    assert_eq!(failing, None);
+    assert_eq!(last.as_deref(), Some("kept"));
+    assert_eq!(balance, 0);
+    assert_eq!(check.postings, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_job_resumes_its_panic_in_the_caller_and_the_writer_goes_on() {
+    let (_directory, store) = fresh();
+    let panicking = tokio::spawn({
+        let store = store.clone();
+        async move {
+            store
+                .write(|tx| {
+                    tx.put_setting("panicked", "written")?;
+                    panic!("a bug in a job");
+                    #[allow(unreachable_code)]
+                    Ok::<(), Error>(())
+                })
+                .await
+        }
+    });
+    assert!(panicking.await.unwrap_err().is_panic());
+
+    store
+        .write(|tx| tx.put_setting("after", "kept"))
+        .await
+        .unwrap();
+    let (panicked, after) = store
+        .read(|tx| Ok::<_, Error>((tx.setting("panicked")?, tx.setting("after")?)))
+        .await
+        .unwrap();
+    assert_eq!(panicked, None);
+    assert_eq!(after.as_deref(), Some("kept"));
+}
+
+#[tokio::test]
+async fn reopening_the_file_keeps_everything() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = database(&directory);
+    let store = reopen(&path);
+    store
+        .write(|tx| {
+            tx.insert_persons(&[person(CERTNO, "cross_province")])?;
+            tx.post(&posting(
+                "fund:seed",
+                &person_account(CERTNO),
+                123_456,
+                "seed",
+            ))?;
+            tx.insert_transfer(&transfer("T1", CERTNO, true))?;
+            tx.append_event(&EventRow {
+                transfer_id: "T1".to_owned(),
+                seq: 0,
+                at: at(5),
+                kind: "Applied".to_owned(),
+                from_state: "NEW".to_owned(),
+                to_state: "APPLIED".to_owned(),
+                detail: String::new(),
+                attempt: 0,
+            })?;
+            tx.enqueue(&message("M1", at(10)))?;
+            tx.record_processed("IN-1", &[7; 32], b"first answer", at(20))?;
+            tx.put_setting("clock_offset_ms", "86400000")?;
+            tx.put_certificate("CERT-1", CERTNO, r#"{"years":16}"#, at(30))
+        })
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+
+    let store = reopen(&path);
+    let seen = store
+        .read(|tx| {
+            Ok::<_, Error>((
+                tx.person(CERTNO)?,
+                tx.balance(&person_account(CERTNO))?,
+                tx.transfer("T1")?,
+                tx.events("T1")?,
+                tx.due_messages(at(10), 10)?,
+                tx.processed_message("IN-1")?,
+                tx.setting("clock_offset_ms")?,
+                tx.certificate("CERT-1")?,
+            ))
+        })
+        .await
+        .unwrap();
+    let (person_row, balance, transfer_row, events, due, processed, setting, certificate) = seen;
+    assert_eq!(person_row, Some(person(CERTNO, "cross_province")));
+    assert_eq!(balance, 123_456);
+    assert_eq!(transfer_row, Some(transfer("T1", CERTNO, true)));
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].seq, 1);
+    assert_eq!(events[0].at, at(5));
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].msgid, "M1");
+    assert_eq!(due[0].payload, b"M1");
+    assert_eq!(processed.unwrap().answer, b"first answer");
+    assert_eq!(setting.as_deref(), Some("86400000"));
+    let certificate = certificate.unwrap();
+    assert_eq!(certificate.certno, CERTNO);
+    assert_eq!(certificate.issued_at, at(30));
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn one_open_transfer_per_person_is_enforced() {
+    let (_directory, store) = fresh();
+    store
+        .write(|tx| tx.insert_transfer(&transfer("T1", CERTNO, true)))
+        .await
+        .unwrap();
+
+    let second = store
+        .write(|tx| tx.insert_transfer(&transfer("T2", CERTNO, true)))
+        .await;
+    assert_eq!(
+        second,
+        Err(Error::Conflict("open transfer exists".to_owned()))
+    );
+    let same_id = store
+        .write(|tx| tx.insert_transfer(&transfer("T1", OTHER_CERTNO, true)))
+        .await;
+    assert_eq!(
+        same_id,
+        Err(Error::Conflict("transfer id exists".to_owned()))
+    );
+    store
+        .write(|tx| tx.insert_transfer(&transfer("T0", CERTNO, false)))
+        .await
+        .expect("a closed transfer never conflicts");
+
+    // Once the first transfer closes, the person may start another; reopening the first is
+    // then refused.
+    store
+        .write(|tx| {
+            tx.update_transfer(&transfer("T1", CERTNO, false))?;
+            tx.insert_transfer(&transfer("T2", CERTNO, true))
+        })
+        .await
+        .unwrap();
+    let reopened = store
+        .write(|tx| tx.update_transfer(&transfer("T1", CERTNO, true)))
+        .await;
+    assert_eq!(
+        reopened,
+        Err(Error::Conflict("open transfer exists".to_owned()))
+    );
+
+    let (open, all, by_state) = store
+        .read(|tx| {
+            Ok::<_, Error>((
+                tx.open_transfer_of(CERTNO)?,
+                tx.transfers_of(CERTNO)?,
+                tx.count_transfers_by_state()?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(open.as_deref(), Some("T2"));
+    assert_eq!(all.len(), 3);
+    assert_eq!(
+        by_state,
+        vec![("APPLIED".to_owned(), 1), ("COMPLETED".to_owned(), 2)]
+    );
+}
+
+#[tokio::test]
+async fn updating_a_transfer_that_does_not_exist_is_not_found() {
+    let (_directory, store) = fresh();
+    let updated = store
+        .write(|tx| tx.update_transfer(&transfer("missing", CERTNO, true)))
+        .await;
+    assert!(matches!(updated, Err(Error::NotFound(_))));
+    let event = store
+        .write(|tx| {
+            tx.append_event(&EventRow {
+                transfer_id: "missing".to_owned(),
+                seq: 0,
+                at: at(0),
+                kind: "Applied".to_owned(),
+                from_state: String::new(),
+                to_state: "APPLIED".to_owned(),
+                detail: String::new(),
+                attempt: 0,
+            })
+        })
+        .await;
+    assert!(matches!(event, Err(Error::NotFound(_))), "{event:?}");
+}
+
+#[tokio::test]
+async fn posting_refuses_to_overdraw_a_person_account_and_leaves_nothing_written() {
+    let (_directory, store) = fresh();
+    let account = person_account(CERTNO);
+    store
+        .write({
+            let account = account.clone();
+            move |tx| tx.post(&posting("fund:seed", &account, 10_000, "seed"))
+        })
+        .await
+        .unwrap();
+
+    // The job goes on after the refusal and succeeds: the refused posting must still leave
+    // no trace, neither in the journal nor in either cached balance.
+    let refusal = store
+        .write({
+            let account = account.clone();
+            move |tx| {
+                let refused = tx.post(&posting(&account, "transit:150100", 10_001, "to_transit"));
+                tx.put_setting("job", "committed")?;
+                Ok::<_, Error>(refused)
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        refusal,
+        Err(Error::InsufficientFunds {
+            account: account.clone()
+        })
+    );
+    let never_funded = store
+        .write(|tx| {
+            tx.post(&posting(
+                &person_account(OTHER_CERTNO),
+                "transit:150100",
+                1,
+                "x",
+            ))
+        })
+        .await;
+    assert!(matches!(never_funded, Err(Error::InsufficientFunds { .. })));
+
+    let (balance, transit, check, job) = store
+        .read(move |tx| {
+            Ok::<_, Error>((
+                tx.balance(&account)?,
+                tx.balance("transit:150100")?,
+                tx.verify_journal()?,
+                tx.setting("job")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(balance, 10_000);
+    assert_eq!(transit, 0);
+    assert_eq!(check.postings, 1);
+    assert!(check.is_sound(), "{check:?}");
+    assert_eq!(job.as_deref(), Some("committed"));
+}
+
+#[tokio::test]
+async fn a_posting_must_move_a_positive_amount_between_two_accounts() {
+    let (_directory, store) = fresh();
+    for bad in [
+        posting("fund:seed", "transit:1", 0, "seed"),
+        posting("fund:seed", "transit:1", -5, "seed"),
+        posting("transit:1", "transit:1", 5, "seed"),
+    ] {
+        let result = store.write(move |tx| tx.post(&bad)).await;
+        assert!(matches!(result, Err(Error::Invalid(_))), "{result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_journal_verifies_after_many_postings_and_all_balances_sum_to_zero() {
+    let (_directory, store) = fresh();
+    let people: Vec<String> = (0..20).map(|index| format!("person:{index:018}")).collect();
+    let mut writers = Vec::new();
+    for (index, account) in people.iter().cloned().enumerate() {
+        let store = store.clone();
+        writers.push(tokio::spawn(async move {
+            store
+                .write(move |tx| {
+                    let transfer_id = Some(format!("T{index}"));
+                    tx.post(&posting("fund:seed", &account, 50_000, "seed"))?;
+                    for step in 0..20_i64 {
+                        let mut out =
+                            posting(&account, "transit:150100", 1_000 + step, "to_transit");
+                        out.transfer_id.clone_from(&transfer_id);
+                        tx.post(&out)?;
+                        let mut settle =
+                            posting("transit:150100", "transit:440300", 1_000 + step, "settle");
+                        settle.transfer_id.clone_from(&transfer_id);
+                        tx.post(&settle)?;
+                    }
+                    Ok::<_, Error>(())
+                })
+                .await
+        }));
+    }
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+
+    let (check, classes, reasons, one) = store
+        .read(|tx| {
+            Ok::<_, Error>((
+                tx.verify_journal()?,
+                tx.account_class_balances()?,
+                tx.totals_by_reason()?,
+                tx.balance("person:000000000000000007")?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(check.postings, 20 * 41);
+    assert!(check.cached_matches_journal, "{check:?}");
+    assert!(check.mismatched_accounts.is_empty());
+    assert_eq!(check.balance_sum_cents, 0);
+    let moved_per_person: i64 = (0..20).map(|step| 1_000 + step).sum();
+    assert_eq!(one, 50_000 - moved_per_person);
+    assert_eq!(classes.iter().map(|(_, cents)| cents).sum::<i64>(), 0);
+    assert_eq!(
+        classes,
+        vec![
+            ("fund".to_owned(), -20 * 50_000),
+            ("person".to_owned(), 20 * (50_000 - moved_per_person)),
+            ("transit".to_owned(), 20 * moved_per_person),
+        ]
+    );
+    assert_eq!(
+        reasons,
+        vec![
+            ("seed".to_owned(), 20 * 50_000),
+            ("settle".to_owned(), 20 * moved_per_person),
+            ("to_transit".to_owned(), 20 * moved_per_person),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn verify_journal_reports_a_cached_balance_that_drifted_from_the_journal() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = database(&directory);
+    let store = reopen(&path);
+    store
+        .write(|tx| tx.post(&posting("fund:seed", &person_account(CERTNO), 700, "seed")))
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    // Damage the cache behind the store's back, as a bug or a bad manual fix would.
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute(
+            "UPDATE accounts SET balance_cents = 701 WHERE account LIKE 'person:%'",
+            [],
+        )
+        .unwrap();
+    drop(connection);
+
+    let store = reopen(&path);
+    let check = store.read(|tx| tx.verify_journal()).await.unwrap();
+    assert!(!check.cached_matches_journal);
+    assert!(!check.is_sound());
+    assert_eq!(check.mismatched_accounts, vec!["person:110105********002X"]);
+    assert_eq!(check.balance_sum_cents, 1);
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn outbox_messages_come_due_in_order_and_retry_later_moves_them() {
+    let (_directory, store) = fresh();
+    let ids = store
+        .write(|tx| {
+            Ok::<_, Error>([
+                tx.enqueue(&message("late", at(300)))?,
+                tx.enqueue(&message("early", at(100)))?,
+                tx.enqueue(&message("tie", at(100)))?,
+            ])
+        })
+        .await
+        .unwrap();
+    let [late, early, tie] = ids;
+    let duplicate = store.write(|tx| tx.enqueue(&message("early", at(0)))).await;
+    assert!(matches!(duplicate, Err(Error::Conflict(_))));
+
+    let (due, next, pending) = store
+        .read(|tx| {
+            Ok::<_, Error>((
+                tx.due_messages(at(200), 10)?,
+                tx.next_due_at()?,
+                tx.pending_messages()?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![early, tie]
+    );
+    assert_eq!(next, Some(at(100)));
+    assert_eq!(pending, 3);
+
+    store
+        .write(move |tx| {
+            tx.message_retry_later(early, 1, at(500), "unavailable")?;
+            tx.message_acknowledged(tie)?;
+            tx.message_acknowledged(tie)
+        })
+        .await
+        .unwrap();
+
+    let (due_at_200, due_at_500, next, pending) = store
+        .read(|tx| {
+            Ok::<_, Error>((
+                tx.due_messages(at(200), 10)?,
+                tx.due_messages(at(500), 10)?,
+                tx.next_due_at()?,
+                tx.pending_messages()?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert!(due_at_200.is_empty());
+    assert_eq!(
+        due_at_500.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![late, early]
+    );
+    let retried = &due_at_500[1];
+    assert_eq!(retried.attempts, 1);
+    assert_eq!(retried.next_attempt_at, at(500));
+    assert_eq!(retried.last_error.as_deref(), Some("unavailable"));
+    assert_eq!(next, Some(at(300)));
+    assert_eq!(pending, 2);
+}
+
+#[tokio::test]
+async fn a_processed_message_round_trips_and_cannot_be_recorded_twice() {
+    let (_directory, store) = fresh();
+    let hash = [0xab_u8; 32];
+    store
+        .write(move |tx| tx.record_processed("OUT-42", &hash, b"ACCEPTED", at(7)))
+        .await
+        .unwrap();
+    let again = store
+        .write(move |tx| tx.record_processed("OUT-42", &[0; 32], b"other", at(8)))
+        .await;
+    assert!(matches!(again, Err(Error::Conflict(_))));
+
+    let (found, missing) = store
+        .read(|tx| {
+            Ok::<_, Error>((
+                tx.processed_message("OUT-42")?,
+                tx.processed_message("nope")?,
+            ))
+        })
+        .await
+        .unwrap();
+    let found = found.unwrap();
+    assert_eq!(found.body_sha256, hash);
+    assert_eq!(found.answer, b"ACCEPTED");
+    assert_eq!(found.at, at(7));
+    assert_eq!(missing, None);
+}
+
+#[tokio::test]
+async fn next_sequence_is_monotonic_across_reopen() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = database(&directory);
+    let store = reopen(&path);
+    for expected in 1..=3 {
+        assert_eq!(
+            store.write(|tx| tx.next_sequence("msgid")).await,
+            Ok(expected)
+        );
+    }
+    assert_eq!(store.write(|tx| tx.next_sequence("other")).await, Ok(1));
+    store.close().await.unwrap();
+
+    let store = reopen(&path);
+    assert_eq!(store.write(|tx| tx.next_sequence("msgid")).await, Ok(4));
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn opening_an_existing_database_again_migrates_nothing_and_loses_nothing() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = database(&directory);
+    for round in 0..3 {
+        let store = reopen(&path);
+        let count = store
+            .write(move |tx| tx.insert_persons(&[person(&format!("{round:018}"), "")]))
+            .await
+            .unwrap();
+        assert_eq!(count.written, 1);
+        let sampled = store.read(|tx| tx.sample_persons("", 10)).await.unwrap();
+        assert_eq!(sampled.len(), round + 1);
+        store.close().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn persons_insert_if_absent_and_are_sampled_by_flow() {
+    let (_directory, store) = fresh();
+    let first = store
+        .write(|tx| {
+            tx.insert_persons(&[
+                person(CERTNO, "cross_province"),
+                person(OTHER_CERTNO, "bank_payout"),
+            ])
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        InsertCount {
+            written: 2,
+            already_present: 0
+        }
+    );
+    let mut changed = person(CERTNO, "cross_province");
+    changed.psn_name = "李四".to_owned();
+    let again = store
+        .write(move |tx| tx.insert_persons(&[changed]))
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        InsertCount {
+            written: 0,
+            already_present: 1
+        }
+    );
+
+    let mut updated = person(CERTNO, "cross_province");
+    updated.arrears_cents = 2_500;
+    updated.retired = true;
+    store
+        .write({
+            let updated = updated.clone();
+            move |tx| tx.update_person(&updated)
+        })
+        .await
+        .unwrap();
+    let missing = store
+        .write(|tx| tx.update_person(&person("000000000000000000", "")))
+        .await;
+    assert!(matches!(missing, Err(Error::NotFound(_))));
+
+    let (stored, sampled) = store
+        .read(|tx| Ok::<_, Error>((tx.person(CERTNO)?, tx.sample_persons("bank_payout", 5)?)))
+        .await
+        .unwrap();
+    assert_eq!(stored, Some(updated));
+    assert_eq!(sampled, vec![person(OTHER_CERTNO, "bank_payout")]);
+}
+
+#[tokio::test]
+async fn events_are_numbered_per_transfer_from_one() {
+    let (_directory, store) = fresh();
+    let event = |transfer_id: &str, seq: u32, kind: &str| EventRow {
+        transfer_id: transfer_id.to_owned(),
+        seq,
+        at: at(i64::from(seq)),
+        kind: kind.to_owned(),
+        from_state: "A".to_owned(),
+        to_state: "B".to_owned(),
+        detail: "detail".to_owned(),
+        attempt: 1,
+    };
+    let (first, second, other, given) = store
+        .write(move |tx| {
+            tx.insert_transfer(&transfer("T1", CERTNO, true))?;
+            tx.insert_transfer(&transfer("T2", OTHER_CERTNO, true))?;
+            Ok::<_, Error>((
+                tx.append_event(&event("T1", 0, "one"))?,
+                tx.append_event(&event("T1", 0, "two"))?,
+                tx.append_event(&event("T2", 0, "other"))?,
+                tx.append_event(&event("T1", 7, "given"))?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!((first, second, other, given), (1, 2, 1, 7));
+    let taken = store
+        .write(move |tx| tx.append_event(&event("T1", 2, "again")))
+        .await;
+    assert!(matches!(taken, Err(Error::Conflict(_))), "{taken:?}");
+
+    let history = store.read(|tx| tx.events("T1")).await.unwrap();
+    let kinds: Vec<_> = history.iter().map(|e| (e.seq, e.kind.as_str())).collect();
+    assert_eq!(kinds, vec![(1, "one"), (2, "two"), (7, "given")]);
+}
+
+#[tokio::test]
+async fn open_transfers_due_before_a_day_are_the_overdue_ones() {
+    let (_directory, store) = fresh();
+    store
+        .write(|tx| {
+            let mut due_early = transfer("early", CERTNO, true);
+            due_early.whole_process_due_on = Some(day("2026-01-10"));
+            let mut due_late = transfer("late", OTHER_CERTNO, true);
+            due_late.whole_process_due_on = Some(day("2026-02-10"));
+            let mut closed = transfer("closed", CERTNO, false);
+            closed.whole_process_due_on = Some(day("2026-01-01"));
+            let mut undated = transfer("undated", "000000000000000000", true);
+            undated.whole_process_due_on = None;
+            for row in [due_early, due_late, closed, undated] {
+                tx.insert_transfer(&row)?;
+            }
+            Ok::<_, Error>(())
+        })
+        .await
+        .unwrap();
+
+    let ids = |rows: Vec<TransferRow>| {
+        rows.into_iter()
+            .map(|row| row.transfer_id)
+            .collect::<Vec<_>>()
+    };
+    let on_the_tenth = store
+        .read(|tx| tx.open_transfers_due_before(day("2026-01-10"), 10))
+        .await
+        .unwrap();
+    assert!(
+        on_the_tenth.is_empty(),
+        "due on the day itself is not overdue"
+    );
+    let in_march = store
+        .read(|tx| tx.open_transfers_due_before(day("2026-03-01"), 10))
+        .await
+        .unwrap();
+    assert_eq!(ids(in_march), vec!["early", "late"]);
+    let limited = store
+        .read(|tx| tx.open_transfers_due_before(day("2026-03-01"), 1))
+        .await
+        .unwrap();
+    assert_eq!(ids(limited), vec!["early"]);
+}
+
+#[tokio::test]
+async fn certificates_are_stored_once_per_code() {
+    let (_directory, store) = fresh();
+    store
+        .write(|tx| tx.put_certificate("C1", CERTNO, "{}", at(1)))
+        .await
+        .unwrap();
+    store
+        .write(|tx| tx.put_certificate("C1", CERTNO, "{}", at(2)))
+        .await
+        .expect("storing the same certificate again is harmless");
+    let taken = store
+        .write(|tx| tx.put_certificate("C1", OTHER_CERTNO, "{}", at(3)))
+        .await;
+    assert!(matches!(taken, Err(Error::Conflict(_))));
+    let stored = store
+        .read(|tx| tx.certificate("C1"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.issued_at, at(1));
+}
+
+#[tokio::test]
+async fn a_read_refuses_to_write() {
+    let (_directory, store) = fresh();
+    let written = store.read(|tx| tx.put_setting("k", "v")).await;
+    assert!(matches!(written, Err(Error::Backend(_))), "{written:?}");
+    let in_memory = Store::open_in_memory().unwrap();
+    let written = in_memory.read(|tx| tx.put_setting("k", "v")).await;
+    assert!(matches!(written, Err(Error::Backend(_))), "{written:?}");
+    // The writer's connection is writable again after the read.
+    in_memory
+        .write(|tx| tx.put_setting("k", "v"))
+        .await
+        .unwrap();
+    assert_eq!(
+        in_memory
+            .read(|tx| tx.setting("k"))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("v")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_finishes_queued_writes_and_then_refuses_new_ones() {
+    let (_directory, store) = fresh();
+    let (release, holder) = hold_the_writer(&store).await;
+    let queued = tokio::spawn({
+        let store = store.clone();
+        async move { store.write(|tx| tx.put_setting("queued", "kept")).await }
+    });
+    wait_until_queued(&store, 1).await;
+    let handle = store.clone();
+    let closing = tokio::spawn(store.close());
+    wait_until_queued(&handle, 2).await;
+    release.send(()).unwrap();
+    holder.await.unwrap();
+
+    closing.await.unwrap().unwrap();
+    assert_eq!(queued.await.unwrap(), Ok(()));
+    assert_eq!(
+        handle.write(|tx| tx.put_setting("late", "refused")).await,
+        Err(Error::Closed)
+    );
+    assert_eq!(
+        handle.read(|tx| tx.setting("queued")).await,
+        Err(Error::Closed)
+    );
+    handle.close().await.expect("closing twice is harmless");
+}
+
+#[tokio::test]
+async fn options_read_from_configuration_default_to_full_durability() {
+    let options: Options = serde_json::from_str(r#"{ "batch_limit": 64 }"#).unwrap();
+    assert_eq!(options.synchronous, Synchronous::Full);
+    assert_eq!(options.batch_limit, 64);
+    let normal: Options = serde_json::from_str(r#"{ "synchronous": "normal" }"#).unwrap();
+    assert_eq!(normal.synchronous, Synchronous::Normal);
+
+    let directory = tempfile::tempdir().unwrap();
+    let refused = Store::open(
+        &database(&directory),
+        &Options {
+            batch_limit: 0,
+            ..Options::default()
+        },
+    );
+    assert!(matches!(refused, Err(Error::Invalid(_))));
+}
