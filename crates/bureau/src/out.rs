@@ -291,6 +291,19 @@ pub fn apply(
             attempt,
         },
     )?;
+    if event == OutEvent::BankPaid {
+        // The gateway confirmed: the balance in transit is now in the person's bank account.
+        let id = document.transfer_id.clone();
+        record::post(
+            tx,
+            bureau,
+            "transit".to_owned(),
+            "bank".to_owned(),
+            document.amount_cents,
+            &id,
+            reason::PAY_TO_BANK,
+        )?;
+    }
     let person = tx
         .person(&document.certno)?
         .ok_or_else(|| Error::Internal("the transfer's person vanished".to_owned()))?;

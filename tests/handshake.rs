@@ -1,0 +1,314 @@
+//! Black-box tests of the handshake: both services as real processes over gRPC on loopback.
+
+use std::time::Duration;
+
+use yibao_domain::money::Money;
+use yibao_domain::population::{self, Flow};
+use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals, SeedPopulationRequest};
+use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
+use yibao_proto::bureau::v1::{
+    ApplyTransferRequest, GetPersonRequest, GetTransferRequest, Transfer,
+};
+use yibao_proto::common::v1::{BankAccount, TransferState};
+use yibao_proto::platform::v1::transfer_out_platform_service_client::TransferOutPlatformServiceClient;
+use yibao_proto::platform::v1::{Envelope, RequestTransferOutRequest, TransferApplication};
+use yibao_tests::{Pair, poll};
+
+const SEED: u64 = 11;
+const PERSONS: u64 = 130;
+const DEADLINE: Duration = Duration::from_secs(20);
+
+async fn seeded_pair() -> Pair {
+    let pair = Pair::start().await;
+    for endpoint in [&pair.out, &pair.transfer_in] {
+        let mut admin = AdminServiceClient::new(Pair::channel(endpoint).await);
+        admin
+            .seed_population(SeedPopulationRequest {
+                seed: SEED,
+                first_index: 0,
+                count: PERSONS,
+            })
+            .await
+            .expect("seeding works");
+    }
+    pair
+}
+
+fn someone(flow: Flow) -> population::SyntheticPerson {
+    (0..PERSONS)
+        .map(|index| population::person(SEED, index).expect("in range"))
+        .find(|person| person.flow == flow)
+        .expect("the seeded population has every flow")
+}
+
+fn application(person: &population::SyntheticPerson) -> ApplyTransferRequest {
+    ApplyTransferRequest {
+        certno: person.certno.expose_unmasked().to_owned(),
+        psn_name: person.name.clone(),
+        trafout_admdvs: person.out_region.to_string(),
+        trafin_admdvs: person.in_region.to_string(),
+        ..Default::default()
+    }
+}
+
+async fn transfer(endpoint: &str, id: &str) -> Option<Transfer> {
+    let mut client = BureauServiceClient::new(Pair::channel(endpoint).await);
+    client
+        .get_transfer(GetTransferRequest {
+            transfer_id: id.to_owned(),
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .transfer
+}
+
+async fn until_state(endpoint: &str, id: &str, state: TransferState) -> Transfer {
+    poll(DEADLINE, || async {
+        transfer(endpoint, id)
+            .await
+            .filter(|t| t.state == state as i32)
+    })
+    .await
+}
+
+async fn totals(endpoint: &str) -> LedgerTotals {
+    let mut admin = AdminServiceClient::new(Pair::channel(endpoint).await);
+    admin
+        .get_ledger_totals(GetLedgerTotalsRequest {})
+        .await
+        .expect("totals")
+        .into_inner()
+        .totals
+        .expect("totals")
+}
+
+fn cents(text: &str) -> u64 {
+    Money::parse(text).expect("money on the wire").cents()
+}
+
+/// Out debited to transit = in credited + in transit + paid to bank + returned, to the cent,
+/// with no transfer in flight.
+async fn assert_conserved(pair: &Pair) {
+    let out = totals(&pair.out).await;
+    let inn = totals(&pair.transfer_in).await;
+    assert_eq!(
+        cents(&out.debited_to_transit_total),
+        cents(&inn.credited_total)
+            + cents(&out.in_transit_total)
+            + cents(&out.paid_to_bank_total)
+            + cents(&out.returned_total),
+        "conservation across both bureaus: out {out:?} in {inn:?}"
+    );
+    assert_eq!(cents(&inn.credited_total), cents(&out.settled_out_total));
+}
+
+#[tokio::test]
+async fn a_cross_province_transfer_moves_years_and_balance_exactly_once() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvince);
+    let mut bureau_in = BureauServiceClient::new(Pair::channel(&pair.transfer_in).await);
+    let applied = bureau_in
+        .apply_transfer(application(&person))
+        .await
+        .expect("accepted")
+        .into_inner();
+    let id = applied.transfer.expect("transfer").transfer_id;
+
+    let done_in = until_state(&pair.transfer_in, &id, TransferState::Completed).await;
+    let done_out = until_state(&pair.out, &id, TransferState::Completed).await;
+    assert_eq!(
+        cents(&done_in.personal_account_balance),
+        person.balance.cents()
+    );
+    assert_eq!(
+        done_out.personal_account_balance,
+        done_in.personal_account_balance
+    );
+    assert!(
+        !done_in
+            .masked_certno
+            .contains(&person.certno.expose_unmasked()[6..14]),
+        "masked"
+    );
+
+    let mut person_in = BureauServiceClient::new(Pair::channel(&pair.transfer_in).await);
+    let record = person_in
+        .get_person(GetPersonRequest {
+            certno: person.certno.expose_unmasked().to_owned(),
+        })
+        .await
+        .expect("person")
+        .into_inner()
+        .person
+        .expect("person");
+    assert_eq!(
+        cents(&record.personal_account_balance),
+        person.balance.cents()
+    );
+    assert!(
+        record.deemed_months > 0,
+        "the years were credited as deemed years"
+    );
+    assert_conserved(&pair).await;
+
+    // A second application while nothing is open any more is fine; an open one is refused.
+    let again = bureau_in.apply_transfer(application(&person)).await;
+    assert!(
+        again.is_ok()
+            || again.as_ref().err().map(|s| s.code()) == Some(tonic::Code::FailedPrecondition)
+    );
+}
+
+#[tokio::test]
+async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::NotConnected);
+    let mut bureau_out = BureauServiceClient::new(Pair::channel(&pair.out).await);
+    let refused = bureau_out
+        .apply_transfer(application(&person))
+        .await
+        .expect_err("no bank account");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().contains("BANK_ACCOUNT_REQUIRED"),
+        "{}",
+        refused.message()
+    );
+
+    let mut request = application(&person);
+    request.bank_account = Some(BankAccount {
+        bank_name: "中国工商银行".to_owned(),
+        account_number: person.bank_account_number.clone(),
+        account_holder_name: person.name.clone(),
+    });
+    let id = bureau_out
+        .apply_transfer(request)
+        .await
+        .expect("accepted")
+        .into_inner()
+        .transfer
+        .expect("t")
+        .transfer_id;
+    let paid = until_state(&pair.out, &id, TransferState::PaidToBank).await;
+    assert_eq!(
+        cents(&paid.personal_account_balance),
+        person.balance.cents()
+    );
+    let out = totals(&pair.out).await;
+    assert_eq!(cents(&out.paid_to_bank_total), person.balance.cents());
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn a_repeated_message_gets_the_first_answer_and_a_modified_one_is_refused() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvince);
+    let mut platform = TransferOutPlatformServiceClient::new(Pair::channel(&pair.out).await);
+    let request = RequestTransferOutRequest {
+        envelope: Some(Envelope {
+            infno: "9101".to_owned(),
+            msgid: "B54010000009202611231200000001".to_owned(),
+            sender_region_code: "540100".to_owned(),
+            receiver_region_code: "150100".to_owned(),
+            sent_at: None,
+            transfer_id: "540100202611239000001".to_owned(),
+        }),
+        application: Some(TransferApplication {
+            transfer_id: "540100202611239000001".to_owned(),
+            certno: person.certno.expose_unmasked().to_owned(),
+            psn_name: person.name.clone(),
+            trafout_admdvs: "150100".to_owned(),
+            trafin_admdvs: "540100".to_owned(),
+            ..Default::default()
+        }),
+    };
+    let first = platform
+        .request_transfer_out(request.clone())
+        .await
+        .expect("answer")
+        .into_inner();
+    let second = platform
+        .request_transfer_out(request.clone())
+        .await
+        .expect("answer")
+        .into_inner();
+    assert_eq!(first, second, "a repeat gets the first answer");
+    let debited = cents(&totals(&pair.out).await.debited_to_transit_total);
+    assert_eq!(debited, person.balance.cents(), "debited once, not twice");
+
+    let mut modified = request;
+    if let Some(application) = modified.application.as_mut() {
+        application.psn_name = "王五".to_owned();
+    }
+    let answer = platform
+        .request_transfer_out(modified)
+        .await
+        .expect("answer")
+        .into_inner();
+    assert_eq!(
+        answer.reply.expect("reply").infcode,
+        1004,
+        "modified request"
+    );
+    assert_eq!(
+        cents(&totals(&pair.out).await.debited_to_transit_total),
+        debited
+    );
+}
+
+/// A change that makes one field of an application invalid.
+type Spoil = Box<dyn Fn(&mut ApplyTransferRequest)>;
+
+#[tokio::test]
+async fn bad_applicant_input_gets_a_clear_status_and_writes_nothing() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvince);
+    let mut bureau_in = BureauServiceClient::new(Pair::channel(&pair.transfer_in).await);
+    let cases: Vec<(&str, Spoil)> = vec![
+        (
+            "certno",
+            Box::new(|r| r.certno = "11010519491231002Y".to_owned()),
+        ),
+        ("psn_name", Box::new(|r| r.psn_name = " ".to_owned())),
+        (
+            "trafout_admdvs",
+            Box::new(|r| r.trafout_admdvs = "15010".to_owned()),
+        ),
+        (
+            "trafin_admdvs",
+            Box::new(|r| r.trafin_admdvs = "9x0100".to_owned()),
+        ),
+        (
+            "bank_account.account_number",
+            Box::new(|r| {
+                r.bank_account = Some(BankAccount {
+                    bank_name: "b".into(),
+                    account_number: "12ab".into(),
+                    account_holder_name: "x".into(),
+                })
+            }),
+        ),
+    ];
+    for (field, spoil) in cases {
+        let mut request = application(&person);
+        spoil(&mut request);
+        let status = bureau_in.apply_transfer(request).await.expect_err(field);
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{field}");
+        assert!(
+            status.message().contains(field),
+            "{field}: {}",
+            status.message()
+        );
+        assert!(
+            !status.message().contains(person.certno.expose_unmasked()),
+            "no personal data"
+        );
+    }
+    let inn = totals(&pair.transfer_in).await;
+    assert!(
+        inn.transfers_by_state.is_empty(),
+        "nothing written: {inn:?}"
+    );
+}
