@@ -159,6 +159,11 @@ pub fn review_and_open(
         | BalanceDisposition::KeptUsableAtOrigin
         | BalanceDisposition::NoPersonalAccount => Review::DeliverForm(BalanceRoute::StaysPut),
     };
+    // A payout-only outcome sends no form, so a transfer-in bureau that asked would wait
+    // forever: such people (relocated retirees) apply at the transfer-out bureau.
+    if review == Review::PayToBankOnly && application.initiator == Initiator::TransferIn {
+        return refusal(RefusalReason::RetireeMustRegisterRelocation);
+    }
     if matches!(review, Review::DeliverForm(_))
         && destination.and_then(|entry| entry.bureau) != Some(bureau.role.peer())
     {

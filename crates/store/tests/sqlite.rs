@@ -232,6 +232,53 @@ async fn a_failing_job_inside_a_batch_rolls_back_only_its_own_writes() {
     assert_eq!(check.postings, 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn when_the_commit_fails_every_job_of_the_batch_gets_the_error_and_nothing_lands() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = database(&directory);
+    let store = reopen(&path);
+    // A trap behind the store's back: setting "trap" records a deferred foreign-key violation,
+    // which SQLite reports only at COMMIT, after every job of the batch has succeeded.
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE trap (transfer_id TEXT REFERENCES transfers (transfer_id)
+                 DEFERRABLE INITIALLY DEFERRED);
+             CREATE TRIGGER spring AFTER INSERT ON settings WHEN new.key = 'trap'
+             BEGIN INSERT INTO trap VALUES ('no such transfer'); END;",
+        )
+        .unwrap();
+    drop(connection);
+
+    let (release, holder) = hold_the_writer(&store).await;
+    let mut jobs = Vec::new();
+    for (queued, key) in ["before", "trap", "after"].into_iter().enumerate() {
+        let writer = store.clone();
+        jobs.push(tokio::spawn(async move {
+            writer.write(move |tx| tx.put_setting(key, "written")).await
+        }));
+        wait_until_queued(&store, queued + 1).await;
+    }
+    release.send(()).unwrap();
+    holder.await.unwrap();
+
+    for job in jobs {
+        let answer = job.await.unwrap();
+        assert!(
+            matches!(&answer, Err(Error::Backend(message)) if message.starts_with("commit:")),
+            "{answer:?}"
+        );
+    }
+    for key in ["before", "trap", "after"] {
+        assert_eq!(store.read(move |tx| tx.setting(key)).await, Ok(None));
+    }
+    store
+        .write(|tx| tx.put_setting("later", "kept"))
+        .await
+        .expect("the writer goes on after a failed commit");
+    store.close().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_panicking_job_resumes_its_panic_in_the_caller_and_the_writer_goes_on() {
     let (_directory, store) = fresh();

@@ -126,6 +126,9 @@ impl BureauService for BureauApi {
         let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
         let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
         let bank_account = validated_bank_account(request.bank_account.as_ref())?;
+        if out_region.same_pooling_region(in_region) {
+            return Err(Error::Refused(yibao_domain::transfer::RefusalReason::SamePoolingRegion).into());
+        }
         let bureau = self.bureau.clone();
         let span = tracing::info_span!("apply", certno = %certno);
         let _entered = span.enter();

@@ -142,6 +142,17 @@ impl<'c> SqliteTx<'c> {
         rows.collect::<rusqlite::Result<Vec<_>>>().context(what)
     }
 
+    /// Whether a transfer with this id is stored.
+    fn transfer_exists(&self, transfer_id: &str) -> Result<bool, Error> {
+        let mut statement = self
+            .connection
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM transfers WHERE transfer_id = ?1)")
+            .context("check transfer id")?;
+        statement
+            .query_row([transfer_id], |row| row.get(0))
+            .context("check transfer id")
+    }
+
     /// A single integer a query selects.
     fn integer(&self, sql: &str, what: &'static str) -> Result<i64, Error> {
         let mut statement = self.connection.prepare_cached(sql).context(what)?;
@@ -774,19 +785,6 @@ impl Tx for SqliteTx<'_> {
             })
             .optional()
             .context("read certificate")
-    }
-}
-
-impl SqliteTx<'_> {
-    /// Whether a transfer with this id is stored.
-    fn transfer_exists(&self, transfer_id: &str) -> Result<bool, Error> {
-        let mut statement = self
-            .connection
-            .prepare_cached("SELECT EXISTS (SELECT 1 FROM transfers WHERE transfer_id = ?1)")
-            .context("check transfer id")?;
-        statement
-            .query_row([transfer_id], |row| row.get(0))
-            .context("check transfer id")
     }
 }
 
