@@ -127,7 +127,9 @@ impl BureauService for BureauApi {
         let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
         let bank_account = validated_bank_account(request.bank_account.as_ref())?;
         if out_region.same_pooling_region(in_region) {
-            return Err(Error::Refused(yibao_domain::transfer::RefusalReason::SamePoolingRegion).into());
+            return Err(
+                Error::Refused(yibao_domain::transfer::RefusalReason::SamePoolingRegion).into(),
+            );
         }
         let bureau = self.bureau.clone();
         let span = tracing::info_span!("apply", certno = %certno);
