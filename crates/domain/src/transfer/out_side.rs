@@ -193,7 +193,10 @@ pub fn apply(
         event: event.name(),
     };
     match (state, event) {
+        // The form's own answer may arrive after the abort was sent (it was queued first); it
+        // is as good an answer as the abort's.
         (OutState::InTransit { balance }, OutEvent::FormCredited)
+        | (OutState::Aborting { balance, .. }, OutEvent::FormCredited)
         | (OutState::Aborting { balance, .. }, OutEvent::AbortAnswered(InCredit::Credited)) => {
             Ok(credited(balance))
         }
@@ -203,9 +206,10 @@ pub fn apply(
         (OutState::InTransit { balance }, OutEvent::DeadlinePassed(fallback)) => Ok(
             Transition::to(OutState::Aborting { balance, fallback }, vec![SendAbort]),
         ),
+        // A refused form will never be credited: as good as an abort answered "not credited".
         (
             OutState::Aborting { balance, fallback },
-            OutEvent::AbortAnswered(InCredit::NotCredited),
+            OutEvent::AbortAnswered(InCredit::NotCredited) | OutEvent::FormRefused(_),
         ) => Ok(match (balance, fallback) {
             (BalanceRoute::StaysPut, _) | (_, AbortFallback::ReturnToAccount) => {
                 Transition::to(OutState::Returned(RefusalReason::Aborted), reverse(balance))
@@ -368,6 +372,29 @@ mod tests {
         let answered =
             apply(aborting.next, OutEvent::AbortAnswered(InCredit::Credited)).expect("legal");
         assert_eq!(answered.next, OutState::Completed);
+    }
+
+    #[test]
+    fn a_form_answer_that_overtakes_the_abort_answer_settles_the_transfer() {
+        let opened = open(Review::DeliverForm(BalanceRoute::MovesWithForm));
+        let aborting = apply(
+            opened.next,
+            OutEvent::DeadlinePassed(AbortFallback::PayToBank),
+        )
+        .expect("legal");
+        let credited = apply(aborting.next, OutEvent::FormCredited).expect("legal");
+        assert_eq!(credited.next, OutState::Completed);
+        let refused =
+            apply(aborting.next, OutEvent::FormRefused(RefusalReason::Aborted)).expect("legal");
+        assert_eq!(refused.next, OutState::PayoutPending);
+        assert_eq!(refused.actions, vec![OutAction::PayTransitToBank]);
+        // The abort's answer, arriving later, changes nothing.
+        let late = apply(
+            credited.next,
+            OutEvent::AbortAnswered(InCredit::NotCredited),
+        )
+        .expect("legal");
+        assert!(late.actions.is_empty());
     }
 
     #[test]
