@@ -171,6 +171,75 @@ const GIVEN: [&str; 16] = [
     "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
 ];
 
+/// How many of every [`LAYOUT_BLOCK`] consecutive people fit each flow: the common flows
+/// dominate, as they do in a load run, and every flow appears in each block.
+const LAYOUT_WEIGHTS: [(Flow, u64); 13] = [
+    (Flow::CrossProvince, 40),
+    (Flow::CrossProvinceOutInitiated, 10),
+    (Flow::Instant, 5),
+    (Flow::IntraProvinceShared, 10),
+    (Flow::NotConnected, 10),
+    (Flow::EmployeeToResident, 3),
+    (Flow::ResidentToEmployee, 3),
+    (Flow::RetireePayout, 2),
+    (Flow::RegionPaysOut, 2),
+    (Flow::RefusedNotStopped, 4),
+    (Flow::RefusedArrears, 4),
+    (Flow::RefusedNotEnrolled, 4),
+    (Flow::RefusedRetiree, 3),
+];
+
+/// The number of consecutive indexes over which the flow layout repeats.
+pub const LAYOUT_BLOCK: u64 = 100;
+
+/// The flow of the person at `index`. The first 13 indexes of every block of
+/// [`LAYOUT_BLOCK`] are one of each flow (in [`Flow::ALL`] order), so any 13 consecutive people
+/// from a block start show every flow; the rest of the block follows [`LAYOUT_WEIGHTS`].
+pub fn flow_of(index: u64) -> Flow {
+    let position = index % LAYOUT_BLOCK;
+    let flows = Flow::ALL.len() as u64;
+    if position < flows {
+        return Flow::ALL[position as usize];
+    }
+    let mut rest = position - flows;
+    for (flow, weight) in LAYOUT_WEIGHTS {
+        let extra = weight - 1;
+        if rest < extra {
+            return flow;
+        }
+        rest -= extra;
+    }
+    Flow::CrossProvince
+}
+
+/// The `n`-th person (from 0) of `flow` in the layout: its index.
+pub fn index_of(flow: Flow, n: u64) -> u64 {
+    let per_block = LAYOUT_WEIGHTS
+        .iter()
+        .find(|(f, _)| *f == flow)
+        .map_or(1, |(_, w)| *w);
+    let block = n / per_block;
+    let within = n % per_block;
+    let mut seen = 0;
+    for position in 0..LAYOUT_BLOCK {
+        if flow_of(position) == flow {
+            if seen == within {
+                return block * LAYOUT_BLOCK + position;
+            }
+            seen += 1;
+        }
+    }
+    block * LAYOUT_BLOCK
+}
+
+/// The share of the population (out of [`LAYOUT_BLOCK`]) that fits `flow`.
+pub fn people_per_block(flow: Flow) -> u64 {
+    LAYOUT_WEIGHTS
+        .iter()
+        .find(|(f, _)| *f == flow)
+        .map_or(0, |(_, w)| *w)
+}
+
 /// The largest index [`person`] accepts: 1000 sequence numbers a day over ~10,000 days.
 pub const MAX_INDEX: u64 = 3_600_000;
 
@@ -191,7 +260,7 @@ pub fn person(seed: u64, index: u64) -> Result<SyntheticPerson, PopulationError>
         return Err(PopulationError::IndexTooLarge { index });
     }
     let mut random = SplitMix64::new(seed ^ index.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let flow = Flow::ALL[(index % Flow::ALL.len() as u64) as usize];
+    let flow = flow_of(index);
     let (out_code, in_code) = flow.regions();
     let out_region = region(out_code);
     let in_region = region(in_code);
@@ -366,6 +435,22 @@ mod tests {
                 Flow::RefusedNotEnrolled => assert!(!someone.enrolled_at_transfer_in),
                 _ => {}
             }
+        }
+    }
+
+    #[test]
+    fn the_layout_fills_each_block_by_weight_and_index_of_inverts_flow_of() {
+        let total: u64 = LAYOUT_WEIGHTS.iter().map(|(_, w)| w).sum();
+        assert_eq!(total, LAYOUT_BLOCK);
+        for flow in Flow::ALL {
+            let count = (0..LAYOUT_BLOCK).filter(|i| flow_of(*i) == flow).count() as u64;
+            assert_eq!(count, people_per_block(flow), "{}", flow.name());
+            for n in 0..250 {
+                assert_eq!(flow_of(index_of(flow, n)), flow);
+            }
+            let mut indexes: Vec<_> = (0..250).map(|n| index_of(flow, n)).collect();
+            indexes.dedup();
+            assert_eq!(indexes.len(), 250, "distinct people for {}", flow.name());
         }
     }
 
