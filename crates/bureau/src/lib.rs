@@ -113,7 +113,6 @@ impl Application {
                     address: config.listen,
                     source,
                 })?;
-        let (changes, _) = tokio::sync::broadcast::channel(1024);
         let bureau = Arc::new(Bureau {
             role: config.role,
             store,
@@ -123,7 +122,7 @@ impl Application {
             hosted,
             institution,
             peer: Peer::new(config.peer_endpoint.clone()),
-            changes,
+            watchers: state::Watchers::default(),
             dispatch_now: tokio::sync::Notify::new(),
             admin_enabled: config.admin_enabled,
             bank_failure_every: config.bank.failure_every,

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::sync::Mutex;
 
-use tokio::sync::{Notify, broadcast};
+use std::collections::HashMap;
+
+use tokio::sync::Notify;
 use tonic::transport::{Channel, Endpoint};
 use yibao_domain::calendar::WorkingCalendar;
 use yibao_domain::policy::RegionPolicy;
@@ -33,8 +35,8 @@ pub struct Bureau {
     pub institution: String,
     /// The peer bureau.
     pub peer: Peer,
-    /// Transfer ids whose state changed, for `WatchTransfer`.
-    pub changes: broadcast::Sender<String>,
+    /// Who waits for which transfer to change (`WatchTransfer`, instant mode).
+    pub watchers: Watchers,
     /// Wakes the outbox dispatcher when a message is queued.
     pub dispatch_now: Notify,
     /// Whether the admin API answers.
@@ -69,10 +71,9 @@ impl Bureau {
             .unwrap_or_default()
     }
 
-    /// Tells watchers that a transfer changed.
+    /// Tells the watchers of a transfer that it changed.
     pub fn changed(&self, transfer_id: &str) {
-        // No receiver is fine: nobody is watching.
-        let _ = self.changes.send(transfer_id.to_owned());
+        self.watchers.notify(transfer_id);
     }
 }
 
@@ -142,6 +143,70 @@ impl Peer {
                 } else {
                     format!("http://{address}")
                 })
+            }
+        }
+    }
+}
+
+/// Per-transfer change notification: only the watchers of a transfer wake when it changes, so
+/// thousands of concurrent watches cost nothing for the transfers nobody watches.
+#[derive(Debug, Default)]
+pub struct Watchers {
+    waiting: Mutex<HashMap<String, Vec<Arc<Notify>>>>,
+}
+
+/// One registered watcher; unregisters itself when dropped.
+#[derive(Debug)]
+pub struct Watch<'a> {
+    watchers: &'a Watchers,
+    transfer_id: String,
+    notify: Arc<Notify>,
+}
+
+impl Watchers {
+    /// Registers interest in a transfer. A change after this call wakes the watcher even if it
+    /// was not yet waiting (the permit is stored).
+    pub fn watch(&self, transfer_id: &str) -> Watch<'_> {
+        let notify = Arc::new(Notify::new());
+        if let Ok(mut waiting) = self.waiting.lock() {
+            waiting
+                .entry(transfer_id.to_owned())
+                .or_default()
+                .push(notify.clone());
+        }
+        Watch {
+            watchers: self,
+            transfer_id: transfer_id.to_owned(),
+            notify,
+        }
+    }
+
+    fn notify(&self, transfer_id: &str) {
+        if let Ok(waiting) = self.waiting.lock()
+            && let Some(list) = waiting.get(transfer_id)
+        {
+            for notify in list {
+                notify.notify_one();
+            }
+        }
+    }
+}
+
+impl Watch<'_> {
+    /// Resolves at the next change of the transfer.
+    pub async fn changed(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Drop for Watch<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut waiting) = self.watchers.waiting.lock()
+            && let Some(list) = waiting.get_mut(&self.transfer_id)
+        {
+            list.retain(|notify| !Arc::ptr_eq(notify, &self.notify));
+            if list.is_empty() {
+                waiting.remove(&self.transfer_id);
             }
         }
     }

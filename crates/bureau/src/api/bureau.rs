@@ -53,7 +53,7 @@ impl BureauApi {
 
     /// Waits (bounded) until the transfer is terminal, for instant mode.
     async fn settle_instantly(&self, transfer_id: &str) {
-        let mut changes = self.bureau.changes.subscribe();
+        let watch = self.bureau.watchers.watch(transfer_id);
         let deadline = tokio::time::Instant::now() + INSTANT_WAIT;
         loop {
             if let Ok(transfer) = self.transfer(transfer_id.to_owned()).await
@@ -61,7 +61,7 @@ impl BureauApi {
             {
                 return;
             }
-            if tokio::time::timeout_at(deadline, changes.recv())
+            if tokio::time::timeout_at(deadline, watch.changed())
                 .await
                 .is_err()
             {
@@ -250,10 +250,14 @@ impl BureauService for BureauApi {
         let id = request.into_inner().transfer_id;
         yibao_domain::transfer::TransferId::parse(&id)
             .map_err(|error| Error::invalid("transfer_id", error))?;
-        let first = self.transfer(id.clone()).await?;
+        self.transfer(id.clone()).await?;
         let api = self.clone();
-        let mut changes = self.bureau.changes.subscribe();
         let stream = async_stream(move |sender| async move {
+            let watch = api.bureau.watchers.watch(&id);
+            // Read again after registering, so a change in between is not missed.
+            let Ok(first) = api.transfer(id.clone()).await else {
+                return;
+            };
             let mut last = first.updated_at;
             let mut terminal = is_terminal(first.state);
             if sender
@@ -266,10 +270,9 @@ impl BureauService for BureauApi {
                 return;
             }
             while !terminal {
-                match changes.recv().await {
-                    Ok(changed) if changed != id => continue,
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    _ => {}
+                tokio::select! {
+                    _ = watch.changed() => {}
+                    _ = sender.closed() => return,
                 }
                 let Ok(transfer) = api.transfer(id.clone()).await else {
                     return;
