@@ -10,6 +10,13 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use tonic::transport::Channel;
+use yibao_domain::money::Money;
+use yibao_domain::population::{self, Flow};
+use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals, SeedPopulationRequest};
+use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
+use yibao_proto::bureau::v1::{ApplyTransferRequest, GetTransferRequest, Transfer};
+use yibao_proto::common::v1::TransferState;
 
 /// Both bureaus, killed when dropped.
 #[derive(Debug)]
@@ -125,4 +132,103 @@ where
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The population seed every test uses.
+pub const SEED: u64 = 11;
+/// How many people every test seeds (every flow appears in the first 100).
+pub const PERSONS: u64 = 130;
+/// How long a test waits for a state.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Both bureaus, started and seeded.
+pub async fn seeded_pair() -> Pair {
+    let pair = Pair::start().await;
+    for endpoint in [&pair.out, &pair.transfer_in] {
+        let mut admin = AdminServiceClient::new(Pair::channel(endpoint).await);
+        admin
+            .seed_population(SeedPopulationRequest {
+                seed: SEED,
+                first_index: 0,
+                count: PERSONS,
+            })
+            .await
+            .expect("seeding works");
+    }
+    pair
+}
+
+/// The first seeded person of a flow.
+pub fn someone(flow: Flow) -> population::SyntheticPerson {
+    (0..PERSONS)
+        .map(|index| population::person(SEED, index).expect("in range"))
+        .find(|person| person.flow == flow)
+        .expect("the seeded population has every flow")
+}
+
+/// An application for a person, as they would fill it in.
+pub fn application(person: &population::SyntheticPerson) -> ApplyTransferRequest {
+    ApplyTransferRequest {
+        certno: person.certno.expose_unmasked().to_owned(),
+        psn_name: person.name.clone(),
+        trafout_admdvs: person.out_region.to_string(),
+        trafin_admdvs: person.in_region.to_string(),
+        ..Default::default()
+    }
+}
+
+/// A transfer at one bureau, if it knows it.
+pub async fn transfer(endpoint: &str, id: &str) -> Option<Transfer> {
+    let mut client = BureauServiceClient::new(Pair::channel(endpoint).await);
+    client
+        .get_transfer(GetTransferRequest {
+            transfer_id: id.to_owned(),
+        })
+        .await
+        .ok()?
+        .into_inner()
+        .transfer
+}
+
+/// Polls until the transfer reaches `state` at the bureau, or panics at the deadline.
+pub async fn until_state(endpoint: &str, id: &str, state: TransferState) -> Transfer {
+    poll(DEADLINE, || async {
+        transfer(endpoint, id)
+            .await
+            .filter(|t| t.state == state as i32)
+    })
+    .await
+}
+
+/// One bureau's ledger totals.
+pub async fn totals(endpoint: &str) -> LedgerTotals {
+    let mut admin = AdminServiceClient::new(Pair::channel(endpoint).await);
+    admin
+        .get_ledger_totals(GetLedgerTotalsRequest {})
+        .await
+        .expect("totals")
+        .into_inner()
+        .totals
+        .expect("totals")
+}
+
+/// Cents of a wire amount.
+pub fn cents(text: &str) -> u64 {
+    Money::parse(text).expect("money on the wire").cents()
+}
+
+/// Out debited to transit = in credited + in transit + paid to bank + returned, to the cent,
+/// with no transfer in flight.
+pub async fn assert_conserved(pair: &Pair) {
+    let out = totals(&pair.out).await;
+    let inn = totals(&pair.transfer_in).await;
+    assert_eq!(
+        cents(&out.debited_to_transit_total),
+        cents(&inn.credited_total)
+            + cents(&out.in_transit_total)
+            + cents(&out.paid_to_bank_total)
+            + cents(&out.returned_total),
+        "conservation across both bureaus: out {out:?} in {inn:?}"
+    );
+    assert_eq!(cents(&inn.credited_total), cents(&out.settled_out_total));
 }

@@ -74,6 +74,9 @@ pub fn apply_here(
         .ok_or_else(|| Error::FailedPrecondition("too many transfers today".to_owned()))?
         .to_string();
     let Transition { next, actions } = in_side::apply_here();
+    // Both regions in instant mode (秒到账): the application's answer waits for the exchange.
+    let instant = bureau.policy(application.out_region).instant_mode
+        && bureau.policy(application.in_region).instant_mode;
     let mut document = TransferDocument {
         transfer_id: transfer_id.clone(),
         side: Side::In,
@@ -89,7 +92,7 @@ pub fn apply_here(
         contribution_months: 0,
         bank_account: application.bank_account.clone(),
         retiree_payout_requested: application.retiree_payout_requested,
-        instant: false,
+        instant,
         applied_on: today,
         form_received_on: None,
         created_at: now,

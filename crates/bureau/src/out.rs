@@ -478,7 +478,15 @@ fn form(
         contribution_months: yibao_domain::month::total_months(&periods),
         periods: periods.iter().map(crate::convert::wire_period).collect(),
         deemed_months: person.deemed_months,
-        personal_account_balance: crate::convert::money_text(document.amount_cents),
+        // Only a balance that moves with the form is credited at the transfer-in bureau; one
+        // paid to the bank after the credit is not on the form.
+        personal_account_balance: crate::convert::money_text(
+            if document.balance_disposition == wire::BalanceDisposition::MoveToAccount as i32 {
+                document.amount_cents
+            } else {
+                0
+            },
+        ),
         balance_disposition: document.balance_disposition,
         flow_kind: document.flow_kind,
         initiator: crate::convert::wire_initiator(document.initiator) as i32,
