@@ -1,0 +1,288 @@
+//! The command line of `yibao`, as clap derive types: every command, flag and default in one
+//! place, so that `yibao --help` and the parse tests read the same definition.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use yibao_domain::population::Flow;
+use yibao_harness::Side;
+
+/// The transfer-out bureau's endpoint when neither `--out` nor `YIBAO_OUT` says otherwise.
+pub const DEFAULT_OUT: &str = "http://127.0.0.1:50051";
+
+/// The transfer-in bureau's endpoint when neither `--in` nor `YIBAO_IN` says otherwise.
+pub const DEFAULT_IN: &str = "http://127.0.0.1:50052";
+
+/// The population seed `up` and `persons` use unless told otherwise.
+pub const DEFAULT_SEED: u64 = 2026;
+
+/// Operate the yibao bureaus: run a local pair, apply for transfers, follow them, check the
+/// ledger.
+#[derive(Debug, Parser)]
+#[command(name = "yibao", version, propagate_version = true)]
+pub struct Cli {
+    /// Print one JSON object per result instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// The transfer-out bureau's endpoint.
+    #[arg(
+        long = "out",
+        env = "YIBAO_OUT",
+        hide_env_values = true,
+        default_value = DEFAULT_OUT,
+        global = true,
+        value_name = "URL"
+    )]
+    pub out_endpoint: String,
+
+    /// The transfer-in bureau's endpoint.
+    #[arg(
+        long = "in",
+        env = "YIBAO_IN",
+        hide_env_values = true,
+        default_value = DEFAULT_IN,
+        global = true,
+        value_name = "URL"
+    )]
+    pub in_endpoint: String,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start a transfer-out and a transfer-in bureau on the --out and --in ports, seed a demo
+    /// population, and run until Ctrl-C.
+    Up(UpArgs),
+    /// Apply for a transfer (BureauService.ApplyTransfer).
+    Apply(ApplyArgs),
+    /// Show a transfer with its history and deadlines (GetTransfer).
+    Status(StatusArgs),
+    /// Follow a transfer, printing each change until it is terminal (WatchTransfer).
+    Watch(StatusArgs),
+    /// Show a person's insurance record at one bureau (GetPerson).
+    Account(AccountArgs),
+    /// Issue a person's insurance certificate (IssueCertificate, at the transfer-out bureau).
+    Certificate(CertificateArgs),
+    /// Check a certificate's verification code (VerifyCertificate).
+    Verify(VerifyArgs),
+    /// List synthetic persons of a flow, computed locally from the population seed.
+    Persons(PersonsArgs),
+    /// Ledger checks against both bureaus.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// The bureaus' test clocks.
+    #[command(subcommand)]
+    Clock(ClockCommand),
+}
+
+/// Which bureau a command talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Bureau {
+    /// The transfer-in bureau (--in).
+    In,
+    /// The transfer-out bureau (--out).
+    Out,
+}
+
+impl From<Bureau> for Side {
+    fn from(bureau: Bureau) -> Side {
+        match bureau {
+            Bureau::In => Side::In,
+            Bureau::Out => Side::Out,
+        }
+    }
+}
+
+impl From<Side> for Bureau {
+    fn from(side: Side) -> Bureau {
+        match side {
+            Side::In => Bureau::In,
+            Side::Out => Bureau::Out,
+        }
+    }
+}
+
+/// How the person applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ChannelArg {
+    /// Online, through the national app or a bureau's website.
+    Online,
+    /// At a bureau's counter.
+    Counter,
+}
+
+/// Arguments of `yibao up`.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Where both bureaus keep their data and logs.
+    #[arg(long, default_value = "data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// The population seed.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+
+    /// How many synthetic persons to seed into both bureaus.
+    #[arg(long, default_value_t = 1300)]
+    pub persons: u64,
+
+    /// The region directory; default: deploy/regions.toml in the current directory, else
+    /// beside the executable's ../../deploy.
+    #[arg(long, value_name = "PATH")]
+    pub directory: Option<PathBuf>,
+}
+
+/// Arguments of `yibao apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The applicant's 18-character resident ID number.
+    #[arg(long, value_name = "ID")]
+    pub certno: String,
+
+    /// The applicant's name, as the bureau knows it.
+    #[arg(long)]
+    pub name: String,
+
+    /// The 6-digit code of the transfer-out pooling region.
+    #[arg(long, value_name = "REGION")]
+    pub from: String,
+
+    /// The 6-digit code of the transfer-in pooling region.
+    #[arg(long, value_name = "REGION")]
+    pub to: String,
+
+    /// The bureau that receives the application.
+    #[arg(long, value_enum, default_value_t = Bureau::In)]
+    pub at: Bureau,
+
+    /// The person's bank account number, for a payout of the balance.
+    #[arg(long, value_name = "NUMBER", requires = "bank_name")]
+    pub bank_account: Option<String>,
+
+    /// The bank (and branch) of --bank-account.
+    #[arg(long, value_name = "NAME", requires = "bank_account")]
+    pub bank_name: Option<String>,
+
+    /// A relocated retiree asks for the balance to be paid to the bank account.
+    #[arg(long)]
+    pub retiree_payout: bool,
+
+    /// How the person applied.
+    #[arg(long, value_enum, default_value_t = ChannelArg::Online)]
+    pub channel: ChannelArg,
+
+    /// An idempotency key: repeating the command with it returns the same transfer.
+    #[arg(long, value_name = "KEY")]
+    pub request_id: Option<String>,
+}
+
+/// Arguments of `yibao status` and `yibao watch`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The transfer's id.
+    pub transfer_id: String,
+
+    /// The bureau to ask.
+    #[arg(long, value_enum, default_value_t = Bureau::In)]
+    pub bureau: Bureau,
+}
+
+/// Arguments of `yibao account`.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    /// The person's resident ID number.
+    #[arg(value_name = "PERSON")]
+    pub certno: String,
+
+    /// The bureau to ask.
+    #[arg(long, value_enum)]
+    pub bureau: Bureau,
+}
+
+/// Arguments of `yibao certificate`.
+#[derive(Debug, Args)]
+pub struct CertificateArgs {
+    /// The person's resident ID number.
+    #[arg(value_name = "PERSON")]
+    pub certno: String,
+
+    /// The bureau that issues it.
+    #[arg(long, value_enum, default_value_t = Bureau::Out)]
+    pub bureau: Bureau,
+}
+
+/// Arguments of `yibao verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The verification code printed on the certificate.
+    pub code: String,
+
+    /// The bureau that issued the certificate.
+    #[arg(long, value_enum, default_value_t = Bureau::Out)]
+    pub bureau: Bureau,
+}
+
+/// What `--flow` names: one flow, or `list` for the list of flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlowChoice {
+    /// List the flow names.
+    List,
+    /// Persons of this flow.
+    Flow(Flow),
+}
+
+/// Arguments of `yibao persons`.
+#[derive(Debug, Args)]
+pub struct PersonsArgs {
+    /// The flow (for example cross-province), or `list` to list the flows.
+    #[arg(long, value_name = "NAME", value_parser = parse_flow_choice)]
+    pub flow: FlowChoice,
+
+    /// How many persons.
+    #[arg(long, default_value_t = 5)]
+    pub count: usize,
+
+    /// The population seed.
+    #[arg(long, default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+/// `yibao ledger` commands.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check that both bureaus' ledgers conserve money; exit 1 on a violation.
+    Check,
+}
+
+/// `yibao clock` commands.
+#[derive(Debug, Subcommand)]
+pub enum ClockCommand {
+    /// Move both bureaus' test clocks forward.
+    Advance(AdvanceArgs),
+    /// Show both bureaus' clocks.
+    Show,
+}
+
+/// Arguments of `yibao clock advance`.
+#[derive(Debug, Args)]
+pub struct AdvanceArgs {
+    /// How many days (calendar days; weekends and holidays count) to move forward.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub days: u32,
+}
+
+/// Parses `--flow`: `list` or a flow's stable name.
+fn parse_flow_choice(text: &str) -> Result<FlowChoice, String> {
+    if text == "list" {
+        return Ok(FlowChoice::List);
+    }
+    Flow::from_name(text).map(FlowChoice::Flow).ok_or_else(|| {
+        let names: Vec<&str> = Flow::ALL.iter().map(|flow| flow.name()).collect();
+        format!("unknown flow; one of: list, {}", names.join(", "))
+    })
+}

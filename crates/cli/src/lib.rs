@@ -1,0 +1,77 @@
+//! `yibao`, the operator and tester command line for the two bureau services.
+//!
+//! `yibao up` runs a local pair and seeds a demo population; `apply`, `status`, `watch`,
+//! `account`, `certificate` and `verify` call a bureau's `BureauService`; `persons` computes
+//! synthetic people locally; `ledger check` and `clock advance` use the admin API of both
+//! bureaus through the harness crate. Every command takes `--json` (one JSON object per result)
+//! and the endpoints `--out` and `--in` (`YIBAO_OUT`, `YIBAO_IN`).
+//!
+//! Exit codes: 0 when the command did what was asked; 1 when a bureau refused or a call
+//! failed (one line naming the status code and message), when `verify` finds no certificate,
+//! or when `ledger check` finds a violation; 2 for a usage error (clap's own).
+//!
+//! The binary is `src/main.rs`; the definitions live here so that tests can parse command lines.
+
+pub mod args;
+pub mod commands;
+pub mod connect;
+pub mod error;
+pub mod output;
+pub mod up;
+
+use std::process::ExitCode;
+
+use args::{Cli, ClockCommand, Command, LedgerCommand};
+use connect::Endpoints;
+use error::CliError;
+use output::Output;
+
+/// How a command ended that did not fail outright.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// It did what was asked: exit 0.
+    Success,
+    /// It ran, and the answer is "no" (an unknown certificate, a violated ledger): exit 1,
+    /// with the answer already printed.
+    Refused,
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let output = Output::new(cli.json);
+    let endpoints = Endpoints {
+        out: cli.out_endpoint.clone(),
+        inn: cli.in_endpoint.clone(),
+    };
+    match execute(&cli.command, &endpoints, output).await {
+        Ok(Outcome::Success) => ExitCode::SUCCESS,
+        Ok(Outcome::Refused) => ExitCode::from(1),
+        Err(error) => {
+            output.error(&error);
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Dispatches to the command.
+async fn execute(
+    command: &Command,
+    endpoints: &Endpoints,
+    output: Output,
+) -> Result<Outcome, CliError> {
+    match command {
+        Command::Up(args) => up::up(args, endpoints, output).await,
+        Command::Apply(args) => commands::apply(args, endpoints, output).await,
+        Command::Status(args) => commands::status(args, endpoints, output).await,
+        Command::Watch(args) => commands::watch(args, endpoints, output).await,
+        Command::Account(args) => commands::account(args, endpoints, output).await,
+        Command::Certificate(args) => commands::certificate(args, endpoints, output).await,
+        Command::Verify(args) => commands::verify(args, endpoints, output).await,
+        Command::Persons(args) => commands::persons(args, endpoints, output),
+        Command::Ledger(LedgerCommand::Check) => commands::ledger_check(endpoints, output).await,
+        Command::Clock(ClockCommand::Advance(args)) => {
+            commands::clock_advance(args, endpoints, output).await
+        }
+        Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
+    }
+}

@@ -1,0 +1,248 @@
+//! `yibao up`: a local pair for trying things by hand. Starts `transfer-out` and `transfer-in`
+//! from beside this executable on the fixed ports of `--out` and `--in`, with the admin API and
+//! test clocks on, waits until both are healthy, seeds a demo population, prints who to apply
+//! for, and runs until Ctrl-C (or SIGTERM), when it stops both gracefully.
+//!
+//! It starts the services with the harness's process code, so `up` and the tests run them the
+//! same way; only the ports differ (fixed here, ephemeral in tests).
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::json;
+use yibao_domain::population::Flow;
+use yibao_harness::population::persons_of_flow;
+use yibao_harness::process::{LogFiles, ServiceProcess, ServiceSpec};
+use yibao_harness::seed::seed_both;
+use yibao_harness::{Side, default_bin_dir};
+use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+
+use crate::Outcome;
+use crate::args::UpArgs;
+use crate::commands::{apply_command, person_summary_json};
+use crate::connect::{Endpoints, listen_address};
+use crate::error::CliError;
+use crate::output::{Output, aligned};
+
+/// How long each service may take to become healthy.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long each service may take to stop after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs `yibao up` until interrupted.
+pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<Outcome, CliError> {
+    let listen_out = listen_address(&endpoints.out)?;
+    let listen_in = listen_address(&endpoints.inn)?;
+    for address in [listen_out, listen_in] {
+        ensure_free(address)?;
+    }
+    let directory = find_directory(args.directory.as_deref())?;
+    let bin_dir = default_bin_dir()?;
+    std::fs::create_dir_all(&args.data_dir).map_err(|error| {
+        CliError::Failed(format!(
+            "cannot create {}: {error}",
+            args.data_dir.display()
+        ))
+    })?;
+    let data_dir = std::path::absolute(&args.data_dir).map_err(|error| {
+        CliError::Failed(format!(
+            "cannot resolve {}: {error}",
+            args.data_dir.display()
+        ))
+    })?;
+
+    let spec = |side: Side, listen: SocketAddr, peer: &str| ServiceSpec {
+        service: side.service(),
+        binary: yibao_harness::locate::binary_path(&bin_dir, side.service()),
+        listen,
+        data_dir: data_dir.join(side.service()),
+        directory: directory.clone(),
+        peer: peer.to_owned(),
+        port_file: data_dir.join(format!("{}.port", side.service())),
+        logs: LogFiles::in_directory(&data_dir, side.service()),
+        test_clock: true,
+        extra_env: Vec::new(),
+    };
+    let out_spec = spec(Side::Out, listen_out, &endpoints.inn);
+    let in_spec = spec(Side::In, listen_in, &endpoints.out);
+    let (out, inn) = tokio::join!(
+        ServiceProcess::start(&out_spec, READY_TIMEOUT),
+        ServiceProcess::start(&in_spec, READY_TIMEOUT),
+    );
+    let (mut out, mut inn) = (out?, inn?);
+
+    let (mut admin_out, mut admin_in) = (
+        AdminServiceClient::new(channel(&out)?),
+        AdminServiceClient::new(channel(&inn)?),
+    );
+    seed_both(&mut admin_out, &mut admin_in, args.seed, args.persons).await?;
+    print_ready(args, endpoints, &out, &inn, &data_dir, output);
+
+    let ended = tokio::select! {
+        _ = tokio::signal::ctrl_c() => None,
+        _ = terminate_signal() => None,
+        status = out.exited() => Some((Side::Out, status)),
+        status = inn.exited() => Some((Side::In, status)),
+    };
+    let (out_status, in_status) = tokio::join!(out.stop(STOP_GRACE), inn.stop(STOP_GRACE));
+    let stopped = json!({
+        "stopped": {
+            "transfer_out": out_status.as_ref().map(ToString::to_string).ok(),
+            "transfer_in": in_status.as_ref().map(ToString::to_string).ok(),
+        }
+    });
+    match ended {
+        None => {
+            output.emit(&stopped, || "stopped both bureaus".to_owned());
+            Ok(Outcome::Success)
+        }
+        Some((side, status)) => {
+            let logs = match side {
+                Side::Out => out.logs(),
+                Side::In => inn.logs(),
+            };
+            let status = status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string());
+            Err(CliError::Failed(format!(
+                "{} exited unexpectedly ({status}); {logs}",
+                side.service()
+            )))
+        }
+    }
+}
+
+/// Prints the endpoints, the logs and one sample person per flow with the command to apply.
+fn print_ready(
+    args: &UpArgs,
+    endpoints: &Endpoints,
+    out: &ServiceProcess,
+    inn: &ServiceProcess,
+    data_dir: &Path,
+    output: Output,
+) {
+    let samples: Vec<_> = Flow::ALL
+        .into_iter()
+        .filter_map(|flow| persons_of_flow(args.seed, flow, 1, args.persons).ok())
+        .flatten()
+        .collect();
+    let value = json!({
+        "transfer_out": out.endpoint(),
+        "transfer_in": inn.endpoint(),
+        "data_dir": data_dir.display().to_string(),
+        "logs": {
+            "transfer_out": out.logs().stdout.display().to_string(),
+            "transfer_in": inn.logs().stdout.display().to_string(),
+        },
+        "seed": args.seed,
+        "persons": args.persons,
+        "samples": samples
+            .iter()
+            .map(|someone| person_summary_json(someone, endpoints))
+            .collect::<Vec<_>>(),
+    });
+    output.emit(&value, || {
+        let mut text = aligned(&[
+            ("transfer-out", out.endpoint()),
+            ("transfer-in", inn.endpoint()),
+            ("data", data_dir.display().to_string()),
+            (
+                "logs",
+                format!(
+                    "{} and {}",
+                    out.logs().stdout.display(),
+                    inn.logs().stdout.display()
+                ),
+            ),
+            (
+                "population",
+                format!(
+                    "seed {}, {} persons at each bureau",
+                    args.seed, args.persons
+                ),
+            ),
+        ]);
+        text.push_str("\n\none person per flow (synthetic, so shown unmasked):");
+        for someone in &samples {
+            text.push_str(&format!(
+                "\n  {}\n    {}",
+                someone.flow.name(),
+                apply_command(someone, endpoints)
+            ));
+        }
+        text.push_str("\n\nfollow a transfer with `yibao watch ID`; Ctrl-C stops both bureaus");
+        text
+    });
+}
+
+/// A channel to a started service.
+fn channel(process: &ServiceProcess) -> Result<tonic::transport::Channel, CliError> {
+    let endpoint = process.endpoint();
+    tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .map(|endpoint| endpoint.connect_lazy())
+        .map_err(|error| CliError::Connect {
+            service: process.service(),
+            endpoint,
+            detail: error.to_string(),
+        })
+}
+
+/// Fails clearly when a port is taken, before a service would fail on it less clearly.
+fn ensure_free(address: SocketAddr) -> Result<(), CliError> {
+    TcpListener::bind(address).map(drop).map_err(|error| {
+        CliError::Failed(format!(
+            "cannot listen on {address}: {error} (is another `yibao up` running?)"
+        ))
+    })
+}
+
+/// The region directory: `--directory`, else `deploy/regions.toml` under the current directory,
+/// else `../../deploy/regions.toml` from the executable's directory (the repository, for a
+/// binary in `target/<profile>`).
+fn find_directory(given: Option<&Path>) -> Result<PathBuf, CliError> {
+    if let Some(path) = given {
+        return if path.is_file() {
+            Ok(path.to_path_buf())
+        } else {
+            Err(CliError::Failed(format!(
+                "region directory {} not found",
+                path.display()
+            )))
+        };
+    }
+    let mut tried = vec![PathBuf::from("deploy").join("regions.toml")];
+    if let Some(beside) = std::env::current_exe()
+        .ok()
+        .and_then(|executable| executable.parent().map(Path::to_path_buf))
+    {
+        tried.push(beside.join("../../deploy/regions.toml"));
+    }
+    for candidate in &tried {
+        if candidate.is_file() {
+            return Ok(candidate.clone());
+        }
+    }
+    let tried: Vec<String> = tried
+        .iter()
+        .map(|path| path.display().to_string())
+        .collect();
+    Err(CliError::Failed(format!(
+        "region directory not found (tried {}); pass --directory",
+        tried.join(", ")
+    )))
+}
+
+/// Resolves when the process receives SIGTERM; never on platforms without it.
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            terminate.recv().await;
+            return;
+        }
+    }
+    std::future::pending::<()>().await;
+}

@@ -1,0 +1,286 @@
+//! The command line's definition: clap's own consistency check, the flags and defaults of every
+//! command, and the exit codes of the built binary for usage errors and local commands (no
+//! bureau needs to run for any of these).
+
+use std::process::Command as Process;
+
+use clap::{CommandFactory, Parser};
+use yibao_cli::args::{
+    Bureau, ChannelArg, Cli, ClockCommand, Command, DEFAULT_IN, DEFAULT_OUT, FlowChoice,
+    LedgerCommand,
+};
+use yibao_cli::commands::apply_command;
+use yibao_cli::connect::Endpoints;
+use yibao_domain::population::Flow;
+use yibao_harness::population::persons_of_flow;
+
+fn parse(line: &str) -> Cli {
+    Cli::try_parse_from(line.split_whitespace()).unwrap_or_else(|error| panic!("{line}: {error}"))
+}
+
+fn usage_error(line: &str) -> clap::Error {
+    Cli::try_parse_from(line.split_whitespace()).expect_err(line)
+}
+
+#[test]
+fn the_command_definition_is_valid() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn endpoints_default_to_the_local_pair_and_json_is_off() {
+    let cli = parse("yibao status T-1");
+    // A developer's shell may point YIBAO_OUT / YIBAO_IN elsewhere; the default is what is
+    // tested, so only when they are unset.
+    if std::env::var_os("YIBAO_OUT").is_none() {
+        assert_eq!(cli.out_endpoint, DEFAULT_OUT);
+    }
+    if std::env::var_os("YIBAO_IN").is_none() {
+        assert_eq!(cli.in_endpoint, DEFAULT_IN);
+    }
+    assert!(!cli.json);
+    match cli.command {
+        Command::Status(args) => {
+            assert_eq!(args.transfer_id, "T-1");
+            assert_eq!(args.bureau, Bureau::In);
+        }
+        other => panic!("parsed {other:?}"),
+    }
+}
+
+#[test]
+fn global_flags_work_before_and_after_the_command() {
+    let cli =
+        parse("yibao --json --out http://127.0.0.1:7001 watch T-2 --in http://127.0.0.1:7002");
+    assert!(cli.json);
+    assert_eq!(cli.out_endpoint, "http://127.0.0.1:7001");
+    assert_eq!(cli.in_endpoint, "http://127.0.0.1:7002");
+    assert!(matches!(cli.command, Command::Watch(_)));
+    assert!(parse("yibao ledger check --json").json);
+}
+
+#[test]
+fn apply_takes_every_flag() {
+    let cli = parse(
+        "yibao apply --certno 150102197001010018 --name 王伟 --from 150100 --to 410100 --at out \
+         --bank-account 6222000000000000001 --bank-name 中国工商银行 --retiree-payout \
+         --channel counter --request-id key-1",
+    );
+    let Command::Apply(args) = cli.command else {
+        panic!("not apply");
+    };
+    assert_eq!(args.certno, "150102197001010018");
+    assert_eq!(args.name, "王伟");
+    assert_eq!((args.from.as_str(), args.to.as_str()), ("150100", "410100"));
+    assert_eq!(args.at, Bureau::Out);
+    assert_eq!(args.bank_account.as_deref(), Some("6222000000000000001"));
+    assert_eq!(args.bank_name.as_deref(), Some("中国工商银行"));
+    assert!(args.retiree_payout);
+    assert_eq!(args.channel, ChannelArg::Counter);
+    assert_eq!(args.request_id.as_deref(), Some("key-1"));
+}
+
+#[test]
+fn apply_defaults_to_the_transfer_in_bureau_online() {
+    let cli = parse("yibao apply --certno X --name N --from 150100 --to 540100");
+    let Command::Apply(args) = cli.command else {
+        panic!("not apply");
+    };
+    assert_eq!(args.at, Bureau::In);
+    assert_eq!(args.channel, ChannelArg::Online);
+    assert!(args.bank_account.is_none() && !args.retiree_payout);
+}
+
+#[test]
+fn a_bank_account_needs_a_bank_name_and_the_other_way_round() {
+    let base = "yibao apply --certno X --name N --from 150100 --to 410100";
+    let error = usage_error(&format!("{base} --bank-account 6222"));
+    assert_eq!(
+        error.kind(),
+        clap::error::ErrorKind::MissingRequiredArgument
+    );
+    assert_eq!(error.exit_code(), 2);
+    usage_error(&format!("{base} --bank-name ICBC"));
+}
+
+#[test]
+fn apply_without_its_required_flags_is_a_usage_error() {
+    let error = usage_error("yibao apply --certno X");
+    assert_eq!(error.exit_code(), 2);
+}
+
+#[test]
+fn account_needs_a_bureau_and_certificate_and_verify_default_to_transfer_out() {
+    usage_error("yibao account 150102197001010018");
+    let Command::Account(args) = parse("yibao account --bureau out 150102197001010018").command
+    else {
+        panic!("not account");
+    };
+    assert_eq!(
+        (args.certno.as_str(), args.bureau),
+        ("150102197001010018", Bureau::Out)
+    );
+    let Command::Certificate(args) = parse("yibao certificate 150102197001010018").command else {
+        panic!("not certificate");
+    };
+    assert_eq!(args.bureau, Bureau::Out);
+    let Command::Verify(args) = parse("yibao verify ABCDEFGH12345678 --bureau in").command else {
+        panic!("not verify");
+    };
+    assert_eq!(
+        (args.code.as_str(), args.bureau),
+        ("ABCDEFGH12345678", Bureau::In)
+    );
+}
+
+#[test]
+fn an_unknown_bureau_is_a_usage_error() {
+    let error = usage_error("yibao status T-1 --bureau sideways");
+    assert_eq!(error.kind(), clap::error::ErrorKind::InvalidValue);
+}
+
+#[test]
+fn persons_takes_a_flow_name_or_list() {
+    let Command::Persons(args) = parse("yibao persons --flow not-connected").command else {
+        panic!("not persons");
+    };
+    assert_eq!(args.flow, FlowChoice::Flow(Flow::NotConnected));
+    assert_eq!((args.count, args.seed), (5, 2026));
+    let Command::Persons(args) = parse("yibao persons --flow list --count 2 --seed 7").command
+    else {
+        panic!("not persons");
+    };
+    assert_eq!(args.flow, FlowChoice::List);
+    assert_eq!((args.count, args.seed), (2, 7));
+    let error = usage_error("yibao persons --flow sideways");
+    assert!(error.to_string().contains("cross-province"), "{error}");
+    usage_error("yibao persons");
+}
+
+#[test]
+fn every_flow_name_parses() {
+    for flow in Flow::ALL {
+        let Command::Persons(args) =
+            parse(&format!("yibao persons --flow {}", flow.name())).command
+        else {
+            panic!("not persons");
+        };
+        assert_eq!(args.flow, FlowChoice::Flow(flow));
+    }
+}
+
+#[test]
+fn clock_advance_takes_a_positive_number_of_days() {
+    let Command::Clock(ClockCommand::Advance(args)) =
+        parse("yibao clock advance --days 10").command
+    else {
+        panic!("not clock advance");
+    };
+    assert_eq!(args.days, 10);
+    usage_error("yibao clock advance --days 0");
+    usage_error("yibao clock advance --days -1");
+    usage_error("yibao clock advance");
+    assert!(matches!(
+        parse("yibao clock show").command,
+        Command::Clock(ClockCommand::Show)
+    ));
+}
+
+#[test]
+fn ledger_check_parses() {
+    assert!(matches!(
+        parse("yibao ledger check").command,
+        Command::Ledger(LedgerCommand::Check)
+    ));
+    usage_error("yibao ledger");
+}
+
+#[test]
+fn up_defaults_to_a_demo_population_in_data() {
+    let Command::Up(args) = parse("yibao up").command else {
+        panic!("not up");
+    };
+    assert_eq!(args.data_dir, std::path::PathBuf::from("data"));
+    assert_eq!((args.seed, args.persons), (2026, 1300));
+    assert!(args.directory.is_none());
+    let Command::Up(args) =
+        parse("yibao up --data-dir /tmp/d --seed 1 --persons 13 --directory r.toml").command
+    else {
+        panic!("not up");
+    };
+    assert_eq!((args.seed, args.persons), (1, 13));
+    assert_eq!(args.directory, Some(std::path::PathBuf::from("r.toml")));
+}
+
+#[test]
+fn the_printed_apply_command_parses_back_to_the_person() {
+    let endpoints = Endpoints {
+        out: DEFAULT_OUT.to_owned(),
+        inn: DEFAULT_IN.to_owned(),
+    };
+    for flow in Flow::ALL {
+        let someone = persons_of_flow(2026, flow, 1, 13)
+            .expect("one per flow")
+            .remove(0);
+        let line = apply_command(&someone, &endpoints);
+        let Command::Apply(args) = parse(&line).command else {
+            panic!("not apply: {line}");
+        };
+        assert_eq!(args.certno, someone.certno.expose_unmasked());
+        assert_eq!(args.name, someone.name);
+        assert_eq!(args.from, someone.out_region.to_string());
+        assert_eq!(args.to, someone.in_region.to_string());
+        assert_eq!(args.retiree_payout, flow == Flow::RetireePayout);
+    }
+}
+
+#[test]
+fn the_binary_exits_2_on_a_usage_error() {
+    let status = Process::new(env!("CARGO_BIN_EXE_yibao"))
+        .arg("--no-such-flag")
+        .output()
+        .expect("runs");
+    assert_eq!(status.status.code(), Some(2));
+}
+
+#[test]
+fn the_binary_prints_one_json_object_per_person() {
+    let output = Process::new(env!("CARGO_BIN_EXE_yibao"))
+        .args([
+            "--json",
+            "persons",
+            "--flow",
+            "cross-province",
+            "--count",
+            "3",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(0));
+    let text = String::from_utf8(output.stdout).expect("utf-8");
+    let objects: Vec<serde_json::Value> = text
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(objects.len(), 3);
+    assert!(
+        objects
+            .iter()
+            .all(|object| object["flow"] == "cross-province")
+    );
+}
+
+#[test]
+fn the_binary_reports_an_unreachable_bureau_in_one_line_and_exits_1() {
+    let output = Process::new(env!("CARGO_BIN_EXE_yibao"))
+        .args(["status", "T-1", "--in", "http://127.0.0.1:1"])
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(1));
+    let text = String::from_utf8(output.stderr).expect("utf-8");
+    assert!(
+        text.starts_with("error: cannot connect to transfer-in"),
+        "{text}"
+    );
+    assert_eq!(text.trim_end().lines().count(), 1, "{text}");
+}

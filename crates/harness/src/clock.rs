@@ -1,0 +1,96 @@
+//! Moving both bureaus' test clocks together, so that working-day deadlines fall due in a test
+//! (or a demo) without waiting days.
+//!
+//! A service accepts at most 366 days per `AdvanceClock` call, so a longer move is made in steps
+//! of that size. Both services are moved step by step in lockstep: after each step they agree
+//! again, give or take the instant between the two calls.
+
+use std::time::Duration;
+
+use prost_types::Timestamp;
+use tonic::transport::Channel;
+use yibao_proto::admin::v1::AdvanceClockRequest;
+use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+
+use crate::HarnessError;
+
+/// The largest move one `AdvanceClock` call accepts.
+pub const MAX_ADVANCE_PER_CALL: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The two clocks' times after a move.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClockTimes {
+    /// The transfer-out bureau's time.
+    pub transfer_out: Timestamp,
+    /// The transfer-in bureau's time.
+    pub transfer_in: Timestamp,
+}
+
+/// Moves both bureaus' test clocks forward by `by`, in steps of at most
+/// [`MAX_ADVANCE_PER_CALL`], and returns their times after the last step. Each step calls both
+/// bureaus concurrently; a failure at either is an error (and may leave the clocks apart).
+pub async fn advance_both(
+    admin_out: &mut AdminServiceClient<Channel>,
+    admin_in: &mut AdminServiceClient<Channel>,
+    by: Duration,
+) -> Result<ClockTimes, HarnessError> {
+    let mut remaining = by;
+    loop {
+        let step = remaining.min(MAX_ADVANCE_PER_CALL);
+        remaining -= step;
+        let (out, inn) = tokio::join!(
+            advance_one("transfer-out", admin_out, step),
+            advance_one("transfer-in", admin_in, step),
+        );
+        let times = ClockTimes {
+            transfer_out: out?,
+            transfer_in: inn?,
+        };
+        if remaining.is_zero() {
+            return Ok(times);
+        }
+    }
+}
+
+/// One `AdvanceClock` call.
+async fn advance_one(
+    service: &'static str,
+    admin: &mut AdminServiceClient<Channel>,
+    by: Duration,
+) -> Result<Timestamp, HarnessError> {
+    let request = AdvanceClockRequest {
+        by: Some(to_proto_duration(by)),
+    };
+    let answer = admin
+        .advance_clock(request)
+        .await
+        .map_err(HarnessError::rpc(service, "AdvanceClock"))?
+        .into_inner();
+    answer.now.ok_or_else(|| HarnessError::MalformedAnswer {
+        service,
+        field: "now",
+        value: String::new(),
+        reason: "missing".to_owned(),
+    })
+}
+
+/// A `google.protobuf.Duration` for a non-negative duration of at most [`MAX_ADVANCE_PER_CALL`].
+fn to_proto_duration(by: Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        // At most 366 days in seconds, far below i64::MAX.
+        seconds: i64::try_from(by.as_secs()).unwrap_or(i64::MAX),
+        // Sub-second nanoseconds are below 10^9, within i32.
+        nanos: i32::try_from(by.subsec_nanos()).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_duration_keeps_its_seconds_and_nanoseconds() {
+        let proto = to_proto_duration(Duration::new(86_400, 5));
+        assert_eq!((proto.seconds, proto.nanos), (86_400, 5));
+    }
+}
