@@ -148,7 +148,6 @@ pub fn apply_here(
             )?;
         }
     }
-    bureau.dispatch_now.notify_one();
     Ok(document)
 }
 

@@ -449,7 +449,6 @@ fn perform(
         ended.psn_insu_stas = EnrolmentState::Terminated.code();
         tx.update_person(&ended)?;
     }
-    bureau.dispatch_now.notify_one();
     Ok(())
 }
 

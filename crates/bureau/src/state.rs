@@ -71,9 +71,12 @@ impl Bureau {
             .unwrap_or_default()
     }
 
-    /// Tells the watchers of a transfer that it changed.
+    /// Tells the watchers of a transfer that it changed, and the dispatcher that the outbox
+    /// may hold new messages. Call after the write committed: a wake-up before the commit would
+    /// find nothing due and sleep until the next poll.
     pub fn changed(&self, transfer_id: &str) {
         self.watchers.notify(transfer_id);
+        self.dispatch_now.notify_one();
     }
 }
 
