@@ -19,7 +19,7 @@ fn with_bank(person: &SyntheticPerson) -> ApplyTransferRequest {
 }
 
 async fn apply(endpoint: &str, request: ApplyTransferRequest) -> Result<Transfer, tonic::Status> {
-    let mut client = BureauServiceClient::new(Pair::channel(endpoint).await);
+    let mut client = BureauServiceClient::new(channel(endpoint).await);
     Ok(client
         .apply_transfer(request)
         .await?
@@ -29,7 +29,7 @@ async fn apply(endpoint: &str, request: ApplyTransferRequest) -> Result<Transfer
 }
 
 async fn person(endpoint: &str, who: &SyntheticPerson) -> PersonRecord {
-    let mut client = BureauServiceClient::new(Pair::channel(endpoint).await);
+    let mut client = BureauServiceClient::new(channel(endpoint).await);
     client
         .get_person(GetPersonRequest {
             certno: who.certno.expose_unmasked().to_owned(),
@@ -54,10 +54,17 @@ fn refusal_of(status: &tonic::Status) -> String {
 async fn a_transfer_out_initiated_transfer_runs_the_same_exchange() {
     let pair = seeded_pair().await;
     let who = someone(Flow::CrossProvinceOutInitiated);
-    let applied = apply(&pair.out, application(&who)).await.expect("accepted");
-    until_state(&pair.out, &applied.transfer_id, TransferState::Completed).await;
+    let applied = apply(pair.out_endpoint(), application(&who))
+        .await
+        .expect("accepted");
+    until_state(
+        pair.out_endpoint(),
+        &applied.transfer_id,
+        TransferState::Completed,
+    )
+    .await;
     let inn = until_state(
-        &pair.transfer_in,
+        pair.in_endpoint(),
         &applied.transfer_id,
         TransferState::Completed,
     )
@@ -65,14 +72,18 @@ async fn a_transfer_out_initiated_transfer_runs_the_same_exchange() {
     assert_eq!(cents(&inn.personal_account_balance), who.balance.cents());
     assert_eq!(
         cents(
-            &person(&pair.transfer_in, &who)
+            &person(pair.in_endpoint(), &who)
                 .await
                 .personal_account_balance
         ),
         who.balance.cents()
     );
     assert_eq!(
-        cents(&person(&pair.out, &who).await.personal_account_balance),
+        cents(
+            &person(pair.out_endpoint(), &who)
+                .await
+                .personal_account_balance
+        ),
         0
     );
     assert_conserved(&pair).await;
@@ -82,24 +93,31 @@ async fn a_transfer_out_initiated_transfer_runs_the_same_exchange() {
 async fn a_shared_provincial_account_moves_years_but_no_money() {
     let pair = seeded_pair().await;
     let who = someone(Flow::IntraProvinceShared);
-    let applied = apply(&pair.transfer_in, application(&who))
+    let applied = apply(pair.in_endpoint(), application(&who))
         .await
         .expect("accepted");
     until_state(
-        &pair.transfer_in,
+        pair.in_endpoint(),
         &applied.transfer_id,
         TransferState::Completed,
     )
     .await;
-    let at_in = person(&pair.transfer_in, &who).await;
+    let at_in = person(pair.in_endpoint(), &who).await;
     assert!(at_in.deemed_months > 0, "years moved");
     assert_eq!(cents(&at_in.personal_account_balance), 0, "no money moved");
     assert_eq!(
-        cents(&person(&pair.out, &who).await.personal_account_balance),
+        cents(
+            &person(pair.out_endpoint(), &who)
+                .await
+                .personal_account_balance
+        ),
         who.balance.cents(),
         "the balance stays usable across the province"
     );
-    assert_eq!(cents(&totals(&pair.out).await.debited_to_transit_total), 0);
+    assert_eq!(
+        cents(&totals(pair.out_endpoint()).await.debited_to_transit_total),
+        0
+    );
     assert_conserved(&pair).await;
 }
 
@@ -107,7 +125,7 @@ async fn a_shared_provincial_account_moves_years_but_no_money() {
 async fn instant_mode_completes_within_the_request() {
     let pair = seeded_pair().await;
     let who = someone(Flow::Instant);
-    let applied = apply(&pair.transfer_in, application(&who))
+    let applied = apply(pair.in_endpoint(), application(&who))
         .await
         .expect("accepted");
     assert_eq!(
@@ -117,7 +135,7 @@ async fn instant_mode_completes_within_the_request() {
     );
     assert_eq!(
         cents(
-            &person(&pair.transfer_in, &who)
+            &person(pair.in_endpoint(), &who)
                 .await
                 .personal_account_balance
         ),
@@ -130,12 +148,12 @@ async fn instant_mode_completes_within_the_request() {
 async fn employee_to_resident_moves_years_and_pays_the_balance_out() {
     let pair = seeded_pair().await;
     let who = someone(Flow::EmployeeToResident);
-    let refused = apply(&pair.transfer_in, application(&who))
+    let refused = apply(pair.in_endpoint(), application(&who))
         .await
         .expect("applied");
     // Without a bank account the transfer-out bureau refuses: the balance would have nowhere to go.
     let refused = until_state(
-        &pair.transfer_in,
+        pair.in_endpoint(),
         &refused.transfer_id,
         TransferState::Rejected,
     )
@@ -145,17 +163,22 @@ async fn employee_to_resident_moves_years_and_pays_the_balance_out() {
         RefusalReason::BankAccountRequired as i32
     );
 
-    let applied = apply(&pair.transfer_in, with_bank(&who))
+    let applied = apply(pair.in_endpoint(), with_bank(&who))
         .await
         .expect("applied");
-    until_state(&pair.out, &applied.transfer_id, TransferState::PaidToBank).await;
     until_state(
-        &pair.transfer_in,
+        pair.out_endpoint(),
+        &applied.transfer_id,
+        TransferState::PaidToBank,
+    )
+    .await;
+    until_state(
+        pair.in_endpoint(),
         &applied.transfer_id,
         TransferState::Completed,
     )
     .await;
-    let at_in = person(&pair.transfer_in, &who).await;
+    let at_in = person(pair.in_endpoint(), &who).await;
     assert!(at_in.deemed_months > 0, "years moved");
     assert_eq!(
         cents(&at_in.personal_account_balance),
@@ -163,7 +186,7 @@ async fn employee_to_resident_moves_years_and_pays_the_balance_out() {
         "the resident scheme has no account"
     );
     assert_eq!(
-        cents(&totals(&pair.out).await.paid_to_bank_total),
+        cents(&totals(pair.out_endpoint()).await.paid_to_bank_total),
         who.balance.cents()
     );
     assert_conserved(&pair).await;
@@ -173,11 +196,11 @@ async fn employee_to_resident_moves_years_and_pays_the_balance_out() {
 async fn resident_to_employee_converts_resident_years() {
     let pair = seeded_pair().await;
     let who = someone(Flow::ResidentToEmployee);
-    let applied = apply(&pair.transfer_in, application(&who))
+    let applied = apply(pair.in_endpoint(), application(&who))
         .await
         .expect("applied");
     let done = until_state(
-        &pair.transfer_in,
+        pair.in_endpoint(),
         &applied.transfer_id,
         TransferState::Completed,
     )
@@ -186,7 +209,7 @@ async fn resident_to_employee_converts_resident_years() {
     // Xi'an's policy in deploy/regions.toml: 1 resident year counts as 3 employee months.
     assert_eq!(done.contribution_months, resident_months * 3 / 12);
     assert_eq!(
-        person(&pair.transfer_in, &who).await.deemed_months,
+        person(pair.in_endpoint(), &who).await.deemed_months,
         resident_months * 3 / 12
     );
     assert_eq!(cents(&done.personal_account_balance), 0);
@@ -197,7 +220,7 @@ async fn resident_to_employee_converts_resident_years() {
 async fn a_relocated_retiree_is_paid_out_only_on_request() {
     let pair = seeded_pair().await;
     let refused_retiree = someone(Flow::RefusedRetiree);
-    let status = apply(&pair.out, with_bank(&refused_retiree))
+    let status = apply(pair.out_endpoint(), with_bank(&refused_retiree))
         .await
         .expect_err("not a transfer");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
@@ -206,10 +229,15 @@ async fn a_relocated_retiree_is_paid_out_only_on_request() {
     let who = someone(Flow::RetireePayout);
     let mut request = with_bank(&who);
     request.retiree_payout_requested = true;
-    let applied = apply(&pair.out, request).await.expect("accepted");
-    until_state(&pair.out, &applied.transfer_id, TransferState::PaidToBank).await;
+    let applied = apply(pair.out_endpoint(), request).await.expect("accepted");
+    until_state(
+        pair.out_endpoint(),
+        &applied.transfer_id,
+        TransferState::PaidToBank,
+    )
+    .await;
     assert_eq!(
-        cents(&totals(&pair.out).await.paid_to_bank_total),
+        cents(&totals(pair.out_endpoint()).await.paid_to_bank_total),
         who.balance.cents()
     );
     assert_conserved(&pair).await;
@@ -219,19 +247,24 @@ async fn a_relocated_retiree_is_paid_out_only_on_request() {
 async fn a_region_that_pays_out_instead_moves_years_and_pays_the_bank() {
     let pair = seeded_pair().await;
     let who = someone(Flow::RegionPaysOut);
-    let applied = apply(&pair.transfer_in, with_bank(&who))
+    let applied = apply(pair.in_endpoint(), with_bank(&who))
         .await
         .expect("applied");
-    until_state(&pair.out, &applied.transfer_id, TransferState::PaidToBank).await;
     until_state(
-        &pair.transfer_in,
+        pair.out_endpoint(),
+        &applied.transfer_id,
+        TransferState::PaidToBank,
+    )
+    .await;
+    until_state(
+        pair.in_endpoint(),
         &applied.transfer_id,
         TransferState::Completed,
     )
     .await;
-    assert!(person(&pair.transfer_in, &who).await.deemed_months > 0);
+    assert!(person(pair.in_endpoint(), &who).await.deemed_months > 0);
     assert_eq!(
-        cents(&totals(&pair.out).await.paid_to_bank_total),
+        cents(&totals(pair.out_endpoint()).await.paid_to_bank_total),
         who.balance.cents()
     );
     assert_conserved(&pair).await;
@@ -248,11 +281,11 @@ async fn the_transfer_out_bureau_refuses_with_its_reason_and_nothing_moves() {
         (Flow::RefusedArrears, RefusalReason::Arrears),
     ] {
         let who = someone(flow);
-        let applied = apply(&pair.transfer_in, application(&who))
+        let applied = apply(pair.in_endpoint(), application(&who))
             .await
             .expect("applied");
         let refused = until_state(
-            &pair.transfer_in,
+            pair.in_endpoint(),
             &applied.transfer_id,
             TransferState::Rejected,
         )
@@ -260,11 +293,18 @@ async fn the_transfer_out_bureau_refuses_with_its_reason_and_nothing_moves() {
         assert_eq!(refused.refusal_reason, reason as i32, "{}", flow.name());
         assert!(!refused.refusal_message.is_empty());
         assert_eq!(
-            cents(&person(&pair.out, &who).await.personal_account_balance),
+            cents(
+                &person(pair.out_endpoint(), &who)
+                    .await
+                    .personal_account_balance
+            ),
             who.balance.cents()
         );
     }
-    assert_eq!(cents(&totals(&pair.out).await.debited_to_transit_total), 0);
+    assert_eq!(
+        cents(&totals(pair.out_endpoint()).await.debited_to_transit_total),
+        0
+    );
     assert_conserved(&pair).await;
 }
 
@@ -272,7 +312,7 @@ async fn the_transfer_out_bureau_refuses_with_its_reason_and_nothing_moves() {
 async fn applications_that_cannot_be_transfers_are_refused_at_once() {
     let pair = seeded_pair().await;
     let not_enrolled = someone(Flow::RefusedNotEnrolled);
-    let status = apply(&pair.transfer_in, application(&not_enrolled))
+    let status = apply(pair.in_endpoint(), application(&not_enrolled))
         .await
         .expect_err("refused");
     assert_eq!(
@@ -284,7 +324,7 @@ async fn applications_that_cannot_be_transfers_are_refused_at_once() {
     );
 
     let stranger = yibao_domain::population::person(SEED, PERSONS + 7).expect("in range");
-    let status = apply(&pair.out, with_bank(&stranger))
+    let status = apply(pair.out_endpoint(), with_bank(&stranger))
         .await
         .expect_err("refused");
     assert_eq!(refusal_of(&status), "UNKNOWN_PERSON");
@@ -292,14 +332,14 @@ async fn applications_that_cannot_be_transfers_are_refused_at_once() {
     let mover = someone(Flow::CrossProvince);
     let mut same = application(&mover);
     same.trafin_admdvs = "150105".to_owned(); // a county of Hohhot itself
-    let status = apply(&pair.out, same).await.expect_err("refused");
+    let status = apply(pair.out_endpoint(), same).await.expect_err("refused");
     assert_eq!(refusal_of(&status), "SAME_POOLING_REGION");
 
-    let first = apply(&pair.transfer_in, application(&mover))
+    let first = apply(pair.in_endpoint(), application(&mover))
         .await
         .expect("applied");
     // The first transfer may already be done; a second application is refused only while it is open.
-    let second = apply(&pair.transfer_in, application(&mover)).await;
+    let second = apply(pair.in_endpoint(), application(&mover)).await;
     if let Err(status) = second {
         assert_eq!(status.code(), tonic::Code::AlreadyExists);
         assert!(
@@ -307,7 +347,7 @@ async fn applications_that_cannot_be_transfers_are_refused_at_once() {
             "names the open transfer"
         );
     }
-    let totals_in = totals(&pair.transfer_in).await;
+    let totals_in = totals(pair.in_endpoint()).await;
     assert!(
         totals_in
             .transfers_by_state

@@ -12,7 +12,7 @@ use yibao_tests::*;
 async fn a_cross_province_transfer_moves_years_and_balance_exactly_once() {
     let pair = seeded_pair().await;
     let person = someone(Flow::CrossProvince);
-    let mut bureau_in = BureauServiceClient::new(Pair::channel(&pair.transfer_in).await);
+    let mut bureau_in = BureauServiceClient::new(channel(pair.in_endpoint()).await);
     let applied = bureau_in
         .apply_transfer(application(&person))
         .await
@@ -20,8 +20,8 @@ async fn a_cross_province_transfer_moves_years_and_balance_exactly_once() {
         .into_inner();
     let id = applied.transfer.expect("transfer").transfer_id;
 
-    let done_in = until_state(&pair.transfer_in, &id, TransferState::Completed).await;
-    let done_out = until_state(&pair.out, &id, TransferState::Completed).await;
+    let done_in = until_state(pair.in_endpoint(), &id, TransferState::Completed).await;
+    let done_out = until_state(pair.out_endpoint(), &id, TransferState::Completed).await;
     assert_eq!(
         cents(&done_in.personal_account_balance),
         person.balance.cents()
@@ -37,7 +37,7 @@ async fn a_cross_province_transfer_moves_years_and_balance_exactly_once() {
         "masked"
     );
 
-    let mut person_in = BureauServiceClient::new(Pair::channel(&pair.transfer_in).await);
+    let mut person_in = BureauServiceClient::new(channel(pair.in_endpoint()).await);
     let record = person_in
         .get_person(GetPersonRequest {
             certno: person.certno.expose_unmasked().to_owned(),
@@ -69,7 +69,7 @@ async fn a_cross_province_transfer_moves_years_and_balance_exactly_once() {
 async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
     let pair = seeded_pair().await;
     let person = someone(Flow::NotConnected);
-    let mut bureau_out = BureauServiceClient::new(Pair::channel(&pair.out).await);
+    let mut bureau_out = BureauServiceClient::new(channel(pair.out_endpoint()).await);
     let refused = bureau_out
         .apply_transfer(application(&person))
         .await
@@ -95,12 +95,12 @@ async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
         .transfer
         .expect("t")
         .transfer_id;
-    let paid = until_state(&pair.out, &id, TransferState::PaidToBank).await;
+    let paid = until_state(pair.out_endpoint(), &id, TransferState::PaidToBank).await;
     assert_eq!(
         cents(&paid.personal_account_balance),
         person.balance.cents()
     );
-    let out = totals(&pair.out).await;
+    let out = totals(pair.out_endpoint()).await;
     assert_eq!(cents(&out.paid_to_bank_total), person.balance.cents());
     assert_conserved(&pair).await;
 }
@@ -109,7 +109,7 @@ async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
 async fn a_repeated_message_gets_the_first_answer_and_a_modified_one_is_refused() {
     let pair = seeded_pair().await;
     let person = someone(Flow::CrossProvince);
-    let mut platform = TransferOutPlatformServiceClient::new(Pair::channel(&pair.out).await);
+    let mut platform = TransferOutPlatformServiceClient::new(channel(pair.out_endpoint()).await);
     let request = RequestTransferOutRequest {
         envelope: Some(Envelope {
             infno: "9101".to_owned(),
@@ -139,7 +139,7 @@ async fn a_repeated_message_gets_the_first_answer_and_a_modified_one_is_refused(
         .expect("answer")
         .into_inner();
     assert_eq!(first, second, "a repeat gets the first answer");
-    let debited = cents(&totals(&pair.out).await.debited_to_transit_total);
+    let debited = cents(&totals(pair.out_endpoint()).await.debited_to_transit_total);
     assert_eq!(debited, person.balance.cents(), "debited once, not twice");
 
     let mut modified = request;
@@ -157,7 +157,7 @@ async fn a_repeated_message_gets_the_first_answer_and_a_modified_one_is_refused(
         "modified request"
     );
     assert_eq!(
-        cents(&totals(&pair.out).await.debited_to_transit_total),
+        cents(&totals(pair.out_endpoint()).await.debited_to_transit_total),
         debited
     );
 }
@@ -169,7 +169,7 @@ type Spoil = Box<dyn Fn(&mut ApplyTransferRequest)>;
 async fn bad_applicant_input_gets_a_clear_status_and_writes_nothing() {
     let pair = seeded_pair().await;
     let person = someone(Flow::CrossProvince);
-    let mut bureau_in = BureauServiceClient::new(Pair::channel(&pair.transfer_in).await);
+    let mut bureau_in = BureauServiceClient::new(channel(pair.in_endpoint()).await);
     let cases: Vec<(&str, Spoil)> = vec![
         (
             "certno",
@@ -210,7 +210,7 @@ async fn bad_applicant_input_gets_a_clear_status_and_writes_nothing() {
             "no personal data"
         );
     }
-    let inn = totals(&pair.transfer_in).await;
+    let inn = totals(pair.in_endpoint()).await;
     assert!(
         inn.transfers_by_state.is_empty(),
         "nothing written: {inn:?}"

@@ -1,118 +1,30 @@
-//! A small harness for the black-box tests: starts `transfer-out` and `transfer-in` as real
-//! processes on ephemeral loopback ports with temporary data, and polls with deadlines.
+//! What the black-box tests share, on top of the `yibao-harness` crate (which starts both
+//! services as real processes on ephemeral loopback ports with temporary data): the seeded pair,
+//! people by flow, polling with deadlines, and the conservation check.
 //!
 //! The binaries are the workspace's own (`target/<profile>/transfer-{out,in}`), built by the
 //! README's test command before the tests run.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::process::{Child, Command};
 use tonic::transport::Channel;
 use yibao_domain::money::Money;
 use yibao_domain::population::{self, Flow};
 use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
-use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals, SeedPopulationRequest};
+use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::bureau::v1::{ApplyTransferRequest, GetTransferRequest, Transfer};
 use yibao_proto::common::v1::TransferState;
 
-/// Both bureaus, killed when dropped.
-#[derive(Debug)]
-pub struct Pair {
-    /// transfer-out's endpoint.
-    pub out: String,
-    /// transfer-in's endpoint.
-    pub transfer_in: String,
-    children: Vec<Child>,
-    /// Kept so the data lives as long as the pair.
-    pub data: tempfile::TempDir,
-}
+pub use yibao_harness::{Pair, PairOptions, Side};
 
-fn bin_dir() -> PathBuf {
-    // Test executables live in target/<profile>/deps.
-    let exe = std::env::current_exe().expect("test executable path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
-fn directory() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/regions.toml")
-}
-
-async fn wait_for_file(path: &Path, deadline: Duration) -> String {
-    let until = tokio::time::Instant::now() + deadline;
-    loop {
-        if let Ok(text) = std::fs::read_to_string(path)
-            && !text.trim().is_empty()
-        {
-            return format!("http://{}", text.trim());
-        }
-        assert!(
-            tokio::time::Instant::now() < until,
-            "{} did not appear",
-            path.display()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-impl Pair {
-    /// Starts both services with admin and test clock enabled.
-    pub async fn start() -> Pair {
-        let data = tempfile::tempdir().expect("temp dir");
-        let mut children = Vec::new();
-        for (role, peer) in [("out", "in"), ("in", "out")] {
-            let root = data.path();
-            let log = std::fs::File::create(root.join(format!("{role}.log"))).expect("log file");
-            let child = Command::new(bin_dir().join(format!("transfer-{role}")))
-                .env("YIBAO_LISTEN", "127.0.0.1:0")
-                .env("YIBAO_DATA_DIR", root.join(role))
-                .env("YIBAO_PORT_FILE", root.join(format!("{role}.port")))
-                .env(
-                    "YIBAO_PEER",
-                    format!("file:{}", root.join(format!("{peer}.port")).display()),
-                )
-                .env("YIBAO_DIRECTORY", directory())
-                .env("YIBAO_ADMIN", "true")
-                .env("YIBAO_TEST_CLOCK", "true")
-                .stdout(Stdio::from(log.try_clone().expect("log handle")))
-                .stderr(Stdio::from(log))
-                .kill_on_drop(true)
-                .spawn()
-                .expect("the service binaries are built (cargo build --workspace --bins)");
-            children.push(child);
-        }
-        let out = wait_for_file(&data.path().join("out.port"), Duration::from_secs(20)).await;
-        let transfer_in =
-            wait_for_file(&data.path().join("in.port"), Duration::from_secs(20)).await;
-        Pair {
-            out,
-            transfer_in,
-            children,
-            data,
-        }
-    }
-
-    /// A channel to one service.
-    pub async fn channel(endpoint: &str) -> Channel {
-        Channel::from_shared(endpoint.to_owned())
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
-    }
-}
-
-impl Drop for Pair {
-    fn drop(&mut self) {
-        for child in &mut self.children {
-            let _ = child.start_kill();
-        }
-    }
+/// A channel to one service.
+pub async fn channel(endpoint: &str) -> Channel {
+    Channel::from_shared(endpoint.to_owned())
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
 }
 
 /// Polls `check` until it returns `Some`, or panics at the deadline.
@@ -143,19 +55,13 @@ pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// Both bureaus, started and seeded.
 pub async fn seeded_pair() -> Pair {
-    let pair = Pair::start().await;
-    for endpoint in [&pair.out, &pair.transfer_in] {
-        let mut admin = AdminServiceClient::new(Pair::channel(endpoint).await);
-        admin
-            .seed_population(SeedPopulationRequest {
-                seed: SEED,
-                first_index: 0,
-                count: PERSONS,
-            })
-            .await
-            .expect("seeding works");
-    }
-    pair
+    Pair::start(PairOptions {
+        seed: SEED,
+        persons: PERSONS,
+        ..PairOptions::default()
+    })
+    .await
+    .expect("both bureaus start and are seeded")
 }
 
 /// The first seeded person of a flow.
@@ -179,7 +85,7 @@ pub fn application(person: &population::SyntheticPerson) -> ApplyTransferRequest
 
 /// A transfer at one bureau, if it knows it.
 pub async fn transfer(endpoint: &str, id: &str) -> Option<Transfer> {
-    let mut client = BureauServiceClient::new(Pair::channel(endpoint).await);
+    let mut client = BureauServiceClient::new(channel(endpoint).await);
     client
         .get_transfer(GetTransferRequest {
             transfer_id: id.to_owned(),
@@ -202,7 +108,7 @@ pub async fn until_state(endpoint: &str, id: &str, state: TransferState) -> Tran
 
 /// One bureau's ledger totals.
 pub async fn totals(endpoint: &str) -> LedgerTotals {
-    let mut admin = AdminServiceClient::new(Pair::channel(endpoint).await);
+    let mut admin = AdminServiceClient::new(channel(endpoint).await);
     admin
         .get_ledger_totals(GetLedgerTotalsRequest {})
         .await
@@ -220,8 +126,13 @@ pub fn cents(text: &str) -> u64 {
 /// Out debited to transit = in credited + in transit + paid to bank + returned, to the cent,
 /// with no transfer in flight.
 pub async fn assert_conserved(pair: &Pair) {
-    let out = totals(&pair.out).await;
-    let inn = totals(&pair.transfer_in).await;
+    let report = pair
+        .wait_for_no_open_transfers(DEADLINE)
+        .await
+        .expect("every transfer ends");
+    assert!(report.holds, "ledger not conserved: {report}");
+    let out = totals(pair.out_endpoint()).await;
+    let inn = totals(pair.in_endpoint()).await;
     assert_eq!(
         cents(&out.debited_to_transit_total),
         cents(&inn.credited_total)
