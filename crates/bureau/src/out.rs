@@ -420,6 +420,9 @@ fn perform(
                 )?;
             }
             OutAction::SendAbort => {
+                // An undelivered form must not overtake the abort: withdraw it. If it was
+                // delivered and only its answer was lost, the abort's answer says "credited".
+                tx.withdraw_messages(&id, Kind::DeliverForm.as_str())?;
                 messages::enqueue(
                     tx,
                     bureau,

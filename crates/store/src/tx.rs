@@ -112,6 +112,10 @@ pub trait Tx {
     /// a repeated acknowledgement changes nothing.
     fn message_acknowledged(&mut self, id: i64) -> Result<(), Error>;
 
+    /// Withdraws the queued messages of one kind for a transfer (a form superseded by an abort);
+    /// returns how many were withdrawn.
+    fn withdraw_messages(&mut self, transfer_id: &str, kind: &str) -> Result<u64, Error>;
+
     /// Records a failed attempt: the attempt count, when to try next, and why it failed. A
     /// message that is gone (acknowledged meanwhile) is left gone: acknowledgement wins.
     fn message_retry_later(

@@ -996,3 +996,28 @@ async fn options_read_from_configuration_default_to_full_durability() {
     );
     assert!(matches!(refused, Err(Error::Invalid(_))));
 }
+
+#[tokio::test]
+async fn withdrawing_messages_removes_only_that_kind_for_that_transfer() {
+    let (_directory, store) = fresh();
+    let withdrawn = store
+        .write(|tx| -> Result<u64, Error> {
+            tx.enqueue(&message("M1", at(0)))?;
+            let mut other_kind = message("M2", at(0));
+            other_kind.kind = "Abort".to_owned();
+            tx.enqueue(&other_kind)?;
+            let mut other_transfer = message("M3", at(0));
+            other_transfer.transfer_id = "T2".to_owned();
+            tx.enqueue(&other_transfer)?;
+            tx.withdraw_messages("T1", "RequestTransferOut")
+        })
+        .await
+        .expect("write");
+    assert_eq!(withdrawn, 1);
+    let left = store
+        .read(|tx| tx.due_messages(at(10), 10))
+        .await
+        .expect("read");
+    let msgids: Vec<_> = left.iter().map(|m| m.msgid.as_str()).collect();
+    assert_eq!(msgids, vec!["M2", "M3"]);
+}

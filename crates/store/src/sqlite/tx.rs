@@ -627,6 +627,17 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn withdraw_messages(&mut self, transfer_id: &str, kind: &str) -> Result<u64, Error> {
+        let mut statement = self
+            .connection
+            .prepare_cached("DELETE FROM outbox WHERE transfer_id = ?1 AND kind = ?2")
+            .context("withdraw messages")?;
+        let withdrawn = statement
+            .execute([transfer_id, kind])
+            .context("withdraw messages")?;
+        Ok(withdrawn as u64)
+    }
+
     fn message_retry_later(
         &mut self,
         id: i64,
