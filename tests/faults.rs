@@ -1,0 +1,215 @@
+//! Faults, black-box: a peer that is down and comes back, `kill -9` of either bureau at the
+//! steps of the handshake, a failing bank gateway, and the statutory deadline running out on the
+//! test clock. Every test ends with the conservation check.
+
+use yibao_domain::population::Flow;
+use yibao_proto::admin::v1::AdvanceClockRequest;
+use yibao_proto::bureau::v1::Transfer;
+use yibao_proto::common::v1::TransferState;
+use yibao_tests::*;
+
+fn has_event(transfer: &Transfer, kind: &str) -> bool {
+    transfer.history.iter().any(|event| event.kind == kind)
+}
+
+async fn state(pair: &Pair, side: Side, id: &str, wanted: TransferState) -> Transfer {
+    pair.wait_for_state(side, id, wanted, DEADLINE)
+        .await
+        .expect("reaches the state")
+}
+
+#[tokio::test]
+async fn a_peer_down_at_first_is_reached_by_retries_that_survive_a_restart() {
+    let mut pair = seeded_pair().await;
+    pair.kill(Side::Out).await.expect("kill transfer-out");
+    let who = someone(Flow::CrossProvince);
+    let applied = pair.apply(&who).await.expect("applied at transfer-in");
+    let retried = pair
+        .wait_for(
+            Side::In,
+            &applied.transfer_id,
+            |t| has_event(t, "DELIVERY_RETRY"),
+            DEADLINE,
+        )
+        .await
+        .expect("the request is retried");
+    assert_eq!(retried.state, TransferState::Applied as i32);
+
+    // kill -9 the sender while it retries: the schedule is in its store.
+    pair.kill(Side::In).await.expect("kill transfer-in");
+    pair.restart(Side::In).await.expect("restart transfer-in");
+    pair.restart(Side::Out).await.expect("restart transfer-out");
+    state(
+        &pair,
+        Side::In,
+        &applied.transfer_id,
+        TransferState::Completed,
+    )
+    .await;
+    state(
+        &pair,
+        Side::Out,
+        &applied.transfer_id,
+        TransferState::Completed,
+    )
+    .await;
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn a_transfer_out_bureau_killed_with_money_in_transit_finishes_after_restart() {
+    let mut pair = seeded_pair().await;
+    pair.kill(Side::In).await.expect("kill transfer-in");
+    let who = someone(Flow::CrossProvinceOutInitiated);
+    let applied = pair.apply(&who).await.expect("applied at transfer-out");
+    assert_eq!(applied.state, TransferState::InTransit as i32);
+    let out = totals(pair.out_endpoint()).await;
+    assert_eq!(
+        cents(&out.in_transit_total),
+        who.balance.cents(),
+        "the balance is in transit"
+    );
+
+    pair.kill(Side::Out).await.expect("kill transfer-out");
+    pair.restart(Side::Out).await.expect("restart transfer-out");
+    pair.restart(Side::In).await.expect("restart transfer-in");
+    state(
+        &pair,
+        Side::Out,
+        &applied.transfer_id,
+        TransferState::Completed,
+    )
+    .await;
+    state(
+        &pair,
+        Side::In,
+        &applied.transfer_id,
+        TransferState::Completed,
+    )
+    .await;
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn kills_in_the_middle_of_many_handshakes_lose_and_duplicate_nothing() {
+    let mut pair = seeded_pair().await;
+    let people = pair.persons(Flow::CrossProvince, 40).expect("people");
+    let mut ids = Vec::new();
+    for who in &people {
+        ids.push(pair.apply(who).await.expect("applied").transfer_id);
+    }
+    // Whatever step each transfer is at, kill -9 both bureaus one after the other.
+    pair.kill(Side::Out).await.expect("kill transfer-out");
+    pair.restart(Side::Out).await.expect("restart transfer-out");
+    pair.kill(Side::In).await.expect("kill transfer-in");
+    pair.restart(Side::In).await.expect("restart transfer-in");
+    for id in &ids {
+        state(&pair, Side::In, id, TransferState::Completed).await;
+        state(&pair, Side::Out, id, TransferState::Completed).await;
+    }
+    let expected: u64 = people.iter().map(|who| who.balance.cents()).sum();
+    assert_eq!(
+        cents(&totals(pair.in_endpoint()).await.credited_total),
+        expected,
+        "each credited once"
+    );
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn a_failing_bank_gateway_is_retried_and_pays_exactly_once() {
+    let config = tempfile::NamedTempFile::new().expect("config file");
+    std::fs::write(config.path(), "[bank]\nfailure_every = 2\n").expect("write config");
+    let pair = Pair::start(PairOptions {
+        seed: SEED,
+        persons: PERSONS,
+        extra_env: vec![("YIBAO_CONFIG".into(), config.path().as_os_str().to_owned())],
+        ..PairOptions::default()
+    })
+    .await
+    .expect("pair");
+    let mut ids = Vec::new();
+    let people = pair.persons(Flow::NotConnected, 3).expect("people");
+    for who in &people {
+        ids.push(pair.apply(who).await.expect("applied").transfer_id);
+    }
+    let mut retried = false;
+    for id in &ids {
+        let paid = state(&pair, Side::Out, id, TransferState::PaidToBank).await;
+        retried |= has_event(&paid, "DELIVERY_RETRY");
+    }
+    assert!(retried, "the simulated gateway failed every second call");
+    let expected: u64 = people.iter().map(|who| who.balance.cents()).sum();
+    assert_eq!(
+        cents(&totals(pair.out_endpoint()).await.paid_to_bank_total),
+        expected
+    );
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn the_deadline_running_out_aborts_and_returns_the_balance() {
+    let mut pair = seeded_pair().await;
+    pair.kill(Side::In).await.expect("kill transfer-in");
+    let who = someone(Flow::CrossProvinceOutInitiated);
+    let applied = pair.apply(&who).await.expect("applied at transfer-out");
+    let before = state(
+        &pair,
+        Side::Out,
+        &applied.transfer_id,
+        TransferState::InTransit,
+    )
+    .await;
+    assert!(!before.deadlines.as_ref().expect("deadlines").overdue);
+
+    // 15 working days is three weeks; thirty calendar days later the transfer is overdue.
+    let month = prost_types::Duration {
+        seconds: 30 * 86_400,
+        nanos: 0,
+    };
+    pair.admin_out()
+        .advance_clock(AdvanceClockRequest { by: Some(month) })
+        .await
+        .expect("advance the transfer-out clock");
+    let aborting = state(
+        &pair,
+        Side::Out,
+        &applied.transfer_id,
+        TransferState::Aborting,
+    )
+    .await;
+    assert!(aborting.deadlines.expect("deadlines").overdue);
+
+    // A timeout is never proof: nothing is returned until transfer-in answers the abort.
+    assert_eq!(cents(&totals(pair.out_endpoint()).await.returned_total), 0);
+    pair.restart(Side::In).await.expect("restart transfer-in");
+    pair.admin_in()
+        .advance_clock(AdvanceClockRequest { by: Some(month) })
+        .await
+        .expect("advance the transfer-in clock");
+    let returned = state(
+        &pair,
+        Side::Out,
+        &applied.transfer_id,
+        TransferState::Returned,
+    )
+    .await;
+    assert!(has_event(&returned, "ABORT_ANSWERED"));
+    state(
+        &pair,
+        Side::In,
+        &applied.transfer_id,
+        TransferState::Aborted,
+    )
+    .await;
+    assert_eq!(
+        cents(&totals(pair.out_endpoint()).await.returned_total),
+        who.balance.cents()
+    );
+    assert_eq!(
+        cents(&totals(pair.in_endpoint()).await.credited_total),
+        0,
+        "never credited"
+    );
+    assert_conserved(&pair).await;
+}
