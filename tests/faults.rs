@@ -213,3 +213,23 @@ async fn the_deadline_running_out_aborts_and_returns_the_balance() {
     );
     assert_conserved(&pair).await;
 }
+
+#[tokio::test]
+async fn a_bureau_stops_gracefully_on_sigterm_and_carries_on_after_restart() {
+    let mut pair = seeded_pair().await;
+    let who = someone(Flow::CrossProvinceOutInitiated);
+    pair.kill(Side::In).await.expect("kill transfer-in");
+    let applied = pair.apply(&who).await.expect("applied at transfer-out");
+    let status = pair.stop(Side::Out).await.expect("SIGTERM");
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+    pair.restart(Side::Out).await.expect("restart transfer-out");
+    pair.restart(Side::In).await.expect("restart transfer-in");
+    state(
+        &pair,
+        Side::In,
+        &applied.transfer_id,
+        TransferState::Completed,
+    )
+    .await;
+    assert_conserved(&pair).await;
+}

@@ -160,6 +160,8 @@ async fn a_repeated_message_gets_the_first_answer_and_a_modified_one_is_refused(
         cents(&totals(pair.out_endpoint()).await.debited_to_transit_total),
         debited
     );
+    // The accepted request goes on to completion (its form opens the transfer at transfer-in).
+    assert_conserved(&pair).await;
 }
 
 /// A change that makes one field of an application invalid.
@@ -183,6 +185,16 @@ async fn bad_applicant_input_gets_a_clear_status_and_writes_nothing() {
         (
             "trafin_admdvs",
             Box::new(|r| r.trafin_admdvs = "9x0100".to_owned()),
+        ),
+        (
+            "bank_account.bank_name",
+            Box::new(|r| {
+                r.bank_account = Some(BankAccount {
+                    bank_name: " ".into(),
+                    account_number: "6222000011112222333".into(),
+                    account_holder_name: "x".into(),
+                })
+            }),
         ),
         (
             "bank_account.account_number",
@@ -215,4 +227,5 @@ async fn bad_applicant_input_gets_a_clear_status_and_writes_nothing() {
         inn.transfers_by_state.is_empty(),
         "nothing written: {inn:?}"
     );
+    assert_conserved(&pair).await;
 }
