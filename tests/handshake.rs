@@ -229,3 +229,40 @@ async fn bad_applicant_input_gets_a_clear_status_and_writes_nothing() {
     );
     assert_conserved(&pair).await;
 }
+
+#[tokio::test]
+async fn sample_persons_name_the_people_the_population_function_makes() {
+    let pair = seeded_pair().await;
+    let mut admin = pair.admin_in();
+    let sample = admin
+        .sample_persons(yibao_proto::admin::v1::SamplePersonsRequest {
+            flow: "intra-province-shared".to_owned(),
+            limit: 3,
+        })
+        .await
+        .expect("sample")
+        .into_inner()
+        .persons;
+    assert_eq!(sample.len(), 3);
+    for sampled in sample {
+        let made = yibao_domain::population::person(SEED, sampled.index).expect("in range");
+        assert_eq!(made.certno.expose_unmasked(), sampled.certno);
+        assert_eq!(made.flow, Flow::IntraProvinceShared);
+        assert_eq!(
+            (
+                sampled.trafout_admdvs.as_str(),
+                sampled.trafin_admdvs.as_str()
+            ),
+            ("440100", "440300")
+        );
+    }
+    let unknown = admin
+        .sample_persons(yibao_proto::admin::v1::SamplePersonsRequest {
+            flow: "nope".to_owned(),
+            limit: 1,
+        })
+        .await
+        .expect_err("unknown flow");
+    assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
+    assert!(unknown.message().starts_with("flow:"));
+}

@@ -104,6 +104,11 @@ impl Flow {
     }
 
     /// The regions this flow runs between in the default pair: (transfer-out, transfer-in).
+    pub fn region_codes(self) -> (RegionCode, RegionCode) {
+        let (out_code, in_code) = self.regions();
+        (region(out_code), region(in_code))
+    }
+
     fn regions(self) -> (u32, u32) {
         match self {
             Flow::Instant => (150100, 150900),
@@ -344,6 +349,21 @@ pub fn person(seed: u64, index: u64) -> Result<SyntheticPerson, PopulationError>
     })
 }
 
+/// The index of the synthetic person with this ID number (the inverse of [`person`]'s ID
+/// layout: birth date offset × 1000 + sequence), or `None` for an ID the layout cannot produce.
+pub fn index_of_certno(certno: &ResidentId, flow: Flow) -> Option<u64> {
+    let retired = matches!(flow, Flow::RetireePayout | Flow::RefusedRetiree);
+    let base = if retired {
+        date(1950, 1, 1)
+    } else {
+        date(1970, 1, 1)
+    };
+    let days = u64::try_from((certno.birth_date() - base).num_days()).ok()?;
+    let sequence: u64 = certno.expose_unmasked().get(14..17)?.parse().ok()?;
+    let index = days.checked_mul(1000)?.checked_add(sequence)?;
+    (index < MAX_INDEX).then_some(index)
+}
+
 fn region(code: u32) -> RegionCode {
     // The codes above are real and valid; fall back to Hohhot rather than panic.
     RegionCode::from_value(code)
@@ -451,6 +471,14 @@ mod tests {
             let mut indexes: Vec<_> = (0..250).map(|n| index_of(flow, n)).collect();
             indexes.dedup();
             assert_eq!(indexes.len(), 250, "distinct people for {}", flow.name());
+        }
+    }
+
+    #[test]
+    fn the_index_can_be_read_back_from_the_id_number() {
+        for index in [0, 7, 999, 1000, 123_456, MAX_INDEX - 1] {
+            let someone = person(9, index).expect("in range");
+            assert_eq!(index_of_certno(&someone.certno, someone.flow), Some(index));
         }
     }
 

@@ -284,17 +284,19 @@ impl AdminService for AdminApi {
             .store
             .read(move |tx| -> Result<_, Error> { Ok(tx.sample_persons(flow.name(), limit)?) })
             .await?;
-        let (out_region, in_region) = (rows.first().map(|r| r.insu_admdvs.clone()), None::<String>);
-        let _ = (out_region, in_region);
+        let (out_region, in_region) = flow.region_codes();
         let persons = rows
             .into_iter()
             .map(|row| wire::SamplePerson {
+                index: yibao_domain::id::ResidentId::parse(&row.certno)
+                    .ok()
+                    .and_then(|id| population::index_of_certno(&id, flow))
+                    .unwrap_or_default(),
                 certno: row.certno,
                 psn_name: row.psn_name,
                 flow: row.flow,
-                trafout_admdvs: String::new(),
-                trafin_admdvs: String::new(),
-                index: 0,
+                trafout_admdvs: out_region.to_string(),
+                trafin_admdvs: in_region.to_string(),
             })
             .collect();
         Ok(Response::new(wire::SamplePersonsResponse { persons }))

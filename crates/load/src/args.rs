@@ -1,0 +1,245 @@
+//! The command-line flags of `yibao load`, for a CLI to flatten (`#[command(flatten)]`), and
+//! their conversion into [`LoadOptions`]. Everything here is parsing; the run knows nothing of
+//! clap.
+
+use std::path::PathBuf;
+
+use crate::error::LoadError;
+use crate::options::{
+    DEFAULT_CONCURRENCY, DEFAULT_DURATION, DEFAULT_MIX, DEFAULT_PERSONS, DEFAULT_SEED, LoadOptions,
+    Pace, SpawnOptions, Stop, Target,
+};
+
+/// The transfer-out endpoint of `deploy/run-local.sh`.
+const DEFAULT_OUT: &str = "http://127.0.0.1:50051";
+/// The transfer-in endpoint of `deploy/run-local.sh`.
+const DEFAULT_IN: &str = "http://127.0.0.1:50052";
+
+/// Load-test a bureau pair: seed people, apply transfers in a closed or open loop, measure
+/// latency and throughput, check the ledger, write JSON and HTML reports.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LoadArgs {
+    /// The transfer-out bureau's endpoint (default http://127.0.0.1:50051).
+    #[arg(long = "out", value_name = "URL", conflicts_with = "spawn")]
+    pub out: Option<String>,
+    /// The transfer-in bureau's endpoint (default http://127.0.0.1:50052).
+    #[arg(long = "in", value_name = "URL", conflicts_with = "spawn")]
+    pub inn: Option<String>,
+    /// Start a private pair on ephemeral ports with temporary data instead of using running
+    /// services; it is stopped at the end.
+    #[arg(long)]
+    pub spawn: bool,
+    /// Where the spawned pair's binaries are (default: YIBAO_BIN_DIR, else beside this program).
+    #[arg(long, value_name = "DIR", requires = "spawn")]
+    pub bin_dir: Option<PathBuf>,
+    /// The spawned pair's region directory (default: the repository's deploy/regions.toml).
+    #[arg(long, value_name = "PATH", requires = "spawn")]
+    pub directory: Option<PathBuf>,
+    /// People to seed at both bureaus (raised automatically when --transfers, or --rate with
+    /// --duration, needs more), at most 1,000,000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_PERSONS)]
+    pub persons: u64,
+    /// The population index of the first person seeded and used; give each run against the
+    /// same long-lived services a fresh range.
+    #[arg(long, value_name = "INDEX", default_value_t = 0)]
+    pub first_person: u64,
+    /// The population seed.
+    #[arg(long, value_name = "SEED", default_value_t = DEFAULT_SEED)]
+    pub seed: u64,
+    /// Closed loop: transfers in flight (the default loop, 64 in flight).
+    #[arg(long, value_name = "N", conflicts_with = "rate")]
+    pub concurrency: Option<usize>,
+    /// Open loop: applications per second, latency measured from each intended start.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub rate: Option<f64>,
+    /// Open loop: the most transfers in flight before the schedule falls behind.
+    #[arg(long, value_name = "N", default_value_t = 10_000, requires = "rate")]
+    pub max_in_flight: usize,
+    /// How long to apply, e.g. 60s or 2m (default 60s unless --transfers is given).
+    #[arg(long, value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// How many applications to make (with --duration: whichever comes first).
+    #[arg(long, value_name = "N")]
+    pub transfers: Option<u64>,
+    /// The flow mix as NAME=WEIGHT pairs: connected, not-connected, intra-province, refused, or
+    /// any population flow name.
+    #[arg(long, value_name = "MIX", default_value = DEFAULT_MIX)]
+    pub mix: String,
+    /// Also measure bare grpc.health.v1 Check calls per second against the same services, and
+    /// report transfers/s divided by that.
+    #[arg(long)]
+    pub baseline: bool,
+    /// How long the baseline measurement runs.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "10s",
+        requires = "baseline"
+    )]
+    pub baseline_duration: String,
+    /// HTTP/2 connections to each service.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub connections: usize,
+    /// How long one transfer may take to reach a terminal state before it counts as an error.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub transfer_timeout: String,
+    /// How long to wait, after the last application, for every transfer to finish before the
+    /// ledger check.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub settle_timeout: String,
+    /// Where to write report.json and report.html (none: no report files).
+    #[arg(long, value_name = "DIR")]
+    pub report_dir: Option<PathBuf>,
+    /// No live progress bar (for logs and CI).
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl LoadArgs {
+    /// Whether to draw the live progress bar.
+    pub fn progress(&self) -> bool {
+        !self.no_progress
+    }
+}
+
+/// An endpoint as typed: `host:port` gets `http://` in front.
+fn endpoint(text: &str) -> String {
+    if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    }
+}
+
+impl TryFrom<LoadArgs> for LoadOptions {
+    type Error = LoadError;
+
+    fn try_from(args: LoadArgs) -> Result<LoadOptions, LoadError> {
+        let target = if args.spawn {
+            Target::Spawn(SpawnOptions {
+                bin_dir: args.bin_dir,
+                directory: args.directory,
+            })
+        } else {
+            Target::Running {
+                out: endpoint(args.out.as_deref().unwrap_or(DEFAULT_OUT)),
+                inn: endpoint(args.inn.as_deref().unwrap_or(DEFAULT_IN)),
+            }
+        };
+        let pace = match args.rate {
+            Some(rate_per_s) => Pace::Open {
+                rate_per_s,
+                max_in_flight: args.max_in_flight,
+            },
+            None => Pace::Closed {
+                concurrency: args.concurrency.unwrap_or(DEFAULT_CONCURRENCY),
+            },
+        };
+        let duration = args
+            .duration
+            .as_deref()
+            .map(LoadOptions::parse_duration)
+            .transpose()?;
+        let stop = Stop {
+            duration: duration.or(if args.transfers.is_none() {
+                Some(DEFAULT_DURATION)
+            } else {
+                None
+            }),
+            transfers: args.transfers,
+        };
+        let baseline = if args.baseline {
+            Some(LoadOptions::parse_duration(&args.baseline_duration)?)
+        } else {
+            None
+        };
+        let options = LoadOptions {
+            target,
+            persons: args.persons,
+            first_person: args.first_person,
+            seed: args.seed,
+            pace,
+            stop,
+            mix: LoadOptions::parse_mix(&args.mix)?,
+            baseline,
+            report_dir: args.report_dir,
+            connections: args.connections,
+            transfer_timeout: LoadOptions::parse_duration(&args.transfer_timeout)?,
+            settle_timeout: LoadOptions::parse_duration(&args.settle_timeout)?,
+        };
+        options.validate()?;
+        Ok(options)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        load: LoadArgs,
+    }
+
+    fn options(args: &[&str]) -> Result<LoadOptions, LoadError> {
+        let cli = Cli::try_parse_from(std::iter::once("yibao-load").chain(args.iter().copied()))
+            .map_err(|e| LoadError::Options(e.to_string()))?;
+        LoadOptions::try_from(cli.load)
+    }
+
+    #[test]
+    fn the_defaults_are_a_60_second_closed_loop_against_the_local_pair() {
+        let options = options(&[]).expect("valid");
+        assert_eq!(options.stop.duration, Some(Duration::from_secs(60)));
+        assert_eq!(options.stop.transfers, None);
+        assert_eq!(options.pace, Pace::Closed { concurrency: 64 });
+        assert_eq!(options.persons, 100_000);
+        assert!(
+            matches!(&options.target, Target::Running { out, inn } if out.ends_with(":50051") && inn.ends_with(":50052"))
+        );
+        assert!(options.baseline.is_none());
+    }
+
+    #[test]
+    fn an_open_loop_with_a_transfer_count_has_no_default_duration() {
+        let options = options(&[
+            "--spawn",
+            "--rate",
+            "2500",
+            "--transfers",
+            "1000",
+            "--baseline",
+            "--mix",
+            "connected=1",
+        ])
+        .expect("valid");
+        assert!(matches!(options.target, Target::Spawn(_)));
+        assert_eq!(options.stop.duration, None);
+        assert_eq!(options.stop.transfers, Some(1000));
+        assert_eq!(options.baseline, Some(Duration::from_secs(10)));
+        assert!(matches!(options.pace, Pace::Open { rate_per_s, .. } if rate_per_s == 2500.0));
+    }
+
+    #[test]
+    fn conflicting_or_malformed_flags_are_refused() {
+        assert!(options(&["--spawn", "--out", "127.0.0.1:1"]).is_err());
+        assert!(options(&["--rate", "10", "--concurrency", "3"]).is_err());
+        assert!(options(&["--duration", "forever"]).is_err());
+        assert!(options(&["--persons", "2000000"]).is_err());
+        assert!(options(&["--mix", "connected=x"]).is_err());
+    }
+
+    #[test]
+    fn a_bare_host_and_port_becomes_an_http_endpoint() {
+        let options =
+            options(&["--out", "127.0.0.1:7001", "--in", "http://[::1]:7002"]).expect("valid");
+        assert!(
+            matches!(&options.target, Target::Running { out, inn } if out == "http://127.0.0.1:7001" && inn == "http://[::1]:7002")
+        );
+    }
+}

@@ -1,0 +1,453 @@
+//! One transfer, start to finish, and the two loops that start them.
+//!
+//! A transfer is `ApplyTransfer` at the bureau the flow applies at, then `WatchTransfer` there
+//! until a terminal state arrives (server push, no polling). Its end-to-end latency runs from its
+//! intended start (in an open loop: its slot in the schedule, so a stall that delays starts is
+//! counted, not hidden) to the terminal message. Transient statuses are retried a bounded number
+//! of times with the same idempotency key; anything else fails the transfer and is counted by
+//! status.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tonic::Code;
+use tonic::transport::Channel;
+use yibao_domain::population::{ApplyAt, Flow};
+use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
+use yibao_proto::bureau::v1::{ApplyTransferRequest, WatchTransferRequest};
+use yibao_proto::common::v1::TransferState;
+
+use crate::metrics::{Metrics, Rpc};
+use crate::options::{Pace, Stop};
+use crate::people::{self, Exhausted, Job, People};
+
+/// Attempts of one call before a transient status fails the transfer.
+const MAX_ATTEMPTS: u32 = 4;
+/// The first pause before a retry; doubled for each further attempt.
+const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// The deadline sent with each `ApplyTransfer` (`grpc-timeout`).
+const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What every transfer task shares.
+#[derive(Debug)]
+pub struct Context {
+    /// Clients of the transfer-out bureau, one per connection.
+    pub out: Vec<BureauServiceClient<Channel>>,
+    /// Clients of the transfer-in bureau, one per connection.
+    pub inn: Vec<BureauServiceClient<Channel>>,
+    /// Round-robin position over the connections.
+    pub turn: AtomicUsize,
+    /// What is measured.
+    pub metrics: Arc<Metrics>,
+    /// Who applies next.
+    pub people: People,
+    /// Makes idempotency keys unique to this run.
+    pub run_id: String,
+    /// How long one transfer may take.
+    pub transfer_timeout: Duration,
+    /// Set when the run must stop starting transfers.
+    pub stop: AtomicBool,
+    /// Set when a flow ran out of people: which one.
+    pub exhausted: std::sync::Mutex<Option<Flow>>,
+}
+
+impl Context {
+    /// A client of the bureau a flow applies at, taking connections in turn.
+    fn client(&self, at: ApplyAt) -> Option<BureauServiceClient<Channel>> {
+        let clients = match at {
+            ApplyAt::TransferOut => &self.out,
+            ApplyAt::TransferIn => &self.inn,
+        };
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        clients.get(turn % clients.len().max(1)).cloned()
+    }
+
+    /// The next application, or `None` (and the run stops) when a flow ran out of people.
+    fn next_job(&self) -> Option<Job> {
+        match self.people.next() {
+            Ok(job) => Some(job),
+            Err(Exhausted(flow)) => {
+                if let Ok(mut exhausted) = self.exhausted.lock() {
+                    exhausted.get_or_insert(flow);
+                }
+                self.stop.store(true, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+/// How a transfer ended, when it ended as its flow expects.
+enum Outcome {
+    /// A terminal state arrived.
+    Terminal(TransferState),
+    /// The application was refused with FAILED_PRECONDITION.
+    RefusedAtApplication,
+}
+
+/// Why a transfer failed.
+enum Failure {
+    /// A call answered a status that is not retried (or kept answering a transient one).
+    Status(Rpc, Code),
+    /// The stream ended without a terminal state, repeatedly.
+    WatchEnded,
+}
+
+/// Whether a status is worth retrying with the same request. The one place that decides it.
+fn transient(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Aborted
+    )
+}
+
+/// Whether a state ends a transfer.
+pub fn is_terminal(state: TransferState) -> bool {
+    matches!(
+        state,
+        TransferState::Completed
+            | TransferState::Rejected
+            | TransferState::Returned
+            | TransferState::PaidToBank
+            | TransferState::Aborted
+    )
+}
+
+/// The upper-case short name of a state, as in the proto (`COMPLETED`).
+pub fn state_name(state: TransferState) -> String {
+    state
+        .as_str_name()
+        .trim_start_matches("TRANSFER_STATE_")
+        .to_owned()
+}
+
+/// The upper-case name of a status code (`FAILED_PRECONDITION`).
+pub fn code_name(code: Code) -> String {
+    let mut name = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
+/// Whether a terminal outcome is what the flow is built to reach.
+fn expected(flow: Flow, outcome: &Outcome) -> bool {
+    match outcome {
+        Outcome::RefusedAtApplication => people::is_refusal(flow),
+        Outcome::Terminal(state) if people::is_refusal(flow) => *state == TransferState::Rejected,
+        Outcome::Terminal(state) => {
+            matches!(state, TransferState::Completed | TransferState::PaidToBank)
+        }
+    }
+}
+
+/// Runs one transfer and records what happened. `intended` is when it should have started.
+pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
+    let metrics = &context.metrics;
+    let started = Instant::now();
+    metrics
+        .schedule_lag
+        .record(started.saturating_duration_since(intended));
+    metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let flow = job.flow;
+    let request = people::application(&job, &context.run_id);
+    let result = match context.client(people::applies_at(flow)) {
+        Some(client) => {
+            tokio::time::timeout(
+                context.transfer_timeout,
+                drive(client, request, flow, metrics),
+            )
+            .await
+        }
+        None => Ok(Err(Failure::Status(Rpc::Apply, Code::Unavailable))),
+    };
+    let finished = Instant::now();
+    match result {
+        Ok(Ok(outcome)) if expected(flow, &outcome) => {
+            metrics
+                .end_to_end
+                .record(finished.saturating_duration_since(intended));
+            metrics
+                .interval_end_to_end
+                .record(finished.saturating_duration_since(intended));
+            metrics
+                .service_time
+                .record(finished.saturating_duration_since(started));
+            metrics.succeeded.fetch_add(1, Ordering::Relaxed);
+            let name = match outcome {
+                Outcome::Terminal(state) => state_name(state),
+                Outcome::RefusedAtApplication => {
+                    metrics.refused.fetch_add(1, Ordering::Relaxed);
+                    "REFUSED_AT_APPLICATION".to_owned()
+                }
+            };
+            metrics.outcome(flow.name(), &name);
+        }
+        Ok(Ok(outcome)) => {
+            let name = match outcome {
+                Outcome::Terminal(state) => state_name(state),
+                Outcome::RefusedAtApplication => "REFUSED_AT_APPLICATION".to_owned(),
+            };
+            metrics.error(Rpc::Transfer, &format!("unexpected outcome {name}"));
+            metrics.outcome(flow.name(), &name);
+            metrics.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Err(Failure::Status(rpc, code))) => {
+            metrics.error(rpc, &code_name(code));
+            metrics.outcome(flow.name(), &format!("ERROR {}", code_name(code)));
+            metrics.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Err(Failure::WatchEnded)) => {
+            metrics.error(Rpc::Watch, "stream ended before a terminal state");
+            metrics.outcome(flow.name(), "ERROR WATCH_ENDED");
+            metrics.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_elapsed) => {
+            metrics.error(
+                Rpc::Transfer,
+                "no terminal state within the transfer timeout",
+            );
+            metrics.outcome(flow.name(), "ERROR TIMEOUT");
+            metrics.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Applies, then watches until a terminal state.
+async fn drive(
+    mut client: BureauServiceClient<Channel>,
+    application: ApplyTransferRequest,
+    flow: Flow,
+    metrics: &Metrics,
+) -> Result<Outcome, Failure> {
+    let mut attempt = 0;
+    let transfer = loop {
+        attempt += 1;
+        let mut request = tonic::Request::new(application.clone());
+        request.set_timeout(APPLY_TIMEOUT);
+        let sent = Instant::now();
+        match client.apply_transfer(request).await {
+            Ok(response) => {
+                metrics.apply.record(sent.elapsed());
+                break response.into_inner().transfer;
+            }
+            Err(status)
+                if status.code() == Code::FailedPrecondition && people::is_refusal(flow) =>
+            {
+                metrics.apply.record(sent.elapsed());
+                return Ok(Outcome::RefusedAtApplication);
+            }
+            Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
+                retry(metrics, Rpc::Apply, status.code(), attempt).await;
+            }
+            Err(status) => return Err(Failure::Status(Rpc::Apply, status.code())),
+        }
+    };
+    let Some(transfer) = transfer else {
+        return Err(Failure::Status(Rpc::Apply, Code::Internal));
+    };
+    let state = TransferState::try_from(transfer.state).unwrap_or_default();
+    if is_terminal(state) {
+        return Ok(Outcome::Terminal(state));
+    }
+    watch(client, transfer.transfer_id, metrics).await
+}
+
+/// Follows a transfer with `WatchTransfer` until a terminal state, watching again (bounded) when
+/// the stream breaks.
+async fn watch(
+    mut client: BureauServiceClient<Channel>,
+    transfer_id: String,
+    metrics: &Metrics,
+) -> Result<Outcome, Failure> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let sent = Instant::now();
+        let opened = client
+            .watch_transfer(WatchTransferRequest {
+                transfer_id: transfer_id.clone(),
+            })
+            .await;
+        let mut stream = match opened {
+            Ok(response) => response.into_inner(),
+            Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
+                retry(metrics, Rpc::Watch, status.code(), attempt).await;
+                continue;
+            }
+            Err(status) => return Err(Failure::Status(Rpc::Watch, status.code())),
+        };
+        let mut first_at: Option<Instant> = None;
+        loop {
+            match stream.message().await {
+                Ok(Some(message)) => {
+                    let now = Instant::now();
+                    if first_at.is_none() {
+                        metrics
+                            .watch_first
+                            .record(now.saturating_duration_since(sent));
+                        first_at = Some(now);
+                    }
+                    let state = message
+                        .transfer
+                        .and_then(|t| TransferState::try_from(t.state).ok())
+                        .unwrap_or_default();
+                    if is_terminal(state) {
+                        if let Some(first) = first_at {
+                            metrics
+                                .watch_to_terminal
+                                .record(now.saturating_duration_since(first));
+                        }
+                        return Ok(Outcome::Terminal(state));
+                    }
+                }
+                Ok(None) => break,
+                Err(status) if transient(status.code()) => break,
+                Err(status) => return Err(Failure::Status(Rpc::Watch, status.code())),
+            }
+        }
+        if attempt >= MAX_ATTEMPTS {
+            return Err(Failure::WatchEnded);
+        }
+        retry(metrics, Rpc::Watch, Code::Unavailable, attempt).await;
+    }
+}
+
+/// Counts a retry and waits before it: 50 ms, 100 ms, 200 ms.
+async fn retry(metrics: &Metrics, rpc: Rpc, code: Code, attempt: u32) {
+    metrics.retries.fetch_add(1, Ordering::Relaxed);
+    metrics.retried(rpc, &code_name(code));
+    tokio::time::sleep(RETRY_BACKOFF_FIRST * 2u32.saturating_pow(attempt.saturating_sub(1))).await;
+}
+
+/// Starts transfers until the stop condition, then waits for those in flight.
+pub async fn run_loop(context: Arc<Context>, pace: Pace, stop: Stop, start: Instant) {
+    let deadline = stop.duration.map(|d| start + d);
+    let limit = stop.transfers.unwrap_or(u64::MAX);
+    let stopper = deadline.map(|deadline| {
+        let context = context.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            context.stop.store(true, Ordering::Relaxed);
+        })
+    });
+    match pace {
+        Pace::Closed { concurrency } => closed_loop(&context, concurrency, limit).await,
+        Pace::Open {
+            rate_per_s,
+            max_in_flight,
+        } => open_loop(&context, rate_per_s, max_in_flight, limit, deadline, start).await,
+    }
+    if let Some(stopper) = stopper {
+        stopper.abort();
+    }
+}
+
+/// `concurrency` workers, each starting the next transfer when its last one finished.
+async fn closed_loop(context: &Arc<Context>, concurrency: usize, limit: u64) {
+    let mut workers = JoinSet::new();
+    for _ in 0..concurrency {
+        let context = context.clone();
+        workers.spawn(async move {
+            while !context.stop.load(Ordering::Relaxed) {
+                if context.metrics.started.fetch_add(1, Ordering::Relaxed) >= limit {
+                    context.metrics.started.fetch_sub(1, Ordering::Relaxed);
+                    context.stop.store(true, Ordering::Relaxed);
+                    break;
+                }
+                let Some(job) = context.next_job() else {
+                    context.metrics.started.fetch_sub(1, Ordering::Relaxed);
+                    break;
+                };
+                run_transfer(context.clone(), job, Instant::now()).await;
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+}
+
+/// Starts a transfer every `1 / rate` seconds on a fixed schedule, at most `max_in_flight` at a
+/// time; a start delayed by that cap still counts from its slot.
+async fn open_loop(
+    context: &Arc<Context>,
+    rate_per_s: f64,
+    max_in_flight: usize,
+    limit: u64,
+    deadline: Option<Instant>,
+    start: Instant,
+) {
+    let slots = Arc::new(Semaphore::new(max_in_flight));
+    let mut tasks = JoinSet::new();
+    let mut k: u64 = 0;
+    while k < limit && !context.stop.load(Ordering::Relaxed) {
+        let intended = start + Duration::from_secs_f64(k as f64 / rate_per_s);
+        if deadline.is_some_and(|deadline| intended >= deadline) {
+            break;
+        }
+        tokio::time::sleep_until(intended).await;
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        let Some(job) = context.next_job() else {
+            break;
+        };
+        context.metrics.started.fetch_add(1, Ordering::Relaxed);
+        let task_context = context.clone();
+        tasks.spawn(async move {
+            run_transfer(task_context, job, intended).await;
+            drop(slot);
+        });
+        k += 1;
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_codes_read_as_in_the_grpc_spec() {
+        assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
+        assert_eq!(code_name(Code::Unavailable), "UNAVAILABLE");
+        assert_eq!(code_name(Code::Ok), "OK");
+    }
+
+    #[test]
+    fn refusal_flows_expect_refusals_and_others_a_finished_transfer() {
+        assert!(expected(
+            Flow::RefusedArrears,
+            &Outcome::RefusedAtApplication
+        ));
+        assert!(expected(
+            Flow::RefusedArrears,
+            &Outcome::Terminal(TransferState::Rejected)
+        ));
+        assert!(!expected(
+            Flow::RefusedArrears,
+            &Outcome::Terminal(TransferState::Completed)
+        ));
+        assert!(!expected(
+            Flow::CrossProvince,
+            &Outcome::RefusedAtApplication
+        ));
+        assert!(expected(
+            Flow::NotConnected,
+            &Outcome::Terminal(TransferState::PaidToBank)
+        ));
+        assert!(!expected(
+            Flow::CrossProvince,
+            &Outcome::Terminal(TransferState::Returned)
+        ));
+        assert_eq!(state_name(TransferState::PaidToBank), "PAID_TO_BANK");
+    }
+}

@@ -1,0 +1,679 @@
+//! The HTML report: one self-contained page (inline CSS and SVG, no script, nothing fetched) that
+//! opens offline. Charts: throughput over time, latency over time, the latency percentile
+//! distribution on a "nines" scale, and CPU per process over time; tables: settings, results,
+//! latency, errors, outcomes, processes and the ledger.
+
+use std::fmt::Write as _;
+
+use crate::report::{Report, pace_text};
+
+/// Chart size in SVG user units.
+const WIDTH: f64 = 760.0;
+const HEIGHT: f64 = 280.0;
+/// Margins: left (axis labels), right, top (legend), bottom (axis labels).
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 28.0;
+const BOTTOM: f64 = 40.0;
+/// Series colours, in order.
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+];
+/// The right end of the percentile axis: 99.999 %.
+const MAX_NINES: f64 = 5.0;
+
+/// One line of a chart.
+struct Series {
+    name: String,
+    points: Vec<(f64, f64)>,
+}
+
+/// How an axis maps values.
+#[derive(Clone, Copy, PartialEq)]
+enum Scale {
+    Linear,
+    Log10,
+}
+
+/// A chart's axes.
+struct Axes<'a> {
+    x_label: &'a str,
+    y_label: &'a str,
+    y_scale: Scale,
+    /// Custom x tick labels at given x values; none means evenly spaced numbers.
+    x_ticks: Option<Vec<(f64, String)>>,
+}
+
+/// Renders the report as a page.
+pub fn render(report: &Report) -> String {
+    let mut page = String::new();
+    let title = format!("yibao load — {}", escape(&report.started_at));
+    let _ = write!(
+        page,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{title}</title><style>{STYLE}</style></head><body>\n<h1>{title}</h1>\n"
+    );
+    verdict(&mut page, report);
+    results(&mut page, report);
+
+    let timeline = &report.timeline;
+    let _ = write!(page, "<h2>Throughput over time</h2>");
+    page.push_str(&chart(
+        &[
+            Series {
+                name: "transfers/s (expected outcome)".into(),
+                points: timeline
+                    .iter()
+                    .map(|s| (s.at_s, s.succeeded_per_s))
+                    .collect(),
+            },
+            Series {
+                name: "failed/s".into(),
+                points: timeline.iter().map(|s| (s.at_s, s.failed_per_s)).collect(),
+            },
+        ],
+        &Axes {
+            x_label: "seconds",
+            y_label: "per second",
+            y_scale: Scale::Linear,
+            x_ticks: None,
+        },
+    ));
+    let _ = write!(page, "<h2>End-to-end latency over time (per second)</h2>");
+    page.push_str(&chart(
+        &[
+            Series {
+                name: "p50".into(),
+                points: timeline.iter().map(|s| (s.at_s, s.p50_ms)).collect(),
+            },
+            Series {
+                name: "p99".into(),
+                points: timeline.iter().map(|s| (s.at_s, s.p99_ms)).collect(),
+            },
+        ],
+        &Axes {
+            x_label: "seconds",
+            y_label: "ms",
+            y_scale: Scale::Log10,
+            x_ticks: None,
+        },
+    ));
+
+    let _ = write!(page, "<h2>Latency by percentile</h2>");
+    let mut percentiles: Vec<Series> = report
+        .latency
+        .iter()
+        .filter(|(_, summary)| summary.count > 0)
+        .map(|(name, summary)| Series {
+            name: name.clone(),
+            points: summary
+                .curve
+                .iter()
+                .map(|(p, ms)| (nines(*p), *ms))
+                .collect(),
+        })
+        .collect();
+    if let Some(baseline) = &report.baseline {
+        percentiles.push(Series {
+            name: "baseline Health/Check".into(),
+            points: baseline
+                .latency
+                .curve
+                .iter()
+                .map(|(p, ms)| (nines(*p), *ms))
+                .collect(),
+        });
+    }
+    page.push_str(&chart(
+        &percentiles,
+        &Axes {
+            x_label: "percentile",
+            y_label: "ms",
+            y_scale: Scale::Log10,
+            x_ticks: Some(
+                [
+                    (0.0, "0"),
+                    (1.0, "90"),
+                    (2.0, "99"),
+                    (3.0, "99.9"),
+                    (4.0, "99.99"),
+                    (5.0, "99.999"),
+                ]
+                .iter()
+                .map(|(x, label)| (*x, (*label).to_owned()))
+                .collect(),
+            ),
+        },
+    ));
+    latency_table(&mut page, report);
+
+    let mut names: Vec<String> = timeline
+        .iter()
+        .flat_map(|s| s.cpu_cores.keys().cloned())
+        .collect();
+    names.sort();
+    names.dedup();
+    if !names.is_empty() {
+        let _ = write!(page, "<h2>CPU per process over time</h2>");
+        let series: Vec<Series> = names
+            .iter()
+            .map(|name| Series {
+                name: name.clone(),
+                points: timeline
+                    .iter()
+                    .map(|s| (s.at_s, s.cpu_cores.get(name).copied().unwrap_or(0.0)))
+                    .collect(),
+            })
+            .collect();
+        page.push_str(&chart(
+            &series,
+            &Axes {
+                x_label: "seconds",
+                y_label: "cores busy",
+                y_scale: Scale::Linear,
+                x_ticks: None,
+            },
+        ));
+    }
+    tables(&mut page, report);
+    let _ = write!(
+        page,
+        "<h2>Settings</h2><pre>{}</pre>\n</body></html>\n",
+        escape(&serde_json::to_string_pretty(&report.options).unwrap_or_default())
+    );
+    page
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}\
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.25em .6em;\
+text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}\
+.ok{color:#1a7f37;font-weight:bold}.bad{color:#c62828;font-weight:bold}\
+svg{background:#fff;border:1px solid #ddd}pre{background:#f8f8f8;padding:1em;overflow:auto}";
+
+/// The headline: ledger verdict and errors.
+fn verdict(page: &mut String, report: &Report) {
+    let (class, text) = if report.ledger.holds {
+        (
+            "ok",
+            "ledger holds: conservation to the cent, no open transfer",
+        )
+    } else {
+        ("bad", "ledger does NOT hold")
+    };
+    let _ = write!(page, "<p class=\"{class}\">{text}</p>");
+    for problem in &report.ledger.problems {
+        let _ = write!(page, "<p class=\"bad\">{}</p>", escape(problem));
+    }
+    let errors = report.errors_total();
+    let class = if errors == 0 { "ok" } else { "bad" };
+    let _ = write!(page, "<p class=\"{class}\">{errors} failed transfers</p>");
+    for warning in &report.warnings {
+        let _ = write!(page, "<p class=\"bad\">warning: {}</p>", escape(warning));
+    }
+}
+
+/// The main figures.
+fn results(page: &mut String, report: &Report) {
+    let t = &report.transfers;
+    let mut rows = vec![
+        ("run".to_owned(), pace_text(&report.options)),
+        (
+            "machine".to_owned(),
+            format!(
+                "{} cores, {}, {} MiB, {}",
+                report.machine.cores,
+                report.machine.cpu,
+                report.machine.memory_mib,
+                report.machine.os
+            ),
+        ),
+        (
+            "services".to_owned(),
+            format!(
+                "{} / {}{}",
+                report.endpoints.out,
+                report.endpoints.inn,
+                if report.endpoints.spawned {
+                    " (spawned)"
+                } else {
+                    ""
+                }
+            ),
+        ),
+        (
+            "persons seeded".to_owned(),
+            format!(
+                "{} from index {} in {:.1} s",
+                report.seeding.persons, report.seeding.first_person, report.seeding.seconds
+            ),
+        ),
+        (
+            "transfers".to_owned(),
+            format!(
+                "{} started, {} ok ({} expected refusals), {} failed, {} retries",
+                t.started, t.succeeded, t.refused, t.failed, t.retries
+            ),
+        ),
+        (
+            "throughput".to_owned(),
+            format!("{:.0} transfers/s over {:.1} s", t.per_s, t.seconds),
+        ),
+        ("stopped because".to_owned(), t.stopped_because.clone()),
+    ];
+    if let Some(min) = t.min_one_second_per_s {
+        rows.push(("lowest one-second rate".to_owned(), format!("{min:.0}/s")));
+    }
+    if let Some(baseline) = &report.baseline {
+        rows.push((
+            "baseline".to_owned(),
+            format!(
+                "{:.0} Health/Check per s ({} in flight, {:.1} s)",
+                baseline.calls_per_s, baseline.concurrency, baseline.seconds
+            ),
+        ));
+        rows.push((
+            "ratio transfers/s ÷ baseline".to_owned(),
+            format!("{:.3}", report.ratio_to_baseline.unwrap_or(0.0)),
+        ));
+    }
+    let _ = write!(page, "<h2>Results</h2><table>");
+    for (name, value) in rows {
+        let _ = write!(
+            page,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(&name),
+            escape(&value)
+        );
+    }
+    page.push_str("</table>\n");
+}
+
+fn latency_table(page: &mut String, report: &Report) {
+    page.push_str(
+        "<table><tr><th>latency (ms)</th><th>count</th><th>mean</th><th>p50</th><th>p90</th>\
+         <th>p99</th><th>p99.9</th><th>max</th></tr>",
+    );
+    let baseline = report
+        .baseline
+        .as_ref()
+        .map(|b| ("baseline Health/Check".to_owned(), b.latency.clone()));
+    for (name, s) in report
+        .latency
+        .iter()
+        .map(|(n, s)| (n.clone(), s.clone()))
+        .chain(baseline)
+    {
+        let _ = write!(
+            page,
+            "<tr><td>{}</td><td>{}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td><td>{:.2}</td>\
+             <td>{:.2}</td><td>{:.2}</td></tr>",
+            escape(&name),
+            s.count,
+            s.mean_ms,
+            s.p50_ms,
+            s.p90_ms,
+            s.p99_ms,
+            s.p999_ms,
+            s.max_ms
+        );
+    }
+    page.push_str("</table>\n");
+}
+
+/// Errors, outcomes, processes and the ledger totals.
+fn tables(page: &mut String, report: &Report) {
+    if !report.errors.is_empty() || !report.retried.is_empty() {
+        page.push_str("<h2>Errors and retries</h2><table><tr><th>what</th><th>count</th></tr>");
+        for (name, count) in &report.errors {
+            let _ = write!(
+                page,
+                "<tr><td>failed: {}</td><td>{count}</td></tr>",
+                escape(name)
+            );
+        }
+        for (name, count) in &report.retried {
+            let _ = write!(
+                page,
+                "<tr><td>retried: {}</td><td>{count}</td></tr>",
+                escape(name)
+            );
+        }
+        page.push_str("</table>\n");
+    }
+    page.push_str(
+        "<h2>Outcomes by flow</h2><table><tr><th>flow</th><th>outcome</th><th>count</th></tr>",
+    );
+    for (flow, outcomes) in &report.outcomes {
+        for (outcome, count) in outcomes {
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{}</td><td>{count}</td></tr>",
+                escape(flow),
+                escape(outcome)
+            );
+        }
+    }
+    page.push_str("</table>\n");
+    if !report.processes.is_empty() {
+        page.push_str(
+            "<h2>Processes</h2><table><tr><th>process</th><th>CPU s</th><th>cores busy</th>\
+             <th>CPU ms per transfer</th><th>RSS MiB</th><th>peak RSS MiB</th></tr>",
+        );
+        for p in &report.processes {
+            let (rss, peak) = p
+                .memory
+                .map_or((String::from("–"), String::from("–")), |m| {
+                    (
+                        format!("{:.0}", m.rss_mib),
+                        format!("{:.0}", m.peak_rss_mib),
+                    )
+                });
+            let _ = write!(
+                page,
+                "<tr><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.3}</td><td>{rss}</td>\
+                 <td>{peak}</td></tr>",
+                escape(&p.name),
+                p.cpu_seconds,
+                p.cpu_cores,
+                p.cpu_ms_per_transfer
+            );
+        }
+        page.push_str("</table>\n");
+    }
+    page.push_str("<h2>Ledger</h2><table><tr><th>total (yuan)</th><th>transfer-out</th><th>transfer-in</th></tr>");
+    let (out, inn) = (&report.ledger.out, &report.ledger.inn);
+    let rows: [(&str, u64, u64); 7] = [
+        (
+            "debited to transit",
+            out.debited_to_transit_cents,
+            inn.debited_to_transit_cents,
+        ),
+        ("in transit", out.in_transit_cents, inn.in_transit_cents),
+        ("settled out", out.settled_out_cents, inn.settled_out_cents),
+        ("returned", out.returned_cents, inn.returned_cents),
+        (
+            "paid to bank",
+            out.paid_to_bank_cents,
+            inn.paid_to_bank_cents,
+        ),
+        ("credited", out.credited_cents, inn.credited_cents),
+        (
+            "open transfers (count)",
+            out.open_transfers,
+            inn.open_transfers,
+        ),
+    ];
+    for (name, a, b) in rows {
+        let (a, b) = if name.ends_with("(count)") {
+            (a.to_string(), b.to_string())
+        } else {
+            (yuan(a), yuan(b))
+        };
+        let _ = write!(page, "<tr><td>{name}</td><td>{a}</td><td>{b}</td></tr>");
+    }
+    page.push_str("</table>\n");
+}
+
+fn yuan(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// A percentile on the "nines" axis: 90 → 1, 99 → 2, 99.9 → 3; 100 sits just past 99.999.
+fn nines(percentile: f64) -> f64 {
+    if percentile >= 100.0 {
+        return MAX_NINES;
+    }
+    (-(1.0 - percentile / 100.0).log10()).clamp(0.0, MAX_NINES)
+}
+
+/// Escapes text for HTML.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A "nice" step for about `target` ticks over `span`.
+fn nice_step(span: f64, target: f64) -> f64 {
+    let raw = (span / target).max(f64::MIN_POSITIVE);
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let fraction = raw / magnitude;
+    let nice = if fraction <= 1.0 {
+        1.0
+    } else if fraction <= 2.0 {
+        2.0
+    } else if fraction <= 5.0 {
+        5.0
+    } else {
+        10.0
+    };
+    nice * magnitude
+}
+
+fn number(value: f64) -> String {
+    if value.abs() >= 100.0 || value == value.trunc() {
+        format!("{value:.0}")
+    } else if value.abs() >= 1.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
+    }
+}
+
+/// An SVG line chart.
+fn chart(series: &[Series], axes: &Axes<'_>) -> String {
+    let points = series.iter().flat_map(|s| s.points.iter());
+    let finite: Vec<(f64, f64)> = points
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .filter(|(_, y)| axes.y_scale == Scale::Linear || *y > 0.0)
+        .copied()
+        .collect();
+    if finite.is_empty() {
+        return "<p>(no data)</p>".to_owned();
+    }
+    let (mut x_min, mut x_max) = finite
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
+            (lo.min(*x), hi.max(*x))
+        });
+    if axes.x_ticks.is_some() {
+        x_min = 0.0;
+        x_max = MAX_NINES;
+    }
+    if x_max <= x_min {
+        x_max = x_min + 1.0;
+    }
+    let y_of = |y: f64| match axes.y_scale {
+        Scale::Linear => y,
+        Scale::Log10 => y.max(1e-3).log10(),
+    };
+    let (mut y_min, mut y_max) = finite
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(lo, hi), (_, y)| {
+            (lo.min(y_of(*y)), hi.max(y_of(*y)))
+        });
+    match axes.y_scale {
+        Scale::Linear => {
+            y_min = y_min.min(0.0);
+            y_max = if y_max <= y_min {
+                y_min + 1.0
+            } else {
+                y_max * 1.05
+            };
+        }
+        Scale::Log10 => {
+            y_min = y_min.floor();
+            y_max = y_max.ceil().max(y_min + 1.0);
+        }
+    }
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let sx = |x: f64| LEFT + (x - x_min) / (x_max - x_min) * plot_w;
+    let sy = |y: f64| TOP + plot_h - (y - y_min) / (y_max - y_min) * plot_h;
+
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
+         viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-size=\"11\" font-family=\"sans-serif\">"
+    );
+    // Grid and y ticks.
+    let y_ticks: Vec<(f64, String)> = match axes.y_scale {
+        Scale::Linear => {
+            let step = nice_step(y_max - y_min, 5.0);
+            let mut ticks = Vec::new();
+            let mut y = (y_min / step).ceil() * step;
+            while y <= y_max + step * 1e-9 && ticks.len() < 20 {
+                ticks.push((y, number(y)));
+                y += step;
+            }
+            ticks
+        }
+        Scale::Log10 => {
+            let mut ticks = Vec::new();
+            let mut exponent = y_min;
+            while exponent <= y_max && ticks.len() < 20 {
+                ticks.push((exponent, number(10f64.powf(exponent))));
+                exponent += 1.0;
+            }
+            ticks
+        }
+    };
+    for (y, label) in &y_ticks {
+        let _ = write!(
+            svg,
+            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            WIDTH - RIGHT,
+            sy(*y),
+            sy(*y),
+            LEFT - 6.0,
+            sy(*y) + 4.0,
+            escape(label)
+        );
+    }
+    let x_ticks: Vec<(f64, String)> = match &axes.x_ticks {
+        Some(ticks) => ticks.clone(),
+        None => {
+            let step = nice_step(x_max - x_min, 8.0);
+            let mut ticks = Vec::new();
+            let mut x = (x_min / step).ceil() * step;
+            while x <= x_max + step * 1e-9 && ticks.len() < 30 {
+                ticks.push((x, number(x)));
+                x += step;
+            }
+            ticks
+        }
+    };
+    for (x, label) in &x_ticks {
+        let _ = write!(
+            svg,
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            sx(*x),
+            sx(*x),
+            TOP + plot_h,
+            sx(*x),
+            TOP + plot_h + 14.0,
+            escape(label)
+        );
+    }
+    let _ = write!(
+        svg,
+        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\" \
+         fill=\"none\" stroke=\"#999\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
+         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{}</text>",
+        LEFT + plot_w / 2.0,
+        HEIGHT - 6.0,
+        escape(axes.x_label),
+        TOP + plot_h / 2.0,
+        TOP + plot_h / 2.0,
+        escape(axes.y_label)
+    );
+    let mut legend_x = LEFT;
+    for (i, s) in series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
+        let path: Vec<String> = s
+            .points
+            .iter()
+            .filter(|(x, y)| x.is_finite() && y.is_finite())
+            .filter(|(_, y)| axes.y_scale == Scale::Linear || *y > 0.0)
+            .map(|(x, y)| format!("{:.1},{:.1}", sx(*x), sy(y_of(*y))))
+            .collect();
+        if !path.is_empty() {
+            let _ = write!(
+                svg,
+                "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.6\" points=\"{}\"/>",
+                path.join(" ")
+            );
+        }
+        let _ = write!(
+            svg,
+            "<rect x=\"{legend_x:.1}\" y=\"8\" width=\"10\" height=\"10\" fill=\"{colour}\"/>\
+             <text x=\"{:.1}\" y=\"17\">{}</text>",
+            legend_x + 14.0,
+            escape(&s.name)
+        );
+        legend_x += 24.0 + 6.5 * s.name.chars().count() as f64;
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nines_axis_spreads_the_tail() {
+        assert_eq!(nines(0.0), 0.0);
+        assert!((nines(90.0) - 1.0).abs() < 1e-9);
+        assert!((nines(99.9) - 3.0).abs() < 1e-9);
+        assert_eq!(nines(100.0), MAX_NINES);
+    }
+
+    #[test]
+    fn text_is_escaped_and_charts_are_inline_svg() {
+        assert_eq!(
+            escape("<a href=\"x\">&</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&lt;/a&gt;"
+        );
+        let svg = chart(
+            &[Series {
+                name: "s".into(),
+                points: vec![(0.0, 1.0), (1.0, 3.0), (2.0, 2.0)],
+            }],
+            &Axes {
+                x_label: "x",
+                y_label: "y",
+                y_scale: Scale::Linear,
+                x_ticks: None,
+            },
+        );
+        assert!(svg.starts_with("<svg"));
+        assert!(svg.contains("<polyline"));
+        assert!(!svg.contains("http://") || svg.contains("xmlns=\"http://www.w3.org/2000/svg\""));
+        assert_eq!(
+            chart(
+                &[],
+                &Axes {
+                    x_label: "x",
+                    y_label: "y",
+                    y_scale: Scale::Log10,
+                    x_ticks: None
+                }
+            ),
+            "<p>(no data)</p>"
+        );
+    }
+}

@@ -1,0 +1,244 @@
+//! The ledger check at the end of a run: wait (bounded) until neither bureau has an open
+//! transfer, then check conservation to the cent across both:
+//! debited to transit = credited + in transit + paid to bank + returned, and
+//! settled out = credited (every credit was settled once nothing is in flight).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use yibao_domain::money::Money;
+use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals};
+
+use crate::error::LoadError;
+
+/// How often the open-transfer count is read while waiting.
+const SETTLE_POLL: Duration = Duration::from_millis(200);
+
+/// One bureau's totals, in cents.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct Totals {
+    /// Sum of personal-account balances held.
+    pub accounts_balance_cents: u64,
+    /// Cumulative: moved from accounts into in-transit.
+    pub debited_to_transit_cents: u64,
+    /// Current: in transit.
+    pub in_transit_cents: u64,
+    /// Cumulative: settled after the peer credited.
+    pub settled_out_cents: u64,
+    /// Cumulative: returned to the account it came from.
+    pub returned_cents: u64,
+    /// Cumulative: credited from information forms.
+    pub credited_cents: u64,
+    /// Cumulative: paid to bank accounts.
+    pub paid_to_bank_cents: u64,
+    /// Transfers not in a terminal state.
+    pub open_transfers: u64,
+    /// Transfers by side and state, e.g. `OUT COMPLETED`.
+    pub transfers_by_state: std::collections::BTreeMap<String, u64>,
+}
+
+/// The outcome of the check.
+#[derive(Clone, Debug, Serialize)]
+pub struct LedgerCheck {
+    /// Whether conservation holds and no transfer is open at either bureau.
+    pub holds: bool,
+    /// What does not hold, in words; empty when everything holds.
+    pub problems: Vec<String>,
+    /// How long the check waited for open transfers to finish.
+    pub settle_seconds: f64,
+    /// The transfer-out bureau's totals.
+    pub out: Totals,
+    /// The transfer-in bureau's totals.
+    #[serde(rename = "in")]
+    pub inn: Totals,
+}
+
+/// Reads one bureau's totals.
+pub async fn totals(channel: Channel, endpoint: &str) -> Result<Totals, LoadError> {
+    let answer = AdminServiceClient::new(channel)
+        .get_ledger_totals(GetLedgerTotalsRequest {})
+        .await
+        .map_err(|status| LoadError::call("GetLedgerTotals", endpoint, status))?
+        .into_inner()
+        .totals
+        .unwrap_or_default();
+    parse(&answer).map_err(|field| {
+        LoadError::call(
+            "GetLedgerTotals",
+            endpoint,
+            tonic::Status::internal(format!("{field} is not an amount")),
+        )
+    })
+}
+
+fn parse(totals: &LedgerTotals) -> Result<Totals, &'static str> {
+    let cents = |text: &str, field: &'static str| -> Result<u64, &'static str> {
+        if text.is_empty() {
+            return Ok(0);
+        }
+        Money::parse(text).map(Money::cents).map_err(|_| field)
+    };
+    Ok(Totals {
+        accounts_balance_cents: cents(&totals.accounts_balance_total, "accounts_balance_total")?,
+        debited_to_transit_cents: cents(
+            &totals.debited_to_transit_total,
+            "debited_to_transit_total",
+        )?,
+        in_transit_cents: cents(&totals.in_transit_total, "in_transit_total")?,
+        settled_out_cents: cents(&totals.settled_out_total, "settled_out_total")?,
+        returned_cents: cents(&totals.returned_total, "returned_total")?,
+        credited_cents: cents(&totals.credited_total, "credited_total")?,
+        paid_to_bank_cents: cents(&totals.paid_to_bank_total, "paid_to_bank_total")?,
+        open_transfers: totals.open_transfers,
+        transfers_by_state: totals
+            .transfers_by_state
+            .iter()
+            .map(|count| {
+                let side = yibao_proto::common::v1::Side::try_from(count.side)
+                    .map(|s| s.as_str_name().trim_start_matches("SIDE_").to_owned())
+                    .unwrap_or_else(|_| count.side.to_string());
+                let state = yibao_proto::common::v1::TransferState::try_from(count.state)
+                    .map(crate::driver::state_name)
+                    .unwrap_or_else(|_| count.state.to_string());
+                (format!("{side} {state}"), count.count)
+            })
+            .collect(),
+    })
+}
+
+/// Waits up to `settle_timeout` for both bureaus to have no open transfer, then checks.
+pub async fn check(
+    (out, out_endpoint): (Channel, &str),
+    (inn, in_endpoint): (Channel, &str),
+    settle_timeout: Duration,
+) -> Result<LedgerCheck, LoadError> {
+    let start = Instant::now();
+    let deadline = start + settle_timeout;
+    loop {
+        let out_totals = totals(out.clone(), out_endpoint).await?;
+        let in_totals = totals(inn.clone(), in_endpoint).await?;
+        let open = out_totals.open_transfers + in_totals.open_transfers;
+        if open == 0 || Instant::now() >= deadline {
+            return Ok(judge(out_totals, in_totals, start.elapsed()));
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+}
+
+/// The verdict on two bureaus' totals.
+pub fn judge(out: Totals, inn: Totals, settled_in: Duration) -> LedgerCheck {
+    let mut problems = Vec::new();
+    let sum = |f: fn(&Totals) -> u64| u128::from(f(&out)) + u128::from(f(&inn));
+    let debited = sum(|t| t.debited_to_transit_cents);
+    let accounted = sum(|t| t.credited_cents)
+        + sum(|t| t.in_transit_cents)
+        + sum(|t| t.paid_to_bank_cents)
+        + sum(|t| t.returned_cents);
+    if debited != accounted {
+        problems.push(format!(
+            "conservation: debited to transit {} ≠ credited + in transit + paid to bank + \
+             returned {}",
+            money(debited),
+            money(accounted)
+        ));
+    }
+    let settled = sum(|t| t.settled_out_cents);
+    let credited = sum(|t| t.credited_cents);
+    if settled != credited {
+        problems.push(format!(
+            "settlement: settled out {} ≠ credited {}",
+            money(settled),
+            money(credited)
+        ));
+    }
+    for (name, totals) in [("transfer-out", &out), ("transfer-in", &inn)] {
+        if totals.open_transfers > 0 {
+            problems.push(format!(
+                "{name}: {} transfers still open after {:.1} s",
+                totals.open_transfers,
+                settled_in.as_secs_f64()
+            ));
+        }
+    }
+    LedgerCheck {
+        holds: problems.is_empty(),
+        problems,
+        settle_seconds: settled_in.as_secs_f64(),
+        out,
+        inn,
+    }
+}
+
+/// Cents as yuan with two places.
+fn money(cents: u128) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out_side() -> Totals {
+        Totals {
+            debited_to_transit_cents: 10_000,
+            in_transit_cents: 0,
+            settled_out_cents: 7_000,
+            paid_to_bank_cents: 2_000,
+            returned_cents: 1_000,
+            ..Totals::default()
+        }
+    }
+
+    #[test]
+    fn balanced_books_with_nothing_open_hold() {
+        let inn = Totals {
+            credited_cents: 7_000,
+            ..Totals::default()
+        };
+        let check = judge(out_side(), inn, Duration::ZERO);
+        assert!(check.holds, "{:?}", check.problems);
+    }
+
+    #[test]
+    fn a_missing_cent_or_an_open_transfer_fails_the_check() {
+        let inn = Totals {
+            credited_cents: 6_999,
+            ..Totals::default()
+        };
+        let check = judge(out_side(), inn, Duration::ZERO);
+        assert!(!check.holds);
+        assert_eq!(check.problems.len(), 2, "{:?}", check.problems);
+        assert!(check.problems[0].contains("100.00"));
+
+        let inn = Totals {
+            credited_cents: 7_000,
+            open_transfers: 3,
+            ..Totals::default()
+        };
+        let check = judge(out_side(), inn, Duration::from_secs(1));
+        assert!(!check.holds);
+        assert!(check.problems[0].contains("3 transfers still open"));
+    }
+
+    #[test]
+    fn wire_totals_parse_to_cents() {
+        let wire = LedgerTotals {
+            debited_to_transit_total: "1234.50".to_owned(),
+            credited_total: "0.01".to_owned(),
+            open_transfers: 2,
+            ..LedgerTotals::default()
+        };
+        let totals = parse(&wire).expect("amounts");
+        assert_eq!(totals.debited_to_transit_cents, 123_450);
+        assert_eq!(totals.credited_cents, 1);
+        assert_eq!(totals.open_transfers, 2);
+        let bad = LedgerTotals {
+            in_transit_total: "1,00".to_owned(),
+            ..LedgerTotals::default()
+        };
+        assert_eq!(parse(&bad), Err("in_transit_total"));
+    }
+}

@@ -1,0 +1,312 @@
+//! The result of a run: settings, machine, throughput, latency percentiles, errors, the
+//! timeline, the processes' CPU and memory, the baseline and the ledger verdict. Serialised as
+//! JSON, rendered as a self-contained HTML page, or printed as a summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::baseline::Baseline;
+use crate::error::LoadError;
+use crate::ledger::LedgerCheck;
+use crate::metrics::{LatencySummary, Sample};
+use crate::options::LoadOptions;
+use crate::procstat::ProcessUsage;
+use crate::seed::Seeding;
+
+/// Everything a run found.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The tool and its version.
+    pub tool: String,
+    /// When the run started (UTC, RFC 3339).
+    pub started_at: String,
+    /// The settings the run was given.
+    pub options: LoadOptions,
+    /// The endpoints actually driven.
+    pub endpoints: Endpoints,
+    /// The machine the run ran on.
+    pub machine: Machine,
+    /// What seeding did.
+    pub seeding: Seeding,
+    /// The health-check baseline, when asked for.
+    pub baseline: Option<Baseline>,
+    /// Transfers and throughput.
+    pub transfers: Transfers,
+    /// Transfers per second divided by baseline health checks per second.
+    pub ratio_to_baseline: Option<f64>,
+    /// Latency summaries by name: `end_to_end`, `ApplyTransfer`, … (milliseconds).
+    pub latency: BTreeMap<String, LatencySummary>,
+    /// Failed transfers by RPC and status.
+    pub errors: BTreeMap<String, u64>,
+    /// Retried calls by RPC and status (the transfer then went on).
+    pub retried: BTreeMap<String, u64>,
+    /// Outcomes by flow and terminal state.
+    pub outcomes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// One sample per second of the transfer phase.
+    pub timeline: Vec<Sample>,
+    /// CPU and memory of the generator and (when known) each service over the transfer phase.
+    pub processes: Vec<ProcessUsage>,
+    /// The ledger check at the end.
+    pub ledger: LedgerCheck,
+    /// Things the reader should know (a flow ran out of people, a timeout).
+    pub warnings: Vec<String>,
+}
+
+/// The endpoints driven.
+#[derive(Clone, Debug, Serialize)]
+pub struct Endpoints {
+    /// transfer-out.
+    pub out: String,
+    /// transfer-in.
+    #[serde(rename = "in")]
+    pub inn: String,
+    /// Whether the run started this pair itself.
+    pub spawned: bool,
+}
+
+/// The machine.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// Cores available to the run.
+    pub cores: usize,
+    /// The CPU model, from `/proc/cpuinfo`.
+    pub cpu: String,
+    /// Total memory in MiB.
+    pub memory_mib: u64,
+    /// The operating system and kernel.
+    pub os: String,
+}
+
+impl Machine {
+    /// Reads what can be read about the machine.
+    pub fn detect() -> Machine {
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find(|line| line.starts_with("model name"))
+                    .and_then(|line| line.split_once(':'))
+                    .map(|(_, model)| model.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let memory_mib = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|line| line.strip_prefix("MemTotal:"))
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .and_then(|kib| kib.parse::<u64>().ok())
+            })
+            .map_or(0, |kib| kib / 1024);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|text| text.trim().to_owned())
+            .unwrap_or_default();
+        Machine {
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            cpu,
+            memory_mib,
+            os: format!("{} {kernel}", std::env::consts::OS)
+                .trim()
+                .to_owned(),
+        }
+    }
+}
+
+/// Transfers and throughput.
+#[derive(Clone, Debug, Serialize)]
+pub struct Transfers {
+    /// Applications started.
+    pub started: u64,
+    /// Transfers that ended as their flow expects (refusals included).
+    pub succeeded: u64,
+    /// Of `succeeded`, expected refusals.
+    pub refused: u64,
+    /// Transfers that failed.
+    pub failed: u64,
+    /// Calls retried after a transient status.
+    pub retries: u64,
+    /// Seconds spent starting transfers.
+    pub applying_seconds: f64,
+    /// Seconds from the first application to the last transfer finishing.
+    pub seconds: f64,
+    /// `succeeded / seconds`.
+    pub per_s: f64,
+    /// The lowest one-second rate while applying, leaving out the first second (warm-up);
+    /// none for runs shorter than three seconds.
+    pub min_one_second_per_s: Option<f64>,
+    /// Why the run stopped starting transfers.
+    pub stopped_because: String,
+}
+
+impl Report {
+    /// Whether the ledger check at the end held (conservation, nothing open).
+    pub fn ledger_holds(&self) -> bool {
+        self.ledger.holds
+    }
+
+    /// Failed transfers.
+    pub fn errors_total(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    /// The report as pretty JSON.
+    pub fn to_json(&self) -> String {
+        // Serialising plain data with string keys cannot fail; an empty object is the fallback.
+        serde_json::to_string_pretty(self).unwrap_or_else(|_| "{}".to_owned())
+    }
+
+    /// Writes the JSON report.
+    pub fn write_json(&self, path: &Path) -> Result<(), LoadError> {
+        write(path, &self.to_json())
+    }
+
+    /// Writes the self-contained HTML report (inline SVG, no scripts, nothing fetched).
+    pub fn write_html(&self, path: &Path) -> Result<(), LoadError> {
+        write(path, &crate::html::render(self))
+    }
+
+    /// Prints the summary to standard output.
+    pub fn print_summary(&self) {
+        print!("{}", self.summary());
+    }
+
+    /// The summary as text.
+    pub fn summary(&self) -> String {
+        let mut text = String::new();
+        let t = &self.transfers;
+        let _ = writeln!(
+            text,
+            "yibao load — {} against {} / {}{}",
+            pace_text(&self.options),
+            self.endpoints.out,
+            self.endpoints.inn,
+            if self.endpoints.spawned {
+                " (spawned)"
+            } else {
+                ""
+            }
+        );
+        let _ = writeln!(
+            text,
+            "machine: {} cores, {}, {} MiB; seeded {} persons in {:.1} s",
+            self.machine.cores,
+            self.machine.cpu,
+            self.machine.memory_mib,
+            self.seeding.persons,
+            self.seeding.seconds
+        );
+        let _ = writeln!(
+            text,
+            "transfers: {} started, {} ok ({} expected refusals), {} failed, {} retries; \
+             stopped: {}",
+            t.started, t.succeeded, t.refused, t.failed, t.retries, t.stopped_because
+        );
+        let _ = writeln!(
+            text,
+            "throughput: {:.0} transfers/s over {:.1} s{}",
+            t.per_s,
+            t.seconds,
+            t.min_one_second_per_s
+                .map(|m| format!(" (lowest one-second rate {m:.0}/s)"))
+                .unwrap_or_default()
+        );
+        if let Some(baseline) = &self.baseline {
+            let _ = writeln!(
+                text,
+                "baseline: {:.0} health checks/s ({} in flight, p50 {:.2} ms); ratio {:.3}",
+                baseline.calls_per_s,
+                baseline.concurrency,
+                baseline.latency.p50_ms,
+                self.ratio_to_baseline.unwrap_or(0.0)
+            );
+        }
+        let _ = writeln!(
+            text,
+            "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "latency (ms)", "count", "p50", "p90", "p99", "p99.9", "max"
+        );
+        for (name, summary) in &self.latency {
+            let _ = writeln!(
+                text,
+                "{:<34} {:>9} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2}",
+                name,
+                summary.count,
+                summary.p50_ms,
+                summary.p90_ms,
+                summary.p99_ms,
+                summary.p999_ms,
+                summary.max_ms
+            );
+        }
+        for (name, count) in &self.errors {
+            let _ = writeln!(text, "error: {name} × {count}");
+        }
+        for (name, count) in &self.retried {
+            let _ = writeln!(text, "retried: {name} × {count}");
+        }
+        for process in &self.processes {
+            let _ = writeln!(
+                text,
+                "cpu: {:<16} {:>6.2} cores, {:>6.3} ms/transfer{}",
+                process.name,
+                process.cpu_cores,
+                process.cpu_ms_per_transfer,
+                process
+                    .memory
+                    .map(|m| format!(", RSS {:.0} MiB (peak {:.0})", m.rss_mib, m.peak_rss_mib))
+                    .unwrap_or_default()
+            );
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(text, "warning: {warning}");
+        }
+        if self.ledger.holds {
+            let _ = writeln!(
+                text,
+                "ledger: holds (conservation to the cent, no open transfer; settled in {:.1} s)",
+                self.ledger.settle_seconds
+            );
+        } else {
+            for problem in &self.ledger.problems {
+                let _ = writeln!(text, "ledger: DOES NOT HOLD: {problem}");
+            }
+        }
+        text
+    }
+}
+
+/// "closed loop, 64 in flight, 60 s" and the like.
+pub fn pace_text(options: &LoadOptions) -> String {
+    let pace = match options.pace {
+        crate::options::Pace::Closed { concurrency } => {
+            format!("closed loop, {concurrency} in flight")
+        }
+        crate::options::Pace::Open { rate_per_s, .. } => format!("open loop, {rate_per_s}/s"),
+    };
+    let mut limits = Vec::new();
+    if let Some(duration) = options.stop.duration {
+        limits.push(humantime::format_duration(duration).to_string());
+    }
+    if let Some(transfers) = options.stop.transfers {
+        limits.push(format!("{transfers} transfers"));
+    }
+    format!("{pace}, {}", limits.join(" or "))
+}
+
+fn write(path: &Path, text: &str) -> Result<(), LoadError> {
+    if let Some(parent) = path.parent()
+        && !parent.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(parent).map_err(|source| LoadError::Write {
+            path: parent.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(path, text).map_err(|source| LoadError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
