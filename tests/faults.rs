@@ -233,3 +233,25 @@ async fn a_bureau_stops_gracefully_on_sigterm_and_carries_on_after_restart() {
     .await;
     assert_conserved(&pair).await;
 }
+
+#[tokio::test]
+async fn a_second_application_while_one_is_open_is_refused_naming_it() {
+    let mut pair = seeded_pair().await;
+    pair.kill(Side::Out).await.expect("kill transfer-out");
+    let who = someone(Flow::CrossProvince);
+    let open = pair.apply(&who).await.expect("applied");
+    assert_eq!(open.state, TransferState::Applied as i32);
+    let again = pair
+        .apply(&who)
+        .await
+        .expect_err("one open transfer per person");
+    let status = again.status().expect("a gRPC status");
+    assert_eq!(status.code(), tonic::Code::AlreadyExists);
+    assert!(
+        status.message().contains(&open.transfer_id),
+        "names the open transfer: {status}"
+    );
+    pair.restart(Side::Out).await.expect("restart transfer-out");
+    state(&pair, Side::In, &open.transfer_id, TransferState::Completed).await;
+    assert_conserved(&pair).await;
+}

@@ -178,7 +178,7 @@ const GIVEN: [&str; 16] = [
 
 /// How many of every [`LAYOUT_BLOCK`] consecutive people fit each flow: the common flows
 /// dominate, as they do in a load run, and every flow appears in each block.
-const LAYOUT_WEIGHTS: [(Flow, u64); 13] = [
+pub const LAYOUT_WEIGHTS: [(Flow, u64); 13] = [
     (Flow::CrossProvince, 40),
     (Flow::CrossProvinceOutInitiated, 10),
     (Flow::Instant, 5),
