@@ -94,25 +94,6 @@ pub fn domain_reason(value: i32) -> RefusalReason {
         .unwrap_or(RefusalReason::Aborted)
 }
 
-/// The wire state of a stored state name (history entries).
-fn wire_state_name(name: &str) -> i32 {
-    use wire::TransferState as W;
-    (match name {
-        "APPLIED" => W::Applied,
-        "REQUESTED" => W::Accepted,
-        "IN_TRANSIT" => W::InTransit,
-        "CREDITED" => W::Credited,
-        "COMPLETED" => W::Completed,
-        "REJECTED" => W::Rejected,
-        "RETURNED" => W::Returned,
-        "PAYOUT_PENDING" => W::PayoutPending,
-        "PAID_TO_BANK" => W::PaidToBank,
-        "ABORTING" => W::Aborting,
-        "ABORTED" => W::Aborted,
-        _ => W::Unspecified,
-    }) as i32
-}
-
 /// A transfer as the bureau API shows it: personal data masked, deadlines computed on `today`.
 pub fn wire_transfer(
     bureau: &Bureau,
@@ -153,8 +134,8 @@ pub fn wire_transfer(
             .map(|event| bureau_wire::TransferEvent {
                 at: Some(timestamp(event.at)),
                 kind: event.kind.clone(),
-                from_state: wire_state_name(&event.from_state),
-                to_state: wire_state_name(&event.to_state),
+                from_state: crate::document::state_from_name(&event.from_state),
+                to_state: crate::document::state_from_name(&event.to_state),
                 detail: event.detail.clone(),
                 attempt: event.attempt,
             })

@@ -41,6 +41,10 @@ pub struct Settings {
     pub concurrency: usize,
 }
 
+/// How far a parked message's next attempt is pushed: beyond any statutory deadline, so it
+/// stays visible in the outbox without being sent again.
+const PARKED_FOR: Duration = Duration::from_secs(400 * 86_400);
+
 /// How often overdue transfers are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -53,8 +57,11 @@ type ApplyAnswer =
 enum Answer {
     /// The message was answered: apply and acknowledge.
     Applied,
-    /// The peer did not answer (retryable status) or answered with a non-zero infcode.
-    Failed(String),
+    /// The answer was a refusal of the message itself (a non-zero infcode, an answer without
+    /// its content): sending the same bytes again cannot help, so the message is parked.
+    Refused(String),
+    /// The answer could not be applied here (a storage failure): try again.
+    NotApplied(String),
 }
 
 /// Runs until `shutdown` resolves.
@@ -145,28 +152,35 @@ pub async fn run(
 async fn deliver(bureau: &Arc<Bureau>, settings: &Settings, message: OutboxMessage) {
     let attempt = message.attempts + 1;
     let answer = attempt_delivery(bureau, settings, &message, attempt).await;
-    let outcome = match answer {
+    let (outcome, retryable) = match answer {
         Ok(Answer::Applied) => return,
-        Ok(Answer::Failed(why)) => why,
+        Ok(Answer::Refused(why)) => (why, false),
+        Ok(Answer::NotApplied(why)) => (why, true),
         Err(status) => {
             if status.code() == tonic::Code::Unavailable {
                 bureau.peer.reset();
             }
-            let kind = if is_retryable(&status) {
-                "retryable"
-            } else {
-                "not retryable"
-            };
-            format!("{kind} {:?}: {}", status.code(), status.message())
+            let text = format!("{:?}: {}", status.code(), status.message());
+            (text, is_retryable(&status))
         }
     };
-    let mut rng = rand::rngs::StdRng::from_os_rng();
-    let delay = settings.backoff.delay(attempt, &mut rng);
+    // Only a message that may succeed later is retried; one the peer refused (or answered
+    // with a status that retrying cannot change) is parked for an operator, visible in the
+    // transfer's history, and the statutory deadline takes its course.
+    let (delay, happening) = if retryable {
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        (settings.backoff.delay(attempt, &mut rng), "DELIVERY_RETRY")
+    } else {
+        (PARKED_FOR, "DELIVERY_PARKED")
+    };
     let next = bureau.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
     let id = message.id;
     let transfer_id = message.transfer_id.clone();
     let kind = message.kind.clone();
     let bureau_for_tx = bureau.clone();
+    if !retryable {
+        tracing::warn!(transfer_id = %transfer_id, %kind, %outcome, "message parked");
+    }
     let result = bureau
         .store
         .write(move |tx| -> Result<(), Error> {
@@ -174,16 +188,21 @@ async fn deliver(bureau: &Arc<Bureau>, settings: &Settings, message: OutboxMessa
             let state = record::load(tx, &transfer_id)?
                 .map(|d| d.state.name())
                 .unwrap_or("");
+            let detail = if retryable {
+                format!(
+                    "{kind} attempt {attempt} failed ({outcome}); next attempt in {} ms",
+                    delay.as_millis()
+                )
+            } else {
+                format!("{kind} attempt {attempt} refused ({outcome}); parked, not retried")
+            };
             record::note(
                 tx,
                 &bureau_for_tx,
                 &transfer_id,
                 state,
-                "DELIVERY_RETRY",
-                format!(
-                    "{kind} attempt {attempt} failed ({outcome}); next attempt in {} ms",
-                    delay.as_millis()
-                ),
+                happening,
+                detail,
                 attempt,
             )
         })
@@ -200,7 +219,7 @@ async fn attempt_delivery(
     attempt: u32,
 ) -> Result<Answer, tonic::Status> {
     let Some(kind) = Kind::parse(&message.kind) else {
-        return Ok(Answer::Failed(format!(
+        return Ok(Answer::Refused(format!(
             "unknown message kind {}",
             message.kind
         )));
@@ -212,15 +231,13 @@ async fn attempt_delivery(
             let request = platform::RequestTransferOutRequest::decode(message.payload.as_slice())
                 .map_err(decode_error)?;
             let mut client = TransferOutPlatformServiceClient::new(bureau.peer.channel()?);
-            let mut call = tonic::Request::new(request);
-            call.set_timeout(timeout);
-            let response = tokio::time::timeout(timeout, client.request_transfer_out(call))
-                .await
-                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
-                .into_inner();
+            let response = call(timeout, request, |call| async move {
+                client.request_transfer_out(call).await
+            })
+            .await?;
             let transfer_id = message.transfer_id.clone();
             if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Failed(failure));
+                return Ok(Answer::Refused(failure));
             }
             Box::new(move |tx, bureau| {
                 use platform::request_transfer_out_response::Decision;
@@ -247,14 +264,12 @@ async fn attempt_delivery(
                 platform::DeliverInsuranceRecordRequest::decode(message.payload.as_slice())
                     .map_err(decode_error)?;
             let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
-            let mut call = tonic::Request::new(request);
-            call.set_timeout(timeout);
-            let response = tokio::time::timeout(timeout, client.deliver_insurance_record(call))
-                .await
-                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
-                .into_inner();
+            let response = call(timeout, request, |call| async move {
+                client.deliver_insurance_record(call).await
+            })
+            .await?;
             if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Failed(failure));
+                return Ok(Answer::Refused(failure));
             }
             let transfer_id = message.transfer_id.clone();
             Box::new(move |tx, bureau| {
@@ -278,14 +293,12 @@ async fn attempt_delivery(
             let request = platform::ConfirmSettlementRequest::decode(message.payload.as_slice())
                 .map_err(decode_error)?;
             let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
-            let mut call = tonic::Request::new(request);
-            call.set_timeout(timeout);
-            let response = tokio::time::timeout(timeout, client.confirm_settlement(call))
-                .await
-                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
-                .into_inner();
+            let response = call(timeout, request, |call| async move {
+                client.confirm_settlement(call).await
+            })
+            .await?;
             if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Failed(failure));
+                return Ok(Answer::Refused(failure));
             }
             Box::new(|_, _| Ok(None))
         }
@@ -293,14 +306,12 @@ async fn attempt_delivery(
             let request = platform::AbortTransferRequest::decode(message.payload.as_slice())
                 .map_err(decode_error)?;
             let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
-            let mut call = tonic::Request::new(request);
-            call.set_timeout(timeout);
-            let response = tokio::time::timeout(timeout, client.abort_transfer(call))
-                .await
-                .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??
-                .into_inner();
+            let response = call(timeout, request, |call| async move {
+                client.abort_transfer(call).await
+            })
+            .await?;
             if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Failed(failure));
+                return Ok(Answer::Refused(failure));
             }
             let transfer_id = message.transfer_id.clone();
             Box::new(move |tx, bureau| {
@@ -367,12 +378,32 @@ async fn attempt_delivery(
     bureau.changed(&transfer_id);
     match applied {
         Ok(None) => Ok(Answer::Applied),
-        Ok(Some(problem)) => Ok(Answer::Failed(problem)),
+        Ok(Some(problem)) => Ok(Answer::Refused(problem)),
         Err(error) => {
             tracing::error!(%error, transfer_id = %transfer_id, "could not apply an answer");
-            Ok(Answer::Failed("the answer could not be applied".to_owned()))
+            Ok(Answer::NotApplied(
+                "the answer could not be applied".to_owned(),
+            ))
         }
     }
+}
+
+/// One RPC attempt with the per-attempt deadline both as `grpc-timeout` (so the peer can give
+/// up too) and as a local timeout (so a peer that never answers cannot hold the slot).
+async fn call<Req, Resp, Fut>(
+    timeout: Duration,
+    request: Req,
+    send: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Result<Resp, tonic::Status>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let mut call = tonic::Request::new(request);
+    call.set_timeout(timeout);
+    let response = tokio::time::timeout(timeout, send(call))
+        .await
+        .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??;
+    Ok(response.into_inner())
 }
 
 fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
