@@ -148,14 +148,27 @@ impl Backoff {
 /// Whether a failed call may succeed if sent again unchanged: true only for `UNAVAILABLE`,
 /// `DEADLINE_EXCEEDED` and `RESOURCE_EXHAUSTED`. This is the one place that decides.
 ///
+/// A status that tonic made locally from a transport failure (a connection reset when the peer
+/// is killed mid-call arrives as `UNKNOWN: transport error`) is `UNAVAILABLE` in disguise: the
+/// peer never answered. Such statuses carry the transport error as their source, which a status
+/// decoded from a peer's answer never does.
+///
 /// A retried message is safe because the receiver deduplicates by message id; a timeout is never
 /// proof that the receiver did nothing.
 #[must_use]
 pub fn is_retryable(status: &tonic::Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::ResourceExhausted
-    )
+    let transport_failure = std::error::Error::source(status).is_some()
+        && matches!(
+            status.code(),
+            tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
+        );
+    transport_failure
+        || matches!(
+            status.code(),
+            tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::ResourceExhausted
+        )
 }
 
 #[cfg(test)]
@@ -170,6 +183,17 @@ mod tests {
 
     fn standard() -> Backoff {
         Backoff::try_new(ms(50), ms(10_000), 2.0).expect("valid limits")
+    }
+
+    #[test]
+    fn a_local_transport_failure_is_retryable_but_a_peers_unknown_is_not() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset by peer");
+        let local = tonic::Status::from_error(Box::new(io));
+        assert_eq!(local.code(), tonic::Code::Unknown);
+        assert!(is_retryable(&local));
+        assert!(!is_retryable(&tonic::Status::unknown("the peer said so")));
+        assert!(!is_retryable(&tonic::Status::invalid_argument("bad")));
+        assert!(is_retryable(&tonic::Status::unavailable("down")));
     }
 
     #[test]
