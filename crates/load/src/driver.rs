@@ -31,6 +31,8 @@ const MAX_ATTEMPTS: u32 = 4;
 const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(50);
 /// The deadline sent with each `ApplyTransfer` (`grpc-timeout`).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for a watch stream to end after its terminal message.
+const STREAM_END_WAIT: Duration = Duration::from_secs(1);
 
 /// What every transfer task shares.
 #[derive(Debug)]
@@ -81,19 +83,30 @@ impl Context {
     }
 }
 
-/// How a transfer ended, when it ended as its flow expects.
+/// How a transfer ended, when nothing failed on the way.
 enum Outcome {
-    /// A terminal state arrived.
-    Terminal(TransferState),
+    /// A terminal state arrived; for REJECTED, with the refusal reason's name.
+    Terminal(TransferState, Option<String>),
     /// The application was refused with FAILED_PRECONDITION.
     RefusedAtApplication,
+}
+
+impl Outcome {
+    /// The outcome's name in reports: `COMPLETED`, `REJECTED (ARREARS)`, …
+    fn name(&self) -> String {
+        match self {
+            Outcome::Terminal(state, None) => state_name(*state),
+            Outcome::Terminal(state, Some(reason)) => format!("{} ({reason})", state_name(*state)),
+            Outcome::RefusedAtApplication => "REFUSED_AT_APPLICATION".to_owned(),
+        }
+    }
 }
 
 /// Why a transfer failed.
 enum Failure {
     /// A call answered a status that is not retried (or kept answering a transient one).
-    Status(Rpc, Code),
-    /// The stream ended without a terminal state, repeatedly.
+    Status(Rpc, tonic::Status),
+    /// The stream kept ending without a terminal state.
     WatchEnded,
 }
 
@@ -137,12 +150,14 @@ pub fn code_name(code: Code) -> String {
     name
 }
 
-/// Whether a terminal outcome is what the flow is built to reach.
+/// Whether an outcome is what the flow is built to reach.
 fn expected(flow: Flow, outcome: &Outcome) -> bool {
     match outcome {
         Outcome::RefusedAtApplication => people::is_refusal(flow),
-        Outcome::Terminal(state) if people::is_refusal(flow) => *state == TransferState::Rejected,
-        Outcome::Terminal(state) => {
+        Outcome::Terminal(state, _) if people::is_refusal(flow) => {
+            *state == TransferState::Rejected
+        }
+        Outcome::Terminal(state, _) => {
             matches!(state, TransferState::Completed | TransferState::PaidToBank)
         }
     }
@@ -166,10 +181,13 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
             )
             .await
         }
-        None => Ok(Err(Failure::Status(Rpc::Apply, Code::Unavailable))),
+        None => Ok(Err(Failure::Status(
+            Rpc::Apply,
+            tonic::Status::unavailable("no connection"),
+        ))),
     };
     let finished = Instant::now();
-    match result {
+    let failure = match result {
         Ok(Ok(outcome)) if expected(flow, &outcome) => {
             metrics
                 .end_to_end
@@ -181,42 +199,46 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
                 .service_time
                 .record(finished.saturating_duration_since(started));
             metrics.succeeded.fetch_add(1, Ordering::Relaxed);
-            let name = match outcome {
-                Outcome::Terminal(state) => state_name(state),
-                Outcome::RefusedAtApplication => {
-                    metrics.refused.fetch_add(1, Ordering::Relaxed);
-                    "REFUSED_AT_APPLICATION".to_owned()
-                }
-            };
-            metrics.outcome(flow.name(), &name);
+            if people::is_refusal(flow) {
+                metrics.refused.fetch_add(1, Ordering::Relaxed);
+            }
+            metrics.outcome(flow.name(), &outcome.name());
+            None
         }
         Ok(Ok(outcome)) => {
-            let name = match outcome {
-                Outcome::Terminal(state) => state_name(state),
-                Outcome::RefusedAtApplication => "REFUSED_AT_APPLICATION".to_owned(),
-            };
-            metrics.error(Rpc::Transfer, &format!("unexpected outcome {name}"));
+            let name = outcome.name();
             metrics.outcome(flow.name(), &name);
-            metrics.failed.fetch_add(1, Ordering::Relaxed);
+            Some((
+                Rpc::Transfer,
+                format!("unexpected outcome {name} for {}", flow.name()),
+                String::new(),
+            ))
         }
-        Ok(Err(Failure::Status(rpc, code))) => {
-            metrics.error(rpc, &code_name(code));
-            metrics.outcome(flow.name(), &format!("ERROR {}", code_name(code)));
-            metrics.failed.fetch_add(1, Ordering::Relaxed);
+        Ok(Err(Failure::Status(rpc, status))) => {
+            let code = code_name(status.code());
+            metrics.outcome(flow.name(), &format!("ERROR {code}"));
+            Some((rpc, code, status.message().to_owned()))
         }
         Ok(Err(Failure::WatchEnded)) => {
-            metrics.error(Rpc::Watch, "stream ended before a terminal state");
             metrics.outcome(flow.name(), "ERROR WATCH_ENDED");
-            metrics.failed.fetch_add(1, Ordering::Relaxed);
+            Some((
+                Rpc::Watch,
+                "stream kept ending before a terminal state".to_owned(),
+                String::new(),
+            ))
         }
         Err(_elapsed) => {
-            metrics.error(
-                Rpc::Transfer,
-                "no terminal state within the transfer timeout",
-            );
             metrics.outcome(flow.name(), "ERROR TIMEOUT");
-            metrics.failed.fetch_add(1, Ordering::Relaxed);
+            Some((
+                Rpc::Transfer,
+                "no terminal state within the transfer timeout".to_owned(),
+                String::new(),
+            ))
         }
+    };
+    if let Some((rpc, kind, message)) = failure {
+        metrics.error(rpc, &kind, &message);
+        metrics.failed.fetch_add(1, Ordering::Relaxed);
     }
     metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
 }
@@ -246,23 +268,41 @@ async fn drive(
                 return Ok(Outcome::RefusedAtApplication);
             }
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
-                retry(metrics, Rpc::Apply, status.code(), attempt).await;
+                retry(metrics, Rpc::Apply, &status, attempt).await;
             }
-            Err(status) => return Err(Failure::Status(Rpc::Apply, status.code())),
+            Err(status) => return Err(Failure::Status(Rpc::Apply, status)),
         }
     };
     let Some(transfer) = transfer else {
-        return Err(Failure::Status(Rpc::Apply, Code::Internal));
+        return Err(Failure::Status(
+            Rpc::Apply,
+            tonic::Status::internal("the answer carried no transfer"),
+        ));
     };
     let state = TransferState::try_from(transfer.state).unwrap_or_default();
     if is_terminal(state) {
-        return Ok(Outcome::Terminal(state));
+        return Ok(terminal(state, transfer.refusal_reason));
     }
     watch(client, transfer.transfer_id, metrics).await
 }
 
+/// A terminal outcome, naming the refusal reason of a rejection.
+fn terminal(state: TransferState, reason: i32) -> Outcome {
+    let reason = (state == TransferState::Rejected).then(|| {
+        yibao_proto::common::v1::RefusalReason::try_from(reason)
+            .map(|r| {
+                r.as_str_name()
+                    .trim_start_matches("REFUSAL_REASON_")
+                    .to_owned()
+            })
+            .unwrap_or_else(|_| reason.to_string())
+    });
+    Outcome::Terminal(state, reason)
+}
+
 /// Follows a transfer with `WatchTransfer` until a terminal state, watching again (bounded) when
-/// the stream breaks.
+/// the stream breaks. After the terminal message the stream is read to its end, so the client
+/// never resets a stream the server is still finishing (HTTP/2 servers count resets).
 async fn watch(
     mut client: BureauServiceClient<Channel>,
     transfer_id: String,
@@ -280,13 +320,13 @@ async fn watch(
         let mut stream = match opened {
             Ok(response) => response.into_inner(),
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
-                retry(metrics, Rpc::Watch, status.code(), attempt).await;
+                retry(metrics, Rpc::Watch, &status, attempt).await;
                 continue;
             }
-            Err(status) => return Err(Failure::Status(Rpc::Watch, status.code())),
+            Err(status) => return Err(Failure::Status(Rpc::Watch, status)),
         };
         let mut first_at: Option<Instant> = None;
-        loop {
+        let broke = loop {
             match stream.message().await {
                 Ok(Some(message)) => {
                     let now = Instant::now();
@@ -296,35 +336,39 @@ async fn watch(
                             .record(now.saturating_duration_since(sent));
                         first_at = Some(now);
                     }
-                    let state = message
+                    let (state, reason) = message
                         .transfer
-                        .and_then(|t| TransferState::try_from(t.state).ok())
-                        .unwrap_or_default();
+                        .map_or((0, 0), |t| (t.state, t.refusal_reason));
+                    let state = TransferState::try_from(state).unwrap_or_default();
                     if is_terminal(state) {
                         if let Some(first) = first_at {
                             metrics
                                 .watch_to_terminal
                                 .record(now.saturating_duration_since(first));
                         }
-                        return Ok(Outcome::Terminal(state));
+                        // The server ends the stream right after a terminal state.
+                        let _ = tokio::time::timeout(STREAM_END_WAIT, stream.message()).await;
+                        return Ok(terminal(state, reason));
                     }
                 }
-                Ok(None) => break,
-                Err(status) if transient(status.code()) => break,
-                Err(status) => return Err(Failure::Status(Rpc::Watch, status.code())),
+                Ok(None) => {
+                    break tonic::Status::unavailable("stream ended before a terminal state");
+                }
+                Err(status) if transient(status.code()) => break status,
+                Err(status) => return Err(Failure::Status(Rpc::Watch, status)),
             }
-        }
+        };
         if attempt >= MAX_ATTEMPTS {
             return Err(Failure::WatchEnded);
         }
-        retry(metrics, Rpc::Watch, Code::Unavailable, attempt).await;
+        retry(metrics, Rpc::Watch, &broke, attempt).await;
     }
 }
 
 /// Counts a retry and waits before it: 50 ms, 100 ms, 200 ms.
-async fn retry(metrics: &Metrics, rpc: Rpc, code: Code, attempt: u32) {
+async fn retry(metrics: &Metrics, rpc: Rpc, status: &tonic::Status, attempt: u32) {
     metrics.retries.fetch_add(1, Ordering::Relaxed);
-    metrics.retried(rpc, &code_name(code));
+    metrics.retried(rpc, &code_name(status.code()), status.message());
     tokio::time::sleep(RETRY_BACKOFF_FIRST * 2u32.saturating_pow(attempt.saturating_sub(1))).await;
 }
 
@@ -430,11 +474,11 @@ mod tests {
         ));
         assert!(expected(
             Flow::RefusedArrears,
-            &Outcome::Terminal(TransferState::Rejected)
+            &Outcome::Terminal(TransferState::Rejected, None)
         ));
         assert!(!expected(
             Flow::RefusedArrears,
-            &Outcome::Terminal(TransferState::Completed)
+            &Outcome::Terminal(TransferState::Completed, None)
         ));
         assert!(!expected(
             Flow::CrossProvince,
@@ -442,11 +486,11 @@ mod tests {
         ));
         assert!(expected(
             Flow::NotConnected,
-            &Outcome::Terminal(TransferState::PaidToBank)
+            &Outcome::Terminal(TransferState::PaidToBank, None)
         ));
         assert!(!expected(
             Flow::CrossProvince,
-            &Outcome::Terminal(TransferState::Returned)
+            &Outcome::Terminal(TransferState::Returned, None)
         ));
         assert_eq!(state_name(TransferState::PaidToBank), "PAID_TO_BANK");
     }

@@ -3,6 +3,7 @@
 //! debited to transit = credited + in transit + paid to bank + returned, and
 //! settled out = credited (every credit was settled once nothing is in flight).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -36,8 +37,9 @@ pub struct Totals {
     pub paid_to_bank_cents: u64,
     /// Transfers not in a terminal state.
     pub open_transfers: u64,
-    /// Transfers by side and state, e.g. `OUT COMPLETED`.
-    pub transfers_by_state: std::collections::BTreeMap<String, u64>,
+    /// Transfers by side and state, e.g. `TRANSFER_OUT COMPLETED` (just the state when the
+    /// bureau does not say the side).
+    pub transfers_by_state: BTreeMap<String, u64>,
 }
 
 /// The outcome of the check.
@@ -97,15 +99,24 @@ fn parse(totals: &LedgerTotals) -> Result<Totals, &'static str> {
             .transfers_by_state
             .iter()
             .map(|count| {
-                let side = yibao_proto::common::v1::Side::try_from(count.side)
-                    .map(|s| s.as_str_name().trim_start_matches("SIDE_").to_owned())
-                    .unwrap_or_else(|_| count.side.to_string());
                 let state = yibao_proto::common::v1::TransferState::try_from(count.state)
                     .map(crate::driver::state_name)
                     .unwrap_or_else(|_| count.state.to_string());
-                (format!("{side} {state}"), count.count)
+                // A bureau that leaves the side unspecified counts both sides together.
+                let side = yibao_proto::common::v1::Side::try_from(count.side)
+                    .ok()
+                    .filter(|side| *side != yibao_proto::common::v1::Side::Unspecified)
+                    .map(|side| side.as_str_name().trim_start_matches("SIDE_").to_owned());
+                let name = match side {
+                    Some(side) => format!("{side} {state}"),
+                    None => state,
+                };
+                (name, count.count)
             })
-            .collect(),
+            .fold(BTreeMap::new(), |mut by_state, (name, count)| {
+                *by_state.entry(name).or_default() += count;
+                by_state
+            }),
     })
 }
 

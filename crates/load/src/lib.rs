@@ -80,6 +80,8 @@ const SAMPLE_EVERY: Duration = Duration::from_secs(1);
 const BASELINE_MAX_CONCURRENCY: usize = 1024;
 /// The name of the generator's own process in reports.
 const GENERATOR: &str = "yibao-load";
+/// The name of the whole machine's CPU use in reports.
+const MACHINE: &str = "machine (all processes)";
 
 /// Runs a load test as `options` say; draws progress bars on standard error when `progress`.
 ///
@@ -171,7 +173,8 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         None => None,
     };
 
-    let mut processes = vec![Process::current(GENERATOR)];
+    // The machine's total shows how much CPU went to other programs during the run.
+    let mut processes = vec![Process::machine(MACHINE), Process::current(GENERATOR)];
     if let Some(pair) = &spawned {
         if let Some(pid) = pair.out_pid {
             processes.push(Process::other("transfer-out", pid));
@@ -332,6 +335,7 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         latency,
         errors: metrics.errors(),
         retried: metrics.retried_by_status(),
+        error_examples: metrics.examples(),
         outcomes: metrics.outcomes(),
         timeline,
         processes: usage,

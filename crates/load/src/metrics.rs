@@ -175,24 +175,46 @@ pub struct Metrics {
     errors: Mutex<BTreeMap<String, u64>>,
     /// Retried calls by RPC and status.
     retried: Mutex<BTreeMap<String, u64>>,
+    /// The first status message of each kind of error or retry, for diagnosis.
+    examples: Mutex<BTreeMap<String, String>>,
     /// Terminal outcomes by flow, e.g. `cross-province` → `COMPLETED` → 812.
     outcomes: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
 }
 
 impl Metrics {
-    /// Counts an error of `rpc` with `kind` (a gRPC status code name or a short description).
-    pub fn error(&self, rpc: Rpc, kind: &str) {
+    /// Counts a failed transfer under `rpc` and `kind` (a gRPC status code name or a short
+    /// description), keeping the first non-empty `message` of each kind as an example.
+    pub fn error(&self, rpc: Rpc, kind: &str, message: &str) {
+        let key = format!("{}: {kind}", rpc.name());
+        self.example(&key, message);
         if let Ok(mut errors) = self.errors.lock() {
-            *errors.entry(format!("{}: {kind}", rpc.name())).or_default() += 1;
+            *errors.entry(key).or_default() += 1;
         }
     }
 
+    /// Keeps the first message seen for `key`.
+    fn example(&self, key: &str, message: &str) {
+        if message.is_empty() {
+            return;
+        }
+        if let Ok(mut examples) = self.examples.lock()
+            && !examples.contains_key(key)
+        {
+            examples.insert(key.to_owned(), message.chars().take(300).collect());
+        }
+    }
+
+    /// The first message seen for each kind of error or retry.
+    pub fn examples(&self) -> BTreeMap<String, String> {
+        self.examples.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
     /// Counts a call retried after a transient `kind` of status.
-    pub fn retried(&self, rpc: Rpc, kind: &str) {
+    pub fn retried(&self, rpc: Rpc, kind: &str, message: &str) {
+        let key = format!("{}: {kind}", rpc.name());
+        self.example(&key, message);
         if let Ok(mut retried) = self.retried.lock() {
-            *retried
-                .entry(format!("{}: {kind}", rpc.name()))
-                .or_default() += 1;
+            *retried.entry(key).or_default() += 1;
         }
     }
 
@@ -276,11 +298,19 @@ mod tests {
     #[test]
     fn errors_are_counted_by_rpc_and_status() {
         let metrics = Metrics::default();
-        metrics.error(Rpc::Apply, "UNAVAILABLE");
-        metrics.error(Rpc::Apply, "UNAVAILABLE");
-        metrics.error(Rpc::Watch, "NOT_FOUND");
+        metrics.error(Rpc::Apply, "UNAVAILABLE", "first");
+        metrics.error(Rpc::Apply, "UNAVAILABLE", "second");
+        metrics.error(Rpc::Watch, "NOT_FOUND", "");
         let errors = metrics.errors();
         assert_eq!(errors.get("ApplyTransfer: UNAVAILABLE"), Some(&2));
         assert_eq!(errors.len(), 2);
+        let examples = metrics.examples();
+        assert_eq!(
+            examples
+                .get("ApplyTransfer: UNAVAILABLE")
+                .map(String::as_str),
+            Some("first")
+        );
+        assert_eq!(examples.len(), 1);
     }
 }

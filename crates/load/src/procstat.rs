@@ -8,6 +8,29 @@ use serde::Serialize;
 /// mainstream Linux build.
 const TICKS_PER_S: f64 = 100.0;
 
+/// The pseudo process id of the whole machine.
+const MACHINE: &str = "machine";
+
+/// CPU seconds all cores spent busy (not idle, not waiting for I/O), from `/proc/stat`.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let ticks: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|field| field.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    let busy: f64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Some(busy / TICKS_PER_S)
+}
+
 /// A process to measure.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Process {
@@ -34,8 +57,19 @@ impl Process {
         }
     }
 
-    /// User plus system CPU seconds used so far.
+    /// The whole machine: every process, the kernel and interrupts together.
+    pub fn machine(name: &str) -> Process {
+        Process {
+            name: name.to_owned(),
+            pid: MACHINE.to_owned(),
+        }
+    }
+
+    /// User plus system CPU seconds used so far (for the machine: by everything).
     pub fn cpu_seconds(&self) -> Option<f64> {
+        if self.pid == MACHINE {
+            return machine_busy_seconds();
+        }
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).ok()?;
         // The command name (field 2) may contain spaces; the fields after its `)` are fixed.
         let rest = stat.rsplit_once(')')?.1;
@@ -46,8 +80,11 @@ impl Process {
         Some((user + system) / TICKS_PER_S)
     }
 
-    /// Resident and peak resident memory.
+    /// Resident and peak resident memory (none for the machine).
     pub fn memory(&self) -> Option<Memory> {
+        if self.pid == MACHINE {
+            return None;
+        }
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
         let kib = |key: &str| -> Option<u64> {
             status
@@ -102,5 +139,13 @@ mod tests {
             assert!(memory.rss_mib > 0.0 && memory.peak_rss_mib >= memory.rss_mib);
         }
         assert!(Process::other("none", u32::MAX).cpu_seconds().is_none());
+        if std::path::Path::new("/proc/stat").exists() {
+            assert!(
+                Process::machine("all")
+                    .cpu_seconds()
+                    .is_some_and(|s| s > 0.0)
+            );
+            assert!(Process::machine("all").memory().is_none());
+        }
     }
 }

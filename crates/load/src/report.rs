@@ -43,6 +43,8 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Retried calls by RPC and status (the transfer then went on).
     pub retried: BTreeMap<String, u64>,
+    /// The first status message of each kind of error and retry.
+    pub error_examples: BTreeMap<String, String>,
     /// Outcomes by flow and terminal state.
     pub outcomes: BTreeMap<String, BTreeMap<String, u64>>,
     /// One sample per second of the transfer phase.
@@ -246,6 +248,9 @@ impl Report {
         }
         for (name, count) in &self.retried {
             let _ = writeln!(text, "retried: {name} × {count}");
+        }
+        for (name, message) in &self.error_examples {
+            let _ = writeln!(text, "  e.g. {name}: {message}");
         }
         for process in &self.processes {
             let _ = writeln!(
