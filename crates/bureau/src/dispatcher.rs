@@ -421,7 +421,7 @@ async fn sweep_deadlines(bureau: &Arc<Bureau>) {
     let result = bureau
         .store
         .write(move |tx| -> Result<Vec<String>, Error> {
-            let overdue = tx.open_transfers_due_before(today, 100)?;
+            let overdue = tx.open_transfers_in_state_due_before("IN_TRANSIT", today, 100)?;
             let mut changed = Vec::new();
             for row in overdue {
                 let Some(document) = record::load(tx, &row.transfer_id)? else {

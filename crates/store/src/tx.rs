@@ -84,6 +84,18 @@ pub trait Tx {
         limit: u32,
     ) -> Result<Vec<TransferRow>, Error>;
 
+    /// Up to `limit` open transfers in `state` due strictly before `day`, earliest due first
+    /// (the deadline sweep asks only for the state it acts on, so others cannot crowd it out).
+    fn open_transfers_in_state_due_before(
+        &mut self,
+        state: &str,
+        day: NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, Error>;
+
+    /// How many open transfers are due strictly before `day` (overdue when `day` is today).
+    fn count_open_transfers_due_before(&mut self, day: NaiveDate) -> Result<u64, Error>;
+
     /// How many transfers are in each state, ordered by state.
     fn count_transfers_by_state(&mut self) -> Result<Vec<(String, u64)>, Error>;
 

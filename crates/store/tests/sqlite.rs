@@ -1021,3 +1021,38 @@ async fn withdrawing_messages_removes_only_that_kind_for_that_transfer() {
     let msgids: Vec<_> = left.iter().map(|m| m.msgid.as_str()).collect();
     assert_eq!(msgids, vec!["M2", "M3"]);
 }
+
+#[tokio::test]
+async fn overdue_queries_filter_by_state_and_count_without_loading() {
+    let (_directory, store) = fresh();
+    let (listed, counted) = store
+        .write(|tx| -> Result<(Vec<String>, u64), Error> {
+            for (id, certno, state) in [
+                ("A", "c1", "APPLIED"),
+                ("B", "c2", "IN_TRANSIT"),
+                ("C", "c3", "APPLIED"),
+            ] {
+                let mut row = transfer(id, certno, true);
+                row.state = state.to_owned();
+                row.whole_process_due_on = Some(day("2026-12-01"));
+                tx.insert_transfer(&row)?;
+            }
+            let listed = tx
+                .open_transfers_in_state_due_before("IN_TRANSIT", day("2026-12-31"), 1)?
+                .into_iter()
+                .map(|row| row.transfer_id)
+                .collect();
+            Ok((
+                listed,
+                tx.count_open_transfers_due_before(day("2026-12-31"))?,
+            ))
+        })
+        .await
+        .expect("write");
+    assert_eq!(
+        listed,
+        vec!["B".to_owned()],
+        "the other states cannot crowd it out"
+    );
+    assert_eq!(counted, 3);
+}

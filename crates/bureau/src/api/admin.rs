@@ -228,7 +228,7 @@ impl AdminService for AdminApi {
                 let text = |cents: i64| money_text(u64::try_from(cents).unwrap_or(0));
                 let states = tx.count_transfers_by_state()?;
                 let today = bureau.clock.today();
-                let overdue = tx.open_transfers_due_before(today, 1_000_000)?.len() as u64;
+                let overdue = tx.count_open_transfers_due_before(today)?;
                 let open = states
                     .iter()
                     .filter(|(state, _)| {

@@ -486,6 +486,37 @@ impl Tx for SqliteTx<'_> {
         )
     }
 
+    fn open_transfers_in_state_due_before(
+        &mut self,
+        state: &str,
+        day: NaiveDate,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, Error> {
+        self.transfers_where(
+            concat!(
+                "SELECT ",
+                transfer_columns!(),
+                " FROM transfers WHERE open = 1 AND whole_process_due_on < ?1 AND state = ?3 \
+                 ORDER BY whole_process_due_on, transfer_id LIMIT ?2"
+            ),
+            params![date_text(day), limit, state],
+            "read overdue transfers in a state",
+        )
+    }
+
+    fn count_open_transfers_due_before(&mut self, day: NaiveDate) -> Result<u64, Error> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT COUNT(*) FROM transfers WHERE open = 1 AND whole_process_due_on < ?1",
+            )
+            .context("count overdue transfers")?;
+        let number: i64 = statement
+            .query_row([date_text(day)], |row| row.get(0))
+            .context("count overdue transfers")?;
+        count(number, "transfers")
+    }
+
     fn count_transfers_by_state(&mut self) -> Result<Vec<(String, u64)>, Error> {
         self.grouped(
             "SELECT state, COUNT(*) FROM transfers GROUP BY state ORDER BY state",
