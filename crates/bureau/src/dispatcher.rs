@@ -41,6 +41,21 @@ pub struct Settings {
     pub concurrency: usize,
 }
 
+/// A message's place among the deliveries in flight, given back when dropped.
+struct InFlight {
+    set: Arc<Mutex<HashSet<i64>>>,
+    id: i64,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Ok(mut set) = self.set.lock() {
+            set.remove(&self.id);
+        }
+    }
+}
+
 /// How far a parked message's next attempt is pushed: beyond any statutory deadline, so it
 /// stays visible in the outbox without being sent again.
 const PARKED_FOR: Duration = Duration::from_secs(400 * 86_400);
@@ -108,11 +123,14 @@ pub async fn run(
             let settings = settings.clone();
             let in_flight = in_flight.clone();
             tokio::spawn(async move {
-                deliver(&bureau, &settings, message.clone()).await;
-                if let Ok(mut set) = in_flight.lock() {
-                    set.remove(&message.id);
-                }
-                drop(permit);
+                // Released on every exit, a panic included: a message must never stay marked
+                // in flight, or it would never be sent again.
+                let _slot = InFlight {
+                    set: in_flight,
+                    id: message.id,
+                    _permit: permit,
+                };
+                deliver(&bureau, &settings, message).await;
             });
         }
         // Deadlines move in days: a sweep a second (and at once when the test clock moves) is

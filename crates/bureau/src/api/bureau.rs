@@ -132,8 +132,7 @@ impl BureauService for BureauApi {
             );
         }
         let bureau = self.bureau.clone();
-        let span = tracing::info_span!("apply", certno = %certno);
-        let _entered = span.enter();
+        let masked_certno = certno.masked();
         let document: TransferDocument = if bureau.hosts(in_region) && !bureau.hosts(out_region) {
             let application = inn::Application {
                 certno,
@@ -195,7 +194,7 @@ impl BureauService for BureauApi {
             .into());
         };
         bureau.changed(&document.transfer_id);
-        tracing::info!(transfer_id = %document.transfer_id, state = document.state.name(), "transfer applied");
+        tracing::info!(transfer_id = %document.transfer_id, certno = %masked_certno, state = document.state.name(), "transfer applied");
         if document.instant {
             self.settle_instantly(&document.transfer_id).await;
         }

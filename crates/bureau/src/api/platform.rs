@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use prost::Message;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 use yibao_domain::transfer::in_side::InEvent;
 use yibao_proto::platform::v1 as platform;
 use yibao_proto::platform::v1::transfer_in_platform_service_server::TransferInPlatformService;
@@ -74,7 +75,6 @@ where
     let worker = bureau.clone();
     let transfer_id = envelope.transfer_id.clone();
     let span = tracing::info_span!("platform", transfer_id = %transfer_id, infno = %envelope.infno);
-    let _entered = span.enter();
     let answer = bureau
         .store
         .write(move |tx| -> Result<Resp, Error> {
@@ -111,6 +111,9 @@ where
             )?;
             Ok(answer)
         })
+        // Instrument the future, never enter a span across an await: the guard would follow
+        // the task to other threads and corrupt the subscriber's span stack.
+        .instrument(span)
         .await
         .map_err(Status::from)?;
     bureau.changed(&transfer_id);
