@@ -111,10 +111,16 @@ enum Failure {
 }
 
 /// Whether a status is worth retrying with the same request. The one place that decides it.
+/// Every application carries an idempotency key, so repeating one whose fate is unknown is
+/// safe; that includes CANCELLED, which a reset HTTP/2 stream surfaces as.
 fn transient(code: Code) -> bool {
     matches!(
         code,
-        Code::Unavailable | Code::ResourceExhausted | Code::DeadlineExceeded | Code::Aborted
+        Code::Unavailable
+            | Code::ResourceExhausted
+            | Code::DeadlineExceeded
+            | Code::Aborted
+            | Code::Cancelled
     )
 }
 

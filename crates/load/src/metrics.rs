@@ -267,6 +267,8 @@ pub struct Sample {
     pub p99_ms: f64,
     /// CPU use of each measured process in the interval, in cores (1.0 = one core busy).
     pub cpu_cores: BTreeMap<String, f64>,
+    /// Resident memory of each measured process at the end of the interval, in MiB.
+    pub rss_mib: BTreeMap<String, f64>,
 }
 
 #[cfg(test)]

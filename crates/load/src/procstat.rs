@@ -122,7 +122,7 @@ pub struct ProcessUsage {
     pub cpu_cores: f64,
     /// CPU seconds per thousand finished transfers.
     pub cpu_ms_per_transfer: f64,
-    /// Memory at the end of the run.
+    /// Memory at the end of the run, after the ledger check.
     pub memory: Option<Memory>,
 }
 

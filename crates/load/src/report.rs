@@ -49,7 +49,8 @@ pub struct Report {
     pub outcomes: BTreeMap<String, BTreeMap<String, u64>>,
     /// One sample per second of the transfer phase.
     pub timeline: Vec<Sample>,
-    /// CPU and memory of the generator and (when known) each service over the transfer phase.
+    /// CPU of the machine, the generator and (when known) each service over the transfer phase
+    /// (not the ledger check after it), and their memory at the end.
     pub processes: Vec<ProcessUsage>,
     /// The ledger check at the end.
     pub ledger: LedgerCheck,

@@ -120,6 +120,15 @@ impl SpawnedPair {
     }
 }
 
+impl SpawnedPair {
+    /// Keeps the services' data and logs after the pair stops (for a run that failed), and
+    /// says where they are.
+    pub fn keep_data(&mut self) -> std::path::PathBuf {
+        self.data.disable_cleanup(true);
+        self.data.path().to_path_buf()
+    }
+}
+
 impl Drop for SpawnedPair {
     fn drop(&mut self) {
         for child in &mut self.children {
