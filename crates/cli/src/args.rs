@@ -78,6 +78,19 @@ pub enum Command {
     /// The bureaus' test clocks.
     #[command(subcommand)]
     Clock(ClockCommand),
+    /// Load-test the handshake: `yibao load --spawn --duration 60s --baseline`
+    /// (`yibao load --help` lists its flags).
+    #[command(disable_help_flag = true)]
+    Load(LoadPassthrough),
+}
+
+/// The load generator's flags, parsed by `yibao-load` itself: its `--out`/`--in` name the
+/// bureaus to load, so they cannot share the global flags' names.
+#[derive(Debug, Args)]
+pub struct LoadPassthrough {
+    /// The load generator's own flags.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    pub args: Vec<String>,
 }
 
 /// Which bureau a command talks to.

@@ -73,5 +73,43 @@ async fn execute(
             commands::clock_advance(args, endpoints, output).await
         }
         Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
+        Command::Load(passthrough) => load(&passthrough.args).await,
     }
+}
+
+/// `yibao load`: parses the load generator's flags and runs it; refused when the ledger does
+/// not hold or a transfer failed.
+async fn load(args: &[String]) -> Result<Outcome, CliError> {
+    #[derive(Debug, clap::Parser)]
+    #[command(name = "yibao load", about = "Load-test the transfer handshake.")]
+    struct LoadCli {
+        #[command(flatten)]
+        load: yibao_load::LoadArgs,
+    }
+    let parsed = match <LoadCli as clap::Parser>::try_parse_from(
+        std::iter::once("yibao load".to_owned()).chain(args.iter().cloned()),
+    ) {
+        Ok(parsed) => parsed,
+        // Help and version print and exit 0; a usage error prints and exits 2, like the rest.
+        Err(error) => error.exit(),
+    };
+    let progress = parsed.load.progress();
+    let options = match yibao_load::LoadOptions::try_from(parsed.load) {
+        Ok(options) => options,
+        // A flag value that parses but makes no sense is a usage error too: exit 2.
+        Err(error) => clap::Error::raw(
+            clap::error::ErrorKind::ValueValidation,
+            format!("{error}\n"),
+        )
+        .exit(),
+    };
+    let report = yibao_load::run(options, progress)
+        .await
+        .map_err(|error| CliError::Failed(error.to_string()))?;
+    report.print_summary();
+    Ok(if report.ledger_holds() && report.errors_total() == 0 {
+        Outcome::Success
+    } else {
+        Outcome::Refused
+    })
 }

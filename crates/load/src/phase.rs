@@ -1,0 +1,434 @@
+//! The phases of a run, in order: reach the services (or start them), seed, measure the
+//! baseline, drive transfers, check the ledger. Each phase is one function; [`crate::run`]
+//! strings them together and assembles the report.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::time::Instant;
+use tonic::transport::{Channel, Endpoint};
+use yibao_domain::population::Flow;
+use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
+
+use crate::baseline::{self, Baseline};
+use crate::driver::{self, Context};
+use crate::error::LoadError;
+use crate::ledger::{self, LedgerCheck};
+use crate::metrics::{Latency, LatencySummary, Metrics};
+use crate::options::{DEFAULT_CONCURRENCY, LoadOptions, Pace, Target};
+use crate::people::People;
+use crate::procstat::{Process, ProcessUsage};
+use crate::report::Transfers;
+use crate::sampler::{self, Timeline};
+use crate::seed::{self, Seeding};
+use crate::spawn::SpawnedPair;
+
+/// How long connecting to a service may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most calls in flight in the baseline.
+const BASELINE_MAX_CONCURRENCY: usize = 1024;
+/// How often a spinner moves.
+const SPIN_EVERY: Duration = Duration::from_millis(200);
+/// The name of the generator's own process in reports.
+const GENERATOR: &str = "yibao-load";
+/// The name of the whole machine's CPU use in reports.
+pub const MACHINE: &str = "machine (all processes)";
+
+/// Progress bars on standard error, or none.
+#[derive(Clone, Copy, Debug)]
+pub struct Bars {
+    /// Whether to draw them.
+    pub progress: bool,
+}
+
+impl Bars {
+    fn target(self) -> ProgressDrawTarget {
+        if self.progress {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        }
+    }
+
+    /// A bar of `length` steps drawn with `template`.
+    fn bar(self, length: u64, template: &str) -> ProgressBar {
+        let bar = ProgressBar::with_draw_target(Some(length), self.target());
+        bar.set_style(
+            ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    }
+
+    /// A spinner saying what the run is doing.
+    fn spinner(self, message: String) -> ProgressBar {
+        let spinner = ProgressBar::with_draw_target(None, self.target());
+        spinner.set_message(message);
+        spinner.enable_steady_tick(SPIN_EVERY);
+        spinner
+    }
+}
+
+/// The two services a run drives, and its connections to them.
+#[derive(Debug)]
+pub struct Services {
+    /// The pair this run started, if it did; stopped when dropped.
+    spawned: Option<SpawnedPair>,
+    /// transfer-out's endpoint.
+    pub out: String,
+    /// transfer-in's endpoint.
+    pub inn: String,
+    /// Connections to transfer-out (at least one).
+    out_channels: Vec<Channel>,
+    /// Connections to transfer-in (at least one).
+    in_channels: Vec<Channel>,
+    /// The connection admin calls to transfer-out use.
+    out_admin: Channel,
+    /// The connection admin calls to transfer-in use.
+    in_admin: Channel,
+}
+
+impl Services {
+    /// Starts the pair when asked to, then connects to both services.
+    pub async fn reach(options: &LoadOptions) -> Result<Services, LoadError> {
+        let (spawned, out, inn) = match &options.target {
+            Target::Spawn(spawn) => {
+                let pair = SpawnedPair::start(spawn).await?;
+                let (out, inn) = (pair.out.clone(), pair.inn.clone());
+                (Some(pair), out, inn)
+            }
+            Target::Running { out, inn } => (None, out.clone(), inn.clone()),
+        };
+        let count = options.connections.max(1);
+        let out_channels = connect_all(&out, count).await?;
+        let in_channels = connect_all(&inn, count).await?;
+        let (Some(out_admin), Some(in_admin)) =
+            (out_channels.first().cloned(), in_channels.first().cloned())
+        else {
+            return Err(LoadError::Options(
+                "connections must be at least 1".to_owned(),
+            ));
+        };
+        Ok(Services {
+            spawned,
+            out,
+            inn,
+            out_channels,
+            in_channels,
+            out_admin,
+            in_admin,
+        })
+    }
+
+    /// Whether this run started the services.
+    pub fn spawned(&self) -> bool {
+        self.spawned.is_some()
+    }
+
+    /// Keeps a spawned pair's data and logs after it stops; where they are.
+    pub fn keep_data(&mut self) -> Option<PathBuf> {
+        self.spawned.as_mut().map(SpawnedPair::keep_data)
+    }
+
+    /// The connection for admin calls to transfer-out.
+    fn out_admin(&self) -> (Channel, &str) {
+        (self.out_admin.clone(), &self.out)
+    }
+
+    /// The connection for admin calls to transfer-in.
+    fn in_admin(&self) -> (Channel, &str) {
+        (self.in_admin.clone(), &self.inn)
+    }
+
+    /// The processes whose CPU and memory the report shows: the machine as a whole, the
+    /// generator, and the services when this run started them.
+    fn processes(&self) -> Vec<Process> {
+        let mut processes = vec![Process::machine(MACHINE), Process::current(GENERATOR)];
+        if let Some(pair) = &self.spawned {
+            if let Some(pid) = pair.out_pid {
+                processes.push(Process::other("transfer-out", pid));
+            }
+            if let Some(pid) = pair.in_pid {
+                processes.push(Process::other("transfer-in", pid));
+            }
+        }
+        processes
+    }
+}
+
+/// `count` HTTP/2 connections to one service.
+async fn connect_all(endpoint: &str, count: usize) -> Result<Vec<Channel>, LoadError> {
+    let failed = |message: String| LoadError::Connect {
+        endpoint: endpoint.to_owned(),
+        message,
+    };
+    let mut channels = Vec::with_capacity(count);
+    for _ in 0..count {
+        let channel = Endpoint::from_shared(endpoint.to_owned())
+            .map_err(|e| failed(e.to_string()))?
+            .tcp_nodelay(true)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .connect()
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+        channels.push(channel);
+    }
+    Ok(channels)
+}
+
+/// Seeds `persons` people at both bureaus, with a progress bar.
+pub async fn seed(
+    options: &LoadOptions,
+    services: &Services,
+    persons: u64,
+    bars: Bars,
+) -> Result<Seeding, LoadError> {
+    let bar = bars.bar(
+        persons,
+        "seeding {bar:40} {pos}/{len} persons ({per_sec}, eta {eta})",
+    );
+    let seeding = seed::seed(
+        services.out_admin(),
+        services.in_admin(),
+        options.seed,
+        options.first_person,
+        persons,
+        &bar,
+    )
+    .await;
+    bar.finish_and_clear();
+    seeding
+}
+
+/// Measures bare health checks for `duration` over every connection.
+pub async fn baseline(
+    options: &LoadOptions,
+    services: &Services,
+    duration: Duration,
+    bars: Bars,
+) -> Baseline {
+    let concurrency = match options.pace {
+        Pace::Closed { concurrency } => concurrency.max(DEFAULT_CONCURRENCY),
+        Pace::Open { .. } => DEFAULT_CONCURRENCY,
+    }
+    .min(BASELINE_MAX_CONCURRENCY);
+    let spinner = bars.spinner(format!(
+        "baseline: grpc.health.v1 Check for {}",
+        humantime::format_duration(duration)
+    ));
+    let channels: Vec<Channel> = services
+        .out_channels
+        .iter()
+        .chain(&services.in_channels)
+        .cloned()
+        .collect();
+    let measured = baseline::measure(channels, concurrency, duration).await;
+    spinner.finish_and_clear();
+    measured
+}
+
+/// What the transfer phase leaves behind.
+#[derive(Debug)]
+pub struct TransferPhase {
+    /// Everything counted.
+    pub metrics: Arc<Metrics>,
+    /// The per-second samples.
+    pub timeline: Timeline,
+    /// From the first application to the last transfer finishing.
+    pub seconds: f64,
+    /// CPU used by each measured process during the phase.
+    pub usage: Vec<ProcessUsage>,
+    /// The flow that ran out of people, if one did.
+    pub exhausted: Option<Flow>,
+}
+
+/// Drives transfers in the options' loop among people `first_person .. first_person + persons`.
+pub async fn transfers(
+    options: &LoadOptions,
+    services: &Services,
+    persons: u64,
+    bars: Bars,
+) -> TransferPhase {
+    let metrics = Arc::new(Metrics::default());
+    let clients = |channels: &[Channel]| -> Vec<BureauServiceClient<Channel>> {
+        channels
+            .iter()
+            .cloned()
+            .map(BureauServiceClient::new)
+            .collect()
+    };
+    let context = Arc::new(Context {
+        out: clients(&services.out_channels),
+        inn: clients(&services.in_channels),
+        turn: AtomicUsize::new(0),
+        metrics: metrics.clone(),
+        people: People::new(
+            options.seed,
+            options.first_person,
+            options.first_person + persons,
+            &options.mix,
+        ),
+        run_id: format!("{:x}", chrono::Utc::now().timestamp_millis()),
+        transfer_timeout: options.transfer_timeout,
+        stop: AtomicBool::new(false),
+        exhausted: std::sync::Mutex::new(None),
+    });
+    let processes = services.processes();
+    let bar = transfer_bar(options, bars);
+    let cpu_before: Vec<Option<f64>> = processes.iter().map(Process::cpu_seconds).collect();
+    let start = Instant::now();
+    let (stop_sampler, sampler_stopped) = tokio::sync::watch::channel(false);
+    let sampling = tokio::spawn(sampler::run(
+        context.clone(),
+        processes.clone(),
+        start,
+        bar.clone(),
+        options.stop,
+        sampler_stopped,
+    ));
+    driver::run_loop(context.clone(), options.pace, options.stop, start).await;
+    let seconds = start.elapsed().as_secs_f64();
+    // The sampler only ends when told to; a send error means it already ended.
+    let _ = stop_sampler.send(true);
+    let timeline = sampling.await.unwrap_or_default();
+    bar.finish_and_clear();
+    let finished = metrics.finished().max(1) as f64;
+    let usage = processes
+        .iter()
+        .zip(cpu_before)
+        .map(|(process, before)| {
+            let used = match (before, process.cpu_seconds()) {
+                (Some(before), Some(after)) => (after - before).max(0.0),
+                _ => 0.0,
+            };
+            ProcessUsage {
+                name: process.name.clone(),
+                cpu_seconds: used,
+                cpu_cores: used / seconds.max(f64::EPSILON),
+                cpu_ms_per_transfer: used * 1000.0 / finished,
+                memory: None,
+            }
+        })
+        .collect();
+    let exhausted = context.exhausted.lock().ok().and_then(|flow| *flow);
+    TransferPhase {
+        metrics,
+        timeline,
+        seconds,
+        usage,
+        exhausted,
+    }
+}
+
+/// The live bar of the transfer phase: by transfers when counted, else by seconds.
+fn transfer_bar(options: &LoadOptions, bars: Bars) -> ProgressBar {
+    match (options.stop.transfers, options.stop.duration) {
+        (Some(transfers), None) => bars.bar(
+            transfers,
+            "transfers {bar:30} {pos}/{len} {elapsed_precise} {msg}",
+        ),
+        (_, Some(duration)) => bars.bar(
+            duration.as_secs().max(1),
+            "transfers {bar:30} {pos}/{len} s {msg}",
+        ),
+        (None, None) => bars.bar(1, "transfers {spinner} {msg}"),
+    }
+}
+
+/// Waits for open transfers to finish, then checks conservation; afterwards reads each
+/// process's memory into `usage`.
+pub async fn ledger(
+    options: &LoadOptions,
+    services: &Services,
+    usage: &mut [ProcessUsage],
+    bars: Bars,
+) -> Result<LedgerCheck, LoadError> {
+    let spinner =
+        bars.spinner("checking the ledger (waiting for open transfers to finish)".to_owned());
+    let check = ledger::check(
+        services.out_admin(),
+        services.in_admin(),
+        options.settle_timeout,
+    )
+    .await;
+    spinner.finish_and_clear();
+    for (entry, process) in usage.iter_mut().zip(services.processes()) {
+        entry.memory = process.memory();
+    }
+    check
+}
+
+/// The transfer counts and throughput of a phase, and why it stopped (adding a warning when a
+/// flow ran out of people).
+pub fn transfers_summary(
+    options: &LoadOptions,
+    phase: &TransferPhase,
+    warnings: &mut Vec<String>,
+) -> Transfers {
+    let metrics = &phase.metrics;
+    let started = metrics.started.load(Ordering::Relaxed);
+    let succeeded = metrics.succeeded.load(Ordering::Relaxed);
+    let stopped_because = match (phase.exhausted, options.stop.transfers) {
+        (Some(flow), _) => {
+            warnings.push(format!(
+                "the seeded people of flow {} ran out; seed more with --persons",
+                flow.name()
+            ));
+            format!("flow {} ran out of seeded people", flow.name())
+        }
+        (None, Some(limit)) if started >= limit => format!("{limit} transfers started"),
+        (None, _) => "duration reached".to_owned(),
+    };
+    let applying_seconds = phase.timeline.applying_seconds;
+    let min_one_second_per_s = phase
+        .timeline
+        .samples
+        .iter()
+        .skip(1)
+        .filter(|s| s.at_s <= applying_seconds + 1e-6)
+        .map(|s| s.succeeded_per_s)
+        .reduce(f64::min);
+    Transfers {
+        started,
+        succeeded,
+        refused: metrics.refused.load(Ordering::Relaxed),
+        failed: metrics.failed.load(Ordering::Relaxed),
+        retries: metrics.retries.load(Ordering::Relaxed),
+        applying_seconds,
+        seconds: phase.seconds,
+        per_s: succeeded as f64 / phase.seconds.max(f64::EPSILON),
+        min_one_second_per_s,
+        stopped_because,
+    }
+}
+
+/// The latency summaries of a phase, by name (empty histograms left out).
+pub fn latency_summaries(
+    options: &LoadOptions,
+    metrics: &Metrics,
+) -> BTreeMap<String, LatencySummary> {
+    let mut histograms: Vec<(&str, &Latency)> =
+        vec![("end-to-end (apply → terminal)", &metrics.end_to_end)];
+    if matches!(options.pace, Pace::Open { .. }) {
+        histograms.push((
+            "service time (actual start → terminal)",
+            &metrics.service_time,
+        ));
+        histograms.push(("schedule lag (start − intended)", &metrics.schedule_lag));
+    }
+    histograms.push(("ApplyTransfer", &metrics.apply));
+    histograms.push(("WatchTransfer (open → first message)", &metrics.watch_first));
+    histograms.push((
+        "WatchTransfer (first → terminal message)",
+        &metrics.watch_to_terminal,
+    ));
+    histograms
+        .into_iter()
+        .map(|(name, latency)| (name, latency.snapshot()))
+        .filter(|(_, snapshot)| !snapshot.is_empty())
+        .map(|(name, snapshot)| (name.to_owned(), LatencySummary::of(&snapshot)))
+        .collect()
+}

@@ -1,0 +1,67 @@
+//! The CI smoke run of the load generator: a spawned pair, about two seconds or a few hundred
+//! transfers of the default mix, and the verdict that matters — the ledger holds and no transfer
+//! failed. The service binaries must be built first (`cargo build --workspace --bins`).
+
+use std::time::Duration;
+
+use yibao_load::{LoadOptions, Pace, Stop};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_spawned_run_keeps_the_books_and_fails_nothing() {
+    let reports = tempfile::tempdir().expect("temporary directory");
+    let mut options = LoadOptions::spawned();
+    options.persons = 2_000;
+    options.pace = Pace::Closed { concurrency: 16 };
+    options.stop = Stop {
+        duration: Some(Duration::from_secs(2)),
+        transfers: Some(400),
+    };
+    options.baseline = Some(Duration::from_millis(500));
+    options.report_dir = Some(reports.path().to_path_buf());
+    options.settle_timeout = Duration::from_secs(30);
+
+    let report = yibao_load::run(options, false).await.expect("the run");
+
+    report.print_summary();
+    assert!(report.ledger_holds(), "{:?}", report.ledger.problems);
+    assert_eq!(report.errors_total(), 0, "{:?}", report.errors);
+    assert!(report.transfers.succeeded > 0);
+    assert_eq!(report.transfers.succeeded, report.transfers.started);
+    assert!(report.transfers.refused > 0, "the default mix has refusals");
+    assert!(report.ratio_to_baseline.is_some_and(|r| r > 0.0));
+    let html = std::fs::read_to_string(reports.path().join("report.html")).expect("html");
+    assert!(html.contains("<svg") && !html.contains("<script"));
+    let json = std::fs::read_to_string(reports.path().join("report.json")).expect("json");
+    assert!(json.contains("\"ledger\""));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_measures_from_the_schedule() {
+    let mut options = LoadOptions::spawned();
+    options.persons = 1_000;
+    options.pace = Pace::Open {
+        rate_per_s: 200.0,
+        max_in_flight: 100,
+    };
+    options.stop = Stop {
+        duration: Some(Duration::from_secs(1)),
+        transfers: None,
+    };
+    options.settle_timeout = Duration::from_secs(30);
+
+    let report = yibao_load::run(options, false).await.expect("the run");
+
+    assert!(report.ledger_holds(), "{:?}", report.ledger.problems);
+    assert_eq!(report.errors_total(), 0, "{:?}", report.errors);
+    // One second at 200/s: the schedule decides how many start, not the services.
+    assert!(
+        (190..=201).contains(&report.transfers.started),
+        "{}",
+        report.transfers.started
+    );
+    assert!(
+        report
+            .latency
+            .contains_key("schedule lag (start − intended)")
+    );
+}
