@@ -3,7 +3,7 @@
 disturbed by other programs on the machine (the machine's busy CPU minus the generator's and the
 services'), retrying up to three times. Used to produce the figures in BENCHMARKS.md.
 
-usage: crates/load/bench/run.py NAME -- LOAD-ARGS...
+usage: crates/load/bench/run.py NAME [TRIES] -- LOAD-ARGS...   (TRIES defaults to 3)
 Reports go to target/load-reports/NAME/ (report.json, report.html, summary.txt)."""
 import json, os, shutil, subprocess, sys, time
 
@@ -28,14 +28,16 @@ def interference(report):
     return sum(extra) / len(extra) if extra else 0.0
 
 def main():
-    name, args = sys.argv[1], sys.argv[sys.argv.index("--") + 1:]
+    split = sys.argv.index("--")
+    name, args = sys.argv[1], sys.argv[split + 1:]
+    tries = int(sys.argv[2]) if split > 2 else 3
     final = os.path.join("target", "load-reports", name)
     best = None
-    for attempt in range(3):
+    for attempt in range(tries):
         idle()
         out = final + f".try{attempt}"
         shutil.rmtree(out, ignore_errors=True)
-        command = ["target/release/examples/load", "--spawn", "--no-progress",
+        command = ["target/release/yibao", "load", "--spawn", "--no-progress",
                    "--report-dir", out] + args
         run = subprocess.run(command, capture_output=True, text=True)
         if not os.path.exists(os.path.join(out, "report.json")):

@@ -15,8 +15,9 @@ use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals};
 
 use crate::error::LoadError;
 
-/// How often the open-transfer count is read while waiting.
-const SETTLE_POLL: Duration = Duration::from_millis(200);
+/// How often the totals are read while waiting for open transfers: `GetLedgerTotals` scans
+/// every posting and account, so it is not polled hard.
+const SETTLE_POLL: Duration = Duration::from_secs(1);
 
 /// One bureau's totals, in cents.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
