@@ -357,25 +357,27 @@ fn tables(page: &mut String, report: &Report) {
     if !report.processes.is_empty() {
         page.push_str(
             "<h2>Processes</h2><table><tr><th>process</th><th>CPU s</th><th>cores busy</th>\
-             <th>CPU ms per transfer</th><th>RSS MiB</th><th>peak RSS MiB</th></tr>",
+             <th>CPU ms per transfer</th><th>RSS MiB after the transfers</th>\
+             <th>RSS MiB after the ledger check</th><th>peak RSS MiB</th></tr>",
         );
+        let mib = |memory: Option<crate::procstat::Memory>, peak: bool| {
+            memory.map_or_else(
+                || "–".to_owned(),
+                |m| format!("{:.0}", if peak { m.peak_rss_mib } else { m.rss_mib }),
+            )
+        };
         for p in &report.processes {
-            let (rss, peak) = p
-                .memory
-                .map_or((String::from("–"), String::from("–")), |m| {
-                    (
-                        format!("{:.0}", m.rss_mib),
-                        format!("{:.0}", m.peak_rss_mib),
-                    )
-                });
             let _ = write!(
                 page,
-                "<tr><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.3}</td><td>{rss}</td>\
-                 <td>{peak}</td></tr>",
+                "<tr><td>{}</td><td>{:.1}</td><td>{:.2}</td><td>{:.3}</td><td>{}</td><td>{}</td>\
+                 <td>{}</td></tr>",
                 escape(&p.name),
                 p.cpu_seconds,
                 p.cpu_cores,
-                p.cpu_ms_per_transfer
+                p.cpu_ms_per_transfer,
+                mib(p.memory_after_transfers, false),
+                mib(p.memory, false),
+                mib(p.memory, true)
             );
         }
         page.push_str("</table>\n");

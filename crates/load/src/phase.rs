@@ -309,6 +309,7 @@ pub async fn transfers(
                 cpu_seconds: used,
                 cpu_cores: used / seconds.max(f64::EPSILON),
                 cpu_ms_per_transfer: used * 1000.0 / finished,
+                memory_after_transfers: process.memory(),
                 memory: None,
             }
         })

@@ -122,7 +122,10 @@ pub struct ProcessUsage {
     pub cpu_cores: f64,
     /// CPU seconds per thousand finished transfers.
     pub cpu_ms_per_transfer: f64,
-    /// Memory at the end of the run, after the ledger check.
+    /// Memory when the last transfer finished, before the ledger check.
+    pub memory_after_transfers: Option<Memory>,
+    /// Memory at the end of the run, after the ledger check (whose `GetLedgerTotals` calls
+    /// scan every account and posting).
     pub memory: Option<Memory>,
 }
 

@@ -260,10 +260,14 @@ impl Report {
                 process.name,
                 process.cpu_cores,
                 process.cpu_ms_per_transfer,
-                process
-                    .memory
-                    .map(|m| format!(", RSS {:.0} MiB (peak {:.0})", m.rss_mib, m.peak_rss_mib))
-                    .unwrap_or_default()
+                match (process.memory_after_transfers, process.memory) {
+                    (Some(during), Some(after)) => format!(
+                        ", RSS {:.0} MiB after the transfers, {:.0} MiB after the ledger check \
+                         (peak {:.0})",
+                        during.rss_mib, after.rss_mib, after.peak_rss_mib
+                    ),
+                    _ => String::new(),
+                }
             );
         }
         for warning in &self.warnings {
