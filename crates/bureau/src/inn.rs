@@ -8,7 +8,7 @@ use yibao_domain::money::Money;
 use yibao_domain::region::RegionCode;
 use yibao_domain::scheme::{EnrolmentState, Scheme};
 use yibao_domain::transfer::in_side::{self, FormCheck, InAction, InEvent, InState};
-use yibao_domain::transfer::{RefusalReason, TransferId, Transition};
+use yibao_domain::transfer::{RefusalReason, Transition};
 use yibao_proto::platform::v1 as platform;
 use yibao_store::Tx;
 
@@ -67,12 +67,7 @@ pub fn apply_here(
     }
     let now = bureau.clock.now();
     let today = bureau.clock.today();
-    let sequence = tx.next_sequence(&format!("transfer:{today}"))?;
-    let transfer_id = u32::try_from(sequence)
-        .ok()
-        .and_then(|sequence| TransferId::new(application.in_region, today, sequence))
-        .ok_or_else(|| Error::FailedPrecondition("too many transfers today".to_owned()))?
-        .to_string();
+    let transfer_id = record::mint_transfer_id(tx, bureau, application.in_region)?;
     let Transition { next, actions } = in_side::apply_here();
     // Both regions in instant mode (秒到账): the application's answer waits for the exchange.
     let instant = bureau.policy(application.out_region).instant_mode

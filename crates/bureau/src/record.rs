@@ -60,6 +60,22 @@ pub fn post(
     Ok(())
 }
 
+/// Mints the id of a transfer applied for today at `region`: the region, the date (China
+/// time) and this bureau's durable sequence for the day.
+pub fn mint_transfer_id(
+    tx: &mut dyn Tx,
+    bureau: &Bureau,
+    region: yibao_domain::region::RegionCode,
+) -> Result<String, Error> {
+    let today = bureau.clock.today();
+    let sequence = tx.next_sequence(&format!("transfer:{today}"))?;
+    u32::try_from(sequence)
+        .ok()
+        .and_then(|sequence| yibao_domain::transfer::TransferId::new(region, today, sequence))
+        .map(|id| id.to_string())
+        .ok_or_else(|| Error::FailedPrecondition("too many transfers today".to_owned()))
+}
+
 /// The statutory deadlines of a transfer applied on `applied_on`.
 pub fn deadlines(
     bureau: &Bureau,

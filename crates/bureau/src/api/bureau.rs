@@ -154,17 +154,7 @@ impl BureauService for BureauApi {
             bureau
                 .store
                 .write(move |tx: &mut dyn Tx| -> Result<TransferDocument, Error> {
-                    let today = worker.clock.today();
-                    let sequence = tx.next_sequence(&format!("transfer:{today}"))?;
-                    let transfer_id = u32::try_from(sequence)
-                        .ok()
-                        .and_then(|sequence| {
-                            yibao_domain::transfer::TransferId::new(out_region, today, sequence)
-                        })
-                        .ok_or_else(|| {
-                            Error::FailedPrecondition("too many transfers today".to_owned())
-                        })?
-                        .to_string();
+                    let transfer_id = record::mint_transfer_id(tx, &worker, out_region)?;
                     let application = out::Application {
                         transfer_id,
                         certno,
