@@ -7,14 +7,15 @@ use std::fmt::Write as _;
 
 use crate::report::{Report, pace_text};
 
-/// Chart size in SVG user units.
+/// Chart width and plot-area height in SVG user units.
 const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 280.0;
-/// Margins: left (axis labels), right, top (legend), bottom (axis labels).
+const PLOT_HEIGHT: f64 = 210.0;
+/// Margins: left (axis labels), right (room for the last tick label), bottom (axis labels).
 const LEFT: f64 = 64.0;
-const RIGHT: f64 = 16.0;
-const TOP: f64 = 28.0;
+const RIGHT: f64 = 30.0;
 const BOTTOM: f64 = 40.0;
+/// Height of one legend row; the legend wraps above the plot.
+const LEGEND_ROW: f64 = 16.0;
 /// Series colours, in order.
 const COLOURS: [&str; 6] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
@@ -106,22 +107,13 @@ pub fn render(report: &Report) -> String {
         .filter(|(_, summary)| summary.count > 0)
         .map(|(name, summary)| Series {
             name: name.clone(),
-            points: summary
-                .curve
-                .iter()
-                .map(|(p, ms)| (nines(*p), *ms))
-                .collect(),
+            points: plotted(&summary.curve),
         })
         .collect();
     if let Some(baseline) = &report.baseline {
         percentiles.push(Series {
             name: "baseline Health/Check".into(),
-            points: baseline
-                .latency
-                .curve
-                .iter()
-                .map(|(p, ms)| (nines(*p), *ms))
-                .collect(),
+            points: plotted(&baseline.latency.curve),
         });
     }
     page.push_str(&chart(
@@ -420,6 +412,16 @@ fn yuan(cents: u64) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
+/// The points of a percentile curve to plot: from the 25th percentile on, since the minimum
+/// is noise (a stream's first and terminal message may arrive together, at the 1 µs floor).
+fn plotted(curve: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    curve
+        .iter()
+        .filter(|(p, _)| *p >= 25.0)
+        .map(|(p, ms)| (nines(*p), *ms))
+        .collect()
+}
+
 /// A percentile on the "nines" axis: 90 → 1, 99 → 2, 99.9 → 3; 100 sits just past 99.999.
 fn nines(percentile: f64) -> f64 {
     if percentile >= 100.0 {
@@ -467,8 +469,26 @@ fn number(value: f64) -> String {
     } else if value.abs() >= 1.0 {
         format!("{value:.1}")
     } else {
-        format!("{value:.2}")
+        // Small values (log-scale ticks like 0.001) keep their significant digits.
+        let text = format!("{value:.6}");
+        text.trim_end_matches('0').to_owned()
     }
+}
+
+/// Where each legend entry goes: (x, row), wrapping at the chart's width; and the row count.
+fn legend_layout(series: &[Series]) -> (Vec<(f64, f64)>, f64) {
+    let mut places = Vec::with_capacity(series.len());
+    let (mut x, mut row) = (LEFT, 0.0);
+    for s in series {
+        let width = 24.0 + 6.5 * s.name.chars().count() as f64;
+        if x > LEFT && x + width > WIDTH - RIGHT {
+            x = LEFT;
+            row += 1.0;
+        }
+        places.push((x, row));
+        x += width;
+    }
+    (places, if series.is_empty() { 1.0 } else { row + 1.0 })
 }
 
 /// An SVG line chart.
@@ -517,16 +537,19 @@ fn chart(series: &[Series], axes: &Axes<'_>) -> String {
             y_max = y_max.ceil().max(y_min + 1.0);
         }
     }
+    let (legend, legend_rows) = legend_layout(series);
+    let top = 12.0 + LEGEND_ROW * legend_rows;
+    let height = top + PLOT_HEIGHT + BOTTOM;
     let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
+    let plot_h = PLOT_HEIGHT;
     let sx = |x: f64| LEFT + (x - x_min) / (x_max - x_min) * plot_w;
-    let sy = |y: f64| TOP + plot_h - (y - y_min) / (y_max - y_min) * plot_h;
+    let sy = |y: f64| top + plot_h - (y - y_min) / (y_max - y_min) * plot_h;
 
     let mut svg = String::new();
     let _ = write!(
         svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{HEIGHT}\" \
-         viewBox=\"0 0 {WIDTH} {HEIGHT}\" font-size=\"11\" font-family=\"sans-serif\">"
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
+         viewBox=\"0 0 {WIDTH} {height}\" font-size=\"11\" font-family=\"sans-serif\">"
     );
     // Grid and y ticks.
     let y_ticks: Vec<(f64, String)> = match axes.y_scale {
@@ -579,31 +602,30 @@ fn chart(series: &[Series], axes: &Axes<'_>) -> String {
     for (x, label) in &x_ticks {
         let _ = write!(
             svg,
-            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{TOP}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{top}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
              <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
             sx(*x),
             sx(*x),
-            TOP + plot_h,
+            top + plot_h,
             sx(*x),
-            TOP + plot_h + 14.0,
+            top + plot_h + 14.0,
             escape(label)
         );
     }
     let _ = write!(
         svg,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\" \
+        "<rect x=\"{LEFT}\" y=\"{top}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\" \
          fill=\"none\" stroke=\"#999\"/>\
          <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
          <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{}</text>",
         LEFT + plot_w / 2.0,
-        HEIGHT - 6.0,
+        height - 6.0,
         escape(axes.x_label),
-        TOP + plot_h / 2.0,
-        TOP + plot_h / 2.0,
+        top + plot_h / 2.0,
+        top + plot_h / 2.0,
         escape(axes.y_label)
     );
-    let mut legend_x = LEFT;
-    for (i, s) in series.iter().enumerate() {
+    for (i, (s, (legend_x, legend_row))) in series.iter().zip(legend).enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let path: Vec<String> = s
             .points
@@ -619,14 +641,15 @@ fn chart(series: &[Series], axes: &Axes<'_>) -> String {
                 path.join(" ")
             );
         }
+        let legend_y = 8.0 + LEGEND_ROW * legend_row;
         let _ = write!(
             svg,
-            "<rect x=\"{legend_x:.1}\" y=\"8\" width=\"10\" height=\"10\" fill=\"{colour}\"/>\
-             <text x=\"{:.1}\" y=\"17\">{}</text>",
+            "<rect x=\"{legend_x:.1}\" y=\"{legend_y:.1}\" width=\"10\" height=\"10\" \
+             fill=\"{colour}\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
             legend_x + 14.0,
+            legend_y + 9.0,
             escape(&s.name)
         );
-        legend_x += 24.0 + 6.5 * s.name.chars().count() as f64;
     }
     svg.push_str("</svg>\n");
     svg
@@ -642,6 +665,21 @@ mod tests {
         assert!((nines(90.0) - 1.0).abs() < 1e-9);
         assert!((nines(99.9) - 3.0).abs() < 1e-9);
         assert_eq!(nines(100.0), MAX_NINES);
+    }
+
+    #[test]
+    fn small_tick_labels_keep_their_digits_and_long_legends_wrap() {
+        assert_eq!(number(0.001), "0.001");
+        assert_eq!(number(0.25), "0.25");
+        assert_eq!(number(12.5), "12.5");
+        assert_eq!(number(1000.0), "1000");
+        let long = |name: &str| Series {
+            name: name.repeat(30),
+            points: vec![(0.0, 1.0)],
+        };
+        let (places, rows) = legend_layout(&[long("a"), long("b"), long("c"), long("d")]);
+        assert!(rows >= 2.0, "{places:?}");
+        assert!(places.iter().all(|(x, _)| *x < WIDTH - RIGHT));
     }
 
     #[test]

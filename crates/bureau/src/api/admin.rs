@@ -250,7 +250,13 @@ impl AdminService for AdminApi {
                     transfers_by_state: states
                         .iter()
                         .map(|(state, count)| wire::StateCount {
-                            side: 0,
+                            // Each bureau plays one side for the transfers it holds.
+                            side: match bureau.role {
+                                BureauRole::TransferOut => {
+                                    yibao_proto::common::v1::Side::TransferOut
+                                }
+                                BureauRole::TransferIn => yibao_proto::common::v1::Side::TransferIn,
+                            } as i32,
                             state: crate::document::state_from_name(state),
                             count: *count,
                         })
