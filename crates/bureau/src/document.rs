@@ -135,6 +135,41 @@ pub struct TransferDocument {
     pub updated_at: DateTime<Utc>,
 }
 
+impl TransferDocument {
+    /// A new document with only its identity, state and dates set; every other field empty,
+    /// for the callers to fill with struct-update syntax.
+    pub fn opening(
+        transfer_id: String,
+        side: Side,
+        initiator: Initiator,
+        state: Stored,
+        applied_on: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            transfer_id,
+            side,
+            initiator,
+            state,
+            certno: String::new(),
+            psn_name: String::new(),
+            trafout_admdvs: String::new(),
+            trafin_admdvs: String::new(),
+            flow_kind: 0,
+            balance_disposition: 0,
+            amount_cents: 0,
+            contribution_months: 0,
+            bank_account: None,
+            retiree_payout_requested: false,
+            instant: false,
+            applied_on,
+            form_received_on: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 /// A bank account named in an application.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct BankAccount {

@@ -364,25 +364,15 @@ pub fn abort(
     }
     let now = bureau.clock.now();
     let mut document = TransferDocument {
-        transfer_id: transfer_id.to_owned(),
-        side: Side::In,
-        initiator: Initiator::TransferOut,
-        state: Stored::In(StoredIn::Aborted),
         certno: certno_hint.unwrap_or_default().to_owned(),
-        psn_name: String::new(),
-        trafout_admdvs: String::new(),
-        trafin_admdvs: String::new(),
-        flow_kind: 0,
-        balance_disposition: 0,
-        amount_cents: 0,
-        contribution_months: 0,
-        bank_account: None,
-        retiree_payout_requested: false,
-        instant: false,
-        applied_on: bureau.clock.today(),
-        form_received_on: None,
-        created_at: now,
-        updated_at: now,
+        ..TransferDocument::opening(
+            transfer_id.to_owned(),
+            Side::In,
+            Initiator::TransferOut,
+            Stored::In(StoredIn::Aborted),
+            bureau.clock.today(),
+            now,
+        )
     };
     record::save(
         tx,

@@ -225,27 +225,21 @@ pub fn remember_refusal(
 ) -> Result<(), Error> {
     let now = bureau.clock.now();
     let mut document = TransferDocument {
-        transfer_id: application.transfer_id.clone(),
-        side: Side::Out,
-        initiator: application.initiator,
-        state: Stored::Out(StoredOut::Rejected {
-            reason: refused.code().to_owned(),
-        }),
         certno: application.certno.expose_unmasked().to_owned(),
         psn_name: application.psn_name.clone(),
         trafout_admdvs: application.out_region.to_string(),
         trafin_admdvs: application.in_region.to_string(),
-        flow_kind: 0,
-        balance_disposition: 0,
-        amount_cents: 0,
-        contribution_months: 0,
-        bank_account: None,
         retiree_payout_requested: application.retiree_payout_requested,
-        instant: false,
-        applied_on: yibao_runtime::clock::china_date(application.applied_at),
-        form_received_on: None,
-        created_at: now,
-        updated_at: now,
+        ..TransferDocument::opening(
+            application.transfer_id.clone(),
+            Side::Out,
+            application.initiator,
+            Stored::Out(StoredOut::Rejected {
+                reason: refused.code().to_owned(),
+            }),
+            yibao_runtime::clock::china_date(application.applied_at),
+            now,
+        )
     };
     let detail = format!("refused: {}", refused.message());
     record::save(
