@@ -1,5 +1,6 @@
-//! The outbox dispatcher: sends queued messages to the peer (or the bank gateway), applies each
-//! answer in the same transaction that removes the message, and retries what the peer did not
+//! The outbox dispatcher: sends queued messages to the peer (or the bank gateway) in batches —
+//! one round trip for every message due to the same service, up to `batch_limit` — applies each
+//! answer in the same transaction that removes its message, and retries what the peer did not
 //! answer with exponential backoff and jitter.
 //!
 //! **Invariant:** a message leaves the outbox only in the transaction that applies its answer, so
@@ -29,7 +30,7 @@ use crate::{inn, out, record};
 /// How the dispatcher behaves; from the service configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Messages fetched per round.
+    /// The most messages in one batch (one round trip).
     pub batch_limit: u32,
     /// The deadline of one delivery attempt.
     pub attempt_timeout: Duration,
@@ -37,21 +38,24 @@ pub struct Settings {
     pub backoff: Backoff,
     /// How long to sleep when nothing is due and nothing wakes us.
     pub idle_poll: Duration,
-    /// Deliveries in flight at once.
+    /// Batches in flight at once. While they are out, due messages gather for the next ones,
+    /// which is what makes batches grow with the load.
     pub concurrency: usize,
 }
 
-/// A message's place among the deliveries in flight, given back when dropped.
+/// A batch's place among the deliveries in flight, given back when dropped.
 struct InFlight {
     set: Arc<Mutex<HashSet<i64>>>,
-    id: i64,
+    ids: Vec<i64>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
         if let Ok(mut set) = self.set.lock() {
-            set.remove(&self.id);
+            for id in &self.ids {
+                set.remove(id);
+            }
         }
     }
 }
@@ -68,15 +72,38 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 type ApplyAnswer =
     Box<dyn FnOnce(&mut dyn yibao_store::Tx, &Bureau) -> Result<Option<String>, Error> + Send>;
 
-/// What one delivery attempt produced.
-enum Answer {
-    /// The message was answered: apply and acknowledge.
-    Applied,
-    /// The answer was a refusal of the message itself (a non-zero infcode, an answer without
-    /// its content): sending the same bytes again cannot help, so the message is parked.
-    Refused(String),
-    /// The answer could not be applied here (a storage failure): try again.
-    NotApplied(String),
+/// What one delivery attempt of one message produced.
+enum Outcome {
+    /// The message was answered: apply the answer and acknowledge the message.
+    Answered(ApplyAnswer),
+    /// No answer, or one that may change: send again later (a transport failure, UNAVAILABLE…).
+    Retry(String),
+    /// The answer refused the message itself (a non-zero infcode, a status that retrying cannot
+    /// change, an answer without its content): sending the same bytes again cannot help, so
+    /// the message is parked.
+    Park(String),
+}
+
+/// Where a message goes; the messages of one batch share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    /// The transfer-out bureau's platform service.
+    TransferOut,
+    /// The transfer-in bureau's platform service.
+    TransferIn,
+    /// The simulated bank gateway.
+    Bank,
+}
+
+impl Target {
+    fn of(kind: Option<Kind>) -> Self {
+        match kind {
+            Some(Kind::RequestTransferOut) => Target::TransferOut,
+            Some(Kind::DeliverForm | Kind::ConfirmSettlement | Kind::Abort) => Target::TransferIn,
+            // An unknown kind is parked by the bank path's local check, without a round trip.
+            Some(Kind::BankPayout) | None => Target::Bank,
+        }
+    }
 }
 
 /// Runs until `shutdown` resolves.
@@ -87,17 +114,33 @@ pub async fn run(
 ) {
     let in_flight: Arc<Mutex<HashSet<i64>>> = Arc::default();
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let batch_limit = settings.batch_limit.max(1) as usize;
     let mut clock_ticks = bureau.clock.subscribe();
     let mut last_sweep: Option<tokio::time::Instant> = None;
     loop {
         if *shutdown.borrow() {
             break;
         }
+        // Wait for a free batch slot first: the longer the batches in flight take, the more
+        // messages the next batch carries.
+        let permit = tokio::select! {
+            permit = permits.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => continue,
+        };
         let now = bureau.clock.now();
-        let limit = settings.batch_limit;
+        // Enough to fill every free batch slot, leaving out what is in flight already.
+        let free = permits.available_permits() + 1;
+        let read_limit = u32::try_from(free.saturating_mul(batch_limit)).unwrap_or(u32::MAX);
+        let busy: Vec<i64> = in_flight
+            .lock()
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default();
         let due = bureau
             .store
-            .read(move |tx| tx.due_messages(now, limit))
+            .read(move |tx| tx.due_messages_except(now, read_limit, &busy))
             .await;
         let due: Vec<OutboxMessage> = match due {
             Ok(due) => due,
@@ -106,7 +149,7 @@ pub async fn run(
                 Vec::new()
             }
         };
-        let mut started = 0;
+        let mut groups: Vec<(Target, Vec<OutboxMessage>)> = Vec::new();
         for message in due {
             let fresh = in_flight
                 .lock()
@@ -115,8 +158,26 @@ pub async fn run(
             if !fresh {
                 continue;
             }
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
+            let target = Target::of(Kind::parse(&message.kind));
+            match groups
+                .iter_mut()
+                .find(|(t, batch)| *t == target && batch.len() < batch_limit)
+            {
+                Some((_, batch)) => batch.push(message),
+                None => groups.push((target, vec![message])),
+            }
+        }
+        let mut started = 0;
+        let mut permit = Some(permit);
+        for (target, batch) in groups {
+            let permit = match permit.take() {
+                Some(permit) => Some(permit),
+                None => permits.clone().try_acquire_owned().ok(),
+            };
+            let Some(permit) = permit else {
+                // No slot left: give the rest back; the next round picks them up.
+                release(&in_flight, &batch);
+                continue;
             };
             started += 1;
             let bureau = bureau.clone();
@@ -127,10 +188,10 @@ pub async fn run(
                 // in flight, or it would never be sent again.
                 let _slot = InFlight {
                     set: in_flight,
-                    id: message.id,
+                    ids: batch.iter().map(|message| message.id).collect(),
                     _permit: permit,
                 };
-                deliver(&bureau, &settings, message).await;
+                deliver_batch(&bureau, &settings, target, batch).await;
             });
         }
         // Deadlines move in days: a sweep a second (and at once when the test clock moves) is
@@ -144,6 +205,7 @@ pub async fn run(
         if started > 0 {
             continue;
         }
+        drop(permit);
         let next_due = bureau
             .store
             .read(|tx| tx.next_due_at())
@@ -167,243 +229,502 @@ pub async fn run(
     }
 }
 
-async fn deliver(bureau: &Arc<Bureau>, settings: &Settings, message: OutboxMessage) {
-    let attempt = message.attempts + 1;
-    let answer = attempt_delivery(bureau, settings, &message, attempt).await;
-    let (outcome, retryable) = match answer {
-        Ok(Answer::Applied) => return,
-        Ok(Answer::Refused(why)) => (why, false),
-        Ok(Answer::NotApplied(why)) => (why, true),
-        Err(status) => {
-            if status.code() == tonic::Code::Unavailable {
-                bureau.peer.reset();
-            }
-            let text = format!("{:?}: {}", status.code(), status.message());
-            (text, is_retryable(&status))
+fn release(in_flight: &Mutex<HashSet<i64>>, batch: &[OutboxMessage]) {
+    if let Ok(mut set) = in_flight.lock() {
+        for message in batch {
+            set.remove(&message.id);
         }
-    };
-    // Only a message that may succeed later is retried; one the peer refused (or answered
-    // with a status that retrying cannot change) is parked for an operator, visible in the
-    // transfer's history, and the statutory deadline takes its course.
-    let (delay, happening) = if retryable {
-        let mut rng = rand::rngs::StdRng::from_os_rng();
-        (settings.backoff.delay(attempt, &mut rng), "DELIVERY_RETRY")
-    } else {
-        (PARKED_FOR, "DELIVERY_PARKED")
-    };
-    let next = bureau.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
-    let id = message.id;
-    let transfer_id = message.transfer_id.clone();
-    let kind = message.kind.clone();
-    let bureau_for_tx = bureau.clone();
-    if !retryable {
-        tracing::warn!(transfer_id = %transfer_id, %kind, %outcome, "message parked");
-    }
-    let result = bureau
-        .store
-        .write(move |tx| -> Result<(), Error> {
-            tx.message_retry_later(id, attempt, next, &outcome)?;
-            let state = record::load(tx, &transfer_id)?
-                .map(|d| d.state.name())
-                .unwrap_or("");
-            let detail = if retryable {
-                format!(
-                    "{kind} attempt {attempt} failed ({outcome}); next attempt in {} ms",
-                    delay.as_millis()
-                )
-            } else {
-                format!("{kind} attempt {attempt} refused ({outcome}); parked, not retried")
-            };
-            record::note(
-                tx,
-                &bureau_for_tx,
-                &transfer_id,
-                state,
-                happening,
-                detail,
-                attempt,
-            )
-        })
-        .await;
-    if let Err(error) = result {
-        tracing::warn!(%error, "could not reschedule an outbox message");
     }
 }
 
-async fn attempt_delivery(
+/// Sends one batch and settles every message of it.
+async fn deliver_batch(
     bureau: &Arc<Bureau>,
     settings: &Settings,
-    message: &OutboxMessage,
-    attempt: u32,
-) -> Result<Answer, tonic::Status> {
-    let Some(kind) = Kind::parse(&message.kind) else {
-        return Ok(Answer::Refused(format!(
-            "unknown message kind {}",
-            message.kind
-        )));
+    target: Target,
+    batch: Vec<OutboxMessage>,
+) {
+    let outcomes = match target {
+        Target::TransferOut => send_to_transfer_out(bureau, settings, &batch).await,
+        Target::TransferIn => send_to_transfer_in(bureau, settings, &batch).await,
+        Target::Bank => batch
+            .iter()
+            .map(|message| pay_out(bureau, message))
+            .collect(),
     };
-    let decode_error = |_| tonic::Status::internal("stored message does not decode");
-    let timeout = settings.attempt_timeout;
-    let answer: ApplyAnswer = match kind {
-        Kind::RequestTransferOut => {
-            let request = platform::RequestTransferOutRequest::decode(message.payload.as_slice())
-                .map_err(decode_error)?;
-            let mut client = TransferOutPlatformServiceClient::new(bureau.peer.channel()?);
-            let response = call(timeout, request, |call| async move {
-                client.request_transfer_out(call).await
-            })
-            .await?;
-            let transfer_id = message.transfer_id.clone();
-            if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Refused(failure));
+    settle(bureau, settings, batch, outcomes).await;
+}
+
+/// The outcome of every message of a batch whose round trip failed as a whole.
+fn all_failed(bureau: &Bureau, status: &tonic::Status, count: usize) -> Vec<Outcome> {
+    if status.code() == tonic::Code::Unavailable {
+        bureau.peer.reset();
+    }
+    let text = format!("{:?}: {}", status.code(), status.message());
+    let retryable = is_retryable(status);
+    (0..count)
+        .map(|_| {
+            if retryable {
+                Outcome::Retry(text.clone())
+            } else {
+                Outcome::Park(text.clone())
             }
-            Box::new(move |tx, bureau| {
-                use platform::request_transfer_out_response::Decision;
-                let (event, detail) = match response.decision {
-                    Some(Decision::Accepted(_)) => (
-                        InEvent::RequestAccepted,
-                        "the transfer-out bureau accepted".to_owned(),
-                    ),
-                    Some(Decision::Rejected(rejection)) => {
-                        let reason = crate::convert::domain_reason(rejection.reason_code);
-                        (
-                            InEvent::RequestRefused(reason),
-                            format!("the transfer-out bureau refused: {}", reason.message()),
-                        )
-                    }
-                    None => return Ok(Some("the answer carried no decision".to_owned())),
-                };
-                inn::apply(tx, bureau, &transfer_id, event, detail, attempt)?;
-                Ok(None)
-            })
-        }
-        Kind::DeliverForm => {
-            let request =
-                platform::DeliverInsuranceRecordRequest::decode(message.payload.as_slice())
-                    .map_err(decode_error)?;
-            let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
-            let response = call(timeout, request, |call| async move {
-                client.deliver_insurance_record(call).await
-            })
-            .await?;
-            if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Refused(failure));
-            }
-            let transfer_id = message.transfer_id.clone();
-            Box::new(move |tx, bureau| {
-                let outcome = response.acknowledgement.and_then(|ack| ack.outcome);
-                let Some(event) = out::form_answer_event(outcome.as_ref()) else {
-                    return Ok(Some("the answer carried no outcome".to_owned()));
-                };
-                let detail = match event {
-                    OutEvent::FormCredited => "the transfer-in bureau credited the form".to_owned(),
-                    OutEvent::FormRefused(reason) => format!(
-                        "the transfer-in bureau refused the form: {}",
-                        reason.message()
-                    ),
-                    _ => String::new(),
-                };
-                out::apply(tx, bureau, &transfer_id, event, detail, attempt)?;
-                Ok(None)
-            })
-        }
-        Kind::ConfirmSettlement => {
-            let request = platform::ConfirmSettlementRequest::decode(message.payload.as_slice())
-                .map_err(decode_error)?;
-            let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
-            let response = call(timeout, request, |call| async move {
-                client.confirm_settlement(call).await
-            })
-            .await?;
-            if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Refused(failure));
-            }
-            Box::new(|_, _| Ok(None))
-        }
-        Kind::Abort => {
-            let request = platform::AbortTransferRequest::decode(message.payload.as_slice())
-                .map_err(decode_error)?;
-            let mut client = TransferInPlatformServiceClient::new(bureau.peer.channel()?);
-            let response = call(timeout, request, |call| async move {
-                client.abort_transfer(call).await
-            })
-            .await?;
-            if let Some(failure) = failed_reply(response.reply.as_ref()) {
-                return Ok(Answer::Refused(failure));
-            }
-            let transfer_id = message.transfer_id.clone();
-            Box::new(move |tx, bureau| {
-                let (credit, detail) = if response.credited {
-                    (InCredit::Credited, "the transfer-in bureau had credited")
-                } else {
-                    (
-                        InCredit::NotCredited,
-                        "the transfer-in bureau confirmed it did not and will not credit",
-                    )
-                };
-                out::apply(
-                    tx,
-                    bureau,
-                    &transfer_id,
-                    OutEvent::AbortAnswered(credit),
-                    detail.to_owned(),
-                    attempt,
-                )?;
-                Ok(None)
-            })
-        }
-        Kind::BankPayout => {
-            let calls = bureau
-                .bank_calls
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                + 1;
-            let every = u64::from(bureau.bank_failure_every);
-            if every > 0 && calls.is_multiple_of(every) {
-                return Err(tonic::Status::unavailable("simulated bank gateway failure"));
-            }
-            let transfer_id = message.transfer_id.clone();
-            Box::new(move |tx, bureau| {
-                // The simulated gateway is idempotent by transfer id.
-                let key = format!("bank-paid:{transfer_id}");
-                if tx.setting(&key)?.is_none() {
-                    tx.put_setting(&key, &bureau.clock.now().to_rfc3339())?;
-                }
-                out::apply(
-                    tx,
-                    bureau,
-                    &transfer_id,
-                    OutEvent::BankPaid,
-                    "the bank gateway paid the balance".to_owned(),
-                    attempt,
-                )?;
-                Ok(None)
-            })
-        }
-    };
-    let id = message.id;
-    let transfer_id = message.transfer_id.clone();
-    let worker = bureau.clone();
-    let applied = bureau
-        .store
-        .write(move |tx| -> Result<Option<String>, Error> {
-            let problem = answer(tx, &worker)?;
-            if problem.is_none() {
-                tx.message_acknowledged(id)?;
-            }
-            Ok(problem)
         })
-        .await;
-    bureau.changed(&transfer_id);
-    match applied {
-        Ok(None) => Ok(Answer::Applied),
-        Ok(Some(problem)) => Ok(Answer::Refused(problem)),
-        Err(error) => {
-            tracing::error!(%error, transfer_id = %transfer_id, "could not apply an answer");
-            Ok(Answer::NotApplied(
-                "the answer could not be applied".to_owned(),
-            ))
+        .collect()
+}
+
+/// The outcome of a message the batch answered with a status.
+fn failed_status(status: &platform::MessageStatus) -> Outcome {
+    let status = tonic::Status::new(tonic::Code::from_i32(status.code), status.message.clone());
+    let text = format!("{:?}: {}", status.code(), status.message());
+    if is_retryable(&status) {
+        Outcome::Retry(text)
+    } else {
+        Outcome::Park(text)
+    }
+}
+
+/// Decodes the stored payloads of a batch; a payload that does not decode is parked.
+fn decode_all<M: Message + Default>(batch: &[OutboxMessage]) -> Vec<Result<M, Outcome>> {
+    batch
+        .iter()
+        .map(|message| {
+            M::decode(message.payload.as_slice())
+                .map_err(|_| Outcome::Park("the stored message does not decode".to_owned()))
+        })
+        .collect()
+}
+
+/// Fills the outcomes of the sent messages (the `Ok` places) from the batch's answers.
+fn merge<A>(
+    decoded: Vec<Result<(), Outcome>>,
+    answers: Result<Vec<A>, tonic::Status>,
+    bureau: &Bureau,
+    mut read: impl FnMut(A, usize) -> Outcome,
+) -> Vec<Outcome> {
+    let sent = decoded.iter().filter(|slot| slot.is_ok()).count();
+    let mut answers = match answers {
+        Ok(answers) if answers.len() == sent => answers.into_iter().map(Ok).collect::<Vec<_>>(),
+        Ok(answers) => {
+            let problem = format!(
+                "the batch's answer holds {} answers for {sent} messages",
+                answers.len()
+            );
+            (0..sent)
+                .map(|_| Err(Outcome::Park(problem.clone())))
+                .collect()
+        }
+        Err(status) => all_failed(bureau, &status, sent)
+            .into_iter()
+            .map(Err)
+            .collect(),
+    }
+    .into_iter();
+    decoded
+        .into_iter()
+        .enumerate()
+        .map(|(index, slot)| match slot {
+            Err(outcome) => outcome,
+            Ok(()) => match answers.next() {
+                Some(Ok(answer)) => read(answer, index),
+                Some(Err(outcome)) => outcome,
+                None => Outcome::Park("no answer".to_owned()),
+            },
+        })
+        .collect()
+}
+
+/// Sends a batch's decoded messages in one round trip; none, no round trip.
+async fn round_trip<M, A, Fut>(
+    bureau: &Bureau,
+    messages: Vec<M>,
+    send: impl FnOnce(tonic::transport::Channel, Vec<M>) -> Fut,
+) -> Result<Vec<A>, tonic::Status>
+where
+    Fut: std::future::Future<Output = Result<Vec<A>, tonic::Status>>,
+{
+    if messages.is_empty() {
+        return Ok(Vec::new());
+    }
+    send(bureau.peer.channel()?, messages).await
+}
+
+async fn send_to_transfer_out(
+    bureau: &Arc<Bureau>,
+    settings: &Settings,
+    batch: &[OutboxMessage],
+) -> Vec<Outcome> {
+    use platform::transfer_out_answer::Answer;
+    let mut requests = Vec::with_capacity(batch.len());
+    let decoded: Vec<Result<(), Outcome>> =
+        decode_all::<platform::RequestTransferOutRequest>(batch)
+            .into_iter()
+            .map(|request| request.map(|request| requests.push(request)))
+            .collect();
+    let timeout = settings.attempt_timeout;
+    let answers = round_trip(bureau, requests, |channel, requests| async move {
+        let mut client = TransferOutPlatformServiceClient::new(channel);
+        let request = platform::SubmitTransferOutRequestsRequest { requests };
+        call(timeout, request, |call| async move {
+            client.submit_transfer_out_requests(call).await
+        })
+        .await
+        .map(|response| response.answers)
+    })
+    .await;
+    merge(
+        decoded,
+        answers,
+        bureau,
+        |answer: platform::TransferOutAnswer, index| {
+            let message = &batch[index];
+            match answer.answer {
+                Some(Answer::Response(response)) => request_answered(message, response),
+                Some(Answer::Failed(status)) => failed_status(&status),
+                None => Outcome::Park("the answer was empty".to_owned()),
+            }
+        },
+    )
+}
+
+async fn send_to_transfer_in(
+    bureau: &Arc<Bureau>,
+    settings: &Settings,
+    batch: &[OutboxMessage],
+) -> Vec<Outcome> {
+    use platform::transfer_in_answer::Answer;
+    use platform::transfer_in_message::Message as Wire;
+    let mut messages = Vec::with_capacity(batch.len());
+    let decoded: Vec<Result<(), Outcome>> = batch
+        .iter()
+        .map(|message| {
+            let payload = message.payload.as_slice();
+            let wire = match Kind::parse(&message.kind) {
+                Some(Kind::DeliverForm) => platform::DeliverInsuranceRecordRequest::decode(payload)
+                    .map(Wire::DeliverInsuranceRecord),
+                Some(Kind::ConfirmSettlement) => {
+                    platform::ConfirmSettlementRequest::decode(payload).map(Wire::ConfirmSettlement)
+                }
+                Some(Kind::Abort) => {
+                    platform::AbortTransferRequest::decode(payload).map(Wire::AbortTransfer)
+                }
+                _ => {
+                    return Err(Outcome::Park(format!(
+                        "unknown message kind {}",
+                        message.kind
+                    )));
+                }
+            };
+            let wire =
+                wire.map_err(|_| Outcome::Park("the stored message does not decode".to_owned()))?;
+            messages.push(platform::TransferInMessage {
+                message: Some(wire),
+            });
+            Ok(())
+        })
+        .collect();
+    let timeout = settings.attempt_timeout;
+    let answers = round_trip(bureau, messages, |channel, messages| async move {
+        let mut client = TransferInPlatformServiceClient::new(channel);
+        let request = platform::SubmitTransferInMessagesRequest { messages };
+        call(timeout, request, |call| async move {
+            client.submit_transfer_in_messages(call).await
+        })
+        .await
+        .map(|response| response.answers)
+    })
+    .await;
+    merge(
+        decoded,
+        answers,
+        bureau,
+        |answer: platform::TransferInAnswer, index| {
+            let message = &batch[index];
+            match answer.answer {
+                Some(Answer::DeliverInsuranceRecord(response)) => form_answered(message, response),
+                Some(Answer::ConfirmSettlement(response)) => {
+                    match failed_reply(response.reply.as_ref()) {
+                        Some(failure) => Outcome::Park(failure),
+                        None => Outcome::Answered(Box::new(|_, _| Ok(None))),
+                    }
+                }
+                Some(Answer::AbortTransfer(response)) => abort_answered(message, response),
+                Some(Answer::Failed(status)) => failed_status(&status),
+                None => Outcome::Park("the answer was empty".to_owned()),
+            }
+        },
+    )
+}
+
+/// The transfer-out bureau's decision on a request: accepted or refused.
+fn request_answered(
+    message: &OutboxMessage,
+    response: platform::RequestTransferOutResponse,
+) -> Outcome {
+    use platform::request_transfer_out_response::Decision;
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    let transfer_id = message.transfer_id.clone();
+    let attempt = message.attempts + 1;
+    Outcome::Answered(Box::new(move |tx, bureau| {
+        let (event, detail) = match response.decision {
+            Some(Decision::Accepted(_)) => (
+                InEvent::RequestAccepted,
+                "the transfer-out bureau accepted".to_owned(),
+            ),
+            Some(Decision::Rejected(rejection)) => {
+                let reason = crate::convert::domain_reason(rejection.reason_code);
+                (
+                    InEvent::RequestRefused(reason),
+                    format!("the transfer-out bureau refused: {}", reason.message()),
+                )
+            }
+            None => return Ok(Some("the answer carried no decision".to_owned())),
+        };
+        inn::apply(tx, bureau, &transfer_id, event, detail, attempt)?;
+        Ok(None)
+    }))
+}
+
+/// The transfer-in bureau's acknowledgement of a form: credited or refused.
+fn form_answered(
+    message: &OutboxMessage,
+    response: platform::DeliverInsuranceRecordResponse,
+) -> Outcome {
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    let transfer_id = message.transfer_id.clone();
+    let attempt = message.attempts + 1;
+    Outcome::Answered(Box::new(move |tx, bureau| {
+        let outcome = response.acknowledgement.and_then(|ack| ack.outcome);
+        let Some(event) = out::form_answer_event(outcome.as_ref()) else {
+            return Ok(Some("the answer carried no outcome".to_owned()));
+        };
+        let detail = match event {
+            OutEvent::FormCredited => "the transfer-in bureau credited the form".to_owned(),
+            OutEvent::FormRefused(reason) => format!(
+                "the transfer-in bureau refused the form: {}",
+                reason.message()
+            ),
+            _ => String::new(),
+        };
+        out::apply(tx, bureau, &transfer_id, event, detail, attempt)?;
+        Ok(None)
+    }))
+}
+
+/// The transfer-in bureau's answer to an abort: it had credited, or it never will.
+fn abort_answered(message: &OutboxMessage, response: platform::AbortTransferResponse) -> Outcome {
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    let transfer_id = message.transfer_id.clone();
+    let attempt = message.attempts + 1;
+    Outcome::Answered(Box::new(move |tx, bureau| {
+        let (credit, detail) = if response.credited {
+            (InCredit::Credited, "the transfer-in bureau had credited")
+        } else {
+            (
+                InCredit::NotCredited,
+                "the transfer-in bureau confirmed it did not and will not credit",
+            )
+        };
+        out::apply(
+            tx,
+            bureau,
+            &transfer_id,
+            OutEvent::AbortAnswered(credit),
+            detail.to_owned(),
+            attempt,
+        )?;
+        Ok(None)
+    }))
+}
+
+/// The simulated bank gateway: pays (idempotently by transfer id) or fails as configured.
+fn pay_out(bureau: &Bureau, message: &OutboxMessage) -> Outcome {
+    if Kind::parse(&message.kind) != Some(Kind::BankPayout) {
+        return Outcome::Park(format!("unknown message kind {}", message.kind));
+    }
+    let calls = bureau
+        .bank_calls
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        + 1;
+    let every = u64::from(bureau.bank_failure_every);
+    if every > 0 && calls.is_multiple_of(every) {
+        return Outcome::Retry("Unavailable: simulated bank gateway failure".to_owned());
+    }
+    let transfer_id = message.transfer_id.clone();
+    let attempt = message.attempts + 1;
+    Outcome::Answered(Box::new(move |tx, bureau| {
+        // The simulated gateway is idempotent by transfer id.
+        let key = format!("bank-paid:{transfer_id}");
+        if tx.setting(&key)?.is_none() {
+            tx.put_setting(&key, &bureau.clock.now().to_rfc3339())?;
+        }
+        out::apply(
+            tx,
+            bureau,
+            &transfer_id,
+            OutEvent::BankPaid,
+            "the bank gateway paid the balance".to_owned(),
+            attempt,
+        )?;
+        Ok(None)
+    }))
+}
+
+/// Applies a batch's outcomes, one store job per message (queued together, so they share a
+/// group commit): an answer together with its message's acknowledgement; a message without a
+/// usable answer is rescheduled (with backoff) or parked, and its history says why.
+async fn settle(
+    bureau: &Arc<Bureau>,
+    settings: &Settings,
+    batch: Vec<OutboxMessage>,
+    outcomes: Vec<Outcome>,
+) {
+    let touched: Vec<String> = batch.iter().map(|m| m.transfer_id.clone()).collect();
+    let jobs: Vec<_> = batch
+        .into_iter()
+        .zip(outcomes)
+        .map(|(message, outcome)| {
+            let worker = bureau.clone();
+            let backoff = settings.backoff;
+            move |tx: &mut dyn yibao_store::Tx| settle_one(tx, &worker, &backoff, message, outcome)
+        })
+        .collect();
+    let results = bureau.store.write_each(jobs).await;
+    let retries: Vec<Box<OutboxMessage>> = results
+        .into_iter()
+        .zip(&touched)
+        .filter_map(|(result, transfer_id)| match result {
+            Ok(()) => None,
+            Err(Unsettled { message, error }) => {
+                // Nothing of it was kept: the message stays due and is sent again, and the peer
+                // answers the repeated msgid with its first answer.
+                tracing::warn!(%error, transfer_id = %transfer_id, "could not settle an outbox message");
+                message
+            }
+        })
+        .collect();
+    if !retries.is_empty() {
+        let jobs: Vec<_> = retries
+            .into_iter()
+            .map(|message| {
+                let worker = bureau.clone();
+                let backoff = settings.backoff;
+                move |tx: &mut dyn yibao_store::Tx| -> Result<(), Error> {
+                    let why = "the answer could not be applied";
+                    reschedule(tx, &worker, &backoff, &message, true, why)
+                }
+            })
+            .collect();
+        for result in bureau.store.write_each(jobs).await {
+            if let Err(error) = result {
+                tracing::warn!(%error, "could not reschedule an outbox message");
+            }
         }
     }
+    for transfer_id in &touched {
+        bureau.changed(transfer_id);
+    }
+}
+
+/// Why a message could not be settled; its job wrote nothing.
+struct Unsettled {
+    /// The message, when its answer could not be applied here: it is rescheduled by a job of
+    /// its own, since this one's writes are undone.
+    message: Option<Box<OutboxMessage>>,
+    error: Error,
+}
+
+impl From<yibao_store::Error> for Unsettled {
+    fn from(error: yibao_store::Error) -> Self {
+        Unsettled {
+            message: None,
+            error: error.into(),
+        }
+    }
+}
+
+/// Settles one message in the caller's job.
+fn settle_one(
+    tx: &mut dyn yibao_store::Tx,
+    bureau: &Bureau,
+    backoff: &Backoff,
+    message: OutboxMessage,
+    outcome: Outcome,
+) -> Result<(), Unsettled> {
+    let (retryable, why) = match outcome {
+        Outcome::Answered(apply) => match apply(tx, bureau) {
+            Ok(None) => {
+                tx.message_acknowledged(message.id)?;
+                return Ok(());
+            }
+            Ok(Some(problem)) => (false, problem),
+            Err(Error::Store(error)) => return Err(error.into()),
+            Err(error) => {
+                tracing::error!(%error, transfer_id = %message.transfer_id, "could not apply an answer");
+                return Err(Unsettled {
+                    message: Some(Box::new(message)),
+                    error,
+                });
+            }
+        },
+        Outcome::Retry(why) => (true, why),
+        Outcome::Park(why) => (false, why),
+    };
+    reschedule(tx, bureau, backoff, &message, retryable, &why).map_err(|error| Unsettled {
+        message: None,
+        error,
+    })
+}
+
+/// Reschedules (or parks) one message and notes the attempt in its transfer's history.
+fn reschedule(
+    tx: &mut dyn yibao_store::Tx,
+    bureau: &Bureau,
+    backoff: &Backoff,
+    message: &OutboxMessage,
+    retryable: bool,
+    outcome: &str,
+) -> Result<(), Error> {
+    let attempt = message.attempts + 1;
+    // Only a message that may succeed later is retried; one the peer refused (or answered with
+    // a status that retrying cannot change) is parked for an operator, visible in the
+    // transfer's history, and the statutory deadline takes its course.
+    let (delay, happening) = if retryable {
+        let mut rng = rand::rngs::StdRng::from_os_rng();
+        (backoff.delay(attempt, &mut rng), "DELIVERY_RETRY")
+    } else {
+        tracing::warn!(transfer_id = %message.transfer_id, kind = %message.kind, %outcome, "message parked");
+        (PARKED_FOR, "DELIVERY_PARKED")
+    };
+    let next = bureau.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
+    tx.message_retry_later(message.id, attempt, next, outcome)?;
+    let state = record::load(tx, &message.transfer_id)?
+        .map(|d| d.state.name())
+        .unwrap_or("");
+    let kind = &message.kind;
+    let detail = if retryable {
+        format!(
+            "{kind} attempt {attempt} failed ({outcome}); next attempt in {} ms",
+            delay.as_millis()
+        )
+    } else {
+        format!("{kind} attempt {attempt} refused ({outcome}); parked, not retried")
+    };
+    record::note(
+        tx,
+        bureau,
+        &message.transfer_id,
+        state,
+        happening,
+        detail,
+        attempt,
+    )
 }
 
 /// One RPC attempt with the per-attempt deadline both as `grpc-timeout` (so the peer can give

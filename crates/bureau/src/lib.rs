@@ -122,7 +122,7 @@ impl Application {
             hosted,
             institution,
             peer: Peer::new(config.peer_endpoint.clone()),
-            watchers: state::Watchers::default(),
+            watchers: Arc::default(),
             dispatch_now: tokio::sync::Notify::new(),
             admin_enabled: config.admin_enabled,
             bank_failure_every: config.bank.failure_every,
@@ -161,7 +161,7 @@ impl Application {
                 .backoff()
                 .map_err(|e| StartError::Config(e.to_string()))?,
             idle_poll: config.dispatcher.idle_poll(),
-            concurrency: 64,
+            concurrency: config.dispatcher.batches_in_flight as usize,
         };
         let (stop_dispatcher, dispatcher_stopped) = tokio::sync::watch::channel(false);
         let dispatcher = tokio::spawn(dispatcher::run(

@@ -110,14 +110,25 @@ pub fn from_timestamp(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
 }
 
 /// Mints a 30-character msgid: institution code (12) + yyyyMMddHHmmss (14) + sequence (4).
-/// The sequence is durable (a store sequence), so ids stay unique across restarts as long as
-/// fewer than 10,000 messages leave one instance in one second.
+///
+/// The time and sequence come from one durable counter, `second × 10,000 + sequence`, that
+/// moves to at least the current second and otherwise by one: ids never repeat, across
+/// restarts too, and a burst of more than 10,000 messages in one second borrows the next
+/// seconds' numbers instead of wrapping around (the id's time then runs ahead of the clock by
+/// at most the burst's excess, and falls back as soon as the rate does).
 pub fn mint_msgid(tx: &mut dyn Tx, bureau: &Bureau, at: DateTime<Utc>) -> Result<String, Error> {
-    let sequence = tx.next_sequence("msgid")? % 10_000;
+    let second = u64::try_from(at.timestamp())
+        .map_err(|_| Error::Internal("the clock is before 1970".to_owned()))?;
+    let slot = tx.next_sequence_at_least("msgid_slot", second.saturating_mul(10_000))?;
+    let stamp = i64::try_from(slot / 10_000)
+        .ok()
+        .and_then(|second| DateTime::from_timestamp(second, 0))
+        .ok_or_else(|| Error::Internal("msgid counter out of range".to_owned()))?;
     Ok(format!(
-        "{}{}{sequence:04}",
+        "{}{}{:04}",
         bureau.institution,
-        at.format("%Y%m%d%H%M%S")
+        stamp.format("%Y%m%d%H%M%S"),
+        slot % 10_000
     ))
 }
 

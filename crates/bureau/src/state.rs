@@ -36,7 +36,7 @@ pub struct Bureau {
     /// The peer bureau.
     pub peer: Peer,
     /// Who waits for which transfer to change (`WatchTransfer`, instant mode).
-    pub watchers: Watchers,
+    pub watchers: Arc<Watchers>,
     /// Wakes the outbox dispatcher when a message is queued.
     pub dispatch_now: Notify,
     /// Whether the admin API answers.
@@ -160,8 +160,8 @@ pub struct Watchers {
 
 /// One registered watcher; unregisters itself when dropped.
 #[derive(Debug)]
-pub struct Watch<'a> {
-    watchers: &'a Watchers,
+pub struct Watch {
+    watchers: Arc<Watchers>,
     transfer_id: String,
     notify: Arc<Notify>,
 }
@@ -169,7 +169,7 @@ pub struct Watch<'a> {
 impl Watchers {
     /// Registers interest in a transfer. A change after this call wakes the watcher even if it
     /// was not yet waiting (the permit is stored).
-    pub fn watch(&self, transfer_id: &str) -> Watch<'_> {
+    pub fn watch(self: &Arc<Self>, transfer_id: &str) -> Watch {
         let notify = Arc::new(Notify::new());
         if let Ok(mut waiting) = self.waiting.lock() {
             waiting
@@ -178,7 +178,7 @@ impl Watchers {
                 .push(notify.clone());
         }
         Watch {
-            watchers: self,
+            watchers: self.clone(),
             transfer_id: transfer_id.to_owned(),
             notify,
         }
@@ -195,14 +195,14 @@ impl Watchers {
     }
 }
 
-impl Watch<'_> {
+impl Watch {
     /// Resolves at the next change of the transfer.
     pub async fn changed(&self) {
         self.notify.notified().await;
     }
 }
 
-impl Drop for Watch<'_> {
+impl Drop for Watch {
     fn drop(&mut self) {
         if let Ok(mut waiting) = self.watchers.waiting.lock()
             && let Some(list) = waiting.get_mut(&self.transfer_id)

@@ -38,7 +38,9 @@ pub const BACKOFF_MULTIPLIER: f64 = 2.0;
 pub const MAX_TIMEOUT_MS: u64 = 60_000;
 
 /// The largest outbox batch the dispatcher may be configured to send at once.
-pub const MAX_BATCH_LIMIT: u32 = 10_000;
+pub const MAX_BATCH_LIMIT: u32 = 1_000;
+/// The most batches the outbox dispatcher keeps in flight.
+pub const MAX_BATCHES_IN_FLIGHT: u32 = 256;
 
 /// How the service writes its logs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
@@ -104,9 +106,13 @@ pub struct ServiceArgs {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DispatcherSettings {
-    /// The most outbox messages claimed and sent per round, so one round's work and memory stay
-    /// bounded (1–10,000). Default 128.
+    /// The most outbox messages sent in one batch, one round trip (1–1,000; the platform's
+    /// batch limit). Default 256.
     pub batch_limit: u32,
+    /// Batches in flight at once (1–256). While they are out, due messages gather for the next
+    /// ones, so batches grow with the load and stay single messages when it is light.
+    /// Default 4.
+    pub batches_in_flight: u32,
     /// The deadline of one delivery attempt, sent as `grpc-timeout` (1–60,000 ms). Default 2000.
     pub attempt_timeout_ms: u64,
     /// The ceiling of the first retry's delay (at least 1 ms). Default 50.
@@ -219,7 +225,8 @@ struct FileLayer {
 impl Default for DispatcherSettings {
     fn default() -> Self {
         Self {
-            batch_limit: 128,
+            batch_limit: 256,
+            batches_in_flight: 4,
             attempt_timeout_ms: 2000,
             backoff_initial_ms: 50,
             backoff_max_ms: 10_000,
@@ -261,6 +268,15 @@ impl DispatcherSettings {
             ));
         }
         check_ms("dispatcher.attempt_timeout_ms", self.attempt_timeout_ms)?;
+        if !(1..=MAX_BATCHES_IN_FLIGHT).contains(&self.batches_in_flight) {
+            return Err(invalid(
+                "dispatcher.batches_in_flight",
+                format!(
+                    "is {}; it must be 1-{MAX_BATCHES_IN_FLIGHT}",
+                    self.batches_in_flight
+                ),
+            ));
+        }
         check_ms("dispatcher.idle_poll_ms", self.idle_poll_ms)?;
         self.backoff().map(|_| ()).map_err(|e| {
             let setting = match e {
@@ -755,8 +771,12 @@ failure_every = 7
             "dispatcher.batch_limit"
         );
         assert_eq!(
-            with("[dispatcher]\nbatch_limit = 10001\n"),
+            with("[dispatcher]\nbatch_limit = 1001\n"),
             "dispatcher.batch_limit"
+        );
+        assert_eq!(
+            with("[dispatcher]\nbatches_in_flight = 0\n"),
+            "dispatcher.batches_in_flight"
         );
         assert_eq!(
             with("[dispatcher]\nattempt_timeout_ms = 0\n"),

@@ -211,6 +211,33 @@ impl Store {
         job::answer(answer).await
     }
 
+    /// Runs each of `works` as its own job, as [`Store::write`] does — one failing undoes only
+    /// its own writes — queued together so that they share a group commit, and answers in their
+    /// order. This is how a batch of independent steps (the messages of one platform batch) is
+    /// written: nested savepoints inside one job would cost more, since SQLite walks its
+    /// in-memory statement journal from the start on every release.
+    pub async fn write_each<T, E, F>(&self, works: Vec<F>) -> Vec<Result<T, E>>
+    where
+        F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<Error> + Send + 'static,
+    {
+        let mut answers = Vec::with_capacity(works.len());
+        for work in works {
+            let (job, answer) = job::job(work);
+            let queued = self.inner.queue.send(Command::Write(job)).await.is_ok();
+            answers.push(queued.then_some(answer));
+        }
+        let mut results = Vec::with_capacity(answers.len());
+        for answer in answers {
+            results.push(match answer {
+                Some(answer) => job::answer(answer).await,
+                None => Err(E::from(Error::Closed)),
+            });
+        }
+        results
+    }
+
     /// Runs `work` in a read-only transaction that sees the last committed state. On a file
     /// database it runs on its own connection (WAL lets it read beside the writer) and never
     /// holds the writer up; writes through the `Tx` fail with [`Error::Backend`].

@@ -114,8 +114,22 @@ pub trait Tx {
 
     /// Up to `limit` messages with `next_attempt_at <= now`, the longest due first (ties by
     /// outbox id, that is, enqueue order).
-    fn due_messages(&mut self, now: DateTime<Utc>, limit: u32)
-    -> Result<Vec<OutboxMessage>, Error>;
+    fn due_messages(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, Error> {
+        self.due_messages_except(now, limit, &[])
+    }
+
+    /// As [`Tx::due_messages`], leaving out the messages `except` names (those a dispatcher
+    /// already has in flight), so that `limit` counts only messages it can send.
+    fn due_messages_except(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+        except: &[i64],
+    ) -> Result<Vec<OutboxMessage>, Error>;
 
     /// The earliest `next_attempt_at` in the outbox, `None` when it is empty.
     fn next_due_at(&mut self) -> Result<Option<DateTime<Utc>>, Error>;
@@ -160,6 +174,10 @@ pub trait Tx {
 
     /// The next number of a durable sequence: 1, 2, 3, … per name, never repeated.
     fn next_sequence(&mut self, name: &str) -> Result<u64, Error>;
+
+    /// The next number of a durable sequence that is also at least `floor`: the larger of the
+    /// last number plus one and `floor`. Never repeated, even when `floor` goes back.
+    fn next_sequence_at_least(&mut self, name: &str, floor: u64) -> Result<u64, Error>;
 
     /// A stored setting, if set.
     fn setting(&mut self, key: &str) -> Result<Option<String>, Error>;

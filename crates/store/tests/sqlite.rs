@@ -666,6 +666,24 @@ async fn outbox_messages_come_due_in_order_and_retry_later_moves_them() {
     );
     assert_eq!(next, Some(at(100)));
     assert_eq!(pending, 3);
+    let (except_early, except_both) = store
+        .read(move |tx| {
+            Ok::<_, Error>((
+                tx.due_messages_except(at(300), 1, &[early])?,
+                tx.due_messages_except(at(300), 10, &[early, tie])?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        except_early.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![tie],
+        "the limit counts only the messages not excepted"
+    );
+    assert_eq!(
+        except_both.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![late]
+    );
 
     store
         .write(move |tx| {
@@ -745,6 +763,41 @@ async fn next_sequence_is_monotonic_across_reopen() {
 
     let store = reopen(&path);
     assert_eq!(store.write(|tx| tx.next_sequence("msgid")).await, Ok(4));
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_floored_sequence_jumps_to_the_floor_and_never_goes_back() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = database(&directory);
+    let store = reopen(&path);
+    let next = |floor: u64| {
+        let store = store.clone();
+        async move {
+            store
+                .write(move |tx| tx.next_sequence_at_least("slot", floor))
+                .await
+        }
+    };
+    assert_eq!(
+        next(50_000).await,
+        Ok(50_000),
+        "a new sequence starts at the floor"
+    );
+    assert_eq!(next(50_000).await, Ok(50_001), "the same floor: one more");
+    assert_eq!(
+        next(10).await,
+        Ok(50_002),
+        "a floor that went back changes nothing"
+    );
+    assert_eq!(next(60_000).await, Ok(60_000), "a later floor jumps");
+    store.close().await.unwrap();
+    let store = reopen(&path);
+    assert_eq!(
+        store.write(|tx| tx.next_sequence_at_least("slot", 0)).await,
+        Ok(60_001),
+        "durable across reopen"
+    );
     store.close().await.unwrap();
 }
 

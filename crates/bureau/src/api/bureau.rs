@@ -13,7 +13,7 @@ use yibao_domain::month::{ContributionPeriod, YearMonth};
 use yibao_proto::bureau::v1 as wire;
 use yibao_proto::bureau::v1::bureau_service_server::BureauService;
 use yibao_proto::common::v1 as common;
-use yibao_store::Tx;
+use yibao_store::{EventRow, Tx};
 
 use crate::convert;
 use crate::document::{BankAccount, Initiator, TransferDocument};
@@ -133,62 +133,74 @@ impl BureauService for BureauApi {
         }
         let bureau = self.bureau.clone();
         let masked_certno = certno.masked();
-        let document: TransferDocument = if bureau.hosts(in_region) && !bureau.hosts(out_region) {
-            let application = inn::Application {
-                certno,
-                psn_name: request.psn_name.clone(),
-                out_region,
-                in_region,
-                bank_account,
-                retiree_payout_requested: request.retiree_payout_requested,
-            };
-            let worker = bureau.clone();
-            bureau
-                .store
-                .write(move |tx| inn::apply_here(tx, &worker, &application))
-                .await?
-        } else if bureau.hosts(out_region) {
-            bureau.region("trafin_admdvs", in_region)?;
-            let worker = bureau.clone();
-            let applied_at = bureau.clock.now();
-            bureau
-                .store
-                .write(move |tx: &mut dyn Tx| -> Result<TransferDocument, Error> {
-                    let transfer_id = record::mint_transfer_id(tx, &worker, out_region)?;
-                    let application = out::Application {
-                        transfer_id,
-                        certno,
-                        psn_name: request.psn_name.clone(),
-                        out_region,
-                        in_region,
-                        in_scheme: None,
-                        bank_account,
-                        retiree_payout_requested: request.retiree_payout_requested,
-                        initiator: Initiator::TransferOut,
-                        applied_at,
-                    };
-                    match out::review_and_open(tx, &worker, &application)? {
-                        out::Decision::Accepted(document) => Ok(*document),
-                        out::Decision::Refused(_, Some(open)) => {
-                            Err(Error::OpenTransferExists(open))
+        // The history is read in the writing job (its pages are hot there), so the answer needs
+        // no read of its own.
+        let (document, events): (TransferDocument, Vec<EventRow>) =
+            if bureau.hosts(in_region) && !bureau.hosts(out_region) {
+                let application = inn::Application {
+                    certno,
+                    psn_name: request.psn_name.clone(),
+                    out_region,
+                    in_region,
+                    bank_account,
+                    retiree_payout_requested: request.retiree_payout_requested,
+                };
+                let worker = bureau.clone();
+                bureau
+                    .store
+                    .write(move |tx| -> Result<_, Error> {
+                        let document = inn::apply_here(tx, &worker, &application)?;
+                        let events = tx.events(&document.transfer_id)?;
+                        Ok((document, events))
+                    })
+                    .await?
+            } else if bureau.hosts(out_region) {
+                bureau.region("trafin_admdvs", in_region)?;
+                let worker = bureau.clone();
+                let applied_at = bureau.clock.now();
+                bureau
+                    .store
+                    .write(move |tx: &mut dyn Tx| -> Result<_, Error> {
+                        let transfer_id = record::mint_transfer_id(tx, &worker, out_region)?;
+                        let application = out::Application {
+                            transfer_id,
+                            certno,
+                            psn_name: request.psn_name.clone(),
+                            out_region,
+                            in_region,
+                            in_scheme: None,
+                            bank_account,
+                            retiree_payout_requested: request.retiree_payout_requested,
+                            initiator: Initiator::TransferOut,
+                            applied_at,
+                        };
+                        match out::review_and_open(tx, &worker, &application)? {
+                            out::Decision::Accepted(document) => {
+                                let events = tx.events(&document.transfer_id)?;
+                                Ok((*document, events))
+                            }
+                            out::Decision::Refused(_, Some(open)) => {
+                                Err(Error::OpenTransferExists(open))
+                            }
+                            out::Decision::Refused(reason, None) => Err(Error::Refused(reason)),
                         }
-                        out::Decision::Refused(reason, None) => Err(Error::Refused(reason)),
-                    }
-                })
-                .await?
-        } else {
-            return Err(Error::invalid(
-                "trafin_admdvs",
-                "neither trafout_admdvs nor trafin_admdvs is hosted by this bureau",
-            )
-            .into());
-        };
+                    })
+                    .await?
+            } else {
+                return Err(Error::invalid(
+                    "trafin_admdvs",
+                    "neither trafout_admdvs nor trafin_admdvs is hosted by this bureau",
+                )
+                .into());
+            };
         bureau.changed(&document.transfer_id);
         tracing::info!(transfer_id = %document.transfer_id, certno = %masked_certno, state = document.state.name(), "transfer applied");
-        if document.instant {
+        let transfer = if document.instant {
             self.settle_instantly(&document.transfer_id).await;
-        }
-        let transfer = self.transfer(document.transfer_id.clone()).await?;
+            self.transfer(document.transfer_id.clone()).await?
+        } else {
+            convert::wire_transfer(&bureau, &document, &events)
+        };
         Ok(Response::new(wire::ApplyTransferResponse {
             transfer: Some(transfer),
         }))
@@ -239,14 +251,12 @@ impl BureauService for BureauApi {
         let id = request.into_inner().transfer_id;
         yibao_domain::transfer::TransferId::parse(&id)
             .map_err(|error| Error::invalid("transfer_id", error))?;
-        self.transfer(id.clone()).await?;
+        // Register before the first read, so a change in between is not missed; the first read
+        // also says whether the transfer exists.
+        let watch = self.bureau.watchers.watch(&id);
+        let first = self.transfer(id.clone()).await?;
         let api = self.clone();
         let stream = async_stream(move |sender| async move {
-            let watch = api.bureau.watchers.watch(&id);
-            // Read again after registering, so a change in between is not missed.
-            let Ok(first) = api.transfer(id.clone()).await else {
-                return;
-            };
             let mut last = first.updated_at;
             let mut terminal = is_terminal(first.state);
             if sender

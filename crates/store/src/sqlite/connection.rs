@@ -22,9 +22,15 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// uses, so none is ever prepared twice.
 const STATEMENT_CACHE_CAPACITY: usize = 96;
 
-/// The page cache per connection, in KiB (SQLite's negative `cache_size`): enough to keep the
-/// indexes of a million-person seed warm.
+/// The writer's page cache, in KiB (SQLite's negative `cache_size`): enough to keep the indexes
+/// of a million-person seed warm.
 const CACHE_SIZE_KIB: i64 = 32 * 1024;
+
+/// A reader's page cache, in KiB. Small on purpose: in WAL mode a reader drops its whole cache
+/// whenever a commit happened since its last read, which under load is every read, so a large
+/// cache buys nothing there — but a scan (the ledger totals) would fill it, and it would stay
+/// resident, once per pooled connection.
+const READER_CACHE_SIZE_KIB: i64 = 2 * 1024;
 
 /// Opens (creating if needed) the database file for writing.
 pub(crate) fn open_writer(path: &Path, synchronous: Synchronous) -> Result<Connection, Error> {
@@ -63,6 +69,15 @@ pub(crate) fn open_reader(path: &Path) -> Result<Connection, Error> {
     connection
         .pragma_update(None, "query_only", true)
         .context("make connection read-only")?;
+    connection
+        .pragma_update(None, "cache_size", -READER_CACHE_SIZE_KIB)
+        .context("set cache size")?;
+    // A reader's temporary files are sorters (the GROUP BY of the ledger totals over every
+    // posting): on disk they spill beyond the small cache instead of growing the heap by the
+    // size of the journal. Readers write no statement journals, so nothing else changes.
+    connection
+        .pragma_update(None, "temp_store", "FILE")
+        .context("keep a reader's temporary files on disk")?;
     Ok(connection)
 }
 

@@ -615,22 +615,34 @@ impl Tx for SqliteTx<'_> {
             .map_err(|error| unique_conflict(error, "enqueue message", "message id already queued"))
     }
 
-    fn due_messages(
+    fn due_messages_except(
         &mut self,
         now: DateTime<Utc>,
         limit: u32,
+        except: &[i64],
     ) -> Result<Vec<OutboxMessage>, Error> {
+        // The ids travel as one JSON array parameter: SQLite has no array binding.
+        let mut ids = String::with_capacity(2 + except.len() * 8);
+        ids.push('[');
+        for (index, id) in except.iter().enumerate() {
+            if index > 0 {
+                ids.push(',');
+            }
+            ids.push_str(&id.to_string());
+        }
+        ids.push(']');
         let mut statement = self
             .connection
             .prepare_cached(concat!(
                 "SELECT ",
                 outbox_columns!(),
                 " FROM outbox WHERE next_attempt_at_ms <= ?1 \
+                 AND id NOT IN (SELECT value FROM json_each(?3)) \
                  ORDER BY next_attempt_at_ms, id LIMIT ?2"
             ))
             .context("read due messages")?;
         let rows = statement
-            .query_map(params![now.timestamp_millis(), limit], outbox_row)
+            .query_map(params![now.timestamp_millis(), limit, ids], outbox_row)
             .context("read due messages")?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .context("read due messages")
@@ -754,6 +766,22 @@ impl Tx for SqliteTx<'_> {
             .context("advance sequence")?;
         let value = statement
             .query_row([name], |row| row.get(0))
+            .context("advance sequence")?;
+        count(value, "sequence")
+    }
+
+    fn next_sequence_at_least(&mut self, name: &str, floor: u64) -> Result<u64, Error> {
+        let floor = i64::try_from(floor)
+            .map_err(|_| Error::Invalid("a sequence floor beyond the integer range".into()))?;
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "INSERT INTO sequences (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT (name) DO UPDATE SET value = max(value + 1, ?2) RETURNING value",
+            )
+            .context("advance sequence")?;
+        let value = statement
+            .query_row(params![name, floor], |row| row.get(0))
             .context("advance sequence")?;
         count(value, "sequence")
     }
