@@ -394,25 +394,6 @@ fn perform(
                     |_| amount.to_string().into_bytes(),
                 )?;
             }
-            OutAction::ConfirmSettlement => {
-                let settled_at = messages::timestamp(bureau.clock.now());
-                messages::enqueue(
-                    tx,
-                    bureau,
-                    Kind::ConfirmSettlement,
-                    &id,
-                    &document.trafout_admdvs,
-                    &document.trafin_admdvs,
-                    |envelope| {
-                        platform::ConfirmSettlementRequest {
-                            envelope: Some(envelope),
-                            transfer_id: id.clone(),
-                            settled_at: Some(settled_at),
-                        }
-                        .encode_to_vec()
-                    },
-                )?;
-            }
             OutAction::SendAbort => {
                 // An undelivered form must not overtake the abort: withdraw it. If it was
                 // delivered and only its answer was lost, the abort's answer says "credited".

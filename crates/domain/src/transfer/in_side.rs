@@ -1,15 +1,20 @@
 //! The transfer-in bureau's state machine (转入地).
 //!
 //! ```text
-//! apply ──▶ Applied ──request accepted──▶ Requested ──form credited──▶ Credited ──settled──▶ Completed
-//!              │  └──request refused──▶ Rejected          │                 (abort: stays, "credited")
-//!              └──────form credited / refused / abort─────┴──▶ Credited | Rejected | Aborted
-//! form first (transfer-out initiated) ──▶ Credited | Rejected
+//! apply ──▶ Applied ──request accepted──▶ Requested ──form credited──▶ Completed
+//!              │  └──request refused──▶ Rejected          │          (abort: stays, "credited")
+//!              └──────form credited / refused / abort─────┴──▶ Completed | Rejected | Aborted
+//! form first (transfer-out initiated) ──▶ Completed | Rejected
 //! ```
+//!
+//! The credit completes the transfer here: the answer to the form is the receipt (回执) the
+//! transfer-out bureau settles on, and nothing the transfer-in bureau does waits for that.
+//! (`Credited`, waiting for a settlement confirmation, is kept for transfers stored before the
+//! confirmation was dropped; a confirmation completes them.)
 //!
 //! The form may overtake the answer to the request (the transfer-out bureau accepts, sends the
 //! form, and the form arrives before the acceptance is processed), so `Applied` accepts the form
-//! too, and a late acceptance in `Credited` changes nothing. Once `Aborted`, a form is never
+//! too, and a late acceptance after the credit changes nothing. Once `Aborted`, a form is never
 //! credited: that promise is what lets the transfer-out bureau pay the balance elsewhere.
 
 use super::{IllegalEvent, RefusalReason, Transition};
@@ -21,9 +26,10 @@ pub enum InState {
     Applied,
     /// The transfer-out bureau accepted and is preparing the form.
     Requested,
-    /// The form was checked and the years and balance credited; settlement is awaited.
+    /// The form was checked and credited, and a settlement confirmation is awaited: only in
+    /// transfers stored by earlier versions, which waited for one.
     Credited,
-    /// Terminal: the transfer-out bureau confirmed the settlement.
+    /// Terminal: the form was checked and the years and balance credited.
     Completed,
     /// Terminal: refused by either bureau; nothing was credited.
     Rejected(RefusalReason),
@@ -49,7 +55,7 @@ pub enum InEvent {
     RequestRefused(RefusalReason),
     /// The insurance information form arrived and was checked.
     FormArrived(FormCheck),
-    /// The transfer-out bureau confirmed it settled the balance.
+    /// The transfer-out bureau confirmed it settled the balance (sent by earlier versions).
     SettlementConfirmed,
     /// The transfer-out bureau asked to abort.
     AbortArrived,
@@ -153,7 +159,7 @@ pub fn apply(
 
 fn form_arrived(check: FormCheck) -> Transition<InState, InAction> {
     match check {
-        FormCheck::Accept => Transition::to(InState::Credited, vec![InAction::CreditForm]),
+        FormCheck::Accept => Transition::to(InState::Completed, vec![InAction::CreditForm]),
         FormCheck::Refuse(reason) => Transition::to(InState::Rejected(reason), vec![]),
     }
 }
@@ -181,6 +187,11 @@ mod tests {
     fn any_opening() -> impl Strategy<Value = Transition<InState, InAction>> {
         prop_oneof![
             Just(apply_here()),
+            // A transfer stored, credited, by an earlier version.
+            Just(Transition {
+                next: InState::Credited,
+                actions: vec![InAction::CreditForm],
+            }),
             Just(form_first(FormCheck::Accept)),
             any_reason().prop_map(|r| form_first(FormCheck::Refuse(r))),
         ]
@@ -194,13 +205,24 @@ mod tests {
         let credited =
             apply(accepted.next, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
         assert_eq!(credited.actions, vec![InAction::CreditForm]);
+        assert_eq!(credited.next, InState::Completed, "the credit completes");
         let again = apply(credited.next, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
         assert!(
             again.actions.is_empty(),
             "a second delivery must not credit twice"
         );
-        let done = apply(credited.next, InEvent::SettlementConfirmed).expect("legal");
+        let confirmed = apply(credited.next, InEvent::SettlementConfirmed).expect("legal");
+        assert_eq!(confirmed.next, InState::Completed);
+    }
+
+    #[test]
+    fn a_transfer_stored_waiting_for_settlement_completes_on_confirmation() {
+        let done = apply(InState::Credited, InEvent::SettlementConfirmed).expect("legal");
         assert_eq!(done.next, InState::Completed);
+        assert!(done.actions.is_empty());
+        let again =
+            apply(InState::Credited, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
+        assert!(again.actions.is_empty(), "never credited twice");
     }
 
     #[test]
@@ -208,7 +230,7 @@ mod tests {
         let credited =
             apply(InState::Applied, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
         let late = apply(credited.next, InEvent::RequestAccepted).expect("legal");
-        assert_eq!(late.next, InState::Credited);
+        assert_eq!(late.next, InState::Completed);
         assert!(late.actions.is_empty());
     }
 
@@ -224,9 +246,11 @@ mod tests {
 
     #[test]
     fn an_abort_after_the_credit_answers_credited() {
-        let after = apply(InState::Credited, InEvent::AbortArrived).expect("legal");
-        assert_eq!(after.next, InState::Credited);
-        assert!(after.next.has_credited());
+        for credited in [InState::Completed, InState::Credited] {
+            let after = apply(credited, InEvent::AbortArrived).expect("legal");
+            assert_eq!(after.next, credited);
+            assert!(after.next.has_credited());
+        }
     }
 
     #[test]

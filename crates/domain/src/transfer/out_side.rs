@@ -116,8 +116,6 @@ pub enum OutAction {
     ReverseTransitToAccount,
     /// Outbox: ask the bank gateway to pay the balance in transit (idempotent by transfer id).
     PayTransitToBank,
-    /// Outbox: tell the transfer-in bureau the transfer is settled.
-    ConfirmSettlement,
     /// Outbox: ask the transfer-in bureau to abort, and whether it credited.
     SendAbort,
 }
@@ -230,15 +228,13 @@ pub fn apply(
 fn credited(balance: BalanceRoute) -> Transition<OutState, OutAction> {
     use OutAction::*;
     match balance {
-        BalanceRoute::MovesWithForm => Transition::to(
-            OutState::Completed,
-            vec![SettleTransitToTransferIn, ConfirmSettlement],
-        ),
-        BalanceRoute::StaysPut => Transition::to(OutState::Completed, vec![ConfirmSettlement]),
-        BalanceRoute::ToBankAfterCredit => Transition::to(
-            OutState::PayoutPending,
-            vec![PayTransitToBank, ConfirmSettlement],
-        ),
+        BalanceRoute::MovesWithForm => {
+            Transition::to(OutState::Completed, vec![SettleTransitToTransferIn])
+        }
+        BalanceRoute::StaysPut => Transition::to(OutState::Completed, vec![]),
+        BalanceRoute::ToBankAfterCredit => {
+            Transition::to(OutState::PayoutPending, vec![PayTransitToBank])
+        }
     }
 }
 
@@ -302,7 +298,7 @@ mod tests {
                 OutAction::SettleTransitToTransferIn
                 | OutAction::ReverseTransitToAccount
                 | OutAction::PayTransitToBank => in_transit -= 1,
-                OutAction::SendForm | OutAction::ConfirmSettlement | OutAction::SendAbort => {}
+                OutAction::SendForm | OutAction::SendAbort => {}
             }
         }
         in_transit
@@ -317,13 +313,7 @@ mod tests {
         );
         let done = apply(opened.next, OutEvent::FormCredited).expect("legal");
         assert_eq!(done.next, OutState::Completed);
-        assert_eq!(
-            done.actions,
-            vec![
-                OutAction::SettleTransitToTransferIn,
-                OutAction::ConfirmSettlement
-            ]
-        );
+        assert_eq!(done.actions, vec![OutAction::SettleTransitToTransferIn]);
     }
 
     #[test]
@@ -402,7 +392,7 @@ mod tests {
         let opened = open(Review::DeliverForm(BalanceRoute::StaysPut));
         assert_eq!(opened.actions, vec![OutAction::SendForm]);
         let done = apply(opened.next, OutEvent::FormCredited).expect("legal");
-        assert_eq!(done.actions, vec![OutAction::ConfirmSettlement]);
+        assert!(done.actions.is_empty(), "nothing to settle or send");
     }
 
     #[test]
