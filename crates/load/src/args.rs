@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::error::LoadError;
 use crate::options::{
-    DEFAULT_CONCURRENCY, DEFAULT_DURATION, DEFAULT_MIX, DEFAULT_PERSONS, DEFAULT_SEED, LoadOptions,
-    Pace, SpawnOptions, Stop, Target,
+    DEFAULT_CONCURRENCY, DEFAULT_DURATION, DEFAULT_MIX, DEFAULT_PERSONS, DEFAULT_SEED,
+    DEFAULT_TOP_UP_AHEAD, LoadOptions, Pace, SpawnOptions, Stop, Target,
 };
 
 /// The transfer-out endpoint of `deploy/run-local.sh`.
@@ -46,7 +46,7 @@ pub struct LoadArgs {
     /// The population seed.
     #[arg(long, value_name = "SEED", default_value_t = DEFAULT_SEED)]
     pub seed: u64,
-    /// Closed loop: transfers in flight (the default loop, 64 in flight).
+    /// Closed loop: transfers in flight (the default loop, 512 in flight).
     #[arg(long, value_name = "N", conflicts_with = "rate")]
     pub concurrency: Option<usize>,
     /// Open loop: applications per second, latency measured from each intended start.
@@ -87,6 +87,10 @@ pub struct LoadArgs {
     /// ledger check.
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub settle_timeout: String,
+    /// Keep the seeded population this many applications ahead of the run, seeding more as it
+    /// goes (a person transfers once); 0 never seeds during the run.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_TOP_UP_AHEAD)]
+    pub top_up_ahead: u64,
     /// Where to write report.json and report.html (none: no report files).
     #[arg(long, value_name = "DIR")]
     pub report_dir: Option<PathBuf>,
@@ -166,6 +170,7 @@ impl TryFrom<LoadArgs> for LoadOptions {
             connections: args.connections,
             transfer_timeout: LoadOptions::parse_duration(&args.transfer_timeout)?,
             settle_timeout: LoadOptions::parse_duration(&args.settle_timeout)?,
+            top_up_ahead: args.top_up_ahead,
         };
         options.validate()?;
         Ok(options)
@@ -197,7 +202,7 @@ mod tests {
         let options = options(&[]).expect("valid");
         assert_eq!(options.stop.duration, Some(Duration::from_secs(60)));
         assert_eq!(options.stop.transfers, None);
-        assert_eq!(options.pace, Pace::Closed { concurrency: 64 });
+        assert_eq!(options.pace, Pace::Closed { concurrency: 512 });
         assert_eq!(options.persons, 100_000);
         assert!(
             matches!(&options.target, Target::Running { out, inn } if out.ends_with(":50051") && inn.ends_with(":50052"))

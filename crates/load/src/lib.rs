@@ -81,7 +81,7 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
             options.persons
         ));
     }
-    let seeding = phase::seed(&options, &services, persons, bars).await?;
+    let mut seeding = phase::seed(&options, &services, persons, bars).await?;
     if seeding.written_out < persons / 2 {
         warnings.push(format!(
             "only {} of {persons} persons were new at transfer-out: people used by an earlier \
@@ -94,6 +94,7 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         None => None,
     };
     let mut transfers = phase::transfers(&options, &services, persons, bars).await;
+    seeding.topped_up = transfers.topped_up;
     let ledger = phase::ledger(&options, &services, &mut transfers.usage, bars).await?;
 
     let summary = phase::transfers_summary(&options, &transfers, &mut warnings);

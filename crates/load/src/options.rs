@@ -19,8 +19,11 @@ pub const DEFAULT_PERSONS: u64 = 100_000;
 pub const MAX_PERSONS: u64 = 1_000_000;
 /// The default population seed.
 pub const DEFAULT_SEED: u64 = 2026;
-/// The default number of transfers in flight in a closed loop.
-pub const DEFAULT_CONCURRENCY: usize = 64;
+/// The default number of transfers in flight in a closed loop: enough to keep both bureaus'
+/// batches full on the two-core machine the targets are set for (BENCHMARKS.md).
+pub const DEFAULT_CONCURRENCY: usize = 512;
+/// By default the population is kept this many applications ahead of the run.
+pub const DEFAULT_TOP_UP_AHEAD: u64 = 30_000;
 /// The most transfers in flight, in either loop: a limit on memory and open streams.
 pub const MAX_IN_FLIGHT: usize = 50_000;
 /// The default length of a run.
@@ -62,6 +65,10 @@ pub struct LoadOptions {
     /// How long, after the last application, the run waits for every transfer at both bureaus
     /// to reach a terminal state before checking the ledger.
     pub settle_timeout: Duration,
+    /// A person transfers once: while transfers run, people are seeded so that at least this
+    /// many more applications find someone of every flow of the mix. 0: never seed during the
+    /// run (it stops when a flow runs out).
+    pub top_up_ahead: u64,
 }
 
 /// Which services a run drives.
@@ -253,6 +260,7 @@ impl LoadOptions {
             connections: 1,
             transfer_timeout: Duration::from_secs(30),
             settle_timeout: Duration::from_secs(60),
+            top_up_ahead: DEFAULT_TOP_UP_AHEAD,
         }
     }
 

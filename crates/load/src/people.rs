@@ -1,7 +1,8 @@
 //! Who applies next: the flow by the mix (smooth weighted round robin, so the proportions hold
 //! over any stretch of the run, not only on average), then the next unused person of that flow in
-//! the seeded range. A person transfers once, so each flow's pool can run out; the run then stops
-//! starting transfers and says so.
+//! the seeded range. A person transfers once, so a closed-loop run for a duration tops the
+//! population up as it goes (see [`People::wanted`]); if that falls behind, a flow's pool runs
+//! out and the run stops starting transfers and says so.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,8 +30,8 @@ pub struct Job {
 pub struct People {
     /// The population seed.
     seed: u64,
-    /// One past the last seeded index.
-    end: u64,
+    /// One past the last seeded index; grows when the run tops the population up.
+    end: AtomicU64,
     /// The next unused person (counted within the flow) of each flow of the mix.
     next: Vec<(Flow, AtomicU64)>,
     /// Smooth weighted round robin: each flow's weight and running credit.
@@ -46,7 +47,7 @@ impl People {
     pub fn new(seed: u64, first: u64, end: u64, mix: &Mix) -> People {
         People {
             seed,
-            end,
+            end: AtomicU64::new(end),
             next: mix
                 .weights()
                 .iter()
@@ -59,6 +60,39 @@ impl People {
                     .collect(),
             ),
         }
+    }
+
+    /// One past the last index that must be seeded so that the next `ahead` applications find
+    /// people of every flow (each flow gets its share of them): what a top-up seeds up to.
+    pub fn wanted(&self, ahead: u64) -> u64 {
+        let weights: Vec<(Flow, i64)> = self
+            .picker
+            .lock()
+            .map(|credits| credits.iter().map(|(f, w, _)| (*f, *w)).collect())
+            .unwrap_or_default();
+        let total = weights.iter().map(|(_, w)| *w).sum::<i64>().max(1) as f64;
+        self.next
+            .iter()
+            .map(|(flow, counter)| {
+                let weight = weights
+                    .iter()
+                    .find(|(f, _)| f == flow)
+                    .map_or(0, |(_, w)| *w);
+                let share = (ahead as f64 * weight as f64 / total).ceil() as u64;
+                population::index_of(*flow, counter.load(Ordering::Relaxed) + share) + 1
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// One past the last seeded index.
+    pub fn end(&self) -> u64 {
+        self.end.load(Ordering::Acquire)
+    }
+
+    /// Records that people up to `end` (exclusive) are seeded now.
+    pub fn seeded_to(&self, end: u64) {
+        self.end.fetch_max(end, Ordering::AcqRel);
     }
 
     /// The flow of the next application.
@@ -84,7 +118,7 @@ impl People {
             .ok_or(Exhausted(flow))?;
         let n = counter.fetch_add(1, Ordering::Relaxed);
         let index = population::index_of(flow, n);
-        if index >= self.end {
+        if index >= self.end.load(Ordering::Acquire) {
             return Err(Exhausted(flow));
         }
         let person = population::person(self.seed, index).map_err(|_| Exhausted(flow))?;
@@ -137,6 +171,25 @@ pub fn application(job: &Job, run: &str) -> ApplyTransferRequest {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_top_up_extends_every_pool() {
+        let mix = Mix::default();
+        let people = People::new(1, 0, 200, &mix);
+        let mut handed = 0;
+        while people.next().is_ok() {
+            handed += 1;
+        }
+        assert!(handed > 0, "someone applied before the pool ran out");
+        let wanted = people.wanted(200);
+        assert!(wanted > people.end(), "running out means more are wanted");
+        people.seeded_to(wanted);
+        for _ in 0..200 {
+            people
+                .next()
+                .expect("200 more applications after the top-up");
+        }
+    }
+
     use std::collections::HashMap;
 
     use super::*;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
-use yibao_domain::population::Flow;
+use yibao_domain::population::{Flow, MAX_INDEX};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 
 use crate::baseline::{self, Baseline};
@@ -243,6 +243,8 @@ pub struct TransferPhase {
     pub usage: Vec<ProcessUsage>,
     /// The flow that ran out of people, if one did.
     pub exhausted: Option<Flow>,
+    /// People seeded during the run to keep ahead of it.
+    pub topped_up: u64,
 }
 
 /// Drives transfers in the options' loop among people `first_person .. first_person + persons`.
@@ -276,6 +278,16 @@ pub async fn transfers(
         stop: AtomicBool::new(false),
         exhausted: std::sync::Mutex::new(None),
     });
+    let (stop_topping, topping_stopped) = tokio::sync::watch::channel(false);
+    let owned = |(channel, endpoint): (Channel, &str)| (channel, endpoint.to_owned());
+    let topping = tokio::spawn(top_up(
+        context.clone(),
+        options.top_up_ahead,
+        owned(services.out_admin()),
+        owned(services.in_admin()),
+        options.seed,
+        topping_stopped,
+    ));
     let processes = services.processes();
     let bar = transfer_bar(options, bars);
     let cpu_before: Vec<Option<f64>> = processes.iter().map(Process::cpu_seconds).collect();
@@ -294,6 +306,8 @@ pub async fn transfers(
     // The sampler only ends when told to; a send error means it already ended.
     let _ = stop_sampler.send(true);
     let timeline = sampling.await.unwrap_or_default();
+    let _ = stop_topping.send(true);
+    let topped_up = topping.await.unwrap_or_default();
     bar.finish_and_clear();
     let finished = metrics.finished().max(1) as f64;
     let usage = processes
@@ -321,6 +335,62 @@ pub async fn transfers(
         seconds,
         usage,
         exhausted,
+        topped_up,
+    }
+}
+
+/// How often the top-up looks.
+const TOP_UP_EVERY: Duration = Duration::from_millis(200);
+
+/// Keeps the seeded population ahead of the run (a person transfers once): seeds the next
+/// people at both bureaus whenever fewer than `ahead` applications' worth are left. Returns how
+/// many people it seeded.
+async fn top_up(
+    context: Arc<Context>,
+    ahead: u64,
+    (out_channel, out_endpoint): (Channel, String),
+    (in_channel, in_endpoint): (Channel, String),
+    seed: u64,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> u64 {
+    let mut seeded = 0;
+    loop {
+        let end = context.people.end();
+        let wanted = if ahead == 0 {
+            0
+        } else {
+            context.people.wanted(ahead).min(MAX_INDEX)
+        };
+        if wanted > end {
+            let count = (wanted - end).max(seed::CHUNK).min(MAX_INDEX - end);
+            let done = seed::seed(
+                (out_channel.clone(), &out_endpoint),
+                (in_channel.clone(), &in_endpoint),
+                seed,
+                end,
+                count,
+                &ProgressBar::hidden(),
+            )
+            .await;
+            match done {
+                Ok(_) => {
+                    context.people.seeded_to(end + count);
+                    seeded += count;
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "topping up the population failed; the run goes on with what is seeded");
+                    return seeded;
+                }
+            }
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TOP_UP_EVERY) => {}
+            _ = stopped.changed() => return seeded,
+        }
+        if *stopped.borrow() || context.stop.load(Ordering::Relaxed) {
+            return seeded;
+        }
     }
 }
 

@@ -194,12 +194,17 @@ impl Report {
         );
         let _ = writeln!(
             text,
-            "machine: {} cores, {}, {} MiB; seeded {} persons in {:.1} s",
+            "machine: {} cores, {}, {} MiB; seeded {} persons in {:.1} s{}",
             self.machine.cores,
             self.machine.cpu,
             self.machine.memory_mib,
             self.seeding.persons,
-            self.seeding.seconds
+            self.seeding.seconds,
+            if self.seeding.topped_up > 0 {
+                format!(" (+{} during the run)", self.seeding.topped_up)
+            } else {
+                String::new()
+            }
         );
         let _ = writeln!(
             text,

@@ -14,7 +14,7 @@ use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 use crate::error::LoadError;
 
 /// People per `SeedPopulation` call.
-const CHUNK: u64 = 20_000;
+pub const CHUNK: u64 = 20_000;
 /// The deadline of one call (`grpc-timeout`).
 const CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -31,6 +31,8 @@ pub struct Seeding {
     pub written_in: u64,
     /// How long it took.
     pub seconds: f64,
+    /// People seeded during the transfer phase to keep ahead of it (a person transfers once).
+    pub topped_up: u64,
 }
 
 /// A bureau to seed: its admin channel and endpoint (for errors).
@@ -69,6 +71,7 @@ pub async fn seed(
         written_out: written.0,
         written_in: written.1,
         seconds: start.elapsed().as_secs_f64(),
+        topped_up: 0,
     })
 }
 

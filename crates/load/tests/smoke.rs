@@ -62,3 +62,31 @@ async fn an_open_loop_measures_from_the_schedule() {
             .contains_key("schedule lag (start − intended)")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_for_a_duration_seeds_more_people_as_it_goes() {
+    let mut options = LoadOptions::spawned();
+    // Far fewer people than a second of transfers uses: without the top-up a flow runs out.
+    options.persons = 100;
+    options.top_up_ahead = 300;
+    options.pace = Pace::Closed { concurrency: 16 };
+    options.stop = Stop {
+        duration: Some(Duration::from_secs(2)),
+        transfers: None,
+    };
+    options.settle_timeout = Duration::from_secs(30);
+
+    let report = yibao_load::run(options, false).await.expect("the run");
+
+    assert!(report.ledger_holds(), "{:?}", report.ledger.problems);
+    assert_eq!(report.errors_total(), 0, "{:?}", report.errors);
+    assert!(
+        report.seeding.topped_up > 0,
+        "people were seeded during the run"
+    );
+    assert!(
+        report.warnings.iter().all(|w| !w.contains("ran out")),
+        "{:?}",
+        report.warnings
+    );
+}
