@@ -595,7 +595,7 @@ async fn settle(
             move |tx: &mut dyn yibao_store::Tx| settle_one(tx, &worker, &backoff, message, outcome)
         })
         .collect();
-    let results = bureau.store.write_each(jobs).await;
+    let results = record::write_each(bureau, jobs).await;
     let retries: Vec<Box<OutboxMessage>> = results
         .into_iter()
         .zip(&touched)
@@ -621,7 +621,7 @@ async fn settle(
                 }
             })
             .collect();
-        for result in bureau.store.write_each(jobs).await {
+        for result in record::write_each(bureau, jobs).await {
             if let Err(error) = result {
                 tracing::warn!(%error, "could not reschedule an outbox message");
             }
@@ -757,34 +757,31 @@ fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
 async fn sweep_deadlines(bureau: &Arc<Bureau>) {
     let today = bureau.clock.today();
     let worker = bureau.clone();
-    let result = bureau
-        .store
-        .write(move |tx| -> Result<Vec<String>, Error> {
-            let overdue = tx.open_transfers_in_state_due_before("IN_TRANSIT", today, 100)?;
-            let mut changed = Vec::new();
-            for row in overdue {
-                let Some(document) = record::load(tx, &row.transfer_id)? else {
-                    continue;
-                };
-                if let crate::document::Stored::Out(crate::document::StoredOut::InTransit {
-                    ..
-                }) = document.state
-                {
-                    let fallback = out::abort_fallback(&document);
-                    out::apply(
-                        tx,
-                        &worker,
-                        &row.transfer_id,
-                        OutEvent::DeadlinePassed(fallback),
-                        "the whole-process deadline passed without a credit".to_owned(),
-                        0,
-                    )?;
-                    changed.push(row.transfer_id);
-                }
+    let result = record::write(bureau, move |tx| -> Result<Vec<String>, Error> {
+        let overdue = tx.open_transfers_in_state_due_before("IN_TRANSIT", today, 100)?;
+        let mut changed = Vec::new();
+        for row in overdue {
+            let Some(document) = record::load(tx, &row.transfer_id)? else {
+                continue;
+            };
+            if let crate::document::Stored::Out(crate::document::StoredOut::InTransit { .. }) =
+                document.state
+            {
+                let fallback = out::abort_fallback(&document);
+                out::apply(
+                    tx,
+                    &worker,
+                    &row.transfer_id,
+                    OutEvent::DeadlinePassed(fallback),
+                    "the whole-process deadline passed without a credit".to_owned(),
+                    0,
+                )?;
+                changed.push(row.transfer_id);
             }
-            Ok(changed)
-        })
-        .await;
+        }
+        Ok(changed)
+    })
+    .await;
     match result {
         Ok(changed) => {
             for id in changed {

@@ -5,6 +5,9 @@
 //! `bank` (paid to people's bank accounts), `platform:<region>` (what arrived from a transfer-out
 //! region), `opening` (the source of seeded balances).
 
+use std::cell::RefCell;
+use std::sync::Arc;
+
 use chrono::NaiveDate;
 use yibao_domain::calendar::StatutoryDeadlines;
 use yibao_store::{EventRow, Posting, TransferRow, Tx};
@@ -12,6 +15,73 @@ use yibao_store::{EventRow, Posting, TransferRow, Tx};
 use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::state::Bureau;
+
+/// A watched transfer as a step left it: its version (the seq of the event the save appended),
+/// the document and the whole history.
+type Changed = (u32, TransferDocument, Vec<EventRow>);
+
+thread_local! {
+    /// The watched transfers the current store job saved, in the writer thread: collected by
+    /// [`save`], taken at the end of the job by [`write`] and published after the commit.
+    static CHANGED: RefCell<Vec<Changed>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `work` as one store job (as `Store::write`) and, once it is committed, hands the
+/// watchers of every transfer it saved the new state, so they need not read it back.
+pub async fn write<T, E, F>(bureau: &Arc<Bureau>, work: F) -> Result<T, E>
+where
+    F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<yibao_store::Error> + Send + 'static,
+{
+    let (value, changed) = bureau.store.write(collecting(work)).await?;
+    publish(bureau, changed);
+    Ok(value)
+}
+
+/// As [`write`], for several independent jobs sharing one group commit (`Store::write_each`).
+pub async fn write_each<T, E, F>(bureau: &Arc<Bureau>, works: Vec<F>) -> Vec<Result<T, E>>
+where
+    F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<yibao_store::Error> + Send + 'static,
+{
+    let jobs: Vec<_> = works.into_iter().map(collecting).collect();
+    bureau
+        .store
+        .write_each(jobs)
+        .await
+        .into_iter()
+        .map(|result| {
+            result.map(|(value, changed)| {
+                publish(bureau, changed);
+                value
+            })
+        })
+        .collect()
+}
+
+/// Wraps a job so that it returns the watched transfers it saved.
+fn collecting<T, E>(
+    work: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+) -> impl FnOnce(&mut dyn Tx) -> Result<(T, Vec<Changed>), E> + Send + 'static {
+    move |tx| {
+        // Whatever an earlier job left (one that failed, or was not collected) is not ours.
+        CHANGED.with(|changed| changed.borrow_mut().clear());
+        let value = work(tx)?;
+        Ok((value, CHANGED.with(|changed| changed.take())))
+    }
+}
+
+/// Offers committed snapshots to the watchers.
+fn publish(bureau: &Bureau, changed: Vec<Changed>) {
+    for (version, document, events) in changed {
+        let transfer = crate::convert::wire_transfer(bureau, &document, &events);
+        bureau
+            .watchers
+            .offer(&document.transfer_id, version, Arc::new(transfer));
+    }
+}
 
 /// Posting reasons, summed by the ledger totals.
 pub mod reason {
@@ -139,7 +209,7 @@ pub fn save(
     } else {
         tx.update_transfer(&row)?;
     }
-    tx.append_event(&EventRow {
+    let version = tx.append_event(&EventRow {
         transfer_id: document.transfer_id.clone(),
         seq: 0,
         at: now,
@@ -149,6 +219,17 @@ pub fn save(
         detail: happening.detail,
         attempt: happening.attempt,
     })?;
+    if bureau.watchers.is_watched(&document.transfer_id) {
+        // Before the commit: from now on no older snapshot is handed out, even if this job
+        // is undone. After the commit, `write` offers this one.
+        bureau.watchers.saving(&document.transfer_id, version);
+        let events = tx.events(&document.transfer_id)?;
+        CHANGED.with(|changed| {
+            changed
+                .borrow_mut()
+                .push((version, document.clone(), events));
+        });
+    }
     Ok(())
 }
 

@@ -153,9 +153,23 @@ impl Peer {
 
 /// Per-transfer change notification: only the watchers of a transfer wake when it changes, so
 /// thousands of concurrent watches cost nothing for the transfers nobody watches.
+///
+/// A watched transfer also keeps its latest committed snapshot, offered by the step that
+/// changed it (see `record::write`), so a watcher wakes to the new state without reading it
+/// back. Versions are the sequence number of the history event each save appends; a save
+/// raises the entry's floor before its commit, so a snapshot older than any save (committed or
+/// not) is never handed out — the watcher reads the store instead.
 #[derive(Debug, Default)]
 pub struct Watchers {
-    waiting: Mutex<HashMap<String, Vec<Arc<Notify>>>>,
+    waiting: Mutex<HashMap<String, Watched>>,
+}
+
+/// What is kept for one watched transfer.
+#[derive(Debug, Default)]
+struct Watched {
+    notifies: Vec<Arc<Notify>>,
+    latest: Option<(u32, Arc<yibao_proto::bureau::v1::Transfer>)>,
+    floor: u32,
 }
 
 /// One registered watcher; unregisters itself when dropped.
@@ -175,6 +189,7 @@ impl Watchers {
             waiting
                 .entry(transfer_id.to_owned())
                 .or_default()
+                .notifies
                 .push(notify.clone());
         }
         Watch {
@@ -184,11 +199,59 @@ impl Watchers {
         }
     }
 
+    /// Whether anyone watches the transfer.
+    pub fn is_watched(&self, transfer_id: &str) -> bool {
+        self.waiting
+            .lock()
+            .is_ok_and(|waiting| waiting.contains_key(transfer_id))
+    }
+
+    /// A save of version `version` is under way: no snapshot older than it may be handed out.
+    pub fn saving(&self, transfer_id: &str, version: u32) {
+        if let Ok(mut waiting) = self.waiting.lock()
+            && let Some(watched) = waiting.get_mut(transfer_id)
+        {
+            watched.floor = watched.floor.max(version);
+        }
+    }
+
+    /// Offers the committed snapshot of version `version`; kept if it is the newest.
+    pub fn offer(
+        &self,
+        transfer_id: &str,
+        version: u32,
+        transfer: Arc<yibao_proto::bureau::v1::Transfer>,
+    ) {
+        if let Ok(mut waiting) = self.waiting.lock()
+            && let Some(watched) = waiting.get_mut(transfer_id)
+            && watched
+                .latest
+                .as_ref()
+                .is_none_or(|(kept, _)| *kept < version)
+        {
+            watched.latest = Some((version, transfer));
+        }
+    }
+
+    /// The latest committed snapshot and its version, unless a newer save may exist.
+    pub fn latest(
+        &self,
+        transfer_id: &str,
+    ) -> Option<(u32, Arc<yibao_proto::bureau::v1::Transfer>)> {
+        let waiting = self.waiting.lock().ok()?;
+        let watched = waiting.get(transfer_id)?;
+        watched
+            .latest
+            .as_ref()
+            .filter(|(version, _)| *version >= watched.floor)
+            .cloned()
+    }
+
     fn notify(&self, transfer_id: &str) {
         if let Ok(waiting) = self.waiting.lock()
-            && let Some(list) = waiting.get(transfer_id)
+            && let Some(watched) = waiting.get(transfer_id)
         {
-            for notify in list {
+            for notify in &watched.notifies {
                 notify.notify_one();
             }
         }
@@ -205,12 +268,72 @@ impl Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         if let Ok(mut waiting) = self.watchers.waiting.lock()
-            && let Some(list) = waiting.get_mut(&self.transfer_id)
+            && let Some(watched) = waiting.get_mut(&self.transfer_id)
         {
-            list.retain(|notify| !Arc::ptr_eq(notify, &self.notify));
-            if list.is_empty() {
+            watched
+                .notifies
+                .retain(|notify| !Arc::ptr_eq(notify, &self.notify));
+            if watched.notifies.is_empty() {
                 waiting.remove(&self.transfer_id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yibao_proto::bureau::v1::Transfer;
+
+    fn snapshot(updated: i64) -> Arc<Transfer> {
+        Arc::new(Transfer {
+            transfer_id: "x".to_owned(),
+            updated_at: Some(prost_types::Timestamp {
+                seconds: updated,
+                nanos: 0,
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[test]
+    fn only_watched_transfers_keep_snapshots_and_only_the_newest() {
+        let watchers = Arc::new(Watchers::default());
+        watchers.offer("x", 1, snapshot(1));
+        assert!(
+            watchers.latest("x").is_none(),
+            "nobody watches: nothing kept"
+        );
+
+        let watch = watchers.watch("x");
+        assert!(watchers.is_watched("x"));
+        watchers.saving("x", 3);
+        watchers.offer("x", 3, snapshot(3));
+        watchers.offer("x", 2, snapshot(2));
+        assert_eq!(
+            watchers.latest("x").map(|(v, _)| v),
+            Some(3),
+            "an older offer loses"
+        );
+
+        drop(watch);
+        assert!(!watchers.is_watched("x"));
+        assert!(
+            watchers.latest("x").is_none(),
+            "the last watcher takes the snapshot along"
+        );
+    }
+
+    #[test]
+    fn a_save_under_way_hides_older_snapshots() {
+        let watchers = Arc::new(Watchers::default());
+        let _watch = watchers.watch("x");
+        watchers.offer("x", 4, snapshot(4));
+        // A save of version 5 began (its commit may not come, or its offer may come late):
+        // handing out version 4 now could hide it, so the watcher must read the store.
+        watchers.saving("x", 5);
+        assert!(watchers.latest("x").is_none());
+        watchers.offer("x", 5, snapshot(5));
+        assert_eq!(watchers.latest("x").map(|(v, _)| v), Some(5));
     }
 }

@@ -273,8 +273,13 @@ impl BureauService for BureauApi {
                     _ = watch.changed() => {}
                     _ = sender.closed() => return,
                 }
-                let Ok(transfer) = api.transfer(id.clone()).await else {
-                    return;
+                // The snapshot the changing step offered, if it is the newest; else read.
+                let transfer = match api.bureau.watchers.latest(&id) {
+                    Some((_, snapshot)) => (*snapshot).clone(),
+                    None => match api.transfer(id.clone()).await {
+                        Ok(transfer) => transfer,
+                        Err(_) => return,
+                    },
                 };
                 if transfer.updated_at == last {
                     continue;

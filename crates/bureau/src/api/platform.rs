@@ -158,14 +158,14 @@ where
     };
     let worker = bureau.clone();
     let span = tracing::info_span!("platform", transfer_id = %transfer_id, infno = %infno);
-    let answer = bureau
-        .store
-        .write(move |tx| process(tx, &worker, &msgid, &hash, &request, answer_with, work))
-        // Instrument the future, never enter a span across an await: the guard would follow
-        // the task to other threads and corrupt the subscriber's span stack.
-        .instrument(span)
-        .await
-        .map_err(Status::from)?;
+    let answer = record::write(bureau, move |tx| {
+        process(tx, &worker, &msgid, &hash, &request, answer_with, work)
+    })
+    // Instrument the future, never enter a span across an await: the guard would follow
+    // the task to other threads and corrupt the subscriber's span stack.
+    .instrument(span)
+    .await
+    .map_err(Status::from)?;
     bureau.changed(&transfer_id);
     Ok(Response::new(answer))
 }
@@ -257,7 +257,7 @@ where
     }
     if !jobs.is_empty() {
         let span = tracing::info_span!("platform_batch", messages = jobs.len());
-        let results = bureau.store.write_each(jobs).instrument(span).await;
+        let results = record::write_each(bureau, jobs).instrument(span).await;
         for (index, result) in places.into_iter().zip(results) {
             if let Some(place) = answers.get_mut(index) {
                 *place = Some(result.unwrap_or_else(|error| failed(message_status(error))));
