@@ -51,6 +51,26 @@ impl<'c> SqliteTx<'c> {
         }
     }
 
+    /// Advances a sequence with `upsert`, then reads its value (two statements rather than
+    /// RETURNING, whose ephemeral table costs more).
+    fn advance_sequence(
+        &self,
+        upsert: &str,
+        parameters: &[&dyn rusqlite::ToSql],
+        name: &str,
+    ) -> Result<u64, Error> {
+        self.connection
+            .prepare_cached(upsert)
+            .and_then(|mut statement| statement.execute(parameters))
+            .context("advance sequence")?;
+        let value = self
+            .connection
+            .prepare_cached("SELECT value FROM sequences WHERE name = ?1")
+            .and_then(|mut statement| statement.query_row([name], |row| row.get(0)))
+            .context("advance sequence")?;
+        count(value, "sequence")
+    }
+
     /// Runs a statement without parameters.
     fn execute_cached(&self, sql: &str, what: &'static str) -> Result<usize, Error> {
         self.connection
@@ -528,41 +548,40 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn append_event(&mut self, event: &EventRow) -> Result<u32, Error> {
-        // With seq 0 the next number is computed in the same statement, under the transaction's
-        // write lock, so two appends can never pick the same number. That statement leaves ?2
-        // unused, which SQLite allows, so both take the same parameters.
-        let sql = if event.seq == 0 {
-            concat!(
-                "INSERT INTO transfer_events (",
-                event_columns!(),
-                ") SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?3, ?4, ?5, ?6, ?7, ?8 \
-                 FROM transfer_events WHERE transfer_id = ?1 RETURNING seq"
-            )
+        // No RETURNING: SQLite buffers a RETURNING clause's rows in an ephemeral table, which
+        // costs more than the second statement. Inside the writer's transaction no other
+        // append can come between the two.
+        let seq = if event.seq == 0 {
+            let mut next = self
+                .connection
+                .prepare_cached(
+                    "SELECT COALESCE(MAX(seq), 0) + 1 FROM transfer_events WHERE transfer_id = ?1",
+                )
+                .context("number event")?;
+            next.query_row([&event.transfer_id], |row| row.get::<_, u32>(0))
+                .context("number event")?
         } else {
-            concat!(
-                "INSERT INTO transfer_events (",
-                event_columns!(),
-                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING seq"
-            )
+            event.seq
         };
         let mut statement = self
             .connection
-            .prepare_cached(sql)
+            .prepare_cached(concat!(
+                "INSERT INTO transfer_events (",
+                event_columns!(),
+                ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            ))
             .context("append event")?;
         statement
-            .query_row(
-                params![
-                    event.transfer_id,
-                    event.seq,
-                    event.at.timestamp_millis(),
-                    event.kind,
-                    event.from_state,
-                    event.to_state,
-                    event.detail,
-                    event.attempt,
-                ],
-                |row| row.get(0),
-            )
+            .execute(params![
+                event.transfer_id,
+                seq,
+                event.at.timestamp_millis(),
+                event.kind,
+                event.from_state,
+                event.to_state,
+                event.detail,
+                event.attempt,
+            ])
             .map_err(|error| match constraint(&error) {
                 Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => {
                     Error::NotFound(format!("transfer {}", event.transfer_id))
@@ -572,7 +591,8 @@ impl Tx for SqliteTx<'_> {
                     event.seq, event.transfer_id
                 )),
                 _ => backend("append event", error),
-            })
+            })?;
+        Ok(seq)
     }
 
     fn events(&mut self, transfer_id: &str) -> Result<Vec<EventRow>, Error> {
@@ -596,23 +616,24 @@ impl Tx for SqliteTx<'_> {
             .connection
             .prepare_cached(
                 "INSERT INTO outbox (transfer_id, kind, peer, msgid, payload, next_attempt_at_ms, \
-                 created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+                 created_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )
             .context("enqueue message")?;
         statement
-            .query_row(
-                params![
-                    message.transfer_id,
-                    message.kind,
-                    message.peer,
-                    message.msgid,
-                    message.payload,
-                    message.next_attempt_at.timestamp_millis(),
-                    message.created_at.timestamp_millis(),
-                ],
-                |row| row.get(0),
-            )
-            .map_err(|error| unique_conflict(error, "enqueue message", "message id already queued"))
+            .execute(params![
+                message.transfer_id,
+                message.kind,
+                message.peer,
+                message.msgid,
+                message.payload,
+                message.next_attempt_at.timestamp_millis(),
+                message.created_at.timestamp_millis(),
+            ])
+            .map_err(|error| {
+                unique_conflict(error, "enqueue message", "message id already queued")
+            })?;
+        // The writer's connection runs one statement at a time: the last row is this one.
+        Ok(self.connection.last_insert_rowid())
     }
 
     fn due_messages_except(
@@ -757,33 +778,23 @@ impl Tx for SqliteTx<'_> {
     }
 
     fn next_sequence(&mut self, name: &str) -> Result<u64, Error> {
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "INSERT INTO sequences (name, value) VALUES (?1, 1) \
-                 ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
-            )
-            .context("advance sequence")?;
-        let value = statement
-            .query_row([name], |row| row.get(0))
-            .context("advance sequence")?;
-        count(value, "sequence")
+        self.advance_sequence(
+            "INSERT INTO sequences (name, value) VALUES (?1, 1) \
+             ON CONFLICT (name) DO UPDATE SET value = value + 1",
+            params![name],
+            name,
+        )
     }
 
     fn next_sequence_at_least(&mut self, name: &str, floor: u64) -> Result<u64, Error> {
         let floor = i64::try_from(floor)
             .map_err(|_| Error::Invalid("a sequence floor beyond the integer range".into()))?;
-        let mut statement = self
-            .connection
-            .prepare_cached(
-                "INSERT INTO sequences (name, value) VALUES (?1, ?2) \
-                 ON CONFLICT (name) DO UPDATE SET value = max(value + 1, ?2) RETURNING value",
-            )
-            .context("advance sequence")?;
-        let value = statement
-            .query_row(params![name, floor], |row| row.get(0))
-            .context("advance sequence")?;
-        count(value, "sequence")
+        self.advance_sequence(
+            "INSERT INTO sequences (name, value) VALUES (?1, ?2) \
+             ON CONFLICT (name) DO UPDATE SET value = max(value + 1, ?2)",
+            params![name, floor],
+            name,
+        )
     }
 
     fn setting(&mut self, key: &str) -> Result<Option<String>, Error> {
