@@ -162,7 +162,13 @@ impl Peer {
 #[derive(Debug, Default)]
 pub struct Watchers {
     waiting: Mutex<HashMap<String, Watched>>,
+    /// Transfers just applied here, kept (at most [`RECENT`]) with their snapshot for the
+    /// watch that usually follows an application at once, oldest first.
+    recent: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many just-applied transfers keep their snapshot without a watcher.
+const RECENT: usize = 4096;
 
 /// What is kept for one watched transfer.
 #[derive(Debug, Default)]
@@ -199,7 +205,29 @@ impl Watchers {
         }
     }
 
-    /// Whether anyone watches the transfer.
+    /// Marks a transfer being applied here as watched for a while (at most [`RECENT`] such
+    /// transfers are kept), because a watch usually follows an application at once: the
+    /// steps after it then offer their snapshots, and the application's own snapshot can be
+    /// offered after its commit, so that the watch starts without reading the transfer back.
+    /// Call it inside the applying job, before the commit, so that no later save can miss it.
+    pub fn expect(&self, transfer_id: &str) {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return;
+        };
+        waiting.entry(transfer_id.to_owned()).or_default();
+        if let Ok(mut recent) = self.recent.lock() {
+            recent.push_back(transfer_id.to_owned());
+            while recent.len() > RECENT {
+                if let Some(old) = recent.pop_front()
+                    && waiting.get(&old).is_some_and(|w| w.notifies.is_empty())
+                {
+                    waiting.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether anyone watches the transfer (or it was just applied here).
     pub fn is_watched(&self, transfer_id: &str) -> bool {
         self.waiting
             .lock()
@@ -322,6 +350,29 @@ mod tests {
             watchers.latest("x").is_none(),
             "the last watcher takes the snapshot along"
         );
+    }
+
+    #[test]
+    fn a_just_applied_transfer_is_watched_for_a_while() {
+        let watchers = Arc::new(Watchers::default());
+        watchers.expect("a");
+        assert!(watchers.is_watched("a"), "later saves will offer snapshots");
+        // A later save overtook the application's own offer: the older one is not served.
+        watchers.saving("a", 2);
+        watchers.offer("a", 1, snapshot(1));
+        assert!(watchers.latest("a").is_none());
+        for n in 0..RECENT {
+            watchers.expect(&format!("other{n}"));
+        }
+        assert!(
+            !watchers.is_watched("a"),
+            "forgotten after {RECENT} newer ones"
+        );
+        let _watch = watchers.watch("other0");
+        for n in 0..RECENT {
+            watchers.expect(&format!("more{n}"));
+        }
+        assert!(watchers.is_watched("other0"), "kept while someone watches");
     }
 
     #[test]

@@ -199,7 +199,13 @@ impl BureauService for BureauApi {
             self.settle_instantly(&document.transfer_id).await;
             self.transfer(document.transfer_id.clone()).await?
         } else {
-            convert::wire_transfer(&bureau, &document, &events)
+            let transfer = convert::wire_transfer(&bureau, &document, &events);
+            if let Some(version) = events.last().map(|event| event.seq) {
+                bureau
+                    .watchers
+                    .offer(&document.transfer_id, version, Arc::new(transfer.clone()));
+            }
+            transfer
         };
         Ok(Response::new(wire::ApplyTransferResponse {
             transfer: Some(transfer),
@@ -254,7 +260,10 @@ impl BureauService for BureauApi {
         // Register before the first read, so a change in between is not missed; the first read
         // also says whether the transfer exists.
         let watch = self.bureau.watchers.watch(&id);
-        let first = self.transfer(id.clone()).await?;
+        let first = match self.bureau.watchers.latest(&id) {
+            Some((_, snapshot)) => (*snapshot).clone(),
+            None => self.transfer(id.clone()).await?,
+        };
         let api = self.clone();
         let stream = async_stream(move |sender| async move {
             let mut last = first.updated_at;
