@@ -117,6 +117,7 @@ pub async fn run(
     let batch_limit = settings.batch_limit.max(1) as usize;
     let mut clock_ticks = bureau.clock.subscribe();
     let mut last_sweep: Option<tokio::time::Instant> = None;
+    complete_credited(&bureau).await;
     loop {
         if *shutdown.borrow() {
             break;
@@ -212,8 +213,12 @@ pub async fn run(
             .await
             .ok()
             .flatten();
+        // Nothing started, so a message due already is one in flight: a finishing batch wakes
+        // us (`dispatch_now`), and polling the outbox every millisecond meanwhile would only
+        // burn CPU. Otherwise sleep until the next message falls due.
         let wait = next_due
-            .map(|at| (at - bureau.clock.now()).to_std().unwrap_or(Duration::ZERO))
+            .and_then(|at| (at - bureau.clock.now()).to_std().ok())
+            .filter(|until| !until.is_zero())
             .unwrap_or(settings.idle_poll)
             .min(settings.idle_poll)
             .max(Duration::from_millis(1));
@@ -602,8 +607,8 @@ async fn settle(
         .filter_map(|(result, transfer_id)| match result {
             Ok(()) => None,
             Err(Unsettled { message, error }) => {
-                // Nothing of it was kept: the message stays due and is sent again, and the peer
-                // answers the repeated msgid with its first answer.
+                // Nothing of it was kept: the message is retried later, and the peer answers
+                // the repeated msgid with its first answer.
                 tracing::warn!(%error, transfer_id = %transfer_id, "could not settle an outbox message");
                 message
             }
@@ -632,10 +637,9 @@ async fn settle(
     }
 }
 
-/// Why a message could not be settled; its job wrote nothing.
+/// Why a message could not be settled; its job wrote nothing, and the message (when the step
+/// failed, rather than the commit) is rescheduled with backoff by a job of its own.
 struct Unsettled {
-    /// The message, when its answer could not be applied here: it is rescheduled by a job of
-    /// its own, since this one's writes are undone.
     message: Option<Box<OutboxMessage>>,
     error: Error,
 }
@@ -649,7 +653,8 @@ impl From<yibao_store::Error> for Unsettled {
     }
 }
 
-/// Settles one message in the caller's job.
+/// Settles one message in the caller's job; any failure undoes the job and comes back with the
+/// message, so that it is retried with backoff rather than resent at once.
 fn settle_one(
     tx: &mut dyn yibao_store::Tx,
     bureau: &Bureau,
@@ -657,28 +662,26 @@ fn settle_one(
     message: OutboxMessage,
     outcome: Outcome,
 ) -> Result<(), Unsettled> {
-    let (retryable, why) = match outcome {
-        Outcome::Answered(apply) => match apply(tx, bureau) {
-            Ok(None) => {
-                tx.message_acknowledged(message.id)?;
-                return Ok(());
-            }
-            Ok(Some(problem)) => (false, problem),
-            Err(Error::Store(error)) => return Err(error.into()),
-            Err(error) => {
-                tracing::error!(%error, transfer_id = %message.transfer_id, "could not apply an answer");
-                return Err(Unsettled {
-                    message: Some(Box::new(message)),
-                    error,
-                });
-            }
-        },
-        Outcome::Retry(why) => (true, why),
-        Outcome::Park(why) => (false, why),
-    };
-    reschedule(tx, bureau, backoff, &message, retryable, &why).map_err(|error| Unsettled {
-        message: None,
-        error,
+    let settled = (|| -> Result<(), Error> {
+        let (retryable, why) = match outcome {
+            Outcome::Answered(apply) => match apply(tx, bureau)? {
+                None => {
+                    tx.message_acknowledged(message.id)?;
+                    return Ok(());
+                }
+                Some(problem) => (false, problem),
+            },
+            Outcome::Retry(why) => (true, why),
+            Outcome::Park(why) => (false, why),
+        };
+        reschedule(tx, bureau, backoff, &message, retryable, &why)
+    })();
+    settled.map_err(|error| {
+        tracing::error!(%error, transfer_id = %message.transfer_id, "could not settle an answer");
+        Unsettled {
+            message: Some(Box::new(message)),
+            error,
+        }
     })
 }
 
@@ -750,6 +753,46 @@ fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
         Some(reply) if reply.infcode == 0 => None,
         Some(reply) => Some(format!("infcode {}: {}", reply.infcode, reply.err_msg)),
         None => Some("the answer carried no reply".to_owned()),
+    }
+}
+
+/// Completes the transfer-in transfers an earlier version left in CREDITED, waiting for a
+/// settlement confirmation that is no longer sent (the credit completes a transfer now).
+async fn complete_credited(bureau: &Arc<Bureau>) {
+    // Any day after every due date (stored as text, so it must be a four-digit year).
+    let far = chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
+    loop {
+        let worker = bureau.clone();
+        let result = record::write(bureau, move |tx| -> Result<usize, Error> {
+            let credited = tx.open_transfers_in_state_due_before("CREDITED", far, 100)?;
+            for row in &credited {
+                inn::apply(
+                    tx,
+                    &worker,
+                    &row.transfer_id,
+                    InEvent::SettlementConfirmed,
+                    "completed: the credit completes the transfer".to_owned(),
+                    0,
+                )?;
+            }
+            Ok(credited.len())
+        })
+        .await;
+        match result {
+            Ok(100) => continue,
+            Ok(0) => return,
+            Ok(count) => {
+                tracing::info!(
+                    count,
+                    "completed transfers left credited by an earlier version"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not complete credited transfers");
+                return;
+            }
+        }
     }
 }
 

@@ -78,8 +78,10 @@ impl From<Error> for Status {
                 Status::unavailable("the bureau is shutting down")
             }
             Error::Store(ref inner) => {
+                // The step's writes were undone (or never committed): nothing changed, and the
+                // same request may succeed later, which is what UNAVAILABLE tells a sender.
                 tracing::error!(error = %inner, "storage failure");
-                Status::new(Code::Internal, "storage failure")
+                Status::new(Code::Unavailable, "storage failure; nothing was changed")
             }
             Error::Internal(ref message) => {
                 tracing::error!(%message, "broken invariant");

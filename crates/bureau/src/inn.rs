@@ -274,7 +274,7 @@ pub fn receive_form(
             document.contribution_months = credited_months(bureau, form);
         }
         let detail = match transition.next {
-            InState::Credited => format!(
+            InState::Credited | InState::Completed => format!(
                 "form checked; credited {} months and {}",
                 document.contribution_months, amount
             ),

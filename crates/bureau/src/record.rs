@@ -16,9 +16,9 @@ use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::state::Bureau;
 
-/// A watched transfer as a step left it: its version (the seq of the event the save appended),
-/// the document and the whole history.
-type Changed = (u32, TransferDocument, Vec<EventRow>);
+/// A watched transfer as a step left it: the watchers' entry it was collected for, its version
+/// (the seq of the event the save appended), the document and the whole history.
+type Changed = (u64, u32, TransferDocument, Vec<EventRow>);
 
 thread_local! {
     /// The watched transfers the current store job saved, in the writer thread: collected by
@@ -75,11 +75,14 @@ fn collecting<T, E>(
 
 /// Offers committed snapshots to the watchers.
 fn publish(bureau: &Bureau, changed: Vec<Changed>) {
-    for (version, document, events) in changed {
+    for (generation, version, document, events) in changed {
         let transfer = crate::convert::wire_transfer(bureau, &document, &events);
-        bureau
-            .watchers
-            .offer(&document.transfer_id, version, Arc::new(transfer));
+        bureau.watchers.offer(
+            &document.transfer_id,
+            generation,
+            version,
+            Arc::new(transfer),
+        );
     }
 }
 
@@ -219,15 +222,14 @@ pub fn save(
         detail: happening.detail,
         attempt: happening.attempt,
     })?;
-    if bureau.watchers.is_watched(&document.transfer_id) {
-        // Before the commit: from now on no older snapshot is handed out, even if this job
-        // is undone. After the commit, `write` offers this one.
-        bureau.watchers.saving(&document.transfer_id, version);
+    // Before the commit: from now on no older snapshot is handed out, even if this job is
+    // undone. After the commit, `write` offers this one.
+    if let Some(generation) = bureau.watchers.saving(&document.transfer_id, version) {
         let events = tx.events(&document.transfer_id)?;
         CHANGED.with(|changed| {
             changed
                 .borrow_mut()
-                .push((version, document.clone(), events));
+                .push((generation, version, document.clone(), events));
         });
     }
     Ok(())

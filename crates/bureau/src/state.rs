@@ -162,6 +162,9 @@ impl Peer {
 #[derive(Debug, Default)]
 pub struct Watchers {
     waiting: Mutex<HashMap<String, Watched>>,
+    /// Numbers the entries: a snapshot collected for one entry is never offered to a later
+    /// entry of the same transfer (whose floor knows nothing of the saves in between).
+    generations: std::sync::atomic::AtomicU64,
     /// Transfers just applied here, kept (at most [`RECENT`]) with their snapshot for the
     /// watch that usually follows an application at once, oldest first.
     recent: Mutex<std::collections::VecDeque<String>>,
@@ -173,6 +176,7 @@ const RECENT: usize = 4096;
 /// What is kept for one watched transfer.
 #[derive(Debug, Default)]
 struct Watched {
+    generation: u64,
     notifies: Vec<Arc<Notify>>,
     latest: Option<(u32, Arc<yibao_proto::bureau::v1::Transfer>)>,
     floor: u32,
@@ -187,14 +191,29 @@ pub struct Watch {
 }
 
 impl Watchers {
+    /// The entry of a transfer, created (with a new generation) if there is none.
+    fn entry<'m>(
+        &self,
+        waiting: &'m mut HashMap<String, Watched>,
+        transfer_id: &str,
+    ) -> &'m mut Watched {
+        waiting
+            .entry(transfer_id.to_owned())
+            .or_insert_with(|| Watched {
+                generation: self
+                    .generations
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                    + 1,
+                ..Watched::default()
+            })
+    }
+
     /// Registers interest in a transfer. A change after this call wakes the watcher even if it
     /// was not yet waiting (the permit is stored).
     pub fn watch(self: &Arc<Self>, transfer_id: &str) -> Watch {
         let notify = Arc::new(Notify::new());
         if let Ok(mut waiting) = self.waiting.lock() {
-            waiting
-                .entry(transfer_id.to_owned())
-                .or_default()
+            self.entry(&mut waiting, transfer_id)
                 .notifies
                 .push(notify.clone());
         }
@@ -210,11 +229,11 @@ impl Watchers {
     /// steps after it then offer their snapshots, and the application's own snapshot can be
     /// offered after its commit, so that the watch starts without reading the transfer back.
     /// Call it inside the applying job, before the commit, so that no later save can miss it.
-    pub fn expect(&self, transfer_id: &str) {
+    pub fn expect(&self, transfer_id: &str) -> u64 {
         let Ok(mut waiting) = self.waiting.lock() else {
-            return;
+            return 0;
         };
-        waiting.entry(transfer_id.to_owned()).or_default();
+        let generation = self.entry(&mut waiting, transfer_id).generation;
         if let Ok(mut recent) = self.recent.lock() {
             recent.push_back(transfer_id.to_owned());
             while recent.len() > RECENT {
@@ -225,6 +244,7 @@ impl Watchers {
                 }
             }
         }
+        generation
     }
 
     /// Whether anyone watches the transfer (or it was just applied here).
@@ -235,23 +255,26 @@ impl Watchers {
     }
 
     /// A save of version `version` is under way: no snapshot older than it may be handed out.
-    pub fn saving(&self, transfer_id: &str, version: u32) {
-        if let Ok(mut waiting) = self.waiting.lock()
-            && let Some(watched) = waiting.get_mut(transfer_id)
-        {
-            watched.floor = watched.floor.max(version);
-        }
+    /// Returns the entry's generation, to offer the snapshot with; `None` when nobody watches.
+    pub fn saving(&self, transfer_id: &str, version: u32) -> Option<u64> {
+        let mut waiting = self.waiting.lock().ok()?;
+        let watched = waiting.get_mut(transfer_id)?;
+        watched.floor = watched.floor.max(version);
+        Some(watched.generation)
     }
 
-    /// Offers the committed snapshot of version `version`; kept if it is the newest.
+    /// Offers the committed snapshot of version `version`, collected for entry `generation`;
+    /// kept if that entry still exists and the snapshot is its newest.
     pub fn offer(
         &self,
         transfer_id: &str,
+        generation: u64,
         version: u32,
         transfer: Arc<yibao_proto::bureau::v1::Transfer>,
     ) {
         if let Ok(mut waiting) = self.waiting.lock()
             && let Some(watched) = waiting.get_mut(transfer_id)
+            && watched.generation == generation
             && watched
                 .latest
                 .as_ref()
@@ -327,7 +350,8 @@ mod tests {
     #[test]
     fn only_watched_transfers_keep_snapshots_and_only_the_newest() {
         let watchers = Arc::new(Watchers::default());
-        watchers.offer("x", 1, snapshot(1));
+        assert_eq!(watchers.saving("x", 1), None, "nobody watches");
+        watchers.offer("x", 0, 1, snapshot(1));
         assert!(
             watchers.latest("x").is_none(),
             "nobody watches: nothing kept"
@@ -335,9 +359,9 @@ mod tests {
 
         let watch = watchers.watch("x");
         assert!(watchers.is_watched("x"));
-        watchers.saving("x", 3);
-        watchers.offer("x", 3, snapshot(3));
-        watchers.offer("x", 2, snapshot(2));
+        let generation = watchers.saving("x", 3).expect("watched");
+        watchers.offer("x", generation, 3, snapshot(3));
+        watchers.offer("x", generation, 2, snapshot(2));
         assert_eq!(
             watchers.latest("x").map(|(v, _)| v),
             Some(3),
@@ -355,11 +379,11 @@ mod tests {
     #[test]
     fn a_just_applied_transfer_is_watched_for_a_while() {
         let watchers = Arc::new(Watchers::default());
-        watchers.expect("a");
+        let generation = watchers.expect("a");
         assert!(watchers.is_watched("a"), "later saves will offer snapshots");
         // A later save overtook the application's own offer: the older one is not served.
         watchers.saving("a", 2);
-        watchers.offer("a", 1, snapshot(1));
+        watchers.offer("a", generation, 1, snapshot(1));
         assert!(watchers.latest("a").is_none());
         for n in 0..RECENT {
             watchers.expect(&format!("other{n}"));
@@ -376,15 +400,33 @@ mod tests {
     }
 
     #[test]
+    fn a_snapshot_collected_for_an_earlier_watcher_is_never_served_to_a_later_one() {
+        let watchers = Arc::new(Watchers::default());
+        let first = watchers.watch("x");
+        let generation = watchers.saving("x", 5).expect("watched");
+        // The first watcher leaves before the snapshot of version 5 is offered; version 6 is
+        // saved while nobody watches; a second watcher arrives.
+        drop(first);
+        assert_eq!(watchers.saving("x", 6), None);
+        let _second = watchers.watch("x");
+        watchers.offer("x", generation, 5, snapshot(5));
+        assert!(
+            watchers.latest("x").is_none(),
+            "version 5 belongs to the first watcher's entry: the second reads the store"
+        );
+    }
+
+    #[test]
     fn a_save_under_way_hides_older_snapshots() {
         let watchers = Arc::new(Watchers::default());
         let _watch = watchers.watch("x");
-        watchers.offer("x", 4, snapshot(4));
+        let generation = watchers.saving("x", 4).expect("watched");
+        watchers.offer("x", generation, 4, snapshot(4));
         // A save of version 5 began (its commit may not come, or its offer may come late):
         // handing out version 4 now could hide it, so the watcher must read the store.
         watchers.saving("x", 5);
         assert!(watchers.latest("x").is_none());
-        watchers.offer("x", 5, snapshot(5));
+        watchers.offer("x", generation, 5, snapshot(5));
         assert_eq!(watchers.latest("x").map(|(v, _)| v), Some(5));
     }
 }

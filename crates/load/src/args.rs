@@ -91,9 +91,12 @@ pub struct LoadArgs {
     /// goes (a person transfers once); 0 never seeds during the run.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_TOP_UP_AHEAD)]
     pub top_up_ahead: u64,
-    /// Where to write report.json and report.html (none: no report files).
-    #[arg(long, value_name = "DIR")]
+    /// Where to write report.json and report.html (default: load-reports/<UTC start time>).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_report")]
     pub report_dir: Option<PathBuf>,
+    /// Write no report files.
+    #[arg(long)]
+    pub no_report: bool,
     /// No live progress bar (for logs and CI).
     #[arg(long)]
     pub no_progress: bool,
@@ -166,7 +169,14 @@ impl TryFrom<LoadArgs> for LoadOptions {
             stop,
             mix: LoadOptions::parse_mix(&args.mix)?,
             baseline,
-            report_dir: args.report_dir,
+            report_dir: if args.no_report {
+                None
+            } else {
+                Some(args.report_dir.unwrap_or_else(|| {
+                    PathBuf::from("load-reports")
+                        .join(chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string())
+                }))
+            },
             connections: args.connections,
             transfer_timeout: LoadOptions::parse_duration(&args.transfer_timeout)?,
             settle_timeout: LoadOptions::parse_duration(&args.settle_timeout)?,
@@ -208,6 +218,24 @@ mod tests {
             matches!(&options.target, Target::Running { out, inn } if out.ends_with(":50051") && inn.ends_with(":50052"))
         );
         assert!(options.baseline.is_none());
+        assert!(
+            options
+                .report_dir
+                .as_ref()
+                .is_some_and(|dir| dir.starts_with("load-reports")),
+            "reports are written by default: {:?}",
+            options.report_dir
+        );
+        assert_eq!(options_report_dir(&["--no-report"]), None);
+        assert_eq!(
+            options_report_dir(&["--report-dir", "here"]),
+            Some(PathBuf::from("here"))
+        );
+        assert!(super::tests::options(&["--no-report", "--report-dir", "here"]).is_err());
+    }
+
+    fn options_report_dir(args: &[&str]) -> Option<PathBuf> {
+        options(args).expect("valid").report_dir
     }
 
     #[test]

@@ -355,6 +355,9 @@ async fn top_up(
 ) -> u64 {
     let mut seeded = 0;
     loop {
+        if *stopped.borrow() || context.stop.load(Ordering::Relaxed) {
+            return seeded;
+        }
         let end = context.people.end();
         let wanted = if ahead == 0 {
             0

@@ -289,6 +289,14 @@ impl Report {
                 let _ = writeln!(text, "ledger: DOES NOT HOLD: {problem}");
             }
         }
+        if let Some(dir) = &self.options.report_dir {
+            let _ = writeln!(
+                text,
+                "reports: {} and {}",
+                dir.join("report.json").display(),
+                dir.join("report.html").display()
+            );
+        }
         text
     }
 }

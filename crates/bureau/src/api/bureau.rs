@@ -135,7 +135,7 @@ impl BureauService for BureauApi {
         let masked_certno = certno.masked();
         // The history is read in the writing job (its pages are hot there), so the answer needs
         // no read of its own.
-        let (document, events): (TransferDocument, Vec<EventRow>) =
+        let (document, events, generation): (TransferDocument, Vec<EventRow>, u64) =
             if bureau.hosts(in_region) && !bureau.hosts(out_region) {
                 let application = inn::Application {
                     certno,
@@ -150,8 +150,9 @@ impl BureauService for BureauApi {
                     .store
                     .write(move |tx| -> Result<_, Error> {
                         let document = inn::apply_here(tx, &worker, &application)?;
+                        let generation = worker.watchers.expect(&document.transfer_id);
                         let events = tx.events(&document.transfer_id)?;
-                        Ok((document, events))
+                        Ok((document, events, generation))
                     })
                     .await?
             } else if bureau.hosts(out_region) {
@@ -176,8 +177,9 @@ impl BureauService for BureauApi {
                         };
                         match out::review_and_open(tx, &worker, &application)? {
                             out::Decision::Accepted(document) => {
+                                let generation = worker.watchers.expect(&document.transfer_id);
                                 let events = tx.events(&document.transfer_id)?;
-                                Ok((*document, events))
+                                Ok((*document, events, generation))
                             }
                             out::Decision::Refused(_, Some(open)) => {
                                 Err(Error::OpenTransferExists(open))
@@ -201,9 +203,12 @@ impl BureauService for BureauApi {
         } else {
             let transfer = convert::wire_transfer(&bureau, &document, &events);
             if let Some(version) = events.last().map(|event| event.seq) {
-                bureau
-                    .watchers
-                    .offer(&document.transfer_id, version, Arc::new(transfer.clone()));
+                bureau.watchers.offer(
+                    &document.transfer_id,
+                    generation,
+                    version,
+                    Arc::new(transfer.clone()),
+                );
             }
             transfer
         };

@@ -66,11 +66,11 @@ where
             "",
         )));
     };
-    if envelope.msgid.len() != 30 {
+    if envelope.msgid.len() != 30 || !envelope.msgid.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Admission::Answered(answer_with(reply(
             infcode::INVALID_MESSAGE,
-            "envelope.msgid: must be 30 characters",
-            &envelope.msgid,
+            "envelope.msgid: must be 30 ASCII letters and digits",
+            "",
         )));
     }
     let receiver = convert::region(
