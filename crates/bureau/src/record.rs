@@ -22,7 +22,7 @@ type Changed = (u64, u32, TransferDocument, Vec<EventRow>);
 
 thread_local! {
     /// The watched transfers the current store job saved, in the writer thread: collected by
-    /// [`save`], taken at the end of the job by [`write`] and published after the commit.
+    /// [`save`], taken at the end of the job by [`write()`] and published after the commit.
     static CHANGED: RefCell<Vec<Changed>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -39,7 +39,7 @@ where
     Ok(value)
 }
 
-/// As [`write`], for several independent jobs sharing one group commit (`Store::write_each`).
+/// As [`write()`], for several independent jobs sharing one group commit (`Store::write_each`).
 pub async fn write_each<T, E, F>(bureau: &Arc<Bureau>, works: Vec<F>) -> Vec<Result<T, E>>
 where
     F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,

@@ -224,7 +224,7 @@ impl Watchers {
         }
     }
 
-    /// Marks a transfer being applied here as watched for a while (at most [`RECENT`] such
+    /// Marks a transfer being applied here as watched for a while (at most `RECENT` such
     /// transfers are kept), because a watch usually follows an application at once: the
     /// steps after it then offer their snapshots, and the application's own snapshot can be
     /// offered after its commit, so that the watch starts without reading the transfer back.

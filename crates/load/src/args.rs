@@ -91,7 +91,7 @@ pub struct LoadArgs {
     /// goes (a person transfers once); 0 never seeds during the run.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_TOP_UP_AHEAD)]
     pub top_up_ahead: u64,
-    /// Where to write report.json and report.html (default: load-reports/<UTC start time>).
+    /// Where to write report.json and report.html (default: `load-reports/<UTC start time>`).
     #[arg(long, value_name = "DIR", conflicts_with = "no_report")]
     pub report_dir: Option<PathBuf>,
     /// Write no report files.

@@ -196,7 +196,7 @@ impl BureauService for BureauApi {
                 .into());
             };
         bureau.changed(&document.transfer_id);
-        tracing::info!(transfer_id = %document.transfer_id, certno = %masked_certno, state = document.state.name(), "transfer applied");
+        tracing::debug!(transfer_id = %document.transfer_id, certno = %masked_certno, state = document.state.name(), "transfer applied");
         let transfer = if document.instant {
             self.settle_instantly(&document.transfer_id).await;
             self.transfer(document.transfer_id.clone()).await?
