@@ -132,7 +132,8 @@ impl BureauService for BureauApi {
             );
         }
         let bureau = self.bureau.clone();
-        let masked_certno = certno.masked();
+        // Masked only if the line below is written at all.
+        let masked_certno = tracing::enabled!(tracing::Level::DEBUG).then(|| certno.masked());
         // The history is read in the writing job (its pages are hot there), so the answer needs
         // no read of its own.
         let (document, events, generation): (TransferDocument, Vec<EventRow>, u64) =
@@ -196,7 +197,7 @@ impl BureauService for BureauApi {
                 .into());
             };
         bureau.changed(&document.transfer_id);
-        tracing::debug!(transfer_id = %document.transfer_id, certno = %masked_certno, state = document.state.name(), "transfer applied");
+        tracing::debug!(transfer_id = %document.transfer_id, certno = masked_certno.as_deref().unwrap_or(""), state = document.state.name(), "transfer applied");
         let transfer = if document.instant {
             self.settle_instantly(&document.transfer_id).await;
             self.transfer(document.transfer_id.clone()).await?
