@@ -266,3 +266,61 @@ async fn sample_persons_name_the_people_the_population_function_makes() {
     assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
     assert!(unknown.message().starts_with("flow:"));
 }
+
+#[tokio::test]
+async fn a_watch_follows_a_transfer_in_order_to_its_terminal_state() {
+    use yibao_proto::bureau::v1::WatchTransferRequest;
+    let pair = seeded_pair().await;
+    let mut bureau_in = BureauServiceClient::new(channel(pair.in_endpoint()).await);
+    let people = (0..PERSONS)
+        .map(|index| yibao_domain::population::person(SEED, index).expect("in range"))
+        .filter(|person| person.flow == Flow::CrossProvince)
+        .take(3);
+    for person in people {
+        let applied = bureau_in
+            .apply_transfer(application(&person))
+            .await
+            .expect("accepted")
+            .into_inner();
+        let id = applied.transfer.expect("transfer").transfer_id;
+        let mut stream = bureau_in
+            .watch_transfer(WatchTransferRequest {
+                transfer_id: id.clone(),
+            })
+            .await
+            .expect("watching")
+            .into_inner();
+        let mut seen = Vec::new();
+        let ended = tokio::time::timeout(DEADLINE, async {
+            while let Some(message) = stream.message().await.expect("a stream message") {
+                seen.push(message.transfer.expect("transfer"));
+            }
+        })
+        .await;
+        assert!(ended.is_ok(), "the stream ends after the terminal state");
+        let last = seen.last().expect("at least one message");
+        assert_eq!(last.state, TransferState::Completed as i32);
+        assert!(
+            last.history
+                .iter()
+                .any(|event| event.kind == "FORM_ARRIVED"),
+            "the last message carries the whole history"
+        );
+        // Each message is a later state than the one before: never an older snapshot.
+        for pair_of in seen.windows(2) {
+            assert!(
+                pair_of[1].history.len() > pair_of[0].history.len(),
+                "history went from {} to {} events",
+                pair_of[0].history.len(),
+                pair_of[1].history.len()
+            );
+        }
+        let read_back = transfer(pair.in_endpoint(), &id).await.expect("transfer");
+        assert_eq!(
+            read_back.history.len(),
+            last.history.len(),
+            "the stream's last word is the store's"
+        );
+    }
+    assert_conserved(&pair).await;
+}
