@@ -255,3 +255,61 @@ async fn a_second_application_while_one_is_open_is_refused_naming_it() {
     state(&pair, Side::In, &open.transfer_id, TransferState::Completed).await;
     assert_conserved(&pair).await;
 }
+
+#[tokio::test]
+async fn a_message_its_receiver_refuses_is_parked_not_retried() {
+    // transfer-in's directory says Lhasa is hosted elsewhere, transfer-out's says by
+    // transfer-in: the form for Lhasa is refused as sent to the wrong receiver (infcode 1002),
+    // which resending cannot change, so it is parked, not retried.
+    let regions = tempfile::tempdir().expect("temporary directory");
+    let shipped = std::fs::read_to_string(PairOptions::default().directory).expect("regions");
+    let lhasa =
+        "code = \"540100\"\nname = \"Lhasa\"\nname_zh = \"拉萨市\"\nbureau = \"transfer-in\"";
+    assert!(
+        shipped.contains(lhasa),
+        "the shipped directory hosts Lhasa at transfer-in"
+    );
+    let disagreeing = regions.path().join("regions.toml");
+    std::fs::write(
+        &disagreeing,
+        shipped.replace(lhasa, &lhasa.replace("\"transfer-in\"", "\"transfer-out\"")),
+    )
+    .expect("write the disagreeing directory");
+    let pair = Pair::start(PairOptions {
+        seed: SEED,
+        persons: PERSONS,
+        in_directory: Some(disagreeing),
+        ..PairOptions::default()
+    })
+    .await
+    .expect("the pair starts");
+
+    let who = someone(Flow::CrossProvinceOutInitiated);
+    let applied = pair.apply(&who).await.expect("applied at transfer-out");
+    let parked = pair
+        .wait_for(
+            Side::Out,
+            &applied.transfer_id,
+            |t| has_event(t, "DELIVERY_PARKED"),
+            DEADLINE,
+        )
+        .await
+        .expect("the form is parked");
+    let event = parked
+        .history
+        .iter()
+        .find(|event| event.kind == "DELIVERY_PARKED")
+        .expect("the parked event");
+    assert!(event.detail.contains("infcode 1002"), "{}", event.detail);
+    assert!(
+        !has_event(&parked, "DELIVERY_RETRY"),
+        "a refused message is not retried"
+    );
+    assert_eq!(parked.state, TransferState::InTransit as i32);
+    // The balance waits in transit for the statutory deadline; nothing arrived.
+    assert_eq!(
+        cents(&totals(pair.out_endpoint()).await.in_transit_total),
+        who.balance.cents()
+    );
+    assert_eq!(cents(&totals(pair.in_endpoint()).await.credited_total), 0);
+}

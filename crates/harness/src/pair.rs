@@ -103,6 +103,10 @@ pub struct PairOptions {
     pub ready_timeout: Duration,
     /// Further environment variables for both services (for example `RUST_LOG`), applied last.
     pub extra_env: Vec<(OsString, OsString)>,
+    /// A different region directory for transfer-in, to test bureaus whose directories disagree
+    /// (a message to a region its receiver does not host is refused and parked). Default: none,
+    /// both read `directory`.
+    pub in_directory: Option<PathBuf>,
 }
 
 impl Default for PairOptions {
@@ -117,6 +121,7 @@ impl Default for PairOptions {
             test_clock: true,
             ready_timeout: Duration::from_secs(30),
             extra_env: Vec::new(),
+            in_directory: None,
         }
     }
 }
@@ -179,6 +184,13 @@ impl Pair {
             });
         }
         let directory = absolute(&options.directory)?;
+        let in_directory = match &options.in_directory {
+            Some(path) if !path.is_file() => {
+                return Err(HarnessError::DirectoryMissing { path: path.clone() });
+            }
+            Some(path) => absolute(path)?,
+            None => directory.clone(),
+        };
         let (temporary, root) = match &options.data_dir {
             Some(root) => {
                 std::fs::create_dir_all(root).map_err(HarnessError::io(format!(
@@ -201,7 +213,10 @@ impl Pair {
             binary: binary_path(&options.bin_dir, side.service()),
             listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: root.join(side.service()),
-            directory: directory.clone(),
+            directory: match side {
+                Side::Out => directory.clone(),
+                Side::In => in_directory.clone(),
+            },
             peer: peer_from_port_file(&port_file(&root, side.other())),
             port_file: port_file(&root, side),
             logs: LogFiles::in_directory(&root, side.service()),
