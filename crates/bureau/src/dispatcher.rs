@@ -707,6 +707,12 @@ fn reschedule(
     };
     let next = bureau.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
     tx.message_retry_later(message.id, attempt, next, outcome)?;
+    // The outbox row counts every attempt and keeps the last error; the history notes attempts
+    // 1, 2, 4, 8, … only, so a peer down for a day (≈ 8,600 attempts at the capped backoff)
+    // adds 14 events to a transfer's history, not thousands.
+    if retryable && !attempt.is_power_of_two() {
+        return Ok(());
+    }
     let state = record::load(tx, &message.transfer_id)?
         .map(|d| d.state.name())
         .unwrap_or("");
