@@ -53,11 +53,22 @@ fn refusal_of(status: &tonic::Status) -> String {
 #[tokio::test]
 async fn a_transfer_out_initiated_transfer_runs_the_same_exchange() {
     let pair = seeded_pair().await;
+    // The bureaus' days differ: the transfer-in bureau's deadlines must still count from the day
+    // the person applied at the transfer-out bureau, which only the form tells it.
+    pair.admin_in()
+        .advance_clock(yibao_proto::admin::v1::AdvanceClockRequest {
+            by: Some(prost_types::Duration {
+                seconds: 10 * 86_400,
+                nanos: 0,
+            }),
+        })
+        .await
+        .expect("advance the transfer-in clock");
     let who = someone(Flow::CrossProvinceOutInitiated);
     let applied = apply(pair.out_endpoint(), application(&who))
         .await
         .expect("accepted");
-    until_state(
+    let out = until_state(
         pair.out_endpoint(),
         &applied.transfer_id,
         TransferState::Completed,
@@ -70,6 +81,14 @@ async fn a_transfer_out_initiated_transfer_runs_the_same_exchange() {
     )
     .await;
     assert_eq!(cents(&inn.personal_account_balance), who.balance.cents());
+    let due = |t: &yibao_proto::bureau::v1::Transfer| {
+        t.deadlines
+            .as_ref()
+            .map(|d| d.transfer_out_due_on.clone())
+            .unwrap_or_default()
+    };
+    assert!(!due(&out).is_empty());
+    assert_eq!(due(&inn), due(&out), "both count from the application day");
     assert_eq!(
         cents(
             &person(pair.in_endpoint(), &who)

@@ -207,6 +207,13 @@ pub fn receive_form(
     let in_region = convert::region("form.trafin_admdvs", &form.trafin_admdvs)?;
     let amount = Money::parse(&form.personal_account_balance)
         .map_err(|error| Error::invalid("form.personal_account_balance", error))?;
+    let applied_on = match form.applied_on.as_str() {
+        "" => None,
+        text => Some(
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map_err(|_| Error::invalid("form.applied_on", "must be a day, YYYY-MM-DD"))?,
+        ),
+    };
     let person = tx.person(&form.certno)?;
     let enrolled = person.as_ref().is_some_and(|person| {
         person.psn_insu_stas == EnrolmentState::Normal.code()
@@ -254,7 +261,8 @@ pub fn receive_form(
                 bank_account: None,
                 retiree_payout_requested: false,
                 instant: false,
-                applied_on: bureau.clock.today(),
+                // The application day the form carries (a malformed one is refused above).
+                applied_on: applied_on.unwrap_or_else(|| bureau.clock.today()),
                 form_received_on: None,
                 created_at: now,
                 updated_at: now,

@@ -469,6 +469,7 @@ fn form(
         initiator: crate::convert::wire_initiator(document.initiator) as i32,
         issued_at: Some(messages::timestamp(bureau.clock.now())),
         issuing_bureau_region_code: document.trafout_admdvs.clone(),
+        applied_on: document.applied_on.to_string(),
     }
 }
 
