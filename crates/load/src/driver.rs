@@ -55,7 +55,12 @@ pub struct Context {
     pub stop: AtomicBool,
     /// Set when a flow ran out of people: which one.
     pub exhausted: std::sync::Mutex<Option<Flow>>,
+    /// Whether people are seeded as the run goes (an exhausted flow then waits for them).
+    pub topping_up: bool,
 }
+
+/// How long an application waits for a top-up to seed more people before the run stops.
+const TOP_UP_WAIT: Duration = Duration::from_secs(30);
 
 impl Context {
     /// A client of the bureau a flow applies at, taking connections in turn.
@@ -68,16 +73,29 @@ impl Context {
         clients.get(turn % clients.len().max(1)).cloned()
     }
 
-    /// The next application, or `None` (and the run stops) when a flow ran out of people.
-    fn next_job(&self) -> Option<Job> {
-        match self.people.next() {
-            Ok(job) => Some(job),
-            Err(Exhausted(flow)) => {
-                if let Ok(mut exhausted) = self.exhausted.lock() {
-                    exhausted.get_or_insert(flow);
+    /// The next application, or `None` (and the run stops) when a flow ran out of people. While
+    /// the population is being topped up, an application waits for the next seeded people
+    /// rather than end the run (at most [`TOP_UP_WAIT`] without any arriving).
+    async fn next_job(&self) -> Option<Job> {
+        loop {
+            let grown = self.people.grown();
+            tokio::pin!(grown);
+            grown.as_mut().enable();
+            match self.people.next() {
+                Ok(job) => return Some(job),
+                Err(Exhausted(flow)) => {
+                    let waited = self.topping_up
+                        && !self.stop.load(Ordering::Relaxed)
+                        && tokio::time::timeout(TOP_UP_WAIT, grown).await.is_ok();
+                    if waited {
+                        continue;
+                    }
+                    if let Ok(mut exhausted) = self.exhausted.lock() {
+                        exhausted.get_or_insert(flow);
+                    }
+                    self.stop.store(true, Ordering::Relaxed);
+                    return None;
                 }
-                self.stop.store(true, Ordering::Relaxed);
-                None
             }
         }
     }
@@ -413,7 +431,7 @@ async fn closed_loop(context: &Arc<Context>, concurrency: usize, limit: u64) {
                     context.stop.store(true, Ordering::Relaxed);
                     break;
                 }
-                let Some(job) = context.next_job() else {
+                let Some(job) = context.next_job().await else {
                     context.metrics.started.fetch_sub(1, Ordering::Relaxed);
                     break;
                 };
@@ -446,7 +464,7 @@ async fn open_loop(
         let Ok(slot) = slots.clone().acquire_owned().await else {
             break;
         };
-        let Some(job) = context.next_job() else {
+        let Some(job) = context.next_job().await else {
             break;
         };
         context.metrics.started.fetch_add(1, Ordering::Relaxed);

@@ -36,6 +36,8 @@ pub struct People {
     next: Vec<(Flow, AtomicU64)>,
     /// Smooth weighted round robin: each flow's weight and running credit.
     picker: Mutex<Vec<(Flow, i64, i64)>>,
+    /// Woken when more people are seeded.
+    grown: tokio::sync::Notify,
 }
 
 /// Why no application could be handed out.
@@ -59,6 +61,7 @@ impl People {
                     .map(|(flow, weight)| (*flow, i64::from(*weight), 0))
                     .collect(),
             ),
+            grown: tokio::sync::Notify::new(),
         }
     }
 
@@ -93,6 +96,18 @@ impl People {
     /// Records that people up to `end` (exclusive) are seeded now.
     pub fn seeded_to(&self, end: u64) {
         self.end.fetch_max(end, Ordering::AcqRel);
+        self.grown.notify_waiters();
+    }
+
+    /// Wakes whoever waits for more people (the top-up ended: they should look again and stop).
+    pub fn wake(&self) {
+        self.grown.notify_waiters();
+    }
+
+    /// Resolves when more people are seeded (after [`People::seeded_to`]); enable it before
+    /// looking, so that a top-up in between is not missed.
+    pub fn grown(&self) -> tokio::sync::futures::Notified<'_> {
+        self.grown.notified()
     }
 
     /// The flow of the next application.

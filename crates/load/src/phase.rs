@@ -277,6 +277,7 @@ pub async fn transfers(
         transfer_timeout: options.transfer_timeout,
         stop: AtomicBool::new(false),
         exhausted: std::sync::Mutex::new(None),
+        topping_up: options.top_up_ahead > 0,
     });
     let (stop_topping, topping_stopped) = tokio::sync::watch::channel(false);
     let owned = |(channel, endpoint): (Channel, &str)| (channel, endpoint.to_owned());
@@ -348,6 +349,20 @@ const TOP_UP_EVERY: Duration = Duration::from_millis(200);
 async fn top_up(
     context: Arc<Context>,
     ahead: u64,
+    out: (Channel, String),
+    inn: (Channel, String),
+    seed: u64,
+    stopped: tokio::sync::watch::Receiver<bool>,
+) -> u64 {
+    let seeded = seeding_ahead(&context, ahead, out, inn, seed, stopped).await;
+    // Applications waiting for people look again, and find the run stopped or no more coming.
+    context.people.wake();
+    seeded
+}
+
+async fn seeding_ahead(
+    context: &Arc<Context>,
+    ahead: u64,
     (out_channel, out_endpoint): (Channel, String),
     (in_channel, in_endpoint): (Channel, String),
     seed: u64,
@@ -365,7 +380,11 @@ async fn top_up(
             context.people.wanted(ahead).min(MAX_INDEX)
         };
         if wanted > end {
-            let count = (wanted - end).max(seed::CHUNK).min(MAX_INDEX - end);
+            // At least a chunk's worth (or `ahead`, if that is less), so seeding is not a
+            // call per handful of people.
+            let count = (wanted - end)
+                .max(ahead.min(seed::CHUNK))
+                .min(MAX_INDEX - end);
             let done = seed::seed(
                 (out_channel.clone(), &out_endpoint),
                 (in_channel.clone(), &in_endpoint),
