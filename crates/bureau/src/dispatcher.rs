@@ -289,69 +289,74 @@ fn failed_status(status: &platform::MessageStatus) -> Outcome {
     }
 }
 
-/// Decodes the stored payloads of a batch; a payload that does not decode is parked.
-fn decode_all<M: Message + Default>(batch: &[OutboxMessage]) -> Vec<Result<M, Outcome>> {
-    batch
-        .iter()
-        .map(|message| {
-            M::decode(message.payload.as_slice())
-                .map_err(|_| Outcome::Park("the stored message does not decode".to_owned()))
-        })
-        .collect()
+/// A stored payload, decoded; one that does not decode is parked.
+fn decoded<M: Message + Default>(message: &OutboxMessage) -> Result<M, Outcome> {
+    M::decode(message.payload.as_slice())
+        .map_err(|_| Outcome::Park("the stored message does not decode".to_owned()))
 }
 
-/// Fills the outcomes of the sent messages (the `Ok` places) from the batch's answers.
-fn merge<A>(
-    decoded: Vec<Result<(), Outcome>>,
-    answers: Result<Vec<A>, tonic::Status>,
+/// One batch round trip: `decode` each message (one that cannot be is parked, not sent),
+/// `send` the rest in one call (none, no call), and `read` each answer into its message's
+/// outcome. A failed call, or an answer count that does not match, decides for every message
+/// sent.
+async fn exchange<M, A, Fut>(
     bureau: &Bureau,
-    mut read: impl FnMut(A, usize) -> Outcome,
-) -> Vec<Outcome> {
-    let sent = decoded.iter().filter(|slot| slot.is_ok()).count();
-    let mut answers = match answers {
-        Ok(answers) if answers.len() == sent => answers.into_iter().map(Ok).collect::<Vec<_>>(),
-        Ok(answers) => {
-            let problem = format!(
-                "the batch's answer holds {} answers for {sent} messages",
-                answers.len()
-            );
-            (0..sent)
-                .map(|_| Err(Outcome::Park(problem.clone())))
-                .collect()
-        }
-        Err(status) => all_failed(bureau, &status, sent)
-            .into_iter()
-            .map(Err)
-            .collect(),
-    }
-    .into_iter();
-    decoded
-        .into_iter()
-        .enumerate()
-        .map(|(index, slot)| match slot {
-            Err(outcome) => outcome,
-            Ok(()) => match answers.next() {
-                Some(Ok(answer)) => read(answer, index),
-                Some(Err(outcome)) => outcome,
-                None => Outcome::Park("no answer".to_owned()),
-            },
-        })
-        .collect()
-}
-
-/// Sends a batch's decoded messages in one round trip; none, no round trip.
-async fn round_trip<M, A, Fut>(
-    bureau: &Bureau,
-    messages: Vec<M>,
+    batch: &[OutboxMessage],
+    decode: impl Fn(&OutboxMessage) -> Result<M, Outcome>,
     send: impl FnOnce(tonic::transport::Channel, Vec<M>) -> Fut,
-) -> Result<Vec<A>, tonic::Status>
+    read: impl Fn(&OutboxMessage, A) -> Outcome,
+) -> Vec<Outcome>
 where
     Fut: std::future::Future<Output = Result<Vec<A>, tonic::Status>>,
 {
-    if messages.is_empty() {
-        return Ok(Vec::new());
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    let mut wire = Vec::with_capacity(batch.len());
+    for message in batch {
+        match decode(message) {
+            Ok(item) => {
+                wire.push(item);
+                outcomes.push(None);
+            }
+            Err(outcome) => outcomes.push(Some(outcome)),
+        }
     }
-    send(bureau.peer.channel()?, messages).await
+    let sent = wire.len();
+    if sent > 0 {
+        let answers = match bureau.peer.channel() {
+            Ok(channel) => send(channel, wire).await,
+            Err(status) => Err(status),
+        };
+        let mut answers: Vec<Result<A, Outcome>> = match answers {
+            Ok(answers) if answers.len() == sent => answers.into_iter().map(Ok).collect(),
+            Ok(answers) => {
+                let problem = format!(
+                    "the batch's answer holds {} answers for {sent} messages",
+                    answers.len()
+                );
+                (0..sent)
+                    .map(|_| Err(Outcome::Park(problem.clone())))
+                    .collect()
+            }
+            Err(status) => all_failed(bureau, &status, sent)
+                .into_iter()
+                .map(Err)
+                .collect(),
+        };
+        answers.reverse();
+        for (message, outcome) in batch.iter().zip(outcomes.iter_mut()) {
+            if outcome.is_none() {
+                *outcome = Some(match answers.pop() {
+                    Some(Ok(answer)) => read(message, answer),
+                    Some(Err(failed)) => failed,
+                    None => Outcome::Park("no answer".to_owned()),
+                });
+            }
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or_else(|| Outcome::Park("no answer".to_owned())))
+        .collect()
 }
 
 async fn send_to_transfer_out(
@@ -360,36 +365,27 @@ async fn send_to_transfer_out(
     batch: &[OutboxMessage],
 ) -> Vec<Outcome> {
     use platform::transfer_out_answer::Answer;
-    let mut requests = Vec::with_capacity(batch.len());
-    let decoded: Vec<Result<(), Outcome>> =
-        decode_all::<platform::RequestTransferOutRequest>(batch)
-            .into_iter()
-            .map(|request| request.map(|request| requests.push(request)))
-            .collect();
     let timeout = settings.attempt_timeout;
-    let answers = round_trip(bureau, requests, |channel, requests| async move {
-        let mut client = TransferOutPlatformServiceClient::new(channel);
-        let request = platform::SubmitTransferOutRequestsRequest { requests };
-        call(timeout, request, |call| async move {
-            client.submit_transfer_out_requests(call).await
-        })
-        .await
-        .map(|response| response.answers)
-    })
-    .await;
-    merge(
-        decoded,
-        answers,
+    exchange(
         bureau,
-        |answer: platform::TransferOutAnswer, index| {
-            let message = &batch[index];
-            match answer.answer {
-                Some(Answer::Response(response)) => request_answered(message, response),
-                Some(Answer::Failed(status)) => failed_status(&status),
-                None => Outcome::Park("the answer was empty".to_owned()),
-            }
+        batch,
+        decoded::<platform::RequestTransferOutRequest>,
+        |channel, requests| async move {
+            let mut client = TransferOutPlatformServiceClient::new(channel);
+            let request = platform::SubmitTransferOutRequestsRequest { requests };
+            call(timeout, request, |call| async move {
+                client.submit_transfer_out_requests(call).await
+            })
+            .await
+            .map(|response| response.answers)
+        },
+        |message, answer: platform::TransferOutAnswer| match answer.answer {
+            Some(Answer::Response(response)) => request_answered(message, response),
+            Some(Answer::Failed(status)) => failed_status(&status),
+            None => Outcome::Park("the answer was empty".to_owned()),
         },
     )
+    .await
 }
 
 async fn send_to_transfer_in(
@@ -399,66 +395,47 @@ async fn send_to_transfer_in(
 ) -> Vec<Outcome> {
     use platform::transfer_in_answer::Answer;
     use platform::transfer_in_message::Message as Wire;
-    let mut messages = Vec::with_capacity(batch.len());
-    let decoded: Vec<Result<(), Outcome>> = batch
-        .iter()
-        .map(|message| {
-            let payload = message.payload.as_slice();
+    let timeout = settings.attempt_timeout;
+    exchange(
+        bureau,
+        batch,
+        |message| {
             let wire = match Kind::parse(&message.kind) {
-                Some(Kind::DeliverForm) => platform::DeliverInsuranceRecordRequest::decode(payload)
-                    .map(Wire::DeliverInsuranceRecord),
-                Some(Kind::ConfirmSettlement) => {
-                    platform::ConfirmSettlementRequest::decode(payload).map(Wire::ConfirmSettlement)
-                }
-                Some(Kind::Abort) => {
-                    platform::AbortTransferRequest::decode(payload).map(Wire::AbortTransfer)
-                }
+                Some(Kind::DeliverForm) => Wire::DeliverInsuranceRecord(decoded(message)?),
+                Some(Kind::ConfirmSettlement) => Wire::ConfirmSettlement(decoded(message)?),
+                Some(Kind::Abort) => Wire::AbortTransfer(decoded(message)?),
                 _ => {
-                    return Err(Outcome::Park(format!(
-                        "unknown message kind {}",
-                        message.kind
-                    )));
+                    let why = format!("unknown message kind {}", message.kind);
+                    return Err(Outcome::Park(why));
                 }
             };
-            let wire =
-                wire.map_err(|_| Outcome::Park("the stored message does not decode".to_owned()))?;
-            messages.push(platform::TransferInMessage {
+            Ok(platform::TransferInMessage {
                 message: Some(wire),
-            });
-            Ok(())
-        })
-        .collect();
-    let timeout = settings.attempt_timeout;
-    let answers = round_trip(bureau, messages, |channel, messages| async move {
-        let mut client = TransferInPlatformServiceClient::new(channel);
-        let request = platform::SubmitTransferInMessagesRequest { messages };
-        call(timeout, request, |call| async move {
-            client.submit_transfer_in_messages(call).await
-        })
-        .await
-        .map(|response| response.answers)
-    })
-    .await;
-    merge(
-        decoded,
-        answers,
-        bureau,
-        |answer: platform::TransferInAnswer, index| {
-            let message = &batch[index];
-            match answer.answer {
-                Some(Answer::DeliverInsuranceRecord(response)) => form_answered(message, response),
-                Some(Answer::ConfirmSettlement(response)) => {
-                    match failed_reply(response.reply.as_ref()) {
-                        Some(failure) => Outcome::Park(failure),
-                        None => Outcome::Answered(Box::new(|_, _| Ok(None))),
-                    }
+            })
+        },
+        |channel, messages| async move {
+            let mut client = TransferInPlatformServiceClient::new(channel);
+            let request = platform::SubmitTransferInMessagesRequest { messages };
+            call(timeout, request, |call| async move {
+                client.submit_transfer_in_messages(call).await
+            })
+            .await
+            .map(|response| response.answers)
+        },
+        |message, answer: platform::TransferInAnswer| match answer.answer {
+            Some(Answer::DeliverInsuranceRecord(response)) => form_answered(message, response),
+            Some(Answer::ConfirmSettlement(response)) => {
+                match failed_reply(response.reply.as_ref()) {
+                    Some(failure) => Outcome::Park(failure),
+                    None => Outcome::Answered(Box::new(|_, _| Ok(None))),
                 }
-                Some(Answer::AbortTransfer(response)) => abort_answered(message, response),
-                Some(Answer::Failed(status)) => failed_status(&status),
-                None => Outcome::Park("the answer was empty".to_owned()),
             }
+            Some(Answer::AbortTransfer(response)) => abort_answered(message, response),
+            Some(Answer::Failed(status)) => failed_status(&status),
+            None => Outcome::Park("the answer was empty".to_owned()),
         },
     )
+    .await
 }
 
 /// The transfer-out bureau's decision on a request: accepted or refused.
@@ -765,12 +742,13 @@ fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
 /// Completes the transfer-in transfers an earlier version left in CREDITED, waiting for a
 /// settlement confirmation that is no longer sent (the credit completes a transfer now).
 async fn complete_credited(bureau: &Arc<Bureau>) {
+    const CHUNK: u32 = 100;
     // Any day after every due date (stored as text, so it must be a four-digit year).
     let far = chrono::NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default();
     loop {
         let worker = bureau.clone();
         let result = record::write(bureau, move |tx| -> Result<usize, Error> {
-            let credited = tx.open_transfers_in_state_due_before("CREDITED", far, 100)?;
+            let credited = tx.open_transfers_in_state_due_before("CREDITED", far, CHUNK)?;
             for row in &credited {
                 inn::apply(
                     tx,
@@ -785,7 +763,7 @@ async fn complete_credited(bureau: &Arc<Bureau>) {
         })
         .await;
         match result {
-            Ok(100) => continue,
+            Ok(count) if count == CHUNK as usize => continue,
             Ok(0) => return,
             Ok(count) => {
                 tracing::info!(

@@ -17,6 +17,7 @@ use tokio::time::Instant;
 use tonic::Code;
 use tonic::transport::Channel;
 use yibao_domain::population::{ApplyAt, Flow};
+use yibao_harness::{code_name, is_terminal, state_name};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::bureau::v1::{ApplyTransferRequest, WatchTransferRequest};
 use yibao_proto::common::v1::TransferState;
@@ -113,7 +114,7 @@ impl Outcome {
     /// The outcome's name in reports: `COMPLETED`, `REJECTED (ARREARS)`, …
     fn name(&self) -> String {
         match self {
-            Outcome::Terminal(state, None) => state_name(*state),
+            Outcome::Terminal(state, None) => state_name(*state).to_owned(),
             Outcome::Terminal(state, Some(reason)) => format!("{} ({reason})", state_name(*state)),
             Outcome::RefusedAtApplication => "REFUSED_AT_APPLICATION".to_owned(),
         }
@@ -140,38 +141,6 @@ fn transient(code: Code) -> bool {
             | Code::Aborted
             | Code::Cancelled
     )
-}
-
-/// Whether a state ends a transfer.
-pub fn is_terminal(state: TransferState) -> bool {
-    matches!(
-        state,
-        TransferState::Completed
-            | TransferState::Rejected
-            | TransferState::Returned
-            | TransferState::PaidToBank
-            | TransferState::Aborted
-    )
-}
-
-/// The upper-case short name of a state, as in the proto (`COMPLETED`).
-pub fn state_name(state: TransferState) -> String {
-    state
-        .as_str_name()
-        .trim_start_matches("TRANSFER_STATE_")
-        .to_owned()
-}
-
-/// The upper-case name of a status code (`FAILED_PRECONDITION`).
-pub fn code_name(code: Code) -> String {
-    let mut name = String::new();
-    for (i, c) in format!("{code:?}").chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
 }
 
 /// Whether an outcome is what the flow is built to reach.
@@ -241,7 +210,7 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
         Ok(Err(Failure::Status(rpc, status))) => {
             let code = code_name(status.code());
             metrics.outcome(flow.name(), &format!("ERROR {code}"));
-            Some((rpc, code, status.message().to_owned()))
+            Some((rpc, code.to_owned(), status.message().to_owned()))
         }
         Ok(Err(Failure::WatchEnded)) => {
             metrics.outcome(flow.name(), "ERROR WATCH_ENDED");
@@ -392,7 +361,7 @@ async fn watch(
 /// Counts a retry and waits before it: 50 ms, 100 ms, 200 ms.
 async fn retry(metrics: &Metrics, rpc: Rpc, status: &tonic::Status, attempt: u32) {
     metrics.retries.fetch_add(1, Ordering::Relaxed);
-    metrics.retried(rpc, &code_name(status.code()), status.message());
+    metrics.retried(rpc, code_name(status.code()), status.message());
     tokio::time::sleep(RETRY_BACKOFF_FIRST * 2u32.saturating_pow(attempt.saturating_sub(1))).await;
 }
 
@@ -484,13 +453,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn status_codes_read_as_in_the_grpc_spec() {
-        assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
-        assert_eq!(code_name(Code::Unavailable), "UNAVAILABLE");
-        assert_eq!(code_name(Code::Ok), "OK");
-    }
-
-    #[test]
     fn refusal_flows_expect_refusals_and_others_a_finished_transfer() {
         assert!(expected(
             Flow::RefusedArrears,
@@ -516,6 +478,5 @@ mod tests {
             Flow::CrossProvince,
             &Outcome::Terminal(TransferState::Returned, None)
         ));
-        assert_eq!(state_name(TransferState::PaidToBank), "PAID_TO_BANK");
     }
 }

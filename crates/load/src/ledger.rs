@@ -101,7 +101,7 @@ fn parse(totals: &LedgerTotals) -> Result<Totals, &'static str> {
             .iter()
             .map(|count| {
                 let state = yibao_proto::common::v1::TransferState::try_from(count.state)
-                    .map(crate::driver::state_name)
+                    .map(|state| yibao_harness::state_name(state).to_owned())
                     .unwrap_or_else(|_| count.state.to_string());
                 // A bureau that leaves the side unspecified counts both sides together.
                 let side = yibao_proto::common::v1::Side::try_from(count.side)
