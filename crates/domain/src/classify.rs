@@ -6,6 +6,8 @@
 //! regions' policies, the region directory's connectivity, the person's schemes and status). It
 //! encodes DOMAIN.md's table "Where the balance goes"; the order in which the rules are tried is
 //! documented on [`classify`] because several rows can match one application.
+//!
+//! [`FlowKind`] names the resulting flow as people and the contract name it.
 
 use std::fmt;
 
@@ -13,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{EmployeeToResidentBalance, RegionPolicy};
 use crate::region::RegionCode;
+use crate::review::regions_differ;
 use crate::scheme::Scheme;
+use crate::transfer::RefusalReason;
 
 /// Everything [`classify`] needs, resolved by the caller.
 #[derive(Clone, Copy, Debug)]
@@ -174,6 +178,58 @@ pub struct TransferPlan {
     pub settlement: Settlement,
 }
 
+/// The flow a transfer follows, as people and the contract name it (the contract's `FlowKind`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    /// Across provinces, both regions connected: the balance moves with the relationship.
+    CrossProvince,
+    /// Within one province, moved like a cross-province transfer.
+    IntraProvince,
+    /// Within a province that shares one account: the balance stays usable.
+    IntraProvinceSharedAccount,
+    /// From the employee to the resident scheme.
+    EmployeeToResident,
+    /// From the resident to the employee scheme.
+    ResidentToEmployee,
+    /// The destination is not connected: the balance is paid to the bank.
+    NotConnectedPayout,
+    /// A relocated retiree's balance is paid to the bank on request.
+    RetireePayout,
+    /// The transfer-out region pays out instead of transferring.
+    RegionPayout,
+}
+
+impl FlowKind {
+    /// Every flow, for exhaustive tests and tables.
+    pub const ALL: [FlowKind; 8] = [
+        Self::CrossProvince,
+        Self::IntraProvince,
+        Self::IntraProvinceSharedAccount,
+        Self::EmployeeToResident,
+        Self::ResidentToEmployee,
+        Self::NotConnectedPayout,
+        Self::RetireePayout,
+        Self::RegionPayout,
+    ];
+
+    /// Why a balance of this flow is paid to the bank, when it is: a not-connected destination,
+    /// a relocated retiree, a region that pays out, and employee → resident (where the
+    /// transfer-out policy pays such balances out); `None` for every other flow.
+    pub fn payout_reason(self) -> Option<PayoutReason> {
+        match self {
+            Self::NotConnectedPayout => Some(PayoutReason::DestinationNotConnected),
+            Self::RetireePayout => Some(PayoutReason::RetireeRelocated),
+            Self::RegionPayout => Some(PayoutReason::RegionPaysOut),
+            Self::EmployeeToResident => Some(PayoutReason::EmployeeToResident),
+            Self::CrossProvince
+            | Self::IntraProvince
+            | Self::IntraProvinceSharedAccount
+            | Self::ResidentToEmployee => None,
+        }
+    }
+}
+
 /// Why an application is not a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 #[serde(rename_all = "snake_case")]
@@ -226,9 +282,7 @@ pub enum Refusal {
 /// Settlement is [`Settlement::Instant`] only when both policies have `instant_mode`, the
 /// destination is connected and nothing is paid to a bank.
 pub fn classify(facts: &ApplicationFacts) -> Result<TransferPlan, Refusal> {
-    if facts.out_region.same_pooling_region(facts.in_region) {
-        return Err(Refusal::SamePoolingRegion);
-    }
+    regions_differ(facts.out_region, facts.in_region).map_err(|_| Refusal::SamePoolingRegion)?;
     let geography = if facts.out_region.same_province(facts.in_region) {
         Geography::IntraProvince
     } else {
@@ -351,6 +405,30 @@ impl TransferPlan {
             _ => None,
         }
     }
+
+    /// The flow this plan follows. The first that fits: a payout for a not-connected
+    /// destination, a relocated retiree or a region that pays out names its payout; then a
+    /// scheme change names its direction; then a shared provincial account; then the geography.
+    pub fn flow_kind(&self) -> FlowKind {
+        match (self.balance, self.scheme_change, self.geography) {
+            (BalanceDisposition::PayToBank(PayoutReason::DestinationNotConnected), _, _) => {
+                FlowKind::NotConnectedPayout
+            }
+            (BalanceDisposition::PayToBank(PayoutReason::RetireeRelocated), _, _) => {
+                FlowKind::RetireePayout
+            }
+            (BalanceDisposition::PayToBank(PayoutReason::RegionPaysOut), _, _) => {
+                FlowKind::RegionPayout
+            }
+            (_, SchemeChange::EmployeeToResident, _) => FlowKind::EmployeeToResident,
+            (_, SchemeChange::ResidentToEmployee, _) => FlowKind::ResidentToEmployee,
+            (BalanceDisposition::StaysUsableInProvince, _, _) => {
+                FlowKind::IntraProvinceSharedAccount
+            }
+            (_, _, Geography::IntraProvince) => FlowKind::IntraProvince,
+            (_, _, Geography::CrossProvince) => FlowKind::CrossProvince,
+        }
+    }
 }
 
 impl PayoutReason {
@@ -385,6 +463,15 @@ impl fmt::Display for PayoutReason {
 }
 
 impl Refusal {
+    /// The refusal reason a bureau answers with.
+    pub fn refusal_reason(&self) -> RefusalReason {
+        match self {
+            Refusal::SamePoolingRegion => RefusalReason::SamePoolingRegion,
+            Refusal::RetireeMustRegisterRelocation => RefusalReason::RetireeMustRegisterRelocation,
+            Refusal::BankAccountRequired { .. } => RefusalReason::BankAccountRequired,
+        }
+    }
+
     /// A stable code for storage and the wire, e.g. `SAME_POOLING_REGION`.
     pub fn reason_code(&self) -> &'static str {
         match self {
@@ -778,6 +865,106 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_flow_names_a_payout_before_a_scheme_change_and_a_shared_account_before_geography() {
+        use BalanceDisposition as B;
+        use Geography::{CrossProvince as Cross, IntraProvince as Intra};
+        use PayoutReason as P;
+        use SchemeChange::{EmployeeToResident as ToResident, ResidentToEmployee as ToEmployee};
+        let same = SchemeChange::Same;
+        let cases = [
+            (
+                B::PayToBank(P::DestinationNotConnected),
+                ToResident,
+                Intra,
+                FlowKind::NotConnectedPayout,
+            ),
+            (
+                B::PayToBank(P::RetireeRelocated),
+                same,
+                Cross,
+                FlowKind::RetireePayout,
+            ),
+            (
+                B::PayToBank(P::RegionPaysOut),
+                ToResident,
+                Cross,
+                FlowKind::RegionPayout,
+            ),
+            (
+                B::PayToBank(P::EmployeeToResident),
+                ToResident,
+                Cross,
+                FlowKind::EmployeeToResident,
+            ),
+            (
+                B::KeptUsableAtOrigin,
+                ToResident,
+                Intra,
+                FlowKind::EmployeeToResident,
+            ),
+            (
+                B::NoPersonalAccount,
+                ToEmployee,
+                Intra,
+                FlowKind::ResidentToEmployee,
+            ),
+            (
+                B::StaysUsableInProvince,
+                same,
+                Intra,
+                FlowKind::IntraProvinceSharedAccount,
+            ),
+            (B::MoveToAccount, same, Intra, FlowKind::IntraProvince),
+            (B::MoveToAccount, same, Cross, FlowKind::CrossProvince),
+        ];
+        for (balance, scheme_change, geography, flow) in cases {
+            let plan = TransferPlan {
+                geography,
+                scheme_change,
+                balance,
+                years: YearsDisposition::Credit,
+                settlement: Settlement::Asynchronous,
+            };
+            assert_eq!(plan.flow_kind(), flow, "{plan:?}");
+        }
+    }
+
+    #[test]
+    fn only_payout_flows_name_a_payout_reason() {
+        let paying: Vec<FlowKind> = FlowKind::ALL
+            .into_iter()
+            .filter(|flow| flow.payout_reason().is_some())
+            .collect();
+        assert_eq!(
+            paying,
+            vec![
+                FlowKind::EmployeeToResident,
+                FlowKind::NotConnectedPayout,
+                FlowKind::RetireePayout,
+                FlowKind::RegionPayout
+            ]
+        );
+        assert_eq!(
+            FlowKind::RegionPayout.payout_reason(),
+            Some(PayoutReason::RegionPaysOut)
+        );
+    }
+
+    #[test]
+    fn each_refusal_answers_with_the_reason_of_the_same_code() {
+        let refusals = [
+            Refusal::SamePoolingRegion,
+            Refusal::RetireeMustRegisterRelocation,
+            Refusal::BankAccountRequired {
+                reason: PayoutReason::RegionPaysOut,
+            },
+        ];
+        for refusal in refusals {
+            assert_eq!(refusal.refusal_reason().code(), refusal.reason_code());
+        }
+    }
+
     fn pick<T>(yes: bool, a: T, b: T) -> T {
         if yes { a } else { b }
     }
@@ -828,6 +1015,9 @@ mod tests {
             match classify(&facts) {
                 Ok(plan) => {
                     prop_assert!(!facts.out_region.same_pooling_region(facts.in_region));
+                    if plan.pays_to_bank() {
+                        prop_assert_eq!(plan.flow_kind().payout_reason(), plan.payout_reason());
+                    }
                     if plan.pays_to_bank() {
                         prop_assert_eq!(facts.bank_account, BankAccountGiven::Given);
                         prop_assert_eq!(plan.settlement, Settlement::Asynchronous);

@@ -7,15 +7,25 @@
 //!
 //! **API Boundary:** this crate knows nothing of protobuf or gRPC. The services convert wire types
 //! into these types (a failed conversion is an `INVALID_ARGUMENT` naming the field) and back.
+//!
+//! **One home for every rule:** the eligibility and refusal rules (审核) live in [`review`], what
+//! moves and what is credited in [`credit`], the insurance certificate (参保凭证) in
+//! [`certificate`], what an application must give in [`application`], the flows in [`classify`]
+//! and the two state machines in [`transfer`]. A bureau resolves facts from its store, asks these
+//! modules, and performs what they answer.
 
+pub mod application;
 pub mod calendar;
+pub mod certificate;
 pub mod classify;
 pub mod continuity;
+pub mod credit;
 pub mod id;
 pub mod money;
 pub mod month;
 pub mod policy;
 pub mod population;
 pub mod region;
+pub mod review;
 pub mod scheme;
 pub mod transfer;

@@ -11,6 +11,11 @@
 //!
 //! Money is deliberately absent: actions name *what* moves ("the balance on the form"), and the
 //! driver looks up *how much* in the stored transfer, so the machines stay small and total.
+//!
+//! A bureau stores either machine's state as a [`TransferState`] (it serialises, so a restart
+//! resumes exactly where the machine stood) and shows people its [`Stage`], the public name of
+//! where a transfer stands (DOMAIN.md, "Progress query": either bureau can say where any transfer
+//! stands and why).
 
 pub mod in_side;
 pub mod out_side;
@@ -18,30 +23,103 @@ pub mod out_side;
 use std::fmt;
 use std::str::FromStr;
 
-use crate::region::RegionCode;
+use serde::{Deserialize, Serialize};
 
-/// Why a bureau refused a transfer (or part of one). Stable codes travel on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+use crate::region::RegionCode;
+use in_side::InState;
+use out_side::OutState;
+
+/// Why a bureau refused a transfer (or part of one). Stable codes travel on the wire, and the
+/// reason serialises as its code (e.g. `"ARREARS"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum RefusalReason {
     /// The person is not known to the bureau that received the message.
+    #[serde(rename = "UNKNOWN_PERSON")]
     UnknownPerson,
     /// The person still contributes at the transfer-out region (has not stopped, 未中止参保).
+    #[serde(rename = "NOT_STOPPED_AT_TRANSFER_OUT")]
     NotStoppedAtTransferOut,
     /// The person owes contributions at the transfer-out region (欠费).
+    #[serde(rename = "ARREARS")]
     Arrears,
     /// The person is not enrolled normally at the transfer-in region (未正常参保).
+    #[serde(rename = "NOT_ENROLLED_AT_TRANSFER_IN")]
     NotEnrolledAtTransferIn,
     /// Both regions are one pooling region: a move between counties is not a transfer.
+    #[serde(rename = "SAME_POOLING_REGION")]
     SamePoolingRegion,
     /// The person already has an open transfer (不得重复参保、重复享受待遇).
+    #[serde(rename = "OPEN_TRANSFER_EXISTS")]
     OpenTransferExists,
     /// Retirees register as relocated retirees instead of transferring.
+    #[serde(rename = "RETIREE_MUST_REGISTER_RELOCATION")]
     RetireeMustRegisterRelocation,
     /// The balance must be paid to a bank account and the application named none.
+    #[serde(rename = "BANK_ACCOUNT_REQUIRED")]
     BankAccountRequired,
     /// The region named in the message is not hosted by the bureau that received it.
+    #[serde(rename = "REGION_NOT_HOSTED")]
     RegionNotHosted,
     /// The transfer-in bureau already confirmed an abort of this transfer.
+    #[serde(rename = "ABORTED")]
+    Aborted,
+}
+
+/// Which side of the handshake a bureau plays for one transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Side {
+    /// The transfer-out bureau (转出地): it sends the years and the balance.
+    Out,
+    /// The transfer-in bureau (转入地): it receives them.
+    In,
+}
+
+/// Who started the transfer (DOMAIN.md: a person may apply at either bureau).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Initiator {
+    /// The person applied at the transfer-in bureau (the usual path).
+    TransferIn,
+    /// The person applied at the transfer-out bureau.
+    TransferOut,
+}
+
+/// Either machine's state, as a bureau stores it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferState {
+    /// The transfer-out machine's state.
+    Out(OutState),
+    /// The transfer-in machine's state.
+    In(InState),
+}
+
+/// The public stage of a transfer, as people see it (the values of the contract's
+/// `common.v1.TransferState`, without `UNSPECIFIED`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stage {
+    /// Applied at the transfer-in bureau; the request is on its way.
+    Applied,
+    /// The transfer-out bureau accepted the request.
+    Accepted,
+    /// The form (and any balance) is on its way to the transfer-in bureau.
+    InTransit,
+    /// Credited at the transfer-in bureau, waiting for a settlement confirmation (old transfers).
+    Credited,
+    /// Terminal: the transfer completed.
+    Completed,
+    /// Terminal: refused by a review.
+    Rejected,
+    /// Terminal: the transfer did not happen; any balance went back to the account.
+    Returned,
+    /// The balance is being paid to the person's bank account.
+    PayoutPending,
+    /// Terminal: the balance was paid to the person's bank account.
+    PaidToBank,
+    /// An abort was sent and its answer is awaited.
+    Aborting,
+    /// Terminal: aborted before any credit.
     Aborted,
 }
 
@@ -111,6 +189,122 @@ impl RefusalReason {
 impl fmt::Display for RefusalReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code(), self.message())
+    }
+}
+
+impl TransferState {
+    /// Which side's machine this is.
+    pub fn side(self) -> Side {
+        match self {
+            Self::Out(_) => Side::Out,
+            Self::In(_) => Side::In,
+        }
+    }
+
+    /// Whether no event can change this state any more (as the machine says).
+    pub fn is_terminal(self) -> bool {
+        match self {
+            Self::Out(state) => state.is_terminal(),
+            Self::In(state) => state.is_terminal(),
+        }
+    }
+
+    /// The machine state's stable name, as stored and shown (e.g. `"REQUESTED"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Out(state) => state.name(),
+            Self::In(state) => state.name(),
+        }
+    }
+
+    /// The public stage of this state.
+    pub fn stage(self) -> Stage {
+        match self {
+            Self::Out(state) => match state {
+                OutState::InTransit { .. } => Stage::InTransit,
+                OutState::Aborting { .. } => Stage::Aborting,
+                OutState::PayoutPending => Stage::PayoutPending,
+                OutState::Completed => Stage::Completed,
+                OutState::Rejected(_) => Stage::Rejected,
+                OutState::Returned(_) => Stage::Returned,
+                OutState::PaidToBank => Stage::PaidToBank,
+            },
+            Self::In(state) => match state {
+                InState::Applied => Stage::Applied,
+                InState::Requested => Stage::Accepted,
+                InState::Credited => Stage::Credited,
+                InState::Completed => Stage::Completed,
+                InState::Rejected(_) => Stage::Rejected,
+                InState::Aborted => Stage::Aborted,
+            },
+        }
+    }
+
+    /// Why the transfer did not happen: the reason of a refused or returned transfer,
+    /// [`RefusalReason::Aborted`] for an aborted one, `None` otherwise.
+    pub fn refusal(self) -> Option<RefusalReason> {
+        match self {
+            Self::Out(OutState::Rejected(reason) | OutState::Returned(reason))
+            | Self::In(InState::Rejected(reason)) => Some(reason),
+            Self::In(InState::Aborted) => Some(RefusalReason::Aborted),
+            Self::Out(_) | Self::In(_) => None,
+        }
+    }
+}
+
+impl From<OutState> for TransferState {
+    fn from(state: OutState) -> Self {
+        Self::Out(state)
+    }
+}
+
+impl From<InState> for TransferState {
+    fn from(state: InState) -> Self {
+        Self::In(state)
+    }
+}
+
+impl Stage {
+    /// Every stage, for exhaustive tests and tables.
+    pub const ALL: [Stage; 11] = [
+        Self::Applied,
+        Self::Accepted,
+        Self::InTransit,
+        Self::Credited,
+        Self::Completed,
+        Self::Rejected,
+        Self::Returned,
+        Self::PayoutPending,
+        Self::PaidToBank,
+        Self::Aborting,
+        Self::Aborted,
+    ];
+
+    /// Whether a transfer at this stage has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Rejected | Self::Returned | Self::PaidToBank | Self::Aborted
+        )
+    }
+
+    /// The stage of a stored machine-state name (either machine's `name()`); `None` for any
+    /// other text.
+    pub fn of_state_name(name: &str) -> Option<Stage> {
+        Some(match name {
+            "APPLIED" => Self::Applied,
+            "REQUESTED" => Self::Accepted,
+            "IN_TRANSIT" => Self::InTransit,
+            "CREDITED" => Self::Credited,
+            "COMPLETED" => Self::Completed,
+            "REJECTED" => Self::Rejected,
+            "RETURNED" => Self::Returned,
+            "PAYOUT_PENDING" => Self::PayoutPending,
+            "PAID_TO_BANK" => Self::PaidToBank,
+            "ABORTING" => Self::Aborting,
+            "ABORTED" => Self::Aborted,
+            _ => return None,
+        })
     }
 }
 
@@ -238,5 +432,117 @@ mod tests {
             Err(TransferIdError)
         );
         assert!(TransferId::new(region, date, 10_000_000).is_none());
+    }
+
+    fn every_state() -> Vec<TransferState> {
+        use out_side::{AbortFallback, BalanceRoute};
+        let mut states = vec![
+            OutState::InTransit {
+                balance: BalanceRoute::MovesWithForm,
+            }
+            .into(),
+            OutState::Aborting {
+                balance: BalanceRoute::ToBankAfterCredit,
+                fallback: AbortFallback::PayToBank,
+            }
+            .into(),
+            OutState::PayoutPending.into(),
+            OutState::Completed.into(),
+            OutState::Rejected(RefusalReason::Arrears).into(),
+            OutState::Returned(RefusalReason::Aborted).into(),
+            OutState::PaidToBank.into(),
+        ];
+        states.extend(
+            [
+                InState::Applied,
+                InState::Requested,
+                InState::Credited,
+                InState::Completed,
+                InState::Rejected(RefusalReason::NotEnrolledAtTransferIn),
+                InState::Aborted,
+            ]
+            .map(TransferState::In),
+        );
+        states
+    }
+
+    #[test]
+    fn a_refusal_reason_serialises_as_its_stable_code() {
+        for reason in RefusalReason::ALL {
+            let text = serde_json::to_string(&reason).expect("serialises");
+            assert_eq!(text, format!("\"{}\"", reason.code()));
+            let back: RefusalReason = serde_json::from_str(&text).expect("deserialises");
+            assert_eq!(back, reason);
+        }
+        assert!(serde_json::from_str::<RefusalReason>("\"arrears\"").is_err());
+    }
+
+    #[test]
+    fn a_stored_state_survives_a_serde_round_trip() {
+        for state in every_state() {
+            let text = serde_json::to_string(&state).expect("serialises");
+            let back: TransferState = serde_json::from_str(&text).expect("deserialises");
+            assert_eq!(back, state, "{text}");
+        }
+        let rejected = TransferState::Out(OutState::Rejected(RefusalReason::Arrears));
+        assert_eq!(
+            serde_json::to_string(&rejected).expect("serialises"),
+            r#"{"out":{"rejected":"ARREARS"}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&TransferState::In(InState::Requested)).expect("serialises"),
+            r#"{"in":"requested"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&(Side::Out, Initiator::TransferIn)).expect("serialises"),
+            r#"["out","transfer_in"]"#
+        );
+    }
+
+    #[test]
+    fn a_requested_transfer_in_is_shown_as_accepted() {
+        assert_eq!(
+            TransferState::In(InState::Requested).stage(),
+            Stage::Accepted
+        );
+        assert_eq!(Stage::of_state_name("REQUESTED"), Some(Stage::Accepted));
+        assert_eq!(Stage::of_state_name("ACCEPTED"), None);
+        assert_eq!(Stage::of_state_name(""), None);
+    }
+
+    #[test]
+    fn every_state_has_the_stage_of_its_stored_name_and_the_machines_terminality() {
+        for state in every_state() {
+            assert_eq!(Stage::of_state_name(state.name()), Some(state.stage()));
+            assert_eq!(
+                state.stage().is_terminal(),
+                state.is_terminal(),
+                "{state:?}"
+            );
+        }
+        let stages: std::collections::HashSet<Stage> = every_state()
+            .into_iter()
+            .map(TransferState::stage)
+            .collect();
+        assert_eq!(stages.len(), Stage::ALL.len(), "every stage is reachable");
+    }
+
+    #[test]
+    fn only_refused_returned_and_aborted_transfers_have_a_refusal() {
+        for state in every_state() {
+            let expected = match state {
+                TransferState::Out(OutState::Rejected(_)) => Some(RefusalReason::Arrears),
+                TransferState::Out(OutState::Returned(_)) | TransferState::In(InState::Aborted) => {
+                    Some(RefusalReason::Aborted)
+                }
+                TransferState::In(InState::Rejected(_)) => {
+                    Some(RefusalReason::NotEnrolledAtTransferIn)
+                }
+                _ => None,
+            };
+            assert_eq!(state.refusal(), expected, "{state:?}");
+        }
+        assert_eq!(TransferState::In(InState::Applied).side(), Side::In);
+        assert_eq!(TransferState::Out(OutState::Completed).side(), Side::Out);
     }
 }

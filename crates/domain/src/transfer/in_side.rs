@@ -17,10 +17,13 @@
 //! too, and a late acceptance after the credit changes nothing. Once `Aborted`, a form is never
 //! credited: that promise is what lets the transfer-out bureau pay the balance elsewhere.
 
+use serde::{Deserialize, Serialize};
+
 use super::{IllegalEvent, RefusalReason, Transition};
 
 /// Where a transfer stands at the transfer-in bureau.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InState {
     /// The person applied here; the request to the transfer-out bureau is on its way.
     Applied,

@@ -8,18 +8,29 @@
 //!       │                          └──deadline──▶ Aborting ──IN credited──▶ (as credited)
 //!       │                                             └──IN did not──▶ Returned | PayoutPending
 //!       └─ pay to bank only ──▶ PayoutPending ──bank paid──▶ PaidToBank
+//!                                (pay requested)           (transit → bank posted)
 //! ```
 //!
-//! **Invariant:** every [`OutAction::DebitAccountToTransit`] on a path is followed by exactly
-//! one of settle, reverse or pay-to-bank before the path reaches a terminal state, and none of
-//! those happens without a debit before it. A bank payout after the form was delivered happens
-//! only once the transfer-in bureau answered an abort saying it did not credit: a timeout is
-//! never proof.
+//! Every money movement is an action: the driver posts journal entries only when an action says
+//! so. Entering `PayoutPending` *requests* the payout from the bank gateway
+//! ([`OutAction::PayTransitToBank`], an outbox row); the gateway's confirmation
+//! ([`OutEvent::BankPaid`]) *posts* it ([`OutAction::PostTransitToBank`]).
+//!
+//! **Invariant:** every [`OutAction::DebitAccountToTransit`] on a path is resolved by exactly
+//! one of [`OutAction::SettleTransitToTransferIn`], [`OutAction::ReverseTransitToAccount`] or
+//! [`OutAction::PostTransitToBank`] before the path reaches a terminal state, and none of those
+//! happens without a debit before it. [`OutAction::PayTransitToBank`] is requested at most once
+//! on a path, always before the posting it leads to. A bank payout after the form was delivered
+//! happens only once the transfer-in bureau answered an abort saying it did not credit: a
+//! timeout is never proof.
+
+use serde::{Deserialize, Serialize};
 
 use super::{IllegalEvent, RefusalReason, Transition};
 
 /// Where a transfer stands at the transfer-out bureau.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OutState {
     /// The form is on its way to (or at) the transfer-in bureau; any balance is in transit.
     InTransit {
@@ -48,7 +59,8 @@ pub enum OutState {
 
 /// What happens to the personal-account balance of a transfer whose form goes to the
 /// transfer-in bureau.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum BalanceRoute {
     /// The balance waits in transit and is settled to the transfer-in bureau on credit.
     MovesWithForm,
@@ -60,7 +72,8 @@ pub enum BalanceRoute {
 }
 
 /// What happens to a balance in transit when the transfer-in bureau confirms an abort.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AbortFallback {
     /// The application named a bank account: pay the balance there.
     PayToBank,
@@ -115,7 +128,10 @@ pub enum OutAction {
     /// Journal: in transit → back to the personal account.
     ReverseTransitToAccount,
     /// Outbox: ask the bank gateway to pay the balance in transit (idempotent by transfer id).
+    /// A request only: nothing is posted until the gateway confirms.
     PayTransitToBank,
+    /// Journal: in transit → the person's bank account, once the gateway confirmed the payout.
+    PostTransitToBank,
     /// Outbox: ask the transfer-in bureau to abort, and whether it credited.
     SendAbort,
 }
@@ -218,9 +234,10 @@ pub fn apply(
         }),
         // A repeated deadline while the abort is under way changes nothing.
         (OutState::Aborting { .. }, OutEvent::DeadlinePassed(_)) => Ok(Transition::stay(state)),
-        (OutState::PayoutPending, OutEvent::BankPaid) => {
-            Ok(Transition::to(OutState::PaidToBank, vec![]))
-        }
+        (OutState::PayoutPending, OutEvent::BankPaid) => Ok(Transition::to(
+            OutState::PaidToBank,
+            vec![PostTransitToBank],
+        )),
         _ => Err(illegal()),
     }
 }
@@ -291,14 +308,15 @@ mod tests {
     }
 
     /// Counts the balance in transit as the actions move it: +1 on debit, -1 on each way out.
+    /// A payout *request* moves nothing; its confirmation's posting does.
     fn transit_after(actions: &[OutAction], mut in_transit: i32) -> i32 {
         for action in actions {
             match action {
                 OutAction::DebitAccountToTransit => in_transit += 1,
                 OutAction::SettleTransitToTransferIn
                 | OutAction::ReverseTransitToAccount
-                | OutAction::PayTransitToBank => in_transit -= 1,
-                OutAction::SendForm | OutAction::SendAbort => {}
+                | OutAction::PostTransitToBank => in_transit -= 1,
+                OutAction::PayTransitToBank | OutAction::SendForm | OutAction::SendAbort => {}
             }
         }
         in_transit
@@ -404,6 +422,58 @@ mod tests {
     }
 
     #[test]
+    fn a_bank_payout_is_posted_as_an_action_once_the_gateway_confirms() {
+        let opened = open(Review::PayToBankOnly);
+        assert_eq!(
+            opened.actions,
+            vec![
+                OutAction::DebitAccountToTransit,
+                OutAction::PayTransitToBank
+            ],
+            "the payout is requested, not posted"
+        );
+        let paid = apply(opened.next, OutEvent::BankPaid).expect("legal");
+        assert_eq!(paid.actions, vec![OutAction::PostTransitToBank]);
+        let again = apply(paid.next, OutEvent::BankPaid).expect("legal");
+        assert!(
+            again.actions.is_empty(),
+            "a repeated confirmation posts nothing"
+        );
+    }
+
+    #[test]
+    fn states_and_their_data_survive_a_serde_round_trip() {
+        let states = [
+            OutState::InTransit {
+                balance: BalanceRoute::ToBankAfterCredit,
+            },
+            OutState::Aborting {
+                balance: BalanceRoute::MovesWithForm,
+                fallback: AbortFallback::PayToBank,
+            },
+            OutState::PayoutPending,
+            OutState::Completed,
+            OutState::Rejected(RefusalReason::Arrears),
+            OutState::Returned(RefusalReason::Aborted),
+            OutState::PaidToBank,
+        ];
+        for state in states {
+            let text = serde_json::to_string(&state).expect("serialises");
+            let back: OutState = serde_json::from_str(&text).expect("deserialises");
+            assert_eq!(back, state, "{text}");
+        }
+        let text = serde_json::to_string(&OutState::Aborting {
+            balance: BalanceRoute::StaysPut,
+            fallback: AbortFallback::ReturnToAccount,
+        })
+        .expect("serialises");
+        assert_eq!(
+            text,
+            r#"{"aborting":{"balance":"stays_put","fallback":"return_to_account"}}"#
+        );
+    }
+
+    #[test]
     fn an_event_out_of_place_is_an_error_not_a_panic() {
         let error = apply(OutState::PayoutPending, OutEvent::FormCredited).expect_err("illegal");
         assert_eq!(error.state, "PAYOUT_PENDING");
@@ -441,6 +511,35 @@ mod tests {
             if state.is_terminal() {
                 prop_assert_eq!(in_transit, 0, "terminal {:?} left money in transit", state);
             }
+        }
+
+        #[test]
+        fn a_payout_is_requested_at_most_once_and_before_it_is_posted(review in any_review(), events in prop::collection::vec(any_event(), 0..12)) {
+            let opened = open(review);
+            let mut state = opened.next;
+            let mut actions = opened.actions;
+            for event in events {
+                if let Ok(transition) = apply(state, event) {
+                    actions.extend(transition.actions);
+                    state = transition.next;
+                }
+            }
+            let position = |wanted| actions.iter().position(|action| *action == wanted);
+            let count = |wanted| actions.iter().filter(|action| **action == wanted).count();
+            prop_assert!(count(OutAction::PayTransitToBank) <= 1, "{:?}", actions);
+            prop_assert!(count(OutAction::PostTransitToBank) <= 1, "{:?}", actions);
+            if let Some(posted) = position(OutAction::PostTransitToBank) {
+                let requested = position(OutAction::PayTransitToBank);
+                prop_assert!(requested.is_some_and(|requested| requested < posted), "{:?}", actions);
+            }
+            if state == OutState::PayoutPending || state == OutState::PaidToBank {
+                prop_assert_eq!(count(OutAction::PayTransitToBank), 1, "{:?}", actions);
+            }
+            prop_assert_eq!(
+                count(OutAction::PostTransitToBank) == 1,
+                state == OutState::PaidToBank,
+                "{:?}", actions
+            );
         }
     }
 }
