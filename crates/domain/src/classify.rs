@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::policy::{EmployeeToResidentBalance, RegionPolicy};
 use crate::region::RegionCode;
-use crate::review::regions_differ;
+use crate::review::refused::regions_differ;
 use crate::scheme::Scheme;
 use crate::transfer::RefusalReason;
 

@@ -8,6 +8,10 @@
 //! there (正常参保), both when a person applies there and when a form arrives. The driver resolves
 //! the facts (the person's record, the open transfer, the region directory) from its store and
 //! asks these functions; nothing here reads a store.
+//!
+//! The pooling-region rule and [`Refused`] live in the leaf module `review/refused.rs` (and are
+//! re-exported here) so that [`classify`] can use the rule without importing this file, which
+//! imports it.
 
 use crate::classify::{
     self, ApplicationFacts, BalanceDisposition, BankAccountGiven, Connectivity, PayoutReason,
@@ -20,6 +24,10 @@ use crate::scheme::{EnrolmentState, Scheme};
 use crate::transfer::in_side::FormCheck;
 use crate::transfer::out_side::{BalanceRoute, Review};
 use crate::transfer::{Initiator, RefusalReason};
+
+pub(crate) mod refused;
+
+pub use refused::{Refused, regions_differ};
 
 /// What a bureau's record says about a person (resolved by the driver from its store). It holds
 /// no personal data, so its `Debug` output is safe to log.
@@ -35,35 +43,6 @@ pub struct InsuredPerson {
     pub status: PersonStatus,
     /// Contributions the person owes here (欠费).
     pub arrears: Money,
-}
-
-/// A refusal, with the transfer that blocks the person when the reason is
-/// [`RefusalReason::OpenTransferExists`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Refused {
-    /// Why.
-    pub reason: RefusalReason,
-    /// The id of the person's open transfer, for [`RefusalReason::OpenTransferExists`].
-    pub open_transfer: Option<String>,
-}
-
-impl From<RefusalReason> for Refused {
-    fn from(reason: RefusalReason) -> Self {
-        Self {
-            reason,
-            open_transfer: None,
-        }
-    }
-}
-
-impl Refused {
-    /// The refusal of a person who already has the open transfer `transfer_id`.
-    pub fn open_transfer_exists(transfer_id: &str) -> Self {
-        Self {
-            reason: RefusalReason::OpenTransferExists,
-            open_transfer: Some(transfer_id.to_owned()),
-        }
-    }
 }
 
 /// Whether the bureau at the other end of the platform (the peer) hosts a region.
@@ -112,17 +91,6 @@ pub struct Accepted {
     pub plan: TransferPlan,
     /// How the transfer opens; never [`Review::Refused`].
     pub review: Review,
-}
-
-/// The pooling-region rule: a move within one pooling region (between counties of one city) is
-/// not a transfer. The one place this refusal is written; [`classify::classify`] and both
-/// reviews use it.
-pub fn regions_differ(out_region: RegionCode, in_region: RegionCode) -> Result<(), Refused> {
-    if out_region.same_pooling_region(in_region) {
-        Err(RefusalReason::SamePoolingRegion.into())
-    } else {
-        Ok(())
-    }
 }
 
 /// The transfer-out review (审核). The rules are tried in this order and the first that fails
