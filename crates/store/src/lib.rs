@@ -44,5 +44,6 @@ pub use rows::{
     CertificateRow, EventRow, InsertCount, JournalCheck, NewOutboxMessage, OutboxMessage,
     PersonRow, Posting, ProcessedMessage, TransferRow,
 };
-pub use store::{Options, Store, Synchronous, WriteStats};
+pub use sqlite::connection::Synchronous;
+pub use store::{Options, Store, WriteStats};
 pub use tx::Tx;

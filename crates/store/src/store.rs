@@ -12,24 +12,11 @@ use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::job;
-use crate::sqlite::connection;
+use crate::sqlite::connection::{self, Synchronous};
 use crate::sqlite::reader::ReadPool;
 use crate::sqlite::schema;
 use crate::sqlite::writer::{Command, Counters, Writer};
 use crate::{Error, Tx};
-
-/// How hard SQLite works to make a commit durable.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Synchronous {
-    /// fsync the WAL at every commit: a commit survives a process kill and a power loss. The
-    /// default, because an acknowledged message must never be lost.
-    #[default]
-    Full,
-    /// fsync only at checkpoints: a commit survives a process kill but the last ones may be lost
-    /// in a power loss. For benchmarks and throw-away environments.
-    Normal,
-}
 
 /// How a store is opened. Every field has a default, so a configuration file may name only what
 /// it changes.

@@ -9,10 +9,23 @@ use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
+use serde::Deserialize;
 
 use crate::Error;
 use crate::sqlite::tx::Context;
-use crate::store::Synchronous;
+
+/// How hard SQLite works to make a commit durable.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: a commit survives a process kill and a power loss. The
+    /// default, because an acknowledged message must never be lost.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: a commit survives a process kill but the last ones may be lost
+    /// in a power loss. For benchmarks and throw-away environments.
+    Normal,
+}
 
 /// How long a connection waits for a lock held by another connection (another process opening
 /// the same file, a checkpoint) before failing with "database is locked".
