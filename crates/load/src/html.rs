@@ -4,8 +4,17 @@
 //! latency, errors, outcomes, processes and the ledger.
 
 use std::fmt::Write as _;
+use std::path::Path;
 
-use crate::report::{Report, pace_text};
+use crate::error::LoadError;
+use crate::report::{self, Report, pace_text};
+
+impl Report {
+    /// Writes the self-contained HTML report (inline SVG, no scripts, nothing fetched).
+    pub fn write_html(&self, path: &Path) -> Result<(), LoadError> {
+        report::write(path, &render(self))
+    }
+}
 
 /// Chart width and plot-area height in SVG user units.
 const WIDTH: f64 = 760.0;
@@ -56,7 +65,21 @@ pub fn render(report: &Report) -> String {
     );
     verdict(&mut page, report);
     results(&mut page, report);
+    timeline_charts(&mut page, report);
+    percentile_chart(&mut page, report);
+    latency_table(&mut page, report);
+    cpu_chart(&mut page, report);
+    tables(&mut page, report);
+    let _ = write!(
+        page,
+        "<h2>Settings</h2><pre>{}</pre>\n</body></html>\n",
+        escape(&serde_json::to_string_pretty(&report.options).unwrap_or_default())
+    );
+    page
+}
 
+/// Throughput and end-to-end latency over time.
+fn timeline_charts(page: &mut String, report: &Report) {
     let timeline = &report.timeline;
     let _ = write!(page, "<h2>Throughput over time</h2>");
     page.push_str(&chart(
@@ -99,7 +122,10 @@ pub fn render(report: &Report) -> String {
             x_ticks: None,
         },
     ));
+}
 
+/// Latency by percentile on a "nines" axis, per RPC and for the baseline.
+fn percentile_chart(page: &mut String, report: &Report) {
     let _ = write!(page, "<h2>Latency by percentile</h2>");
     let mut percentiles: Vec<Series> = report
         .latency
@@ -137,8 +163,11 @@ pub fn render(report: &Report) -> String {
             ),
         },
     ));
-    latency_table(&mut page, report);
+}
 
+/// CPU per process over time, if any process was measured.
+fn cpu_chart(page: &mut String, report: &Report) {
+    let timeline = &report.timeline;
     let mut names: Vec<String> = timeline
         .iter()
         .flat_map(|s| s.cpu_cores.keys().cloned())
@@ -167,13 +196,6 @@ pub fn render(report: &Report) -> String {
             },
         ));
     }
-    tables(&mut page, report);
-    let _ = write!(
-        page,
-        "<h2>Settings</h2><pre>{}</pre>\n</body></html>\n",
-        escape(&serde_json::to_string_pretty(&report.options).unwrap_or_default())
-    );
-    page
 }
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:60em;color:#222}\
@@ -206,6 +228,20 @@ fn verdict(page: &mut String, report: &Report) {
 
 /// The main figures.
 fn results(page: &mut String, report: &Report) {
+    let _ = write!(page, "<h2>Results</h2><table>");
+    for (name, value) in result_rows(report) {
+        let _ = write!(
+            page,
+            "<tr><th>{}</th><td>{}</td></tr>",
+            escape(&name),
+            escape(&value)
+        );
+    }
+    page.push_str("</table>\n");
+}
+
+/// The main figures as (name, value) rows.
+fn result_rows(report: &Report) -> Vec<(String, String)> {
     let t = &report.transfers;
     let mut rows = vec![
         ("run".to_owned(), pace_text(&report.options)),
@@ -268,16 +304,7 @@ fn results(page: &mut String, report: &Report) {
             format!("{:.3}", report.ratio_to_baseline.unwrap_or(0.0)),
         ));
     }
-    let _ = write!(page, "<h2>Results</h2><table>");
-    for (name, value) in rows {
-        let _ = write!(
-            page,
-            "<tr><th>{}</th><td>{}</td></tr>",
-            escape(&name),
-            escape(&value)
-        );
-    }
-    page.push_str("</table>\n");
+    rows
 }
 
 fn latency_table(page: &mut String, report: &Report) {
@@ -314,6 +341,14 @@ fn latency_table(page: &mut String, report: &Report) {
 
 /// Errors, outcomes, processes and the ledger totals.
 fn tables(page: &mut String, report: &Report) {
+    errors_table(page, report);
+    outcomes_table(page, report);
+    processes_table(page, report);
+    ledger_table(page, report);
+}
+
+/// Errors and retries by kind, if there were any.
+fn errors_table(page: &mut String, report: &Report) {
     if !report.errors.is_empty() || !report.retried.is_empty() {
         page.push_str("<h2>Errors and retries</h2><table><tr><th>what</th><th>count</th></tr>");
         for (name, count) in &report.errors {
@@ -332,6 +367,10 @@ fn tables(page: &mut String, report: &Report) {
         }
         page.push_str("</table>\n");
     }
+}
+
+/// How the transfers of each flow ended.
+fn outcomes_table(page: &mut String, report: &Report) {
     page.push_str(
         "<h2>Outcomes by flow</h2><table><tr><th>flow</th><th>outcome</th><th>count</th></tr>",
     );
@@ -346,6 +385,10 @@ fn tables(page: &mut String, report: &Report) {
         }
     }
     page.push_str("</table>\n");
+}
+
+/// CPU and memory of each measured process.
+fn processes_table(page: &mut String, report: &Report) {
     if !report.processes.is_empty() {
         page.push_str(
             "<h2>Processes</h2><table><tr><th>process</th><th>CPU s</th><th>cores busy</th>\
@@ -374,6 +417,10 @@ fn tables(page: &mut String, report: &Report) {
         }
         page.push_str("</table>\n");
     }
+}
+
+/// Both bureaus' ledger totals.
+fn ledger_table(page: &mut String, report: &Report) {
     page.push_str("<h2>Ledger</h2><table><tr><th>total (yuan)</th><th>transfer-out</th><th>transfer-in</th></tr>");
     let (out, inn) = (&report.ledger.out, &report.ledger.inn);
     let rows: [(&str, u64, u64); 7] = [
@@ -491,17 +538,18 @@ fn legend_layout(series: &[Series]) -> (Vec<(f64, f64)>, f64) {
     (places, if series.is_empty() { 1.0 } else { row + 1.0 })
 }
 
-/// An SVG line chart.
-fn chart(series: &[Series], axes: &Axes<'_>) -> String {
-    let points = series.iter().flat_map(|s| s.points.iter());
-    let finite: Vec<(f64, f64)> = points
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .filter(|(_, y)| axes.y_scale == Scale::Linear || *y > 0.0)
-        .copied()
-        .collect();
-    if finite.is_empty() {
-        return "<p>(no data)</p>".to_owned();
+impl Scale {
+    /// Where a value sits on the axis: itself, or its logarithm (of at least 0.001).
+    fn position(self, y: f64) -> f64 {
+        match self {
+            Scale::Linear => y,
+            Scale::Log10 => y.max(1e-3).log10(),
+        }
     }
+}
+
+/// The x axis's extent: the points' (never empty), or the nines axis's when it has fixed ticks.
+fn x_range(finite: &[(f64, f64)], axes: &Axes<'_>) -> (f64, f64) {
     let (mut x_min, mut x_max) = finite
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), (x, _)| {
@@ -514,29 +562,132 @@ fn chart(series: &[Series], axes: &Axes<'_>) -> String {
     if x_max <= x_min {
         x_max = x_min + 1.0;
     }
-    let y_of = |y: f64| match axes.y_scale {
-        Scale::Linear => y,
-        Scale::Log10 => y.max(1e-3).log10(),
-    };
-    let (mut y_min, mut y_max) = finite
+    (x_min, x_max)
+}
+
+/// The y axis's extent, in axis positions: from zero with 5 % headroom (linear), or whole
+/// decades (logarithmic).
+fn y_range(finite: &[(f64, f64)], scale: Scale) -> (f64, f64) {
+    let (y_min, y_max) = finite
         .iter()
         .fold((f64::MAX, f64::MIN), |(lo, hi), (_, y)| {
-            (lo.min(y_of(*y)), hi.max(y_of(*y)))
+            (lo.min(scale.position(*y)), hi.max(scale.position(*y)))
         });
-    match axes.y_scale {
+    match scale {
         Scale::Linear => {
-            y_min = y_min.min(0.0);
-            y_max = if y_max <= y_min {
+            let y_min = y_min.min(0.0);
+            let y_max = if y_max <= y_min {
                 y_min + 1.0
             } else {
                 y_max * 1.05
             };
+            (y_min, y_max)
         }
         Scale::Log10 => {
-            y_min = y_min.floor();
-            y_max = y_max.ceil().max(y_min + 1.0);
+            let y_min = y_min.floor();
+            (y_min, y_max.ceil().max(y_min + 1.0))
         }
     }
+}
+
+/// The y ticks, in axis positions, with their labels.
+fn y_ticks(scale: Scale, y_min: f64, y_max: f64) -> Vec<(f64, String)> {
+    match scale {
+        Scale::Linear => linear_ticks(y_min, y_max, 5.0, 20),
+        Scale::Log10 => {
+            let mut ticks = Vec::new();
+            let mut exponent = y_min;
+            while exponent <= y_max && ticks.len() < 20 {
+                ticks.push((exponent, number(10f64.powf(exponent))));
+                exponent += 1.0;
+            }
+            ticks
+        }
+    }
+}
+
+/// Evenly spaced round ticks over `min ..= max`, about `target` of them, at most `limit`.
+fn linear_ticks(min: f64, max: f64, target: f64, limit: usize) -> Vec<(f64, String)> {
+    let step = nice_step(max - min, target);
+    let mut ticks = Vec::new();
+    let mut value = (min / step).ceil() * step;
+    while value <= max + step * 1e-9 && ticks.len() < limit {
+        ticks.push((value, number(value)));
+        value += step;
+    }
+    ticks
+}
+
+/// Horizontal grid lines across the plot, labelled at the left; `sy` maps an axis position to
+/// the page.
+fn y_grid(svg: &mut String, ticks: &[(f64, String)], sy: impl Fn(f64) -> f64) {
+    for (y, label) in ticks {
+        let _ = write!(
+            svg,
+            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            WIDTH - RIGHT,
+            sy(*y),
+            sy(*y),
+            LEFT - 6.0,
+            sy(*y) + 4.0,
+            escape(label)
+        );
+    }
+}
+
+/// Vertical grid lines down the plot (which starts at `top`), labelled below it; `sx` maps an
+/// x value to the page.
+fn x_grid(svg: &mut String, ticks: &[(f64, String)], sx: impl Fn(f64) -> f64, top: f64) {
+    let plot_h = PLOT_HEIGHT;
+    for (x, label) in ticks {
+        let _ = write!(
+            svg,
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{top}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
+             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            sx(*x),
+            sx(*x),
+            top + plot_h,
+            sx(*x),
+            top + plot_h + 14.0,
+            escape(label)
+        );
+    }
+}
+
+/// The plot's border and the axes' labels, for a chart `height` high whose plot starts at `top`.
+fn frame(svg: &mut String, axes: &Axes<'_>, top: f64, height: f64) {
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = PLOT_HEIGHT;
+    let _ = write!(
+        svg,
+        "<rect x=\"{LEFT}\" y=\"{top}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\" \
+         fill=\"none\" stroke=\"#999\"/>\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
+         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{}</text>",
+        LEFT + plot_w / 2.0,
+        height - 6.0,
+        escape(axes.x_label),
+        top + plot_h / 2.0,
+        top + plot_h / 2.0,
+        escape(axes.y_label)
+    );
+}
+
+/// An SVG line chart.
+fn chart(series: &[Series], axes: &Axes<'_>) -> String {
+    let points = series.iter().flat_map(|s| s.points.iter());
+    let finite: Vec<(f64, f64)> = points
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .filter(|(_, y)| axes.y_scale == Scale::Linear || *y > 0.0)
+        .copied()
+        .collect();
+    if finite.is_empty() {
+        return "<p>(no data)</p>".to_owned();
+    }
+    let (x_min, x_max) = x_range(&finite, axes);
+    let y_of = |y: f64| axes.y_scale.position(y);
+    let (y_min, y_max) = y_range(&finite, axes.y_scale);
     let (legend, legend_rows) = legend_layout(series);
     let top = 12.0 + LEGEND_ROW * legend_rows;
     let height = top + PLOT_HEIGHT + BOTTOM;
@@ -551,80 +702,13 @@ fn chart(series: &[Series], axes: &Axes<'_>) -> String {
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" \
          viewBox=\"0 0 {WIDTH} {height}\" font-size=\"11\" font-family=\"sans-serif\">"
     );
-    // Grid and y ticks.
-    let y_ticks: Vec<(f64, String)> = match axes.y_scale {
-        Scale::Linear => {
-            let step = nice_step(y_max - y_min, 5.0);
-            let mut ticks = Vec::new();
-            let mut y = (y_min / step).ceil() * step;
-            while y <= y_max + step * 1e-9 && ticks.len() < 20 {
-                ticks.push((y, number(y)));
-                y += step;
-            }
-            ticks
-        }
-        Scale::Log10 => {
-            let mut ticks = Vec::new();
-            let mut exponent = y_min;
-            while exponent <= y_max && ticks.len() < 20 {
-                ticks.push((exponent, number(10f64.powf(exponent))));
-                exponent += 1.0;
-            }
-            ticks
-        }
-    };
-    for (y, label) in &y_ticks {
-        let _ = write!(
-            svg,
-            "<line x1=\"{LEFT}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
-            WIDTH - RIGHT,
-            sy(*y),
-            sy(*y),
-            LEFT - 6.0,
-            sy(*y) + 4.0,
-            escape(label)
-        );
-    }
-    let x_ticks: Vec<(f64, String)> = match &axes.x_ticks {
+    y_grid(&mut svg, &y_ticks(axes.y_scale, y_min, y_max), sy);
+    let x_ticks = match &axes.x_ticks {
         Some(ticks) => ticks.clone(),
-        None => {
-            let step = nice_step(x_max - x_min, 8.0);
-            let mut ticks = Vec::new();
-            let mut x = (x_min / step).ceil() * step;
-            while x <= x_max + step * 1e-9 && ticks.len() < 30 {
-                ticks.push((x, number(x)));
-                x += step;
-            }
-            ticks
-        }
+        None => linear_ticks(x_min, x_max, 8.0, 30),
     };
-    for (x, label) in &x_ticks {
-        let _ = write!(
-            svg,
-            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{top}\" y2=\"{:.1}\" stroke=\"#eee\"/>\
-             <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-            sx(*x),
-            sx(*x),
-            top + plot_h,
-            sx(*x),
-            top + plot_h + 14.0,
-            escape(label)
-        );
-    }
-    let _ = write!(
-        svg,
-        "<rect x=\"{LEFT}\" y=\"{top}\" width=\"{plot_w:.1}\" height=\"{plot_h:.1}\" \
-         fill=\"none\" stroke=\"#999\"/>\
-         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>\
-         <text x=\"14\" y=\"{:.1}\" text-anchor=\"middle\" transform=\"rotate(-90 14 {:.1})\">{}</text>",
-        LEFT + plot_w / 2.0,
-        height - 6.0,
-        escape(axes.x_label),
-        top + plot_h / 2.0,
-        top + plot_h / 2.0,
-        escape(axes.y_label)
-    );
+    x_grid(&mut svg, &x_ticks, sx, top);
+    frame(&mut svg, axes, top, height);
     for (i, (s, (legend_x, legend_row))) in series.iter().zip(legend).enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let path: Vec<String> = s

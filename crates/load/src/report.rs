@@ -1,6 +1,7 @@
 //! The result of a run: settings, machine, throughput, latency percentiles, errors, the
 //! timeline, the processes' CPU and memory, the baseline and the ledger verdict. Serialised as
-//! JSON, rendered as a self-contained HTML page, or printed as a summary.
+//! JSON, rendered as a self-contained HTML page (`html`, which also holds `Report::write_html`),
+//! or printed as a summary.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -166,11 +167,6 @@ impl Report {
         write(path, &self.to_json())
     }
 
-    /// Writes the self-contained HTML report (inline SVG, no scripts, nothing fetched).
-    pub fn write_html(&self, path: &Path) -> Result<(), LoadError> {
-        write(path, &crate::html::render(self))
-    }
-
     /// Prints the summary to standard output.
     pub fn print_summary(&self) {
         print!("{}", self.summary());
@@ -179,6 +175,14 @@ impl Report {
     /// The summary as text.
     pub fn summary(&self) -> String {
         let mut text = String::new();
+        self.run_summary(&mut text);
+        self.latency_summary(&mut text);
+        self.findings_summary(&mut text);
+        text
+    }
+
+    /// The summary's first lines: what ran against what, on which machine, and how fast.
+    fn run_summary(&self, text: &mut String) {
         let t = &self.transfers;
         let _ = writeln!(
             text,
@@ -231,6 +235,10 @@ impl Report {
                 self.ratio_to_baseline.unwrap_or(0.0)
             );
         }
+    }
+
+    /// The latency table of the summary.
+    fn latency_summary(&self, text: &mut String) {
         let _ = writeln!(
             text,
             "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -249,6 +257,11 @@ impl Report {
                 summary.max_ms
             );
         }
+    }
+
+    /// The rest of the summary: errors, CPU per process, warnings, the ledger verdict and where
+    /// the reports are.
+    fn findings_summary(&self, text: &mut String) {
         for (name, count) in &self.errors {
             let _ = writeln!(text, "error: {name} × {count}");
         }
@@ -297,7 +310,6 @@ impl Report {
                 dir.join("report.html").display()
             );
         }
-        text
     }
 }
 
@@ -319,7 +331,8 @@ pub fn pace_text(options: &LoadOptions) -> String {
     format!("{pace}, {}", limits.join(" or "))
 }
 
-fn write(path: &Path, text: &str) -> Result<(), LoadError> {
+/// Writes a report file, creating its directory if needed.
+pub(crate) fn write(path: &Path, text: &str) -> Result<(), LoadError> {
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
     {
