@@ -202,6 +202,13 @@ pub fn transfer_text(transfer: &Transfer) -> String {
     rows.push(("created", time(transfer.created_at.as_ref())));
     rows.push(("updated", time(transfer.updated_at.as_ref())));
     let mut text = aligned(&rows);
+    text.push_str(&history_text(transfer));
+    text
+}
+
+/// The history part of `status`: one line per step under "history", or nothing.
+fn history_text(transfer: &Transfer) -> String {
+    let mut text = String::new();
     if !transfer.history.is_empty() {
         text.push_str("\nhistory");
         for step in &transfer.history {

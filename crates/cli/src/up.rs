@@ -40,18 +40,7 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
     }
     let directory = find_directory(args.directory.as_deref())?;
     let bin_dir = default_bin_dir()?;
-    std::fs::create_dir_all(&args.data_dir).map_err(|error| {
-        CliError::Failed(format!(
-            "cannot create {}: {error}",
-            args.data_dir.display()
-        ))
-    })?;
-    let data_dir = std::path::absolute(&args.data_dir).map_err(|error| {
-        CliError::Failed(format!(
-            "cannot resolve {}: {error}",
-            args.data_dir.display()
-        ))
-    })?;
+    let data_dir = prepare_data_dir(&args.data_dir)?;
 
     let spec = |side: Side, listen: SocketAddr, peer: &str| ServiceSpec {
         service: side.service(),
@@ -71,7 +60,7 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
         ServiceProcess::start(&out_spec, READY_TIMEOUT),
         ServiceProcess::start(&in_spec, READY_TIMEOUT),
     );
-    let (mut out, mut inn) = (out?, inn?);
+    let (out, inn) = (out?, inn?);
 
     let (mut admin_out, mut admin_in) = (
         AdminServiceClient::new(channel(&out)?),
@@ -79,7 +68,26 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
     );
     seed_both(&mut admin_out, &mut admin_in, args.seed, args.persons).await?;
     print_ready(args, endpoints, &out, &inn, &data_dir, output);
+    run_until_stopped(out, inn, output).await
+}
 
+/// Creates the data directory if needed; its absolute path.
+fn prepare_data_dir(data_dir: &Path) -> Result<PathBuf, CliError> {
+    std::fs::create_dir_all(data_dir).map_err(|error| {
+        CliError::Failed(format!("cannot create {}: {error}", data_dir.display()))
+    })?;
+    std::path::absolute(data_dir).map_err(|error| {
+        CliError::Failed(format!("cannot resolve {}: {error}", data_dir.display()))
+    })
+}
+
+/// Waits for Ctrl-C, SIGTERM or either service exiting, then stops both; a service that exited
+/// on its own is an error naming its logs.
+async fn run_until_stopped(
+    mut out: ServiceProcess,
+    mut inn: ServiceProcess,
+    output: Output,
+) -> Result<Outcome, CliError> {
     let ended = tokio::select! {
         _ = tokio::signal::ctrl_c() => None,
         _ = terminate_signal() => None,

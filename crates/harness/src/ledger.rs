@@ -112,25 +112,7 @@ pub fn check(transfer_out: BureauTotals, transfer_in: BureauTotals) -> LedgerRep
         ("transfer-out", &transfer_out),
         ("transfer-in", &transfer_in),
     ] {
-        let placed = cents([
-            totals.in_transit_total,
-            totals.settled_out_total,
-            totals.returned_total,
-            totals.paid_to_bank_total,
-        ]);
-        let debited = cents([totals.debited_to_transit_total]);
-        if debited != placed {
-            violations.push(format!(
-                "{service}: debited_to_transit {} != in_transit {} + settled_out {} + \
-                 returned {} + paid_to_bank {} (difference {})",
-                totals.debited_to_transit_total,
-                totals.in_transit_total,
-                totals.settled_out_total,
-                totals.returned_total,
-                totals.paid_to_bank_total,
-                signed_yuan(debited, placed),
-            ));
-        }
+        violations.extend(placement_violation(service, totals));
     }
 
     let both = [&transfer_out, &transfer_in];
@@ -183,6 +165,31 @@ pub fn check(transfer_out: BureauTotals, transfer_in: BureauTotals) -> LedgerRep
         holds: violations.is_empty(),
         violations,
     }
+}
+
+/// The one-bureau identity: everything debited to transit is in transit, settled out, returned
+/// or paid to the bank.
+fn placement_violation(service: &str, totals: &BureauTotals) -> Option<String> {
+    let placed = cents([
+        totals.in_transit_total,
+        totals.settled_out_total,
+        totals.returned_total,
+        totals.paid_to_bank_total,
+    ]);
+    let debited = cents([totals.debited_to_transit_total]);
+    if debited != placed {
+        return Some(format!(
+            "{service}: debited_to_transit {} != in_transit {} + settled_out {} + \
+             returned {} + paid_to_bank {} (difference {})",
+            totals.debited_to_transit_total,
+            totals.in_transit_total,
+            totals.settled_out_total,
+            totals.returned_total,
+            totals.paid_to_bank_total,
+            signed_yuan(debited, placed),
+        ));
+    }
+    None
 }
 
 /// Reads the totals of both bureaus (the transfer-in bureau first, see the module docs) and

@@ -191,23 +191,7 @@ impl Pair {
             Some(path) => absolute(path)?,
             None => directory.clone(),
         };
-        let (temporary, root) = match &options.data_dir {
-            Some(root) => {
-                std::fs::create_dir_all(root).map_err(HarnessError::io(format!(
-                    "creating data directory {}",
-                    root.display()
-                )))?;
-                (None, absolute(root)?)
-            }
-            None => {
-                let temporary = tempfile::Builder::new()
-                    .prefix("yibao-pair-")
-                    .tempdir()
-                    .map_err(HarnessError::io("creating a temporary data directory"))?;
-                let root = temporary.path().to_path_buf();
-                (Some(temporary), root)
-            }
-        };
+        let (temporary, root) = data_root(options.data_dir.as_deref())?;
         let spec = |side: Side| ServiceSpec {
             service: side.service(),
             binary: binary_path(&options.bin_dir, side.service()),
@@ -625,6 +609,28 @@ impl Drop for Pair {
                 self.out.spec.logs,
                 self.inn.spec.logs
             );
+        }
+    }
+}
+
+/// The pair's data directory: `data_dir` (created if needed), or a new temporary directory,
+/// which is returned too so that it lives as long as the pair.
+fn data_root(data_dir: Option<&Path>) -> Result<(Option<TempDir>, PathBuf), HarnessError> {
+    match data_dir {
+        Some(root) => {
+            std::fs::create_dir_all(root).map_err(HarnessError::io(format!(
+                "creating data directory {}",
+                root.display()
+            )))?;
+            Ok((None, absolute(root)?))
+        }
+        None => {
+            let temporary = tempfile::Builder::new()
+                .prefix("yibao-pair-")
+                .tempdir()
+                .map_err(HarnessError::io("creating a temporary data directory"))?;
+            let root = temporary.path().to_path_buf();
+            Ok((Some(temporary), root))
         }
     }
 }

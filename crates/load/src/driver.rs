@@ -182,20 +182,7 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
     let finished = Instant::now();
     let failure = match result {
         Ok(Ok(outcome)) if expected(flow, &outcome) => {
-            metrics
-                .end_to_end
-                .record(finished.saturating_duration_since(intended));
-            metrics
-                .interval_end_to_end
-                .record(finished.saturating_duration_since(intended));
-            metrics
-                .service_time
-                .record(finished.saturating_duration_since(started));
-            metrics.succeeded.fetch_add(1, Ordering::Relaxed);
-            if people::is_refusal(flow) {
-                metrics.refused.fetch_add(1, Ordering::Relaxed);
-            }
-            metrics.outcome(flow.name(), &outcome.name());
+            record_success(metrics, flow, &outcome, intended, started, finished);
             None
         }
         Ok(Ok(outcome)) => {
@@ -234,6 +221,32 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
         metrics.failed.fetch_add(1, Ordering::Relaxed);
     }
     metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// Records a transfer that ended as its flow expects: its latencies (end to end from when it
+/// should have started, service time from when it did), the counts and the outcome.
+fn record_success(
+    metrics: &Metrics,
+    flow: Flow,
+    outcome: &Outcome,
+    intended: Instant,
+    started: Instant,
+    finished: Instant,
+) {
+    metrics
+        .end_to_end
+        .record(finished.saturating_duration_since(intended));
+    metrics
+        .interval_end_to_end
+        .record(finished.saturating_duration_since(intended));
+    metrics
+        .service_time
+        .record(finished.saturating_duration_since(started));
+    metrics.succeeded.fetch_add(1, Ordering::Relaxed);
+    if people::is_refusal(flow) {
+        metrics.refused.fetch_add(1, Ordering::Relaxed);
+    }
+    metrics.outcome(flow.name(), &outcome.name());
 }
 
 /// Applies, then watches until a terminal state.

@@ -99,7 +99,7 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
 
     let summary = phase::transfers_summary(&options, &transfers, &mut warnings);
     let metrics = &transfers.metrics;
-    let mut report = Report {
+    let report = Report {
         tool: format!("yibao-load {}", env!("CARGO_PKG_VERSION")),
         started_at,
         ratio_to_baseline: baseline
@@ -126,6 +126,12 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         ledger,
         warnings,
     };
+    finish(report, &mut services)
+}
+
+/// Keeps a spawned pair's data when the run failed (saying so in the report), then writes the
+/// reports if asked to.
+fn finish(mut report: Report, services: &mut Services) -> Result<Report, LoadError> {
     if !(report.ledger.holds && report.errors.is_empty())
         && let Some(kept) = services.keep_data()
     {

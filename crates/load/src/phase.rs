@@ -255,30 +255,7 @@ pub async fn transfers(
     bars: Bars,
 ) -> TransferPhase {
     let metrics = Arc::new(Metrics::default());
-    let clients = |channels: &[Channel]| -> Vec<BureauServiceClient<Channel>> {
-        channels
-            .iter()
-            .cloned()
-            .map(BureauServiceClient::new)
-            .collect()
-    };
-    let context = Arc::new(Context {
-        out: clients(&services.out_channels),
-        inn: clients(&services.in_channels),
-        turn: AtomicUsize::new(0),
-        metrics: metrics.clone(),
-        people: People::new(
-            options.seed,
-            options.first_person,
-            options.first_person + persons,
-            &options.mix,
-        ),
-        run_id: format!("{:x}", chrono::Utc::now().timestamp_millis()),
-        transfer_timeout: options.transfer_timeout,
-        stop: AtomicBool::new(false),
-        exhausted: std::sync::Mutex::new(None),
-        topping_up: options.top_up_ahead > 0,
-    });
+    let context = new_context(options, services, persons, metrics.clone());
     let (stop_topping, topping_stopped) = tokio::sync::watch::channel(false);
     let owned = |(channel, endpoint): (Channel, &str)| (channel, endpoint.to_owned());
     let topping = tokio::spawn(top_up(
@@ -311,7 +288,61 @@ pub async fn transfers(
     let topped_up = topping.await.unwrap_or_default();
     bar.finish_and_clear();
     let finished = metrics.finished().max(1) as f64;
-    let usage = processes
+    let usage = cpu_usage(&processes, cpu_before, seconds, finished);
+    let exhausted = context.exhausted.lock().ok().and_then(|flow| *flow);
+    TransferPhase {
+        metrics,
+        timeline,
+        seconds,
+        usage,
+        exhausted,
+        topped_up,
+    }
+}
+
+/// What the transfer loop shares: clients of every connection, the people of the run, the
+/// metrics.
+fn new_context(
+    options: &LoadOptions,
+    services: &Services,
+    persons: u64,
+    metrics: Arc<Metrics>,
+) -> Arc<Context> {
+    let clients = |channels: &[Channel]| -> Vec<BureauServiceClient<Channel>> {
+        channels
+            .iter()
+            .cloned()
+            .map(BureauServiceClient::new)
+            .collect()
+    };
+    Arc::new(Context {
+        out: clients(&services.out_channels),
+        inn: clients(&services.in_channels),
+        turn: AtomicUsize::new(0),
+        metrics,
+        people: People::new(
+            options.seed,
+            options.first_person,
+            options.first_person + persons,
+            &options.mix,
+        ),
+        run_id: format!("{:x}", chrono::Utc::now().timestamp_millis()),
+        transfer_timeout: options.transfer_timeout,
+        stop: AtomicBool::new(false),
+        exhausted: std::sync::Mutex::new(None),
+        topping_up: options.top_up_ahead > 0,
+    })
+}
+
+/// Each process's CPU over the phase (`cpu_before` read at its start), per second and per
+/// finished transfer, with its memory now.
+fn cpu_usage(
+    processes: &[Process],
+    cpu_before: Vec<Option<f64>>,
+    seconds: f64,
+    finished: f64,
+) -> Vec<ProcessUsage> {
+    processes
         .iter()
         .zip(cpu_before)
         .map(|(process, before)| {
@@ -328,16 +359,7 @@ pub async fn transfers(
                 memory: None,
             }
         })
-        .collect();
-    let exhausted = context.exhausted.lock().ok().and_then(|flow| *flow);
-    TransferPhase {
-        metrics,
-        timeline,
-        seconds,
-        usage,
-        exhausted,
-        topped_up,
-    }
+        .collect()
 }
 
 /// How often the top-up looks.

@@ -236,6 +236,41 @@ fn invalid(region: String, field: &'static str, message: impl Into<String>) -> D
     }
 }
 
+/// Checks a region's names: both given, and those of GB/T 2260 when the code is a known one.
+fn check_names(label: &str, code: RegionCode, raw: &RawRegion) -> Result<(), DirectoryError> {
+    if raw.name.trim().is_empty() {
+        return Err(invalid(label.to_owned(), "name", "must not be empty"));
+    }
+    if raw.name_zh.trim().is_empty() {
+        return Err(invalid(label.to_owned(), "name_zh", "must not be empty"));
+    }
+    if let Some(known) = code.known() {
+        // A mismatch almost always means a mistyped code, which would route money to the wrong
+        // region; the names are the cross-check.
+        if raw.name != known.name {
+            return Err(invalid(
+                label.to_owned(),
+                "name",
+                format!(
+                    "is {:?}, but GB/T 2260 names {code} {:?}",
+                    raw.name, known.name
+                ),
+            ));
+        }
+        if raw.name_zh != known.name_zh {
+            return Err(invalid(
+                label.to_owned(),
+                "name_zh",
+                format!(
+                    "is {:?}, but GB/T 2260 names {code} {:?}",
+                    raw.name_zh, known.name_zh
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks one `[[region]]` entry (at `index`, counting from 0) and builds it.
 fn validate_region(index: usize, raw: RawRegion) -> Result<RegionEntry, DirectoryError> {
     let code = RegionCode::parse(&raw.code).map_err(|e| {
@@ -256,36 +291,7 @@ fn validate_region(index: usize, raw: RawRegion) -> Result<RegionEntry, Director
             ),
         ));
     }
-    if raw.name.trim().is_empty() {
-        return Err(invalid(label, "name", "must not be empty"));
-    }
-    if raw.name_zh.trim().is_empty() {
-        return Err(invalid(label, "name_zh", "must not be empty"));
-    }
-    if let Some(known) = code.known() {
-        // A mismatch almost always means a mistyped code, which would route money to the wrong
-        // region; the names are the cross-check.
-        if raw.name != known.name {
-            return Err(invalid(
-                label,
-                "name",
-                format!(
-                    "is {:?}, but GB/T 2260 names {code} {:?}",
-                    raw.name, known.name
-                ),
-            ));
-        }
-        if raw.name_zh != known.name_zh {
-            return Err(invalid(
-                label,
-                "name_zh",
-                format!(
-                    "is {:?}, but GB/T 2260 names {code} {:?}",
-                    raw.name_zh, known.name_zh
-                ),
-            ));
-        }
-    }
+    check_names(&label, code, &raw)?;
     if raw.bureau.is_some() && !raw.connected {
         return Err(invalid(
             label,
