@@ -1,20 +1,28 @@
-//! Conversions between wire types and domain or stored types, in one place.
+//! The one place wire types meet domain types: every protobuf message the bureau reads is
+//! turned into a domain value here (a failure is `INVALID_ARGUMENT` naming the field), and every
+//! domain value it shows or sends becomes its protobuf form here. Handlers and the outbox
+//! transport call these; nothing else in the crate sees a generated type.
 
+use chrono::{DateTime, NaiveDate, Utc};
+use yibao_domain::application::BankAccount;
+use yibao_domain::classify::{BalanceDisposition, FlowKind, PayoutReason, RetireePayout};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
-use yibao_domain::month::ContributionPeriod;
+use yibao_domain::month::{ContributionPeriod, YearMonth};
 use yibao_domain::region::RegionCode;
 use yibao_domain::scheme::Scheme;
-use yibao_domain::transfer::RefusalReason;
+use yibao_domain::transfer::{Initiator, RefusalReason, Side, Stage, TransferId};
 use yibao_proto::bureau::v1 as bureau_wire;
 use yibao_proto::common::v1 as wire;
+use yibao_proto::platform::v1 as platform;
 use yibao_store::EventRow;
 
-use crate::document::{Initiator, Side, TransferDocument};
+use crate::context::Site;
+use crate::document::TransferDocument;
 use crate::error::Error;
-use crate::messages::timestamp;
-use crate::record;
-use crate::state::Bureau;
+use crate::messages::{
+    Credit, Decision, Envelope, FormOutcome, InsuranceForm, TransferApplication,
+};
 
 /// A resident ID number from a request field.
 pub fn certno(field: &'static str, text: &str) -> Result<ResidentId, Error> {
@@ -26,17 +34,62 @@ pub fn region(field: &'static str, text: &str) -> Result<RegionCode, Error> {
     RegionCode::parse(text).map_err(|error| Error::invalid(field, error))
 }
 
-/// The wire scheme of a stored `insutype` code.
-pub fn wire_scheme(code: u16) -> wire::Scheme {
-    match Scheme::from_code(code) {
-        Ok(Scheme::Employee) => wire::Scheme::Employee,
-        Ok(Scheme::Resident) => wire::Scheme::Resident,
-        Err(_) => wire::Scheme::Unspecified,
+/// A transfer id from a request field.
+pub fn transfer_id(field: &'static str, text: &str) -> Result<String, Error> {
+    TransferId::parse(text)
+        .map(|id| id.to_string())
+        .map_err(|error| Error::invalid(field, error))
+}
+
+/// A day (`YYYY-MM-DD`) from a request field; empty is `None`.
+pub fn day(field: &'static str, text: &str) -> Result<Option<NaiveDate>, Error> {
+    match text {
+        "" => Ok(None),
+        text => NaiveDate::parse_from_str(text, "%Y-%m-%d")
+            .map(Some)
+            .map_err(|_| Error::invalid(field, "must be a day, YYYY-MM-DD")),
     }
 }
 
-/// The domain scheme of a wire value.
-pub fn domain_scheme(value: i32) -> Option<Scheme> {
+/// Money from a request field.
+pub fn money(field: &'static str, text: &str) -> Result<Money, Error> {
+    Money::parse(text).map_err(|error| Error::invalid(field, error))
+}
+
+/// Cents as a two-place decimal string.
+pub fn money_text(cents: u64) -> String {
+    Money::from_cents(cents)
+        .map(|money| money.to_string())
+        .unwrap_or_else(|_| "0.00".to_owned())
+}
+
+/// A protobuf timestamp.
+pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: at.timestamp(),
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A time from a protobuf timestamp field; a missing or invalid one is refused.
+pub fn time(
+    field: &'static str,
+    at: Option<&prost_types::Timestamp>,
+) -> Result<DateTime<Utc>, Error> {
+    at.and_then(|t| DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).ok()?))
+        .ok_or_else(|| Error::invalid(field, "required, a valid time"))
+}
+
+/// The wire scheme.
+pub fn wire_scheme(scheme: Scheme) -> wire::Scheme {
+    match scheme {
+        Scheme::Employee => wire::Scheme::Employee,
+        Scheme::Resident => wire::Scheme::Resident,
+    }
+}
+
+/// The domain scheme of a wire value (`None` when unspecified or unknown).
+pub fn scheme(value: i32) -> Option<Scheme> {
     match wire::Scheme::try_from(value) {
         Ok(wire::Scheme::Employee) => Some(Scheme::Employee),
         Ok(wire::Scheme::Resident) => Some(Scheme::Resident),
@@ -49,16 +102,25 @@ pub fn wire_period(period: &ContributionPeriod) -> wire::ContributionPeriod {
     wire::ContributionPeriod {
         from_month: period.from().to_string(),
         to_month: period.to().to_string(),
-        scheme: wire_scheme(period.scheme().code()) as i32,
+        scheme: wire_scheme(period.scheme()) as i32,
         region_code: period.region().to_string(),
     }
 }
 
-/// Cents as a two-place decimal string.
-pub fn money_text(cents: u64) -> String {
-    Money::from_cents(cents)
-        .map(|money| money.to_string())
-        .unwrap_or_else(|_| "0.00".to_owned())
+/// A contribution period from a request field.
+pub fn period(
+    field: &'static str,
+    period: &wire::ContributionPeriod,
+) -> Result<ContributionPeriod, Error> {
+    let month = |text: &str| YearMonth::parse(text).map_err(|error| Error::invalid(field, error));
+    let scheme = scheme(period.scheme).ok_or_else(|| Error::invalid(field, "scheme required"))?;
+    ContributionPeriod::new(
+        month(&period.from_month)?,
+        month(&period.to_month)?,
+        scheme,
+        region(field, &period.region_code)?,
+    )
+    .map_err(|error| Error::invalid(field, error))
 }
 
 /// The wire initiator.
@@ -66,6 +128,22 @@ pub fn wire_initiator(initiator: Initiator) -> wire::Initiator {
     match initiator {
         Initiator::TransferIn => wire::Initiator::TransferInBureau,
         Initiator::TransferOut => wire::Initiator::TransferOutBureau,
+    }
+}
+
+/// The domain initiator (an unspecified one is the transfer-out bureau, which sends forms).
+pub fn initiator(value: i32) -> Initiator {
+    match wire::Initiator::try_from(value) {
+        Ok(wire::Initiator::TransferInBureau) => Initiator::TransferIn,
+        _ => Initiator::TransferOut,
+    }
+}
+
+/// The wire side.
+pub fn wire_side(side: Side) -> wire::Side {
+    match side {
+        Side::Out => wire::Side::TransferOut,
+        Side::In => wire::Side::TransferIn,
     }
 }
 
@@ -87,40 +165,366 @@ pub fn wire_reason(reason: RefusalReason) -> wire::RefusalReason {
 }
 
 /// The domain refusal reason of a wire value (unknown values read as `Aborted`: not credited).
-pub fn domain_reason(value: i32) -> RefusalReason {
+pub fn reason(value: i32) -> RefusalReason {
     RefusalReason::ALL
         .into_iter()
         .find(|reason| wire_reason(*reason) as i32 == value)
         .unwrap_or(RefusalReason::Aborted)
 }
 
+/// The wire stage of a transfer.
+pub fn wire_stage(stage: Stage) -> wire::TransferState {
+    use wire::TransferState as W;
+    match stage {
+        Stage::Applied => W::Applied,
+        Stage::Accepted => W::Accepted,
+        Stage::InTransit => W::InTransit,
+        Stage::Credited => W::Credited,
+        Stage::Completed => W::Completed,
+        Stage::Rejected => W::Rejected,
+        Stage::Returned => W::Returned,
+        Stage::PayoutPending => W::PayoutPending,
+        Stage::PaidToBank => W::PaidToBank,
+        Stage::Aborting => W::Aborting,
+        Stage::Aborted => W::Aborted,
+    }
+}
+
+/// The wire state value of a stored state name (unspecified for an unknown name).
+pub fn wire_state_of_name(name: &str) -> i32 {
+    Stage::of_state_name(name)
+        .map(wire_stage)
+        .unwrap_or(wire::TransferState::Unspecified) as i32
+}
+
+/// Whether a wire state value is terminal.
+pub fn is_terminal_wire_state(value: i32) -> bool {
+    Stage::ALL
+        .into_iter()
+        .find(|stage| wire_stage(*stage) as i32 == value)
+        .is_some_and(Stage::is_terminal)
+}
+
+/// The wire flow kind.
+pub fn wire_flow(flow: FlowKind) -> wire::FlowKind {
+    match flow {
+        FlowKind::CrossProvince => wire::FlowKind::CrossProvince,
+        FlowKind::IntraProvince => wire::FlowKind::IntraProvince,
+        FlowKind::IntraProvinceSharedAccount => wire::FlowKind::IntraProvinceSharedAccount,
+        FlowKind::EmployeeToResident => wire::FlowKind::EmployeeToResident,
+        FlowKind::ResidentToEmployee => wire::FlowKind::ResidentToEmployee,
+        FlowKind::NotConnectedPayout => wire::FlowKind::NotConnectedPayout,
+        FlowKind::RetireePayout => wire::FlowKind::RetireePayout,
+        FlowKind::RegionPayout => wire::FlowKind::RegionPayout,
+    }
+}
+
+/// The domain flow kind of a wire value (`None` when unspecified or unknown).
+pub fn flow(value: i32) -> Option<FlowKind> {
+    const ALL: [FlowKind; 8] = [
+        FlowKind::CrossProvince,
+        FlowKind::IntraProvince,
+        FlowKind::IntraProvinceSharedAccount,
+        FlowKind::EmployeeToResident,
+        FlowKind::ResidentToEmployee,
+        FlowKind::NotConnectedPayout,
+        FlowKind::RetireePayout,
+        FlowKind::RegionPayout,
+    ];
+    ALL.into_iter()
+        .find(|flow| wire_flow(*flow) as i32 == value)
+}
+
+/// The wire balance disposition.
+pub fn wire_disposition(balance: BalanceDisposition) -> wire::BalanceDisposition {
+    match balance {
+        BalanceDisposition::MoveToAccount => wire::BalanceDisposition::MoveToAccount,
+        BalanceDisposition::PayToBank(_) => wire::BalanceDisposition::PayToBank,
+        BalanceDisposition::StaysUsableInProvince => {
+            wire::BalanceDisposition::StaysUsableInProvince
+        }
+        BalanceDisposition::KeptUsableAtOrigin => wire::BalanceDisposition::KeptUsableAtOrigin,
+        BalanceDisposition::NoPersonalAccount => wire::BalanceDisposition::NoPersonalAccount,
+    }
+}
+
+/// The domain balance disposition of a wire value; the flow says why a payout is paid out.
+pub fn disposition(value: i32, flow: Option<FlowKind>) -> Option<BalanceDisposition> {
+    use wire::BalanceDisposition as W;
+    Some(match W::try_from(value).ok()? {
+        W::Unspecified => return None,
+        W::MoveToAccount => BalanceDisposition::MoveToAccount,
+        W::PayToBank => BalanceDisposition::PayToBank(
+            flow.and_then(FlowKind::payout_reason)
+                .unwrap_or(PayoutReason::DestinationNotConnected),
+        ),
+        W::StaysUsableInProvince => BalanceDisposition::StaysUsableInProvince,
+        W::KeptUsableAtOrigin => BalanceDisposition::KeptUsableAtOrigin,
+        W::NoPersonalAccount => BalanceDisposition::NoPersonalAccount,
+    })
+}
+
+/// A bank account from a request field, checked by the domain's rule.
+pub fn bank_account(account: Option<&wire::BankAccount>) -> Result<Option<BankAccount>, Error> {
+    account
+        .map(|account| {
+            BankAccount::new(
+                &account.bank_name,
+                &account.account_number,
+                &account.account_holder_name,
+            )
+            .map_err(|error| Error::InvalidArgument {
+                field: error.field,
+                rule: error.rule,
+            })
+        })
+        .transpose()
+}
+
+/// A bank account on the wire.
+pub fn wire_bank_account(account: &BankAccount) -> wire::BankAccount {
+    wire::BankAccount {
+        bank_name: account.bank_name.clone(),
+        account_number: account.account_number.clone(),
+        account_holder_name: account.account_holder_name.clone(),
+    }
+}
+
+/// The retiree-payout request of a wire flag.
+pub fn retiree_payout(requested: bool) -> RetireePayout {
+    if requested {
+        RetireePayout::Requested
+    } else {
+        RetireePayout::NotRequested
+    }
+}
+
+/// The platform envelope on the wire.
+pub fn wire_envelope(envelope: &Envelope) -> platform::Envelope {
+    platform::Envelope {
+        infno: envelope.infno.to_owned(),
+        msgid: envelope.msgid.clone(),
+        sender_region_code: envelope.sender_region.clone(),
+        receiver_region_code: envelope.receiver_region.clone(),
+        sent_at: Some(timestamp(envelope.sent_at)),
+        transfer_id: envelope.transfer_id.clone(),
+    }
+}
+
+/// A transfer application on the wire.
+pub fn wire_application(application: &TransferApplication) -> platform::TransferApplication {
+    platform::TransferApplication {
+        transfer_id: application.transfer_id.clone(),
+        certno: application.certno.expose_unmasked().to_owned(),
+        psn_name: application.psn_name.clone(),
+        insutype_at_transfer_in: application
+            .in_scheme
+            .map(|scheme| wire_scheme(scheme) as i32)
+            .unwrap_or_default(),
+        trafout_admdvs: application.out_region.to_string(),
+        trafin_admdvs: application.in_region.to_string(),
+        applied_at: Some(timestamp(application.applied_at)),
+        bank_account: application.bank_account.as_ref().map(wire_bank_account),
+        retiree_payout_requested: application.retiree_payout == RetireePayout::Requested,
+    }
+}
+
+/// A transfer application from the platform; one without an application time is taken as
+/// applied when it arrived (`received_at`).
+pub fn application(
+    wire: Option<&platform::TransferApplication>,
+    received_at: DateTime<Utc>,
+) -> Result<TransferApplication, Error> {
+    let wire = wire.ok_or_else(|| Error::invalid("application", "required"))?;
+    Ok(TransferApplication {
+        transfer_id: transfer_id("application.transfer_id", &wire.transfer_id)?,
+        certno: certno("application.certno", &wire.certno)?,
+        psn_name: wire.psn_name.clone(),
+        in_scheme: scheme(wire.insutype_at_transfer_in),
+        out_region: region("application.trafout_admdvs", &wire.trafout_admdvs)?,
+        in_region: region("application.trafin_admdvs", &wire.trafin_admdvs)?,
+        applied_at: match wire.applied_at.as_ref() {
+            None => received_at,
+            Some(at) => time("application.applied_at", Some(at))?,
+        },
+        bank_account: bank_account(wire.bank_account.as_ref())?,
+        retiree_payout: retiree_payout(wire.retiree_payout_requested),
+    })
+}
+
+/// An insurance information form on the wire.
+pub fn wire_form(form: &InsuranceForm) -> platform::InsuranceInformationForm {
+    platform::InsuranceInformationForm {
+        transfer_id: form.transfer_id.clone(),
+        certno: form.certno.expose_unmasked().to_owned(),
+        psn_name: form.psn_name.clone(),
+        insutype: form
+            .scheme
+            .map(|s| wire_scheme(s) as i32)
+            .unwrap_or_default(),
+        trafout_admdvs: form.out_region.to_string(),
+        trafin_admdvs: form.in_region.to_string(),
+        fst_insu_ym: form.first_insured.clone(),
+        contribution_months: form.contribution_months,
+        periods: form.periods.iter().map(wire_period).collect(),
+        deemed_months: form.deemed_months,
+        personal_account_balance: form.balance.to_string(),
+        balance_disposition: form
+            .balance_disposition
+            .map(|d| wire_disposition(d) as i32)
+            .unwrap_or_default(),
+        flow_kind: form.flow.map(|f| wire_flow(f) as i32).unwrap_or_default(),
+        initiator: wire_initiator(form.initiator) as i32,
+        issued_at: Some(timestamp(form.issued_at)),
+        issuing_bureau_region_code: form.out_region.to_string(),
+        applied_on: form.applied_on.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+/// An insurance information form from the platform.
+pub fn form(wire: Option<&platform::InsuranceInformationForm>) -> Result<InsuranceForm, Error> {
+    let wire = wire.ok_or_else(|| Error::invalid("form", "required"))?;
+    let flow = flow(wire.flow_kind);
+    Ok(InsuranceForm {
+        transfer_id: transfer_id("form.transfer_id", &wire.transfer_id)?,
+        certno: certno("form.certno", &wire.certno)?,
+        psn_name: wire.psn_name.clone(),
+        scheme: scheme(wire.insutype),
+        out_region: region("form.trafout_admdvs", &wire.trafout_admdvs)?,
+        in_region: region("form.trafin_admdvs", &wire.trafin_admdvs)?,
+        first_insured: wire.fst_insu_ym.clone(),
+        contribution_months: wire.contribution_months,
+        periods: wire
+            .periods
+            .iter()
+            .map(|p| period("form.periods", p))
+            .collect::<Result<_, _>>()?,
+        deemed_months: wire.deemed_months,
+        balance: money(
+            "form.personal_account_balance",
+            &wire.personal_account_balance,
+        )?,
+        balance_disposition: disposition(wire.balance_disposition, flow),
+        flow,
+        initiator: initiator(wire.initiator),
+        issued_at: time("form.issued_at", wire.issued_at.as_ref()).unwrap_or_default(),
+        applied_on: day("form.applied_on", &wire.applied_on)?,
+    })
+}
+
+/// A refusal on the wire.
+pub fn wire_rejection(reason: RefusalReason) -> platform::TransferRejection {
+    platform::TransferRejection {
+        reason_code: wire_reason(reason) as i32,
+        reason: reason.message().to_owned(),
+    }
+}
+
+/// A decision on a request, on the wire.
+pub fn wire_decision(decision: &Decision) -> platform::request_transfer_out_response::Decision {
+    use platform::request_transfer_out_response::Decision as W;
+    match decision {
+        Decision::Accepted {
+            accepted_at,
+            transfer_out_due_on,
+        } => W::Accepted(platform::TransferAcceptance {
+            accepted_at: Some(timestamp(*accepted_at)),
+            transfer_out_due_on: transfer_out_due_on
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        }),
+        Decision::Refused { reason, .. } => W::Rejected(wire_rejection(*reason)),
+    }
+}
+
+/// A decision on a request, from the platform's answer.
+pub fn decision(wire: &platform::request_transfer_out_response::Decision) -> Decision {
+    use platform::request_transfer_out_response::Decision as W;
+    match wire {
+        W::Accepted(acceptance) => Decision::Accepted {
+            accepted_at: time("accepted_at", acceptance.accepted_at.as_ref()).unwrap_or_default(),
+            transfer_out_due_on: day("transfer_out_due_on", &acceptance.transfer_out_due_on)
+                .ok()
+                .flatten(),
+        },
+        W::Rejected(rejection) => Decision::Refused {
+            reason: reason(rejection.reason_code),
+            open_transfer: None,
+        },
+    }
+}
+
+/// A credit on the wire.
+pub fn wire_credit(credit: &Credit) -> platform::Credited {
+    platform::Credited {
+        credited_months: credit.months,
+        credited_amount: money_text(credit.amount_cents),
+        credited_at: Some(timestamp(credit.at)),
+    }
+}
+
+/// A form's outcome on the wire.
+pub fn wire_form_outcome(outcome: &FormOutcome) -> platform::CreditAcknowledgement {
+    use platform::credit_acknowledgement::Outcome;
+    platform::CreditAcknowledgement {
+        outcome: Some(match outcome {
+            FormOutcome::Credited(credit) => Outcome::Credited(wire_credit(credit)),
+            FormOutcome::Refused(reason) => Outcome::Refused(wire_rejection(*reason)),
+        }),
+    }
+}
+
+/// A form's outcome from the platform's answer.
+pub fn form_outcome(wire: &platform::credit_acknowledgement::Outcome) -> FormOutcome {
+    use platform::credit_acknowledgement::Outcome;
+    match wire {
+        Outcome::Credited(credited) => FormOutcome::Credited(Credit {
+            months: credited.credited_months,
+            amount_cents: Money::parse(&credited.credited_amount)
+                .map(Money::cents)
+                .unwrap_or(0),
+            at: time("credited_at", credited.credited_at.as_ref()).unwrap_or_default(),
+        }),
+        Outcome::Refused(rejection) => FormOutcome::Refused(reason(rejection.reason_code)),
+    }
+}
+
+/// A masked name.
+pub fn masked_name(name: &str) -> String {
+    mask_name(name)
+}
+
 /// A transfer as the bureau API shows it: personal data masked, deadlines computed on `today`.
 pub fn wire_transfer(
-    bureau: &Bureau,
+    site: &Site,
+    today: NaiveDate,
     document: &TransferDocument,
     events: &[EventRow],
 ) -> bureau_wire::Transfer {
-    let deadlines = record::deadlines(bureau, document.applied_on, document.form_received_on);
-    let today = bureau.clock.today();
-    let deadlines = deadlines.map(|d| bureau_wire::Deadlines {
-        transfer_out_due_on: d.transfer_out_due.due_on.to_string(),
-        transfer_in_due_on: d.transfer_in_due.due_on.to_string(),
-        whole_process_due_on: d.whole_process_due.due_on.to_string(),
-        overdue: !document.state.is_terminal() && d.whole_process_due.is_overdue(today),
-        estimated_weekends_only: !d.whole_process_due.basis.is_official()
-            || !d.transfer_in_due.basis.is_official(),
-    });
+    let deadlines = site
+        .deadlines(document.applied_on, document.form_received_on)
+        .map(|d| bureau_wire::Deadlines {
+            transfer_out_due_on: d.transfer_out_due.due_on.to_string(),
+            transfer_in_due_on: d.transfer_in_due.due_on.to_string(),
+            whole_process_due_on: d.whole_process_due.due_on.to_string(),
+            overdue: !document.state.is_terminal() && d.whole_process_due.is_overdue(today),
+            estimated_weekends_only: !d.whole_process_due.basis.is_official()
+                || !d.transfer_in_due.basis.is_official(),
+        });
     let refusal = document.state.refusal();
     bureau_wire::Transfer {
         transfer_id: document.transfer_id.clone(),
-        side: match document.side {
-            Side::Out => wire::Side::TransferOut,
-            Side::In => wire::Side::TransferIn,
-        } as i32,
+        side: wire_side(document.side) as i32,
         initiator: wire_initiator(document.initiator) as i32,
-        state: document.state.wire() as i32,
-        flow_kind: document.flow_kind,
-        balance_disposition: document.balance_disposition,
+        state: wire_stage(document.state.stage()) as i32,
+        flow_kind: document
+            .flow
+            .map(|f| wire_flow(f) as i32)
+            .unwrap_or_default(),
+        balance_disposition: document
+            .balance
+            .map(|b| wire_disposition(b) as i32)
+            .unwrap_or_default(),
         masked_certno: ResidentId::parse(&document.certno)
             .map(|id| id.masked())
             .unwrap_or_default(),
@@ -129,17 +533,7 @@ pub fn wire_transfer(
         personal_account_balance: money_text(document.amount_cents),
         contribution_months: document.contribution_months,
         deadlines,
-        history: events
-            .iter()
-            .map(|event| bureau_wire::TransferEvent {
-                at: Some(timestamp(event.at)),
-                kind: event.kind.clone(),
-                from_state: crate::document::state_from_name(&event.from_state),
-                to_state: crate::document::state_from_name(&event.to_state),
-                detail: event.detail.clone(),
-                attempt: event.attempt,
-            })
-            .collect(),
+        history: events.iter().map(wire_event).collect(),
         refusal_reason: refusal.map(|r| wire_reason(r) as i32).unwrap_or_default(),
         refusal_message: refusal.map(|r| r.message().to_owned()).unwrap_or_default(),
         created_at: Some(timestamp(document.created_at)),
@@ -147,7 +541,26 @@ pub fn wire_transfer(
     }
 }
 
-/// A masked name.
-pub fn masked_name(name: &str) -> String {
-    mask_name(name)
+fn wire_event(event: &EventRow) -> bureau_wire::TransferEvent {
+    bureau_wire::TransferEvent {
+        at: Some(timestamp(event.at)),
+        kind: event.kind.clone(),
+        from_state: wire_state_of_name(&event.from_state),
+        to_state: wire_state_of_name(&event.to_state),
+        detail: event.detail.clone(),
+        attempt: event.attempt,
+    }
+}
+
+/// A transfer as the platform's query shows it.
+pub fn wire_snapshot(document: &TransferDocument) -> platform::TransferSnapshot {
+    let refusal = document.state.refusal();
+    platform::TransferSnapshot {
+        transfer_id: document.transfer_id.clone(),
+        state: wire_stage(document.state.stage()) as i32,
+        side: wire_side(document.side) as i32,
+        updated_at: Some(timestamp(document.updated_at)),
+        refusal_reason: refusal.map(|r| wire_reason(r) as i32).unwrap_or_default(),
+        refusal_message: refusal.map(|r| r.message().to_owned()).unwrap_or_default(),
+    }
 }

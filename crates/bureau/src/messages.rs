@@ -1,17 +1,20 @@
-//! Platform messages: their kinds and transaction codes, msgid minting, the envelope, and the
-//! one helper that queues a message in the outbox inside the caller's transaction.
+//! Platform messages as domain values: what one bureau says to the other, and what it answers.
+//! The wire form (protobuf) exists only at the edge: the platform handlers decode into these
+//! types, and the outbox encodes them when it queues them (`outbox::transport`).
 //!
 //! The transaction codes (`infno`) are invented: the national platform publishes none for
 //! bureau-to-bureau transfers (see `proto/yibao/platform/v1/platform.proto`).
 
-use chrono::{DateTime, Utc};
-use prost::Message;
-use sha2::{Digest, Sha256};
-use yibao_proto::platform::v1::{Envelope, Reply};
-use yibao_store::{NewOutboxMessage, Tx};
-
-use crate::error::Error;
-use crate::state::Bureau;
+use chrono::{DateTime, NaiveDate, Utc};
+use yibao_domain::application::BankAccount;
+use yibao_domain::classify::{BalanceDisposition, FlowKind, RetireePayout};
+use yibao_domain::id::ResidentId;
+use yibao_domain::money::Money;
+use yibao_domain::month::ContributionPeriod;
+use yibao_domain::region::RegionCode;
+use yibao_domain::scheme::Scheme;
+use yibao_domain::transfer::out_side::InCredit;
+use yibao_domain::transfer::{Initiator, RefusalReason};
 
 /// The kinds of message a bureau queues in its outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +23,7 @@ pub enum Kind {
     RequestTransferOut,
     /// OUT → IN: the insurance information form with the balance (9102).
     DeliverForm,
-    /// OUT → IN: the balance is settled (9103).
+    /// OUT → IN: the balance is settled (9103; sent by earlier versions only).
     ConfirmSettlement,
     /// OUT → IN: abort, and say whether you credited (9104).
     Abort,
@@ -29,6 +32,15 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 5] = [
+        Kind::RequestTransferOut,
+        Kind::DeliverForm,
+        Kind::ConfirmSettlement,
+        Kind::Abort,
+        Kind::BankPayout,
+    ];
+
     /// The stable name stored in the outbox.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,15 +54,7 @@ impl Kind {
 
     /// Parses a stored name.
     pub fn parse(text: &str) -> Option<Self> {
-        [
-            Kind::RequestTransferOut,
-            Kind::DeliverForm,
-            Kind::ConfirmSettlement,
-            Kind::Abort,
-            Kind::BankPayout,
-        ]
-        .into_iter()
-        .find(|kind| kind.as_str() == text)
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
     }
 
     /// The invented transaction code.
@@ -65,102 +69,168 @@ impl Kind {
     }
 }
 
-/// Infcodes of our answers (invented; documented in platform.proto).
-pub mod infcode {
-    /// Success.
-    pub const SUCCESS: i32 = 0;
-    /// The message is malformed.
-    pub const INVALID_MESSAGE: i32 = 1001;
-    /// The receiver does not host the region the message is for.
-    pub const WRONG_RECEIVER: i32 = 1002;
-    /// The msgid was seen before with a different body.
-    pub const MODIFIED_REQUEST: i32 = 1004;
-    /// The transfer is unknown here.
-    pub const UNKNOWN_TRANSFER: i32 = 1005;
-    /// The message does not fit the transfer's state.
-    pub const OUT_OF_ORDER: i32 = 1006;
+/// The envelope every platform message travels in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The transaction code.
+    pub infno: &'static str,
+    /// The sender's 30-character message id.
+    pub msgid: String,
+    /// The sending pooling region.
+    pub sender_region: String,
+    /// The receiving pooling region.
+    pub receiver_region: String,
+    /// When it was queued.
+    pub sent_at: DateTime<Utc>,
+    /// The transfer it is about.
+    pub transfer_id: String,
 }
 
-/// A reply with `infcode` and a message.
-pub fn reply(code: i32, err_msg: impl Into<String>, refmsgid: &str) -> Reply {
-    Reply {
-        infcode: code,
-        err_msg: err_msg.into(),
-        inf_refmsgid: refmsgid.to_owned(),
+/// A request to transfer out (转移申请), as the transfer-in bureau sends it.
+#[derive(Clone, Debug)]
+pub struct TransferApplication {
+    /// The transfer id minted where the person applied.
+    pub transfer_id: String,
+    /// The person.
+    pub certno: ResidentId,
+    /// The person's name as given.
+    pub psn_name: String,
+    /// The scheme at the destination, if known.
+    pub in_scheme: Option<Scheme>,
+    /// Where the person leaves.
+    pub out_region: RegionCode,
+    /// Where the person goes.
+    pub in_region: RegionCode,
+    /// When the person applied.
+    pub applied_at: DateTime<Utc>,
+    /// A bank account for payouts.
+    pub bank_account: Option<BankAccount>,
+    /// Whether a retiree asked for a payout.
+    pub retiree_payout: RetireePayout,
+}
+
+/// The insurance information form (参保人员基本医疗保险信息表).
+#[derive(Clone, Debug)]
+pub struct InsuranceForm {
+    /// The transfer.
+    pub transfer_id: String,
+    /// The person.
+    pub certno: ResidentId,
+    /// The person's name on the transfer-out record.
+    pub psn_name: String,
+    /// The scheme the person leaves.
+    pub scheme: Option<Scheme>,
+    /// The transfer-out region.
+    pub out_region: RegionCode,
+    /// The transfer-in region.
+    pub in_region: RegionCode,
+    /// First month insured, `YYYYMM`.
+    pub first_insured: String,
+    /// Months of the contribution periods.
+    pub contribution_months: u32,
+    /// The periods themselves.
+    pub periods: Vec<ContributionPeriod>,
+    /// Deemed months brought by earlier transfers.
+    pub deemed_months: u32,
+    /// The balance the form carries (credited at the transfer-in bureau).
+    pub balance: Money,
+    /// What happens to the balance.
+    pub balance_disposition: Option<BalanceDisposition>,
+    /// The flow.
+    pub flow: Option<FlowKind>,
+    /// Who started the transfer.
+    pub initiator: Initiator,
+    /// When the form was issued.
+    pub issued_at: DateTime<Utc>,
+    /// The day the person applied, from which deadlines count.
+    pub applied_on: Option<NaiveDate>,
+}
+
+/// Why a transfer-out bureau aborts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AbortReason {
+    /// The whole-process deadline passed without a credit.
+    DeadlineExpired,
+}
+
+/// A message this bureau queues.
+#[derive(Clone, Debug)]
+pub enum Outgoing {
+    /// To the transfer-out bureau.
+    RequestTransferOut(Box<TransferApplication>),
+    /// To the transfer-in bureau.
+    DeliverForm(Box<InsuranceForm>),
+    /// To the transfer-in bureau.
+    Abort(AbortReason),
+    /// To the bank gateway: pay this many cents from transit to the person's account.
+    BankPayout {
+        /// The amount.
+        amount_cents: u64,
+    },
+}
+
+impl Outgoing {
+    /// The message's kind.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Outgoing::RequestTransferOut(_) => Kind::RequestTransferOut,
+            Outgoing::DeliverForm(_) => Kind::DeliverForm,
+            Outgoing::Abort(_) => Kind::Abort,
+            Outgoing::BankPayout { .. } => Kind::BankPayout,
+        }
     }
 }
 
-/// The SHA-256 of a message body, for duplicate analysis.
-pub fn body_hash(message: &impl Message) -> Vec<u8> {
-    Sha256::digest(message.encode_to_vec()).to_vec()
+/// The transfer-out bureau's decision on a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Accepted: the form will follow.
+    Accepted {
+        /// When.
+        accepted_at: DateTime<Utc>,
+        /// The transfer-out deadline.
+        transfer_out_due_on: Option<NaiveDate>,
+    },
+    /// Refused; `open_transfer` names the blocking transfer when there is one.
+    Refused {
+        /// Why.
+        reason: RefusalReason,
+        /// The person's open transfer, for OPEN_TRANSFER_EXISTS.
+        open_transfer: Option<String>,
+    },
 }
 
-/// A protobuf timestamp.
-pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: at.timestamp(),
-        nanos: at.timestamp_subsec_nanos() as i32,
-    }
+/// What a credit was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Credit {
+    /// Months credited.
+    pub months: u32,
+    /// Balance credited, in cents.
+    pub amount_cents: u64,
+    /// When.
+    pub at: DateTime<Utc>,
 }
 
-/// A chrono time from a protobuf timestamp (the epoch for a missing or invalid one).
-pub fn from_timestamp(at: Option<&prost_types::Timestamp>) -> DateTime<Utc> {
-    at.and_then(|t| DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .unwrap_or_default()
+/// The transfer-in bureau's answer to a form.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormOutcome {
+    /// Credited (now or before).
+    Credited(Credit),
+    /// Refused.
+    Refused(RefusalReason),
 }
 
-/// Mints a 30-character msgid: institution code (12) + yyyyMMddHHmmss (14) + sequence (4).
-///
-/// The time and sequence come from one durable counter, `second × 10,000 + sequence`, that
-/// moves to at least the current second and otherwise by one: ids never repeat, across
-/// restarts too, and a burst of more than 10,000 messages in one second borrows the next
-/// seconds' numbers instead of wrapping around (the id's time then runs ahead of the clock by
-/// at most the burst's excess, and falls back as soon as the rate does).
-pub fn mint_msgid(tx: &mut dyn Tx, bureau: &Bureau, at: DateTime<Utc>) -> Result<String, Error> {
-    let second = u64::try_from(at.timestamp())
-        .map_err(|_| Error::Internal("the clock is before 1970".to_owned()))?;
-    let slot = tx.next_sequence_at_least("msgid_slot", second.saturating_mul(10_000))?;
-    let stamp = i64::try_from(slot / 10_000)
-        .ok()
-        .and_then(|second| DateTime::from_timestamp(second, 0))
-        .ok_or_else(|| Error::Internal("msgid counter out of range".to_owned()))?;
-    Ok(format!(
-        "{}{}{:04}",
-        bureau.institution,
-        stamp.format("%Y%m%d%H%M%S"),
-        slot % 10_000
-    ))
-}
-
-/// Queues a message for `receiver_region` in the outbox, in the caller's transaction. `build`
-/// receives the envelope and returns the encoded request.
-pub fn enqueue(
-    tx: &mut dyn Tx,
-    bureau: &Bureau,
-    kind: Kind,
-    transfer_id: &str,
-    sender_region: &str,
-    receiver_region: &str,
-    build: impl FnOnce(Envelope) -> Vec<u8>,
-) -> Result<(), Error> {
-    let now = bureau.clock.now();
-    let msgid = mint_msgid(tx, bureau, now)?;
-    let envelope = Envelope {
-        infno: kind.infno().to_owned(),
-        msgid: msgid.clone(),
-        sender_region_code: sender_region.to_owned(),
-        receiver_region_code: receiver_region.to_owned(),
-        sent_at: Some(timestamp(now)),
-        transfer_id: transfer_id.to_owned(),
-    };
-    tx.enqueue(&NewOutboxMessage {
-        transfer_id: transfer_id.to_owned(),
-        kind: kind.as_str().to_owned(),
-        peer: receiver_region.to_owned(),
-        msgid,
-        payload: build(envelope),
-        next_attempt_at: now,
-        created_at: now,
-    })?;
-    Ok(())
+/// An answer to a message this bureau sent, as the dispatcher read it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The transfer-out bureau decided on a request.
+    Decided(Decision),
+    /// The transfer-in bureau answered a form.
+    FormAnswered(FormOutcome),
+    /// The transfer-in bureau answered an abort.
+    AbortAnswered(InCredit),
+    /// The transfer-in bureau acknowledged a settlement confirmation.
+    SettlementAcknowledged,
+    /// The bank gateway paid.
+    BankPaid,
 }

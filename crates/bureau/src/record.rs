@@ -1,88 +1,49 @@
-//! Saving and loading transfer documents, their history, deadlines, and the journal accounts.
+//! One protocol step's unit of work ([`Step`]): the store transaction, the step's context, and
+//! the changes it made, which the step hands back explicitly to whoever notifies watchers. Also
+//! what a step reads and writes through it: transfer documents and their history, journal
+//! postings, and the person facts a review needs.
 //!
-//! Account names: `person:<certno>` (a personal account), `transit` (balances that left a
-//! personal account and have not arrived), `settled:<region>` (settled to a transfer-in region),
-//! `bank` (paid to people's bank accounts), `platform:<region>` (what arrived from a transfer-out
-//! region), `opening` (the source of seeded balances).
+//! Stored data is checked after reading: a document, person or period list that does not decode
+//! is an error naming what is broken, never a default.
 
-use std::cell::RefCell;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
-use yibao_domain::calendar::StatutoryDeadlines;
-use yibao_store::{EventRow, Posting, TransferRow, Tx};
+use yibao_domain::classify::PersonStatus;
+use yibao_domain::money::Money;
+use yibao_domain::month::ContributionPeriod;
+use yibao_domain::region::RegionCode;
+use yibao_domain::review::InsuredPerson;
+use yibao_domain::scheme::{EnrolmentState, Scheme};
+use yibao_domain::transfer::TransferId;
+use yibao_store::{EventRow, PersonRow, Posting, TransferRow, Tx};
 
+use crate::context::StepContext;
 use crate::document::TransferDocument;
 use crate::error::Error;
-use crate::state::Bureau;
+use crate::watchers::{Snapshot, Watchers};
 
-/// A watched transfer as a step left it: the watchers' entry it was collected for, its version
-/// (the seq of the event the save appended), the document and the whole history.
-type Changed = (u64, u32, TransferDocument, Vec<EventRow>);
+/// Journal account names and posting reasons.
+pub mod account {
+    /// Balances that left a personal account and have not arrived.
+    pub const TRANSIT: &str = "transit";
+    /// Paid to people's bank accounts.
+    pub const BANK: &str = "bank";
+    /// The source of seeded balances.
+    pub const OPENING: &str = "opening";
 
-thread_local! {
-    /// The watched transfers the current store job saved, in the writer thread: collected by
-    /// [`save`], taken at the end of the job by [`write()`] and published after the commit.
-    static CHANGED: RefCell<Vec<Changed>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Runs `work` as one store job (as `Store::write`) and, once it is committed, hands the
-/// watchers of every transfer it saved the new state, so they need not read it back.
-pub async fn write<T, E, F>(bureau: &Arc<Bureau>, work: F) -> Result<T, E>
-where
-    F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: From<yibao_store::Error> + Send + 'static,
-{
-    let (value, changed) = bureau.store.write(collecting(work)).await?;
-    publish(bureau, changed);
-    Ok(value)
-}
-
-/// As [`write()`], for several independent jobs sharing one group commit (`Store::write_each`).
-pub async fn write_each<T, E, F>(bureau: &Arc<Bureau>, works: Vec<F>) -> Vec<Result<T, E>>
-where
-    F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
-    E: From<yibao_store::Error> + Send + 'static,
-{
-    let jobs: Vec<_> = works.into_iter().map(collecting).collect();
-    bureau
-        .store
-        .write_each(jobs)
-        .await
-        .into_iter()
-        .map(|result| {
-            result.map(|(value, changed)| {
-                publish(bureau, changed);
-                value
-            })
-        })
-        .collect()
-}
-
-/// Wraps a job so that it returns the watched transfers it saved.
-fn collecting<T, E>(
-    work: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
-) -> impl FnOnce(&mut dyn Tx) -> Result<(T, Vec<Changed>), E> + Send + 'static {
-    move |tx| {
-        // Whatever an earlier job left (one that failed, or was not collected) is not ours.
-        CHANGED.with(|changed| changed.borrow_mut().clear());
-        let value = work(tx)?;
-        Ok((value, CHANGED.with(|changed| changed.take())))
+    /// The personal account of `certno`.
+    pub fn person(certno: &str) -> String {
+        format!("person:{certno}")
     }
-}
 
-/// Offers committed snapshots to the watchers.
-fn publish(bureau: &Bureau, changed: Vec<Changed>) {
-    for (generation, version, document, events) in changed {
-        let transfer = crate::convert::wire_transfer(bureau, &document, &events);
-        bureau.watchers.offer(
-            &document.transfer_id,
-            generation,
-            version,
-            Arc::new(transfer),
-        );
+    /// Settled to a transfer-in region.
+    pub fn settled(region: &str) -> String {
+        format!("settled:{region}")
+    }
+
+    /// Arrived from a transfer-out region over the platform.
+    pub fn platform(region: &str) -> String {
+        format!("platform:{region}")
     }
 }
 
@@ -102,72 +63,35 @@ pub mod reason {
     pub const CREDIT: &str = "credit_from_platform";
 }
 
-/// The personal account of `certno`.
-pub fn person_account(certno: &str) -> String {
-    format!("person:{certno}")
+/// Whether a step marks the transfers it creates as watched before saving them: an
+/// application is usually followed by a watch at once, and a watched transfer's saves offer
+/// their snapshots, so the watch starts without reading the transfer back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchHint {
+    /// Save as usual.
+    Nothing,
+    /// Expect a watcher for every transfer this step creates.
+    ExpectWatchOfNew,
 }
 
-/// Posts `amount_cents` from one account to another for a transfer (nothing for zero).
-pub fn post(
-    tx: &mut dyn Tx,
-    bureau: &Bureau,
-    from: String,
-    to: String,
-    amount_cents: u64,
-    transfer_id: &str,
-    why: &str,
-) -> Result<(), Error> {
-    if amount_cents == 0 {
-        return Ok(());
-    }
-    let amount = i64::try_from(amount_cents)
-        .map_err(|_| Error::Internal("amount does not fit the journal".to_owned()))?;
-    tx.post(&Posting {
-        from_account: from,
-        to_account: to,
-        amount_cents: amount,
-        transfer_id: Some(transfer_id.to_owned()),
-        reason: why.to_owned(),
-        at: bureau.clock.now(),
-    })?;
-    Ok(())
+/// A snapshot a step collected for the watchers, offered after its commit.
+#[derive(Debug)]
+pub struct Offer {
+    /// The watchers' entry it was collected for.
+    pub generation: u64,
+    /// The seq of the history event the save appended.
+    pub version: u32,
+    /// The transfer as the step left it.
+    pub snapshot: Arc<Snapshot>,
 }
 
-/// Mints the id of a transfer applied for today at `region`: the region, the date (China
-/// time) and this bureau's durable sequence for the day.
-pub fn mint_transfer_id(
-    tx: &mut dyn Tx,
-    bureau: &Bureau,
-    region: yibao_domain::region::RegionCode,
-) -> Result<String, Error> {
-    let today = bureau.clock.today();
-    let sequence = tx.next_sequence(&format!("transfer:{today}"))?;
-    u32::try_from(sequence)
-        .ok()
-        .and_then(|sequence| yibao_domain::transfer::TransferId::new(region, today, sequence))
-        .map(|id| id.to_string())
-        .ok_or_else(|| Error::FailedPrecondition("too many transfers today".to_owned()))
-}
-
-/// The statutory deadlines of a transfer applied on `applied_on`.
-pub fn deadlines(
-    bureau: &Bureau,
-    applied_on: NaiveDate,
-    form_received_on: Option<NaiveDate>,
-) -> Option<StatutoryDeadlines> {
-    StatutoryDeadlines::statutory(&bureau.calendar, applied_on, form_received_on).ok()
-}
-
-/// Loads a transfer document.
-pub fn load(tx: &mut dyn Tx, transfer_id: &str) -> Result<Option<TransferDocument>, Error> {
-    match tx.transfer(transfer_id)? {
-        None => Ok(None),
-        Some(row) => serde_json::from_str(&row.document)
-            .map(Some)
-            .map_err(|error| {
-                Error::Internal(format!("stored transfer document unreadable: {error}"))
-            }),
-    }
+/// What a committed step changed: who to wake, and which snapshots to offer.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Every transfer the step saved or noted, in order (duplicates possible).
+    pub touched: Vec<String>,
+    /// Snapshots of the watched transfers it saved.
+    pub offers: Vec<Offer>,
 }
 
 /// What happened, for the history.
@@ -183,77 +107,276 @@ pub struct Happening<'a> {
     pub attempt: u32,
 }
 
-/// Inserts (`new`) or updates a transfer and appends one history event, in the caller's
-/// transaction.
-pub fn save(
-    tx: &mut dyn Tx,
-    bureau: &Bureau,
-    document: &mut TransferDocument,
-    new: bool,
-    happening: Happening<'_>,
-) -> Result<(), Error> {
-    let now = bureau.clock.now();
-    document.updated_at = now;
-    let due = deadlines(bureau, document.applied_on, document.form_received_on)
+/// One movement of money for a transfer.
+#[derive(Debug)]
+pub struct Movement<'a> {
+    /// The account debited.
+    pub from: String,
+    /// The account credited.
+    pub to: String,
+    /// How much, in cents (nothing is posted for zero).
+    pub amount_cents: u64,
+    /// The transfer it belongs to.
+    pub transfer_id: &'a str,
+    /// Why (a [`reason`] constant).
+    pub reason: &'static str,
+}
+
+/// A person as this bureau's record has them: the row, the facts a review reads, the periods.
+#[derive(Debug, Clone)]
+pub struct PersonRecord {
+    /// The stored row.
+    pub row: PersonRow,
+    /// The facts, decoded and checked.
+    pub facts: InsuredPerson,
+    /// The contribution periods, decoded and checked.
+    pub periods: Vec<ContributionPeriod>,
+}
+
+/// How a save writes the transfer row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Write {
+    Insert,
+    Update,
+}
+
+/// One protocol step inside one store job.
+pub struct Step<'a> {
+    /// The job's transaction.
+    pub tx: &'a mut dyn Tx,
+    /// The step's time and site.
+    pub ctx: &'a StepContext,
+    watchers: &'a Watchers,
+    hint: WatchHint,
+    changes: Changes,
+}
+
+impl std::fmt::Debug for Step<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("now", &self.ctx.now)
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Step<'a> {
+    /// A step over `tx`.
+    pub fn new(
+        tx: &'a mut dyn Tx,
+        ctx: &'a StepContext,
+        watchers: &'a Watchers,
+        hint: WatchHint,
+    ) -> Self {
+        Self {
+            tx,
+            ctx,
+            watchers,
+            hint,
+            changes: Changes::default(),
+        }
+    }
+
+    /// What the step changed, to hand to the watchers once committed.
+    pub fn into_changes(self) -> Changes {
+        self.changes
+    }
+
+    /// Loads a transfer document.
+    pub fn load(&mut self, transfer_id: &str) -> Result<Option<TransferDocument>, Error> {
+        load(self.tx, transfer_id)
+    }
+
+    /// Loads a transfer that must exist (`NOT_FOUND` otherwise).
+    pub fn load_existing(&mut self, transfer_id: &str) -> Result<TransferDocument, Error> {
+        self.load(transfer_id)?
+            .ok_or_else(|| Error::NotFound(format!("transfer {transfer_id}")))
+    }
+
+    /// The person with this ID number, decoded and checked.
+    pub fn person(&mut self, certno: &str) -> Result<Option<PersonRecord>, Error> {
+        self.tx.person(certno)?.map(person_record).transpose()
+    }
+
+    /// Stores a new transfer and its first history event.
+    pub fn insert(
+        &mut self,
+        document: &mut TransferDocument,
+        happening: Happening<'_>,
+    ) -> Result<(), Error> {
+        if self.hint == WatchHint::ExpectWatchOfNew {
+            self.watchers.expect(&document.transfer_id);
+        }
+        self.save(document, Write::Insert, happening)
+    }
+
+    /// Stores a changed transfer and one history event.
+    pub fn update(
+        &mut self,
+        document: &mut TransferDocument,
+        happening: Happening<'_>,
+    ) -> Result<(), Error> {
+        self.save(document, Write::Update, happening)
+    }
+
+    fn save(
+        &mut self,
+        document: &mut TransferDocument,
+        write: Write,
+        happening: Happening<'_>,
+    ) -> Result<(), Error> {
+        let now = self.ctx.now;
+        document.updated_at = now;
+        let row = row_of(self.ctx, document)?;
+        match write {
+            Write::Insert => self.tx.insert_transfer(&row)?,
+            Write::Update => self.tx.update_transfer(&row)?,
+        }
+        let version = self.tx.append_event(&EventRow {
+            transfer_id: document.transfer_id.clone(),
+            seq: 0,
+            at: now,
+            kind: happening.kind.to_owned(),
+            from_state: happening.from_state.to_owned(),
+            to_state: row.state,
+            detail: happening.detail,
+            attempt: happening.attempt,
+        })?;
+        self.changes.touched.push(document.transfer_id.clone());
+        // Before the commit: from now on no older snapshot is handed out, even if this job is
+        // undone. After the commit, the snapshot collected here is offered.
+        if let Some(generation) = self.watchers.saving(&document.transfer_id, version) {
+            let events = self.tx.events(&document.transfer_id)?;
+            self.changes.offers.push(Offer {
+                generation,
+                version,
+                snapshot: Arc::new(Snapshot {
+                    document: document.clone(),
+                    events,
+                }),
+            });
+        }
+        Ok(())
+    }
+
+    /// Appends a history event without changing the transfer (delivery attempts, retries).
+    pub fn note(&mut self, transfer_id: &str, happening: Happening<'_>) -> Result<(), Error> {
+        self.tx.append_event(&EventRow {
+            transfer_id: transfer_id.to_owned(),
+            seq: 0,
+            at: self.ctx.now,
+            kind: happening.kind.to_owned(),
+            from_state: happening.from_state.to_owned(),
+            to_state: happening.from_state.to_owned(),
+            detail: happening.detail,
+            attempt: happening.attempt,
+        })?;
+        self.changes.touched.push(transfer_id.to_owned());
+        Ok(())
+    }
+
+    /// Posts one movement of money (nothing for zero).
+    pub fn post(&mut self, movement: Movement<'_>) -> Result<(), Error> {
+        if movement.amount_cents == 0 {
+            return Ok(());
+        }
+        let amount = i64::try_from(movement.amount_cents)
+            .map_err(|_| Error::Internal("amount does not fit the journal".to_owned()))?;
+        self.tx.post(&Posting {
+            from_account: movement.from,
+            to_account: movement.to,
+            amount_cents: amount,
+            transfer_id: Some(movement.transfer_id.to_owned()),
+            reason: movement.reason.to_owned(),
+            at: self.ctx.now,
+        })?;
+        Ok(())
+    }
+
+    /// The cached balance of a person's account, in cents.
+    pub fn balance_of(&mut self, certno: &str) -> Result<u64, Error> {
+        let cents = self.tx.balance(&account::person(certno))?;
+        u64::try_from(cents)
+            .map_err(|_| Error::Internal("a personal account is negative".to_owned()))
+    }
+
+    /// Mints the id of a transfer applied for today at `region`: the region, the date (China
+    /// time) and this bureau's durable sequence for the day.
+    pub fn mint_transfer_id(&mut self, region: RegionCode) -> Result<String, Error> {
+        let today = self.ctx.today();
+        let sequence = self.tx.next_sequence(&format!("transfer:{today}"))?;
+        u32::try_from(sequence)
+            .ok()
+            .and_then(|sequence| TransferId::new(region, today, sequence))
+            .map(|id| id.to_string())
+            .ok_or_else(|| Error::FailedPrecondition("too many transfers today".to_owned()))
+    }
+}
+
+/// Loads a transfer document; one that does not decode is an error.
+pub fn load(tx: &mut dyn Tx, transfer_id: &str) -> Result<Option<TransferDocument>, Error> {
+    tx.transfer(transfer_id)?
+        .map(|row| decode_document(&row.document))
+        .transpose()
+}
+
+/// Decodes a stored document.
+pub fn decode_document(text: &str) -> Result<TransferDocument, Error> {
+    serde_json::from_str(text)
+        .map_err(|error| Error::Internal(format!("stored transfer document unreadable: {error}")))
+}
+
+/// The row the store keeps for a document.
+pub fn row_of(ctx: &StepContext, document: &TransferDocument) -> Result<TransferRow, Error> {
+    let due = ctx
+        .site
+        .deadlines(document.applied_on, document.form_received_on)
         .map(|deadlines| deadlines.whole_process_due.due_on);
-    let row = TransferRow {
+    Ok(TransferRow {
         transfer_id: document.transfer_id.clone(),
         certno: document.certno.clone(),
         state: document.state.name().to_owned(),
         open: !document.state.is_terminal(),
         whole_process_due_on: due,
         created_at: document.created_at,
-        updated_at: now,
+        updated_at: document.updated_at,
         document: serde_json::to_string(document)
             .map_err(|error| Error::Internal(format!("transfer document: {error}")))?,
-    };
-    if new {
-        tx.insert_transfer(&row)?;
-    } else {
-        tx.update_transfer(&row)?;
-    }
-    let version = tx.append_event(&EventRow {
-        transfer_id: document.transfer_id.clone(),
-        seq: 0,
-        at: now,
-        kind: happening.kind.to_owned(),
-        from_state: happening.from_state.to_owned(),
-        to_state: document.state.name().to_owned(),
-        detail: happening.detail,
-        attempt: happening.attempt,
-    })?;
-    // Before the commit: from now on no older snapshot is handed out, even if this job is
-    // undone. After the commit, `write` offers this one.
-    if let Some(generation) = bureau.watchers.saving(&document.transfer_id, version) {
-        let events = tx.events(&document.transfer_id)?;
-        CHANGED.with(|changed| {
-            changed
-                .borrow_mut()
-                .push((generation, version, document.clone(), events));
-        });
-    }
-    Ok(())
+    })
 }
 
-/// Appends a history event without changing the transfer (delivery attempts, retries).
-pub fn note(
-    tx: &mut dyn Tx,
-    bureau: &Bureau,
-    transfer_id: &str,
-    state: &str,
-    kind: &str,
-    detail: String,
-    attempt: u32,
-) -> Result<(), Error> {
-    tx.append_event(&EventRow {
-        transfer_id: transfer_id.to_owned(),
-        seq: 0,
-        at: bureau.clock.now(),
-        kind: kind.to_owned(),
-        from_state: state.to_owned(),
-        to_state: state.to_owned(),
-        detail,
-        attempt,
-    })?;
-    Ok(())
+/// A stored person, decoded and checked.
+pub fn person_record(row: PersonRow) -> Result<PersonRecord, Error> {
+    let broken = |what: &str| Error::Internal(format!("stored person has {what}"));
+    let region = RegionCode::parse(&row.insu_admdvs).map_err(|_| broken("a malformed region"))?;
+    let scheme = Scheme::from_code(row.insutype).map_err(|_| broken("an unknown scheme"))?;
+    let enrolment =
+        EnrolmentState::from_code(row.psn_insu_stas).map_err(|_| broken("an unknown state"))?;
+    let arrears = u64::try_from(row.arrears_cents)
+        .ok()
+        .and_then(|cents| Money::from_cents(cents).ok())
+        .ok_or_else(|| broken("malformed arrears"))?;
+    let periods = periods_of(&row)?;
+    Ok(PersonRecord {
+        facts: InsuredPerson {
+            region,
+            scheme,
+            enrolment,
+            status: if row.retired {
+                PersonStatus::Retired
+            } else {
+                PersonStatus::Working
+            },
+            arrears,
+        },
+        periods,
+        row,
+    })
+}
+
+/// The contribution periods of a stored person; unreadable ones are an error.
+pub fn periods_of(row: &PersonRow) -> Result<Vec<ContributionPeriod>, Error> {
+    serde_json::from_str(&row.periods_json).map_err(|error| {
+        Error::Internal(format!("stored contribution periods unreadable: {error}"))
+    })
 }

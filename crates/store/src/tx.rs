@@ -76,6 +76,14 @@ pub trait Tx {
     /// Every transfer of the person, oldest first.
     fn transfers_of(&mut self, certno: &str) -> Result<Vec<TransferRow>, Error>;
 
+    /// Up to `limit` transfers whose id sorts after `after_transfer_id`, in id order: a whole
+    /// table walk in pages (start with `""`), for migrations.
+    fn transfers_after(
+        &mut self,
+        after_transfer_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, Error>;
+
     /// Up to `limit` open transfers due strictly before `day`, earliest due first: the overdue
     /// ones when `day` is today.
     fn open_transfers_due_before(

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use yibao_domain::population::{self, Flow, SyntheticPerson};
 use yibao_domain::scheme::EnrolmentState;
+use yibao_domain::transfer::{Side, Stage};
 use yibao_proto::admin::v1 as wire;
 use yibao_proto::admin::v1::admin_service_server::AdminService;
 use yibao_runtime::directory::BureauRole;
 use yibao_store::{PersonRow, Posting, Tx};
 
-use crate::convert::money_text;
+use crate::convert::{self, money_text, timestamp};
 use crate::error::Error;
-use crate::messages::timestamp;
-use crate::record::{person_account, reason};
-use crate::state::Bureau;
+use crate::record::{account, reason};
+use crate::services::Services;
 
 /// The most persons one `SeedPopulation` call writes.
 const SEED_LIMIT: u64 = 1_000_000;
@@ -25,21 +25,21 @@ const SEED_CHUNK: u64 = 5_000;
 /// Serves `AdminService`.
 #[derive(Debug, Clone)]
 pub struct AdminApi {
-    bureau: Arc<Bureau>,
+    services: Arc<Services>,
 }
 
 impl AdminApi {
     /// The API over a bureau.
-    pub fn new(bureau: Arc<Bureau>) -> Self {
-        Self { bureau }
+    pub fn new(services: Arc<Services>) -> Self {
+        Self { services }
     }
 }
 
 /// This bureau's view of a synthetic person, if it hosts their region on its side.
-pub fn materialise(bureau: &Bureau, person: &SyntheticPerson) -> Option<(PersonRow, u64)> {
+pub fn materialise(bureau: &Services, person: &SyntheticPerson) -> Option<(PersonRow, u64)> {
     let periods = serde_json::to_string(&person.periods).ok()?;
-    match bureau.role {
-        BureauRole::TransferOut if bureau.hosts(person.out_region) => Some((
+    match bureau.site.role {
+        BureauRole::TransferOut if bureau.site.hosts(person.out_region) => Some((
             PersonRow {
                 certno: person.certno.expose_unmasked().to_owned(),
                 psn_name: person.name.clone(),
@@ -56,7 +56,7 @@ pub fn materialise(bureau: &Bureau, person: &SyntheticPerson) -> Option<(PersonR
             person.balance.cents(),
         )),
         BureauRole::TransferIn
-            if bureau.hosts(person.in_region) && person.enrolled_at_transfer_in =>
+            if bureau.site.hosts(person.in_region) && person.enrolled_at_transfer_in =>
         {
             Some((
                 PersonRow {
@@ -81,7 +81,7 @@ pub fn materialise(bureau: &Bureau, person: &SyntheticPerson) -> Option<(PersonR
 
 fn seed_chunk(
     tx: &mut dyn Tx,
-    bureau: &Bureau,
+    bureau: &Services,
     seed: u64,
     first: u64,
     count: u64,
@@ -105,8 +105,8 @@ fn seed_chunk(
         present += counted.already_present;
         if counted.written > 0 && balance > 0 {
             tx.post(&Posting {
-                from_account: "opening".to_owned(),
-                to_account: person_account(&certno),
+                from_account: account::OPENING.to_owned(),
+                to_account: account::person(&certno),
                 amount_cents: i64::try_from(balance).unwrap_or(0),
                 transfer_id: None,
                 reason: reason::OPENING.to_owned(),
@@ -143,10 +143,10 @@ impl AdminService for AdminApi {
         let end = request.first_index + request.count;
         while first < end {
             let count = SEED_CHUNK.min(end - first);
-            let bureau = self.bureau.clone();
+            let bureau = self.services.clone();
             let seed = request.seed;
             let (w, p) = self
-                .bureau
+                .services
                 .store
                 .write(move |tx| seed_chunk(tx, &bureau, seed, first, count))
                 .await?;
@@ -174,18 +174,18 @@ impl AdminService for AdminApi {
         let by = chrono::Duration::seconds(by.seconds)
             + chrono::Duration::nanoseconds(i64::from(by.nanos));
         let now = self
-            .bureau
+            .services
             .clock
             .advance(by)
             .map_err(|error| Error::FailedPrecondition(error.to_string()))?;
-        let offset = self.bureau.clock.offset().num_milliseconds().to_string();
-        self.bureau
+        let offset = self.services.clock.offset().num_milliseconds().to_string();
+        self.services
             .store
             .write(move |tx| -> Result<(), Error> {
                 Ok(tx.put_setting("clock_offset_ms", &offset)?)
             })
             .await?;
-        self.bureau.dispatch_now.notify_one();
+        self.services.dispatch_now.notify_one();
         Ok(Response::new(wire::AdvanceClockResponse {
             now: Some(timestamp(now)),
         }))
@@ -196,7 +196,7 @@ impl AdminService for AdminApi {
         _: Request<wire::GetClockRequest>,
     ) -> Result<Response<wire::GetClockResponse>, Status> {
         Ok(Response::new(wire::GetClockResponse {
-            now: Some(timestamp(self.bureau.clock.now())),
+            now: Some(timestamp(self.services.clock.now())),
         }))
     }
 
@@ -204,9 +204,9 @@ impl AdminService for AdminApi {
         &self,
         _: Request<wire::GetLedgerTotalsRequest>,
     ) -> Result<Response<wire::GetLedgerTotalsResponse>, Status> {
-        let bureau = self.bureau.clone();
+        let bureau = self.services.clone();
         let totals = self
-            .bureau
+            .services
             .store
             .read(move |tx| -> Result<wire::LedgerTotals, Error> {
                 let by_reason = tx.totals_by_reason()?;
@@ -232,10 +232,7 @@ impl AdminService for AdminApi {
                 let open = states
                     .iter()
                     .filter(|(state, _)| {
-                        !matches!(
-                            state.as_str(),
-                            "COMPLETED" | "REJECTED" | "RETURNED" | "PAID_TO_BANK" | "ABORTED"
-                        )
+                        !Stage::of_state_name(state).is_some_and(Stage::is_terminal)
                     })
                     .map(|(_, count)| count)
                     .sum();
@@ -251,13 +248,11 @@ impl AdminService for AdminApi {
                         .iter()
                         .map(|(state, count)| wire::StateCount {
                             // Each bureau plays one side for the transfers it holds.
-                            side: match bureau.role {
-                                BureauRole::TransferOut => {
-                                    yibao_proto::common::v1::Side::TransferOut
-                                }
-                                BureauRole::TransferIn => yibao_proto::common::v1::Side::TransferIn,
-                            } as i32,
-                            state: crate::document::state_from_name(state),
+                            side: convert::wire_side(match bureau.site.role {
+                                BureauRole::TransferOut => Side::Out,
+                                BureauRole::TransferIn => Side::In,
+                            }) as i32,
+                            state: convert::wire_state_of_name(state),
                             count: *count,
                         })
                         .collect(),
@@ -286,7 +281,7 @@ impl AdminService for AdminApi {
             n => n.min(10_000),
         };
         let rows = self
-            .bureau
+            .services
             .store
             .read(move |tx| -> Result<_, Error> { Ok(tx.sample_persons(flow.name(), limit)?) })
             .await?;

@@ -1,25 +1,29 @@
-//! The bureau API handlers (people and operators): decode and validate, call one driver
-//! function, answer. Personal data is masked in every answer about a transfer or person.
+//! The bureau API handlers (people and operators): convert the request into domain values, run
+//! one driver step or read, convert the answer. Personal data is masked in every answer about a
+//! transfer or person.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use yibao_domain::id::ResidentId;
+use yibao_domain::application::check_name;
+use yibao_domain::certificate;
 use yibao_domain::money::Money;
-use yibao_domain::month::{ContributionPeriod, YearMonth};
+use yibao_domain::transfer::Initiator;
 use yibao_proto::bureau::v1 as wire;
 use yibao_proto::bureau::v1::bureau_service_server::BureauService;
-use yibao_proto::common::v1 as common;
-use yibao_store::{EventRow, Tx};
 
 use crate::convert;
-use crate::document::{BankAccount, Initiator, TransferDocument};
 use crate::error::Error;
-use crate::state::Bureau;
-use crate::{inn, out, record};
+use crate::messages::TransferApplication;
+use crate::record::{self, WatchHint};
+use crate::services::Services;
+use crate::transfer_in;
+use crate::transfer_out::{self, Opened};
+use crate::watchers::Snapshot;
 
 /// How long an instant-mode (秒到账) application waits for the exchange to finish.
 const INSTANT_WAIT: Duration = Duration::from_secs(5);
@@ -29,35 +33,53 @@ const LIST_LIMIT: usize = 100;
 /// Serves `BureauService`.
 #[derive(Debug, Clone)]
 pub struct BureauApi {
-    bureau: Arc<Bureau>,
+    services: Arc<Services>,
 }
 
 impl BureauApi {
     /// The API over a bureau.
-    pub fn new(bureau: Arc<Bureau>) -> Self {
-        Self { bureau }
+    pub fn new(services: Arc<Services>) -> Self {
+        Self { services }
     }
 
-    async fn transfer(&self, transfer_id: String) -> Result<wire::Transfer, Error> {
-        let bureau = self.bureau.clone();
-        self.bureau
+    /// A transfer as the API shows it.
+    fn show(&self, snapshot: &Snapshot) -> wire::Transfer {
+        convert::wire_transfer(
+            &self.services.site,
+            self.services.clock.today(),
+            &snapshot.document,
+            &snapshot.events,
+        )
+    }
+
+    /// The transfer and its history, read from the store.
+    async fn read(&self, transfer_id: String) -> Result<Snapshot, Error> {
+        self.services
             .store
-            .read(move |tx| -> Result<wire::Transfer, Error> {
+            .read(move |tx| -> Result<Snapshot, Error> {
                 let document = record::load(tx, &transfer_id)?
                     .ok_or_else(|| Error::NotFound(format!("transfer {transfer_id}")))?;
                 let events = tx.events(&transfer_id)?;
-                Ok(convert::wire_transfer(&bureau, &document, &events))
+                Ok(Snapshot { document, events })
             })
             .await
     }
 
+    /// The newest committed state: the snapshot a step offered, or a read.
+    async fn latest(&self, transfer_id: &str) -> Result<Snapshot, Error> {
+        match self.services.watchers.latest(transfer_id) {
+            Some((_, snapshot)) => Ok((*snapshot).clone()),
+            None => self.read(transfer_id.to_owned()).await,
+        }
+    }
+
     /// Waits (bounded) until the transfer is terminal, for instant mode.
     async fn settle_instantly(&self, transfer_id: &str) {
-        let watch = self.bureau.watchers.watch(transfer_id);
+        let watch = self.services.watchers.watch(transfer_id);
         let deadline = tokio::time::Instant::now() + INSTANT_WAIT;
         loop {
-            if let Ok(transfer) = self.transfer(transfer_id.to_owned()).await
-                && is_terminal(transfer.state)
+            if let Ok(snapshot) = self.latest(transfer_id).await
+                && snapshot.document.state.is_terminal()
             {
                 return;
             }
@@ -69,45 +91,68 @@ impl BureauApi {
             }
         }
     }
-}
 
-/// A bank account from the wire.
-pub fn bank_account(account: &common::BankAccount) -> BankAccount {
-    BankAccount {
-        bank_name: account.bank_name.clone(),
-        account_number: account.account_number.clone(),
-        account_holder_name: account.account_holder_name.clone(),
+    /// Opens the transfer at whichever side this bureau plays for it.
+    async fn open(&self, request: wire::ApplyTransferRequest) -> Result<String, Error> {
+        let certno = convert::certno("certno", &request.certno)?;
+        check_name(&request.psn_name).map_err(|error| Error::InvalidArgument {
+            field: error.field,
+            rule: error.rule,
+        })?;
+        let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
+        let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
+        let bank_account = convert::bank_account(request.bank_account.as_ref())?;
+        let retiree_payout = convert::retiree_payout(request.retiree_payout_requested);
+        let site = &self.services.site;
+        let hint = WatchHint::ExpectWatchOfNew;
+        if site.hosts(in_region) && !site.hosts(out_region) {
+            let application = transfer_in::Application {
+                certno,
+                psn_name: request.psn_name,
+                out_region,
+                in_region,
+                bank_account,
+                retiree_payout,
+            };
+            let document = self
+                .services
+                .write_hinted(hint, move |step| {
+                    transfer_in::apply_here(step, &application)
+                })
+                .await?;
+            return Ok(document.transfer_id);
+        }
+        if !site.hosts(out_region) {
+            return Err(Error::invalid(
+                "trafin_admdvs",
+                "neither trafout_admdvs nor trafin_admdvs is hosted by this bureau",
+            ));
+        }
+        site.region("trafin_admdvs", in_region)?;
+        let applied_at = self.services.clock.now();
+        self.services
+            .write_hinted(hint, move |step| {
+                let application = TransferApplication {
+                    transfer_id: step.mint_transfer_id(out_region)?,
+                    certno,
+                    psn_name: request.psn_name,
+                    in_scheme: None,
+                    out_region,
+                    in_region,
+                    applied_at,
+                    bank_account,
+                    retiree_payout,
+                };
+                match transfer_out::review_and_open(step, &application, Initiator::TransferOut)? {
+                    Opened::Accepted(document) => Ok(document.transfer_id),
+                    Opened::Refused(refused) => Err(match refused.open_transfer {
+                        Some(open) => Error::OpenTransferExists(open),
+                        None => Error::Refused(refused.reason),
+                    }),
+                }
+            })
+            .await
     }
-}
-
-fn is_terminal(state: i32) -> bool {
-    use common::TransferState as S;
-    matches!(
-        common::TransferState::try_from(state),
-        Ok(S::Completed | S::Rejected | S::Returned | S::PaidToBank | S::Aborted)
-    )
-}
-
-fn validated_bank_account(
-    account: Option<&common::BankAccount>,
-) -> Result<Option<BankAccount>, Error> {
-    let Some(account) = account else {
-        return Ok(None);
-    };
-    let number = account.account_number.trim();
-    if number.len() < 12 || number.len() > 30 || !number.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Error::invalid(
-            "bank_account.account_number",
-            "must be 12 to 30 digits",
-        ));
-    }
-    if account.bank_name.trim().is_empty() {
-        return Err(Error::invalid(
-            "bank_account.bank_name",
-            "required when a bank account is given",
-        ));
-    }
-    Ok(Some(bank_account(account)))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<wire::WatchTransferResponse, Status>> + Send>>;
@@ -118,103 +163,17 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::ApplyTransferRequest>,
     ) -> Result<Response<wire::ApplyTransferResponse>, Status> {
-        let request = request.into_inner();
-        let certno = convert::certno("certno", &request.certno)?;
-        if request.psn_name.trim().is_empty() || request.psn_name.chars().count() > 50 {
-            return Err(Error::invalid("psn_name", "required, at most 50 characters").into());
+        let transfer_id = self.open(request.into_inner()).await?;
+        tracing::debug!(%transfer_id, "transfer applied");
+        // The application's own step offered its snapshot (the transfer was expected to be
+        // watched), so the answer needs no read of its own.
+        let mut snapshot = self.latest(&transfer_id).await?;
+        if snapshot.document.settlement == yibao_domain::classify::Settlement::Instant {
+            self.settle_instantly(&transfer_id).await;
+            snapshot = self.latest(&transfer_id).await?;
         }
-        let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
-        let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
-        let bank_account = validated_bank_account(request.bank_account.as_ref())?;
-        if out_region.same_pooling_region(in_region) {
-            return Err(
-                Error::Refused(yibao_domain::transfer::RefusalReason::SamePoolingRegion).into(),
-            );
-        }
-        let bureau = self.bureau.clone();
-        // Masked only if the line below is written at all.
-        let masked_certno = tracing::enabled!(tracing::Level::DEBUG).then(|| certno.masked());
-        // The history is read in the writing job (its pages are hot there), so the answer needs
-        // no read of its own.
-        let (document, events, generation): (TransferDocument, Vec<EventRow>, u64) =
-            if bureau.hosts(in_region) && !bureau.hosts(out_region) {
-                let application = inn::Application {
-                    certno,
-                    psn_name: request.psn_name.clone(),
-                    out_region,
-                    in_region,
-                    bank_account,
-                    retiree_payout_requested: request.retiree_payout_requested,
-                };
-                let worker = bureau.clone();
-                bureau
-                    .store
-                    .write(move |tx| -> Result<_, Error> {
-                        let document = inn::apply_here(tx, &worker, &application)?;
-                        let generation = worker.watchers.expect(&document.transfer_id);
-                        let events = tx.events(&document.transfer_id)?;
-                        Ok((document, events, generation))
-                    })
-                    .await?
-            } else if bureau.hosts(out_region) {
-                bureau.region("trafin_admdvs", in_region)?;
-                let worker = bureau.clone();
-                let applied_at = bureau.clock.now();
-                bureau
-                    .store
-                    .write(move |tx: &mut dyn Tx| -> Result<_, Error> {
-                        let transfer_id = record::mint_transfer_id(tx, &worker, out_region)?;
-                        let application = out::Application {
-                            transfer_id,
-                            certno,
-                            psn_name: request.psn_name.clone(),
-                            out_region,
-                            in_region,
-                            in_scheme: None,
-                            bank_account,
-                            retiree_payout_requested: request.retiree_payout_requested,
-                            initiator: Initiator::TransferOut,
-                            applied_at,
-                        };
-                        match out::review_and_open(tx, &worker, &application)? {
-                            out::Decision::Accepted(document) => {
-                                let generation = worker.watchers.expect(&document.transfer_id);
-                                let events = tx.events(&document.transfer_id)?;
-                                Ok((*document, events, generation))
-                            }
-                            out::Decision::Refused(_, Some(open)) => {
-                                Err(Error::OpenTransferExists(open))
-                            }
-                            out::Decision::Refused(reason, None) => Err(Error::Refused(reason)),
-                        }
-                    })
-                    .await?
-            } else {
-                return Err(Error::invalid(
-                    "trafin_admdvs",
-                    "neither trafout_admdvs nor trafin_admdvs is hosted by this bureau",
-                )
-                .into());
-            };
-        bureau.changed(&document.transfer_id);
-        tracing::debug!(transfer_id = %document.transfer_id, certno = masked_certno.as_deref().unwrap_or(""), state = document.state.name(), "transfer applied");
-        let transfer = if document.instant {
-            self.settle_instantly(&document.transfer_id).await;
-            self.transfer(document.transfer_id.clone()).await?
-        } else {
-            let transfer = convert::wire_transfer(&bureau, &document, &events);
-            if let Some(version) = events.last().map(|event| event.seq) {
-                bureau.watchers.offer(
-                    &document.transfer_id,
-                    generation,
-                    version,
-                    Arc::new(transfer.clone()),
-                );
-            }
-            transfer
-        };
         Ok(Response::new(wire::ApplyTransferResponse {
-            transfer: Some(transfer),
+            transfer: Some(self.show(&snapshot)),
         }))
     }
 
@@ -222,12 +181,10 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::GetTransferRequest>,
     ) -> Result<Response<wire::GetTransferResponse>, Status> {
-        let id = request.into_inner().transfer_id;
-        yibao_domain::transfer::TransferId::parse(&id)
-            .map_err(|error| Error::invalid("transfer_id", error))?;
-        let transfer = self.transfer(id).await?;
+        let id = convert::transfer_id("transfer_id", &request.into_inner().transfer_id)?;
+        let snapshot = self.read(id).await?;
         Ok(Response::new(wire::GetTransferResponse {
-            transfer: Some(transfer),
+            transfer: Some(self.show(&snapshot)),
         }))
     }
 
@@ -236,21 +193,26 @@ impl BureauService for BureauApi {
         request: Request<wire::ListTransfersRequest>,
     ) -> Result<Response<wire::ListTransfersResponse>, Status> {
         let certno = convert::certno("certno", &request.into_inner().certno)?;
-        let bureau = self.bureau.clone();
-        let transfers = self
-            .bureau
+        let documents = self
+            .services
             .store
-            .read(move |tx| -> Result<Vec<wire::Transfer>, Error> {
+            .read(move |tx| -> Result<Vec<_>, Error> {
                 let rows = tx.transfers_of(certno.expose_unmasked())?;
-                let mut transfers = Vec::new();
-                for row in rows.into_iter().take(LIST_LIMIT) {
-                    if let Some(document) = record::load(tx, &row.transfer_id)? {
-                        transfers.push(convert::wire_transfer(&bureau, &document, &[]));
-                    }
-                }
-                Ok(transfers)
+                rows.into_iter()
+                    .take(LIST_LIMIT)
+                    .map(|row| record::decode_document(&row.document))
+                    .collect()
             })
             .await?;
+        let transfers = documents
+            .into_iter()
+            .map(|document| {
+                self.show(&Snapshot {
+                    document,
+                    events: Vec::new(),
+                })
+            })
+            .collect();
         Ok(Response::new(wire::ListTransfersResponse { transfers }))
     }
 
@@ -260,27 +222,19 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::WatchTransferRequest>,
     ) -> Result<Response<Self::WatchTransferStream>, Status> {
-        let id = request.into_inner().transfer_id;
-        yibao_domain::transfer::TransferId::parse(&id)
-            .map_err(|error| Error::invalid("transfer_id", error))?;
+        let id = convert::transfer_id("transfer_id", &request.into_inner().transfer_id)?;
         // Register before the first read, so a change in between is not missed; the first read
         // also says whether the transfer exists.
-        let watch = self.bureau.watchers.watch(&id);
-        let first = match self.bureau.watchers.latest(&id) {
-            Some((_, snapshot)) => (*snapshot).clone(),
-            None => self.transfer(id.clone()).await?,
-        };
+        let watch = self.services.watchers.watch(&id);
+        let first = self.latest(&id).await?;
         let api = self.clone();
         let stream = async_stream(move |sender| async move {
-            let mut last = first.updated_at;
-            let mut terminal = is_terminal(first.state);
-            if sender
-                .send(Ok(wire::WatchTransferResponse {
-                    transfer: Some(first),
-                }))
-                .await
-                .is_err()
-            {
+            let mut last = first.document.updated_at;
+            let mut terminal = first.document.state.is_terminal();
+            let response = |snapshot: &Snapshot| wire::WatchTransferResponse {
+                transfer: Some(api.show(snapshot)),
+            };
+            if sender.send(Ok(response(&first))).await.is_err() {
                 return;
             }
             while !terminal {
@@ -288,26 +242,15 @@ impl BureauService for BureauApi {
                     _ = watch.changed() => {}
                     _ = sender.closed() => return,
                 }
-                // The snapshot the changing step offered, if it is the newest; else read.
-                let transfer = match api.bureau.watchers.latest(&id) {
-                    Some((_, snapshot)) => (*snapshot).clone(),
-                    None => match api.transfer(id.clone()).await {
-                        Ok(transfer) => transfer,
-                        Err(_) => return,
-                    },
+                let Ok(snapshot) = api.latest(&id).await else {
+                    return;
                 };
-                if transfer.updated_at == last {
+                if snapshot.document.updated_at == last {
                     continue;
                 }
-                last = transfer.updated_at;
-                terminal = is_terminal(transfer.state);
-                if sender
-                    .send(Ok(wire::WatchTransferResponse {
-                        transfer: Some(transfer),
-                    }))
-                    .await
-                    .is_err()
-                {
+                last = snapshot.document.updated_at;
+                terminal = snapshot.document.state.is_terminal();
+                if sender.send(Ok(response(&snapshot))).await.is_err() {
                     return;
                 }
             }
@@ -321,37 +264,33 @@ impl BureauService for BureauApi {
     ) -> Result<Response<wire::GetPersonResponse>, Status> {
         let certno = convert::certno("certno", &request.into_inner().certno)?;
         let person = self
-            .bureau
+            .services
             .store
             .read(move |tx| -> Result<wire::PersonRecord, Error> {
                 let unmasked = certno.expose_unmasked();
-                let person = tx
+                let row = tx
                     .person(unmasked)?
                     .ok_or_else(|| Error::NotFound("person".to_owned()))?;
-                let balance =
-                    u64::try_from(tx.balance(&record::person_account(unmasked))?).unwrap_or(0);
-                let periods: Vec<ContributionPeriod> =
-                    serde_json::from_str(&person.periods_json).unwrap_or_default();
-                let region = yibao_domain::region::RegionCode::parse(&person.insu_admdvs).ok();
+                let balance = u64::try_from(tx.balance(&record::account::person(unmasked))?)
+                    .map_err(|_| Error::Internal("a personal account is negative".to_owned()))?;
+                let person = record::person_record(row)?;
                 Ok(wire::PersonRecord {
                     masked_certno: certno.masked(),
-                    masked_psn_name: convert::masked_name(&person.psn_name),
-                    poolarea_no: region
-                        .map(|r| r.pooling_region().to_string())
-                        .unwrap_or_default(),
-                    insu_admdvs: person.insu_admdvs.clone(),
-                    insutype: convert::wire_scheme(person.insutype) as i32,
-                    psn_insu_stas: i32::from(person.psn_insu_stas),
-                    fst_insu_ym: person.fst_insu_ym.clone(),
-                    contribution_months: yibao_domain::month::total_months(&periods)
-                        + person.deemed_months,
-                    periods: periods.iter().map(convert::wire_period).collect(),
-                    deemed_months: person.deemed_months,
-                    personal_account_balance: convert::money_text(balance),
-                    arrears_amount: convert::money_text(
-                        u64::try_from(person.arrears_cents).unwrap_or(0),
+                    masked_psn_name: convert::masked_name(&person.row.psn_name),
+                    poolarea_no: person.facts.region.pooling_region().to_string(),
+                    insu_admdvs: person.row.insu_admdvs.clone(),
+                    insutype: convert::wire_scheme(person.facts.scheme) as i32,
+                    psn_insu_stas: i32::from(person.row.psn_insu_stas),
+                    fst_insu_ym: person.row.fst_insu_ym.clone(),
+                    contribution_months: yibao_domain::credit::months_on_record(
+                        &person.periods,
+                        person.row.deemed_months,
                     ),
-                    retired: person.retired,
+                    periods: person.periods.iter().map(convert::wire_period).collect(),
+                    deemed_months: person.row.deemed_months,
+                    personal_account_balance: convert::money_text(balance),
+                    arrears_amount: person.facts.arrears.to_string(),
+                    retired: person.row.retired,
                 })
             })
             .await?;
@@ -365,70 +304,12 @@ impl BureauService for BureauApi {
         request: Request<wire::IssueCertificateRequest>,
     ) -> Result<Response<wire::IssueCertificateResponse>, Status> {
         let certno = convert::certno("certno", &request.into_inner().certno)?;
-        let bureau = self.bureau.clone();
-        let certificate = self
-            .bureau
-            .store
-            .write(move |tx| -> Result<wire::InsuranceCertificate, Error> {
-                let unmasked = certno.expose_unmasked();
-                let person = tx
-                    .person(unmasked)?
-                    .ok_or_else(|| Error::NotFound("person".to_owned()))?;
-                let balance =
-                    u64::try_from(tx.balance(&record::person_account(unmasked))?).unwrap_or(0);
-                let money = Money::from_cents(balance).unwrap_or(Money::ZERO);
-                let periods: Vec<ContributionPeriod> =
-                    serde_json::from_str(&person.periods_json).unwrap_or_default();
-                let from = periods.iter().map(|p| p.from()).min();
-                let to = periods.iter().map(|p| p.to()).max();
-                let region = yibao_domain::region::RegionCode::parse(&person.insu_admdvs).ok();
-                let region_name = region
-                    .and_then(|code| {
-                        bureau
-                            .directory
-                            .region(code.pooling_region())
-                            .map(|e| e.name_zh.clone())
-                    })
-                    .unwrap_or_default();
-                let now = bureau.clock.now();
-                let sequence = tx.next_sequence("certificate")?;
-                let code = format!(
-                    "{}{:08}",
-                    bureau.institution.get(1..7).unwrap_or("000000"),
-                    sequence
-                );
-                let benefits_to = to.and_then(|month: YearMonth| month.plus_months(1));
-                let certificate = wire::InsuranceCertificate {
-                    psn_name: person.psn_name.clone(),
-                    certno: unmasked.to_owned(),
-                    insutype: convert::wire_scheme(person.insutype) as i32,
-                    insuring_region_code: person.insu_admdvs.clone(),
-                    insuring_region_name: region_name,
-                    insured_from_month: from.map(|m| m.to_string()).unwrap_or_default(),
-                    insured_to_month: to.map(|m| m.to_string()).unwrap_or_default(),
-                    benefits_from_month: from.map(|m| m.to_string()).unwrap_or_default(),
-                    benefits_to_month: benefits_to.map(|m| m.to_string()).unwrap_or_default(),
-                    personal_account_balance: money.to_string(),
-                    personal_account_balance_in_capitals: money.to_chinese_capital(),
-                    issuing_bureau: bureau.institution.clone(),
-                    printed_at: Some(crate::messages::timestamp(now)),
-                    verification_code: code.clone(),
-                };
-                let body = serde_json::json!({
-                    "psn_name": certificate.psn_name, "certno": certificate.certno,
-                    "insutype": certificate.insutype, "region": certificate.insuring_region_code,
-                    "region_name": certificate.insuring_region_name,
-                    "from": certificate.insured_from_month, "to": certificate.insured_to_month,
-                    "benefits_to": certificate.benefits_to_month,
-                    "balance": certificate.personal_account_balance,
-                    "printed_at": now.to_rfc3339(),
-                });
-                tx.put_certificate(&code, unmasked, &body.to_string(), now)?;
-                Ok(certificate)
-            })
+        let body = self
+            .services
+            .write(move |step| issue(step, certno.expose_unmasked()))
             .await?;
         Ok(Response::new(wire::IssueCertificateResponse {
-            certificate: Some(certificate),
+            certificate: Some(self.certificate(&body, Disclosure::Full)),
         }))
     }
 
@@ -437,11 +318,11 @@ impl BureauService for BureauApi {
         request: Request<wire::VerifyCertificateRequest>,
     ) -> Result<Response<wire::VerifyCertificateResponse>, Status> {
         let code = request.into_inner().verification_code;
-        if code.len() != 14 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        if !certificate::is_verification_code(&code) {
             return Err(Error::invalid("verification_code", "must be 14 digits").into());
         }
         let found = self
-            .bureau
+            .services
             .store
             .read(move |tx| -> Result<_, Error> { Ok(tx.certificate(&code)?) })
             .await?;
@@ -451,39 +332,118 @@ impl BureauService for BureauApi {
                 certificate: None,
             }));
         };
-        let body: serde_json::Value = serde_json::from_str(&row.body_json).unwrap_or_default();
-        let text = |key: &str| {
-            body.get(key)
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let balance = Money::parse(&text("balance")).unwrap_or(Money::ZERO);
-        let certificate = wire::InsuranceCertificate {
-            psn_name: convert::masked_name(&text("psn_name")),
-            certno: ResidentId::parse(&row.certno)
-                .map(|id| id.masked())
-                .unwrap_or_default(),
-            insutype: body
-                .get("insutype")
-                .and_then(|v| v.as_i64())
-                .unwrap_or_default() as i32,
-            insuring_region_code: text("region"),
-            insuring_region_name: text("region_name"),
-            insured_from_month: text("from"),
-            insured_to_month: text("to"),
-            benefits_from_month: text("from"),
-            benefits_to_month: text("benefits_to"),
-            personal_account_balance: balance.to_string(),
-            personal_account_balance_in_capitals: balance.to_chinese_capital(),
-            issuing_bureau: self.bureau.institution.clone(),
-            printed_at: Some(crate::messages::timestamp(row.issued_at)),
-            verification_code: row.code.clone(),
-        };
+        let mut body: CertificateBody = serde_json::from_str(&row.body_json)
+            .map_err(|error| Error::Internal(format!("stored certificate unreadable: {error}")))?;
+        body.code = row.code;
         Ok(Response::new(wire::VerifyCertificateResponse {
             valid: true,
-            certificate: Some(certificate),
+            certificate: Some(self.certificate(&body, Disclosure::Masked)),
         }))
+    }
+}
+
+/// What a certificate says, as stored for verification.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CertificateBody {
+    /// Not in the certificates of earlier versions: the row's code is used then.
+    #[serde(default)]
+    code: String,
+    psn_name: String,
+    certno: String,
+    insutype: i32,
+    region: String,
+    region_name: String,
+    from: String,
+    to: String,
+    benefits_to: String,
+    balance: String,
+    printed_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Whether a certificate is shown to its holder (issued) or to anyone checking a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Disclosure {
+    Full,
+    Masked,
+}
+
+/// Issues a certificate (参保凭证) from the person's record and stores it for verification.
+fn issue(step: &mut record::Step<'_>, certno: &str) -> Result<CertificateBody, Error> {
+    let person = step
+        .person(certno)?
+        .ok_or_else(|| Error::NotFound("person".to_owned()))?;
+    let balance = Money::from_cents(step.balance_of(certno)?)
+        .map_err(|_| Error::Internal("balance out of range".to_owned()))?;
+    let months = certificate::certificate_months(&person.periods);
+    let site = step.ctx.site.clone();
+    let region_name = site
+        .directory
+        .region(person.facts.region.pooling_region())
+        .map(|entry| entry.name_zh.clone())
+        .unwrap_or_default();
+    let issuer = site
+        .hosted
+        .first()
+        .copied()
+        .ok_or_else(|| Error::Internal("the bureau hosts no region".to_owned()))?;
+    let sequence = step.tx.next_sequence("certificate")?;
+    let code = certificate::verification_code(issuer, sequence)
+        .ok_or_else(|| Error::FailedPrecondition("certificate numbers exhausted".to_owned()))?;
+    let text = |month: Option<yibao_domain::month::YearMonth>| {
+        month.map(|m| m.to_string()).unwrap_or_default()
+    };
+    let body = CertificateBody {
+        code: code.clone(),
+        psn_name: person.row.psn_name.clone(),
+        certno: certno.to_owned(),
+        insutype: convert::wire_scheme(person.facts.scheme) as i32,
+        region: person.row.insu_admdvs.clone(),
+        region_name,
+        from: text(months.map(|m| m.insured_from)),
+        to: text(months.map(|m| m.insured_to)),
+        benefits_to: text(months.and_then(|m| m.benefits_to)),
+        balance: balance.to_string(),
+        printed_at: step.ctx.now,
+    };
+    let json = serde_json::to_string(&body)
+        .map_err(|error| Error::Internal(format!("certificate: {error}")))?;
+    step.tx
+        .put_certificate(&code, certno, &json, step.ctx.now)?;
+    Ok(body)
+}
+
+impl BureauApi {
+    fn certificate(
+        &self,
+        body: &CertificateBody,
+        disclosure: Disclosure,
+    ) -> wire::InsuranceCertificate {
+        let balance = Money::parse(&body.balance).unwrap_or(Money::ZERO);
+        let (psn_name, certno) = match disclosure {
+            Disclosure::Full => (body.psn_name.clone(), body.certno.clone()),
+            Disclosure::Masked => (
+                convert::masked_name(&body.psn_name),
+                yibao_domain::id::ResidentId::parse(&body.certno)
+                    .map(|id| id.masked())
+                    .unwrap_or_default(),
+            ),
+        };
+        wire::InsuranceCertificate {
+            psn_name,
+            certno,
+            insutype: body.insutype,
+            insuring_region_code: body.region.clone(),
+            insuring_region_name: body.region_name.clone(),
+            insured_from_month: body.from.clone(),
+            insured_to_month: body.to.clone(),
+            benefits_from_month: body.from.clone(),
+            benefits_to_month: body.benefits_to.clone(),
+            personal_account_balance: balance.to_string(),
+            personal_account_balance_in_capitals: balance.to_chinese_capital(),
+            issuing_bureau: self.services.site.institution.clone(),
+            printed_at: Some(convert::timestamp(body.printed_at)),
+            verification_code: body.code.clone(),
+        }
     }
 }
 

@@ -120,6 +120,12 @@ pub fn form_first(check: FormCheck) -> Transition<InState, InAction> {
     form_arrived(check)
 }
 
+/// Opens a transfer whose first message is an abort (the transfer-out bureau gave up before its
+/// form arrived): remembered as `Aborted`, so that a late form is never credited.
+pub fn abort_first() -> Transition<InState, InAction> {
+    Transition::to(InState::Aborted, vec![])
+}
+
 /// Applies one event to a transfer at the transfer-in bureau.
 pub fn apply(
     state: InState,
@@ -299,5 +305,15 @@ mod tests {
             prop_assert!(credits <= 1);
             prop_assert_eq!(credits == 1, state.has_credited());
         }
+    }
+
+    #[test]
+    fn an_abort_before_any_form_leaves_the_transfer_aborted_for_good() {
+        let opened = abort_first();
+        assert_eq!(opened.next, InState::Aborted);
+        assert!(opened.actions.is_empty());
+        let late = apply(opened.next, InEvent::FormArrived(FormCheck::Accept)).expect("absorbed");
+        assert_eq!(late.next, InState::Aborted);
+        assert!(late.actions.is_empty(), "a late form is never credited");
     }
 }

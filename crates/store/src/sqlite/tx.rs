@@ -489,6 +489,22 @@ impl Tx for SqliteTx<'_> {
         )
     }
 
+    fn transfers_after(
+        &mut self,
+        after_transfer_id: &str,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, Error> {
+        self.transfers_where(
+            concat!(
+                "SELECT ",
+                transfer_columns!(),
+                " FROM transfers WHERE transfer_id > ?1 ORDER BY transfer_id LIMIT ?2"
+            ),
+            rusqlite::params![after_transfer_id, limit],
+            "page through transfers",
+        )
+    }
+
     fn open_transfers_due_before(
         &mut self,
         day: NaiveDate,

@@ -1,161 +1,29 @@
-//! The bureau: what every handler and the dispatcher share.
+//! Who waits for which transfer to change (`WatchTransfer`), and the latest committed snapshot
+//! of each watched transfer, offered by the step that made it so a watcher need not read it back.
 
-use std::sync::Arc;
-use std::sync::Mutex;
-
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
-use tonic::transport::{Channel, Endpoint};
-use yibao_domain::calendar::WorkingCalendar;
-use yibao_domain::policy::RegionPolicy;
-use yibao_domain::region::RegionCode;
-use yibao_runtime::clock::Clock;
-use yibao_runtime::directory::{BureauRole, RegionDirectory, RegionEntry};
-use yibao_store::Store;
+use yibao_store::EventRow;
 
-use crate::error::Error;
+use crate::document::TransferDocument;
 
-/// One bureau service: its store, clock, directory and the way to its peer.
-#[derive(Debug)]
-pub struct Bureau {
-    /// Which binary this is; decides the default regions and the peer.
-    pub role: BureauRole,
-    /// The durable ledger.
-    pub store: Store,
-    /// The service's clock (adjustable in tests).
-    pub clock: Clock,
-    /// Every region both services know.
-    pub directory: Arc<RegionDirectory>,
-    /// Working days for statutory deadlines.
-    pub calendar: Arc<WorkingCalendar>,
-    /// The pooling regions this bureau hosts.
-    pub hosted: Vec<RegionCode>,
-    /// The 12-character institution code at the head of every msgid this bureau sends.
-    pub institution: String,
-    /// The peer bureau.
-    pub peer: Peer,
-    /// Who waits for which transfer to change (`WatchTransfer`, instant mode).
-    pub watchers: Arc<Watchers>,
-    /// Wakes the outbox dispatcher when a message is queued.
-    pub dispatch_now: Notify,
-    /// Whether the admin API answers.
-    pub admin_enabled: bool,
-    /// Simulated bank gateway: fail every n-th payout (0 = never).
-    pub bank_failure_every: u32,
-    /// Calls made to the simulated bank gateway (to decide simulated failures).
-    pub bank_calls: std::sync::atomic::AtomicU64,
-}
-
-impl Bureau {
-    /// Whether this bureau hosts the pooling region of `code`.
-    pub fn hosts(&self, code: RegionCode) -> bool {
-        self.hosted.contains(&code.pooling_region())
-    }
-
-    /// The directory entry for a pooling region, or an invalid-argument error naming `field`.
-    pub fn region(&self, field: &'static str, code: RegionCode) -> Result<&RegionEntry, Error> {
-        self.directory.region(code.pooling_region()).ok_or_else(|| {
-            Error::invalid(
-                field,
-                format!("region {code} is not in the region directory"),
-            )
-        })
-    }
-
-    /// The policy of a pooling region (national defaults for unknown regions).
-    pub fn policy(&self, code: RegionCode) -> RegionPolicy {
-        self.directory
-            .region(code.pooling_region())
-            .map(|entry| entry.policy.clone())
-            .unwrap_or_default()
-    }
-
-    /// Tells the watchers of a transfer that it changed, and the dispatcher that the outbox
-    /// may hold new messages. Call after the write committed: a wake-up before the commit would
-    /// find nothing due and sleep until the next poll.
-    pub fn changed(&self, transfer_id: &str) {
-        self.watchers.notify(transfer_id);
-        self.dispatch_now.notify_one();
-    }
-}
-
-/// The peer bureau's address and a long-lived HTTP/2 channel to it.
-///
-/// The address is either `http://host:port` or `file:PATH`, naming a file the peer writes its
-/// address to once it listens; the file is read lazily and again after the peer became
-/// unreachable, so both services can start on port 0 and restart on new ports.
-#[derive(Debug)]
-pub struct Peer {
-    spec: String,
-    channel: Mutex<Option<Channel>>,
-}
-
-impl Peer {
-    /// A peer at `spec`; nothing is connected yet.
-    pub fn new(spec: String) -> Self {
-        Self {
-            spec,
-            channel: Mutex::new(None),
-        }
-    }
-
-    /// The channel to the peer, connecting lazily.
-    pub fn channel(&self) -> Result<Channel, tonic::Status> {
-        let mut cached = self
-            .channel
-            .lock()
-            .map_err(|_| tonic::Status::internal("peer lock poisoned"))?;
-        if let Some(channel) = cached.as_ref() {
-            return Ok(channel.clone());
-        }
-        let address = self.resolve()?;
-        let channel = Endpoint::from_shared(address)
-            .map_err(|_| tonic::Status::unavailable("the peer endpoint is not a valid URI"))?
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
-            .connect_lazy();
-        *cached = Some(channel.clone());
-        Ok(channel)
-    }
-
-    /// Forgets the channel, so the next call resolves the address again.
-    pub fn reset(&self) {
-        if self.spec.starts_with("file:")
-            && let Ok(mut cached) = self.channel.lock()
-        {
-            *cached = None;
-        }
-    }
-
-    fn resolve(&self) -> Result<String, tonic::Status> {
-        match self.spec.strip_prefix("file:") {
-            None => Ok(self.spec.clone()),
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|_| {
-                    tonic::Status::unavailable("the peer has not published its address yet")
-                })?;
-                let address = text.trim();
-                if address.is_empty() {
-                    return Err(tonic::Status::unavailable(
-                        "the peer's address file is empty",
-                    ));
-                }
-                Ok(if address.starts_with("http") {
-                    address.to_owned()
-                } else {
-                    format!("http://{address}")
-                })
-            }
-        }
-    }
+/// A transfer as one committed step left it: its document and its whole history.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The stored document.
+    pub document: TransferDocument,
+    /// The history, in order.
+    pub events: Vec<EventRow>,
 }
 
 /// Per-transfer change notification: only the watchers of a transfer wake when it changes, so
 /// thousands of concurrent watches cost nothing for the transfers nobody watches.
 ///
 /// A watched transfer also keeps its latest committed snapshot, offered by the step that
-/// changed it (see `record::write`), so a watcher wakes to the new state without reading it
+/// changed it (see `services::Services::write`), so a watcher wakes to the new state without reading it
 /// back. Versions are the sequence number of the history event each save appends; a save
 /// raises the entry's floor before its commit, so a snapshot older than any save (committed or
 /// not) is never handed out — the watcher reads the store instead.
@@ -164,10 +32,10 @@ pub struct Watchers {
     waiting: Mutex<HashMap<String, Watched>>,
     /// Numbers the entries: a snapshot collected for one entry is never offered to a later
     /// entry of the same transfer (whose floor knows nothing of the saves in between).
-    generations: std::sync::atomic::AtomicU64,
+    generations: AtomicU64,
     /// Transfers just applied here, kept (at most [`RECENT`]) with their snapshot for the
     /// watch that usually follows an application at once, oldest first.
-    recent: Mutex<std::collections::VecDeque<String>>,
+    recent: Mutex<VecDeque<String>>,
 }
 
 /// How many just-applied transfers keep their snapshot without a watcher.
@@ -178,7 +46,7 @@ const RECENT: usize = 4096;
 struct Watched {
     generation: u64,
     notifies: Vec<Arc<Notify>>,
-    latest: Option<(u32, Arc<yibao_proto::bureau::v1::Transfer>)>,
+    latest: Option<(u32, Arc<Snapshot>)>,
     floor: u32,
 }
 
@@ -200,10 +68,7 @@ impl Watchers {
         waiting
             .entry(transfer_id.to_owned())
             .or_insert_with(|| Watched {
-                generation: self
-                    .generations
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                    + 1,
+                generation: self.generations.fetch_add(1, Ordering::Relaxed) + 1,
                 ..Watched::default()
             })
     }
@@ -265,13 +130,7 @@ impl Watchers {
 
     /// Offers the committed snapshot of version `version`, collected for entry `generation`;
     /// kept if that entry still exists and the snapshot is its newest.
-    pub fn offer(
-        &self,
-        transfer_id: &str,
-        generation: u64,
-        version: u32,
-        transfer: Arc<yibao_proto::bureau::v1::Transfer>,
-    ) {
+    pub fn offer(&self, transfer_id: &str, generation: u64, version: u32, transfer: Arc<Snapshot>) {
         if let Ok(mut waiting) = self.waiting.lock()
             && let Some(watched) = waiting.get_mut(transfer_id)
             && watched.generation == generation
@@ -285,10 +144,7 @@ impl Watchers {
     }
 
     /// The latest committed snapshot and its version, unless a newer save may exist.
-    pub fn latest(
-        &self,
-        transfer_id: &str,
-    ) -> Option<(u32, Arc<yibao_proto::bureau::v1::Transfer>)> {
+    pub fn latest(&self, transfer_id: &str) -> Option<(u32, Arc<Snapshot>)> {
         let waiting = self.waiting.lock().ok()?;
         let watched = waiting.get(transfer_id)?;
         watched
@@ -298,7 +154,8 @@ impl Watchers {
             .cloned()
     }
 
-    fn notify(&self, transfer_id: &str) {
+    /// Wakes every watcher of a transfer (after a commit that changed it).
+    pub fn notify(&self, transfer_id: &str) {
         if let Ok(waiting) = self.waiting.lock()
             && let Some(watched) = waiting.get(transfer_id)
         {
@@ -334,16 +191,22 @@ impl Drop for Watch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use yibao_proto::bureau::v1::Transfer;
+    use crate::document::TransferDocument;
+    use yibao_domain::transfer::in_side::InState;
+    use yibao_domain::transfer::{Initiator, Side, TransferState};
 
-    fn snapshot(updated: i64) -> Arc<Transfer> {
-        Arc::new(Transfer {
-            transfer_id: "x".to_owned(),
-            updated_at: Some(prost_types::Timestamp {
-                seconds: updated,
-                nanos: 0,
-            }),
-            ..Default::default()
+    fn snapshot(updated: i64) -> Arc<Snapshot> {
+        let at = chrono::DateTime::from_timestamp(updated, 0).unwrap_or_default();
+        Arc::new(Snapshot {
+            document: TransferDocument::opening(
+                "x".to_owned(),
+                Side::In,
+                Initiator::TransferOut,
+                TransferState::In(InState::Aborted),
+                at.date_naive(),
+                at,
+            ),
+            events: Vec::new(),
         })
     }
 

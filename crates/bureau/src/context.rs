@@ -1,0 +1,98 @@
+//! The narrow context a protocol step runs in: the time it reads, and the site's fixed facts
+//! (role, hosted regions, directory, policies, calendar). Drivers see this, never the whole
+//! service: a step cannot reach the network, the watchers or another transfer's store job.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use yibao_domain::calendar::{StatutoryDeadlines, WorkingCalendar};
+use yibao_domain::classify::Connectivity;
+use yibao_domain::policy::RegionPolicy;
+use yibao_domain::region::RegionCode;
+use yibao_domain::review::Hosting;
+use yibao_runtime::directory::{BureauRole, RegionDirectory, RegionEntry};
+
+use crate::error::Error;
+
+/// What a bureau knows that never changes while it runs.
+#[derive(Debug)]
+pub struct Site {
+    /// Which side this process plays by default; decides which regions the peer hosts.
+    pub role: BureauRole,
+    /// The pooling regions this bureau hosts.
+    pub hosted: Vec<RegionCode>,
+    /// The 12-character institution code at the head of every msgid this bureau sends.
+    pub institution: String,
+    /// Every region both services know, with its connectivity and policy.
+    pub directory: RegionDirectory,
+    /// Working days for statutory deadlines.
+    pub calendar: WorkingCalendar,
+    /// The national defaults, for regions the directory does not list.
+    pub default_policy: RegionPolicy,
+}
+
+impl Site {
+    /// Whether this bureau hosts the pooling region of `code`.
+    pub fn hosts(&self, code: RegionCode) -> bool {
+        self.hosted.contains(&code.pooling_region())
+    }
+
+    /// The directory entry for a pooling region, or an invalid-argument error naming `field`.
+    pub fn region(&self, field: &'static str, code: RegionCode) -> Result<&RegionEntry, Error> {
+        self.directory.region(code.pooling_region()).ok_or_else(|| {
+            Error::invalid(
+                field,
+                format!("region {code} is not in the region directory"),
+            )
+        })
+    }
+
+    /// The policy of a pooling region (national defaults for unknown regions).
+    pub fn policy(&self, code: RegionCode) -> &RegionPolicy {
+        self.directory
+            .region(code.pooling_region())
+            .map_or(&self.default_policy, |entry| &entry.policy)
+    }
+
+    /// Whether a region has joined the platform (unknown regions have not).
+    pub fn connectivity(&self, code: RegionCode) -> Connectivity {
+        match self.directory.region(code.pooling_region()) {
+            Some(entry) if entry.connected => Connectivity::Connected,
+            _ => Connectivity::NotConnected,
+        }
+    }
+
+    /// Whether the peer bureau hosts a region.
+    pub fn hosting(&self, code: RegionCode) -> Hosting {
+        let peer = Some(self.role.peer());
+        match self.directory.region(code.pooling_region()) {
+            Some(entry) if entry.bureau == peer => Hosting::ByPeer,
+            _ => Hosting::NotByPeer,
+        }
+    }
+
+    /// The statutory deadlines of a transfer applied on `applied_on`.
+    pub fn deadlines(
+        &self,
+        applied_on: NaiveDate,
+        form_received_on: Option<NaiveDate>,
+    ) -> Option<StatutoryDeadlines> {
+        StatutoryDeadlines::statutory(&self.calendar, applied_on, form_received_on).ok()
+    }
+}
+
+/// One step's view of the world: the moment it runs at and the site.
+#[derive(Debug, Clone)]
+pub struct StepContext {
+    /// The service clock's reading when the step was queued.
+    pub now: DateTime<Utc>,
+    /// The site's fixed facts.
+    pub site: Arc<Site>,
+}
+
+impl StepContext {
+    /// Today in China time, the day deadlines count in.
+    pub fn today(&self) -> NaiveDate {
+        yibao_runtime::clock::china_date(self.now)
+    }
+}

@@ -1,0 +1,227 @@
+//! The exactly-once inbox: an incoming platform message runs once per msgid, in the same store
+//! transaction as the record of its msgid, body hash and answer. The same msgid with the same
+//! body gets the first answer again; with a different body, infcode 1004 (duplicate analysis as
+//! Mojaloop does it). A batch runs each of its messages as its own store job, queued together
+//! so they share one group commit, and a message that fails is undone alone.
+//!
+//! The envelope is checked by the handler before anything reaches the store; this module sees
+//! only what it admitted, so it knows no wire type beyond "an encodable answer".
+
+use prost::Message;
+use sha2::{Digest, Sha256};
+use tonic::Status;
+use tracing::Instrument;
+
+use crate::error::Error;
+use crate::record::Step;
+use crate::services::Services;
+
+/// Infcodes of our answers (invented; documented in platform.proto).
+pub mod infcode {
+    /// Success.
+    pub const SUCCESS: i32 = 0;
+    /// The message is malformed.
+    pub const INVALID_MESSAGE: i32 = 1001;
+    /// The receiver does not host the region the message is for.
+    pub const WRONG_RECEIVER: i32 = 1002;
+    /// The msgid was seen before with a different body.
+    pub const MODIFIED_REQUEST: i32 = 1004;
+    /// The transfer is unknown here.
+    pub const UNKNOWN_TRANSFER: i32 = 1005;
+}
+
+/// Why a message is answered with a non-zero infcode instead of being applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Malformed: the field and the rule.
+    Invalid(String),
+    /// Addressed to a region this bureau does not host.
+    WrongReceiver(String),
+    /// The msgid was used before with a different body.
+    Modified,
+    /// The transfer is unknown here.
+    UnknownTransfer(String),
+}
+
+impl Refusal {
+    /// The infcode.
+    pub fn infcode(&self) -> i32 {
+        match self {
+            Refusal::Invalid(_) => infcode::INVALID_MESSAGE,
+            Refusal::WrongReceiver(_) => infcode::WRONG_RECEIVER,
+            Refusal::Modified => infcode::MODIFIED_REQUEST,
+            Refusal::UnknownTransfer(_) => infcode::UNKNOWN_TRANSFER,
+        }
+    }
+
+    /// The `err_msg`: the field and the rule, no personal data.
+    pub fn message(&self) -> String {
+        match self {
+            Refusal::Invalid(text) | Refusal::WrongReceiver(text) => text.clone(),
+            Refusal::Modified => {
+                "envelope.msgid: already used with a different body (modified request)".to_owned()
+            }
+            Refusal::UnknownTransfer(what) => format!("{what} not found"),
+        }
+    }
+}
+
+/// Builds a message's answer for a refusal, given its `inf_refmsgid`.
+pub type Refuse<Resp> = fn(&Refusal, &str) -> Resp;
+
+/// A message whose envelope was checked: what the store step needs.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// The sender's msgid.
+    pub msgid: String,
+    /// SHA-256 of the encoded request.
+    pub body_sha256: Vec<u8>,
+    /// The transfer the envelope names (for the span).
+    pub transfer_id: String,
+    /// The transaction code (for the span).
+    pub infno: String,
+}
+
+/// The SHA-256 of a message body, for duplicate analysis.
+pub fn body_hash(message: &impl Message) -> Vec<u8> {
+    Sha256::digest(message.encode_to_vec()).to_vec()
+}
+
+/// The receiver's reference for a msgid: the msgid with its first character replaced by `R`.
+pub fn refmsgid(msgid: &str) -> String {
+    match msgid.get(1..) {
+        Some(rest) if !msgid.is_empty() => format!("R{rest}"),
+        _ => String::new(),
+    }
+}
+
+/// Receives one admitted message inside the caller's step: a msgid seen before gets its first
+/// answer (or infcode 1004 for a different body); otherwise `work` runs and its answer is
+/// recorded with the msgid, in the same transaction.
+pub fn receive<Resp>(
+    step: &mut Step<'_>,
+    admitted: &Admitted,
+    refuse: Refuse<Resp>,
+    work: impl FnOnce(&mut Step<'_>) -> Result<Resp, Error>,
+) -> Result<Resp, Error>
+where
+    Resp: Message + Default,
+{
+    let reference = refmsgid(&admitted.msgid);
+    if let Some(seen) = step.tx.processed_message(&admitted.msgid)? {
+        if seen.body_sha256 == admitted.body_sha256 {
+            return Resp::decode(seen.answer.as_slice())
+                .map_err(|_| Error::Internal("stored answer does not decode".to_owned()));
+        }
+        return Ok(refuse(&Refusal::Modified, &reference));
+    }
+    let answer = match work(step) {
+        Ok(answer) => answer,
+        Err(Error::InvalidArgument { field, rule }) => {
+            refuse(&Refusal::Invalid(format!("{field}: {rule}")), &reference)
+        }
+        Err(Error::NotFound(what)) => refuse(&Refusal::UnknownTransfer(what), &reference),
+        Err(error) => return Err(error),
+    };
+    let now = step.ctx.now;
+    step.tx.record_processed(
+        &admitted.msgid,
+        &admitted.body_sha256,
+        &answer.encode_to_vec(),
+        now,
+    )?;
+    Ok(answer)
+}
+
+/// A message's store step, answering `A`.
+pub type Work<A> = Box<dyn FnOnce(&mut Step<'_>) -> Result<A, Error> + Send>;
+
+/// One message of a batch: answered at admission, or a step for the store.
+pub enum Slot<A> {
+    /// Answered without the store (a broken envelope, a wrong receiver).
+    Ready(A),
+    /// To run once per msgid.
+    Pending(Work<A>),
+}
+
+impl<A> std::fmt::Debug for Slot<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Slot::Ready(_) => "Slot::Ready",
+            Slot::Pending(_) => "Slot::Pending",
+        })
+    }
+}
+
+/// Runs one message once per msgid as its own store step.
+pub async fn once<Resp>(
+    services: &Services,
+    admitted: Admitted,
+    refuse: Refuse<Resp>,
+    work: impl FnOnce(&mut Step<'_>) -> Result<Resp, Error> + Send + 'static,
+) -> Result<Resp, Status>
+where
+    Resp: Message + Default + Send + 'static,
+{
+    let span = tracing::info_span!("platform", transfer_id = %admitted.transfer_id, infno = %admitted.infno);
+    services
+        .write(move |step| receive(step, &admitted, refuse, work))
+        // Instrument the future, never enter a span across an await: the guard would follow
+        // the task to other threads and corrupt the subscriber's span stack.
+        .instrument(span)
+        .await
+        .map_err(Status::from)
+}
+
+/// Runs a batch's admitted messages, each as its own store job queued together so that they
+/// share one group commit; answers in the batch's order (a message that failed is answered
+/// with the status it would have failed with alone, through `failed`).
+pub async fn run_batch<A>(
+    services: &Services,
+    slots: Vec<Slot<A>>,
+    failed: fn(Status) -> A,
+) -> Result<Vec<A>, Status>
+where
+    A: Send + 'static,
+{
+    let mut answers: Vec<Option<A>> = Vec::with_capacity(slots.len());
+    let mut places = Vec::new();
+    let mut jobs = Vec::new();
+    for (index, slot) in slots.into_iter().enumerate() {
+        match slot {
+            Slot::Ready(answer) => answers.push(Some(answer)),
+            Slot::Pending(work) => {
+                answers.push(None);
+                places.push(index);
+                jobs.push(work);
+            }
+        }
+    }
+    if !jobs.is_empty() {
+        let span = tracing::info_span!("platform_batch", messages = jobs.len());
+        let results = services.write_each(jobs).instrument(span).await;
+        for (index, result) in places.into_iter().zip(results) {
+            if let Some(place) = answers.get_mut(index) {
+                *place = Some(result.unwrap_or_else(|error| failed(Status::from(error))));
+            }
+        }
+    }
+    answers
+        .into_iter()
+        .map(|answer| answer.ok_or_else(|| Status::internal("a batch message went unanswered")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_reference_of_a_msgid_replaces_its_first_character() {
+        assert_eq!(
+            refmsgid("B540100000022026113012000000001"),
+            "R540100000022026113012000000001"
+        );
+        assert_eq!(refmsgid(""), "");
+    }
+}

@@ -1,0 +1,84 @@
+//! Queues a platform message in the outbox inside the caller's step: mints its msgid, wraps it
+//! in its envelope and stores it encoded, so the dispatcher sends the very bytes the step
+//! decided on, however often it retries.
+
+use chrono::DateTime;
+use yibao_store::NewOutboxMessage;
+
+use crate::error::Error;
+use crate::messages::{Envelope, Kind, Outgoing};
+use crate::outbox::transport;
+use crate::record::Step;
+
+/// Who sends a message and who receives it: pooling regions, or "bank" for the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct Route<'a> {
+    /// The sending region.
+    pub sender: &'a str,
+    /// The receiving region.
+    pub receiver: &'a str,
+}
+
+/// The receiver name of the bank gateway.
+pub const BANK: &str = "bank";
+
+/// Queues `message` about `transfer_id` along `route`, in the caller's step.
+pub fn enqueue(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    route: Route<'_>,
+    message: &Outgoing,
+) -> Result<(), Error> {
+    let now = step.ctx.now;
+    let kind = message.kind();
+    let msgid = mint_msgid(step)?;
+    let envelope = Envelope {
+        infno: kind.infno(),
+        msgid: msgid.clone(),
+        sender_region: route.sender.to_owned(),
+        receiver_region: route.receiver.to_owned(),
+        sent_at: now,
+        transfer_id: transfer_id.to_owned(),
+    };
+    step.tx.enqueue(&NewOutboxMessage {
+        transfer_id: transfer_id.to_owned(),
+        kind: kind.as_str().to_owned(),
+        peer: route.receiver.to_owned(),
+        msgid,
+        payload: transport::encode(&envelope, message),
+        next_attempt_at: now,
+        created_at: now,
+    })?;
+    Ok(())
+}
+
+/// Withdraws the queued messages of one kind for a transfer (a form an abort supersedes).
+pub fn withdraw(step: &mut Step<'_>, transfer_id: &str, kind: Kind) -> Result<(), Error> {
+    step.tx.withdraw_messages(transfer_id, kind.as_str())?;
+    Ok(())
+}
+
+/// Mints a 30-character msgid: institution code (12) + yyyyMMddHHmmss (14) + sequence (4).
+///
+/// The time and sequence come from one durable counter, `second × 10,000 + sequence`, that
+/// moves to at least the current second and otherwise by one: ids never repeat, across
+/// restarts too, and a burst of more than 10,000 messages in one second borrows the next
+/// seconds' numbers instead of wrapping around (the id's time then runs ahead of the clock by
+/// at most the burst's excess, and falls back as soon as the rate does).
+pub fn mint_msgid(step: &mut Step<'_>) -> Result<String, Error> {
+    let second = u64::try_from(step.ctx.now.timestamp())
+        .map_err(|_| Error::Internal("the clock is before 1970".to_owned()))?;
+    let slot = step
+        .tx
+        .next_sequence_at_least("msgid_slot", second.saturating_mul(10_000))?;
+    let stamp = i64::try_from(slot / 10_000)
+        .ok()
+        .and_then(|second| DateTime::from_timestamp(second, 0))
+        .ok_or_else(|| Error::Internal("msgid counter out of range".to_owned()))?;
+    Ok(format!(
+        "{}{}{:04}",
+        step.ctx.site.institution,
+        stamp.format("%Y%m%d%H%M%S"),
+        slot % 10_000
+    ))
+}

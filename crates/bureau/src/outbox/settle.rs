@@ -1,0 +1,189 @@
+//! Settles a batch's outcomes: an answer is applied by the driver of the side it concerns and
+//! its message acknowledged, in one store job per message (queued together, so a batch shares
+//! a group commit); a message without a usable answer is rescheduled with backoff and jitter, or
+//! parked, and its transfer's history says why.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use yibao_runtime::retry::Backoff;
+use yibao_store::OutboxMessage;
+
+use crate::bank;
+use crate::error::Error;
+use crate::messages::Answer;
+use crate::outbox::transport::Outcome;
+use crate::record::{Happening, Step};
+use crate::services::Services;
+use crate::{transfer_in, transfer_out};
+
+/// How far a parked message's next attempt is pushed: beyond any statutory deadline, so it
+/// stays visible in the outbox without being sent again.
+const PARKED_FOR: Duration = Duration::from_secs(400 * 86_400);
+
+/// What becomes of a message that was not answered usably.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Later {
+    /// Sent again after a backoff.
+    Retry,
+    /// Kept, not sent again: the answer refused the message itself.
+    Park,
+}
+
+/// Applies a batch's outcomes, one store job per message.
+pub async fn settle(
+    services: &Services,
+    backoff: Backoff,
+    batch: Vec<OutboxMessage>,
+    outcomes: Vec<Outcome>,
+) {
+    let jobs: Vec<_> = batch
+        .into_iter()
+        .zip(outcomes)
+        .map(|(message, outcome)| {
+            move |step: &mut Step<'_>| settle_one(step, &backoff, message, outcome)
+        })
+        .collect();
+    let results = services.write_each(jobs).await;
+    let unsettled: Vec<OutboxMessage> = results
+        .into_iter()
+        .filter_map(|result| match result {
+            Ok(()) => None,
+            Err(Unsettled { message, error }) => {
+                // Nothing of it was kept: the message is retried later, and the peer answers
+                // the repeated msgid with its first answer.
+                tracing::warn!(%error, "could not settle an outbox message");
+                message.map(|message| *message)
+            }
+        })
+        .collect();
+    if unsettled.is_empty() {
+        return;
+    }
+    let jobs: Vec<_> = unsettled
+        .into_iter()
+        .map(|message| {
+            move |step: &mut Step<'_>| -> Result<(), Error> {
+                let why = "the answer could not be applied";
+                reschedule(step, &backoff, &message, Later::Retry, why)
+            }
+        })
+        .collect();
+    for result in services.write_each(jobs).await {
+        if let Err(error) = result {
+            tracing::warn!(%error, "could not reschedule an outbox message");
+        }
+    }
+}
+
+/// Why a message could not be settled; its job wrote nothing, and the message (when the step
+/// failed, rather than the commit) is rescheduled with backoff by a job of its own.
+struct Unsettled {
+    message: Option<Box<OutboxMessage>>,
+    error: Error,
+}
+
+impl From<yibao_store::Error> for Unsettled {
+    fn from(error: yibao_store::Error) -> Self {
+        Unsettled {
+            message: None,
+            error: error.into(),
+        }
+    }
+}
+
+/// Settles one message in the caller's step; any failure undoes the step and comes back with
+/// the message, so that it is retried with backoff rather than resent at once.
+fn settle_one(
+    step: &mut Step<'_>,
+    backoff: &Backoff,
+    message: OutboxMessage,
+    outcome: Outcome,
+) -> Result<(), Unsettled> {
+    let settled = match outcome {
+        Outcome::Answered(answer) => apply_answer(step, &message, answer)
+            .and_then(|()| Ok(step.tx.message_acknowledged(message.id)?)),
+        Outcome::Retry(why) => reschedule(step, backoff, &message, Later::Retry, &why),
+        Outcome::Park(why) => reschedule(step, backoff, &message, Later::Park, &why),
+    };
+    settled.map_err(|error| {
+        tracing::error!(%error, transfer_id = %message.transfer_id, "could not settle an answer");
+        Unsettled {
+            message: Some(Box::new(message)),
+            error,
+        }
+    })
+}
+
+/// Hands an answer to the driver of the side it concerns.
+fn apply_answer(step: &mut Step<'_>, message: &OutboxMessage, answer: Answer) -> Result<(), Error> {
+    let attempt = message.attempts + 1;
+    let transfer_id = &message.transfer_id;
+    match answer {
+        Answer::Decided(decision) => {
+            transfer_in::request_answered(step, transfer_id, &decision, attempt)
+        }
+        Answer::FormAnswered(outcome) => {
+            transfer_out::form_answered(step, transfer_id, outcome, attempt)
+        }
+        Answer::AbortAnswered(credit) => {
+            transfer_out::abort_answered(step, transfer_id, credit, attempt)
+        }
+        Answer::BankPaid => {
+            bank::record_payment(step, transfer_id)?;
+            transfer_out::bank_paid(step, transfer_id, attempt)
+        }
+        Answer::SettlementAcknowledged => Ok(()),
+    }
+}
+
+/// Reschedules (or parks) one message and notes the attempt in its transfer's history.
+fn reschedule(
+    step: &mut Step<'_>,
+    backoff: &Backoff,
+    message: &OutboxMessage,
+    later: Later,
+    outcome: &str,
+) -> Result<(), Error> {
+    let attempt = message.attempts + 1;
+    let (delay, happening) = match later {
+        Later::Retry => {
+            let mut rng = rand::rngs::StdRng::from_os_rng();
+            (backoff.delay(attempt, &mut rng), "DELIVERY_RETRY")
+        }
+        Later::Park => {
+            tracing::warn!(transfer_id = %message.transfer_id, kind = %message.kind, %outcome, "message parked");
+            (PARKED_FOR, "DELIVERY_PARKED")
+        }
+    };
+    let next = step.ctx.now + chrono::Duration::from_std(delay).unwrap_or_default();
+    step.tx
+        .message_retry_later(message.id, attempt, next, outcome)?;
+    // The outbox row counts every attempt and keeps the last error; the history notes attempts
+    // 1, 2, 4, 8, … only, so a peer down for a day (≈ 8,600 attempts at the capped backoff)
+    // adds 14 events to a transfer's history, not thousands.
+    if later == Later::Retry && !attempt.is_power_of_two() {
+        return Ok(());
+    }
+    let state = step
+        .load(&message.transfer_id)?
+        .map(|document| document.state.name())
+        .unwrap_or("");
+    let kind = &message.kind;
+    let detail = match later {
+        Later::Retry => format!(
+            "{kind} attempt {attempt} failed ({outcome}); next attempt in {} ms",
+            delay.as_millis()
+        ),
+        Later::Park => format!("{kind} attempt {attempt} refused ({outcome}); parked, not retried"),
+    };
+    step.note(
+        &message.transfer_id,
+        Happening {
+            kind: happening,
+            from_state: state,
+            detail,
+            attempt,
+        },
+    )
+}

@@ -1,0 +1,339 @@
+//! The outbox's wire side: encodes a queued message into the bytes the outbox stores, sends a
+//! batch of stored messages in one round trip to the service they go to (or to the bank
+//! gateway), and reads each answer back into a domain [`Answer`] — or into why the message must
+//! be sent again later, or parked.
+
+use std::time::Duration;
+
+use prost::Message;
+use yibao_domain::transfer::out_side::InCredit;
+use yibao_proto::common::v1 as common;
+use yibao_proto::platform::v1 as platform;
+use yibao_proto::platform::v1::transfer_in_platform_service_client::TransferInPlatformServiceClient;
+use yibao_proto::platform::v1::transfer_out_platform_service_client::TransferOutPlatformServiceClient;
+use yibao_runtime::retry::is_retryable;
+use yibao_store::OutboxMessage;
+
+use crate::convert;
+use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
+use crate::services::Services;
+
+/// What one delivery attempt of one message produced.
+#[derive(Debug)]
+pub enum Outcome {
+    /// The message was answered: apply the answer and acknowledge the message.
+    Answered(Answer),
+    /// No answer, or one that may change: send again later (a transport failure, UNAVAILABLE…).
+    Retry(String),
+    /// The answer refused the message itself (a non-zero infcode, a status that retrying cannot
+    /// change, an answer without its content): sending the same bytes again cannot help, so
+    /// the message is parked.
+    Park(String),
+}
+
+/// Where a message goes; the messages of one batch share it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The transfer-out bureau's platform service.
+    TransferOut,
+    /// The transfer-in bureau's platform service.
+    TransferIn,
+    /// The bank gateway.
+    Bank,
+}
+
+impl Target {
+    /// Where a stored message of this kind goes (an unknown kind is parked by the bank path's
+    /// local check, without a round trip).
+    pub fn of(kind: Option<Kind>) -> Self {
+        match kind {
+            Some(Kind::RequestTransferOut) => Target::TransferOut,
+            Some(Kind::DeliverForm | Kind::ConfirmSettlement | Kind::Abort) => Target::TransferIn,
+            Some(Kind::BankPayout) | None => Target::Bank,
+        }
+    }
+}
+
+/// The bytes the outbox stores for a message: the platform request with its envelope, or for
+/// the bank gateway the amount in cents as text.
+pub fn encode(envelope: &Envelope, message: &Outgoing) -> Vec<u8> {
+    let wire_envelope = Some(convert::wire_envelope(envelope));
+    match message {
+        Outgoing::RequestTransferOut(application) => platform::RequestTransferOutRequest {
+            envelope: wire_envelope,
+            application: Some(convert::wire_application(application)),
+        }
+        .encode_to_vec(),
+        Outgoing::DeliverForm(form) => platform::DeliverInsuranceRecordRequest {
+            envelope: wire_envelope,
+            form: Some(convert::wire_form(form)),
+        }
+        .encode_to_vec(),
+        Outgoing::Abort(AbortReason::DeadlineExpired) => platform::AbortTransferRequest {
+            envelope: wire_envelope,
+            transfer_id: envelope.transfer_id.clone(),
+            reason_code: common::RefusalReason::DeadlineExpired as i32,
+            reason: "the whole-process deadline passed without a credit".to_owned(),
+        }
+        .encode_to_vec(),
+        Outgoing::BankPayout { amount_cents } => amount_cents.to_string().into_bytes(),
+    }
+}
+
+/// Sends one batch (all to `target`) and reads every message's outcome, in the batch's order.
+pub async fn send(
+    services: &Services,
+    attempt_timeout: Duration,
+    target: Target,
+    batch: &[OutboxMessage],
+) -> Vec<Outcome> {
+    match target {
+        Target::TransferOut => send_to_transfer_out(services, attempt_timeout, batch).await,
+        Target::TransferIn => send_to_transfer_in(services, attempt_timeout, batch).await,
+        Target::Bank => batch
+            .iter()
+            .map(|message| pay_out(services, message))
+            .collect(),
+    }
+}
+
+/// The outcome of every message of a batch whose round trip failed as a whole.
+fn all_failed(services: &Services, status: &tonic::Status, count: usize) -> Vec<Outcome> {
+    if status.code() == tonic::Code::Unavailable {
+        services.peer.reset();
+    }
+    (0..count).map(|_| failed(status)).collect()
+}
+
+/// A failed call: retried when retrying may help, else parked.
+fn failed(status: &tonic::Status) -> Outcome {
+    let text = format!("{:?}: {}", status.code(), status.message());
+    if is_retryable(status) {
+        Outcome::Retry(text)
+    } else {
+        Outcome::Park(text)
+    }
+}
+
+/// The outcome of a message the batch answered with a status.
+fn failed_message(status: &platform::MessageStatus) -> Outcome {
+    failed(&tonic::Status::new(
+        tonic::Code::from_i32(status.code),
+        status.message.clone(),
+    ))
+}
+
+/// A stored payload, decoded; one that does not decode is parked.
+fn decoded<M: Message + Default>(message: &OutboxMessage) -> Result<M, Outcome> {
+    M::decode(message.payload.as_slice())
+        .map_err(|_| Outcome::Park("the stored message does not decode".to_owned()))
+}
+
+/// One batch round trip: `decode` each message (one that cannot be is parked, not sent),
+/// `call` with the rest (none, no call), and `read` each answer into its message's outcome. A
+/// failed call, or an answer count that does not match, decides for every message sent.
+async fn exchange<M, A, Fut>(
+    services: &Services,
+    batch: &[OutboxMessage],
+    decode: impl Fn(&OutboxMessage) -> Result<M, Outcome>,
+    call: impl FnOnce(tonic::transport::Channel, Vec<M>) -> Fut,
+    read: impl Fn(A) -> Outcome,
+) -> Vec<Outcome>
+where
+    Fut: std::future::Future<Output = Result<Vec<A>, tonic::Status>>,
+{
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    let mut wire = Vec::with_capacity(batch.len());
+    for message in batch {
+        match decode(message) {
+            Ok(item) => {
+                wire.push(item);
+                outcomes.push(None);
+            }
+            Err(outcome) => outcomes.push(Some(outcome)),
+        }
+    }
+    let sent = wire.len();
+    if sent > 0 {
+        let answers = match services.peer.channel() {
+            Ok(channel) => call(channel, wire).await,
+            Err(status) => Err(status),
+        };
+        let mut answers: Vec<Outcome> = match answers {
+            Ok(answers) if answers.len() == sent => answers.into_iter().map(&read).collect(),
+            Ok(answers) => {
+                let problem = format!(
+                    "the batch's answer holds {} answers for {sent} messages",
+                    answers.len()
+                );
+                (0..sent).map(|_| Outcome::Park(problem.clone())).collect()
+            }
+            Err(status) => all_failed(services, &status, sent),
+        };
+        answers.reverse();
+        for outcome in outcomes.iter_mut().filter(|outcome| outcome.is_none()) {
+            *outcome = answers.pop();
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or_else(|| Outcome::Park("no answer".to_owned())))
+        .collect()
+}
+
+async fn send_to_transfer_out(
+    services: &Services,
+    timeout: Duration,
+    batch: &[OutboxMessage],
+) -> Vec<Outcome> {
+    use platform::transfer_out_answer::Answer as Wire;
+    exchange(
+        services,
+        batch,
+        decoded::<platform::RequestTransferOutRequest>,
+        |channel, requests| async move {
+            let mut client = TransferOutPlatformServiceClient::new(channel);
+            let request = platform::SubmitTransferOutRequestsRequest { requests };
+            attempt(timeout, request, |call| async move {
+                client.submit_transfer_out_requests(call).await
+            })
+            .await
+            .map(|response| response.answers)
+        },
+        |answer: platform::TransferOutAnswer| match answer.answer {
+            Some(Wire::Response(response)) => request_answered(response),
+            Some(Wire::Failed(status)) => failed_message(&status),
+            None => Outcome::Park("the answer was empty".to_owned()),
+        },
+    )
+    .await
+}
+
+/// A stored transfer-in message as a batch item.
+fn transfer_in_item(message: &OutboxMessage) -> Result<platform::TransferInMessage, Outcome> {
+    use platform::transfer_in_message::Message as Wire;
+    let wire = match Kind::parse(&message.kind) {
+        Some(Kind::DeliverForm) => Wire::DeliverInsuranceRecord(decoded(message)?),
+        Some(Kind::ConfirmSettlement) => Wire::ConfirmSettlement(decoded(message)?),
+        Some(Kind::Abort) => Wire::AbortTransfer(decoded(message)?),
+        _ => {
+            let why = format!("unknown message kind {}", message.kind);
+            return Err(Outcome::Park(why));
+        }
+    };
+    Ok(platform::TransferInMessage {
+        message: Some(wire),
+    })
+}
+
+async fn send_to_transfer_in(
+    services: &Services,
+    timeout: Duration,
+    batch: &[OutboxMessage],
+) -> Vec<Outcome> {
+    use platform::transfer_in_answer::Answer as Wire;
+    exchange(
+        services,
+        batch,
+        transfer_in_item,
+        |channel, messages| async move {
+            let mut client = TransferInPlatformServiceClient::new(channel);
+            let request = platform::SubmitTransferInMessagesRequest { messages };
+            attempt(timeout, request, |call| async move {
+                client.submit_transfer_in_messages(call).await
+            })
+            .await
+            .map(|response| response.answers)
+        },
+        |answer: platform::TransferInAnswer| match answer.answer {
+            Some(Wire::DeliverInsuranceRecord(response)) => form_answered(response),
+            Some(Wire::ConfirmSettlement(response)) => {
+                match failed_reply(response.reply.as_ref()) {
+                    Some(failure) => Outcome::Park(failure),
+                    None => Outcome::Answered(Answer::SettlementAcknowledged),
+                }
+            }
+            Some(Wire::AbortTransfer(response)) => abort_answered(response),
+            Some(Wire::Failed(status)) => failed_message(&status),
+            None => Outcome::Park("the answer was empty".to_owned()),
+        },
+    )
+    .await
+}
+
+/// The transfer-out bureau's decision on a request.
+fn request_answered(response: platform::RequestTransferOutResponse) -> Outcome {
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    match response.decision {
+        Some(decision) => Outcome::Answered(Answer::Decided(convert::decision(&decision))),
+        None => Outcome::Park("the answer carried no decision".to_owned()),
+    }
+}
+
+/// The transfer-in bureau's acknowledgement of a form: credited or refused.
+fn form_answered(response: platform::DeliverInsuranceRecordResponse) -> Outcome {
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    match response.acknowledgement.and_then(|ack| ack.outcome) {
+        Some(outcome) => Outcome::Answered(Answer::FormAnswered(convert::form_outcome(&outcome))),
+        None => Outcome::Park("the answer carried no outcome".to_owned()),
+    }
+}
+
+/// The transfer-in bureau's answer to an abort: it had credited, or it never will.
+fn abort_answered(response: platform::AbortTransferResponse) -> Outcome {
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    Outcome::Answered(Answer::AbortAnswered(if response.credited {
+        InCredit::Credited
+    } else {
+        InCredit::NotCredited
+    }))
+}
+
+/// One payout through the bank gateway.
+fn pay_out(services: &Services, message: &OutboxMessage) -> Outcome {
+    if Kind::parse(&message.kind) != Some(Kind::BankPayout) {
+        return Outcome::Park(format!("unknown message kind {}", message.kind));
+    }
+    let amount = std::str::from_utf8(&message.payload)
+        .ok()
+        .and_then(|text| text.parse::<u64>().ok());
+    let Some(amount_cents) = amount else {
+        return Outcome::Park("the stored payout amount does not decode".to_owned());
+    };
+    match services.bank.pay(&message.transfer_id, amount_cents) {
+        Ok(()) => Outcome::Answered(Answer::BankPaid),
+        Err(unavailable) => Outcome::Retry(unavailable.to_string()),
+    }
+}
+
+/// One RPC attempt with the per-attempt deadline both as `grpc-timeout` (so the peer can give
+/// up too) and as a local timeout (so a peer that never answers cannot hold the slot).
+async fn attempt<Req, Resp, Fut>(
+    timeout: Duration,
+    request: Req,
+    send: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Result<Resp, tonic::Status>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let mut call = tonic::Request::new(request);
+    call.set_timeout(timeout);
+    let response = tokio::time::timeout(timeout, send(call))
+        .await
+        .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??;
+    Ok(response.into_inner())
+}
+
+fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
+    match reply {
+        Some(reply) if reply.infcode == 0 => None,
+        Some(reply) => Some(format!("infcode {}: {}", reply.infcode, reply.err_msg)),
+        None => Some("the answer carried no reply".to_owned()),
+    }
+}

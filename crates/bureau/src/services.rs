@@ -1,0 +1,143 @@
+//! What a running bureau holds: its site, store, clock, peer, bank gateway and watchers — and
+//! the one path every protocol step takes through the store: [`Services::write`] runs the step
+//! as one store job and, once it is committed, hands its [`Changes`] to the watchers and wakes
+//! the dispatcher. Handlers and the outbox hold this; drivers never see it.
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use yibao_runtime::clock::Clock;
+use yibao_store::{Store, Tx};
+
+use crate::bank::BankGateway;
+use crate::context::{Site, StepContext};
+use crate::peer::Peer;
+use crate::record::{Changes, Step, WatchHint};
+use crate::watchers::Watchers;
+
+/// Whether the admin API answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admin {
+    /// Registered (tests, load runs).
+    Enabled,
+    /// Not registered.
+    Disabled,
+}
+
+/// One bureau service's shared parts.
+#[derive(Debug)]
+pub struct Services {
+    /// The fixed facts.
+    pub site: Arc<Site>,
+    /// The durable ledger.
+    pub store: Store,
+    /// The service's clock (adjustable in tests).
+    pub clock: Clock,
+    /// The peer bureau.
+    pub peer: Peer,
+    /// The bank gateway payouts go through.
+    pub bank: Arc<dyn BankGateway>,
+    /// Who waits for which transfer to change.
+    pub watchers: Arc<Watchers>,
+    /// Wakes the outbox dispatcher when a message is queued.
+    pub dispatch_now: Notify,
+    /// Whether the admin API answers.
+    pub admin: Admin,
+}
+
+impl Services {
+    /// A step context at the clock's current reading.
+    pub fn context(&self) -> StepContext {
+        StepContext {
+            now: self.clock.now(),
+            site: self.site.clone(),
+        }
+    }
+
+    /// Runs `work` as one protocol step in one store job, then publishes what it changed.
+    pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Step<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<yibao_store::Error> + Send + 'static,
+    {
+        self.write_hinted(WatchHint::Nothing, work).await
+    }
+
+    /// As [`Services::write`], marking the transfers the step creates as watched (an
+    /// application, which a watch usually follows at once).
+    pub async fn write_hinted<T, E, F>(&self, hint: WatchHint, work: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Step<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<yibao_store::Error> + Send + 'static,
+    {
+        let job = self.job(hint, work);
+        let (value, changes) = self.store.write(job).await?;
+        self.publish(changes);
+        Ok(value)
+    }
+
+    /// Several independent steps sharing one group commit (`Store::write_each`); each is undone
+    /// alone when it fails.
+    pub async fn write_each<T, E, F>(&self, works: Vec<F>) -> Vec<Result<T, E>>
+    where
+        F: FnOnce(&mut Step<'_>) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<yibao_store::Error> + Send + 'static,
+    {
+        let jobs: Vec<_> = works
+            .into_iter()
+            .map(|work| self.job(WatchHint::Nothing, work))
+            .collect();
+        let results = self.store.write_each(jobs).await;
+        results
+            .into_iter()
+            .map(|result| {
+                result.map(|(value, changes)| {
+                    self.publish(changes);
+                    value
+                })
+            })
+            .collect()
+    }
+
+    /// Wraps a step as a store job that returns what the step changed.
+    fn job<T, E, F>(
+        &self,
+        hint: WatchHint,
+        work: F,
+    ) -> impl FnOnce(&mut dyn Tx) -> Result<(T, Changes), E> + Send + 'static
+    where
+        F: FnOnce(&mut Step<'_>) -> Result<T, E> + Send + 'static,
+    {
+        let ctx = self.context();
+        let watchers = self.watchers.clone();
+        move |tx| {
+            let mut step = Step::new(tx, &ctx, &watchers, hint);
+            let value = work(&mut step)?;
+            Ok((value, step.into_changes()))
+        }
+    }
+
+    /// Offers a committed step's snapshots, wakes the watchers of every transfer it touched and
+    /// the dispatcher (the step may have queued messages). After the commit only: a wake-up
+    /// before it would find nothing new.
+    pub fn publish(&self, changes: Changes) {
+        for offer in changes.offers {
+            let transfer_id = offer.snapshot.document.transfer_id.clone();
+            self.watchers.offer(
+                &transfer_id,
+                offer.generation,
+                offer.version,
+                offer.snapshot,
+            );
+        }
+        for transfer_id in &changes.touched {
+            self.watchers.notify(transfer_id);
+        }
+        if !changes.touched.is_empty() {
+            self.dispatch_now.notify_one();
+        }
+    }
+}

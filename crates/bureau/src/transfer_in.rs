@@ -1,0 +1,352 @@
+//! The transfer-in side's driver (转入地): take an application, check and credit an arriving
+//! form exactly once, answer an abort, read the transfer-out bureau's decision. Each step gathers
+//! the facts, asks the domain (`review`, `credit`), moves the machine (`in_side`), saves, and
+//! performs the machine's actions inside the caller's [`Step`].
+
+use yibao_domain::application::BankAccount;
+use yibao_domain::classify::{RetireePayout, Settlement};
+use yibao_domain::credit;
+use yibao_domain::id::ResidentId;
+use yibao_domain::region::RegionCode;
+use yibao_domain::review::{self, Refused};
+use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState};
+use yibao_domain::transfer::out_side::InCredit;
+use yibao_domain::transfer::{Initiator, RefusalReason, Side, TransferState, Transition};
+
+use crate::document::TransferDocument;
+use crate::error::Error;
+use crate::messages::{
+    Credit, Decision, FormOutcome, InsuranceForm, Outgoing, TransferApplication,
+};
+use crate::outbox::queue::{self, Route};
+use crate::record::{Happening, Movement, Step, account, reason};
+
+/// An application made at the transfer-in bureau (the usual path).
+#[derive(Debug, Clone)]
+pub struct Application {
+    /// The person.
+    pub certno: ResidentId,
+    /// The person's name.
+    pub psn_name: String,
+    /// Where the person leaves.
+    pub out_region: RegionCode,
+    /// Where the person is enrolled now (hosted here).
+    pub in_region: RegionCode,
+    /// A bank account, passed on for payouts.
+    pub bank_account: Option<BankAccount>,
+    /// Whether a retiree asked for a payout.
+    pub retiree_payout: RetireePayout,
+}
+
+/// Opens a transfer applied for here and queues the request to the transfer-out bureau.
+pub fn apply_here(
+    step: &mut Step<'_>,
+    application: &Application,
+) -> Result<TransferDocument, Error> {
+    let site = step.ctx.site.clone();
+    site.region("trafout_admdvs", application.out_region)?;
+    let certno = application.certno.expose_unmasked();
+    let person = step.person(certno)?;
+    let open_transfer = step.tx.open_transfer_of(certno)?;
+    review::review_transfer_in_application(
+        person.as_ref().map(|person| &person.facts),
+        open_transfer.as_deref(),
+        application.out_region,
+        application.in_region,
+        site.connectivity(application.out_region),
+        site.hosting(application.out_region),
+    )
+    .map_err(refusal)?;
+    let in_scheme = person.map(|person| person.facts.scheme);
+    let transfer_id = step.mint_transfer_id(application.in_region)?;
+    let Transition { next, actions } = in_side::apply_here();
+    // Both regions in instant mode (秒到账): the application's answer waits for the exchange.
+    let settlement = if site.policy(application.out_region).instant_mode
+        && site.policy(application.in_region).instant_mode
+    {
+        Settlement::Instant
+    } else {
+        Settlement::Asynchronous
+    };
+    let mut document = TransferDocument {
+        certno: certno.to_owned(),
+        psn_name: application.psn_name.clone(),
+        trafout_admdvs: application.out_region.to_string(),
+        trafin_admdvs: application.in_region.to_string(),
+        bank_account: application.bank_account.clone(),
+        retiree_payout: application.retiree_payout,
+        settlement,
+        ..TransferDocument::opening(
+            transfer_id.clone(),
+            Side::In,
+            Initiator::TransferIn,
+            TransferState::In(next),
+            step.ctx.today(),
+            step.ctx.now,
+        )
+    };
+    step.insert(
+        &mut document,
+        Happening {
+            kind: "APPLIED",
+            from_state: "",
+            detail: "applied at the transfer-in bureau".to_owned(),
+            attempt: 0,
+        },
+    )?;
+    for action in actions {
+        if action == InAction::SendTransferOutRequest {
+            let request = TransferApplication {
+                transfer_id: transfer_id.clone(),
+                certno: application.certno.clone(),
+                psn_name: document.psn_name.clone(),
+                in_scheme,
+                out_region: application.out_region,
+                in_region: application.in_region,
+                applied_at: step.ctx.now,
+                bank_account: document.bank_account.clone(),
+                retiree_payout: document.retiree_payout,
+            };
+            let route = Route {
+                sender: &document.trafin_admdvs,
+                receiver: &document.trafout_admdvs,
+            };
+            let message = Outgoing::RequestTransferOut(Box::new(request));
+            queue::enqueue(step, &transfer_id, route, &message)?;
+        }
+    }
+    Ok(document)
+}
+
+/// A refusal as the bureau API reports it.
+fn refusal(refused: Refused) -> Error {
+    match refused.open_transfer {
+        Some(open) => Error::OpenTransferExists(open),
+        None => Error::Refused(refused.reason),
+    }
+}
+
+/// Applies an event to a transfer-in transfer (not the form: see [`receive_form`]).
+pub fn apply(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    event: InEvent,
+    detail: String,
+    attempt: u32,
+) -> Result<TransferDocument, Error> {
+    let mut document = step.load_existing(transfer_id)?;
+    let TransferState::In(before) = document.state else {
+        return Err(Error::Internal(
+            "a transfer-out document got a transfer-in event".to_owned(),
+        ));
+    };
+    let Transition { next, actions } = in_side::apply(before, event)?;
+    if next == before && actions.is_empty() {
+        return Ok(document);
+    }
+    if !actions.is_empty() {
+        return Err(Error::Internal(format!(
+            "event {} asked for actions only a form may ask for",
+            event.name()
+        )));
+    }
+    document.state = TransferState::In(next);
+    step.update(
+        &mut document,
+        Happening {
+            kind: event.name(),
+            from_state: before.name(),
+            detail,
+            attempt,
+        },
+    )?;
+    Ok(document)
+}
+
+/// The transfer-out bureau decided on the request.
+pub fn request_answered(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    decision: &Decision,
+    attempt: u32,
+) -> Result<(), Error> {
+    let (event, detail) = match decision {
+        Decision::Accepted { .. } => (
+            InEvent::RequestAccepted,
+            "the transfer-out bureau accepted".to_owned(),
+        ),
+        Decision::Refused { reason, .. } => (
+            InEvent::RequestRefused(*reason),
+            format!("the transfer-out bureau refused: {}", reason.message()),
+        ),
+    };
+    apply(step, transfer_id, event, detail, attempt).map(drop)
+}
+
+/// Checks an arriving form and credits it exactly once.
+pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOutcome, Error> {
+    let certno = form.certno.expose_unmasked();
+    let existing = step.load(&form.transfer_id)?;
+    let person = step.person(certno)?;
+    let open_transfer = step.tx.open_transfer_of(certno)?;
+    let check = review::check_form(
+        person.as_ref().map(|person| &person.facts),
+        open_transfer.as_deref(),
+        &form.transfer_id,
+        form.in_region,
+    );
+    let (mut document, before, transition) = match existing {
+        Some(document) => {
+            let TransferState::In(before) = document.state else {
+                return Err(Error::Internal(
+                    "form for a transfer-out document".to_owned(),
+                ));
+            };
+            let transition = in_side::apply(before, InEvent::FormArrived(check))?;
+            (document, Some(before), transition)
+        }
+        None => {
+            let transition = in_side::form_first(check);
+            (
+                first_form_document(step, form, transition.next),
+                None,
+                transition,
+            )
+        }
+    };
+    let changed = before != Some(transition.next) || !transition.actions.is_empty();
+    if changed {
+        document.state = TransferState::In(transition.next);
+        document.flow = form.flow;
+        document.balance = form.balance_disposition;
+        document.form_received_on = Some(step.ctx.today());
+        let credits = transition.actions.contains(&InAction::CreditForm);
+        if credits {
+            let in_policy = step.ctx.site.policy(form.in_region);
+            document.amount_cents = form.balance.cents();
+            document.contribution_months =
+                credit::credited_months(form.scheme, form.contribution_months, in_policy);
+        }
+        save_form_arrival(step, &mut document, before, form)?;
+        if credits {
+            credit_form(step, &document)?;
+        }
+    }
+    Ok(outcome(&document, step.ctx.now))
+}
+
+/// The document of a transfer whose first message is its form (started at transfer-out).
+fn first_form_document(step: &Step<'_>, form: &InsuranceForm, state: InState) -> TransferDocument {
+    TransferDocument {
+        certno: form.certno.expose_unmasked().to_owned(),
+        psn_name: form.psn_name.clone(),
+        trafout_admdvs: form.out_region.to_string(),
+        trafin_admdvs: form.in_region.to_string(),
+        contribution_months: form.contribution_months,
+        ..TransferDocument::opening(
+            form.transfer_id.clone(),
+            Side::In,
+            Initiator::TransferOut,
+            TransferState::In(state),
+            // Deadlines count from the application day the form carries.
+            form.applied_on.unwrap_or_else(|| step.ctx.today()),
+            step.ctx.now,
+        )
+    }
+}
+
+fn save_form_arrival(
+    step: &mut Step<'_>,
+    document: &mut TransferDocument,
+    before: Option<InState>,
+    form: &InsuranceForm,
+) -> Result<(), Error> {
+    let detail = match document.state {
+        TransferState::In(InState::Credited | InState::Completed) => format!(
+            "form checked; credited {} months and {}",
+            document.contribution_months, form.balance
+        ),
+        TransferState::In(InState::Rejected(reason)) => {
+            format!("form refused: {}", reason.message())
+        }
+        _ => "form arrived".to_owned(),
+    };
+    let happening = Happening {
+        kind: "FORM_ARRIVED",
+        from_state: before.map(InState::name).unwrap_or(""),
+        detail,
+        attempt: 0,
+    };
+    match before {
+        Some(_) => step.update(document, happening),
+        None => step.insert(document, happening),
+    }
+}
+
+/// `InAction::CreditForm`: the balance into the personal account, the months as deemed months.
+fn credit_form(step: &mut Step<'_>, document: &TransferDocument) -> Result<(), Error> {
+    step.post(Movement {
+        from: account::platform(&document.trafout_admdvs),
+        to: account::person(&document.certno),
+        amount_cents: document.amount_cents,
+        transfer_id: &document.transfer_id,
+        reason: reason::CREDIT,
+    })?;
+    if let Some(mut person) = step.tx.person(&document.certno)? {
+        person.deemed_months = person
+            .deemed_months
+            .saturating_add(document.contribution_months);
+        step.tx.update_person(&person)?;
+    }
+    Ok(())
+}
+
+/// The answer a form gets from the transfer's current state.
+pub fn outcome(document: &TransferDocument, now: chrono::DateTime<chrono::Utc>) -> FormOutcome {
+    match document.state {
+        TransferState::In(state) if state.has_credited() => FormOutcome::Credited(Credit {
+            months: document.contribution_months,
+            amount_cents: document.amount_cents,
+            at: now,
+        }),
+        state => FormOutcome::Refused(state.refusal().unwrap_or(RefusalReason::Aborted)),
+    }
+}
+
+/// Answers an abort: aborts a transfer that has not credited (remembering an unknown one as
+/// aborted, so a late form is refused) and says whether it had credited, and what.
+pub fn abort(step: &mut Step<'_>, transfer_id: &str) -> Result<(InCredit, Option<Credit>), Error> {
+    let document = if step.load(transfer_id)?.is_some() {
+        let detail = "the transfer-out bureau aborted".to_owned();
+        apply(step, transfer_id, InEvent::AbortArrived, detail, 0)?
+    } else {
+        abort_unknown(step, transfer_id)?
+    };
+    Ok(match outcome(&document, document.updated_at) {
+        FormOutcome::Credited(credit) => (InCredit::Credited, Some(credit)),
+        FormOutcome::Refused(_) => (InCredit::NotCredited, None),
+    })
+}
+
+/// An abort for a transfer never seen here: remembered through the machine as aborted.
+fn abort_unknown(step: &mut Step<'_>, transfer_id: &str) -> Result<TransferDocument, Error> {
+    let transition = in_side::abort_first();
+    let mut document = TransferDocument::opening(
+        transfer_id.to_owned(),
+        Side::In,
+        Initiator::TransferOut,
+        TransferState::In(transition.next),
+        step.ctx.today(),
+        step.ctx.now,
+    );
+    step.insert(
+        &mut document,
+        Happening {
+            kind: "ABORT_ARRIVED",
+            from_state: "",
+            detail: "aborted before any form arrived".to_owned(),
+            attempt: 0,
+        },
+    )?;
+    Ok(document)
+}

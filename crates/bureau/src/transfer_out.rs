@@ -1,0 +1,399 @@
+//! The transfer-out side's driver (转出地). Every step reads the same way: gather the facts from
+//! the store → ask the domain (`review`, `credit`) → move the machine (`out_side`) → save → perform
+//! the actions the machine returned, all inside the caller's [`Step`]. No rule is decided here.
+
+use yibao_domain::classify::BankAccountGiven;
+use yibao_domain::credit;
+use yibao_domain::id::ResidentId;
+use yibao_domain::money::Money;
+use yibao_domain::region::RegionCode;
+use yibao_domain::review::{self, Refused, RegionFacts, TransferOutRequest};
+use yibao_domain::scheme::EnrolmentState;
+use yibao_domain::transfer::out_side::{self, InCredit, OutAction, OutEvent, OutState, Review};
+use yibao_domain::transfer::{Initiator, Side, TransferState, Transition};
+
+use crate::document::TransferDocument;
+use crate::error::Error;
+use crate::messages::{
+    AbortReason, FormOutcome, InsuranceForm, Kind, Outgoing, TransferApplication,
+};
+use crate::outbox::queue::{self, BANK, Route};
+use crate::record::{Happening, Movement, PersonRecord, Step, account, reason};
+
+/// What a review came to.
+#[derive(Debug)]
+pub enum Opened {
+    /// Accepted: the transfer is open (or already terminal, for a payout that completed).
+    Accepted(Box<TransferDocument>),
+    /// Refused.
+    Refused(Refused),
+}
+
+/// Reviews an application for a transfer out and, when accepted, opens the transfer and performs
+/// its first actions. A refused request from the transfer-in bureau is remembered through the
+/// machine (so a repeat gets the same answer); a refused application made here writes nothing.
+pub fn review_and_open(
+    step: &mut Step<'_>,
+    application: &TransferApplication,
+    initiator: Initiator,
+) -> Result<Opened, Error> {
+    if let Some(existing) = step.load(&application.transfer_id)? {
+        return Ok(match existing.state {
+            TransferState::Out(OutState::Rejected(reason)) => Opened::Refused(reason.into()),
+            _ => Opened::Accepted(Box::new(existing)),
+        });
+    }
+    let certno = application.certno.expose_unmasked();
+    let person = step.person(certno)?;
+    let open_transfer = step.tx.open_transfer_of(certno)?;
+    let site = step.ctx.site.clone();
+    let request = TransferOutRequest {
+        out_region: application.out_region,
+        in_region: application.in_region,
+        in_scheme: application.in_scheme,
+        initiator,
+        retiree_payout: application.retiree_payout,
+        bank_account: if application.bank_account.is_some() {
+            BankAccountGiven::Given
+        } else {
+            BankAccountGiven::NotGiven
+        },
+    };
+    let regions = RegionFacts {
+        out_policy: site.policy(application.out_region),
+        in_policy: site.policy(application.in_region),
+        destination: site.connectivity(application.in_region),
+        destination_hosting: site.hosting(application.in_region),
+    };
+    let verdict = review::review_transfer_out(
+        person.as_ref().map(|person| &person.facts),
+        open_transfer.as_deref(),
+        &request,
+        &regions,
+    );
+    match (verdict, person) {
+        (Ok(accepted), Some(person)) => {
+            let document = open(step, application, initiator, &person, accepted)?;
+            Ok(Opened::Accepted(Box::new(document)))
+        }
+        (Ok(_), None) => Err(Error::Internal(
+            "the review accepted a person it does not know".to_owned(),
+        )),
+        (Err(refused), _) => {
+            if initiator == Initiator::TransferIn {
+                remember_refusal(step, application, refused.reason)?;
+            }
+            Ok(Opened::Refused(refused))
+        }
+    }
+}
+
+/// Opens an accepted transfer: the machine's first transition, saved and performed.
+fn open(
+    step: &mut Step<'_>,
+    application: &TransferApplication,
+    initiator: Initiator,
+    person: &PersonRecord,
+    accepted: review::Accepted,
+) -> Result<TransferDocument, Error> {
+    let certno = application.certno.expose_unmasked();
+    let amount_cents = if credit::review_moves_balance(accepted.review) {
+        step.balance_of(certno)?
+    } else {
+        0
+    };
+    let transition = out_side::open(accepted.review);
+    let mut document = TransferDocument {
+        certno: certno.to_owned(),
+        psn_name: application.psn_name.clone(),
+        trafout_admdvs: application.out_region.to_string(),
+        trafin_admdvs: application.in_region.to_string(),
+        flow: Some(accepted.plan.flow_kind()),
+        balance: Some(accepted.plan.balance),
+        amount_cents,
+        contribution_months: credit::months_on_record(&person.periods, person.row.deemed_months),
+        bank_account: application.bank_account.clone(),
+        retiree_payout: application.retiree_payout,
+        settlement: accepted.plan.settlement,
+        ..TransferDocument::opening(
+            application.transfer_id.clone(),
+            Side::Out,
+            initiator,
+            TransferState::Out(transition.next),
+            yibao_runtime::clock::china_date(application.applied_at),
+            step.ctx.now,
+        )
+    };
+    let detail = format!("reviewed and accepted: {}", review_detail(accepted.review));
+    step.insert(
+        &mut document,
+        Happening {
+            kind: "ACCEPTED",
+            from_state: "",
+            detail,
+            attempt: 0,
+        },
+    )?;
+    perform(step, &mut document, person, &transition.actions)?;
+    Ok(document)
+}
+
+/// Remembers a refused request through the machine (`open(Review::Refused)` → `Rejected`).
+fn remember_refusal(
+    step: &mut Step<'_>,
+    application: &TransferApplication,
+    refused: yibao_domain::transfer::RefusalReason,
+) -> Result<(), Error> {
+    let transition = out_side::open(Review::Refused(refused));
+    let mut document = TransferDocument {
+        certno: application.certno.expose_unmasked().to_owned(),
+        psn_name: application.psn_name.clone(),
+        trafout_admdvs: application.out_region.to_string(),
+        trafin_admdvs: application.in_region.to_string(),
+        retiree_payout: application.retiree_payout,
+        ..TransferDocument::opening(
+            application.transfer_id.clone(),
+            Side::Out,
+            Initiator::TransferIn,
+            TransferState::Out(transition.next),
+            yibao_runtime::clock::china_date(application.applied_at),
+            step.ctx.now,
+        )
+    };
+    let detail = format!("refused: {}", refused.message());
+    step.insert(
+        &mut document,
+        Happening {
+            kind: "REJECTED",
+            from_state: "",
+            detail,
+            attempt: 0,
+        },
+    )
+}
+
+/// Applies one event to an open transfer-out transfer and performs its actions.
+pub fn apply(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    event: OutEvent,
+    detail: String,
+    attempt: u32,
+) -> Result<TransferDocument, Error> {
+    let mut document = step.load_existing(transfer_id)?;
+    let TransferState::Out(before) = document.state else {
+        return Err(Error::Internal(
+            "a transfer-in document got a transfer-out event".to_owned(),
+        ));
+    };
+    let Transition { next, actions } = out_side::apply(before, event)?;
+    if next == before && actions.is_empty() {
+        return Ok(document);
+    }
+    document.state = TransferState::Out(next);
+    step.update(
+        &mut document,
+        Happening {
+            kind: event.name(),
+            from_state: before.name(),
+            detail,
+            attempt,
+        },
+    )?;
+    let person = step
+        .person(&document.certno)?
+        .ok_or_else(|| Error::Internal("the transfer's person vanished".to_owned()))?;
+    perform(step, &mut document, &person, &actions)?;
+    Ok(document)
+}
+
+/// The transfer-in bureau answered the form.
+pub fn form_answered(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    outcome: FormOutcome,
+    attempt: u32,
+) -> Result<(), Error> {
+    let (event, detail) = match outcome {
+        FormOutcome::Credited(_) => (
+            OutEvent::FormCredited,
+            "the transfer-in bureau credited the form".to_owned(),
+        ),
+        FormOutcome::Refused(reason) => (
+            OutEvent::FormRefused(reason),
+            format!(
+                "the transfer-in bureau refused the form: {}",
+                reason.message()
+            ),
+        ),
+    };
+    apply(step, transfer_id, event, detail, attempt).map(drop)
+}
+
+/// The transfer-in bureau answered the abort: it had credited, or it never will.
+pub fn abort_answered(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    credit: InCredit,
+    attempt: u32,
+) -> Result<(), Error> {
+    let detail = match credit {
+        InCredit::Credited => "the transfer-in bureau had credited",
+        InCredit::NotCredited => "the transfer-in bureau confirmed it did not and will not credit",
+    };
+    let event = OutEvent::AbortAnswered(credit);
+    apply(step, transfer_id, event, detail.to_owned(), attempt).map(drop)
+}
+
+/// The bank gateway confirmed the payout.
+pub fn bank_paid(step: &mut Step<'_>, transfer_id: &str, attempt: u32) -> Result<(), Error> {
+    let detail = "the bank gateway paid the balance".to_owned();
+    apply(step, transfer_id, OutEvent::BankPaid, detail, attempt).map(drop)
+}
+
+/// The whole-process deadline of a transfer passed: opens its abort if it is still in transit.
+/// Returns whether anything changed.
+pub fn deadline_passed(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let Some(document) = step.load(transfer_id)? else {
+        return Ok(false);
+    };
+    if !matches!(
+        document.state,
+        TransferState::Out(OutState::InTransit { .. })
+    ) {
+        return Ok(false);
+    }
+    let fallback = credit::abort_fallback(document.bank_account_given());
+    let detail = "the whole-process deadline passed without a credit".to_owned();
+    apply(
+        step,
+        transfer_id,
+        OutEvent::DeadlinePassed(fallback),
+        detail,
+        0,
+    )?;
+    Ok(true)
+}
+
+/// Performs the machine's actions, in order, in the caller's step.
+fn perform(
+    step: &mut Step<'_>,
+    document: &mut TransferDocument,
+    person: &PersonRecord,
+    actions: &[OutAction],
+) -> Result<(), Error> {
+    let id = document.transfer_id.clone();
+    let amount_cents = document.amount_cents;
+    let person_account = account::person(&document.certno);
+    let to_peer = Route {
+        sender: &document.trafout_admdvs,
+        receiver: &document.trafin_admdvs,
+    };
+    let movement = |from: String, to: String, reason| Movement {
+        from,
+        to,
+        amount_cents,
+        transfer_id: &id,
+        reason,
+    };
+    for action in actions {
+        match action {
+            OutAction::DebitAccountToTransit => step.post(movement(
+                person_account.clone(),
+                account::TRANSIT.to_owned(),
+                reason::DEBIT_TO_TRANSIT,
+            ))?,
+            OutAction::SettleTransitToTransferIn => step.post(movement(
+                account::TRANSIT.to_owned(),
+                account::settled(&document.trafin_admdvs),
+                reason::SETTLE,
+            ))?,
+            OutAction::ReverseTransitToAccount => step.post(movement(
+                account::TRANSIT.to_owned(),
+                person_account.clone(),
+                reason::REVERSE,
+            ))?,
+            OutAction::PostTransitToBank => step.post(movement(
+                account::TRANSIT.to_owned(),
+                account::BANK.to_owned(),
+                reason::PAY_TO_BANK,
+            ))?,
+            OutAction::SendForm => {
+                let form = Outgoing::DeliverForm(Box::new(form(step, document, person)?));
+                queue::enqueue(step, &id, to_peer, &form)?;
+            }
+            OutAction::PayTransitToBank => {
+                let route = Route {
+                    sender: &document.trafout_admdvs,
+                    receiver: BANK,
+                };
+                queue::enqueue(step, &id, route, &Outgoing::BankPayout { amount_cents })?;
+            }
+            OutAction::SendAbort => {
+                // An undelivered form must not overtake the abort: withdraw it. If it was
+                // delivered and only its answer was lost, the abort's answer says "credited".
+                queue::withdraw(step, &id, Kind::DeliverForm)?;
+                let abort = Outgoing::Abort(AbortReason::DeadlineExpired);
+                queue::enqueue(step, &id, to_peer, &abort)?;
+            }
+        }
+    }
+    if let TransferState::Out(state) = document.state
+        && credit::relationship_ends_at_origin(state)
+    {
+        let mut ended = person.row.clone();
+        ended.psn_insu_stas = EnrolmentState::Terminated.code();
+        step.tx.update_person(&ended)?;
+    }
+    Ok(())
+}
+
+/// The insurance information form for a transfer.
+fn form(
+    step: &Step<'_>,
+    document: &TransferDocument,
+    person: &PersonRecord,
+) -> Result<InsuranceForm, Error> {
+    let broken = |what: &str| Error::Internal(format!("stored transfer has {what}"));
+    let balance = Money::from_cents(document.amount_cents).map_err(|_| broken("a bad amount"))?;
+    let disposition = document
+        .balance
+        .ok_or_else(|| broken("no balance disposition"))?;
+    Ok(InsuranceForm {
+        transfer_id: document.transfer_id.clone(),
+        certno: ResidentId::parse(&document.certno).map_err(|_| broken("a bad ID number"))?,
+        psn_name: person.row.psn_name.clone(),
+        scheme: Some(person.facts.scheme),
+        out_region: RegionCode::parse(&document.trafout_admdvs)
+            .map_err(|_| broken("a bad region"))?,
+        in_region: RegionCode::parse(&document.trafin_admdvs)
+            .map_err(|_| broken("a bad region"))?,
+        first_insured: person.row.fst_insu_ym.clone(),
+        contribution_months: yibao_domain::month::total_months(&person.periods),
+        periods: person.periods.clone(),
+        deemed_months: person.row.deemed_months,
+        balance: credit::balance_on_form(disposition, balance),
+        balance_disposition: Some(disposition),
+        flow: document.flow,
+        initiator: document.initiator,
+        issued_at: step.ctx.now,
+        applied_on: Some(document.applied_on),
+    })
+}
+
+fn review_detail(review: Review) -> &'static str {
+    use out_side::BalanceRoute;
+    match review {
+        Review::DeliverForm(BalanceRoute::MovesWithForm) => {
+            "the form goes to the transfer-in bureau with the balance"
+        }
+        Review::DeliverForm(BalanceRoute::ToBankAfterCredit) => {
+            "the form goes to the transfer-in bureau; the balance is paid to the bank after the credit"
+        }
+        Review::DeliverForm(BalanceRoute::StaysPut) => {
+            "the form goes to the transfer-in bureau; no money moves"
+        }
+        Review::PayToBankOnly => "the balance is paid to the person's bank account",
+        Review::Refused(_) => "refused",
+    }
+}
