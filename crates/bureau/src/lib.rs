@@ -27,6 +27,8 @@ pub mod peer;
 pub mod record;
 pub mod services;
 pub mod sweep;
+#[cfg(test)]
+mod testing;
 pub mod transfer_in;
 pub mod transfer_out;
 pub mod watchers;

@@ -272,3 +272,6 @@ mod legacy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

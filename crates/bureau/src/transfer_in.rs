@@ -350,3 +350,6 @@ fn abort_unknown(step: &mut Step<'_>, transfer_id: &str) -> Result<TransferDocum
     )?;
     Ok(document)
 }
+
+#[cfg(test)]
+mod tests;

@@ -397,3 +397,6 @@ fn review_detail(review: Review) -> &'static str {
         Review::Refused(_) => "refused",
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -187,3 +187,6 @@ fn reschedule(
         },
     )
 }
+
+#[cfg(test)]
+mod tests;

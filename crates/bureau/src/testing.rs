@@ -1,0 +1,1 @@
+//! Test support for the bureau crate's unit tests (filled in by the driver tests).
