@@ -162,6 +162,7 @@ impl Application {
             listener,
             routes,
             &names,
+            &[api::FILE_DESCRIPTOR_SET],
             shutdown,
             config.shutdown_timeout(),
         )

@@ -290,13 +290,18 @@ pub fn wire_bank_account(account: &BankAccount) -> wire::BankAccount {
     }
 }
 
-/// The retiree-payout request of a wire flag.
-pub fn retiree_payout(requested: bool) -> RetireePayout {
-    if requested {
+/// The wire's "a retiree asked for a payout" flag, named.
+fn retiree_payout_of(flag: &bool) -> RetireePayout {
+    if *flag {
         RetireePayout::Requested
     } else {
         RetireePayout::NotRequested
     }
+}
+
+/// Whether a retiree asked for a payout in an application made at a counter or online.
+pub fn retiree_payout(request: &bureau_wire::ApplyTransferRequest) -> RetireePayout {
+    retiree_payout_of(&request.retiree_payout_requested)
 }
 
 /// The platform envelope on the wire.
@@ -348,7 +353,7 @@ pub fn application(
             Some(at) => time("application.applied_at", Some(at))?,
         },
         bank_account: bank_account(wire.bank_account.as_ref())?,
-        retiree_payout: retiree_payout(wire.retiree_payout_requested),
+        retiree_payout: retiree_payout_of(&wire.retiree_payout_requested),
     })
 }
 

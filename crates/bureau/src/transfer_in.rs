@@ -4,7 +4,7 @@
 //! performs the machine's actions inside the caller's [`Step`].
 
 use yibao_domain::application::BankAccount;
-use yibao_domain::classify::{RetireePayout, Settlement};
+use yibao_domain::classify::{self, RetireePayout};
 use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
 use yibao_domain::region::RegionCode;
@@ -60,14 +60,11 @@ pub fn apply_here(
     let in_scheme = person.map(|person| person.facts.scheme);
     let transfer_id = step.mint_transfer_id(application.in_region)?;
     let Transition { next, actions } = in_side::apply_here();
-    // Both regions in instant mode (秒到账): the application's answer waits for the exchange.
-    let settlement = if site.policy(application.out_region).instant_mode
-        && site.policy(application.in_region).instant_mode
-    {
-        Settlement::Instant
-    } else {
-        Settlement::Asynchronous
-    };
+    // In instant mode (秒到账) the application's answer waits for the exchange.
+    let settlement = classify::instant_mode(
+        site.policy(application.out_region),
+        site.policy(application.in_region),
+    );
     let mut document = TransferDocument {
         certno: certno.to_owned(),
         psn_name: application.psn_name.clone(),
@@ -95,27 +92,44 @@ pub fn apply_here(
         },
     )?;
     for action in actions {
-        if action == InAction::SendTransferOutRequest {
-            let request = TransferApplication {
-                transfer_id: transfer_id.clone(),
-                certno: application.certno.clone(),
-                psn_name: document.psn_name.clone(),
-                in_scheme,
-                out_region: application.out_region,
-                in_region: application.in_region,
-                applied_at: step.ctx.now,
-                bank_account: document.bank_account.clone(),
-                retiree_payout: document.retiree_payout,
-            };
-            let route = Route {
-                sender: &document.trafin_admdvs,
-                receiver: &document.trafout_admdvs,
-            };
-            let message = Outgoing::RequestTransferOut(Box::new(request));
-            queue::enqueue(step, &transfer_id, route, &message)?;
+        match action {
+            InAction::SendTransferOutRequest => {
+                request_transfer_out(step, &document, application, in_scheme)?;
+            }
+            InAction::CreditForm => {
+                return Err(Error::Internal(
+                    "an application asked for a credit".to_owned(),
+                ));
+            }
         }
     }
     Ok(document)
+}
+
+/// `InAction::SendTransferOutRequest`: queues the request to the transfer-out bureau.
+fn request_transfer_out(
+    step: &mut Step<'_>,
+    document: &TransferDocument,
+    application: &Application,
+    in_scheme: Option<yibao_domain::scheme::Scheme>,
+) -> Result<(), Error> {
+    let request = TransferApplication {
+        transfer_id: document.transfer_id.clone(),
+        certno: application.certno.clone(),
+        psn_name: document.psn_name.clone(),
+        in_scheme,
+        out_region: application.out_region,
+        in_region: application.in_region,
+        applied_at: step.ctx.now,
+        bank_account: document.bank_account.clone(),
+        retiree_payout: document.retiree_payout,
+    };
+    let route = Route {
+        sender: &document.trafin_admdvs,
+        receiver: &document.trafout_admdvs,
+    };
+    let message = Outgoing::RequestTransferOut(Box::new(request));
+    queue::enqueue(step, &document.transfer_id, route, &message)
 }
 
 /// A refusal as the bureau API reports it.

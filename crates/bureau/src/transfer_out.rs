@@ -338,6 +338,15 @@ fn perform(
             }
         }
     }
+    end_relationship_if_done(step, document, person)
+}
+
+/// The relationship leaves this region once the transfer completed or was paid out.
+fn end_relationship_if_done(
+    step: &mut Step<'_>,
+    document: &TransferDocument,
+    person: &PersonRecord,
+) -> Result<(), Error> {
     if let TransferState::Out(state) = document.state
         && credit::relationship_ends_at_origin(state)
     {

@@ -311,75 +311,9 @@ impl YearCalendar {
         if source.trim().is_empty() {
             return Err(CalendarError::MissingSource { year });
         }
-        for (i, h) in holidays.iter().enumerate() {
-            if h.name.trim().is_empty() {
-                return Err(CalendarError::EmptyHolidayName {
-                    year,
-                    position: i + 1,
-                });
-            }
-            let dated = [("first_day", h.first_day), ("last_day", h.last_day)]
-                .into_iter()
-                .chain(
-                    h.makeup_working_days
-                        .iter()
-                        .map(|d| ("makeup_working_days", *d)),
-                );
-            for (field, date) in dated {
-                if date.year() != year {
-                    return Err(CalendarError::OutsideYear {
-                        holiday: h.name.clone(),
-                        field,
-                        date,
-                        year,
-                    });
-                }
-            }
-            if h.first_day > h.last_day {
-                return Err(CalendarError::Reversed {
-                    holiday: h.name.clone(),
-                    first_day: h.first_day,
-                    last_day: h.last_day,
-                });
-            }
-        }
-        for (j, later) in holidays.iter().enumerate() {
-            for earlier in &holidays[..j] {
-                if earlier.first_day <= later.last_day && later.first_day <= earlier.last_day {
-                    return Err(CalendarError::OverlappingHolidays {
-                        holiday: later.name.clone(),
-                        other: earlier.name.clone(),
-                        date: later.first_day.max(earlier.first_day),
-                    });
-                }
-            }
-        }
-        let mut seen: BTreeMap<NaiveDate, &str> = BTreeMap::new();
-        for h in &holidays {
-            for &date in &h.makeup_working_days {
-                if !is_weekend(date) {
-                    return Err(CalendarError::MakeUpNotWeekend {
-                        holiday: h.name.clone(),
-                        date,
-                        weekday: date.weekday(),
-                    });
-                }
-                if let Some(inside) = holidays.iter().find(|o| o.contains(date)) {
-                    return Err(CalendarError::MakeUpInsideHoliday {
-                        holiday: h.name.clone(),
-                        date,
-                        inside: inside.name.clone(),
-                    });
-                }
-                if let Some(other) = seen.insert(date, &h.name) {
-                    return Err(CalendarError::DuplicateMakeUp {
-                        holiday: h.name.clone(),
-                        date,
-                        other: other.to_owned(),
-                    });
-                }
-            }
-        }
+        check_holidays(year, &holidays)?;
+        check_overlaps(&holidays)?;
+        check_makeup_days(&holidays)?;
         Ok(Self {
             year,
             source,
@@ -785,6 +719,90 @@ impl StatutoryDeadlines {
             whole_process_due,
         })
     }
+}
+
+/// Each holiday is named, dated inside `year`, and does not end before it starts.
+fn check_holidays(year: i32, holidays: &[Holiday]) -> Result<(), CalendarError> {
+    for (i, h) in holidays.iter().enumerate() {
+        if h.name.trim().is_empty() {
+            return Err(CalendarError::EmptyHolidayName {
+                year,
+                position: i + 1,
+            });
+        }
+        let dated = [("first_day", h.first_day), ("last_day", h.last_day)]
+            .into_iter()
+            .chain(
+                h.makeup_working_days
+                    .iter()
+                    .map(|d| ("makeup_working_days", *d)),
+            );
+        for (field, date) in dated {
+            if date.year() != year {
+                return Err(CalendarError::OutsideYear {
+                    holiday: h.name.clone(),
+                    field,
+                    date,
+                    year,
+                });
+            }
+        }
+        if h.first_day > h.last_day {
+            return Err(CalendarError::Reversed {
+                holiday: h.name.clone(),
+                first_day: h.first_day,
+                last_day: h.last_day,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// No two holidays share a day.
+fn check_overlaps(holidays: &[Holiday]) -> Result<(), CalendarError> {
+    for (j, later) in holidays.iter().enumerate() {
+        for earlier in &holidays[..j] {
+            if earlier.first_day <= later.last_day && later.first_day <= earlier.last_day {
+                return Err(CalendarError::OverlappingHolidays {
+                    holiday: later.name.clone(),
+                    other: earlier.name.clone(),
+                    date: later.first_day.max(earlier.first_day),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each make-up working day is a Saturday or Sunday, outside every holiday, listed once.
+fn check_makeup_days(holidays: &[Holiday]) -> Result<(), CalendarError> {
+    let mut seen: BTreeMap<NaiveDate, &str> = BTreeMap::new();
+    for h in holidays {
+        for &date in &h.makeup_working_days {
+            if !is_weekend(date) {
+                return Err(CalendarError::MakeUpNotWeekend {
+                    holiday: h.name.clone(),
+                    date,
+                    weekday: date.weekday(),
+                });
+            }
+            if let Some(inside) = holidays.iter().find(|o| o.contains(date)) {
+                return Err(CalendarError::MakeUpInsideHoliday {
+                    holiday: h.name.clone(),
+                    date,
+                    inside: inside.name.clone(),
+                });
+            }
+            if let Some(other) = seen.insert(date, &h.name) {
+                return Err(CalendarError::DuplicateMakeUp {
+                    holiday: h.name.clone(),
+                    date,
+                    other: other.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

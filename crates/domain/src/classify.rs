@@ -254,6 +254,17 @@ pub enum Refusal {
     },
 }
 
+/// The instant-mode rule (秒到账, Inner Mongolia's "免申请、智能办、秒到账"): the bureaus settle at
+/// once only when both regions' policies say so. An application at the transfer-in bureau uses
+/// it as is; [`classify`] adds that the destination is connected and nothing goes to a bank.
+pub fn instant_mode(out_policy: &RegionPolicy, in_policy: &RegionPolicy) -> Settlement {
+    if out_policy.instant_mode && in_policy.instant_mode {
+        Settlement::Instant
+    } else {
+        Settlement::Asynchronous
+    }
+}
+
 /// Classifies an application. The rules are tried in this order and the first that matches
 /// decides:
 ///
@@ -295,7 +306,7 @@ pub fn classify(facts: &ApplicationFacts) -> Result<TransferPlan, Refusal> {
     {
         return Err(Refusal::BankAccountRequired { reason });
     }
-    let both_instant = facts.out_policy.instant_mode && facts.in_policy.instant_mode;
+    let both_instant = instant_mode(facts.out_policy, facts.in_policy) == Settlement::Instant;
     let settlement = if both_instant
         && facts.destination == Connectivity::Connected
         && !matches!(balance, BalanceDisposition::PayToBank(_))
@@ -1049,5 +1060,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn both_regions_must_be_in_instant_mode_to_settle_at_once() {
+        let instant = RegionPolicy {
+            instant_mode: true,
+            ..RegionPolicy::default()
+        };
+        let usual = RegionPolicy::default();
+        assert_eq!(instant_mode(&instant, &instant), Settlement::Instant);
+        assert_eq!(instant_mode(&instant, &usual), Settlement::Asynchronous);
+        assert_eq!(instant_mode(&usual, &instant), Settlement::Asynchronous);
     }
 }

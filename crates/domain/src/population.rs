@@ -260,6 +260,9 @@ pub enum PopulationError {
 }
 
 /// The person at `index` of the population `seed`. Pure: same inputs, same person.
+// Long because every random draw must happen in this one fixed order: both bureaus and the load
+// generator materialise the same people from (seed, index), and data seeded by an earlier build
+// must keep meaning the same people, so the draws are kept visibly in sequence.
 pub fn person(seed: u64, index: u64) -> Result<SyntheticPerson, PopulationError> {
     if index >= MAX_INDEX {
         return Err(PopulationError::IndexTooLarge { index });

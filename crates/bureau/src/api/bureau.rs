@@ -102,7 +102,7 @@ impl BureauApi {
         let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
         let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
         let bank_account = convert::bank_account(request.bank_account.as_ref())?;
-        let retiree_payout = convert::retiree_payout(request.retiree_payout_requested);
+        let retiree_payout = convert::retiree_payout(&request);
         let site = &self.services.site;
         let hint = WatchHint::ExpectWatchOfNew;
         if site.hosts(in_region) && !site.hosts(out_region) {
