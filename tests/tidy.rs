@@ -14,7 +14,10 @@
 //!   unless a comment saying [`LONG_BECAUSE`] is just above it;
 //! - **no `bool` parameters** in the bureau crate: a call `save(…, true)` does not say what
 //!   `true` means;
-//! - **stored rows never default**: a row that fails to decode is an error, never a default.
+//! - **stored rows never default**: a row that fails to decode is an error, never a default;
+//! - **money moves only as a machine's action**: in the bureau crate, journal postings are made
+//!   only where the drivers perform the actions their state machines returned
+//!   ([`POSTING_ALLOWED`]), so no step can move money the machine did not ask for.
 //!
 //! The checks read text, not a syntax tree: comments, strings and character literals are blanked
 //! first ([`mask`]) so that braces and names inside them do not count, and `#[cfg(test)]` items
@@ -33,6 +36,20 @@ const BUREAU_PROTO_ALLOWED: &[&str] = &[
     "src/api/*.rs",
     "src/convert.rs",
     "src/outbox/transport.rs",
+];
+
+/// The files of `crates/bureau` that may post to the journal: the two drivers (each posting is
+/// an arm of the `match` over the machine's actions), `record.rs` (where `Step::post` writes
+/// the posting) and the admin API's seeding (opening balances, not a transfer).
+const POSTING_ALLOWED: &[&str] = &[
+    "src/transfer_out.rs",
+    "src/transfer_in.rs",
+    "src/record.rs",
+    "src/api/admin.rs",
+    // Test-only files (declared under `#[cfg(test)]` where they are included): seeding.
+    "src/testing.rs",
+    "src/*/tests.rs",
+    "src/*/*/tests.rs",
 ];
 
 /// Crates that must not mention `yibao_proto` anywhere, nor depend on it.
@@ -114,6 +131,23 @@ fn yibao_proto_only_at_the_edge() {
         violations.extend(proto_dependencies(&file, &read(&manifest)));
     }
     assert_clean("yibao_proto outside the edge", violations);
+}
+
+#[test]
+fn money_moves_only_as_a_machine_action() {
+    let bureau = workspace_root().join("crates/bureau");
+    let mut violations = Vec::new();
+    for path in rust_files(&bureau.join("src")) {
+        let in_crate = relative(&bureau, &path);
+        if !POSTING_ALLOWED
+            .iter()
+            .any(|pattern| glob_matches(pattern, &in_crate))
+        {
+            let file = format!("crates/bureau/{in_crate}");
+            violations.extend(postings(&file, &read(&path)));
+        }
+    }
+    assert_clean("postings outside the drivers' actions", violations);
 }
 
 #[test]
@@ -378,6 +412,29 @@ fn proto_mentions(file: &str, text: &str) -> Vec<Violation> {
             rule: "mentions `yibao_proto` (wire types belong at the edge)".to_owned(),
         })
         .collect()
+}
+
+/// Every line whose code (outside `#[cfg(test)]`) posts to the journal: `.post(` or
+/// `Posting {`.
+fn postings(file: &str, text: &str) -> Vec<Violation> {
+    let code = mask(text);
+    let tests = cfg_test_ranges(&code);
+    let mut offset = 0;
+    let mut found = Vec::new();
+    for (index, line) in code.lines().enumerate() {
+        let posts = line.contains(".post(") || line.contains("Posting {");
+        if posts && !within(&tests, offset) {
+            found.push(Violation {
+                file: file.to_owned(),
+                line: index + 1,
+                rule: "posts to the journal outside a driver's action (money moves only as a \
+                       state machine's action)"
+                    .to_owned(),
+            });
+        }
+        offset += line.len() + 1;
+    }
+    found
 }
 
 /// Every line of a manifest that names the `yibao-proto` package outside a comment.
@@ -977,6 +1034,15 @@ fn the_proto_checker_catches_an_import_but_not_a_comment() {
     assert!(glob_matches("src/api/*.rs", "src/api/platform.rs"));
     assert!(!glob_matches("src/api/*.rs", "src/api/x/platform.rs"));
     assert!(!glob_matches("src/api.rs", "src/apis.rs"));
+}
+
+#[test]
+fn the_posting_checker_catches_a_posting_but_not_a_test_or_comment() {
+    let text = "//! Moves money.\nfn f(step: &mut Step) { step.post(m); } // .post(\n\
+                fn g(tx: &mut dyn Tx) { tx.post(&Posting { amount_cents: 1 }); }\n\
+                #[cfg(test)]\nmod tests { fn t() { tx.post(&p); } }\n";
+    let lines: Vec<usize> = postings("f.rs", text).iter().map(|v| v.line).collect();
+    assert_eq!(lines, [2, 3]);
 }
 
 #[test]

@@ -197,14 +197,6 @@ pub fn wire_state_of_name(name: &str) -> i32 {
         .unwrap_or(wire::TransferState::Unspecified) as i32
 }
 
-/// Whether a wire state value is terminal.
-pub fn is_terminal_wire_state(value: i32) -> bool {
-    Stage::ALL
-        .into_iter()
-        .find(|stage| wire_stage(*stage) as i32 == value)
-        .is_some_and(Stage::is_terminal)
-}
-
 /// The wire flow kind.
 pub fn wire_flow(flow: FlowKind) -> wire::FlowKind {
     match flow {

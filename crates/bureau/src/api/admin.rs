@@ -288,18 +288,25 @@ impl AdminService for AdminApi {
         let (out_region, in_region) = flow.region_codes();
         let persons = rows
             .into_iter()
-            .map(|row| wire::SamplePerson {
-                index: yibao_domain::id::ResidentId::parse(&row.certno)
+            .map(|row| {
+                // A sampled person was seeded from the population: an ID number that does not
+                // map back to an index is a stored row that does not decode.
+                let index = yibao_domain::id::ResidentId::parse(&row.certno)
                     .ok()
                     .and_then(|id| population::index_of_certno(&id, flow))
-                    .unwrap_or_default(),
-                certno: row.certno,
-                psn_name: row.psn_name,
-                flow: row.flow,
-                trafout_admdvs: out_region.to_string(),
-                trafin_admdvs: in_region.to_string(),
+                    .ok_or_else(|| {
+                        Error::Internal("a sampled person is not of the population".to_owned())
+                    })?;
+                Ok(wire::SamplePerson {
+                    index,
+                    certno: row.certno,
+                    psn_name: row.psn_name,
+                    flow: row.flow,
+                    trafout_admdvs: out_region.to_string(),
+                    trafin_admdvs: in_region.to_string(),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, Error>>()?;
         Ok(Response::new(wire::SamplePersonsResponse { persons }))
     }
 }
