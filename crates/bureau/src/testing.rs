@@ -1,1 +1,264 @@
-//! Test support for the bureau crate's unit tests (filled in by the driver tests).
+//! Test support for the bureau crate's unit tests: a [`Services`] over an in-memory store with
+//! the shipped region directory and calendar, an adjustable clock pinned to a working Monday of
+//! 2026, a peer that is never called and a bank that never fails; synthetic persons seeded as
+//! the admin API seeds them; and short readers of the ledger, the outbox and the transfers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use yibao_domain::population::{self, Flow, SyntheticPerson};
+use yibao_domain::region::RegionCode;
+use yibao_domain::transfer::TransferId;
+use yibao_runtime::clock::Clock;
+use yibao_runtime::directory::{BureauRole, RegionDirectory};
+use yibao_store::{EventRow, OutboxMessage, PersonRow, Posting, Store, Tx};
+
+use crate::api::admin::materialise;
+use crate::bank::SimulatedBank;
+use crate::context::Site;
+use crate::document::TransferDocument;
+use crate::error::Error;
+use crate::peer::Peer;
+use crate::record::{self, Step, account, reason};
+use crate::services::{Admin, Services};
+
+/// The population every test seeds from.
+pub const SEED: u64 = 20_260_302;
+
+/// The region directory both services ship with.
+const DIRECTORY: &str = include_str!("../../../deploy/regions.toml");
+
+/// The moment every test starts at: Monday 2 March 2026, 10:00 China time (a working day well
+/// inside the shipped 2026 calendar, so every statutory deadline can be counted).
+pub fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 2, 0, 0)
+        .single()
+        .expect("a valid instant")
+}
+
+/// A bureau of `role` over a fresh in-memory store, its clock at [`start`].
+pub fn services(role: BureauRole) -> Arc<Services> {
+    let directory = RegionDirectory::parse(DIRECTORY).expect("the shipped directory parses");
+    let offset = start() - Clock::system().now();
+    let clock = Clock::adjustable(offset).expect("an offset within a century");
+    let (calendar, _) = yibao_runtime::calendar::load_calendar(None, clock.today())
+        .expect("the shipped calendar loads");
+    let hosted = directory.hosted_by(role);
+    let first = *hosted
+        .first()
+        .expect("the directory gives each role a region");
+    let number = match role {
+        BureauRole::TransferOut => 1,
+        BureauRole::TransferIn => 2,
+    };
+    let site = Site {
+        role,
+        hosted,
+        institution: format!("B{first}{number:05}"),
+        directory,
+        calendar,
+        default_policy: Default::default(),
+    };
+    Arc::new(Services {
+        site: Arc::new(site),
+        store: Store::open_in_memory().expect("an in-memory store opens"),
+        clock,
+        // Never called: the drivers only queue messages; nothing here sends them.
+        peer: Peer::new("http://127.0.0.1:9".to_owned()),
+        bank: Arc::new(SimulatedBank::new(0)),
+        watchers: Arc::default(),
+        dispatch_now: tokio::sync::Notify::new(),
+        admin: Admin::Enabled,
+    })
+}
+
+/// The `n`-th synthetic person of `flow` (from 0) whose balance at the transfer-out bureau is
+/// not zero, as the population generates them (not stored).
+pub fn someone(flow: Flow, n: u64) -> SyntheticPerson {
+    (0..)
+        .map(|k| population::person(SEED, population::index_of(flow, k)).expect("in range"))
+        .filter(|person| !person.balance.is_zero() || !person.out_scheme.has_personal_account())
+        .nth(usize::try_from(n).expect("a small n"))
+        .expect("the population has people of every flow")
+}
+
+/// Seeds the `n`-th person of `flow` as the admin API does (person row + opening balance) and
+/// returns them; panics if this bureau does not know them (see [`seed_if_known`]).
+pub async fn seed(services: &Arc<Services>, flow: Flow, n: u64) -> SyntheticPerson {
+    let person = someone(flow, n);
+    assert!(
+        seed_if_known(services, &person).await,
+        "this bureau does not know a person of flow {}",
+        flow.name()
+    );
+    person
+}
+
+/// Seeds a person as the admin API does, if this bureau knows them; returns whether it did.
+pub async fn seed_if_known(services: &Arc<Services>, person: &SyntheticPerson) -> bool {
+    let Some((row, balance)) = materialise(services, person) else {
+        return false;
+    };
+    let now = services.clock.now();
+    services
+        .store
+        .write(move |tx| -> Result<(), Error> {
+            let counted = tx.insert_persons(std::slice::from_ref(&row))?;
+            assert_eq!(counted.written, 1, "a fresh person");
+            if balance > 0 {
+                tx.post(&Posting {
+                    from_account: account::OPENING.to_owned(),
+                    to_account: account::person(&row.certno),
+                    amount_cents: i64::try_from(balance).expect("a small balance"),
+                    transfer_id: None,
+                    reason: reason::OPENING.to_owned(),
+                    at: now,
+                })?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("seeding writes");
+    true
+}
+
+/// Runs one protocol step, as a handler or the outbox does.
+pub async fn step<T, F>(services: &Services, work: F) -> Result<T, Error>
+where
+    F: FnOnce(&mut Step<'_>) -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    services.write(work).await
+}
+
+/// Reads the store.
+pub async fn read<T, F>(services: &Services, work: F) -> T
+where
+    F: FnOnce(&mut dyn Tx) -> Result<T, Error> + Send + 'static,
+    T: Send + 'static,
+{
+    services.store.read(work).await.expect("the store reads")
+}
+
+/// A transfer's document, which must exist and decode.
+pub async fn document(services: &Services, transfer_id: &str) -> TransferDocument {
+    find_document(services, transfer_id)
+        .await
+        .unwrap_or_else(|| panic!("transfer {transfer_id} is stored"))
+}
+
+/// A transfer's document, if stored (it must decode).
+pub async fn find_document(services: &Services, transfer_id: &str) -> Option<TransferDocument> {
+    let id = transfer_id.to_owned();
+    read(services, move |tx| record::load(tx, &id)).await
+}
+
+/// A transfer's history.
+pub async fn events(services: &Services, transfer_id: &str) -> Vec<EventRow> {
+    let id = transfer_id.to_owned();
+    read(services, move |tx| Ok(tx.events(&id)?)).await
+}
+
+/// A stored person.
+pub async fn person_row(services: &Services, certno: &str) -> PersonRow {
+    let certno = certno.to_owned();
+    read(services, move |tx| Ok(tx.person(&certno)?))
+        .await
+        .expect("the person is stored")
+}
+
+/// The cached balance of an account, in cents.
+pub async fn balance(services: &Services, account: &str) -> i64 {
+    let account = account.to_owned();
+    read(services, move |tx| Ok(tx.balance(&account)?)).await
+}
+
+/// The balance of a person's account, in cents.
+pub async fn person_balance(services: &Services, certno: &str) -> i64 {
+    balance(services, &account::person(certno)).await
+}
+
+/// Balances summed per account class (`person`, `transit`, `settled`, `bank`, `opening`, …).
+pub async fn class_balances(services: &Services) -> BTreeMap<String, i64> {
+    read(services, |tx| Ok(tx.account_class_balances()?))
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// The sum of posted amounts per reason.
+pub async fn totals(services: &Services) -> BTreeMap<String, i64> {
+    read(services, |tx| Ok(tx.totals_by_reason()?))
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// Checks that no cent was made or lost: the journal agrees with its cached balances, every
+/// class sums to zero together, and what left the opening account is exactly `opening_cents`,
+/// all of it still somewhere (persons, transit, settled, bank, platform).
+pub async fn assert_money_conserved(services: &Services, opening_cents: i64) {
+    let check = read(services, |tx| Ok(tx.verify_journal()?)).await;
+    assert!(check.is_sound(), "the journal is sound: {check:?}");
+    let classes = class_balances(services).await;
+    assert_eq!(
+        classes.values().sum::<i64>(),
+        0,
+        "the classes sum to zero: {classes:?}"
+    );
+    assert_eq!(
+        classes.get("opening").copied().unwrap_or(0),
+        -opening_cents,
+        "only the seeded balances came from the opening account: {classes:?}"
+    );
+}
+
+/// The balance in transit (0 when nothing is on its way).
+pub async fn transit(services: &Services) -> i64 {
+    balance(services, account::TRANSIT).await
+}
+
+/// The messages due now.
+pub async fn due_now(services: &Services) -> Vec<OutboxMessage> {
+    let now = services.clock.now();
+    read(services, move |tx| Ok(tx.due_messages(now, 100)?)).await
+}
+
+/// Every message in the outbox, due or not (parked ones included).
+pub async fn outbox(services: &Services) -> Vec<OutboxMessage> {
+    let far = services.clock.now() + TimeDelta::days(10_000);
+    read(services, move |tx| Ok(tx.due_messages(far, 100)?)).await
+}
+
+/// The kinds and receivers of the outbox's messages about one transfer, in queue order.
+pub async fn queued_for(services: &Services, transfer_id: &str) -> Vec<(String, String)> {
+    outbox(services)
+        .await
+        .into_iter()
+        .filter(|message| message.transfer_id == transfer_id)
+        .map(|message| (message.kind, message.peer))
+        .collect()
+}
+
+/// A region code of the shipped table.
+pub fn region(code: &str) -> RegionCode {
+    RegionCode::parse(code).expect("a valid region code")
+}
+
+/// The id a bureau at `region` would mint for its `sequence`-th transfer of [`start`]'s day.
+pub fn transfer_id(region_code: &str, sequence: u32) -> String {
+    TransferId::new(region(region_code), day(), sequence)
+        .expect("a valid transfer id")
+        .to_string()
+}
+
+/// [`start`]'s day, China time.
+pub fn day() -> NaiveDate {
+    yibao_runtime::clock::china_date(start())
+}
+
+/// The kinds of a transfer's history events, in order.
+pub fn kinds(events: &[EventRow]) -> Vec<&str> {
+    events.iter().map(|event| event.kind.as_str()).collect()
+}

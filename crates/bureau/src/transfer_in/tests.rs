@@ -1,6 +1,424 @@
-//! Unit tests of `transfer_in` on an in-memory store.
+//! Unit tests of `transfer_in` on an in-memory store: each step of the transfer-in driver (an
+//! application made here and its refusals, the transfer-out bureau's decision, an arriving form
+//! credited exactly once, an abort before and after the credit), what it saved, posted and
+//! queued.
 
-#[test]
-fn placeholder_until_the_step_tests_land() {
-    assert_eq!(2 + 2, 4);
+use std::sync::Arc;
+
+use yibao_domain::classify::{BalanceDisposition, FlowKind, RetireePayout};
+use yibao_domain::population::{Flow, SyntheticPerson};
+use yibao_domain::region::RegionCode;
+use yibao_domain::transfer::in_side::InState;
+use yibao_domain::transfer::out_side::InCredit;
+use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
+use yibao_runtime::directory::BureauRole;
+
+use crate::error::Error;
+use crate::messages::{Decision, FormOutcome, InsuranceForm, Kind};
+use crate::record::account;
+use crate::services::Services;
+use crate::testing::{self, step};
+use crate::transfer_in::{self, Application};
+
+const HOHHOT: &str = "150100";
+const LHASA: &str = "540100";
+
+/// A transfer-in bureau that knows one person of `flow` (enrolled normally here).
+async fn bureau_with(flow: Flow) -> (Arc<Services>, SyntheticPerson) {
+    let services = testing::services(BureauRole::TransferIn);
+    let person = testing::seed(&services, flow, 0).await;
+    (services, person)
+}
+
+/// The application `person` makes here for their flow's regions.
+fn application(person: &SyntheticPerson) -> Application {
+    let (out_region, in_region) = person.flow.region_codes();
+    Application {
+        certno: person.certno.clone(),
+        psn_name: person.name.clone(),
+        out_region,
+        in_region,
+        bank_account: None,
+        retiree_payout: RetireePayout::NotRequested,
+    }
+}
+
+/// The application from `out_region` instead.
+fn from(person: &SyntheticPerson, out_region: RegionCode) -> Application {
+    Application {
+        out_region,
+        ..application(person)
+    }
+}
+
+async fn apply_here(services: &Services, application: Application) -> Result<String, Error> {
+    step(services, move |step| {
+        transfer_in::apply_here(step, &application)
+    })
+    .await
+    .map(|document| document.transfer_id)
+}
+
+async fn applied(services: &Services, person: &SyntheticPerson) -> String {
+    apply_here(services, application(person))
+        .await
+        .expect("the application is accepted")
+}
+
+/// The form the transfer-out bureau sends for `person`'s transfer `transfer_id`.
+fn form(person: &SyntheticPerson, transfer_id: &str, initiator: Initiator) -> InsuranceForm {
+    let (out_region, in_region) = person.flow.region_codes();
+    InsuranceForm {
+        transfer_id: transfer_id.to_owned(),
+        certno: person.certno.clone(),
+        psn_name: person.name.clone(),
+        scheme: Some(person.out_scheme),
+        out_region,
+        in_region,
+        first_insured: person.first_insured.to_string(),
+        contribution_months: yibao_domain::month::total_months(&person.periods),
+        periods: person.periods.clone(),
+        deemed_months: 0,
+        balance: person.balance,
+        balance_disposition: Some(BalanceDisposition::MoveToAccount),
+        flow: Some(FlowKind::CrossProvince),
+        initiator,
+        issued_at: testing::start(),
+        applied_on: Some(testing::day()),
+    }
+}
+
+async fn receive(services: &Services, form: InsuranceForm) -> FormOutcome {
+    step(services, move |step| transfer_in::receive_form(step, &form))
+        .await
+        .expect("the form step runs")
+}
+
+async fn abort(services: &Services, transfer_id: &str) -> (InCredit, Option<u64>) {
+    let id = transfer_id.to_owned();
+    let (credit, detail) = step(services, move |step| transfer_in::abort(step, &id))
+        .await
+        .expect("the abort step runs");
+    (credit, detail.map(|credit| credit.amount_cents))
+}
+
+async fn state_of(services: &Services, transfer_id: &str) -> InState {
+    match testing::document(services, transfer_id).await.state {
+        TransferState::In(state) => state,
+        TransferState::Out(state) => panic!("a transfer-in document in {state:?}"),
+    }
+}
+
+fn credited_cents(outcome: FormOutcome) -> u64 {
+    match outcome {
+        FormOutcome::Credited(credit) => credit.amount_cents,
+        FormOutcome::Refused(reason) => panic!("the form should be credited, refused {reason:?}"),
+    }
+}
+
+async fn open_transfer_of(services: &Services, person: &SyntheticPerson) -> Option<String> {
+    let certno = person.certno.expose_unmasked().to_owned();
+    testing::read(services, move |tx| Ok(tx.open_transfer_of(&certno)?)).await
+}
+
+fn cents(person: &SyntheticPerson) -> i64 {
+    i64::try_from(person.balance.cents()).expect("a small balance")
+}
+
+#[tokio::test]
+async fn an_application_here_opens_the_transfer_and_queues_the_request() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    assert!(id.starts_with(&format!("{LHASA}20260302")), "{id}");
+    assert_eq!(state_of(&services, &id).await, InState::Applied);
+    let document = testing::document(&services, &id).await;
+    assert_eq!(document.initiator, Initiator::TransferIn);
+    assert_eq!(document.applied_on, testing::day());
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![(
+            Kind::RequestTransferOut.as_str().to_owned(),
+            HOHHOT.to_owned()
+        )]
+    );
+    assert_eq!(open_transfer_of(&services, &person).await, Some(id.clone()));
+    let events = testing::events(&services, &id).await;
+    assert_eq!(testing::kinds(&events), vec!["APPLIED"]);
+}
+
+#[tokio::test]
+async fn an_application_within_one_pooling_region_is_refused_and_writes_nothing() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let result = apply_here(&services, from(&person, testing::region(LHASA))).await;
+    assert!(
+        matches!(
+            result,
+            Err(Error::Refused(RefusalReason::SamePoolingRegion))
+        ),
+        "{result:?}"
+    );
+    assert!(testing::outbox(&services).await.is_empty());
+    assert_eq!(open_transfer_of(&services, &person).await, None);
+}
+
+#[tokio::test]
+async fn an_application_of_a_person_not_enrolled_here_is_refused() {
+    let services = testing::services(BureauRole::TransferIn);
+    let stranger = testing::someone(Flow::RefusedNotEnrolled, 0);
+    assert!(!testing::seed_if_known(&services, &stranger).await);
+    let result = apply_here(&services, application(&stranger)).await;
+    assert!(
+        matches!(
+            result,
+            Err(Error::Refused(RefusalReason::NotEnrolledAtTransferIn))
+        ),
+        "{result:?}"
+    );
+    assert!(testing::outbox(&services).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_second_application_while_one_is_open_is_refused_naming_the_open_transfer() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let first = applied(&services, &person).await;
+    let second = apply_here(&services, application(&person)).await;
+    match second {
+        Err(Error::OpenTransferExists(open)) => assert_eq!(open, first),
+        other => panic!("the second application should be refused, got {other:?}"),
+    }
+    assert_eq!(
+        testing::outbox(&services).await.len(),
+        1,
+        "one request queued"
+    );
+}
+
+#[tokio::test]
+async fn an_origin_missing_from_the_region_directory_is_an_invalid_trafout_admdvs() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    // Hangzhou is a real region the shipped directory does not list.
+    let result = apply_here(&services, from(&person, testing::region("330100"))).await;
+    match result {
+        Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "trafout_admdvs"),
+        other => panic!("the origin should be an invalid argument, got {other:?}"),
+    }
+    assert!(testing::outbox(&services).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_origin_the_peer_does_not_host_is_refused_as_region_not_hosted() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    // Beijing is connected but hosted by neither bureau; Zhengzhou is not connected.
+    for origin in ["110000", "410100"] {
+        let result = apply_here(&services, from(&person, testing::region(origin))).await;
+        assert!(
+            matches!(result, Err(Error::Refused(RefusalReason::RegionNotHosted))),
+            "from {origin}: {result:?}"
+        );
+    }
+    assert!(testing::outbox(&services).await.is_empty());
+    assert_eq!(open_transfer_of(&services, &person).await, None);
+}
+
+#[tokio::test]
+async fn an_accepted_request_moves_the_transfer_to_requested() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    let decision = Decision::Accepted {
+        accepted_at: testing::start(),
+        transfer_out_due_on: None,
+    };
+    let answered = id.clone();
+    step(&services, move |step| {
+        transfer_in::request_answered(step, &answered, &decision, 1)
+    })
+    .await
+    .expect("the decision applies");
+    assert_eq!(state_of(&services, &id).await, InState::Requested);
+    let events = testing::events(&services, &id).await;
+    assert_eq!(testing::kinds(&events), vec!["APPLIED", "REQUEST_ACCEPTED"]);
+    assert_eq!(events[1].attempt, 1);
+}
+
+#[tokio::test]
+async fn a_refused_request_rejects_the_transfer_and_closes_it() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    let decision = Decision::Refused {
+        reason: RefusalReason::Arrears,
+        open_transfer: None,
+    };
+    let answered = id.clone();
+    step(&services, move |step| {
+        transfer_in::request_answered(step, &answered, &decision, 1)
+    })
+    .await
+    .expect("the decision applies");
+    assert_eq!(
+        state_of(&services, &id).await,
+        InState::Rejected(RefusalReason::Arrears)
+    );
+    assert_eq!(open_transfer_of(&services, &person).await, None);
+    let again = applied(&services, &person).await;
+    assert_ne!(again, id, "the person may apply again");
+}
+
+#[tokio::test]
+async fn a_form_is_credited_exactly_once() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    let months = yibao_domain::month::total_months(&person.periods);
+    let first = receive(&services, form(&person, &id, Initiator::TransferIn)).await;
+    assert_eq!(credited_cents(first), person.balance.cents());
+    assert_eq!(state_of(&services, &id).await, InState::Completed);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        cents(&person)
+    );
+    assert_eq!(
+        testing::person_row(&services, certno).await.deemed_months,
+        months
+    );
+    let second = receive(&services, form(&person, &id, Initiator::TransferIn)).await;
+    // The same credit (its `at` is the answer's time, not the credit's).
+    let credit_of = |outcome| match outcome {
+        FormOutcome::Credited(credit) => (credit.months, credit.amount_cents),
+        FormOutcome::Refused(reason) => panic!("refused {reason:?}"),
+    };
+    assert_eq!(credit_of(second), credit_of(first), "the same credit again");
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        cents(&person),
+        "credited once"
+    );
+    assert_eq!(
+        testing::person_row(&services, certno).await.deemed_months,
+        months
+    );
+    let events = testing::events(&services, &id).await;
+    assert_eq!(testing::kinds(&events), vec!["APPLIED", "FORM_ARRIVED"]);
+    let platform = testing::balance(&services, &account::platform(HOHHOT)).await;
+    assert_eq!(platform, -cents(&person));
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+#[tokio::test]
+async fn a_form_that_arrives_first_opens_and_credits_a_transfer_started_at_transfer_out() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = testing::transfer_id(HOHHOT, 7);
+    let outcome = receive(&services, form(&person, &id, Initiator::TransferOut)).await;
+    assert_eq!(credited_cents(outcome), person.balance.cents());
+    let document = testing::document(&services, &id).await;
+    assert_eq!(document.state, TransferState::In(InState::Completed));
+    assert_eq!(document.initiator, Initiator::TransferOut);
+    assert_eq!(document.form_received_on, Some(testing::day()));
+    assert_eq!(document.flow, Some(FlowKind::CrossProvince));
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        cents(&person)
+    );
+    assert!(
+        testing::outbox(&services).await.is_empty(),
+        "nothing to send"
+    );
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+#[tokio::test]
+async fn a_form_for_a_person_not_enrolled_here_is_refused_and_credits_nothing() {
+    let services = testing::services(BureauRole::TransferIn);
+    let stranger = testing::someone(Flow::RefusedNotEnrolled, 0);
+    assert!(!testing::seed_if_known(&services, &stranger).await);
+    let id = testing::transfer_id(HOHHOT, 8);
+    let outcome = receive(&services, form(&stranger, &id, Initiator::TransferOut)).await;
+    let refused = RefusalReason::NotEnrolledAtTransferIn;
+    assert_eq!(outcome, FormOutcome::Refused(refused));
+    assert_eq!(state_of(&services, &id).await, InState::Rejected(refused));
+    let again = receive(&services, form(&stranger, &id, Initiator::TransferOut)).await;
+    assert_eq!(again, outcome, "a repeat gets the same refusal");
+    let certno = stranger.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, 0);
+    assert!(
+        testing::totals(&services).await.is_empty(),
+        "nothing posted"
+    );
+}
+
+#[tokio::test]
+async fn an_abort_before_the_credit_aborts_and_a_late_form_is_refused() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    assert_eq!(abort(&services, &id).await, (InCredit::NotCredited, None));
+    assert_eq!(state_of(&services, &id).await, InState::Aborted);
+    assert_eq!(open_transfer_of(&services, &person).await, None);
+    let late = receive(&services, form(&person, &id, Initiator::TransferIn)).await;
+    assert_eq!(late, FormOutcome::Refused(RefusalReason::Aborted));
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, 0);
+    assert_eq!(abort(&services, &id).await, (InCredit::NotCredited, None));
+}
+
+#[tokio::test]
+async fn an_abort_after_the_credit_answers_credited_with_the_credit() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    receive(&services, form(&person, &id, Initiator::TransferIn)).await;
+    let answer = abort(&services, &id).await;
+    assert_eq!(
+        answer,
+        (InCredit::Credited, Some(person.balance.cents())),
+        "the abort's answer says what was credited"
+    );
+    assert_eq!(state_of(&services, &id).await, InState::Completed);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        cents(&person),
+        "the credit stands"
+    );
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+#[tokio::test]
+async fn an_abort_of_an_unknown_transfer_is_remembered_so_a_late_form_is_refused() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = testing::transfer_id(HOHHOT, 9);
+    assert_eq!(abort(&services, &id).await, (InCredit::NotCredited, None));
+    assert_eq!(state_of(&services, &id).await, InState::Aborted);
+    let events = testing::events(&services, &id).await;
+    assert_eq!(testing::kinds(&events), vec!["ABORT_ARRIVED"]);
+    let late = receive(&services, form(&person, &id, Initiator::TransferOut)).await;
+    assert_eq!(late, FormOutcome::Refused(RefusalReason::Aborted));
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, 0);
+    assert_eq!(
+        testing::person_row(&services, certno).await.deemed_months,
+        0,
+        "no months credited"
+    );
+    assert_eq!(open_transfer_of(&services, &person).await, None);
+}
+
+#[tokio::test]
+async fn resident_months_are_converted_at_the_transfer_in_rate_when_credited() {
+    let (services, person) = bureau_with(Flow::ResidentToEmployee).await;
+    let id = testing::transfer_id(HOHHOT, 10);
+    let resident_form = InsuranceForm {
+        balance: yibao_domain::money::Money::ZERO,
+        balance_disposition: Some(BalanceDisposition::NoPersonalAccount),
+        flow: Some(FlowKind::ResidentToEmployee),
+        ..form(&person, &id, Initiator::TransferOut)
+    };
+    let months = resident_form.contribution_months;
+    receive(&services, resident_form).await;
+    // Xi'an counts a resident year as 3 employee months (deploy/regions.toml).
+    let expected = yibao_domain::month::convert_resident_months(months, 3);
+    assert!(expected < months, "{expected} of {months}");
+    let certno = person.certno.expose_unmasked();
+    let row = testing::person_row(&services, certno).await;
+    assert_eq!(row.deemed_months, expected);
+    let document = testing::document(&services, &id).await;
+    assert_eq!(document.contribution_months, expected);
 }

@@ -1,6 +1,542 @@
-//! Unit tests of `transfer_out` on an in-memory store.
+//! Unit tests of `transfer_out` on an in-memory store: each step of the transfer-out driver
+//! (review and open, the form's answer, the deadline, the abort's answer, the bank's payout),
+//! what it saved, posted and queued, and that money is conserved to the cent.
 
-#[test]
-fn placeholder_until_the_step_tests_land() {
-    assert_eq!(2 + 2, 4);
+use std::sync::Arc;
+
+use yibao_domain::application::BankAccount;
+use yibao_domain::population::{Flow, SyntheticPerson};
+use yibao_domain::scheme::{EnrolmentState, Scheme};
+use yibao_domain::transfer::out_side::{AbortFallback, BalanceRoute, InCredit, OutState};
+use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
+use yibao_runtime::directory::BureauRole;
+
+use crate::error::Error;
+use crate::messages::{Credit, FormOutcome, Kind, TransferApplication};
+use crate::record::{account, reason};
+use crate::services::Services;
+use crate::testing::{self, step};
+use crate::transfer_out::{self, Opened};
+
+const HOHHOT: &str = "150100";
+const LHASA: &str = "540100";
+const ZHENGZHOU: &str = "410100";
+
+/// A transfer-out bureau that knows one cross-province leaver; their opening balance in cents.
+async fn bureau_with(flow: Flow) -> (Arc<Services>, SyntheticPerson, i64) {
+    let services = testing::services(BureauRole::TransferOut);
+    let person = testing::seed(&services, flow, 0).await;
+    let opening = i64::try_from(person.balance.cents()).expect("a small balance");
+    (services, person, opening)
+}
+
+/// The request the transfer-in bureau sends for `person` (its `sequence`-th of the day).
+fn request(person: &SyntheticPerson, sequence: u32) -> TransferApplication {
+    let (out_region, in_region) = person.flow.region_codes();
+    TransferApplication {
+        transfer_id: testing::transfer_id(&in_region.to_string(), sequence),
+        certno: person.certno.clone(),
+        psn_name: person.name.clone(),
+        in_scheme: Some(person.in_scheme),
+        out_region,
+        in_region,
+        applied_at: testing::start(),
+        bank_account: None,
+        retiree_payout: yibao_domain::classify::RetireePayout::NotRequested,
+    }
+}
+
+/// The same request naming the person's bank account.
+fn with_bank_account(mut application: TransferApplication) -> TransferApplication {
+    let account = BankAccount::new("ICBC", "6222000011112222333", "张三").expect("a valid account");
+    application.bank_account = Some(account);
+    application
+}
+
+/// Runs `review_and_open` in its own step.
+async fn review(
+    services: &Services,
+    application: TransferApplication,
+    initiator: Initiator,
+) -> Result<Opened, Error> {
+    step(services, move |step| {
+        transfer_out::review_and_open(step, &application, initiator)
+    })
+    .await
+}
+
+/// Opens an accepted cross-province transfer requested by the transfer-in bureau; its id.
+async fn opened(services: &Services, application: TransferApplication) -> String {
+    match review(services, application, Initiator::TransferIn).await {
+        Ok(Opened::Accepted(document)) => document.transfer_id.clone(),
+        other => panic!("the request should be accepted, got {other:?}"),
+    }
+}
+
+fn out_state(state: TransferState) -> OutState {
+    match state {
+        TransferState::Out(state) => state,
+        TransferState::In(state) => panic!("a transfer-out document in {state:?}"),
+    }
+}
+
+async fn state_of(services: &Services, transfer_id: &str) -> OutState {
+    out_state(testing::document(services, transfer_id).await.state)
+}
+
+fn credit(amount_cents: u64) -> FormOutcome {
+    FormOutcome::Credited(Credit {
+        months: 60,
+        amount_cents,
+        at: testing::start(),
+    })
+}
+
+async fn form_answered(services: &Services, transfer_id: &str, outcome: FormOutcome) {
+    let id = transfer_id.to_owned();
+    step(services, move |step| {
+        transfer_out::form_answered(step, &id, outcome, 1)
+    })
+    .await
+    .expect("the form's answer applies");
+}
+
+async fn deadline_passed(services: &Services, transfer_id: &str) -> bool {
+    let id = transfer_id.to_owned();
+    step(services, move |step| {
+        transfer_out::deadline_passed(step, &id)
+    })
+    .await
+    .expect("the deadline step runs")
+}
+
+async fn abort_answered(services: &Services, transfer_id: &str, credit: InCredit) {
+    let id = transfer_id.to_owned();
+    step(services, move |step| {
+        transfer_out::abort_answered(step, &id, credit, 1)
+    })
+    .await
+    .expect("the abort's answer applies");
+}
+
+async fn bank_paid(services: &Services, transfer_id: &str) {
+    let id = transfer_id.to_owned();
+    step(services, move |step| transfer_out::bank_paid(step, &id, 1))
+        .await
+        .expect("the bank's confirmation applies");
+}
+
+fn queued(kind: Kind, peer: &str) -> (String, String) {
+    (kind.as_str().to_owned(), peer.to_owned())
+}
+
+#[tokio::test]
+async fn an_accepted_request_debits_the_balance_to_transit_and_queues_the_form() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    let document = testing::document(&services, &id).await;
+    assert_eq!(
+        out_state(document.state),
+        OutState::InTransit {
+            balance: BalanceRoute::MovesWithForm
+        }
+    );
+    assert_eq!(document.initiator, Initiator::TransferIn);
+    assert_eq!(document.amount_cents, person.balance.cents());
+    assert_eq!(document.trafout_admdvs, HOHHOT);
+    assert_eq!(document.trafin_admdvs, LHASA);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, 0);
+    assert_eq!(testing::transit(&services).await, opening);
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![queued(Kind::DeliverForm, LHASA)]
+    );
+    let row = testing::read(&services, {
+        let id = id.clone();
+        move |tx| Ok(tx.transfer(&id)?)
+    })
+    .await
+    .expect("the row is stored");
+    assert_eq!((row.state.as_str(), row.open), ("IN_TRANSIT", true));
+    assert!(row.whole_process_due_on.is_some(), "deadlines are counted");
+    let events = testing::events(&services, &id).await;
+    assert_eq!(testing::kinds(&events), vec!["ACCEPTED"]);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_repeated_request_is_answered_from_the_stored_transfer_without_a_second_debit() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    let again = opened(&services, request(&person, 1)).await;
+    assert_eq!(again, id);
+    assert_eq!(testing::transit(&services).await, opening, "debited once");
+    assert_eq!(testing::queued_for(&services, &id).await.len(), 1);
+    assert_eq!(testing::events(&services, &id).await.len(), 1);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_refused_request_from_transfer_in_is_remembered_and_answered_the_same() {
+    let (services, person, opening) = bureau_with(Flow::RefusedArrears).await;
+    let application = request(&person, 1);
+    let id = application.transfer_id.clone();
+    for attempt in 0..2 {
+        match review(&services, application.clone(), Initiator::TransferIn).await {
+            Ok(Opened::Refused(refused)) => {
+                assert_eq!(refused.reason, RefusalReason::Arrears, "answer {attempt}");
+                assert_eq!(refused.open_transfer, None);
+            }
+            other => panic!("answer {attempt} should refuse for arrears, got {other:?}"),
+        }
+    }
+    let document = testing::document(&services, &id).await;
+    assert_eq!(
+        out_state(document.state),
+        OutState::Rejected(RefusalReason::Arrears)
+    );
+    let events = testing::events(&services, &id).await;
+    assert_eq!(testing::kinds(&events), vec!["REJECTED"], "remembered once");
+    let row = testing::read(&services, move |tx| Ok(tx.transfer(&id)?))
+        .await
+        .expect("the row is stored");
+    assert_eq!((row.state.as_str(), row.open), ("REJECTED", false));
+    assert!(testing::outbox(&services).await.is_empty());
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_refused_application_made_at_transfer_out_writes_nothing() {
+    let (services, person, opening) = bureau_with(Flow::RefusedNotStopped).await;
+    let application = request(&person, 1);
+    let id = application.transfer_id.clone();
+    match review(&services, application, Initiator::TransferOut).await {
+        Ok(Opened::Refused(refused)) => {
+            assert_eq!(refused.reason, RefusalReason::NotStoppedAtTransferOut);
+        }
+        other => panic!("the application should be refused, got {other:?}"),
+    }
+    assert!(testing::find_document(&services, &id).await.is_none());
+    assert!(testing::events(&services, &id).await.is_empty());
+    assert!(testing::outbox(&services).await.is_empty());
+    let certno = person.certno.expose_unmasked().to_owned();
+    let open = testing::read(&services, move |tx| Ok(tx.open_transfer_of(&certno)?)).await;
+    assert_eq!(open, None);
+    testing::assert_money_conserved(&services, opening).await;
+    assert_eq!(testing::transit(&services).await, 0);
+}
+
+#[tokio::test]
+async fn a_second_request_for_a_person_with_an_open_transfer_is_refused_naming_it() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let first = opened(&services, request(&person, 1)).await;
+    match review(&services, request(&person, 2), Initiator::TransferIn).await {
+        Ok(Opened::Refused(refused)) => {
+            assert_eq!(refused.reason, RefusalReason::OpenTransferExists);
+            assert_eq!(refused.open_transfer.as_deref(), Some(first.as_str()));
+        }
+        other => panic!("the second request should be refused, got {other:?}"),
+    }
+    assert_eq!(testing::transit(&services).await, opening, "debited once");
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_credited_form_completes_the_transfer_settles_transit_and_ends_the_relationship() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    form_answered(&services, &id, credit(person.balance.cents())).await;
+    assert_eq!(state_of(&services, &id).await, OutState::Completed);
+    assert_eq!(testing::transit(&services).await, 0);
+    let settled = testing::balance(&services, &account::settled(LHASA)).await;
+    assert_eq!(settled, opening);
+    let totals = testing::totals(&services).await;
+    assert_eq!(totals.get(reason::SETTLE).copied(), Some(opening));
+    let certno = person.certno.expose_unmasked();
+    let row = testing::person_row(&services, certno).await;
+    assert_eq!(row.psn_insu_stas, EnrolmentState::Terminated.code());
+    // A repeated answer changes nothing.
+    form_answered(&services, &id, credit(person.balance.cents())).await;
+    assert_eq!(
+        testing::balance(&services, &account::settled(LHASA)).await,
+        opening
+    );
+    assert_eq!(testing::events(&services, &id).await.len(), 2);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_refused_form_returns_the_transfer_and_the_balance_to_the_account() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    let refused = RefusalReason::NotEnrolledAtTransferIn;
+    form_answered(&services, &id, FormOutcome::Refused(refused)).await;
+    assert_eq!(state_of(&services, &id).await, OutState::Returned(refused));
+    assert_eq!(testing::transit(&services).await, 0);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, opening);
+    let totals = testing::totals(&services).await;
+    assert_eq!(totals.get(reason::REVERSE).copied(), Some(opening));
+    let row = testing::person_row(&services, certno).await;
+    assert_eq!(
+        row.psn_insu_stas,
+        EnrolmentState::Suspended.code(),
+        "the relationship stays where it was"
+    );
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_passed_deadline_opens_the_abort_withdraws_the_form_and_queues_the_abort() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    assert!(deadline_passed(&services, &id).await, "the abort opens");
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::Aborting {
+            balance: BalanceRoute::MovesWithForm,
+            fallback: AbortFallback::ReturnToAccount,
+        }
+    );
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![queued(Kind::Abort, LHASA)],
+        "the undelivered form is withdrawn, the abort queued"
+    );
+    assert_eq!(
+        testing::transit(&services).await,
+        opening,
+        "still in transit"
+    );
+    assert!(
+        !deadline_passed(&services, &id).await,
+        "a repeat changes nothing"
+    );
+    assert_eq!(testing::queued_for(&services, &id).await.len(), 1);
+    assert!(
+        !deadline_passed(&services, "150100202603020009999").await,
+        "an unknown transfer changes nothing"
+    );
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_passed_deadline_with_a_bank_account_falls_back_to_paying_the_bank() {
+    let (services, person, _) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, with_bank_account(request(&person, 1))).await;
+    assert!(deadline_passed(&services, &id).await);
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::Aborting {
+            balance: BalanceRoute::MovesWithForm,
+            fallback: AbortFallback::PayToBank,
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_deadline_after_completion_changes_nothing() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    form_answered(&services, &id, credit(person.balance.cents())).await;
+    assert!(!deadline_passed(&services, &id).await);
+    assert_eq!(state_of(&services, &id).await, OutState::Completed);
+    let abort = queued(Kind::Abort, LHASA);
+    assert!(!testing::queued_for(&services, &id).await.contains(&abort));
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn an_abort_answered_not_credited_returns_the_balance_to_the_account() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    assert!(deadline_passed(&services, &id).await);
+    abort_answered(&services, &id, InCredit::NotCredited).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::Returned(RefusalReason::Aborted)
+    );
+    assert_eq!(testing::transit(&services).await, 0);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn an_abort_answered_credited_completes_the_transfer_and_settles_transit() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    assert!(deadline_passed(&services, &id).await);
+    abort_answered(&services, &id, InCredit::Credited).await;
+    assert_eq!(state_of(&services, &id).await, OutState::Completed);
+    assert_eq!(testing::transit(&services).await, 0);
+    let settled = testing::balance(&services, &account::settled(LHASA)).await;
+    assert_eq!(settled, opening);
+    let certno = person.certno.expose_unmasked();
+    let row = testing::person_row(&services, certno).await;
+    assert_eq!(row.psn_insu_stas, EnrolmentState::Terminated.code());
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn an_abort_answered_not_credited_with_a_bank_account_pays_the_bank_once_it_paid() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, with_bank_account(request(&person, 1))).await;
+    assert!(deadline_passed(&services, &id).await);
+    abort_answered(&services, &id, InCredit::NotCredited).await;
+    assert_eq!(state_of(&services, &id).await, OutState::PayoutPending);
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![
+            queued(Kind::Abort, LHASA),
+            queued(Kind::BankPayout, crate::outbox::queue::BANK)
+        ]
+    );
+    assert_eq!(
+        testing::transit(&services).await,
+        opening,
+        "a request moves nothing"
+    );
+    bank_paid(&services, &id).await;
+    assert_eq!(state_of(&services, &id).await, OutState::PaidToBank);
+    assert_eq!(testing::transit(&services).await, 0);
+    assert_eq!(testing::balance(&services, account::BANK).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_payout_for_a_destination_not_connected_is_posted_to_the_bank_only_when_the_bank_paid() {
+    let (services, person, opening) = bureau_with(Flow::NotConnected).await;
+    let mut application = with_bank_account(request(&person, 1));
+    application.transfer_id = testing::transfer_id(HOHHOT, 1);
+    assert_eq!(application.in_region.to_string(), ZHENGZHOU);
+    let id = match review(&services, application, Initiator::TransferOut).await {
+        Ok(Opened::Accepted(document)) => document.transfer_id.clone(),
+        other => panic!("the payout should be accepted, got {other:?}"),
+    };
+    assert_eq!(state_of(&services, &id).await, OutState::PayoutPending);
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![queued(Kind::BankPayout, crate::outbox::queue::BANK)],
+        "no form goes to a region not connected"
+    );
+    assert_eq!(testing::transit(&services).await, opening);
+    assert_eq!(testing::balance(&services, account::BANK).await, 0);
+    bank_paid(&services, &id).await;
+    assert_eq!(state_of(&services, &id).await, OutState::PaidToBank);
+    assert_eq!(testing::transit(&services).await, 0);
+    assert_eq!(testing::balance(&services, account::BANK).await, opening);
+    let totals = testing::totals(&services).await;
+    assert_eq!(totals.get(reason::PAY_TO_BANK).copied(), Some(opening));
+    let certno = person.certno.expose_unmasked();
+    let row = testing::person_row(&services, certno).await;
+    assert_eq!(row.psn_insu_stas, EnrolmentState::Terminated.code());
+    // A repeated confirmation posts nothing more.
+    bank_paid(&services, &id).await;
+    assert_eq!(testing::balance(&services, account::BANK).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_shared_provincial_account_sends_the_form_and_moves_no_money() {
+    let (services, person, opening) = bureau_with(Flow::IntraProvinceShared).await;
+    assert_eq!(person.out_scheme, Scheme::Employee);
+    let id = opened(&services, request(&person, 1)).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::InTransit {
+            balance: BalanceRoute::StaysPut
+        }
+    );
+    assert_eq!(testing::transit(&services).await, 0);
+    assert_eq!(testing::queued_for(&services, &id).await.len(), 1);
+    form_answered(&services, &id, credit(0)).await;
+    assert_eq!(state_of(&services, &id).await, OutState::Completed);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn an_answer_for_an_unknown_transfer_is_not_found() {
+    let (services, _, _) = bureau_with(Flow::CrossProvince).await;
+    let result = step(&services, |step| {
+        transfer_out::form_answered(step, "540100202603020009999", credit(1), 1)
+    })
+    .await;
+    assert!(matches!(result, Err(Error::NotFound(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn an_answer_out_of_place_is_an_error_and_changes_nothing() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, request(&person, 1)).await;
+    let paid = {
+        let id = id.clone();
+        step(&services, move |step| transfer_out::bank_paid(step, &id, 1)).await
+    };
+    assert!(matches!(paid, Err(Error::Internal(_))), "{paid:?}");
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::InTransit {
+            balance: BalanceRoute::MovesWithForm
+        }
+    );
+    assert_eq!(testing::transit(&services).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_balance_paid_out_after_the_credit_waits_in_transit_until_the_bank_paid() {
+    let (services, person, opening) = bureau_with(Flow::RegionPaysOut).await;
+    let id = opened(&services, with_bank_account(request(&person, 1))).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::InTransit {
+            balance: BalanceRoute::ToBankAfterCredit
+        }
+    );
+    assert_eq!(testing::transit(&services).await, opening);
+    form_answered(&services, &id, credit(0)).await;
+    assert_eq!(state_of(&services, &id).await, OutState::PayoutPending);
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![
+            queued(Kind::DeliverForm, LHASA),
+            queued(Kind::BankPayout, crate::outbox::queue::BANK)
+        ]
+    );
+    assert_eq!(testing::transit(&services).await, opening, "not paid yet");
+    bank_paid(&services, &id).await;
+    assert_eq!(state_of(&services, &id).await, OutState::PaidToBank);
+    assert_eq!(testing::transit(&services).await, 0);
+    assert_eq!(testing::balance(&services, account::BANK).await, opening);
+    let settled = testing::balance(&services, &account::settled(LHASA)).await;
+    assert_eq!(settled, 0, "nothing settled to the transfer-in region");
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_relocated_retiree_asking_at_transfer_out_is_paid_to_the_bank_without_a_form() {
+    let (services, person, opening) = bureau_with(Flow::RetireePayout).await;
+    let mut application = with_bank_account(request(&person, 1));
+    application.transfer_id = testing::transfer_id(HOHHOT, 1);
+    application.retiree_payout = yibao_domain::classify::RetireePayout::Requested;
+    let id = match review(&services, application, Initiator::TransferOut).await {
+        Ok(Opened::Accepted(document)) => document.transfer_id.clone(),
+        other => panic!("the payout should be accepted, got {other:?}"),
+    };
+    assert_eq!(state_of(&services, &id).await, OutState::PayoutPending);
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![queued(Kind::BankPayout, crate::outbox::queue::BANK)]
+    );
+    bank_paid(&services, &id).await;
+    assert_eq!(state_of(&services, &id).await, OutState::PaidToBank);
+    assert_eq!(testing::balance(&services, account::BANK).await, opening);
+    assert_eq!(testing::transit(&services).await, 0);
+    testing::assert_money_conserved(&services, opening).await;
 }
