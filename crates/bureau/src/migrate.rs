@@ -129,15 +129,11 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
 
 /// Completes the transfer-in transfers an earlier version left in CREDITED.
 pub async fn complete_credited(services: &Services) -> Result<(), Error> {
-    // Any day after every due date (stored as text, so it must be a four-digit year).
-    let far = chrono::NaiveDate::from_ymd_opt(9999, 12, 31)
-        .ok_or_else(|| Error::Internal("9999-12-31 is a day".to_owned()))?;
     loop {
         let completed = services
             .write(move |step| -> Result<usize, Error> {
-                let credited = step
-                    .tx
-                    .open_transfers_in_state_due_before("CREDITED", far, CHUNK)?;
+                // Due date or not: an earlier release may have stored a transfer without one.
+                let credited = step.tx.open_transfers_in_state("CREDITED", CHUNK)?;
                 for row in &credited {
                     let detail = "completed: the credit completes the transfer".to_owned();
                     let event = InEvent::SettlementConfirmed;

@@ -101,6 +101,14 @@ pub trait Tx {
         limit: u32,
     ) -> Result<Vec<TransferRow>, Error>;
 
+    /// Up to `limit` open transfers in `state`, due date or not, in id order (for migrations:
+    /// a transfer stored without a due date is found too).
+    fn open_transfers_in_state(
+        &mut self,
+        state: &str,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, Error>;
+
     /// How many open transfers are due strictly before `day` (overdue when `day` is today).
     fn count_open_transfers_due_before(&mut self, day: NaiveDate) -> Result<u64, Error>;
 

@@ -1109,3 +1109,69 @@ async fn overdue_queries_filter_by_state_and_count_without_loading() {
     );
     assert_eq!(counted, 3);
 }
+
+#[tokio::test]
+async fn a_table_walk_pages_through_every_transfer_in_id_order() {
+    let (_directory, store) = fresh();
+    let pages = store
+        .write(|tx| -> Result<Vec<Vec<String>>, Error> {
+            for (id, certno) in [
+                ("C", "c3"),
+                ("A", "c1"),
+                ("E", "c5"),
+                ("B", "c2"),
+                ("D", "c4"),
+            ] {
+                tx.insert_transfer(&transfer(id, certno, id != "C"))?;
+            }
+            let mut pages = Vec::new();
+            let mut after = String::new();
+            loop {
+                let page: Vec<String> = tx
+                    .transfers_after(&after, 2)?
+                    .into_iter()
+                    .map(|row| row.transfer_id)
+                    .collect();
+                let Some(last) = page.last().cloned() else {
+                    break;
+                };
+                after = last;
+                pages.push(page);
+            }
+            Ok(pages)
+        })
+        .await
+        .expect("write");
+    assert_eq!(
+        pages,
+        vec![vec!["A", "B"], vec!["C", "D"], vec!["E"]],
+        "open and closed alike, each once"
+    );
+}
+
+#[tokio::test]
+async fn open_transfers_in_a_state_are_found_with_or_without_a_due_date() {
+    let (_directory, store) = fresh();
+    let found = store
+        .write(|tx| -> Result<Vec<String>, Error> {
+            for (id, certno, state, due, open) in [
+                ("A", "c1", "CREDITED", None, true),
+                ("B", "c2", "CREDITED", Some(day("2026-12-01")), true),
+                ("C", "c3", "APPLIED", None, true),
+                ("D", "c4", "CREDITED", None, false),
+            ] {
+                let mut row = transfer(id, certno, open);
+                row.state = state.to_owned();
+                row.whole_process_due_on = due;
+                tx.insert_transfer(&row)?;
+            }
+            Ok(tx
+                .open_transfers_in_state("CREDITED", 10)?
+                .into_iter()
+                .map(|row| row.transfer_id)
+                .collect())
+        })
+        .await
+        .expect("write");
+    assert_eq!(found, vec!["A".to_owned(), "B".to_owned()]);
+}

@@ -312,26 +312,21 @@ async fn run_rewrites_the_documents_then_completes_the_credited_ones() {
     assert_eq!(migrate::run(&services).await.expect("a second run"), 0);
 }
 
-// BUG: `migrate::complete_credited` finds CREDITED transfers with
-// `open_transfers_in_state_due_before("CREDITED", 9999-12-31, …)`, and `whole_process_due_on < ?`
-// is never true for a NULL due date. The previous release stored NULL whenever the calendar did
-// not cover a deadline (`row_of` → `deadlines` → `None`; only 2026 is shipped, so every transfer
-// applied from about 10 December 2026 on), and such a transfer stays CREDITED forever.
-// Fails with: assertion `left == right` failed — left: In(Credited), right: In(Completed).
-// #[tokio::test]
-// async fn a_transfer_left_credited_without_a_due_date_completes_too() {
-//     let services = testing::services(BureauRole::TransferIn);
-//     let line = lines()[9];
-//     let undated = TransferRow {
-//         whole_process_due_on: None,
-//         ..row(9, "CREDITED", line)
-//     };
-//     services
-//         .store
-//         .write(move |tx| -> Result<(), Error> { Ok(tx.insert_transfer(&undated)?) })
-//         .await
-//         .expect("the row inserts");
-//     migrate::run(&services).await.expect("the migration runs");
-//     let document = testing::document(&services, &id_of(line)).await;
-//     assert_eq!(document.state, TransferState::In(InState::Completed));
-// }
+/// An earlier release could store a transfer without a due date; the completion finds it.
+#[tokio::test]
+async fn a_transfer_left_credited_without_a_due_date_completes_too() {
+    let services = testing::services(BureauRole::TransferIn);
+    let line = lines()[9];
+    let undated = TransferRow {
+        whole_process_due_on: None,
+        ..row(9, "CREDITED", line)
+    };
+    services
+        .store
+        .write(move |tx| -> Result<(), Error> { Ok(tx.insert_transfer(&undated)?) })
+        .await
+        .expect("the row inserts");
+    migrate::run(&services).await.expect("the migration runs");
+    let document = testing::document(&services, &id_of(line)).await;
+    assert_eq!(document.state, TransferState::In(InState::Completed));
+}

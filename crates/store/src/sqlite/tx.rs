@@ -489,6 +489,22 @@ impl Tx for SqliteTx<'_> {
         )
     }
 
+    fn open_transfers_in_state(
+        &mut self,
+        state: &str,
+        limit: u32,
+    ) -> Result<Vec<TransferRow>, Error> {
+        self.transfers_where(
+            concat!(
+                "SELECT ",
+                transfer_columns!(),
+                " FROM transfers WHERE open = 1 AND state = ?1 ORDER BY transfer_id LIMIT ?2"
+            ),
+            rusqlite::params![state, limit],
+            "read open transfers in a state",
+        )
+    }
+
     fn transfers_after(
         &mut self,
         after_transfer_id: &str,
