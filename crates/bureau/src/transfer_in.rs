@@ -307,9 +307,8 @@ fn credit_form(step: &mut Step<'_>, document: &TransferDocument) -> Result<(), E
         reason: reason::CREDIT,
     })?;
     if let Some(mut person) = step.tx.person(&document.certno)? {
-        person.deemed_months = person
-            .deemed_months
-            .saturating_add(document.contribution_months);
+        person.deemed_months =
+            credit::deemed_months_after_credit(person.deemed_months, document.contribution_months);
         step.tx.update_person(&person)?;
     }
     Ok(())

@@ -51,6 +51,13 @@ pub fn credited_months(form_scheme: Option<Scheme>, months: u32, in_policy: &Reg
     }
 }
 
+/// The deemed months (视同缴费年限) on a person's record at the transfer-in region after a credit:
+/// the years brought in from another region count as deemed years there, added to any the
+/// person already had (saturating: a record never wraps around).
+pub fn deemed_months_after_credit(deemed_months: u32, credited_months: u32) -> u32 {
+    deemed_months.saturating_add(credited_months)
+}
+
 /// Whether the relationship ends at the transfer-out region in this state: once the transfer
 /// completed or the balance was paid to the bank, the person's record there is terminated
 /// (终止参保).
@@ -170,5 +177,12 @@ mod tests {
             abort_fallback(BankAccountGiven::NotGiven),
             AbortFallback::ReturnToAccount
         );
+    }
+
+    #[test]
+    fn years_brought_in_count_as_deemed_years_added_to_those_already_held() {
+        assert_eq!(deemed_months_after_credit(0, 60), 60);
+        assert_eq!(deemed_months_after_credit(24, 60), 84);
+        assert_eq!(deemed_months_after_credit(u32::MAX, 1), u32::MAX);
     }
 }
