@@ -515,8 +515,12 @@ fn bool_parameters(file: &str, text: &str) -> Vec<Violation> {
         let (open, close) = function.parameters;
         let mut offset = open + 1;
         for parameter in split_top_level(&code[open + 1..close], b',') {
-            let typed_bool = colon_at_top_level(parameter)
-                .is_some_and(|colon| parameter[colon + 1..].trim() == "bool");
+            let typed_bool = colon_at_top_level(parameter).is_some_and(|colon| {
+                let typed = parameter[colon + 1..].trim();
+                let typed = typed.strip_prefix('&').unwrap_or(typed).trim_start();
+                let typed = typed.strip_prefix("mut ").unwrap_or(typed).trim();
+                typed == "bool"
+            });
             if typed_bool {
                 let at = offset + parameter.len() - parameter.trim_start().len();
                 violations.push(Violation {
@@ -1098,6 +1102,16 @@ fn the_bool_parameter_checker_catches_a_bool_parameter() {
         "{}",
         violations[0]
     );
+}
+
+#[test]
+fn the_bool_parameter_checker_sees_through_references() {
+    let text = "fn f(flag: &bool) {}\nfn g(flag: &mut bool) {}\nfn h(flag: &Boolish) {}\n";
+    let lines: Vec<usize> = bool_parameters("f.rs", text)
+        .iter()
+        .map(|v| v.line)
+        .collect();
+    assert_eq!(lines, [1, 2]);
 }
 
 #[test]

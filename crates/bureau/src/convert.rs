@@ -17,6 +17,7 @@ use yibao_proto::common::v1 as wire;
 use yibao_proto::platform::v1 as platform;
 use yibao_store::EventRow;
 
+use crate::certificates::Certificate;
 use crate::context::Site;
 use crate::document::TransferDocument;
 use crate::error::Error;
@@ -107,20 +108,29 @@ pub fn wire_period(period: &ContributionPeriod) -> wire::ContributionPeriod {
     }
 }
 
-/// A contribution period from a request field.
-pub fn period(
-    field: &'static str,
-    period: &wire::ContributionPeriod,
-) -> Result<ContributionPeriod, Error> {
-    let month = |text: &str| YearMonth::parse(text).map_err(|error| Error::invalid(field, error));
-    let scheme = scheme(period.scheme).ok_or_else(|| Error::invalid(field, "scheme required"))?;
+/// The contribution periods of a form; a malformed one is refused naming its index and part.
+pub fn periods(periods: &[wire::ContributionPeriod]) -> Result<Vec<ContributionPeriod>, Error> {
+    periods
+        .iter()
+        .enumerate()
+        .map(|(index, wire)| {
+            period(wire).map_err(|rule| Error::invalid("form.periods", format!("[{index}].{rule}")))
+        })
+        .collect()
+}
+
+/// One contribution period, or the part that is wrong and why.
+fn period(period: &wire::ContributionPeriod) -> Result<ContributionPeriod, String> {
+    let month = |part: &str, text: &str| YearMonth::parse(text).map_err(|e| format!("{part}: {e}"));
+    let scheme = scheme(period.scheme).ok_or_else(|| "scheme: required".to_owned())?;
+    let region = RegionCode::parse(&period.region_code).map_err(|e| format!("region_code: {e}"))?;
     ContributionPeriod::new(
-        month(&period.from_month)?,
-        month(&period.to_month)?,
+        month("from_month", &period.from_month)?,
+        month("to_month", &period.to_month)?,
         scheme,
-        region(field, &period.region_code)?,
+        region,
     )
-    .map_err(|error| Error::invalid(field, error))
+    .map_err(|error| format!("to_month: {error}"))
 }
 
 /// The wire initiator.
@@ -213,17 +223,8 @@ pub fn wire_flow(flow: FlowKind) -> wire::FlowKind {
 
 /// The domain flow kind of a wire value (`None` when unspecified or unknown).
 pub fn flow(value: i32) -> Option<FlowKind> {
-    const ALL: [FlowKind; 8] = [
-        FlowKind::CrossProvince,
-        FlowKind::IntraProvince,
-        FlowKind::IntraProvinceSharedAccount,
-        FlowKind::EmployeeToResident,
-        FlowKind::ResidentToEmployee,
-        FlowKind::NotConnectedPayout,
-        FlowKind::RetireePayout,
-        FlowKind::RegionPayout,
-    ];
-    ALL.into_iter()
+    FlowKind::ALL
+        .into_iter()
         .find(|flow| wire_flow(*flow) as i32 == value)
 }
 
@@ -256,8 +257,12 @@ pub fn disposition(value: i32, flow: Option<FlowKind>) -> Option<BalanceDisposit
     })
 }
 
-/// A bank account from a request field, checked by the domain's rule.
-pub fn bank_account(account: Option<&wire::BankAccount>) -> Result<Option<BankAccount>, Error> {
+/// A bank account from a request field, checked by the domain's rule; `prefix` is the path of
+/// the message that holds it (`""` or `"application."`), so the error names the field in full.
+pub fn bank_account(
+    prefix: &'static str,
+    account: Option<&wire::BankAccount>,
+) -> Result<Option<BankAccount>, Error> {
     account
         .map(|account| {
             BankAccount::new(
@@ -266,11 +271,23 @@ pub fn bank_account(account: Option<&wire::BankAccount>) -> Result<Option<BankAc
                 &account.account_holder_name,
             )
             .map_err(|error| Error::InvalidArgument {
-                field: error.field,
+                field: prefixed(prefix, error.field),
                 rule: error.rule,
             })
         })
         .transpose()
+}
+
+/// `field` under `prefix`, as a static name (the fields a bank account rule can name).
+fn prefixed(prefix: &'static str, field: &'static str) -> &'static str {
+    match (prefix, field) {
+        ("application.", "bank_account.account_number") => {
+            "application.bank_account.account_number"
+        }
+        ("application.", "bank_account.bank_name") => "application.bank_account.bank_name",
+        ("application.", _) => "application.bank_account",
+        _ => field,
+    }
 }
 
 /// A bank account on the wire.
@@ -282,18 +299,31 @@ pub fn wire_bank_account(account: &BankAccount) -> wire::BankAccount {
     }
 }
 
-/// The wire's "a retiree asked for a payout" flag, named.
-fn retiree_payout_of(flag: &bool) -> RetireePayout {
-    if *flag {
+/// A wire message that says whether a retiree asked for a payout.
+pub trait AsksRetireePayout {
+    /// The wire's flag.
+    fn retiree_payout_requested(&self) -> bool;
+}
+
+impl AsksRetireePayout for bureau_wire::ApplyTransferRequest {
+    fn retiree_payout_requested(&self) -> bool {
+        self.retiree_payout_requested
+    }
+}
+
+impl AsksRetireePayout for platform::TransferApplication {
+    fn retiree_payout_requested(&self) -> bool {
+        self.retiree_payout_requested
+    }
+}
+
+/// Whether a retiree asked for a payout, named.
+pub fn retiree_payout(message: &impl AsksRetireePayout) -> RetireePayout {
+    if message.retiree_payout_requested() {
         RetireePayout::Requested
     } else {
         RetireePayout::NotRequested
     }
-}
-
-/// Whether a retiree asked for a payout in an application made at a counter or online.
-pub fn retiree_payout(request: &bureau_wire::ApplyTransferRequest) -> RetireePayout {
-    retiree_payout_of(&request.retiree_payout_requested)
 }
 
 /// The platform envelope on the wire.
@@ -344,8 +374,8 @@ pub fn application(
             None => received_at,
             Some(at) => time("application.applied_at", Some(at))?,
         },
-        bank_account: bank_account(wire.bank_account.as_ref())?,
-        retiree_payout: retiree_payout_of(&wire.retiree_payout_requested),
+        bank_account: bank_account("application.", wire.bank_account.as_ref())?,
+        retiree_payout: retiree_payout(wire),
     })
 }
 
@@ -391,11 +421,7 @@ pub fn form(wire: Option<&platform::InsuranceInformationForm>) -> Result<Insuran
         in_region: region("form.trafin_admdvs", &wire.trafin_admdvs)?,
         first_insured: wire.fst_insu_ym.clone(),
         contribution_months: wire.contribution_months,
-        periods: wire
-            .periods
-            .iter()
-            .map(|p| period("form.periods", p))
-            .collect::<Result<_, _>>()?,
+        periods: periods(&wire.periods)?,
         deemed_months: wire.deemed_months,
         balance: money(
             "form.personal_account_balance",
@@ -486,6 +512,54 @@ pub fn form_outcome(wire: &platform::credit_acknowledgement::Outcome) -> FormOut
     }
 }
 
+/// A stored ID number, masked: empty stays empty (a transfer known only by its id), and one
+/// that does not parse is masked whole rather than shown.
+pub fn masked_certno(text: &str) -> String {
+    match ResidentId::parse(text) {
+        Ok(id) => id.masked(),
+        Err(_) if text.is_empty() => String::new(),
+        Err(_) => "*".repeat(text.chars().count().min(18)),
+    }
+}
+
+/// Whether a certificate is shown to its holder (issued) or to anyone checking a code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disclosure {
+    /// The holder's own copy: name and ID number in full.
+    Full,
+    /// A verification: name and ID number masked.
+    Masked,
+}
+
+/// A certificate on the wire.
+pub fn wire_certificate(
+    certificate: &Certificate,
+    disclosure: Disclosure,
+    issuing_bureau: &str,
+) -> bureau_wire::InsuranceCertificate {
+    let body = &certificate.body;
+    let (psn_name, certno) = match disclosure {
+        Disclosure::Full => (body.psn_name.clone(), body.certno.clone()),
+        Disclosure::Masked => (mask_name(&body.psn_name), certificate.holder.masked()),
+    };
+    bureau_wire::InsuranceCertificate {
+        psn_name,
+        certno,
+        insutype: body.insutype,
+        insuring_region_code: body.region.clone(),
+        insuring_region_name: body.region_name.clone(),
+        insured_from_month: body.from.clone(),
+        insured_to_month: body.to.clone(),
+        benefits_from_month: body.from.clone(),
+        benefits_to_month: body.benefits_to.clone(),
+        personal_account_balance: certificate.balance.to_string(),
+        personal_account_balance_in_capitals: certificate.balance.to_chinese_capital(),
+        issuing_bureau: issuing_bureau.to_owned(),
+        printed_at: Some(timestamp(body.printed_at)),
+        verification_code: body.code.clone(),
+    }
+}
+
 /// A masked name.
 pub fn masked_name(name: &str) -> String {
     mask_name(name)
@@ -522,9 +596,7 @@ pub fn wire_transfer(
             .balance
             .map(|b| wire_disposition(b) as i32)
             .unwrap_or_default(),
-        masked_certno: ResidentId::parse(&document.certno)
-            .map(|id| id.masked())
-            .unwrap_or_default(),
+        masked_certno: masked_certno(&document.certno),
         trafout_admdvs: document.trafout_admdvs.clone(),
         trafin_admdvs: document.trafin_admdvs.clone(),
         personal_account_balance: money_text(document.amount_cents),

@@ -94,11 +94,7 @@ impl TransferDocument {
 
     /// Whether the application named a bank account.
     pub fn bank_account_given(&self) -> BankAccountGiven {
-        if self.bank_account.is_some() {
-            BankAccountGiven::Given
-        } else {
-            BankAccountGiven::NotGiven
-        }
+        BankAccountGiven::of(self.bank_account.as_ref())
     }
 }
 

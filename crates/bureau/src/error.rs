@@ -46,6 +46,16 @@ impl Error {
     }
 }
 
+/// A refusal as the bureau API reports it: the blocking transfer's id when there is one.
+impl From<yibao_domain::review::Refused> for Error {
+    fn from(refused: yibao_domain::review::Refused) -> Self {
+        match refused.open_transfer {
+            Some(open) => Self::OpenTransferExists(open),
+            None => Self::Refused(refused.reason),
+        }
+    }
+}
+
 impl From<yibao_domain::transfer::IllegalEvent> for Error {
     fn from(error: yibao_domain::transfer::IllegalEvent) -> Self {
         Self::Internal(error.to_string())

@@ -66,7 +66,8 @@ impl Refusal {
     }
 }
 
-/// Builds a message's answer for a refusal, given its `inf_refmsgid`.
+/// Builds a message's answer for a refusal, given the `inf_refmsgid` it carries (the refused
+/// msgid itself, or empty when there is none).
 pub type Refuse<Resp> = fn(&Refusal, &str) -> Resp;
 
 /// A message whose envelope was checked: what the store step needs.
@@ -107,20 +108,22 @@ pub fn receive<Resp>(
 where
     Resp: Message + Default,
 {
-    let reference = refmsgid(&admitted.msgid);
-    if let Some(seen) = step.tx.processed_message(&admitted.msgid)? {
+    // A refused message's answer names the msgid itself (as 702f0cc's did); an applied one's
+    // names the receiver's reference, built by the step.
+    let msgid = &admitted.msgid;
+    if let Some(seen) = step.tx.processed_message(msgid)? {
         if seen.body_sha256 == admitted.body_sha256 {
             return Resp::decode(seen.answer.as_slice())
                 .map_err(|_| Error::Internal("stored answer does not decode".to_owned()));
         }
-        return Ok(refuse(&Refusal::Modified, &reference));
+        return Ok(refuse(&Refusal::Modified, msgid));
     }
     let answer = match work(step) {
         Ok(answer) => answer,
         Err(Error::InvalidArgument { field, rule }) => {
-            refuse(&Refusal::Invalid(format!("{field}: {rule}")), &reference)
+            refuse(&Refusal::Invalid(format!("{field}: {rule}")), msgid)
         }
-        Err(Error::NotFound(what)) => refuse(&Refusal::UnknownTransfer(what), &reference),
+        Err(Error::NotFound(what)) => refuse(&Refusal::UnknownTransfer(what), msgid),
         Err(error) => return Err(error),
     };
     let now = step.ctx.now;

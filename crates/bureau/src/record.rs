@@ -1,67 +1,20 @@
 //! One protocol step's unit of work ([`Step`]): the store transaction, the step's context, and
-//! the changes it made, which the step hands back explicitly to whoever notifies watchers. Also
-//! what a step reads and writes through it: transfer documents and their history, journal
-//! postings, and the person facts a review needs.
-//!
-//! Stored data is checked after reading: a document, person or period list that does not decode
-//! is an error naming what is broken, never a default.
+//! the changes it made, which the step hands back explicitly to whoever notifies watchers — and
+//! what a step reads and writes through it: transfer documents (checked after reading: one that
+//! does not decode is an error, never a default), their history, postings, person facts.
 
 use std::sync::Arc;
 
-use yibao_domain::classify::PersonStatus;
-use yibao_domain::money::Money;
-use yibao_domain::month::ContributionPeriod;
 use yibao_domain::region::RegionCode;
-use yibao_domain::review::InsuredPerson;
-use yibao_domain::scheme::{EnrolmentState, Scheme};
 use yibao_domain::transfer::TransferId;
-use yibao_store::{EventRow, PersonRow, Posting, TransferRow, Tx};
+use yibao_store::{EventRow, Posting, TransferRow, Tx};
 
 use crate::context::StepContext;
 use crate::document::TransferDocument;
 use crate::error::Error;
+use crate::journal::{Movement, account};
+use crate::persons::{PersonRecord, person_record};
 use crate::watchers::{Snapshot, Watchers};
-
-/// Journal account names and posting reasons.
-pub mod account {
-    /// Balances that left a personal account and have not arrived.
-    pub const TRANSIT: &str = "transit";
-    /// Paid to people's bank accounts.
-    pub const BANK: &str = "bank";
-    /// The source of seeded balances.
-    pub const OPENING: &str = "opening";
-
-    /// The personal account of `certno`.
-    pub fn person(certno: &str) -> String {
-        format!("person:{certno}")
-    }
-
-    /// Settled to a transfer-in region.
-    pub fn settled(region: &str) -> String {
-        format!("settled:{region}")
-    }
-
-    /// Arrived from a transfer-out region over the platform.
-    pub fn platform(region: &str) -> String {
-        format!("platform:{region}")
-    }
-}
-
-/// Posting reasons, summed by the ledger totals.
-pub mod reason {
-    /// Seeded opening balance.
-    pub const OPENING: &str = "opening_balance";
-    /// Personal account → in transit.
-    pub const DEBIT_TO_TRANSIT: &str = "debit_to_transit";
-    /// In transit → settled to the transfer-in region.
-    pub const SETTLE: &str = "settle_to_transfer_in";
-    /// In transit → back to the personal account.
-    pub const REVERSE: &str = "reverse_to_account";
-    /// In transit → the person's bank account.
-    pub const PAY_TO_BANK: &str = "pay_to_bank";
-    /// Arrived from the transfer-out region → personal account.
-    pub const CREDIT: &str = "credit_from_platform";
-}
 
 /// Whether a step marks the transfers it creates as watched before saving them: an
 /// application is usually followed by a watch at once, and a watched transfer's saves offer
@@ -107,32 +60,6 @@ pub struct Happening<'a> {
     pub attempt: u32,
 }
 
-/// One movement of money for a transfer.
-#[derive(Debug)]
-pub struct Movement<'a> {
-    /// The account debited.
-    pub from: String,
-    /// The account credited.
-    pub to: String,
-    /// How much, in cents (nothing is posted for zero).
-    pub amount_cents: u64,
-    /// The transfer it belongs to.
-    pub transfer_id: &'a str,
-    /// Why (a [`reason`] constant).
-    pub reason: &'static str,
-}
-
-/// A person as this bureau's record has them: the row, the facts a review reads, the periods.
-#[derive(Debug, Clone)]
-pub struct PersonRecord {
-    /// The stored row.
-    pub row: PersonRow,
-    /// The facts, decoded and checked.
-    pub facts: InsuredPerson,
-    /// The contribution periods, decoded and checked.
-    pub periods: Vec<ContributionPeriod>,
-}
-
 /// How a save writes the transfer row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Write {
@@ -161,8 +88,8 @@ impl std::fmt::Debug for Step<'_> {
 }
 
 impl<'a> Step<'a> {
-    /// A step over `tx`.
-    pub fn new(
+    /// A step over `tx` (built by `Services`, which publishes its changes after the commit).
+    pub(crate) fn new(
         tx: &'a mut dyn Tx,
         ctx: &'a StepContext,
         watchers: &'a Watchers,
@@ -180,6 +107,22 @@ impl<'a> Step<'a> {
     /// What the step changed, to hand to the watchers once committed.
     pub fn into_changes(self) -> Changes {
         self.changes
+    }
+
+    /// The transfer as this step left it: the snapshot its last save collected for the
+    /// watchers, or else the document with its history read back.
+    pub fn as_left(&mut self, document: TransferDocument) -> Result<Arc<Snapshot>, Error> {
+        let collected = self
+            .changes
+            .offers
+            .iter()
+            .rev()
+            .find(|offer| offer.snapshot.document.transfer_id == document.transfer_id);
+        if let Some(offer) = collected {
+            return Ok(offer.snapshot.clone());
+        }
+        let events = self.tx.events(&document.transfer_id)?;
+        Ok(Arc::new(Snapshot { document, events }))
     }
 
     /// Loads a transfer document.
@@ -342,41 +285,5 @@ pub fn row_of(ctx: &StepContext, document: &TransferDocument) -> Result<Transfer
         updated_at: document.updated_at,
         document: serde_json::to_string(document)
             .map_err(|error| Error::Internal(format!("transfer document: {error}")))?,
-    })
-}
-
-/// A stored person, decoded and checked.
-pub fn person_record(row: PersonRow) -> Result<PersonRecord, Error> {
-    let broken = |what: &str| Error::Internal(format!("stored person has {what}"));
-    let region = RegionCode::parse(&row.insu_admdvs).map_err(|_| broken("a malformed region"))?;
-    let scheme = Scheme::from_code(row.insutype).map_err(|_| broken("an unknown scheme"))?;
-    let enrolment =
-        EnrolmentState::from_code(row.psn_insu_stas).map_err(|_| broken("an unknown state"))?;
-    let arrears = u64::try_from(row.arrears_cents)
-        .ok()
-        .and_then(|cents| Money::from_cents(cents).ok())
-        .ok_or_else(|| broken("malformed arrears"))?;
-    let periods = periods_of(&row)?;
-    Ok(PersonRecord {
-        facts: InsuredPerson {
-            region,
-            scheme,
-            enrolment,
-            status: if row.retired {
-                PersonStatus::Retired
-            } else {
-                PersonStatus::Working
-            },
-            arrears,
-        },
-        periods,
-        row,
-    })
-}
-
-/// The contribution periods of a stored person; unreadable ones are an error.
-pub fn periods_of(row: &PersonRow) -> Result<Vec<ContributionPeriod>, Error> {
-    serde_json::from_str(&row.periods_json).map_err(|error| {
-        Error::Internal(format!("stored contribution periods unreadable: {error}"))
     })
 }

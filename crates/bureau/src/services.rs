@@ -111,9 +111,16 @@ impl Services {
     where
         F: FnOnce(&mut Step<'_>) -> Result<T, E> + Send + 'static,
     {
-        let ctx = self.context();
+        let clock = self.clock.clone();
+        let site = self.site.clone();
         let watchers = self.watchers.clone();
         move |tx| {
+            // Read in the writer, when the step runs: steps run in the order they were queued,
+            // so their times (history, postings, msgids) follow their order.
+            let ctx = StepContext {
+                now: clock.now(),
+                site,
+            };
             let mut step = Step::new(tx, &ctx, &watchers, hint);
             let value = work(&mut step)?;
             Ok((value, step.into_changes()))

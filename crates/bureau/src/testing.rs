@@ -19,8 +19,9 @@ use crate::bank::SimulatedBank;
 use crate::context::Site;
 use crate::document::TransferDocument;
 use crate::error::Error;
+use crate::journal::{account, reason};
 use crate::peer::Peer;
-use crate::record::{self, Step, account, reason};
+use crate::record::{self, Step};
 use crate::services::{Admin, Services};
 
 /// The population every test seeds from.

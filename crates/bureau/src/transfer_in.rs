@@ -8,18 +8,19 @@ use yibao_domain::classify::{self, RetireePayout};
 use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
 use yibao_domain::region::RegionCode;
-use yibao_domain::review::{self, Refused};
+use yibao_domain::review;
 use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState};
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason, Side, TransferState, Transition};
 
 use crate::document::TransferDocument;
 use crate::error::Error;
+use crate::journal::{Movement, account, reason};
 use crate::messages::{
     Credit, Decision, FormOutcome, InsuranceForm, Outgoing, TransferApplication,
 };
 use crate::outbox::queue::{self, Route};
-use crate::record::{Happening, Movement, Step, account, reason};
+use crate::record::{Happening, Step};
 
 /// An application made at the transfer-in bureau (the usual path).
 #[derive(Debug, Clone)]
@@ -56,7 +57,7 @@ pub fn apply_here(
         site.connectivity(application.out_region),
         site.hosting(application.out_region),
     )
-    .map_err(refusal)?;
+    .map_err(Error::from)?;
     let in_scheme = person.map(|person| person.facts.scheme);
     let transfer_id = step.mint_transfer_id(application.in_region)?;
     let Transition { next, actions } = in_side::apply_here();
@@ -130,14 +131,6 @@ fn request_transfer_out(
     };
     let message = Outgoing::RequestTransferOut(Box::new(request));
     queue::enqueue(step, &document.transfer_id, route, &message)
-}
-
-/// A refusal as the bureau API reports it.
-fn refusal(refused: Refused) -> Error {
-    match refused.open_transfer {
-        Some(open) => Error::OpenTransferExists(open),
-        None => Error::Refused(refused.reason),
-    }
 }
 
 /// Applies an event to a transfer-in transfer (not the form: see [`receive_form`]).
@@ -234,16 +227,23 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         document.flow = form.flow;
         document.balance = form.balance_disposition;
         document.form_received_on = Some(step.ctx.today());
-        let credits = transition.actions.contains(&InAction::CreditForm);
-        if credits {
+        if transition.actions.contains(&InAction::CreditForm) {
+            // The document records what the credit below moves.
             let in_policy = step.ctx.site.policy(form.in_region);
             document.amount_cents = form.balance.cents();
             document.contribution_months =
                 credit::credited_months(form.scheme, form.contribution_months, in_policy);
         }
         save_form_arrival(step, &mut document, before, form)?;
-        if credits {
-            credit_form(step, &document)?;
+        for action in &transition.actions {
+            match action {
+                InAction::CreditForm => credit_form(step, &document)?,
+                InAction::SendTransferOutRequest => {
+                    return Err(Error::Internal(
+                        "a form asked for a transfer-out request".to_owned(),
+                    ));
+                }
+            }
         }
     }
     Ok(outcome(&document, step.ctx.now))

@@ -14,11 +14,13 @@ use yibao_domain::transfer::{Initiator, Side, TransferState, Transition};
 
 use crate::document::TransferDocument;
 use crate::error::Error;
+use crate::journal::{Movement, account, reason};
 use crate::messages::{
     AbortReason, FormOutcome, InsuranceForm, Kind, Outgoing, TransferApplication,
 };
-use crate::outbox::queue::{self, BANK, Route};
-use crate::record::{Happening, Movement, PersonRecord, Step, account, reason};
+use crate::outbox::queue::{self, BANK_GATEWAY, Route};
+use crate::persons::PersonRecord;
+use crate::record::{Happening, Step};
 
 /// What a review came to.
 #[derive(Debug)]
@@ -53,11 +55,7 @@ pub fn review_and_open(
         in_scheme: application.in_scheme,
         initiator,
         retiree_payout: application.retiree_payout,
-        bank_account: if application.bank_account.is_some() {
-            BankAccountGiven::Given
-        } else {
-            BankAccountGiven::NotGiven
-        },
+        bank_account: BankAccountGiven::of(application.bank_account.as_ref()),
     };
     let regions = RegionFacts {
         out_policy: site.policy(application.out_region),
@@ -134,7 +132,7 @@ fn open(
             attempt: 0,
         },
     )?;
-    perform(step, &mut document, person, &transition.actions)?;
+    perform(step, &mut document, Some(person), &transition.actions)?;
     Ok(document)
 }
 
@@ -200,10 +198,9 @@ pub fn apply(
             attempt,
         },
     )?;
-    let person = step
-        .person(&document.certno)?
-        .ok_or_else(|| Error::Internal("the transfer's person vanished".to_owned()))?;
-    perform(step, &mut document, &person, &actions)?;
+    // No event after the opening sends a form, so the person's record is not read (and a
+    // person row that no longer decodes cannot hold up an answer or the deadline sweep).
+    perform(step, &mut document, None, &actions)?;
     Ok(document)
 }
 
@@ -257,29 +254,29 @@ pub fn deadline_passed(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, E
     let Some(document) = step.load(transfer_id)? else {
         return Ok(false);
     };
-    if !matches!(
-        document.state,
-        TransferState::Out(OutState::InTransit { .. })
-    ) {
+    let TransferState::Out(state) = document.state else {
         return Ok(false);
-    }
+    };
     let fallback = credit::abort_fallback(document.bank_account_given());
-    let detail = "the whole-process deadline passed without a credit".to_owned();
-    apply(
-        step,
-        transfer_id,
-        OutEvent::DeadlinePassed(fallback),
-        detail,
-        0,
-    )?;
-    Ok(true)
+    let event = OutEvent::DeadlinePassed(fallback);
+    // The machine says whether a passed deadline means anything in this state (it opens an
+    // abort only while the form is in transit); anything else is left alone.
+    match out_side::apply(state, event) {
+        Ok(transition) if transition.next != state || !transition.actions.is_empty() => {
+            let detail = "the whole-process deadline passed without a credit".to_owned();
+            apply(step, transfer_id, event, detail, 0)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
 }
 
-/// Performs the machine's actions, in order, in the caller's step.
+/// Performs the machine's actions, in order, in the caller's step. `person` is the record the
+/// opening step read (only sending the form needs it).
 fn perform(
     step: &mut Step<'_>,
     document: &mut TransferDocument,
-    person: &PersonRecord,
+    person: Option<&PersonRecord>,
     actions: &[OutAction],
 ) -> Result<(), Error> {
     let id = document.transfer_id.clone();
@@ -319,13 +316,16 @@ fn perform(
                 reason::PAY_TO_BANK,
             ))?,
             OutAction::SendForm => {
+                let person = person.ok_or_else(|| {
+                    Error::Internal("a form is sent only by the opening step".to_owned())
+                })?;
                 let form = Outgoing::DeliverForm(Box::new(form(step, document, person)?));
                 queue::enqueue(step, &id, to_peer, &form)?;
             }
             OutAction::PayTransitToBank => {
                 let route = Route {
                     sender: &document.trafout_admdvs,
-                    receiver: BANK,
+                    receiver: BANK_GATEWAY,
                 };
                 queue::enqueue(step, &id, route, &Outgoing::BankPayout { amount_cents })?;
             }
@@ -338,22 +338,24 @@ fn perform(
             }
         }
     }
-    end_relationship_if_done(step, document, person)
+    end_relationship_if_done(step, document)
 }
 
-/// The relationship leaves this region once the transfer completed or was paid out.
-fn end_relationship_if_done(
-    step: &mut Step<'_>,
-    document: &TransferDocument,
-    person: &PersonRecord,
-) -> Result<(), Error> {
-    if let TransferState::Out(state) = document.state
-        && credit::relationship_ends_at_origin(state)
-    {
-        let mut ended = person.row.clone();
-        ended.psn_insu_stas = EnrolmentState::Terminated.code();
-        step.tx.update_person(&ended)?;
+/// The relationship leaves this region once the transfer completed or was paid out: the
+/// person's enrolment state becomes terminated (the rest of the row is left as it is).
+fn end_relationship_if_done(step: &mut Step<'_>, document: &TransferDocument) -> Result<(), Error> {
+    let TransferState::Out(state) = document.state else {
+        return Ok(());
+    };
+    if !credit::relationship_ends_at_origin(state) {
+        return Ok(());
     }
+    let mut row = step
+        .tx
+        .person(&document.certno)?
+        .ok_or_else(|| Error::Internal("the transfer's person vanished".to_owned()))?;
+    row.psn_insu_stas = EnrolmentState::Terminated.code();
+    step.tx.update_person(&row)?;
     Ok(())
 }
 

@@ -84,6 +84,16 @@ pub enum BankAccountGiven {
     NotGiven,
 }
 
+impl BankAccountGiven {
+    /// Whether an application names an account.
+    pub fn of<T>(account: Option<&T>) -> Self {
+        match account {
+            Some(_) => Self::Given,
+            None => Self::NotGiven,
+        }
+    }
+}
+
 /// How the two regions relate geographically.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -14,7 +14,7 @@ use yibao_store::{PersonRow, Posting, Tx};
 
 use crate::convert::{self, money_text, timestamp};
 use crate::error::Error;
-use crate::record::{account, reason};
+use crate::journal::{account, reason};
 use crate::services::Services;
 
 /// The most persons one `SeedPopulation` call writes.

@@ -6,17 +6,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use yibao_domain::application::check_name;
 use yibao_domain::certificate;
-use yibao_domain::money::Money;
 use yibao_domain::transfer::Initiator;
 use yibao_proto::bureau::v1 as wire;
 use yibao_proto::bureau::v1::bureau_service_server::BureauService;
 
-use crate::convert;
+use crate::certificates;
+use crate::convert::{self, Disclosure};
 use crate::error::Error;
 use crate::messages::TransferApplication;
 use crate::record::{self, WatchHint};
@@ -92,8 +91,9 @@ impl BureauApi {
         }
     }
 
-    /// Opens the transfer at whichever side this bureau plays for it.
-    async fn open(&self, request: wire::ApplyTransferRequest) -> Result<String, Error> {
+    /// Opens the transfer at whichever side this bureau plays for it; the answer is the
+    /// transfer as the application's own step left it.
+    async fn open(&self, request: wire::ApplyTransferRequest) -> Result<Arc<Snapshot>, Error> {
         let certno = convert::certno("certno", &request.certno)?;
         check_name(&request.psn_name).map_err(|error| Error::InvalidArgument {
             field: error.field,
@@ -101,7 +101,7 @@ impl BureauApi {
         })?;
         let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
         let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
-        let bank_account = convert::bank_account(request.bank_account.as_ref())?;
+        let bank_account = convert::bank_account("", request.bank_account.as_ref())?;
         let retiree_payout = convert::retiree_payout(&request);
         let site = &self.services.site;
         let hint = WatchHint::ExpectWatchOfNew;
@@ -114,13 +114,13 @@ impl BureauApi {
                 bank_account,
                 retiree_payout,
             };
-            let document = self
+            return self
                 .services
                 .write_hinted(hint, move |step| {
-                    transfer_in::apply_here(step, &application)
+                    let document = transfer_in::apply_here(step, &application)?;
+                    step.as_left(document)
                 })
-                .await?;
-            return Ok(document.transfer_id);
+                .await;
         }
         if !site.hosts(out_region) {
             return Err(Error::invalid(
@@ -144,11 +144,8 @@ impl BureauApi {
                     retiree_payout,
                 };
                 match transfer_out::review_and_open(step, &application, Initiator::TransferOut)? {
-                    Opened::Accepted(document) => Ok(document.transfer_id),
-                    Opened::Refused(refused) => Err(match refused.open_transfer {
-                        Some(open) => Error::OpenTransferExists(open),
-                        None => Error::Refused(refused.reason),
-                    }),
+                    Opened::Accepted(document) => step.as_left(*document),
+                    Opened::Refused(refused) => Err(refused.into()),
                 }
             })
             .await
@@ -163,14 +160,12 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::ApplyTransferRequest>,
     ) -> Result<Response<wire::ApplyTransferResponse>, Status> {
-        let transfer_id = self.open(request.into_inner()).await?;
+        let mut snapshot = self.open(request.into_inner()).await?;
+        let transfer_id = snapshot.document.transfer_id.clone();
         tracing::debug!(%transfer_id, "transfer applied");
-        // The application's own step offered its snapshot (the transfer was expected to be
-        // watched), so the answer needs no read of its own.
-        let mut snapshot = self.latest(&transfer_id).await?;
         if snapshot.document.settlement == yibao_domain::classify::Settlement::Instant {
             self.settle_instantly(&transfer_id).await;
-            snapshot = self.latest(&transfer_id).await?;
+            snapshot = Arc::new(self.latest(&transfer_id).await?);
         }
         Ok(Response::new(wire::ApplyTransferResponse {
             transfer: Some(self.show(&snapshot)),
@@ -271,9 +266,12 @@ impl BureauService for BureauApi {
                 let row = tx
                     .person(unmasked)?
                     .ok_or_else(|| Error::NotFound("person".to_owned()))?;
-                let balance = u64::try_from(tx.balance(&record::account::person(unmasked))?)
-                    .map_err(|_| Error::Internal("a personal account is negative".to_owned()))?;
-                let person = record::person_record(row)?;
+                let balance =
+                    u64::try_from(tx.balance(&crate::journal::account::person(unmasked))?)
+                        .map_err(|_| {
+                            Error::Internal("a personal account is negative".to_owned())
+                        })?;
+                let person = crate::persons::person_record(row)?;
                 Ok(wire::PersonRecord {
                     masked_certno: certno.masked(),
                     masked_psn_name: convert::masked_name(&person.row.psn_name),
@@ -304,12 +302,21 @@ impl BureauService for BureauApi {
         request: Request<wire::IssueCertificateRequest>,
     ) -> Result<Response<wire::IssueCertificateResponse>, Status> {
         let certno = convert::certno("certno", &request.into_inner().certno)?;
-        let body = self
+        let certificate = self
             .services
-            .write(move |step| issue(step, certno.expose_unmasked()))
+            .write(move |step| {
+                certificates::issue(step, certno.expose_unmasked(), |scheme| {
+                    convert::wire_scheme(scheme) as i32
+                })
+            })
             .await?;
+        let institution = &self.services.site.institution;
         Ok(Response::new(wire::IssueCertificateResponse {
-            certificate: Some(self.certificate(&body, Disclosure::Full)),
+            certificate: Some(convert::wire_certificate(
+                &certificate,
+                Disclosure::Full,
+                institution,
+            )),
         }))
     }
 
@@ -324,126 +331,15 @@ impl BureauService for BureauApi {
         let found = self
             .services
             .store
-            .read(move |tx| -> Result<_, Error> { Ok(tx.certificate(&code)?) })
+            .read(move |tx| certificates::find(tx, &code))
             .await?;
-        let Some(row) = found else {
-            return Ok(Response::new(wire::VerifyCertificateResponse {
-                valid: false,
-                certificate: None,
-            }));
-        };
-        let mut body: CertificateBody = serde_json::from_str(&row.body_json)
-            .map_err(|error| Error::Internal(format!("stored certificate unreadable: {error}")))?;
-        body.code = row.code;
+        let institution = &self.services.site.institution;
         Ok(Response::new(wire::VerifyCertificateResponse {
-            valid: true,
-            certificate: Some(self.certificate(&body, Disclosure::Masked)),
+            valid: found.is_some(),
+            certificate: found.map(|certificate| {
+                convert::wire_certificate(&certificate, Disclosure::Masked, institution)
+            }),
         }))
-    }
-}
-
-/// What a certificate says, as stored for verification.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct CertificateBody {
-    /// Not in the certificates of earlier versions: the row's code is used then.
-    #[serde(default)]
-    code: String,
-    psn_name: String,
-    certno: String,
-    insutype: i32,
-    region: String,
-    region_name: String,
-    from: String,
-    to: String,
-    benefits_to: String,
-    balance: String,
-    printed_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// Whether a certificate is shown to its holder (issued) or to anyone checking a code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Disclosure {
-    Full,
-    Masked,
-}
-
-/// Issues a certificate (参保凭证) from the person's record and stores it for verification.
-fn issue(step: &mut record::Step<'_>, certno: &str) -> Result<CertificateBody, Error> {
-    let person = step
-        .person(certno)?
-        .ok_or_else(|| Error::NotFound("person".to_owned()))?;
-    let balance = Money::from_cents(step.balance_of(certno)?)
-        .map_err(|_| Error::Internal("balance out of range".to_owned()))?;
-    let months = certificate::certificate_months(&person.periods);
-    let site = step.ctx.site.clone();
-    let region_name = site
-        .directory
-        .region(person.facts.region.pooling_region())
-        .map(|entry| entry.name_zh.clone())
-        .unwrap_or_default();
-    let issuer = site
-        .hosted
-        .first()
-        .copied()
-        .ok_or_else(|| Error::Internal("the bureau hosts no region".to_owned()))?;
-    let sequence = step.tx.next_sequence("certificate")?;
-    let code = certificate::verification_code(issuer, sequence)
-        .ok_or_else(|| Error::FailedPrecondition("certificate numbers exhausted".to_owned()))?;
-    let text = |month: Option<yibao_domain::month::YearMonth>| {
-        month.map(|m| m.to_string()).unwrap_or_default()
-    };
-    let body = CertificateBody {
-        code: code.clone(),
-        psn_name: person.row.psn_name.clone(),
-        certno: certno.to_owned(),
-        insutype: convert::wire_scheme(person.facts.scheme) as i32,
-        region: person.row.insu_admdvs.clone(),
-        region_name,
-        from: text(months.map(|m| m.insured_from)),
-        to: text(months.map(|m| m.insured_to)),
-        benefits_to: text(months.and_then(|m| m.benefits_to)),
-        balance: balance.to_string(),
-        printed_at: step.ctx.now,
-    };
-    let json = serde_json::to_string(&body)
-        .map_err(|error| Error::Internal(format!("certificate: {error}")))?;
-    step.tx
-        .put_certificate(&code, certno, &json, step.ctx.now)?;
-    Ok(body)
-}
-
-impl BureauApi {
-    fn certificate(
-        &self,
-        body: &CertificateBody,
-        disclosure: Disclosure,
-    ) -> wire::InsuranceCertificate {
-        let balance = Money::parse(&body.balance).unwrap_or(Money::ZERO);
-        let (psn_name, certno) = match disclosure {
-            Disclosure::Full => (body.psn_name.clone(), body.certno.clone()),
-            Disclosure::Masked => (
-                convert::masked_name(&body.psn_name),
-                yibao_domain::id::ResidentId::parse(&body.certno)
-                    .map(|id| id.masked())
-                    .unwrap_or_default(),
-            ),
-        };
-        wire::InsuranceCertificate {
-            psn_name,
-            certno,
-            insutype: body.insutype,
-            insuring_region_code: body.region.clone(),
-            insuring_region_name: body.region_name.clone(),
-            insured_from_month: body.from.clone(),
-            insured_to_month: body.to.clone(),
-            benefits_from_month: body.from.clone(),
-            benefits_to_month: body.benefits_to.clone(),
-            personal_account_balance: balance.to_string(),
-            personal_account_balance_in_capitals: balance.to_chinese_capital(),
-            issuing_bureau: self.services.site.institution.clone(),
-            printed_at: Some(convert::timestamp(body.printed_at)),
-            verification_code: body.code.clone(),
-        }
     }
 }
 

@@ -81,10 +81,7 @@ fn admit<M: PlatformMessage>(services: &Services, request: &M) -> Result<Admitte
     );
     if !receiver.is_ok_and(|code| services.site.hosts(code)) {
         let rule = "envelope.receiver_region_code: not hosted by this bureau".to_owned();
-        return Err(refuse(
-            &Refusal::WrongReceiver(rule),
-            &inbox::refmsgid(&envelope.msgid),
-        ));
+        return Err(refuse(&Refusal::WrongReceiver(rule), &envelope.msgid));
     }
     Ok(Admitted {
         msgid: envelope.msgid.clone(),

@@ -19,8 +19,8 @@ pub struct Route<'a> {
     pub receiver: &'a str,
 }
 
-/// The receiver name of the bank gateway.
-pub const BANK: &str = "bank";
+/// The receiver named in the outbox for the bank gateway (not the journal's `bank` account).
+pub const BANK_GATEWAY: &str = "bank";
 
 /// Queues `message` about `transfer_id` along `route`, in the caller's step.
 pub fn enqueue(

@@ -14,8 +14,8 @@ use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
 use yibao_runtime::directory::BureauRole;
 
 use crate::error::Error;
+use crate::journal::account;
 use crate::messages::{Decision, FormOutcome, InsuranceForm, Kind};
-use crate::record::account;
 use crate::services::Services;
 use crate::testing::{self, step};
 use crate::transfer_in::{self, Application};

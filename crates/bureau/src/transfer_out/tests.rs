@@ -12,8 +12,8 @@ use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
 use yibao_runtime::directory::BureauRole;
 
 use crate::error::Error;
+use crate::journal::{account, reason};
 use crate::messages::{Credit, FormOutcome, Kind, TransferApplication};
-use crate::record::{account, reason};
 use crate::services::Services;
 use crate::testing::{self, step};
 use crate::transfer_out::{self, Opened};
@@ -392,7 +392,7 @@ async fn an_abort_answered_not_credited_with_a_bank_account_pays_the_bank_once_i
         testing::queued_for(&services, &id).await,
         vec![
             queued(Kind::Abort, LHASA),
-            queued(Kind::BankPayout, crate::outbox::queue::BANK)
+            queued(Kind::BankPayout, crate::outbox::queue::BANK_GATEWAY)
         ]
     );
     assert_eq!(
@@ -420,7 +420,7 @@ async fn a_payout_for_a_destination_not_connected_is_posted_to_the_bank_only_whe
     assert_eq!(state_of(&services, &id).await, OutState::PayoutPending);
     assert_eq!(
         testing::queued_for(&services, &id).await,
-        vec![queued(Kind::BankPayout, crate::outbox::queue::BANK)],
+        vec![queued(Kind::BankPayout, crate::outbox::queue::BANK_GATEWAY)],
         "no form goes to a region not connected"
     );
     assert_eq!(testing::transit(&services).await, opening);
@@ -506,7 +506,7 @@ async fn a_balance_paid_out_after_the_credit_waits_in_transit_until_the_bank_pai
         testing::queued_for(&services, &id).await,
         vec![
             queued(Kind::DeliverForm, LHASA),
-            queued(Kind::BankPayout, crate::outbox::queue::BANK)
+            queued(Kind::BankPayout, crate::outbox::queue::BANK_GATEWAY)
         ]
     );
     assert_eq!(testing::transit(&services).await, opening, "not paid yet");
@@ -532,7 +532,7 @@ async fn a_relocated_retiree_asking_at_transfer_out_is_paid_to_the_bank_without_
     assert_eq!(state_of(&services, &id).await, OutState::PayoutPending);
     assert_eq!(
         testing::queued_for(&services, &id).await,
-        vec![queued(Kind::BankPayout, crate::outbox::queue::BANK)]
+        vec![queued(Kind::BankPayout, crate::outbox::queue::BANK_GATEWAY)]
     );
     bank_paid(&services, &id).await;
     assert_eq!(state_of(&services, &id).await, OutState::PaidToBank);

@@ -255,7 +255,7 @@ async fn an_answered_bank_payout_records_the_payment_and_pays_out() {
     let recorded = testing::read(&services, move |tx| Ok(tx.setting(&key)?)).await;
     assert!(recorded.is_some(), "the payment is recorded");
     let opening = i64::try_from(person.balance.cents()).expect("a small balance");
-    let bank = testing::balance(&services, crate::record::account::BANK).await;
+    let bank = testing::balance(&services, crate::journal::account::BANK).await;
     assert_eq!(bank, opening);
     testing::assert_money_conserved(&services, opening).await;
 }

@@ -1,0 +1,59 @@
+//! The journal's vocabulary: account names, posting reasons, and one movement of money for a
+//! transfer. Postings are made through `record::Step::post`, and only where a driver performs
+//! a state machine's action (checked by `tests/tidy.rs`).
+
+/// Journal account names.
+pub mod account {
+    /// Balances that left a personal account and have not arrived.
+    pub const TRANSIT: &str = "transit";
+    /// Paid to people's bank accounts.
+    pub const BANK: &str = "bank";
+    /// The source of seeded balances.
+    pub const OPENING: &str = "opening";
+
+    /// The personal account of `certno`.
+    pub fn person(certno: &str) -> String {
+        format!("person:{certno}")
+    }
+
+    /// Settled to a transfer-in region.
+    pub fn settled(region: &str) -> String {
+        format!("settled:{region}")
+    }
+
+    /// Arrived from a transfer-out region over the platform.
+    pub fn platform(region: &str) -> String {
+        format!("platform:{region}")
+    }
+}
+
+/// Posting reasons, summed by the ledger totals.
+pub mod reason {
+    /// Seeded opening balance.
+    pub const OPENING: &str = "opening_balance";
+    /// Personal account → in transit.
+    pub const DEBIT_TO_TRANSIT: &str = "debit_to_transit";
+    /// In transit → settled to the transfer-in region.
+    pub const SETTLE: &str = "settle_to_transfer_in";
+    /// In transit → back to the personal account.
+    pub const REVERSE: &str = "reverse_to_account";
+    /// In transit → the person's bank account.
+    pub const PAY_TO_BANK: &str = "pay_to_bank";
+    /// Arrived from the transfer-out region → personal account.
+    pub const CREDIT: &str = "credit_from_platform";
+}
+
+/// One movement of money for a transfer.
+#[derive(Debug)]
+pub struct Movement<'a> {
+    /// The account debited.
+    pub from: String,
+    /// The account credited.
+    pub to: String,
+    /// How much, in cents (nothing is posted for zero).
+    pub amount_cents: u64,
+    /// The transfer it belongs to.
+    pub transfer_id: &'a str,
+    /// Why (a [`reason`] constant).
+    pub reason: &'static str,
+}
