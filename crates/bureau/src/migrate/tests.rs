@@ -330,3 +330,21 @@ async fn a_transfer_left_credited_without_a_due_date_completes_too() {
     let document = testing::document(&services, &id_of(line)).await;
     assert_eq!(document.state, TransferState::In(InState::Completed));
 }
+
+/// The current format, as the fixtures of the previous one become: a change to how a stored
+/// document serialises (a renamed variant or field) fails here and needs a migration of its own.
+const FORMAT_2: &str = include_str!("../../fixtures/documents-format-2.jsonl");
+
+#[test]
+fn the_current_document_format_is_pinned_by_a_fixture() {
+    let old: Vec<&str> = FIXTURE.lines().filter(|line| !line.is_empty()).collect();
+    let now: Vec<&str> = FORMAT_2.lines().filter(|line| !line.is_empty()).collect();
+    assert_eq!(old.len(), now.len(), "one current line per old line");
+    for (old, now) in old.iter().zip(&now) {
+        let upgraded = migrate::upgrade(old).expect("the old line upgrades");
+        let written = serde_json::to_string(&upgraded).expect("serialises");
+        assert_eq!(&written, now, "the stored format changed");
+        let read = crate::record::decode_document(now).expect("the current line decodes");
+        assert_eq!(read, upgraded);
+    }
+}
