@@ -80,9 +80,8 @@ fn upgrade_chunk(tx: &mut dyn Tx, after: &str) -> Result<(Option<String>, usize,
         }
         // One unreadable row stops the start-up, naming it: serving on with a document that
         // neither release can read would only fail later, at that transfer's next step.
-        let document = upgrade(&row.document).map_err(|error| {
-            Error::Internal(format!("transfer {}: {error}", row.transfer_id))
-        })?;
+        let document = upgrade(&row.document)
+            .map_err(|error| Error::Internal(format!("transfer {}: {error}", row.transfer_id)))?;
         row.document = serde_json::to_string(&document)
             .map_err(|error| Error::Internal(format!("transfer document: {error}")))?;
         tx.update_transfer(&row)?;

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use prost::Message;
 use tonic::{Request, Response, Status};
 use yibao_domain::transfer::Initiator;
@@ -16,7 +17,7 @@ use yibao_proto::platform::v1::transfer_out_platform_service_server::TransferOut
 use crate::convert;
 use crate::error::Error;
 use crate::inbox::{self, Admitted, Refusal, Refuse, Slot};
-use crate::messages::Decision;
+use crate::messages::{Decision, InsuranceForm, TransferApplication};
 use crate::record::Step;
 use crate::services::Services;
 use crate::transfer_in;
@@ -38,12 +39,27 @@ impl PlatformApi {
     }
 }
 
-/// A platform request: it carries an envelope, and has a step and a refusal answer.
+/// A platform request: it carries an envelope, converts into a domain body, and has a step and
+/// a refusal answer. The conversion runs in the handler, off the store's single writer thread;
+/// only the step runs in the writer.
 trait PlatformMessage: Message + Send + Sized + 'static {
     type Answer: Message + Default + Send + 'static;
+    type Body: Send + 'static;
     fn envelope(&self) -> Option<&platform::Envelope>;
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer;
-    fn step(self, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error>;
+    /// The body in domain values; `received_at` is when the message arrived.
+    fn body(&self, received_at: DateTime<Utc>) -> Result<Self::Body, Error>;
+    fn step(body: Self::Body, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error>;
+}
+
+/// The store step of an admitted message: its converted body's step, or — for a body that did
+/// not convert — the refusal, recorded with the msgid like any answer (so that a later message
+/// under the same msgid with another body is a modified request, as for any message).
+fn work<M: PlatformMessage>(
+    body: Result<M::Body, Error>,
+    refmsgid: String,
+) -> impl FnOnce(&mut Step<'_>) -> Result<M::Answer, Error> {
+    move |step| M::step(body?, step, &refmsgid)
 }
 
 fn reply(code: i32, err_msg: String, refmsgid: &str) -> Option<platform::Reply> {
@@ -101,10 +117,8 @@ async fn single<M: PlatformMessage>(
         Err(answer) => return Ok(Response::new(answer)),
     };
     let reference = inbox::refmsgid(&admitted.msgid);
-    let answer = inbox::once(services, admitted, M::refused, move |step| {
-        request.step(step, &reference)
-    })
-    .await?;
+    let body = request.body(services.clock.now());
+    let answer = inbox::once(services, admitted, M::refused, work::<M>(body, reference)).await?;
     Ok(Response::new(answer))
 }
 
@@ -116,13 +130,13 @@ fn slot<M: PlatformMessage, A: 'static>(
 ) -> Slot<A> {
     match admit(services, &request) {
         Err(answer) => Slot::Ready(wrap(answer)),
-        Ok(admitted) => Slot::Pending(Box::new(move |step| {
-            let reference = inbox::refmsgid(&admitted.msgid);
-            inbox::receive(step, &admitted, M::refused, |step| {
-                request.step(step, &reference)
-            })
-            .map(wrap)
-        })),
+        Ok(admitted) => {
+            let body = request.body(services.clock.now());
+            let work = work::<M>(body, inbox::refmsgid(&admitted.msgid));
+            Slot::Pending(Box::new(move |step| {
+                inbox::receive(step, &admitted, M::refused, work).map(wrap)
+            }))
+        }
     }
 }
 
@@ -157,8 +171,15 @@ impl PlatformMessage for platform::RequestTransferOutRequest {
             decision: None,
         }
     }
-    fn step(self, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error> {
-        let application = convert::application(self.application.as_ref(), step.ctx.now)?;
+    type Body = TransferApplication;
+    fn body(&self, received_at: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::application(self.application.as_ref(), received_at)
+    }
+    fn step(
+        application: Self::Body,
+        step: &mut Step<'_>,
+        refmsgid: &str,
+    ) -> Result<Self::Answer, Error> {
         let decision =
             match transfer_out::review_and_open(step, &application, Initiator::TransferIn)? {
                 Opened::Accepted(document) => Decision::Accepted {
@@ -193,8 +214,11 @@ impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
             acknowledgement: None,
         }
     }
-    fn step(self, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error> {
-        let form = convert::form(self.form.as_ref())?;
+    type Body = InsuranceForm;
+    fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::form(self.form.as_ref())
+    }
+    fn step(form: Self::Body, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error> {
         let outcome = transfer_in::receive_form(step, &form)?;
         Ok(Self::Answer {
             reply: ok(refmsgid),
@@ -214,8 +238,15 @@ impl PlatformMessage for platform::ConfirmSettlementRequest {
             reply: refusal_reply(refusal, refmsgid),
         }
     }
-    fn step(self, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error> {
-        let transfer_id = convert::transfer_id("transfer_id", &self.transfer_id)?;
+    type Body = String;
+    fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::transfer_id("transfer_id", &self.transfer_id)
+    }
+    fn step(
+        transfer_id: Self::Body,
+        step: &mut Step<'_>,
+        refmsgid: &str,
+    ) -> Result<Self::Answer, Error> {
         let detail = "the transfer-out bureau settled the balance".to_owned();
         transfer_in::apply(step, &transfer_id, InEvent::SettlementConfirmed, detail, 0)?;
         Ok(Self::Answer {
@@ -237,8 +268,15 @@ impl PlatformMessage for platform::AbortTransferRequest {
             credit: None,
         }
     }
-    fn step(self, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error> {
-        let transfer_id = convert::transfer_id("transfer_id", &self.transfer_id)?;
+    type Body = String;
+    fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::transfer_id("transfer_id", &self.transfer_id)
+    }
+    fn step(
+        transfer_id: Self::Body,
+        step: &mut Step<'_>,
+        refmsgid: &str,
+    ) -> Result<Self::Answer, Error> {
         let (_, credit) = transfer_in::abort(step, &transfer_id)?;
         Ok(Self::Answer {
             reply: ok(refmsgid),
