@@ -327,23 +327,24 @@ pub fn retiree_payout(message: &impl AsksRetireePayout) -> RetireePayout {
 }
 
 /// The platform envelope on the wire.
-pub fn wire_envelope(envelope: &Envelope) -> platform::Envelope {
+pub fn wire_envelope(envelope: Envelope) -> platform::Envelope {
     platform::Envelope {
         infno: envelope.infno.to_owned(),
-        msgid: envelope.msgid.clone(),
-        sender_region_code: envelope.sender_region.clone(),
-        receiver_region_code: envelope.receiver_region.clone(),
+        msgid: envelope.msgid,
+        sender_region_code: envelope.sender_region,
+        receiver_region_code: envelope.receiver_region,
         sent_at: Some(timestamp(envelope.sent_at)),
-        transfer_id: envelope.transfer_id.clone(),
+        transfer_id: envelope.transfer_id,
     }
 }
 
-/// A transfer application on the wire.
-pub fn wire_application(application: &TransferApplication) -> platform::TransferApplication {
+/// A transfer application on the wire (taken by value: it is built to be sent).
+pub fn wire_application(application: TransferApplication) -> platform::TransferApplication {
+    let retiree_payout_requested = application.retiree_payout == RetireePayout::Requested;
     platform::TransferApplication {
-        transfer_id: application.transfer_id.clone(),
+        transfer_id: application.transfer_id,
         certno: application.certno.expose_unmasked().to_owned(),
-        psn_name: application.psn_name.clone(),
+        psn_name: application.psn_name,
         insutype_at_transfer_in: application
             .in_scheme
             .map(|scheme| wire_scheme(scheme) as i32)
@@ -352,7 +353,7 @@ pub fn wire_application(application: &TransferApplication) -> platform::Transfer
         trafin_admdvs: application.in_region.to_string(),
         applied_at: Some(timestamp(application.applied_at)),
         bank_account: application.bank_account.as_ref().map(wire_bank_account),
-        retiree_payout_requested: application.retiree_payout == RetireePayout::Requested,
+        retiree_payout_requested,
     }
 }
 
@@ -379,19 +380,19 @@ pub fn application(
     })
 }
 
-/// An insurance information form on the wire.
-pub fn wire_form(form: &InsuranceForm) -> platform::InsuranceInformationForm {
+/// An insurance information form on the wire (taken by value: it is built to be sent).
+pub fn wire_form(form: InsuranceForm) -> platform::InsuranceInformationForm {
+    let out_region = form.out_region.to_string();
     platform::InsuranceInformationForm {
-        transfer_id: form.transfer_id.clone(),
+        transfer_id: form.transfer_id,
         certno: form.certno.expose_unmasked().to_owned(),
-        psn_name: form.psn_name.clone(),
+        psn_name: form.psn_name,
         insutype: form
             .scheme
             .map(|s| wire_scheme(s) as i32)
             .unwrap_or_default(),
-        trafout_admdvs: form.out_region.to_string(),
         trafin_admdvs: form.in_region.to_string(),
-        fst_insu_ym: form.first_insured.clone(),
+        fst_insu_ym: form.first_insured,
         contribution_months: form.contribution_months,
         periods: form.periods.iter().map(wire_period).collect(),
         deemed_months: form.deemed_months,
@@ -403,7 +404,8 @@ pub fn wire_form(form: &InsuranceForm) -> platform::InsuranceInformationForm {
         flow_kind: form.flow.map(|f| wire_flow(f) as i32).unwrap_or_default(),
         initiator: wire_initiator(form.initiator) as i32,
         issued_at: Some(timestamp(form.issued_at)),
-        issuing_bureau_region_code: form.out_region.to_string(),
+        issuing_bureau_region_code: out_region.clone(),
+        trafout_admdvs: out_region,
         applied_on: form.applied_on.map(|d| d.to_string()).unwrap_or_default(),
     }
 }

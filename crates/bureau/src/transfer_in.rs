@@ -130,7 +130,7 @@ fn request_transfer_out(
         receiver: &document.trafout_admdvs,
     };
     let message = Outgoing::RequestTransferOut(Box::new(request));
-    queue::enqueue(step, &document.transfer_id, route, &message)
+    queue::enqueue(step, &document.transfer_id, route, message)
 }
 
 /// Applies an event to a transfer-in transfer (not the form: see [`receive_form`]).

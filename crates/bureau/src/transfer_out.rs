@@ -320,21 +320,21 @@ fn perform(
                     Error::Internal("a form is sent only by the opening step".to_owned())
                 })?;
                 let form = Outgoing::DeliverForm(Box::new(form(step, document, person)?));
-                queue::enqueue(step, &id, to_peer, &form)?;
+                queue::enqueue(step, &id, to_peer, form)?;
             }
             OutAction::PayTransitToBank => {
                 let route = Route {
                     sender: &document.trafout_admdvs,
                     receiver: BANK_GATEWAY,
                 };
-                queue::enqueue(step, &id, route, &Outgoing::BankPayout { amount_cents })?;
+                queue::enqueue(step, &id, route, Outgoing::BankPayout { amount_cents })?;
             }
             OutAction::SendAbort => {
                 // An undelivered form must not overtake the abort: withdraw it. If it was
                 // delivered and only its answer was lost, the abort's answer says "credited".
                 queue::withdraw(step, &id, Kind::DeliverForm)?;
                 let abort = Outgoing::Abort(AbortReason::DeadlineExpired);
-                queue::enqueue(step, &id, to_peer, &abort)?;
+                queue::enqueue(step, &id, to_peer, abort)?;
             }
         }
     }

@@ -65,10 +65,10 @@ impl BureauApi {
     }
 
     /// The newest committed state: the snapshot a step offered, or a read.
-    async fn latest(&self, transfer_id: &str) -> Result<Snapshot, Error> {
+    async fn latest(&self, transfer_id: &str) -> Result<Arc<Snapshot>, Error> {
         match self.services.watchers.latest(transfer_id) {
-            Some((_, snapshot)) => Ok((*snapshot).clone()),
-            None => self.read(transfer_id.to_owned()).await,
+            Some((_, snapshot)) => Ok(snapshot),
+            None => self.read(transfer_id.to_owned()).await.map(Arc::new),
         }
     }
 
@@ -165,7 +165,7 @@ impl BureauService for BureauApi {
         tracing::debug!(%transfer_id, "transfer applied");
         if snapshot.document.settlement == yibao_domain::classify::Settlement::Instant {
             self.settle_instantly(&transfer_id).await;
-            snapshot = Arc::new(self.latest(&transfer_id).await?);
+            snapshot = self.latest(&transfer_id).await?;
         }
         Ok(Response::new(wire::ApplyTransferResponse {
             transfer: Some(self.show(&snapshot)),

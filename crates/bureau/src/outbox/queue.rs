@@ -27,7 +27,7 @@ pub fn enqueue(
     step: &mut Step<'_>,
     transfer_id: &str,
     route: Route<'_>,
-    message: &Outgoing,
+    message: Outgoing,
 ) -> Result<(), Error> {
     let now = step.ctx.now;
     let kind = message.kind();
@@ -45,7 +45,7 @@ pub fn enqueue(
         kind: kind.as_str().to_owned(),
         peer: route.receiver.to_owned(),
         msgid,
-        payload: transport::encode(&envelope, message),
+        payload: transport::encode(envelope, message),
         next_attempt_at: now,
         created_at: now,
     })?;

@@ -56,22 +56,23 @@ impl Target {
 
 /// The bytes the outbox stores for a message: the platform request with its envelope, or for
 /// the bank gateway the amount in cents as text.
-pub fn encode(envelope: &Envelope, message: &Outgoing) -> Vec<u8> {
+pub fn encode(envelope: Envelope, message: Outgoing) -> Vec<u8> {
+    let transfer_id = envelope.transfer_id.clone();
     let wire_envelope = Some(convert::wire_envelope(envelope));
     match message {
         Outgoing::RequestTransferOut(application) => platform::RequestTransferOutRequest {
             envelope: wire_envelope,
-            application: Some(convert::wire_application(application)),
+            application: Some(convert::wire_application(*application)),
         }
         .encode_to_vec(),
         Outgoing::DeliverForm(form) => platform::DeliverInsuranceRecordRequest {
             envelope: wire_envelope,
-            form: Some(convert::wire_form(form)),
+            form: Some(convert::wire_form(*form)),
         }
         .encode_to_vec(),
         Outgoing::Abort(AbortReason::DeadlineExpired) => platform::AbortTransferRequest {
             envelope: wire_envelope,
-            transfer_id: envelope.transfer_id.clone(),
+            transfer_id,
             reason_code: common::RefusalReason::DeadlineExpired as i32,
             reason: "the whole-process deadline passed without a credit".to_owned(),
         }
