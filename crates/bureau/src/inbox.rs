@@ -108,7 +108,7 @@ pub fn receive<Resp>(
 where
     Resp: Message + Default,
 {
-    // A refused message's answer names the msgid itself (as 702f0cc's did); an applied one's
+    // A refused message's answer names the refused msgid itself; an applied one's
     // names the receiver's reference, built by the step.
     let msgid = &admitted.msgid;
     if let Some(seen) = step.tx.processed_message(msgid)? {
