@@ -218,6 +218,68 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing;
+    use yibao_runtime::directory::BureauRole;
+
+    /// A stand-in answer: its infcode and `inf_refmsgid`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    struct Answer {
+        #[prost(int32, tag = "1")]
+        infcode: i32,
+        #[prost(string, tag = "2")]
+        refmsgid: String,
+    }
+
+    fn refused(refusal: &Refusal, refmsgid: &str) -> Answer {
+        Answer {
+            infcode: refusal.infcode(),
+            refmsgid: refmsgid.to_owned(),
+        }
+    }
+
+    fn admitted(body: &[u8]) -> Admitted {
+        Admitted {
+            msgid: "B540100000022026113012000000001".to_owned(),
+            body_sha256: Sha256::digest(body).to_vec(),
+            transfer_id: "540100202611300000001".to_owned(),
+            infno: "9102".to_owned(),
+        }
+    }
+
+    /// Receives `body` once, with a step that refuses its field (or answers 0, counting runs).
+    async fn receive_once(services: &Services, body: &'static [u8], malformed: bool) -> Answer {
+        let admitted = admitted(body);
+        services
+            .write(move |step| {
+                receive(step, &admitted, refused, |_| {
+                    if malformed {
+                        Err(Error::invalid("form.certno", "must be 18 characters"))
+                    } else {
+                        Ok(Answer {
+                            infcode: 0,
+                            refmsgid: "R540100000022026113012000000001".to_owned(),
+                        })
+                    }
+                })
+            })
+            .await
+            .expect("the step runs")
+    }
+
+    #[tokio::test]
+    async fn a_refused_message_is_answered_naming_its_msgid_and_the_refusal_is_kept() {
+        let services = testing::services(BureauRole::TransferIn);
+        let first = receive_once(&services, b"body", true).await;
+        assert_eq!(first.infcode, infcode::INVALID_MESSAGE);
+        assert_eq!(first.refmsgid, "B540100000022026113012000000001");
+        // The same msgid and body again: the first answer, even though the step would now pass.
+        let again = receive_once(&services, b"body", false).await;
+        assert_eq!(again, first);
+        // The same msgid with another body: a modified request.
+        let modified = receive_once(&services, b"other body", false).await;
+        assert_eq!(modified.infcode, infcode::MODIFIED_REQUEST);
+        assert_eq!(modified.refmsgid, "B540100000022026113012000000001");
+    }
 
     #[test]
     fn the_reference_of_a_msgid_replaces_its_first_character() {
