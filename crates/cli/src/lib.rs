@@ -36,14 +36,60 @@ pub enum Outcome {
     Refused,
 }
 
+/// Which endpoints the command line (or `YIBAO_OUT`/`YIBAO_IN`) named, rather than leaving them
+/// at their defaults. `yibao load` passes named endpoints on to the load generator: its own
+/// `--out`/`--in` share the global flags' names, so the global flags are the ones clap fills.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Named {
+    /// `--out` or `YIBAO_OUT` was given.
+    pub out: Endpoint,
+    /// `--in` or `YIBAO_IN` was given.
+    pub inn: Endpoint,
+}
+
+/// Whether an endpoint was named or left at its default.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The default.
+    #[default]
+    Default,
+    /// Given by a flag or the environment.
+    Given,
+}
+
+/// Parses a command line, telling which endpoints it named.
+pub fn parse_from<I, T>(args: I) -> Result<(Cli, Named), clap::Error>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::{CommandFactory, FromArgMatches, parser::ValueSource};
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    let named = |id: &str| match matches.value_source(id) {
+        Some(ValueSource::CommandLine | ValueSource::EnvVariable) => Endpoint::Given,
+        _ => Endpoint::Default,
+    };
+    let named = Named {
+        out: named("out_endpoint"),
+        inn: named("in_endpoint"),
+    };
+    Ok((cli, named))
+}
+
 /// Runs a parsed command line and returns the process exit code.
 pub async fn run(cli: Cli) -> ExitCode {
+    run_named(cli, Named::default()).await
+}
+
+/// As [`run`], with the endpoints the command line named.
+pub async fn run_named(cli: Cli, named: Named) -> ExitCode {
     let output = Output::new(cli.json);
     let endpoints = Endpoints {
         out: cli.out_endpoint.clone(),
         inn: cli.in_endpoint.clone(),
     };
-    match execute(&cli.command, &endpoints, output).await {
+    match execute(&cli.command, &endpoints, named, output).await {
         Ok(Outcome::Success) => ExitCode::SUCCESS,
         Ok(Outcome::Refused) => ExitCode::from(1),
         Err(error) => {
@@ -57,6 +103,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn execute(
     command: &Command,
     endpoints: &Endpoints,
+    named: Named,
     output: Output,
 ) -> Result<Outcome, CliError> {
     match command {
@@ -73,8 +120,22 @@ async fn execute(
             commands::clock_advance(args, endpoints, output).await
         }
         Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
-        Command::Load(passthrough) => load(&passthrough.args).await,
+        Command::Load(passthrough) => load(&load_args(&passthrough.args, endpoints, named)).await,
     }
+}
+
+/// The load generator's flags: its own, and `--out`/`--in` for each endpoint the command line
+/// named (so that `yibao load --out URL --in URL` drives those, and `--spawn` with either is
+/// refused by the generator's own parser, as it should be).
+pub fn load_args(args: &[String], endpoints: &Endpoints, named: Named) -> Vec<String> {
+    let mut all = args.to_vec();
+    if named.out == Endpoint::Given {
+        all.extend(["--out".to_owned(), endpoints.out.clone()]);
+    }
+    if named.inn == Endpoint::Given {
+        all.extend(["--in".to_owned(), endpoints.inn.clone()]);
+    }
+    all
 }
 
 /// `yibao load`: parses the load generator's flags and runs it; refused when the ledger does

@@ -3,10 +3,11 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use yibao_cli::args::Cli;
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    yibao_cli::run(Cli::parse()).await
+    match yibao_cli::parse_from(std::env::args_os()) {
+        Ok((cli, named)) => yibao_cli::run_named(cli, named).await,
+        // Help and version print and exit 0; a usage error prints and exits 2.
+        Err(error) => error.exit(),
+    }
 }

@@ -284,3 +284,59 @@ fn the_binary_reports_an_unreachable_bureau_in_one_line_and_exits_1() {
     );
     assert_eq!(text.trim_end().lines().count(), 1, "{text}");
 }
+
+/// The load generator's options from a `yibao load …` command line, as the binary builds them.
+fn load_options(line: &str) -> Result<yibao_load::LoadOptions, String> {
+    #[derive(Debug, Parser)]
+    struct LoadCli {
+        #[command(flatten)]
+        load: yibao_load::LoadArgs,
+    }
+    let (cli, named) = yibao_cli::parse_from(line.split_whitespace()).map_err(|e| e.to_string())?;
+    let Command::Load(passthrough) = &cli.command else {
+        return Err(format!("{line}: not a load command"));
+    };
+    let endpoints = Endpoints {
+        out: cli.out_endpoint.clone(),
+        inn: cli.in_endpoint.clone(),
+    };
+    let args = yibao_cli::load_args(&passthrough.args, &endpoints, named);
+    let parsed = LoadCli::try_parse_from(std::iter::once("yibao load".to_owned()).chain(args))
+        .map_err(|e| e.to_string())?;
+    yibao_load::LoadOptions::try_from(parsed.load).map_err(|e| e.to_string())
+}
+
+#[test]
+fn yibao_load_drives_the_endpoints_named_by_out_and_in() {
+    let options = load_options(
+        "yibao load --out http://127.0.0.1:7001 --in http://127.0.0.1:7002 --transfers 5",
+    )
+    .expect("valid");
+    assert!(
+        matches!(&options.target, yibao_load::Target::Running { out, inn }
+            if out == "http://127.0.0.1:7001" && inn == "http://127.0.0.1:7002"),
+        "{:?}",
+        options.target
+    );
+    // Named before the command too (they are global flags).
+    let options =
+        load_options("yibao --in http://127.0.0.1:7002 load --transfers 5").expect("valid");
+    assert!(
+        matches!(&options.target, yibao_load::Target::Running { out, inn }
+            if out.ends_with(":50051") && inn == "http://127.0.0.1:7002"),
+        "{:?}",
+        options.target
+    );
+    // Nothing named: the local pair.
+    let options = load_options("yibao load --transfers 5").expect("valid");
+    assert!(
+        matches!(&options.target, yibao_load::Target::Running { out, inn }
+            if out.ends_with(":50051") && inn.ends_with(":50052")),
+        "{:?}",
+        options.target
+    );
+    // A spawned pair has its own endpoints: naming one as well is refused.
+    let refused =
+        load_options("yibao load --spawn --out http://127.0.0.1:7001").expect_err("conflict");
+    assert!(refused.contains("--out"), "{refused}");
+}
