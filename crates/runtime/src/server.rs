@@ -103,15 +103,20 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    let mut reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-    for set in descriptor_sets {
-        reflection = reflection.register_encoded_file_descriptor_set(set);
-    }
-    let reflection = reflection.build_v1()?;
+    // Both versions of reflection: v1, and v1alpha for the clients that speak only that
+    // (Python's grpcio-reflection, older grpcurl).
+    let reflection = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in descriptor_sets {
+            builder = builder.register_encoded_file_descriptor_set(set);
+        }
+        builder
+    };
     let routes = routes
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
         .prepare();
 
     let local = listener
@@ -371,6 +376,11 @@ mod tests {
                 "{expected} in {names:?}"
             );
         }
+        let alpha = v1alpha_service_names(address).await;
+        assert!(
+            alpha.iter().any(|name| name == "yibao.test.v1.Example"),
+            "v1alpha lists the contract too: {alpha:?}"
+        );
         stop.send(()).expect("server is running");
         server.await.expect("joined").expect("clean stop");
     }
@@ -383,5 +393,40 @@ mod tests {
         write_port_file(&path, address).await.expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.parse::<SocketAddr>().expect("an address"), address);
+    }
+
+    /// The service names a v1alpha reflection client is told.
+    async fn v1alpha_service_names(address: std::net::SocketAddr) -> Vec<String> {
+        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            .expect("endpoint")
+            .connect()
+            .await
+            .expect("connect");
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await
+            .expect("v1alpha reflection answers")
+            .into_inner();
+        let answer = answers
+            .message()
+            .await
+            .expect("stream open")
+            .expect("one answer");
+        match answer.message_response {
+            Some(MessageResponse::ListServicesResponse(list)) => list
+                .service
+                .into_iter()
+                .map(|service| service.name)
+                .collect(),
+            other => panic!("expected a service list, got {other:?}"),
+        }
     }
 }
