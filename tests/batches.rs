@@ -213,3 +213,80 @@ async fn a_transfer_in_batch_mixes_kinds_and_one_bad_message_holds_up_nothing() 
     );
     assert_conserved(&pair).await;
 }
+
+#[tokio::test]
+async fn a_wrong_transaction_code_is_1003_and_an_envelope_naming_another_transfer_is_1001() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvince);
+    let transfer_id = "540100202611239000011";
+    let application = platform::TransferApplication {
+        transfer_id: transfer_id.to_owned(),
+        certno: person.certno.expose_unmasked().to_owned(),
+        psn_name: person.name.clone(),
+        trafout_admdvs: "150100".to_owned(),
+        trafin_admdvs: "540100".to_owned(),
+        ..Default::default()
+    };
+    let wrong_code = platform::RequestTransferOutRequest {
+        envelope: Some(envelope("9102", 5, "540100", "150100", transfer_id)),
+        application: Some(application.clone()),
+    };
+    let other_transfer = platform::RequestTransferOutRequest {
+        envelope: Some(envelope(
+            "9101",
+            6,
+            "540100",
+            "150100",
+            "540100202611239000012",
+        )),
+        application: Some(application),
+    };
+    let mut platform = TransferOutPlatformServiceClient::new(channel(pair.out_endpoint()).await);
+    let answers = platform
+        .submit_transfer_out_requests(platform::SubmitTransferOutRequestsRequest {
+            requests: vec![wrong_code.clone(), other_transfer],
+        })
+        .await
+        .expect("the batch is answered")
+        .into_inner()
+        .answers;
+    assert_eq!(
+        infcode(&answers[0]),
+        Some(1003),
+        "infno 9102 on RequestTransferOut"
+    );
+    assert_eq!(
+        infcode(&answers[1]),
+        Some(1001),
+        "envelope and body disagree"
+    );
+    let alone = platform
+        .request_transfer_out(wrong_code)
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(alone.reply.map(|reply| reply.infcode), Some(1003));
+    let out = totals(pair.out_endpoint()).await;
+    assert!(
+        out.transfers_by_state.is_empty(),
+        "nothing written: {out:?}"
+    );
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn a_query_with_an_empty_msgid_is_answered_not_a_panic() {
+    let pair = seeded_pair().await;
+    let mut platform = TransferInPlatformServiceClient::new(channel(pair.in_endpoint()).await);
+    let mut empty = envelope("9106", 7, "150100", "540100", "540100202611239000013");
+    empty.msgid = String::new();
+    let answer = platform
+        .query_transfer_in(platform::QueryTransferInRequest {
+            envelope: Some(empty),
+            transfer_id: "540100202611239000013".to_owned(),
+        })
+        .await
+        .expect("answered, the stream not reset")
+        .into_inner();
+    assert_eq!(answer.transfer, None, "no such transfer");
+}

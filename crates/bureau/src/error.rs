@@ -31,7 +31,11 @@ pub enum Error {
     /// A storage failure: logged where handled, never shown in detail.
     #[error("storage: {0}")]
     Store(#[from] yibao_store::Error),
-    /// A broken invariant: the state machine refused an event this bureau produced.
+    /// An event that does not fit the transfer's state (a message out of order); the state
+    /// machine's own sentence, free of personal data.
+    #[error("out of order: {0}")]
+    OutOfOrder(String),
+    /// A broken invariant.
     #[error("internal: {0}")]
     Internal(String),
 }
@@ -58,7 +62,7 @@ impl From<yibao_domain::review::Refused> for Error {
 
 impl From<yibao_domain::transfer::IllegalEvent> for Error {
     fn from(error: yibao_domain::transfer::IllegalEvent) -> Self {
-        Self::Internal(error.to_string())
+        Self::OutOfOrder(error.to_string())
     }
 }
 
@@ -83,7 +87,9 @@ impl From<Error> for Status {
                 status
             }
             Error::NotFound(_) => Status::not_found(error.to_string()),
-            Error::FailedPrecondition(_) => Status::failed_precondition(error.to_string()),
+            Error::FailedPrecondition(_) | Error::OutOfOrder(_) => {
+                Status::failed_precondition(error.to_string())
+            }
             Error::Store(yibao_store::Error::Closed) => {
                 Status::unavailable("the bureau is shutting down")
             }

@@ -26,8 +26,12 @@ pub mod infcode {
     pub const WRONG_RECEIVER: i32 = 1002;
     /// The msgid was seen before with a different body.
     pub const MODIFIED_REQUEST: i32 = 1004;
+    /// The infno does not belong to the rpc called.
+    pub const WRONG_TRANSACTION_CODE: i32 = 1003;
     /// The transfer is unknown here.
     pub const UNKNOWN_TRANSFER: i32 = 1005;
+    /// The message does not fit the transfer's state.
+    pub const OUT_OF_ORDER: i32 = 1006;
 }
 
 /// Why a message is answered with a non-zero infcode instead of being applied.
@@ -37,6 +41,10 @@ pub enum Refusal {
     Invalid(String),
     /// Addressed to a region this bureau does not host.
     WrongReceiver(String),
+    /// The infno does not belong to the rpc called.
+    WrongTransactionCode(String),
+    /// The message does not fit the transfer's state.
+    OutOfOrder(String),
     /// The msgid was used before with a different body.
     Modified,
     /// The transfer is unknown here.
@@ -49,6 +57,8 @@ impl Refusal {
         match self {
             Refusal::Invalid(_) => infcode::INVALID_MESSAGE,
             Refusal::WrongReceiver(_) => infcode::WRONG_RECEIVER,
+            Refusal::WrongTransactionCode(_) => infcode::WRONG_TRANSACTION_CODE,
+            Refusal::OutOfOrder(_) => infcode::OUT_OF_ORDER,
             Refusal::Modified => infcode::MODIFIED_REQUEST,
             Refusal::UnknownTransfer(_) => infcode::UNKNOWN_TRANSFER,
         }
@@ -57,7 +67,10 @@ impl Refusal {
     /// The `err_msg`: the field and the rule, no personal data.
     pub fn message(&self) -> String {
         match self {
-            Refusal::Invalid(text) | Refusal::WrongReceiver(text) => text.clone(),
+            Refusal::Invalid(text)
+            | Refusal::WrongReceiver(text)
+            | Refusal::WrongTransactionCode(text) => text.clone(),
+            Refusal::OutOfOrder(what) => format!("out of order: {what}"),
             Refusal::Modified => {
                 "envelope.msgid: already used with a different body (modified request)".to_owned()
             }
@@ -124,6 +137,7 @@ where
             refuse(&Refusal::Invalid(format!("{field}: {rule}")), msgid)
         }
         Err(Error::NotFound(what)) => refuse(&Refusal::UnknownTransfer(what), msgid),
+        Err(Error::OutOfOrder(what)) => refuse(&Refusal::OutOfOrder(what), msgid),
         Err(error) => return Err(error),
     };
     let now = step.ctx.now;
@@ -264,6 +278,27 @@ mod tests {
             })
             .await
             .expect("the step runs")
+    }
+
+    #[tokio::test]
+    async fn a_message_out_of_place_is_answered_1006_and_the_answer_is_kept() {
+        let services = testing::services(BureauRole::TransferIn);
+        let admitted = admitted(b"confirm");
+        let answer = services
+            .write(move |step| {
+                receive(step, &admitted, refused, |_| {
+                    let out_of_place = yibao_domain::transfer::IllegalEvent {
+                        state: "APPLIED",
+                        event: "SETTLEMENT_CONFIRMED",
+                    };
+                    Err::<Answer, _>(Error::from(out_of_place))
+                })
+            })
+            .await
+            .expect("answered, not failed");
+        assert_eq!(answer.infcode, infcode::OUT_OF_ORDER);
+        let again = receive_once(&services, b"confirm", false).await;
+        assert_eq!(again, answer, "the refusal was recorded with the msgid");
     }
 
     #[tokio::test]

@@ -17,7 +17,7 @@ use yibao_proto::platform::v1::transfer_out_platform_service_server::TransferOut
 use crate::convert;
 use crate::error::Error;
 use crate::inbox::{self, Admitted, Refusal, Refuse, Slot};
-use crate::messages::{Decision, InsuranceForm, TransferApplication};
+use crate::messages::{Decision, InsuranceForm, Kind, TransferApplication};
 use crate::record::Step;
 use crate::services::Services;
 use crate::transfer_in;
@@ -45,7 +45,11 @@ impl PlatformApi {
 trait PlatformMessage: Message + Send + Sized + 'static {
     type Answer: Message + Default + Send + 'static;
     type Body: Send + 'static;
+    /// The kind of message the rpc carries (its `infno`).
+    const KIND: Kind;
     fn envelope(&self) -> Option<&platform::Envelope>;
+    /// The transfer id the body names, which the envelope's must equal.
+    fn body_transfer_id(&self) -> Option<&str>;
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer;
     /// The body in domain values; `received_at` is when the message arrived.
     fn body(&self, received_at: DateTime<Utc>) -> Result<Self::Body, Error>;
@@ -98,6 +102,24 @@ fn admit<M: PlatformMessage>(services: &Services, request: &M) -> Result<Admitte
     if !receiver.is_ok_and(|code| services.site.hosts(code)) {
         let rule = "envelope.receiver_region_code: not hosted by this bureau".to_owned();
         return Err(refuse(&Refusal::WrongReceiver(rule), &envelope.msgid));
+    }
+    if envelope.infno != M::KIND.infno() {
+        let rule = format!(
+            "envelope.infno: {:?} does not belong to this rpc, which takes {}",
+            envelope.infno,
+            M::KIND.infno()
+        );
+        return Err(refuse(
+            &Refusal::WrongTransactionCode(rule),
+            &envelope.msgid,
+        ));
+    }
+    if request
+        .body_transfer_id()
+        .is_some_and(|body| body != envelope.transfer_id)
+    {
+        let rule = "envelope.transfer_id: must equal the transfer_id in the body".to_owned();
+        return Err(refuse(&Refusal::Invalid(rule), &envelope.msgid));
     }
     Ok(Admitted {
         msgid: envelope.msgid.clone(),
@@ -162,8 +184,12 @@ fn message_status(status: Status) -> platform::MessageStatus {
 /// infno 9101 at the transfer-out bureau: review the application and open (or refuse).
 impl PlatformMessage for platform::RequestTransferOutRequest {
     type Answer = platform::RequestTransferOutResponse;
+    const KIND: Kind = Kind::RequestTransferOut;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
+    }
+    fn body_transfer_id(&self) -> Option<&str> {
+        self.application.as_ref().map(|a| a.transfer_id.as_str())
     }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
         Self::Answer {
@@ -205,8 +231,12 @@ impl PlatformMessage for platform::RequestTransferOutRequest {
 /// infno 9102 at the transfer-in bureau: check the form and credit it exactly once.
 impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
     type Answer = platform::DeliverInsuranceRecordResponse;
+    const KIND: Kind = Kind::DeliverForm;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
+    }
+    fn body_transfer_id(&self) -> Option<&str> {
+        self.form.as_ref().map(|f| f.transfer_id.as_str())
     }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
         Self::Answer {
@@ -230,8 +260,12 @@ impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
 /// infno 9103 at the transfer-in bureau: the transfer-out bureau settled (earlier versions).
 impl PlatformMessage for platform::ConfirmSettlementRequest {
     type Answer = platform::ConfirmSettlementResponse;
+    const KIND: Kind = Kind::ConfirmSettlement;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
+    }
+    fn body_transfer_id(&self) -> Option<&str> {
+        Some(self.transfer_id.as_str())
     }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
         Self::Answer {
@@ -258,8 +292,12 @@ impl PlatformMessage for platform::ConfirmSettlementRequest {
 /// infno 9104 at the transfer-in bureau: abort unless credited, and say which.
 impl PlatformMessage for platform::AbortTransferRequest {
     type Answer = platform::AbortTransferResponse;
+    const KIND: Kind = Kind::Abort;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
+    }
+    fn body_transfer_id(&self) -> Option<&str> {
+        Some(self.transfer_id.as_str())
     }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
         Self::Answer {

@@ -478,7 +478,7 @@ async fn an_answer_out_of_place_is_an_error_and_changes_nothing() {
         let id = id.clone();
         step(&services, move |step| transfer_out::bank_paid(step, &id, 1)).await
     };
-    assert!(matches!(paid, Err(Error::Internal(_))), "{paid:?}");
+    assert!(matches!(paid, Err(Error::OutOfOrder(_))), "{paid:?}");
     assert_eq!(
         state_of(&services, &id).await,
         OutState::InTransit {
