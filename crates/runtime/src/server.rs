@@ -103,21 +103,7 @@ pub async fn serve(
             .set_service_status(*name, ServingStatus::Serving)
             .await;
     }
-    // Both versions of reflection: v1, and v1alpha for the clients that speak only that
-    // (Python's grpcio-reflection, older grpcurl).
-    let reflection = || {
-        let mut builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
-        for set in descriptor_sets {
-            builder = builder.register_encoded_file_descriptor_set(set);
-        }
-        builder
-    };
-    let routes = routes
-        .add_service(health_service)
-        .add_service(reflection().build_v1()?)
-        .add_service(reflection().build_v1alpha()?)
-        .prepare();
+    let routes = with_reflection(routes.add_service(health_service), descriptor_sets)?.prepare();
 
     let local = listener
         .local_addr()
@@ -189,6 +175,22 @@ pub async fn shutdown_signal() {
         () = ctrl_c => info!("ctrl-c received"),
         () = terminate => info!("SIGTERM received"),
     }
+}
+
+/// `routes` with reflection over the given descriptor sets and health's, both v1 and v1alpha
+/// (Python's grpcio-reflection and older grpcurl speak only v1alpha).
+fn with_reflection(routes: Routes, descriptor_sets: &[&[u8]]) -> Result<Routes, ServerError> {
+    let reflection = || {
+        let mut builder = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        for set in descriptor_sets {
+            builder = builder.register_encoded_file_descriptor_set(set);
+        }
+        builder
+    };
+    Ok(routes
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?))
 }
 
 #[cfg(test)]
