@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod app;
+pub mod applications;
 pub mod bank;
 pub mod certificates;
 pub mod context;

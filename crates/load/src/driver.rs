@@ -26,8 +26,9 @@ use crate::metrics::{Metrics, Rpc};
 use crate::options::{Pace, Stop};
 use crate::people::{self, Exhausted, Job, People};
 
-/// Attempts of one call before a transient status fails the transfer.
-const MAX_ATTEMPTS: u32 = 4;
+/// Attempts of one call before a transient status fails the transfer: six pauses of 50 ms to
+/// 1.6 s, 3.15 s in all, long enough for a bureau killed under load to restart.
+const MAX_ATTEMPTS: u32 = 7;
 /// The first pause before a retry; doubled for each further attempt.
 const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(50);
 /// The deadline sent with each `ApplyTransfer` (`grpc-timeout`).
@@ -131,11 +132,14 @@ enum Failure {
 
 /// Whether a status is worth retrying with the same request. The one place that decides it.
 /// Every application carries an idempotency key, so repeating one whose fate is unknown is
-/// safe; that includes CANCELLED, which a reset HTTP/2 stream surfaces as.
+/// safe (the bureau answers a repeated key with the transfer the first request created); that
+/// includes CANCELLED, which a reset HTTP/2 stream surfaces as, and UNKNOWN, which a bureau
+/// killed mid-call surfaces as ("transport error").
 fn transient(code: Code) -> bool {
     matches!(
         code,
         Code::Unavailable
+            | Code::Unknown
             | Code::ResourceExhausted
             | Code::DeadlineExceeded
             | Code::Aborted
@@ -491,5 +495,24 @@ mod tests {
             Flow::CrossProvince,
             &Outcome::Terminal(TransferState::Returned, None)
         ));
+    }
+
+    #[test]
+    fn a_call_whose_fate_is_unknown_is_retried_and_a_refusal_is_not() {
+        for code in [
+            Code::Unavailable,
+            Code::Unknown,
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+        ] {
+            assert!(transient(code), "{code:?} is retried with the same key");
+        }
+        for code in [
+            Code::InvalidArgument,
+            Code::FailedPrecondition,
+            Code::AlreadyExists,
+        ] {
+            assert!(!transient(code), "{code:?} is an answer");
+        }
     }
 }

@@ -14,9 +14,11 @@ use yibao_domain::transfer::Initiator;
 use yibao_proto::bureau::v1 as wire;
 use yibao_proto::bureau::v1::bureau_service_server::BureauService;
 
+use crate::applications::{self, Key};
 use crate::certificates;
 use crate::convert::{self, Disclosure};
 use crate::error::Error;
+use crate::inbox;
 use crate::messages::TransferApplication;
 use crate::record::{self, WatchHint};
 use crate::services::Services;
@@ -103,6 +105,7 @@ impl BureauApi {
         let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
         let bank_account = convert::bank_account("", request.bank_account.as_ref())?;
         let retiree_payout = convert::retiree_payout(&request);
+        let key = Key::of(&request.client_request_id, inbox::body_hash(&request))?;
         let site = &self.services.site;
         let hint = WatchHint::ExpectWatchOfNew;
         if site.hosts(in_region) && !site.hosts(out_region) {
@@ -117,8 +120,9 @@ impl BureauApi {
             return self
                 .services
                 .write_hinted(hint, move |step| {
-                    let document = transfer_in::apply_here(step, &application)?;
-                    step.as_left(document)
+                    applications::apply_once(step, key.as_ref(), |step| {
+                        transfer_in::apply_here(step, &application)
+                    })
                 })
                 .await;
         }
@@ -132,21 +136,24 @@ impl BureauApi {
         let applied_at = self.services.clock.now();
         self.services
             .write_hinted(hint, move |step| {
-                let application = TransferApplication {
-                    transfer_id: step.mint_transfer_id(out_region)?,
-                    certno,
-                    psn_name: request.psn_name,
-                    in_scheme: None,
-                    out_region,
-                    in_region,
-                    applied_at,
-                    bank_account,
-                    retiree_payout,
-                };
-                match transfer_out::review_and_open(step, &application, Initiator::TransferOut)? {
-                    Opened::Accepted(document) => step.as_left(*document),
-                    Opened::Refused(refused) => Err(refused.into()),
-                }
+                applications::apply_once(step, key.as_ref(), |step| {
+                    let application = TransferApplication {
+                        transfer_id: step.mint_transfer_id(out_region)?,
+                        certno,
+                        psn_name: request.psn_name,
+                        in_scheme: None,
+                        out_region,
+                        in_region,
+                        applied_at,
+                        bank_account,
+                        retiree_payout,
+                    };
+                    match transfer_out::review_and_open(step, &application, Initiator::TransferOut)?
+                    {
+                        Opened::Accepted(document) => Ok(*document),
+                        Opened::Refused(refused) => Err(refused.into()),
+                    }
+                })
             })
             .await
     }

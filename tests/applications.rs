@@ -1,0 +1,86 @@
+//! Black-box tests of idempotent applications (`client_request_id`): the same key and request
+//! return the same transfer in its current state, also after it completed, and move money once;
+//! a key reused for another request, or a malformed key, is refused naming the field and
+//! writes nothing.
+
+use yibao_domain::population::Flow;
+use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
+use yibao_proto::common::v1::TransferState;
+use yibao_tests::*;
+
+#[tokio::test]
+async fn the_same_key_and_request_return_the_same_transfer_as_it_stands_now() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvince);
+    let mut bureau_in = BureauServiceClient::new(channel(pair.in_endpoint()).await);
+    let mut request = application(&person);
+    request.client_request_id = "retry-me-1".to_owned();
+    let first = bureau_in
+        .apply_transfer(request.clone())
+        .await
+        .expect("applied")
+        .into_inner()
+        .transfer
+        .expect("a transfer");
+    let completed = until_state(
+        pair.in_endpoint(),
+        &first.transfer_id,
+        TransferState::Completed,
+    )
+    .await;
+    let again = bureau_in
+        .apply_transfer(request.clone())
+        .await
+        .expect("a repeat is answered, not ALREADY_EXISTS")
+        .into_inner()
+        .transfer
+        .expect("a transfer");
+    assert_eq!(again.transfer_id, first.transfer_id, "the same transfer");
+    assert_eq!(again.state, completed.state, "as it stands now");
+    let inn = totals(pair.in_endpoint()).await;
+    assert_eq!(
+        cents(&inn.credited_total),
+        person.balance.cents(),
+        "credited once"
+    );
+
+    let mut other = request;
+    other.retiree_payout_requested = true;
+    let reused = bureau_in
+        .apply_transfer(other)
+        .await
+        .expect_err("a reused key");
+    assert_eq!(reused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        reused.message().starts_with("client_request_id:"),
+        "{}",
+        reused.message()
+    );
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn a_malformed_key_is_refused_and_nothing_is_written() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvince);
+    let mut bureau_in = BureauServiceClient::new(channel(pair.in_endpoint()).await);
+    for key in ["k".repeat(65), "with space".to_owned()] {
+        let mut request = application(&person);
+        request.client_request_id = key;
+        let refused = bureau_in
+            .apply_transfer(request)
+            .await
+            .expect_err("malformed");
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+        assert!(
+            refused.message().starts_with("client_request_id:"),
+            "{}",
+            refused.message()
+        );
+    }
+    let inn = totals(pair.in_endpoint()).await;
+    assert!(
+        inn.transfers_by_state.is_empty(),
+        "nothing written: {inn:?}"
+    );
+}
