@@ -84,3 +84,67 @@ async fn a_malformed_key_is_refused_and_nothing_is_written() {
         "nothing written: {inn:?}"
     );
 }
+
+#[tokio::test]
+async fn an_applicant_must_be_the_person_and_a_payout_their_own_account() {
+    use yibao_proto::common::v1::BankAccount;
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvince);
+    let mut bureau_in = BureauServiceClient::new(channel(pair.in_endpoint()).await);
+
+    let mut someone_else = application(&person);
+    someone_else.psn_name = "王五".to_owned();
+    let refused = bureau_in
+        .apply_transfer(someone_else)
+        .await
+        .expect_err("not the person");
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert!(
+        refused.message().starts_with("UNKNOWN_PERSON"),
+        "{}",
+        refused.message()
+    );
+    assert!(
+        !refused.message().contains(&person.name),
+        "no personal data"
+    );
+
+    let mut control = application(&person);
+    control.psn_name = format!("{}\u{0}", person.name);
+    let refused = bureau_in
+        .apply_transfer(control)
+        .await
+        .expect_err("a NUL in the name");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused.message().starts_with("psn_name:"),
+        "{}",
+        refused.message()
+    );
+
+    let mut elsewhere = application(&person);
+    elsewhere.bank_account = Some(BankAccount {
+        bank_name: "中国工商银行".to_owned(),
+        account_number: "6222020200112233".to_owned(),
+        account_holder_name: "王五".to_owned(),
+    });
+    let refused = bureau_in
+        .apply_transfer(elsewhere)
+        .await
+        .expect_err("another's account");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .starts_with("bank_account.account_holder_name:"),
+        "{}",
+        refused.message()
+    );
+
+    let inn = totals(pair.in_endpoint()).await;
+    assert!(
+        inn.transfers_by_state.is_empty(),
+        "nothing written: {inn:?}"
+    );
+    assert_conserved(&pair).await;
+}

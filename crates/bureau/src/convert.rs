@@ -278,6 +278,20 @@ pub fn bank_account(
         .transpose()
 }
 
+/// The payout account of a platform application, which must be the applicant's own.
+fn payout_account(wire: &platform::TransferApplication) -> Result<Option<BankAccount>, Error> {
+    let account = bank_account("application.", wire.bank_account.as_ref())?;
+    if let Some(account) = &account {
+        yibao_domain::application::check_payout_account(account, &wire.psn_name).map_err(
+            |error| Error::InvalidArgument {
+                field: prefixed("application.", error.field),
+                rule: error.rule,
+            },
+        )?;
+    }
+    Ok(account)
+}
+
 /// `field` under `prefix`, as a static name (the fields a bank account rule can name).
 fn prefixed(prefix: &'static str, field: &'static str) -> &'static str {
     match (prefix, field) {
@@ -285,6 +299,9 @@ fn prefixed(prefix: &'static str, field: &'static str) -> &'static str {
             "application.bank_account.account_number"
         }
         ("application.", "bank_account.bank_name") => "application.bank_account.bank_name",
+        ("application.", "bank_account.account_holder_name") => {
+            "application.bank_account.account_holder_name"
+        }
         ("application.", _) => "application.bank_account",
         _ => field,
     }
@@ -375,7 +392,7 @@ pub fn application(
             None => received_at,
             Some(at) => time("application.applied_at", Some(at))?,
         },
-        bank_account: bank_account("application.", wire.bank_account.as_ref())?,
+        bank_account: payout_account(wire)?,
         retiree_payout: retiree_payout(wire),
     })
 }

@@ -49,6 +49,9 @@ pub fn apply_here(
     let certno = application.certno.expose_unmasked();
     let person = step.person(certno)?;
     let open_transfer = step.tx.open_transfer_of(certno)?;
+    if let Some(person) = &person {
+        review::check_identity(&person.row.psn_name, &application.psn_name)?;
+    }
     review::review_transfer_in_application(
         person.as_ref().map(|person| &person.facts),
         open_transfer.as_deref(),

@@ -63,12 +63,19 @@ pub fn review_and_open(
         destination: site.connectivity(application.in_region),
         destination_hosting: site.hosting(application.in_region),
     };
-    let verdict = review::review_transfer_out(
-        person.as_ref().map(|person| &person.facts),
-        open_transfer.as_deref(),
-        &request,
-        &regions,
-    );
+    // A person this bureau knows must be named as its record names them.
+    let identity = match &person {
+        Some(person) => review::check_identity(&person.row.psn_name, &application.psn_name),
+        None => Ok(()),
+    };
+    let verdict = identity.and_then(|()| {
+        review::review_transfer_out(
+            person.as_ref().map(|person| &person.facts),
+            open_transfer.as_deref(),
+            &request,
+            &regions,
+        )
+    });
     match (verdict, person) {
         (Ok(accepted), Some(person)) => {
             let document = open(step, application, initiator, &person, accepted)?;

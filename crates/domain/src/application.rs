@@ -40,16 +40,41 @@ impl ApplicationError {
     }
 }
 
-/// The name rule: a name is required (not blank) and at most [`MAX_NAME_CHARS`] characters.
-/// Breaking it names the field `psn_name`.
+/// The longest bank name accepted, in characters.
+pub const MAX_BANK_NAME_CHARS: usize = 100;
+
+/// The name rule: a name is required (not blank), at most [`MAX_NAME_CHARS`] characters, and
+/// has no control characters. Breaking it names the field `psn_name`.
 pub fn check_name(name: &str) -> Result<(), ApplicationError> {
-    if name.trim().is_empty() || name.chars().count() > MAX_NAME_CHARS {
+    if !is_text(name, MAX_NAME_CHARS) {
         return Err(ApplicationError::new(
             "psn_name",
-            "required, at most 50 characters",
+            "required, at most 50 characters, no control characters",
         ));
     }
     Ok(())
+}
+
+/// A payout goes to the applicant's own account (划入本人银行账户): the holder must be the
+/// person named in the application. Breaking it names `bank_account.account_holder_name`.
+pub fn check_payout_account(
+    account: &BankAccount,
+    applicant: &str,
+) -> Result<(), ApplicationError> {
+    if account.account_holder_name.trim() != applicant.trim() {
+        return Err(ApplicationError::new(
+            "bank_account.account_holder_name",
+            "must be the applicant named in psn_name: payouts go to the person's own account",
+        ));
+    }
+    Ok(())
+}
+
+/// Text a person gives: not blank, at most `max_chars` characters, no control characters.
+fn is_text(text: &str, max_chars: usize) -> bool {
+    !text.trim().is_empty()
+        && text.chars().count() <= max_chars
+        && !text.chars().any(char::is_control)
 }
 
 /// A bank account for payouts. Stored in transfer documents with the field names `bank_name`,
@@ -83,10 +108,17 @@ impl BankAccount {
                 "must be 12 to 30 digits",
             ));
         }
-        if bank_name.trim().is_empty() {
+        if !is_text(bank_name, MAX_BANK_NAME_CHARS) {
             return Err(ApplicationError::new(
                 "bank_account.bank_name",
-                "required when a bank account is given",
+                "required when a bank account is given, at most 100 characters, no control \
+                 characters",
+            ));
+        }
+        if !is_text(account_holder_name, MAX_NAME_CHARS) {
+            return Err(ApplicationError::new(
+                "bank_account.account_holder_name",
+                "required, at most 50 characters, no control characters",
             ));
         }
         Ok(BankAccount {
@@ -137,7 +169,7 @@ mod tests {
             assert_eq!(error.field, "psn_name");
             assert_eq!(
                 error.to_string(),
-                "psn_name: required, at most 50 characters"
+                "psn_name: required, at most 50 characters, no control characters"
             );
         }
     }
@@ -170,7 +202,10 @@ mod tests {
     fn a_bank_account_names_its_bank() {
         let error = BankAccount::new("  ", "622202020011", "张三").unwrap_err();
         assert_eq!(error.field, "bank_account.bank_name");
-        assert_eq!(error.rule, "required when a bank account is given");
+        assert_eq!(
+            error.rule,
+            "required when a bank account is given, at most 100 characters, no control characters"
+        );
         // The number is checked first.
         let error = BankAccount::new("", "1", "张三").unwrap_err();
         assert_eq!(error.field, "bank_account.account_number");
@@ -204,5 +239,31 @@ mod tests {
         );
         let back: BankAccount = serde_json::from_str(&text).unwrap();
         assert_eq!(back, account);
+    }
+
+    #[test]
+    fn a_name_with_a_control_character_is_refused() {
+        assert!(check_name("张三").is_ok());
+        for bad in ["张\u{0}三", "张三\n", "\u{7f}"] {
+            let error = check_name(bad).expect_err("a control character");
+            assert_eq!(error.field, "psn_name");
+        }
+    }
+
+    #[test]
+    fn a_payout_goes_to_the_applicants_own_account() {
+        let account = BankAccount::new("ICBC", "6222020200112233", "张三").expect("valid");
+        assert!(check_payout_account(&account, "张三").is_ok());
+        let error = check_payout_account(&account, "李四").expect_err("someone else's account");
+        assert_eq!(error.field, "bank_account.account_holder_name");
+    }
+
+    #[test]
+    fn a_bank_account_needs_a_holder_and_text_fields_have_bounds() {
+        let error = BankAccount::new("ICBC", "6222020200112233", " ").expect_err("no holder");
+        assert_eq!(error.field, "bank_account.account_holder_name");
+        let long = "银".repeat(MAX_BANK_NAME_CHARS + 1);
+        let error = BankAccount::new(&long, "6222020200112233", "张三").expect_err("too long");
+        assert_eq!(error.field, "bank_account.bank_name");
     }
 }

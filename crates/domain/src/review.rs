@@ -180,6 +180,17 @@ pub fn review_of_plan(plan: &TransferPlan) -> Review {
     }
 }
 
+/// The applicant's identity: a person this bureau knows must be named as its record names them.
+/// A mismatch is refused as an unknown person, without saying which part did not match (the
+/// refusal must not help anyone guess a name from an ID number).
+pub fn check_identity(name_on_record: &str, given_name: &str) -> Result<(), Refused> {
+    if name_on_record.trim() == given_name.trim() {
+        Ok(())
+    } else {
+        Err(RefusalReason::UnknownPerson.into())
+    }
+}
+
 /// Whether the person is enrolled normally (正常参保, [`EnrolmentState::Normal`]) in `region`'s
 /// pooling region.
 pub fn enrolled_normally_in(person: Option<&InsuredPerson>, region: RegionCode) -> bool {
@@ -599,5 +610,17 @@ mod tests {
             check_form(Some(&arrival()), None, id, region(HOHHOT)),
             FormCheck::Refuse(RefusalReason::NotEnrolledAtTransferIn)
         );
+    }
+
+    #[test]
+    fn an_applicant_named_otherwise_than_the_record_is_an_unknown_person() {
+        assert!(check_identity("张三", "张三").is_ok());
+        assert!(
+            check_identity("张三", " 张三 ").is_ok(),
+            "surrounding spaces do not count"
+        );
+        let refused = check_identity("张三", "李四").expect_err("another name");
+        assert_eq!(refused.reason, RefusalReason::UnknownPerson);
+        assert_eq!(refused.open_transfer, None);
     }
 }

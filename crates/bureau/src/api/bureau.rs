@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use yibao_domain::application::check_name;
+use yibao_domain::application::{check_name, check_payout_account};
 use yibao_domain::certificate;
 use yibao_domain::transfer::Initiator;
 use yibao_proto::bureau::v1 as wire;
@@ -104,6 +104,14 @@ impl BureauApi {
         let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
         let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
         let bank_account = convert::bank_account("", request.bank_account.as_ref())?;
+        if let Some(account) = &bank_account {
+            check_payout_account(account, &request.psn_name).map_err(|error| {
+                Error::InvalidArgument {
+                    field: error.field,
+                    rule: error.rule,
+                }
+            })?;
+        }
         let retiree_payout = convert::retiree_payout(&request);
         let key = Key::of(&request.client_request_id, inbox::body_hash(&request))?;
         let site = &self.services.site;
