@@ -53,14 +53,40 @@ pub fn init_tracing(format: LogFormat) {
     drop(installed);
 }
 
-/// Binds `addr` (port 0 picks a free port) and returns the listener with the address it got.
+/// How many times [`bind`] tries a port that is in use: pauses of 50 ms doubling to 1.6 s, about
+/// 6 s in all.
+pub const BIND_ATTEMPTS: u32 = 7;
+
+/// Binds `addr` (port 0 picks a free port) and returns the listener with the address it got. A
+/// port still in use (a killed predecessor's socket, a client that connected to itself on a port
+/// inside the ephemeral range) is tried again, [`BIND_ATTEMPTS`] times in all, so a restarted
+/// service binds its configured port.
 ///
 /// # Errors
-/// If the address cannot be bound (in use, not permitted).
+/// If the address cannot be bound (still in use after every attempt, not permitted).
 pub async fn bind(addr: SocketAddr) -> io::Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await?;
-    let local = listener.local_addr()?;
-    Ok((listener, local))
+    bind_within(addr, BIND_ATTEMPTS).await
+}
+
+/// [`bind`] with at most `attempts` attempts.
+async fn bind_within(addr: SocketAddr, attempts: u32) -> io::Result<(TcpListener, SocketAddr)> {
+    let mut pause = Duration::from_millis(50);
+    let mut attempt = 1;
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(listener) => {
+                let local = listener.local_addr()?;
+                return Ok((listener, local));
+            }
+            Err(error) if error.kind() == io::ErrorKind::AddrInUse && attempt < attempts => {
+                warn!(%addr, attempt, "address in use; binding again shortly");
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2);
+                attempt += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// Writes the bound address (`127.0.0.1:41234`, no newline) to `path`, atomically: the text goes
@@ -430,5 +456,17 @@ mod tests {
                 .collect(),
             other => panic!("expected a service list, got {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_bound_once_it_is_released_and_refused_after_the_last_attempt() {
+        let occupied = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let address = occupied.local_addr().expect("its address");
+        let refused = bind_within(address, 2).await.expect_err("still in use");
+        assert_eq!(refused.kind(), io::ErrorKind::AddrInUse);
+        let binding = tokio::spawn(bind_within(address, BIND_ATTEMPTS));
+        drop(occupied);
+        let (_listener, bound) = binding.await.expect("joined").expect("bound once released");
+        assert_eq!(bound, address, "the configured port, not another");
     }
 }
