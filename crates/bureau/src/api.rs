@@ -11,7 +11,42 @@ use yibao_proto::bureau::v1::bureau_service_server::BureauServiceServer;
 use yibao_proto::platform::v1::transfer_in_platform_service_server::TransferInPlatformServiceServer;
 use yibao_proto::platform::v1::transfer_out_platform_service_server::TransferOutPlatformServiceServer;
 
+use yibao_runtime::config::AdminToken;
+
 use crate::services::{Admin, Services};
+
+/// Who may call the admin API: without a token, callers on loopback only (PERMISSION_DENIED
+/// otherwise); with one, any caller presenting `authorization: Bearer <token>`
+/// (UNAUTHENTICATED otherwise). The admin API moves clocks and seeds people: it is never open.
+pub fn admin_guard(
+    token: Option<AdminToken>,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |request: tonic::Request<()>| match &token {
+        None if request
+            .remote_addr()
+            .is_some_and(|peer| peer.ip().is_loopback()) =>
+        {
+            Ok(request)
+        }
+        None => Err(tonic::Status::permission_denied(
+            "the admin API answers loopback callers only (no admin token is configured)",
+        )),
+        Some(token) => {
+            let presented = request
+                .metadata()
+                .get("authorization")
+                .and_then(|value| value.to_str().ok())
+                .and_then(|value| value.strip_prefix("Bearer "));
+            if presented.is_some_and(|presented| presented == token.expose()) {
+                Ok(request)
+            } else {
+                Err(tonic::Status::unauthenticated(
+                    "authorization: the admin API needs its bearer token",
+                ))
+            }
+        }
+    }
+}
 
 /// The contract's encoded descriptor set, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = yibao_proto::FILE_DESCRIPTOR_SET;
@@ -30,9 +65,10 @@ pub fn routes(services: &Arc<Services>) -> (tonic::service::Routes, Vec<&'static
         "yibao.platform.v1.TransferInPlatformService",
     ];
     if services.admin == Admin::Enabled {
-        routes = routes.add_service(AdminServiceServer::new(admin::AdminApi::new(
-            services.clone(),
-        )));
+        routes = routes.add_service(AdminServiceServer::with_interceptor(
+            admin::AdminApi::new(services.clone()),
+            admin_guard(services.admin_token.clone()),
+        ));
         names.push("yibao.admin.v1.AdminService");
     }
     (routes, names)
@@ -41,6 +77,51 @@ pub fn routes(services: &Arc<Services>) -> (tonic::service::Routes, Vec<&'static
 #[cfg(test)]
 mod tests {
     use prost::Message;
+    use tonic::transport::server::TcpConnectInfo;
+
+    use super::admin_guard;
+
+    fn from(peer: &str) -> tonic::Request<()> {
+        let mut request = tonic::Request::new(());
+        request.extensions_mut().insert(TcpConnectInfo {
+            local_addr: None,
+            remote_addr: peer.parse().ok(),
+        });
+        request
+    }
+
+    #[test]
+    fn without_a_token_the_admin_api_answers_loopback_callers_only() {
+        let mut guard = admin_guard(None);
+        assert!(guard(from("127.0.0.1:40000")).is_ok());
+        assert!(guard(from("[::1]:40000")).is_ok());
+        let denied = guard(from("192.0.2.7:40000")).expect_err("not loopback");
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert!(
+            guard(tonic::Request::new(())).is_err(),
+            "an unknown caller is not loopback"
+        );
+    }
+
+    #[test]
+    fn with_a_token_the_admin_api_answers_whoever_presents_it() {
+        let token: yibao_runtime::config::AdminToken =
+            serde_json::from_str("\"0123456789abcdef0123\"").expect("a token");
+        let mut guard = admin_guard(Some(token));
+        let mut good = from("192.0.2.7:40000");
+        good.metadata_mut().insert(
+            "authorization",
+            "Bearer 0123456789abcdef0123".parse().expect("ascii"),
+        );
+        assert!(guard(good).is_ok());
+        let denied = guard(from("127.0.0.1:40000")).expect_err("no token, even on loopback");
+        assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+        let mut wrong = from("127.0.0.1:40000");
+        wrong
+            .metadata_mut()
+            .insert("authorization", "Bearer nope".parse().expect("ascii"));
+        assert!(guard(wrong).is_err());
+    }
 
     #[test]
     fn the_descriptor_set_given_to_reflection_names_every_service_served() {

@@ -106,6 +106,7 @@ impl Application {
             } else {
                 Admin::Disabled
             },
+            admin_token: config.admin_token.clone(),
         });
         migrate::run(&services)
             .await

@@ -43,6 +43,8 @@ pub struct Services {
     pub dispatch_now: Notify,
     /// Whether the admin API answers.
     pub admin: Admin,
+    /// The bearer token admin calls must carry; without one, loopback callers only.
+    pub admin_token: Option<yibao_runtime::config::AdminToken>,
 }
 
 impl Services {

@@ -71,6 +71,7 @@ pub fn services(role: BureauRole) -> Arc<Services> {
         watchers: Arc::default(),
         dispatch_now: tokio::sync::Notify::new(),
         admin: Admin::Enabled,
+        admin_token: None,
     })
 }
 

@@ -9,6 +9,7 @@
 //! | region directory | `directory` | `YIBAO_DIRECTORY` | `--directory` | `deploy/regions.toml` |
 //! | peer bureau | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default address |
 //! | admin API | `admin_enabled` | `YIBAO_ADMIN` | `--admin[=BOOL]` | `false` |
+//! | admin token | `admin_token` | `YIBAO_ADMIN_TOKEN` | — (a flag would show in `ps`) | none: loopback callers only |
 //! | test clock | `test_clock` | `YIBAO_TEST_CLOCK` | `--test-clock[=BOOL]` | `false` |
 //! | calendar year files | `calendar_dir` | `YIBAO_CALENDAR_DIR` | `--calendar-dir` | none |
 //! | log format | `log_format` | `YIBAO_LOG_FORMAT` | `--log-format` | `text` |
@@ -148,6 +149,9 @@ pub struct ServiceConfig {
     pub peer_endpoint: String,
     /// Whether to serve the admin API; off unless asked for, since it can move the clock and seed.
     pub admin_enabled: bool,
+    /// The bearer token admin calls must carry. Without one, the admin API answers loopback
+    /// callers only; with one, it answers any caller that presents it.
+    pub admin_token: Option<AdminToken>,
     /// Whether the clock is a test clock that the admin API can move forward.
     pub test_clock: bool,
     /// A directory of extra calendar year files, for years after the shipped 2026.
@@ -213,6 +217,7 @@ struct FileLayer {
     directory: Option<PathBuf>,
     peer_endpoint: Option<String>,
     admin_enabled: Option<bool>,
+    admin_token: Option<AdminToken>,
     test_clock: Option<bool>,
     calendar_dir: Option<PathBuf>,
     log_format: Option<LogFormat>,
@@ -299,6 +304,7 @@ impl ServiceConfig {
             directory: PathBuf::from("deploy/regions.toml"),
             peer_endpoint: format!("http://{}", default_listen(role.peer())),
             admin_enabled: false,
+            admin_token: None,
             test_clock: false,
             calendar_dir: None,
             log_format: LogFormat::Text,
@@ -352,6 +358,15 @@ impl ServiceConfig {
     /// [`ConfigError::Invalid`] naming the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_endpoint(&self.peer_endpoint)?;
+        if let Some(AdminToken(token)) = &self.admin_token
+            && (token.len() < MIN_ADMIN_TOKEN_LENGTH
+                || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return Err(invalid(
+                "admin_token",
+                format!("must be at least {MIN_ADMIN_TOKEN_LENGTH} printable ASCII characters"),
+            ));
+        }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
@@ -389,6 +404,7 @@ impl ServiceConfig {
             directory,
             peer_endpoint,
             admin_enabled,
+            admin_token,
             test_clock,
             calendar_dir,
             log_format,
@@ -397,6 +413,7 @@ impl ServiceConfig {
             dispatcher,
             bank,
         } = file;
+        self.admin_token = admin_token.or(self.admin_token.take());
         override_with(&mut self.listen, listen);
         override_with(&mut self.data_dir, data_dir);
         override_with(&mut self.directory, directory);
@@ -432,6 +449,9 @@ impl ServiceConfig {
         if let Some(value) = environment("YIBAO_ADMIN") {
             self.admin_enabled = parse_bool("YIBAO_ADMIN", value)?;
         }
+        if let Some(value) = environment("YIBAO_ADMIN_TOKEN") {
+            self.admin_token = Some(AdminToken(value));
+        }
         if let Some(value) = environment("YIBAO_TEST_CLOCK") {
             self.test_clock = parse_bool("YIBAO_TEST_CLOCK", value)?;
         }
@@ -465,6 +485,28 @@ impl ServiceConfig {
         }
     }
 }
+
+/// The admin API's bearer token; its `Debug` output hides it, so a logged configuration does not
+/// leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct AdminToken(String);
+
+impl AdminToken {
+    /// The token itself, to compare with what a caller presents.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(****)")
+    }
+}
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_LENGTH: usize = 16;
 
 /// The default listen address of each role: 50051 for transfer-out, 50052 for transfer-in.
 #[must_use]
@@ -820,5 +862,28 @@ failure_every = 7
         assert_eq!(backoff.max(), Duration::from_secs(10));
         assert_eq!(settings.attempt_timeout(), Duration::from_secs(2));
         assert_eq!(settings.idle_poll(), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn an_admin_token_comes_from_the_file_or_the_environment_and_must_be_long() {
+        let none = load(BureauRole::TransferIn, &[], &[]).expect("valid");
+        assert_eq!(none.admin_token, None, "loopback callers only by default");
+        let token = "0123456789abcdef0123";
+        let from_env =
+            load(BureauRole::TransferIn, &[], &[("YIBAO_ADMIN_TOKEN", token)]).expect("valid");
+        assert_eq!(
+            from_env.admin_token.as_ref().map(AdminToken::expose),
+            Some(token)
+        );
+        assert!(
+            !format!("{from_env:?}").contains(token),
+            "never in a debug line"
+        );
+        let short = load(
+            BureauRole::TransferIn,
+            &[],
+            &[("YIBAO_ADMIN_TOKEN", "short")],
+        );
+        assert!(short.is_err_and(|error| error.to_string().contains("admin_token")));
     }
 }
