@@ -28,7 +28,33 @@ use crate::output::{
     transfer_brief, transfer_change, transfer_json, transfer_text,
 };
 
-/// `yibao apply`: ApplyTransfer at the chosen bureau.
+/// Attempts of an application whose fate is unknown, the same key each time: pauses of 100 ms to
+/// 1.6 s, 3.1 s in all.
+const APPLY_ATTEMPTS: u32 = 5;
+/// The first pause before repeating an application.
+const FIRST_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether an application's fate is unknown (it may or may not have been applied), so that it is
+/// repeated with the same key; any other status is the bureau's answer.
+pub fn fate_unknown(code: tonic::Code) -> bool {
+    use tonic::Code;
+    matches!(
+        code,
+        Code::Unavailable | Code::Unknown | Code::Cancelled | Code::DeadlineExceeded
+    )
+}
+
+/// A fresh idempotency key for an application given without `--request-id`: `cli-` and 16 hex
+/// digits from the process's random hasher seed.
+pub fn fresh_request_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    format!("cli-{:016x}", hasher.finish())
+}
+
+/// `yibao apply`: ApplyTransfer at the chosen bureau, repeated with the same key while its fate
+/// is unknown.
 pub async fn apply(
     args: &ApplyArgs,
     endpoints: &Endpoints,
@@ -53,16 +79,24 @@ pub async fn apply(
             ChannelArg::Online => ApplicationChannel::Online,
             ChannelArg::Counter => ApplicationChannel::Counter,
         } as i32,
-        client_request_id: args.request_id.clone().unwrap_or_default(),
+        // Every application carries a key, so that repeating one whose fate is unknown is safe.
+        client_request_id: args.request_id.clone().unwrap_or_else(fresh_request_id),
     };
     let service = Side::from(args.at).service();
-    let answer = endpoints
-        .bureau(args.at)
-        .await?
-        .apply_transfer(request)
-        .await
-        .map_err(CliError::rpc(service, "ApplyTransfer"))?
-        .into_inner();
+    let mut bureau = endpoints.bureau(args.at).await?;
+    let mut pause = FIRST_RETRY_PAUSE;
+    let mut attempt = 1;
+    let answer = loop {
+        match bureau.apply_transfer(request.clone()).await {
+            Ok(answer) => break answer.into_inner(),
+            Err(status) if fate_unknown(status.code()) && attempt < APPLY_ATTEMPTS => {
+                tokio::time::sleep(pause).await;
+                pause = pause.saturating_mul(2);
+                attempt += 1;
+            }
+            Err(status) => return Err(CliError::rpc(service, "ApplyTransfer")(status)),
+        }
+    };
     let transfer = answer
         .transfer
         .ok_or_else(|| CliError::Failed(format!("{service} answered without a transfer")))?;
@@ -380,4 +414,37 @@ fn print_clocks(output: Output, out: String, inn: String) {
     output.emit(&value, || {
         aligned(&[("transfer-out", out.clone()), ("transfer-in", inn.clone())])
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_application_of_unknown_fate_is_repeated_and_an_answer_is_not() {
+        for code in [
+            tonic::Code::Unavailable,
+            tonic::Code::Unknown,
+            tonic::Code::Cancelled,
+            tonic::Code::DeadlineExceeded,
+        ] {
+            assert!(fate_unknown(code), "{code:?}");
+        }
+        for code in [
+            tonic::Code::InvalidArgument,
+            tonic::Code::FailedPrecondition,
+        ] {
+            assert!(!fate_unknown(code), "{code:?}");
+        }
+    }
+
+    #[test]
+    fn a_fresh_request_id_is_a_valid_key_and_not_repeated() {
+        let first = fresh_request_id();
+        assert!(
+            first.len() <= 64 && first.bytes().all(|b| b.is_ascii_graphic()),
+            "{first}"
+        );
+        assert_ne!(first, fresh_request_id());
+    }
 }
