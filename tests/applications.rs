@@ -8,6 +8,20 @@ use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::common::v1::TransferState;
 use yibao_tests::*;
 
+/// Applies `request` at transfer-in, expects it refused with `code` and a message starting with
+/// `prefix` (the field or the reason), and returns the message.
+async fn refused(
+    bureau: &mut BureauServiceClient<tonic::transport::Channel>,
+    request: yibao_proto::bureau::v1::ApplyTransferRequest,
+    code: tonic::Code,
+    prefix: &str,
+) -> String {
+    let status = bureau.apply_transfer(request).await.expect_err(prefix);
+    assert_eq!(status.code(), code, "{prefix}: {}", status.message());
+    assert!(status.message().starts_with(prefix), "{}", status.message());
+    status.message().to_owned()
+}
+
 #[tokio::test]
 async fn the_same_key_and_request_return_the_same_transfer_as_it_stands_now() {
     let pair = seeded_pair().await;
@@ -46,16 +60,13 @@ async fn the_same_key_and_request_return_the_same_transfer_as_it_stands_now() {
 
     let mut other = request;
     other.retiree_payout_requested = true;
-    let reused = bureau_in
-        .apply_transfer(other)
-        .await
-        .expect_err("a reused key");
-    assert_eq!(reused.code(), tonic::Code::InvalidArgument);
-    assert!(
-        reused.message().starts_with("client_request_id:"),
-        "{}",
-        reused.message()
-    );
+    refused(
+        &mut bureau_in,
+        other,
+        tonic::Code::InvalidArgument,
+        "client_request_id:",
+    )
+    .await;
     assert_conserved(&pair).await;
 }
 
@@ -67,16 +78,13 @@ async fn a_malformed_key_is_refused_and_nothing_is_written() {
     for key in ["k".repeat(65), "with space".to_owned()] {
         let mut request = application(&person);
         request.client_request_id = key;
-        let refused = bureau_in
-            .apply_transfer(request)
-            .await
-            .expect_err("malformed");
-        assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-        assert!(
-            refused.message().starts_with("client_request_id:"),
-            "{}",
-            refused.message()
-        );
+        refused(
+            &mut bureau_in,
+            request,
+            tonic::Code::InvalidArgument,
+            "client_request_id:",
+        )
+        .await;
     }
     let inn = totals(pair.in_endpoint()).await;
     assert!(
@@ -94,33 +102,24 @@ async fn an_applicant_must_be_the_person_and_a_payout_their_own_account() {
 
     let mut someone_else = application(&person);
     someone_else.psn_name = "王五".to_owned();
-    let refused = bureau_in
-        .apply_transfer(someone_else)
-        .await
-        .expect_err("not the person");
-    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
-    assert!(
-        refused.message().starts_with("UNKNOWN_PERSON"),
-        "{}",
-        refused.message()
-    );
-    assert!(
-        !refused.message().contains(&person.name),
-        "no personal data"
-    );
+    let refused_message = refused(
+        &mut bureau_in,
+        someone_else,
+        tonic::Code::FailedPrecondition,
+        "UNKNOWN_PERSON",
+    )
+    .await;
+    assert!(!refused_message.contains(&person.name), "no personal data");
 
     let mut control = application(&person);
     control.psn_name = format!("{}\u{0}", person.name);
-    let refused = bureau_in
-        .apply_transfer(control)
-        .await
-        .expect_err("a NUL in the name");
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert!(
-        refused.message().starts_with("psn_name:"),
-        "{}",
-        refused.message()
-    );
+    refused(
+        &mut bureau_in,
+        control,
+        tonic::Code::InvalidArgument,
+        "psn_name:",
+    )
+    .await;
 
     let mut elsewhere = application(&person);
     elsewhere.bank_account = Some(BankAccount {
@@ -128,18 +127,13 @@ async fn an_applicant_must_be_the_person_and_a_payout_their_own_account() {
         account_number: "6222020200112233".to_owned(),
         account_holder_name: "王五".to_owned(),
     });
-    let refused = bureau_in
-        .apply_transfer(elsewhere)
-        .await
-        .expect_err("another's account");
-    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
-    assert!(
-        refused
-            .message()
-            .starts_with("bank_account.account_holder_name:"),
-        "{}",
-        refused.message()
-    );
+    refused(
+        &mut bureau_in,
+        elsewhere,
+        tonic::Code::InvalidArgument,
+        "bank_account.account_holder_name:",
+    )
+    .await;
 
     let inn = totals(pair.in_endpoint()).await;
     assert!(

@@ -324,3 +324,45 @@ async fn a_watch_follows_a_transfer_in_order_to_its_terminal_state() {
     }
     assert_conserved(&pair).await;
 }
+
+#[tokio::test]
+async fn a_bureau_lists_the_contract_to_a_v1alpha_reflection_client() {
+    // Python's grpcio-reflection and older grpcurl speak only v1alpha (v1 is checked in the
+    // runtime crate); this also checks that the bureau hands its contract to reflection.
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+    let pair = seeded_pair().await;
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let answer = ServerReflectionClient::new(channel(pair.in_endpoint()).await)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("v1alpha reflection answers")
+        .into_inner()
+        .message()
+        .await
+        .expect("stream open")
+        .expect("one answer");
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("expected a service list");
+    };
+    let names: Vec<String> = list
+        .service
+        .into_iter()
+        .map(|service| service.name)
+        .collect();
+    for served in [
+        "yibao.bureau.v1.BureauService",
+        "yibao.platform.v1.TransferInPlatformService",
+        "yibao.admin.v1.AdminService",
+    ] {
+        assert!(
+            names.iter().any(|name| name == served),
+            "{served} in {names:?}"
+        );
+    }
+}

@@ -76,7 +76,6 @@ pub fn routes(services: &Arc<Services>) -> (tonic::service::Routes, Vec<&'static
 
 #[cfg(test)]
 mod tests {
-    use prost::Message;
     use tonic::transport::server::TcpConnectInfo;
 
     use super::admin_guard;
@@ -121,31 +120,5 @@ mod tests {
             .metadata_mut()
             .insert("authorization", "Bearer nope".parse().expect("ascii"));
         assert!(guard(wrong).is_err());
-    }
-
-    #[test]
-    fn the_descriptor_set_given_to_reflection_names_every_service_served() {
-        let set = prost_types::FileDescriptorSet::decode(super::FILE_DESCRIPTOR_SET)
-            .expect("the embedded descriptor set decodes");
-        let names: Vec<String> = set
-            .file
-            .iter()
-            .flat_map(|file| {
-                file.service
-                    .iter()
-                    .map(move |service| format!("{}.{}", file.package(), service.name()))
-            })
-            .collect();
-        for served in [
-            "yibao.bureau.v1.BureauService",
-            "yibao.platform.v1.TransferOutPlatformService",
-            "yibao.platform.v1.TransferInPlatformService",
-            "yibao.admin.v1.AdminService",
-        ] {
-            assert!(
-                names.iter().any(|name| name == served),
-                "{served} in {names:?}"
-            );
-        }
     }
 }

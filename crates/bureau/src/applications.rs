@@ -26,7 +26,11 @@ pub struct Key {
 
 impl Key {
     /// The key of a request, if it has one: at most 64 printable ASCII characters, no spaces.
-    pub fn of(client_request_id: &str, request_sha256: Vec<u8>) -> Result<Option<Key>, Error> {
+    /// `request_sha256` hashes the request, only when there is a key.
+    pub fn of(
+        client_request_id: &str,
+        request_sha256: impl FnOnce() -> Vec<u8>,
+    ) -> Result<Option<Key>, Error> {
         if client_request_id.is_empty() {
             return Ok(None);
         }
@@ -39,7 +43,7 @@ impl Key {
         }
         Ok(Some(Key {
             stored: format!("apply:{client_request_id}"),
-            request_sha256,
+            request_sha256: request_sha256(),
         }))
     }
 }
@@ -85,10 +89,10 @@ mod tests {
 
     #[test]
     fn a_key_is_at_most_64_printable_characters_and_empty_means_none() {
-        assert_eq!(Key::of("", vec![1]).expect("empty is allowed"), None);
-        assert!(Key::of("load-7-42", vec![1]).expect("valid").is_some());
+        assert_eq!(Key::of("", || vec![1]).expect("empty is allowed"), None);
+        assert!(Key::of("load-7-42", || vec![1]).expect("valid").is_some());
         assert!(
-            Key::of(&"k".repeat(64), vec![1])
+            Key::of(&"k".repeat(64), || vec![1])
                 .expect("64 is the limit")
                 .is_some()
         );
@@ -98,7 +102,7 @@ mod tests {
             "tab\t".to_owned(),
             "键".to_owned(),
         ] {
-            let error = Key::of(&bad, vec![1]).expect_err("refused");
+            let error = Key::of(&bad, || vec![1]).expect_err("refused");
             assert!(
                 error.to_string().starts_with("client_request_id:"),
                 "{error}"

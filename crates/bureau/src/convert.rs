@@ -4,7 +4,7 @@
 //! transport call these; nothing else in the crate sees a generated type.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use yibao_domain::application::BankAccount;
+use yibao_domain::application::{BankAccount, check_payout_account};
 use yibao_domain::classify::{BalanceDisposition, FlowKind, PayoutReason, RetireePayout};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
@@ -257,12 +257,8 @@ pub fn disposition(value: i32, flow: Option<FlowKind>) -> Option<BalanceDisposit
     })
 }
 
-/// A bank account from a request field, checked by the domain's rule; `prefix` is the path of
-/// the message that holds it (`""` or `"application."`), so the error names the field in full.
-pub fn bank_account(
-    prefix: &'static str,
-    account: Option<&wire::BankAccount>,
-) -> Result<Option<BankAccount>, Error> {
+/// A bank account from a request field, checked by the domain's rule.
+pub fn bank_account(account: Option<&wire::BankAccount>) -> Result<Option<BankAccount>, Error> {
     account
         .map(|account| {
             BankAccount::new(
@@ -270,41 +266,21 @@ pub fn bank_account(
                 &account.account_number,
                 &account.account_holder_name,
             )
-            .map_err(|error| Error::InvalidArgument {
-                field: prefixed(prefix, error.field),
-                rule: error.rule,
-            })
+            .map_err(Error::from)
         })
         .transpose()
 }
 
-/// The payout account of a platform application, which must be the applicant's own.
-fn payout_account(wire: &platform::TransferApplication) -> Result<Option<BankAccount>, Error> {
-    let account = bank_account("application.", wire.bank_account.as_ref())?;
+/// A payout account, which must be the applicant's own.
+pub fn payout_account(
+    account: Option<&wire::BankAccount>,
+    applicant: &str,
+) -> Result<Option<BankAccount>, Error> {
+    let account = bank_account(account)?;
     if let Some(account) = &account {
-        yibao_domain::application::check_payout_account(account, &wire.psn_name).map_err(
-            |error| Error::InvalidArgument {
-                field: prefixed("application.", error.field),
-                rule: error.rule,
-            },
-        )?;
+        check_payout_account(account, applicant)?;
     }
     Ok(account)
-}
-
-/// `field` under `prefix`, as a static name (the fields a bank account rule can name).
-fn prefixed(prefix: &'static str, field: &'static str) -> &'static str {
-    match (prefix, field) {
-        ("application.", "bank_account.account_number") => {
-            "application.bank_account.account_number"
-        }
-        ("application.", "bank_account.bank_name") => "application.bank_account.bank_name",
-        ("application.", "bank_account.account_holder_name") => {
-            "application.bank_account.account_holder_name"
-        }
-        ("application.", _) => "application.bank_account",
-        _ => field,
-    }
 }
 
 /// A bank account on the wire.
@@ -313,33 +289,6 @@ pub fn wire_bank_account(account: &BankAccount) -> wire::BankAccount {
         bank_name: account.bank_name.clone(),
         account_number: account.account_number.clone(),
         account_holder_name: account.account_holder_name.clone(),
-    }
-}
-
-/// A wire message that says whether a retiree asked for a payout.
-pub trait AsksRetireePayout {
-    /// The wire's flag.
-    fn retiree_payout_requested(&self) -> bool;
-}
-
-impl AsksRetireePayout for bureau_wire::ApplyTransferRequest {
-    fn retiree_payout_requested(&self) -> bool {
-        self.retiree_payout_requested
-    }
-}
-
-impl AsksRetireePayout for platform::TransferApplication {
-    fn retiree_payout_requested(&self) -> bool {
-        self.retiree_payout_requested
-    }
-}
-
-/// Whether a retiree asked for a payout, named.
-pub fn retiree_payout(message: &impl AsksRetireePayout) -> RetireePayout {
-    if message.retiree_payout_requested() {
-        RetireePayout::Requested
-    } else {
-        RetireePayout::NotRequested
     }
 }
 
@@ -392,8 +341,9 @@ pub fn application(
             None => received_at,
             Some(at) => time("application.applied_at", Some(at))?,
         },
-        bank_account: payout_account(wire)?,
-        retiree_payout: retiree_payout(wire),
+        bank_account: payout_account(wire.bank_account.as_ref(), &wire.psn_name)
+            .map_err(|error| error.within("application."))?,
+        retiree_payout: RetireePayout::from(wire.retiree_payout_requested),
     })
 }
 
@@ -604,7 +554,7 @@ pub fn wire_transfer(
     let refusal = document.state.refusal();
     bureau_wire::Transfer {
         transfer_id: document.transfer_id.clone(),
-        side: wire_side(document.side) as i32,
+        side: wire_side(document.side()) as i32,
         initiator: wire_initiator(document.initiator) as i32,
         state: wire_stage(document.state.stage()) as i32,
         flow_kind: document
@@ -646,7 +596,7 @@ pub fn wire_snapshot(document: &TransferDocument) -> platform::TransferSnapshot 
     platform::TransferSnapshot {
         transfer_id: document.transfer_id.clone(),
         state: wire_stage(document.state.stage()) as i32,
-        side: wire_side(document.side) as i32,
+        side: wire_side(document.side()) as i32,
         updated_at: Some(timestamp(document.updated_at)),
         refusal_reason: refusal.map(|r| wire_reason(r) as i32).unwrap_or_default(),
         refusal_message: refusal.map(|r| r.message().to_owned()).unwrap_or_default(),

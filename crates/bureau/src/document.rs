@@ -20,8 +20,6 @@ use yibao_domain::transfer::{Initiator, Side, TransferState};
 pub struct TransferDocument {
     /// The transfer id (minted where the person applied).
     pub transfer_id: String,
-    /// This bureau's side.
-    pub side: Side,
     /// Who started it.
     pub initiator: Initiator,
     /// The state machine's state, with the data it carries.
@@ -63,7 +61,6 @@ impl TransferDocument {
     /// for the callers to fill with struct-update syntax.
     pub fn opening(
         transfer_id: String,
-        side: Side,
         initiator: Initiator,
         state: TransferState,
         applied_on: NaiveDate,
@@ -71,7 +68,6 @@ impl TransferDocument {
     ) -> Self {
         Self {
             transfer_id,
-            side,
             initiator,
             state,
             certno: String::new(),
@@ -92,6 +88,11 @@ impl TransferDocument {
         }
     }
 
+    /// This bureau's side, which the machine's state says.
+    pub fn side(&self) -> Side {
+        self.state.side()
+    }
+
     /// Whether the application named a bank account.
     pub fn bank_account_given(&self) -> BankAccountGiven {
         BankAccountGiven::of(self.bank_account.as_ref())
@@ -103,7 +104,6 @@ impl fmt::Debug for TransferDocument {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TransferDocument")
             .field("transfer_id", &self.transfer_id)
-            .field("side", &self.side)
             .field("state", &self.state)
             .field("flow", &self.flow)
             .field("amount_cents", &self.amount_cents)

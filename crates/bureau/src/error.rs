@@ -2,6 +2,8 @@
 //!
 //! Statuses name the field and the rule, never internals (SQL, paths) and never personal data.
 
+use std::borrow::Cow;
+
 use tonic::{Code, Status};
 use yibao_domain::transfer::RefusalReason;
 
@@ -11,8 +13,9 @@ pub enum Error {
     /// A field of the request is malformed.
     #[error("{field}: {rule}")]
     InvalidArgument {
-        /// The request field, as named in the proto.
-        field: &'static str,
+        /// The request field, as named in the proto (its full path, e.g.
+        /// `application.bank_account.account_number`).
+        field: Cow<'static, str>,
         /// What is wrong with it.
         rule: String,
     },
@@ -44,8 +47,30 @@ impl Error {
     /// A malformed field.
     pub fn invalid(field: &'static str, rule: impl ToString) -> Self {
         Self::InvalidArgument {
-            field,
+            field: Cow::Borrowed(field),
             rule: rule.to_string(),
+        }
+    }
+
+    /// The same error, a malformed field named under `path` (the message that holds it, as
+    /// `application.`); any other error unchanged.
+    pub fn within(self, path: &str) -> Self {
+        match self {
+            Self::InvalidArgument { field, rule } => Self::InvalidArgument {
+                field: Cow::Owned(format!("{path}{field}")),
+                rule,
+            },
+            other => other,
+        }
+    }
+}
+
+/// A rule of an application broken, naming the field.
+impl From<yibao_domain::application::ApplicationError> for Error {
+    fn from(error: yibao_domain::application::ApplicationError) -> Self {
+        Self::InvalidArgument {
+            field: Cow::Borrowed(error.field),
+            rule: error.rule,
         }
     }
 }

@@ -12,7 +12,7 @@ use yibao_domain::application::BankAccount;
 use yibao_domain::classify::{RetireePayout, Settlement};
 use yibao_domain::transfer::in_side::{InEvent, InState};
 use yibao_domain::transfer::out_side::{AbortFallback, BalanceRoute, OutState};
-use yibao_domain::transfer::{Initiator, RefusalReason, Side, TransferState};
+use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
 use yibao_store::Tx;
 
 use crate::convert;
@@ -101,7 +101,6 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
     let flow = convert::flow(old.flow_kind);
     Ok(TransferDocument {
         transfer_id: old.transfer_id,
-        side: old.side,
         initiator: old.initiator,
         state: old.state.upgrade(),
         certno: old.certno,
@@ -166,7 +165,6 @@ mod legacy {
     #[derive(Deserialize)]
     pub(super) struct Document {
         pub transfer_id: String,
-        pub side: Side,
         pub initiator: Initiator,
         pub state: Stored,
         pub certno: String,

@@ -270,7 +270,7 @@ pub fn decode_document(text: &str) -> Result<TransferDocument, Error> {
 }
 
 /// The row the store keeps for a document.
-pub fn row_of(ctx: &StepContext, document: &TransferDocument) -> Result<TransferRow, Error> {
+fn row_of(ctx: &StepContext, document: &TransferDocument) -> Result<TransferRow, Error> {
     let due = ctx
         .site
         .deadlines(document.applied_on, document.form_received_on)

@@ -48,14 +48,6 @@ pub struct Services {
 }
 
 impl Services {
-    /// A step context at the clock's current reading.
-    pub fn context(&self) -> StepContext {
-        StepContext {
-            now: self.clock.now(),
-            site: self.site.clone(),
-        }
-    }
-
     /// Runs `work` as one protocol step in one store job, then publishes what it changed.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Utc};
+use yibao_domain::classify::RetireePayout;
 use yibao_domain::population::{self, Flow, SyntheticPerson};
 use yibao_domain::region::RegionCode;
 use yibao_domain::transfer::TransferId;
@@ -20,9 +21,11 @@ use crate::context::Site;
 use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::{account, reason};
+use crate::messages::TransferApplication;
 use crate::peer::Peer;
 use crate::record::{self, Step};
 use crate::services::{Admin, Services};
+use crate::transfer_in;
 
 /// The population every test seeds from.
 pub const SEED: u64 = 20_260_302;
@@ -263,4 +266,33 @@ pub fn day() -> NaiveDate {
 /// The kinds of a transfer's history events, in order.
 pub fn kinds(events: &[EventRow]) -> Vec<&str> {
     events.iter().map(|event| event.kind.as_str()).collect()
+}
+
+/// The request the transfer-in bureau sends for `person` (its `sequence`-th of the day).
+pub fn transfer_out_request(person: &SyntheticPerson, sequence: u32) -> TransferApplication {
+    let (out_region, in_region) = person.flow.region_codes();
+    TransferApplication {
+        transfer_id: transfer_id(&in_region.to_string(), sequence),
+        certno: person.certno.clone(),
+        psn_name: person.name.clone(),
+        in_scheme: Some(person.in_scheme),
+        out_region,
+        in_region,
+        applied_at: start(),
+        bank_account: None,
+        retiree_payout: RetireePayout::NotRequested,
+    }
+}
+
+/// The application `person` makes here for their flow's regions.
+pub fn application_at_transfer_in(person: &SyntheticPerson) -> transfer_in::Application {
+    let (out_region, in_region) = person.flow.region_codes();
+    transfer_in::Application {
+        certno: person.certno.clone(),
+        psn_name: person.name.clone(),
+        out_region,
+        in_region,
+        bank_account: None,
+        retiree_payout: RetireePayout::NotRequested,
+    }
 }

@@ -11,7 +11,7 @@ use yibao_domain::region::RegionCode;
 use yibao_domain::review;
 use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState};
 use yibao_domain::transfer::out_side::InCredit;
-use yibao_domain::transfer::{Initiator, RefusalReason, Side, TransferState, Transition};
+use yibao_domain::transfer::{Initiator, RefusalReason, TransferState, Transition};
 
 use crate::document::TransferDocument;
 use crate::error::Error;
@@ -79,7 +79,6 @@ pub fn apply_here(
         settlement,
         ..TransferDocument::opening(
             transfer_id.clone(),
-            Side::In,
             Initiator::TransferIn,
             TransferState::In(next),
             step.ctx.today(),
@@ -262,7 +261,6 @@ fn first_form_document(step: &Step<'_>, form: &InsuranceForm, state: InState) ->
         contribution_months: form.contribution_months,
         ..TransferDocument::opening(
             form.transfer_id.clone(),
-            Side::In,
             Initiator::TransferOut,
             TransferState::In(state),
             // Deadlines count from the application day the form carries.
@@ -349,7 +347,6 @@ fn abort_unknown(step: &mut Step<'_>, transfer_id: &str) -> Result<TransferDocum
     let transition = in_side::abort_first();
     let mut document = TransferDocument::opening(
         transfer_id.to_owned(),
-        Side::In,
         Initiator::TransferOut,
         TransferState::In(transition.next),
         step.ctx.today(),

@@ -10,7 +10,7 @@ use yibao_domain::region::RegionCode;
 use yibao_domain::review::{self, Refused, RegionFacts, TransferOutRequest};
 use yibao_domain::scheme::EnrolmentState;
 use yibao_domain::transfer::out_side::{self, InCredit, OutAction, OutEvent, OutState, Review};
-use yibao_domain::transfer::{Initiator, Side, TransferState, Transition};
+use yibao_domain::transfer::{Initiator, TransferState, Transition};
 
 use crate::document::TransferDocument;
 use crate::error::Error;
@@ -122,7 +122,6 @@ fn open(
         settlement: accepted.plan.settlement,
         ..TransferDocument::opening(
             application.transfer_id.clone(),
-            Side::Out,
             initiator,
             TransferState::Out(transition.next),
             yibao_runtime::clock::china_date(application.applied_at),
@@ -158,7 +157,6 @@ fn remember_refusal(
         retiree_payout: application.retiree_payout,
         ..TransferDocument::opening(
             application.transfer_id.clone(),
-            Side::Out,
             Initiator::TransferIn,
             TransferState::Out(transition.next),
             yibao_runtime::clock::china_date(application.applied_at),

@@ -193,14 +193,13 @@ mod tests {
     use super::*;
     use crate::document::TransferDocument;
     use yibao_domain::transfer::in_side::InState;
-    use yibao_domain::transfer::{Initiator, Side, TransferState};
+    use yibao_domain::transfer::{Initiator, TransferState};
 
     fn snapshot(updated: i64) -> Arc<Snapshot> {
         let at = chrono::DateTime::from_timestamp(updated, 0).unwrap_or_default();
         Arc::new(Snapshot {
             document: TransferDocument::opening(
                 "x".to_owned(),
-                Side::In,
                 Initiator::TransferOut,
                 TransferState::In(InState::Aborted),
                 at.date_naive(),

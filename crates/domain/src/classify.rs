@@ -74,6 +74,17 @@ pub enum RetireePayout {
     NotRequested,
 }
 
+/// The flag an application carries: `true` when the retiree asked for the payout.
+impl From<bool> for RetireePayout {
+    fn from(requested: bool) -> Self {
+        if requested {
+            Self::Requested
+        } else {
+            Self::NotRequested
+        }
+    }
+}
+
 /// Whether the application names a bank account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

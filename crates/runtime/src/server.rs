@@ -404,11 +404,6 @@ mod tests {
                 "{expected} in {names:?}"
             );
         }
-        let alpha = v1alpha_service_names(address).await;
-        assert!(
-            alpha.iter().any(|name| name == "yibao.test.v1.Example"),
-            "v1alpha lists the contract too: {alpha:?}"
-        );
         stop.send(()).expect("server is running");
         server.await.expect("joined").expect("clean stop");
     }
@@ -421,41 +416,6 @@ mod tests {
         write_port_file(&path, address).await.expect("write");
         let text = std::fs::read_to_string(&path).expect("read");
         assert_eq!(text.parse::<SocketAddr>().expect("an address"), address);
-    }
-
-    /// The service names a v1alpha reflection client is told.
-    async fn v1alpha_service_names(address: std::net::SocketAddr) -> Vec<String> {
-        use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
-            .expect("endpoint")
-            .connect()
-            .await
-            .expect("connect");
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(MessageRequest::ListServices(String::new())),
-        };
-        let mut answers = ServerReflectionClient::new(channel)
-            .server_reflection_info(tokio_stream::iter([request]))
-            .await
-            .expect("v1alpha reflection answers")
-            .into_inner();
-        let answer = answers
-            .message()
-            .await
-            .expect("stream open")
-            .expect("one answer");
-        match answer.message_response {
-            Some(MessageResponse::ListServicesResponse(list)) => list
-                .service
-                .into_iter()
-                .map(|service| service.name)
-                .collect(),
-            other => panic!("expected a service list, got {other:?}"),
-        }
     }
 
     #[tokio::test]

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use yibao_domain::application::{check_name, check_payout_account};
+use yibao_domain::application::check_name;
 use yibao_domain::certificate;
+use yibao_domain::classify::RetireePayout;
 use yibao_domain::transfer::Initiator;
 use yibao_proto::bureau::v1 as wire;
 use yibao_proto::bureau::v1::bureau_service_server::BureauService;
@@ -97,23 +98,13 @@ impl BureauApi {
     /// transfer as the application's own step left it.
     async fn open(&self, request: wire::ApplyTransferRequest) -> Result<Arc<Snapshot>, Error> {
         let certno = convert::certno("certno", &request.certno)?;
-        check_name(&request.psn_name).map_err(|error| Error::InvalidArgument {
-            field: error.field,
-            rule: error.rule,
-        })?;
+        check_name(&request.psn_name)?;
         let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
         let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
-        let bank_account = convert::bank_account("", request.bank_account.as_ref())?;
-        if let Some(account) = &bank_account {
-            check_payout_account(account, &request.psn_name).map_err(|error| {
-                Error::InvalidArgument {
-                    field: error.field,
-                    rule: error.rule,
-                }
-            })?;
-        }
-        let retiree_payout = convert::retiree_payout(&request);
-        let key = Key::of(&request.client_request_id, inbox::body_hash(&request))?;
+        let bank_account =
+            convert::payout_account(request.bank_account.as_ref(), &request.psn_name)?;
+        let retiree_payout = RetireePayout::from(request.retiree_payout_requested);
+        let key = Key::of(&request.client_request_id, || inbox::body_hash(&request))?;
         let site = &self.services.site;
         let hint = WatchHint::ExpectWatchOfNew;
         if site.hosts(in_region) && !site.hosts(out_region) {

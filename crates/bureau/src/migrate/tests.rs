@@ -188,7 +188,7 @@ async fn every_document_of_the_previous_release_loads_with_the_state_it_meant() 
             TransferState::Out(_) => Side::Out,
             TransferState::In(_) => Side::In,
         };
-        assert_eq!(document.side, side, "{id}");
+        assert_eq!(document.side(), side, "{id}");
         assert_eq!(document.amount_cents, 123_456, "{id}");
         assert_eq!(document.contribution_months, 60, "{id}");
         assert_eq!(document.certno, "110101199003074514", "{id}");

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use yibao_domain::classify::{BalanceDisposition, FlowKind, RetireePayout};
+use yibao_domain::classify::{BalanceDisposition, FlowKind};
 use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_domain::region::RegionCode;
 use yibao_domain::transfer::in_side::InState;
@@ -30,24 +30,11 @@ async fn bureau_with(flow: Flow) -> (Arc<Services>, SyntheticPerson) {
     (services, person)
 }
 
-/// The application `person` makes here for their flow's regions.
-fn application(person: &SyntheticPerson) -> Application {
-    let (out_region, in_region) = person.flow.region_codes();
-    Application {
-        certno: person.certno.clone(),
-        psn_name: person.name.clone(),
-        out_region,
-        in_region,
-        bank_account: None,
-        retiree_payout: RetireePayout::NotRequested,
-    }
-}
-
 /// The application from `out_region` instead.
 fn from(person: &SyntheticPerson, out_region: RegionCode) -> Application {
     Application {
         out_region,
-        ..application(person)
+        ..testing::application_at_transfer_in(person)
     }
 }
 
@@ -60,7 +47,7 @@ async fn apply_here(services: &Services, application: Application) -> Result<Str
 }
 
 async fn applied(services: &Services, person: &SyntheticPerson) -> String {
-    apply_here(services, application(person))
+    apply_here(services, testing::application_at_transfer_in(person))
         .await
         .expect("the application is accepted")
 }
@@ -166,7 +153,7 @@ async fn an_application_of_a_person_not_enrolled_here_is_refused() {
     let services = testing::services(BureauRole::TransferIn);
     let stranger = testing::someone(Flow::RefusedNotEnrolled, 0);
     assert!(!testing::seed_if_known(&services, &stranger).await);
-    let result = apply_here(&services, application(&stranger)).await;
+    let result = apply_here(&services, testing::application_at_transfer_in(&stranger)).await;
     assert!(
         matches!(
             result,
@@ -181,7 +168,7 @@ async fn an_application_of_a_person_not_enrolled_here_is_refused() {
 async fn a_second_application_while_one_is_open_is_refused_naming_the_open_transfer() {
     let (services, person) = bureau_with(Flow::CrossProvince).await;
     let first = applied(&services, &person).await;
-    let second = apply_here(&services, application(&person)).await;
+    let second = apply_here(&services, testing::application_at_transfer_in(&person)).await;
     match second {
         Err(Error::OpenTransferExists(open)) => assert_eq!(open, first),
         other => panic!("the second application should be refused, got {other:?}"),

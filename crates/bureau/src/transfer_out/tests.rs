@@ -30,22 +30,6 @@ async fn bureau_with(flow: Flow) -> (Arc<Services>, SyntheticPerson, i64) {
     (services, person, opening)
 }
 
-/// The request the transfer-in bureau sends for `person` (its `sequence`-th of the day).
-fn request(person: &SyntheticPerson, sequence: u32) -> TransferApplication {
-    let (out_region, in_region) = person.flow.region_codes();
-    TransferApplication {
-        transfer_id: testing::transfer_id(&in_region.to_string(), sequence),
-        certno: person.certno.clone(),
-        psn_name: person.name.clone(),
-        in_scheme: Some(person.in_scheme),
-        out_region,
-        in_region,
-        applied_at: testing::start(),
-        bank_account: None,
-        retiree_payout: yibao_domain::classify::RetireePayout::NotRequested,
-    }
-}
-
 /// The same request naming the person's bank account.
 fn with_bank_account(mut application: TransferApplication) -> TransferApplication {
     let account = BankAccount::new("ICBC", "6222000011112222333", "张三").expect("a valid account");
@@ -133,7 +117,7 @@ fn queued(kind: Kind, peer: &str) -> (String, String) {
 #[tokio::test]
 async fn an_accepted_request_debits_the_balance_to_transit_and_queues_the_form() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     let document = testing::document(&services, &id).await;
     assert_eq!(
         out_state(document.state),
@@ -168,8 +152,8 @@ async fn an_accepted_request_debits_the_balance_to_transit_and_queues_the_form()
 #[tokio::test]
 async fn a_repeated_request_is_answered_from_the_stored_transfer_without_a_second_debit() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
-    let again = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    let again = opened(&services, testing::transfer_out_request(&person, 1)).await;
     assert_eq!(again, id);
     assert_eq!(testing::transit(&services).await, opening, "debited once");
     assert_eq!(testing::queued_for(&services, &id).await.len(), 1);
@@ -180,7 +164,7 @@ async fn a_repeated_request_is_answered_from_the_stored_transfer_without_a_secon
 #[tokio::test]
 async fn a_refused_request_from_transfer_in_is_remembered_and_answered_the_same() {
     let (services, person, opening) = bureau_with(Flow::RefusedArrears).await;
-    let application = request(&person, 1);
+    let application = testing::transfer_out_request(&person, 1);
     let id = application.transfer_id.clone();
     for attempt in 0..2 {
         match review(&services, application.clone(), Initiator::TransferIn).await {
@@ -211,7 +195,7 @@ async fn a_refused_request_from_transfer_in_is_remembered_and_answered_the_same(
 #[tokio::test]
 async fn a_refused_application_made_at_transfer_out_writes_nothing() {
     let (services, person, opening) = bureau_with(Flow::RefusedNotStopped).await;
-    let application = request(&person, 1);
+    let application = testing::transfer_out_request(&person, 1);
     let id = application.transfer_id.clone();
     match review(&services, application, Initiator::TransferOut).await {
         Ok(Opened::Refused(refused)) => {
@@ -232,8 +216,14 @@ async fn a_refused_application_made_at_transfer_out_writes_nothing() {
 #[tokio::test]
 async fn a_second_request_for_a_person_with_an_open_transfer_is_refused_naming_it() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let first = opened(&services, request(&person, 1)).await;
-    match review(&services, request(&person, 2), Initiator::TransferIn).await {
+    let first = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    match review(
+        &services,
+        testing::transfer_out_request(&person, 2),
+        Initiator::TransferIn,
+    )
+    .await
+    {
         Ok(Opened::Refused(refused)) => {
             assert_eq!(refused.reason, RefusalReason::OpenTransferExists);
             assert_eq!(refused.open_transfer.as_deref(), Some(first.as_str()));
@@ -247,7 +237,7 @@ async fn a_second_request_for_a_person_with_an_open_transfer_is_refused_naming_i
 #[tokio::test]
 async fn a_credited_form_completes_the_transfer_settles_transit_and_ends_the_relationship() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     form_answered(&services, &id, credit(person.balance.cents())).await;
     assert_eq!(state_of(&services, &id).await, OutState::Completed);
     assert_eq!(testing::transit(&services).await, 0);
@@ -271,7 +261,7 @@ async fn a_credited_form_completes_the_transfer_settles_transit_and_ends_the_rel
 #[tokio::test]
 async fn a_refused_form_returns_the_transfer_and_the_balance_to_the_account() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     let refused = RefusalReason::NotEnrolledAtTransferIn;
     form_answered(&services, &id, FormOutcome::Refused(refused)).await;
     assert_eq!(state_of(&services, &id).await, OutState::Returned(refused));
@@ -292,7 +282,7 @@ async fn a_refused_form_returns_the_transfer_and_the_balance_to_the_account() {
 #[tokio::test]
 async fn a_passed_deadline_opens_the_abort_withdraws_the_form_and_queues_the_abort() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     assert!(deadline_passed(&services, &id).await, "the abort opens");
     assert_eq!(
         state_of(&services, &id).await,
@@ -326,7 +316,11 @@ async fn a_passed_deadline_opens_the_abort_withdraws_the_form_and_queues_the_abo
 #[tokio::test]
 async fn a_passed_deadline_with_a_bank_account_falls_back_to_paying_the_bank() {
     let (services, person, _) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, with_bank_account(request(&person, 1))).await;
+    let id = opened(
+        &services,
+        with_bank_account(testing::transfer_out_request(&person, 1)),
+    )
+    .await;
     assert!(deadline_passed(&services, &id).await);
     assert_eq!(
         state_of(&services, &id).await,
@@ -340,7 +334,7 @@ async fn a_passed_deadline_with_a_bank_account_falls_back_to_paying_the_bank() {
 #[tokio::test]
 async fn a_deadline_after_completion_changes_nothing() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     form_answered(&services, &id, credit(person.balance.cents())).await;
     assert!(!deadline_passed(&services, &id).await);
     assert_eq!(state_of(&services, &id).await, OutState::Completed);
@@ -352,7 +346,7 @@ async fn a_deadline_after_completion_changes_nothing() {
 #[tokio::test]
 async fn an_abort_answered_not_credited_returns_the_balance_to_the_account() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     assert!(deadline_passed(&services, &id).await);
     abort_answered(&services, &id, InCredit::NotCredited).await;
     assert_eq!(
@@ -368,7 +362,7 @@ async fn an_abort_answered_not_credited_returns_the_balance_to_the_account() {
 #[tokio::test]
 async fn an_abort_answered_credited_completes_the_transfer_and_settles_transit() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     assert!(deadline_passed(&services, &id).await);
     abort_answered(&services, &id, InCredit::Credited).await;
     assert_eq!(state_of(&services, &id).await, OutState::Completed);
@@ -384,7 +378,11 @@ async fn an_abort_answered_credited_completes_the_transfer_and_settles_transit()
 #[tokio::test]
 async fn an_abort_answered_not_credited_with_a_bank_account_pays_the_bank_once_it_paid() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, with_bank_account(request(&person, 1))).await;
+    let id = opened(
+        &services,
+        with_bank_account(testing::transfer_out_request(&person, 1)),
+    )
+    .await;
     assert!(deadline_passed(&services, &id).await);
     abort_answered(&services, &id, InCredit::NotCredited).await;
     assert_eq!(state_of(&services, &id).await, OutState::PayoutPending);
@@ -410,7 +408,7 @@ async fn an_abort_answered_not_credited_with_a_bank_account_pays_the_bank_once_i
 #[tokio::test]
 async fn a_payout_for_a_destination_not_connected_is_posted_to_the_bank_only_when_the_bank_paid() {
     let (services, person, opening) = bureau_with(Flow::NotConnected).await;
-    let mut application = with_bank_account(request(&person, 1));
+    let mut application = with_bank_account(testing::transfer_out_request(&person, 1));
     application.transfer_id = testing::transfer_id(HOHHOT, 1);
     assert_eq!(application.in_region.to_string(), ZHENGZHOU);
     let id = match review(&services, application, Initiator::TransferOut).await {
@@ -444,7 +442,7 @@ async fn a_payout_for_a_destination_not_connected_is_posted_to_the_bank_only_whe
 async fn a_shared_provincial_account_sends_the_form_and_moves_no_money() {
     let (services, person, opening) = bureau_with(Flow::IntraProvinceShared).await;
     assert_eq!(person.out_scheme, Scheme::Employee);
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     assert_eq!(
         state_of(&services, &id).await,
         OutState::InTransit {
@@ -473,7 +471,7 @@ async fn an_answer_for_an_unknown_transfer_is_not_found() {
 #[tokio::test]
 async fn an_answer_out_of_place_is_an_error_and_changes_nothing() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
-    let id = opened(&services, request(&person, 1)).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
     let paid = {
         let id = id.clone();
         step(&services, move |step| transfer_out::bank_paid(step, &id, 1)).await
@@ -492,7 +490,11 @@ async fn an_answer_out_of_place_is_an_error_and_changes_nothing() {
 #[tokio::test]
 async fn a_balance_paid_out_after_the_credit_waits_in_transit_until_the_bank_paid() {
     let (services, person, opening) = bureau_with(Flow::RegionPaysOut).await;
-    let id = opened(&services, with_bank_account(request(&person, 1))).await;
+    let id = opened(
+        &services,
+        with_bank_account(testing::transfer_out_request(&person, 1)),
+    )
+    .await;
     assert_eq!(
         state_of(&services, &id).await,
         OutState::InTransit {
@@ -522,7 +524,7 @@ async fn a_balance_paid_out_after_the_credit_waits_in_transit_until_the_bank_pai
 #[tokio::test]
 async fn a_relocated_retiree_asking_at_transfer_out_is_paid_to_the_bank_without_a_form() {
     let (services, person, opening) = bureau_with(Flow::RetireePayout).await;
-    let mut application = with_bank_account(request(&person, 1));
+    let mut application = with_bank_account(testing::transfer_out_request(&person, 1));
     application.transfer_id = testing::transfer_id(HOHHOT, 1);
     application.retiree_payout = yibao_domain::classify::RetireePayout::Requested;
     let id = match review(&services, application, Initiator::TransferOut).await {

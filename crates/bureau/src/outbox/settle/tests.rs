@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use yibao_domain::application::BankAccount;
-use yibao_domain::classify::RetireePayout;
+
 use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_domain::transfer::in_side::InState;
 use yibao_domain::transfer::out_side::{BalanceRoute, OutState};
@@ -52,16 +52,10 @@ async fn transfer_out_with(
     };
     let application = TransferApplication {
         transfer_id,
-        certno: person.certno.clone(),
-        psn_name: person.name.clone(),
-        in_scheme: Some(person.in_scheme),
-        out_region,
-        in_region,
-        applied_at: testing::start(),
         bank_account: Some(
             BankAccount::new("ICBC", "6222000011112222333", "张三").expect("a valid account"),
         ),
-        retiree_payout: RetireePayout::NotRequested,
+        ..testing::transfer_out_request(&person, sequence)
     };
     let opened = step(services, move |step| {
         transfer_out::review_and_open(step, &application, initiator)
@@ -210,15 +204,7 @@ async fn an_answered_form_is_acknowledged_and_completes_the_transfer() {
 async fn an_answered_request_is_acknowledged_and_moves_the_transfer_in_to_requested() {
     let services = testing::services(BureauRole::TransferIn);
     let person = testing::seed(&services, Flow::CrossProvince, 0).await;
-    let (out_region, in_region) = person.flow.region_codes();
-    let application = transfer_in::Application {
-        certno: person.certno.clone(),
-        psn_name: person.name.clone(),
-        out_region,
-        in_region,
-        bank_account: None,
-        retiree_payout: RetireePayout::NotRequested,
-    };
+    let application = testing::application_at_transfer_in(&person);
     let id = step(&services, move |step| {
         transfer_in::apply_here(step, &application)
     })
