@@ -27,9 +27,18 @@ stop_all() {
   done
 }
 trap stop_all EXIT
+listening() { # port: polls until something accepts there, 10 s at most
+  for _ in $(seq 1 100); do
+    (exec 3<> "/dev/tcp/127.0.0.1/$1") 2> /dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on $1" >&2
+  return 1
+}
 start transfer-out $out_port $in_port
 start transfer-in $in_port $out_port
-sleep 1
+listening $out_port
+listening $in_port
 "$bin/yibao" load --out "http://127.0.0.1:$out_port" --in "http://127.0.0.1:$in_port" \
   --duration "${seconds}s" --concurrency 256 --settle-timeout 120s --no-progress --no-report \
   > "$work/load.txt" 2>&1 &
