@@ -60,7 +60,8 @@ async fn each_request_of_a_batch_is_answered_as_if_sent_alone() {
     let mut wrong_receiver = request.clone();
     wrong_receiver.envelope = Some(envelope("9101", 2, "540100", "440300", transfer_id));
 
-    let mut platform = TransferOutPlatformServiceClient::new(channel(pair.out_endpoint()).await);
+    let mut platform =
+        TransferOutPlatformServiceClient::new(pair.platform_channel(Side::Out).expect("platform"));
     let answers = platform
         .submit_transfer_out_requests(platform::SubmitTransferOutRequestsRequest {
             requests: vec![
@@ -129,8 +130,7 @@ async fn each_request_of_a_batch_is_answered_as_if_sent_alone() {
             status.message()
         );
     }
-    // The accepted request goes on to completion: its form opens the transfer at transfer-in.
-    assert_conserved(&pair).await;
+    assert_form_of_a_stranger_refused(&pair).await;
 }
 
 #[tokio::test]
@@ -156,7 +156,8 @@ async fn a_transfer_in_batch_mixes_kinds_and_one_bad_message_holds_up_nothing() 
         transfer_id: "150100202611239000010".to_owned(),
         settled_at: None,
     };
-    let mut platform = TransferInPlatformServiceClient::new(channel(pair.in_endpoint()).await);
+    let mut platform =
+        TransferInPlatformServiceClient::new(pair.platform_channel(Side::In).expect("platform"));
     let answers = platform
         .submit_transfer_in_messages(platform::SubmitTransferInMessagesRequest {
             messages: vec![
@@ -241,7 +242,8 @@ async fn a_wrong_transaction_code_is_1003_and_an_envelope_naming_another_transfe
         )),
         application: Some(application),
     };
-    let mut platform = TransferOutPlatformServiceClient::new(channel(pair.out_endpoint()).await);
+    let mut platform =
+        TransferOutPlatformServiceClient::new(pair.platform_channel(Side::Out).expect("platform"));
     let answers = platform
         .submit_transfer_out_requests(platform::SubmitTransferOutRequestsRequest {
             requests: vec![wrong_code.clone(), other_transfer],
@@ -277,7 +279,8 @@ async fn a_wrong_transaction_code_is_1003_and_an_envelope_naming_another_transfe
 #[tokio::test]
 async fn a_query_with_an_empty_msgid_is_answered_not_a_panic() {
     let pair = seeded_pair().await;
-    let mut platform = TransferInPlatformServiceClient::new(channel(pair.in_endpoint()).await);
+    let mut platform =
+        TransferInPlatformServiceClient::new(pair.platform_channel(Side::In).expect("platform"));
     let mut empty = envelope("9106", 7, "150100", "540100", "540100202611239000013");
     empty.msgid = String::new();
     let answer = platform

@@ -109,7 +109,8 @@ async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
 async fn a_repeated_message_gets_the_first_answer_and_a_modified_one_is_refused() {
     let pair = seeded_pair().await;
     let person = someone(Flow::CrossProvince);
-    let mut platform = TransferOutPlatformServiceClient::new(channel(pair.out_endpoint()).await);
+    let mut platform =
+        TransferOutPlatformServiceClient::new(pair.platform_channel(Side::Out).expect("platform"));
     let request = RequestTransferOutRequest {
         envelope: Some(Envelope {
             infno: "9101".to_owned(),
@@ -160,8 +161,7 @@ async fn a_repeated_message_gets_the_first_answer_and_a_modified_one_is_refused(
         cents(&totals(pair.out_endpoint()).await.debited_to_transit_total),
         debited
     );
-    // The accepted request goes on to completion (its form opens the transfer at transfer-in).
-    assert_conserved(&pair).await;
+    assert_form_of_a_stranger_refused(&pair).await;
 }
 
 /// A change that makes one field of an application invalid.

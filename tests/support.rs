@@ -123,6 +123,16 @@ pub fn cents(text: &str) -> u64 {
     Money::parse(text).expect("money on the wire").cents()
 }
 
+/// After a test spoke to transfer-out in transfer-in's name: the real transfer-in bureau never
+/// applied for the transfer, so it refuses the form as an unknown transfer (1005) instead of
+/// letting it open one. Nothing is credited, and the ledger holds with the balance in transit.
+pub async fn assert_form_of_a_stranger_refused(pair: &Pair) {
+    let report = pair.ledger_check().await.expect("ledger totals");
+    assert!(report.holds, "ledger not conserved: {report}");
+    let inn = totals(pair.in_endpoint()).await;
+    assert_eq!(cents(&inn.credited_total), 0, "nothing credited");
+}
+
 /// Out debited to transit = in credited + in transit + paid to bank + returned, to the cent,
 /// with no transfer in flight.
 pub async fn assert_conserved(pair: &Pair) {

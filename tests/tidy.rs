@@ -34,6 +34,7 @@ use std::path::{Path, PathBuf};
 const BUREAU_PROTO_ALLOWED: &[&str] = &[
     "src/api.rs",
     "src/api/*.rs",
+    "src/api/*/tests.rs",
     "src/convert.rs",
     "src/outbox/transport.rs",
 ];

@@ -13,7 +13,34 @@ use yibao_proto::platform::v1::transfer_out_platform_service_server::TransferOut
 
 use yibao_runtime::config::AdminToken;
 
+use crate::admission::{Caller, Transport};
 use crate::services::{Admin, Services};
+
+/// Who may call the platform services. Over mutual TLS, a caller must present a certificate
+/// (the listener verified it against the platform CA): without one the call is UNAUTHENTICATED;
+/// with one, the handlers learn the regions it names. On a plaintext listener (an explicit
+/// opt-out) every caller is taken at its envelope's word.
+pub fn platform_guard(
+    transport: Transport,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Clone {
+    move |mut request: tonic::Request<()>| {
+        let caller = match transport {
+            Transport::Plaintext => Caller::Plaintext,
+            Transport::MutualTls => {
+                let certificates = request.peer_certs().unwrap_or_default();
+                let Some(presented) = certificates.first() else {
+                    return Err(tonic::Status::unauthenticated(
+                        "the platform needs a client certificate from the platform CA",
+                    ));
+                };
+                let regions = yibao_runtime::tls::regions_presented(presented.as_ref());
+                Caller::Certified(regions.into())
+            }
+        };
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
 
 /// Who may call the admin API: without a token, callers on loopback only (PERMISSION_DENIED
 /// otherwise); with one, any caller presenting `authorization: Bearer <token>`
@@ -51,19 +78,34 @@ pub fn admin_guard(
 /// The contract's encoded descriptor set, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = yibao_proto::FILE_DESCRIPTOR_SET;
 
-/// Every service a bureau serves, and their full names (for health and reflection).
-pub fn routes(services: &Arc<Services>) -> (tonic::service::Routes, Vec<&'static str>) {
+/// The platform services (bureau ⇄ bureau), for the platform listener, and their full names.
+pub fn platform_routes(
+    services: &Arc<Services>,
+    transport: Transport,
+) -> (tonic::service::Routes, Vec<&'static str>) {
     let platform = platform::PlatformApi::new(services.clone());
-    let mut routes = tonic::service::Routes::new(BureauServiceServer::new(bureau::BureauApi::new(
-        services.clone(),
-    )))
-    .add_service(TransferOutPlatformServiceServer::new(platform.clone()))
-    .add_service(TransferInPlatformServiceServer::new(platform));
-    let mut names = vec![
-        "yibao.bureau.v1.BureauService",
+    let guard = platform_guard(transport);
+    let routes = tonic::service::Routes::new(TransferOutPlatformServiceServer::with_interceptor(
+        platform.clone(),
+        guard.clone(),
+    ))
+    .add_service(TransferInPlatformServiceServer::with_interceptor(
+        platform, guard,
+    ));
+    let names = vec![
         "yibao.platform.v1.TransferOutPlatformService",
         "yibao.platform.v1.TransferInPlatformService",
     ];
+    (routes, names)
+}
+
+/// The people-facing bureau API and (when enabled) the admin API, for the main listener, and
+/// their full names (for health and reflection).
+pub fn routes(services: &Arc<Services>) -> (tonic::service::Routes, Vec<&'static str>) {
+    let mut routes = tonic::service::Routes::new(BureauServiceServer::new(bureau::BureauApi::new(
+        services.clone(),
+    )));
+    let mut names = vec!["yibao.bureau.v1.BureauService"];
     if services.admin == Admin::Enabled {
         routes = routes.add_service(AdminServiceServer::with_interceptor(
             admin::AdminApi::new(services.clone()),
@@ -78,7 +120,8 @@ pub fn routes(services: &Arc<Services>) -> (tonic::service::Routes, Vec<&'static
 mod tests {
     use tonic::transport::server::TcpConnectInfo;
 
-    use super::admin_guard;
+    use super::{admin_guard, platform_guard};
+    use crate::admission::{Caller, Transport};
 
     fn from(peer: &str) -> tonic::Request<()> {
         let mut request = tonic::Request::new(());
@@ -99,6 +142,19 @@ mod tests {
         assert!(
             guard(tonic::Request::new(())).is_err(),
             "an unknown caller is not loopback"
+        );
+    }
+
+    #[test]
+    fn over_mutual_tls_a_platform_caller_without_a_certificate_is_unauthenticated() {
+        let mut guard = platform_guard(Transport::MutualTls);
+        let denied = guard(from("127.0.0.1:40000")).expect_err("no certificate");
+        assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+        let mut plaintext = platform_guard(Transport::Plaintext);
+        let admitted = plaintext(from("192.0.2.7:40000")).expect("plaintext admits");
+        assert_eq!(
+            admitted.extensions().get::<Caller>(),
+            Some(&Caller::Plaintext)
         );
     }
 

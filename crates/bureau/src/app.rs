@@ -1,16 +1,25 @@
 //! Starting and stopping a bureau: `Application::build` opens the store, migrates old data,
-//! reads the directory and calendar and binds the listener (so tests can bind port 0);
-//! `run_until_stopped` serves until shutdown, with the outbox dispatcher beside it.
+//! reads the directory, the calendar and the platform's TLS identity, and binds both listeners
+//! (so tests can bind port 0); `run_until_stopped` serves until shutdown, with the outbox
+//! dispatcher beside it.
+//!
+//! Two listeners: the main one serves the people-facing bureau API and the admin API
+//! (plaintext, for `buf curl` and the CLI on loopback); the platform one serves only the
+//! bureau-to-bureau services, over mutual TLS unless configured plaintext.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use yibao_domain::region::RegionCode;
 use yibao_runtime::clock::Clock;
 use yibao_runtime::config::ServiceConfig;
 use yibao_runtime::directory::{BureauRole, RegionDirectory};
+use yibao_runtime::server::ServerError;
+use yibao_runtime::tls::PlatformTls;
 use yibao_store::Store;
 
+use crate::admission::Transport;
 use crate::bank::SimulatedBank;
 use crate::context::Site;
 use crate::outbox::dispatcher;
@@ -49,6 +58,9 @@ pub struct Application {
     services: Arc<Services>,
     listener: TcpListener,
     address: SocketAddr,
+    platform_listener: TcpListener,
+    platform_address: SocketAddr,
+    tls: Option<PlatformTls>,
     config: ServiceConfig,
 }
 
@@ -78,13 +90,9 @@ impl Application {
             BureauRole::TransferIn => 2,
         };
         let institution = format!("B{first}{number:05}");
-        let (listener, address) =
-            yibao_runtime::server::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    address: config.listen,
-                    source,
-                })?;
+        let tls = platform_tls(&config, &hosted)?;
+        let (listener, address) = bind(config.listen).await?;
+        let (platform_listener, platform_address) = bind(config.platform_listen).await?;
         let site = Site {
             role: config.role,
             hosted,
@@ -97,7 +105,10 @@ impl Application {
             site: Arc::new(site),
             store,
             clock,
-            peer: Peer::new(config.peer_endpoint.clone()),
+            peer: Peer::new(
+                config.peer_endpoint.clone(),
+                tls.as_ref().map(PlatformTls::client),
+            ),
             bank: Arc::new(SimulatedBank::new(config.bank.failure_every)),
             watchers: Arc::default(),
             dispatch_now: tokio::sync::Notify::new(),
@@ -115,18 +126,56 @@ impl Application {
             services,
             listener,
             address,
+            platform_listener,
+            platform_address,
+            tls,
             config,
         })
     }
 
-    /// The bound address (useful with port 0).
+    /// The bound address of the bureau and admin APIs (useful with port 0).
     pub fn address(&self) -> SocketAddr {
         self.address
     }
 
-    /// Serves until `shutdown` resolves, then stops accepting, stops the dispatcher and closes
-    /// the store (queued writes finish first).
+    /// The bound address of the platform services.
+    pub fn platform_address(&self) -> SocketAddr {
+        self.platform_address
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting on both listeners, stops the
+    /// dispatcher and closes the store (queued writes finish first).
     pub async fn run_until_stopped(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), StartError> {
+        let settings = dispatcher::Settings {
+            batch_limit: self.config.dispatcher.batch_limit,
+            attempt_timeout: self.config.dispatcher.attempt_timeout(),
+            backoff: self
+                .config
+                .dispatcher
+                .backoff()
+                .map_err(|e| StartError::Config(e.to_string()))?,
+            idle_poll: self.config.dispatcher.idle_poll(),
+            concurrency: self.config.dispatcher.batches_in_flight as usize,
+        };
+        let (stop_dispatcher, dispatcher_stopped) = tokio::sync::watch::channel(false);
+        let dispatcher = tokio::spawn(dispatcher::run(
+            self.services.clone(),
+            settings,
+            dispatcher_stopped,
+        ));
+        let timeout = self.config.shutdown_timeout();
+        let served = self.serve(shutdown).await;
+        let _ = stop_dispatcher.send(true);
+        let _ = tokio::time::timeout(timeout, dispatcher).await;
+        served
+    }
+
+    /// Serves both listeners until `shutdown` resolves or either server stops (which stops the
+    /// other too); both finish before this returns.
+    async fn serve(
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), StartError> {
@@ -134,44 +183,136 @@ impl Application {
             services,
             listener,
             address,
+            platform_listener,
+            platform_address,
+            tls,
             config,
         } = self;
-        let settings = dispatcher::Settings {
-            batch_limit: config.dispatcher.batch_limit,
-            attempt_timeout: config.dispatcher.attempt_timeout(),
-            backoff: config
-                .dispatcher
-                .backoff()
-                .map_err(|e| StartError::Config(e.to_string()))?,
-            idle_poll: config.dispatcher.idle_poll(),
-            concurrency: config.dispatcher.batches_in_flight as usize,
+        write_port_files(&config, address, platform_address).await?;
+        let transport = if tls.is_some() {
+            Transport::MutualTls
+        } else {
+            Transport::Plaintext
         };
-        let (stop_dispatcher, dispatcher_stopped) = tokio::sync::watch::channel(false);
-        let dispatcher = tokio::spawn(dispatcher::run(
-            services.clone(),
-            settings,
-            dispatcher_stopped,
-        ));
+        tracing::info!(
+            role = %config.role, %address, platform = %platform_address, ?transport,
+            regions = ?services.site.hosted, "bureau started"
+        );
+        let (stop, stopped) = tokio::sync::watch::channel(false);
         let (routes, names) = api::routes(&services);
-        if let Some(path) = &config.port_file {
-            yibao_runtime::server::write_port_file(path, address)
-                .await
-                .map_err(|e| StartError::Config(format!("port file: {e}")))?;
-        }
-        tracing::info!(role = %config.role, %address, regions = ?services.site.hosted, "bureau started");
-        let served = yibao_runtime::server::serve(
+        let main = yibao_runtime::server::serve(
             listener,
             routes,
             &names,
             &[api::FILE_DESCRIPTOR_SET],
-            shutdown,
+            None,
+            stopping(stopped.clone()),
             config.shutdown_timeout(),
-        )
-        .await;
-        let _ = stop_dispatcher.send(true);
-        let _ = tokio::time::timeout(config.shutdown_timeout(), dispatcher).await;
-        served.map_err(|e| StartError::Server(e.to_string()))
+        );
+        let (platform_routes, platform_names) = api::platform_routes(&services, transport);
+        let platform = yibao_runtime::server::serve(
+            platform_listener,
+            platform_routes,
+            &platform_names,
+            &[api::FILE_DESCRIPTOR_SET],
+            tls.as_ref().map(PlatformTls::server),
+            stopping(stopped),
+            config.shutdown_timeout(),
+        );
+        let result = until_stopped(main, platform, stop, shutdown).await;
+        result.map_err(|e| StartError::Server(e.to_string()))
     }
+}
+
+/// Writes each listener's bound address to its port file, when configured.
+async fn write_port_files(
+    config: &ServiceConfig,
+    address: SocketAddr,
+    platform_address: SocketAddr,
+) -> Result<(), StartError> {
+    for (path, bound) in [
+        (&config.port_file, address),
+        (&config.platform_port_file, platform_address),
+    ] {
+        if let Some(path) = path {
+            yibao_runtime::server::write_port_file(path, bound)
+                .await
+                .map_err(|e| StartError::Config(format!("port file: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs both servers until `shutdown` resolves or either of them stops (on an error too), then
+/// tells both to stop through `stop` and waits for both.
+async fn until_stopped(
+    main: impl std::future::Future<Output = Result<(), ServerError>>,
+    platform: impl std::future::Future<Output = Result<(), ServerError>>,
+    stop: tokio::sync::watch::Sender<bool>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ServerError> {
+    let stop = &stop;
+    let both = async {
+        let (main, platform) = tokio::join!(
+            async {
+                let result = main.await;
+                let _ = stop.send(true);
+                result
+            },
+            async {
+                let result = platform.await;
+                let _ = stop.send(true);
+                result
+            },
+        );
+        main.and(platform)
+    };
+    tokio::pin!(both);
+    tokio::select! {
+        result = &mut both => result,
+        () = shutdown => {
+            let _ = stop.send(true);
+            both.await
+        }
+    }
+}
+
+/// Resolves once `stopped` says stop (or its sender is gone).
+async fn stopping(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Binds `address`, naming it in the error.
+async fn bind(address: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    yibao_runtime::server::bind(address)
+        .await
+        .map_err(|source| StartError::Bind { address, source })
+}
+
+/// The platform's TLS identity, unless plaintext; its certificate must name every region this
+/// bureau hosts, or the peer would refuse what it sends.
+fn platform_tls(
+    config: &ServiceConfig,
+    hosted: &[RegionCode],
+) -> Result<Option<PlatformTls>, StartError> {
+    let Some(files) = config.tls_files() else {
+        return Ok(None);
+    };
+    let tls = PlatformTls::load(&files).map_err(|e| StartError::Config(e.to_string()))?;
+    let missing: Vec<String> = hosted
+        .iter()
+        .filter(|region| !tls.regions().contains(region))
+        .map(ToString::to_string)
+        .collect();
+    if !missing.is_empty() {
+        return Err(StartError::Config(format!(
+            "tls_cert {}: does not name hosted region(s) {} (yibao certs names them as \
+             urn:yibao:region:<code>)",
+            files.cert.display(),
+            missing.join(", ")
+        )));
+    }
+    Ok(Some(tls))
 }
 
 /// The entry point of both binaries.

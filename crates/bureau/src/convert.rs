@@ -22,7 +22,7 @@ use crate::context::Site;
 use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::messages::{
-    Credit, Decision, Envelope, FormOutcome, InsuranceForm, TransferApplication,
+    Addressed, Credit, Decision, Envelope, FormOutcome, InsuranceForm, TransferApplication,
 };
 
 /// A resident ID number from a request field.
@@ -40,6 +40,19 @@ pub fn transfer_id(field: &'static str, text: &str) -> Result<String, Error> {
     TransferId::parse(text)
         .map(|id| id.to_string())
         .map_err(|error| Error::invalid(field, error))
+}
+
+/// A message about one transfer from its transfer-out bureau, addressed as its envelope says.
+pub fn addressed(
+    envelope: Option<&platform::Envelope>,
+    transfer_id_text: &str,
+) -> Result<Addressed, Error> {
+    let envelope = envelope.ok_or_else(|| Error::invalid("envelope", "required"))?;
+    Ok(Addressed {
+        transfer_id: transfer_id("transfer_id", transfer_id_text)?,
+        out_region: envelope.sender_region_code.clone(),
+        in_region: envelope.receiver_region_code.clone(),
+    })
 }
 
 /// A day (`YYYY-MM-DD`) from a request field; empty is `None`.

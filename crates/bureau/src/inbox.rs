@@ -32,6 +32,11 @@ pub mod infcode {
     pub const UNKNOWN_TRANSFER: i32 = 1005;
     /// The message does not fit the transfer's state.
     pub const OUT_OF_ORDER: i32 = 1006;
+    /// The sender region is not hosted by a bureau that sends this message, or the msgid does
+    /// not carry the sender's institution code.
+    pub const UNKNOWN_SENDER: i32 = 1007;
+    /// The transfer id was not minted by a party allowed to name it.
+    pub const FOREIGN_TRANSFER_ID: i32 = 1008;
 }
 
 /// Why a message is answered with a non-zero infcode instead of being applied.
@@ -49,6 +54,10 @@ pub enum Refusal {
     Modified,
     /// The transfer is unknown here.
     UnknownTransfer(String),
+    /// The sender is not who may send this message (region directory, institution code).
+    UnknownSender(String),
+    /// The transfer id was minted by a region that may not name it here.
+    ForeignTransferId(String),
 }
 
 impl Refusal {
@@ -61,6 +70,8 @@ impl Refusal {
             Refusal::OutOfOrder(_) => infcode::OUT_OF_ORDER,
             Refusal::Modified => infcode::MODIFIED_REQUEST,
             Refusal::UnknownTransfer(_) => infcode::UNKNOWN_TRANSFER,
+            Refusal::UnknownSender(_) => infcode::UNKNOWN_SENDER,
+            Refusal::ForeignTransferId(_) => infcode::FOREIGN_TRANSFER_ID,
         }
     }
 
@@ -69,7 +80,9 @@ impl Refusal {
         match self {
             Refusal::Invalid(text)
             | Refusal::WrongReceiver(text)
-            | Refusal::WrongTransactionCode(text) => text.clone(),
+            | Refusal::WrongTransactionCode(text)
+            | Refusal::UnknownSender(text)
+            | Refusal::ForeignTransferId(text) => text.clone(),
             Refusal::OutOfOrder(what) => format!("out of order: {what}"),
             Refusal::Modified => {
                 "envelope.msgid: already used with a different body (modified request)".to_owned()
@@ -157,6 +170,9 @@ pub type Work<A> = Box<dyn FnOnce(&mut Step<'_>) -> Result<A, Error> + Send>;
 pub enum Slot<A> {
     /// Answered without the store (a broken envelope, a wrong receiver).
     Ready(A),
+    /// Not admitted with a gRPC status it would have failed with alone (a caller whose
+    /// certificate does not speak for the sender).
+    Failed(Status),
     /// To run once per msgid.
     Pending(Work<A>),
 }
@@ -165,6 +181,7 @@ impl<A> std::fmt::Debug for Slot<A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Slot::Ready(_) => "Slot::Ready",
+            Slot::Failed(_) => "Slot::Failed",
             Slot::Pending(_) => "Slot::Pending",
         })
     }
@@ -207,6 +224,7 @@ where
     for (index, slot) in slots.into_iter().enumerate() {
         match slot {
             Slot::Ready(answer) => answers.push(Some(answer)),
+            Slot::Failed(status) => answers.push(Some(failed(status))),
             Slot::Pending(work) => {
                 answers.push(None);
                 places.push(index);

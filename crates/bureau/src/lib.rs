@@ -12,6 +12,7 @@
 //! `sweep` the deadline sweep; `bank` the gateway; `migrate` what a release does to old data;
 //! `services` the one path of every step through the store.
 
+pub mod admission;
 pub mod api;
 pub mod app;
 pub mod applications;

@@ -16,6 +16,18 @@ use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason};
 
+/// A message about one transfer from its transfer-out bureau (an abort, a settlement), with the
+/// regions its envelope names as sender and receiver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Addressed {
+    /// The transfer.
+    pub transfer_id: String,
+    /// `envelope.sender_region_code`: the transfer's transfer-out region.
+    pub out_region: String,
+    /// `envelope.receiver_region_code`: the transfer's transfer-in region.
+    pub in_region: String,
+}
+
 /// The kinds of message a bureau queues in its outbox.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {

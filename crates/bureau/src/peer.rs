@@ -2,24 +2,29 @@
 
 use std::sync::Mutex;
 
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 /// The peer bureau's address and a long-lived HTTP/2 channel to it.
 ///
 /// The address is either `http://host:port` or `file:PATH`, naming a file the peer writes its
 /// address to once it listens; the file is read lazily and again after the peer became
 /// unreachable, so both services can start on port 0 and restart on new ports.
+///
+/// With `tls`, the channel speaks mutual TLS (the address is `https://`, and an address read from
+/// a file gets that scheme); without, plaintext `http://`.
 #[derive(Debug)]
 pub struct Peer {
     spec: String,
+    tls: Option<ClientTlsConfig>,
     channel: Mutex<Option<Channel>>,
 }
 
 impl Peer {
-    /// A peer at `spec`; nothing is connected yet.
-    pub fn new(spec: String) -> Self {
+    /// A peer at `spec`, reached over TLS when `tls` is given; nothing is connected yet.
+    pub fn new(spec: String, tls: Option<ClientTlsConfig>) -> Self {
         Self {
             spec,
+            tls,
             channel: Mutex::new(None),
         }
     }
@@ -34,8 +39,14 @@ impl Peer {
             return Ok(channel.clone());
         }
         let address = self.resolve()?;
-        let channel = Endpoint::from_shared(address)
-            .map_err(|_| tonic::Status::unavailable("the peer endpoint is not a valid URI"))?
+        let mut endpoint = Endpoint::from_shared(address)
+            .map_err(|_| tonic::Status::unavailable("the peer endpoint is not a valid URI"))?;
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint
+                .tls_config(tls.clone())
+                .map_err(|_| tonic::Status::unavailable("the peer's TLS settings are unusable"))?;
+        }
+        let channel = endpoint
             .tcp_nodelay(true)
             .http2_keep_alive_interval(std::time::Duration::from_secs(30))
             .connect_lazy();
@@ -65,10 +76,11 @@ impl Peer {
                         "the peer's address file is empty",
                     ));
                 }
+                let scheme = if self.tls.is_some() { "https" } else { "http" };
                 Ok(if address.starts_with("http") {
                     address.to_owned()
                 } else {
-                    format!("http://{address}")
+                    format!("{scheme}://{address}")
                 })
             }
         }

@@ -41,12 +41,10 @@ pub fn start() -> DateTime<Utc> {
         .expect("a valid instant")
 }
 
-/// A bureau of `role` over a fresh in-memory store, its clock at [`start`].
-pub fn services(role: BureauRole) -> Arc<Services> {
+/// The site of a bureau of `role` under the shipped directory and calendar.
+pub fn site(role: BureauRole) -> Site {
     let directory = RegionDirectory::parse(DIRECTORY).expect("the shipped directory parses");
-    let offset = start() - Clock::system().now();
-    let clock = Clock::adjustable(offset).expect("an offset within a century");
-    let (calendar, _) = yibao_runtime::calendar::load_calendar(None, clock.today())
+    let (calendar, _) = yibao_runtime::calendar::load_calendar(None, start().date_naive())
         .expect("the shipped calendar loads");
     let hosted = directory.hosted_by(role);
     let first = *hosted
@@ -56,20 +54,27 @@ pub fn services(role: BureauRole) -> Arc<Services> {
         BureauRole::TransferOut => 1,
         BureauRole::TransferIn => 2,
     };
-    let site = Site {
+    Site {
         role,
         hosted,
         institution: format!("B{first}{number:05}"),
         directory,
         calendar,
         default_policy: Default::default(),
-    };
+    }
+}
+
+/// A bureau of `role` over a fresh in-memory store, its clock at [`start`].
+pub fn services(role: BureauRole) -> Arc<Services> {
+    let offset = start() - Clock::system().now();
+    let clock = Clock::adjustable(offset).expect("an offset within a century");
+    let site = site(role);
     Arc::new(Services {
         site: Arc::new(site),
         store: Store::open_in_memory().expect("an in-memory store opens"),
         clock,
         // Never called: the drivers only queue messages; nothing here sends them.
-        peer: Peer::new("http://127.0.0.1:9".to_owned()),
+        peer: Peer::new("http://127.0.0.1:9".to_owned(), None),
         bank: Arc::new(SimulatedBank::new(0)),
         watchers: Arc::default(),
         dispatch_now: tokio::sync::Notify::new(),

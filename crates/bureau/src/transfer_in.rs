@@ -11,13 +11,13 @@ use yibao_domain::region::RegionCode;
 use yibao_domain::review;
 use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState};
 use yibao_domain::transfer::out_side::InCredit;
-use yibao_domain::transfer::{Initiator, RefusalReason, TransferState, Transition};
+use yibao_domain::transfer::{Initiator, RefusalReason, TransferId, TransferState, Transition};
 
 use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::{Movement, account, reason};
 use crate::messages::{
-    Credit, Decision, FormOutcome, InsuranceForm, Outgoing, TransferApplication,
+    Addressed, Credit, Decision, FormOutcome, InsuranceForm, Outgoing, TransferApplication,
 };
 use crate::outbox::queue::{self, Route};
 use crate::record::{Happening, Step};
@@ -206,6 +206,12 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
     );
     let (mut document, before, transition) = match existing {
         Some(document) => {
+            let addressed = Addressed {
+                transfer_id: form.transfer_id.clone(),
+                out_region: form.out_region.to_string(),
+                in_region: form.in_region.to_string(),
+            };
+            check_addressed(&document, &addressed)?;
             let TransferState::In(before) = document.state else {
                 return Err(Error::Internal(
                     "form for a transfer-out document".to_owned(),
@@ -213,6 +219,12 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
             };
             let transition = in_side::apply(before, InEvent::FormArrived(check))?;
             (document, Some(before), transition)
+        }
+        // Only a form its sender minted the id of may open a transfer here.
+        None if !TransferId::parse(&form.transfer_id)
+            .is_ok_and(|id| id.minted_by(form.out_region)) =>
+        {
+            return Err(Error::NotFound("transfer".to_owned()));
         }
         None => {
             let transition = in_side::form_first(check);
@@ -329,12 +341,18 @@ pub fn outcome(document: &TransferDocument, now: chrono::DateTime<chrono::Utc>) 
 
 /// Answers an abort: aborts a transfer that has not credited (remembering an unknown one as
 /// aborted, so a late form is refused) and says whether it had credited, and what.
-pub fn abort(step: &mut Step<'_>, transfer_id: &str) -> Result<(InCredit, Option<Credit>), Error> {
-    let document = if step.load(transfer_id)?.is_some() {
-        let detail = "the transfer-out bureau aborted".to_owned();
-        apply(step, transfer_id, InEvent::AbortArrived, detail, 0)?
-    } else {
-        abort_unknown(step, transfer_id)?
+pub fn abort(
+    step: &mut Step<'_>,
+    message: &Addressed,
+) -> Result<(InCredit, Option<Credit>), Error> {
+    let transfer_id = message.transfer_id.as_str();
+    let document = match step.load(transfer_id)? {
+        Some(document) => {
+            check_addressed(&document, message)?;
+            let detail = "the transfer-out bureau aborted".to_owned();
+            apply(step, transfer_id, InEvent::AbortArrived, detail, 0)?
+        }
+        None => abort_unknown(step, message)?,
     };
     Ok(match outcome(&document, document.updated_at) {
         FormOutcome::Credited(credit) => (InCredit::Credited, Some(credit)),
@@ -342,16 +360,67 @@ pub fn abort(step: &mut Step<'_>, transfer_id: &str) -> Result<(InCredit, Option
     })
 }
 
-/// An abort for a transfer never seen here: remembered through the machine as aborted.
-fn abort_unknown(step: &mut Step<'_>, transfer_id: &str) -> Result<TransferDocument, Error> {
+/// The settlement of a transfer credited by an earlier version (ConfirmSettlement).
+pub fn settlement_confirmed(step: &mut Step<'_>, message: &Addressed) -> Result<(), Error> {
+    let document = step.load_existing(&message.transfer_id)?;
+    check_addressed(&document, message)?;
+    let detail = "the transfer-out bureau settled the balance".to_owned();
+    apply(
+        step,
+        &message.transfer_id,
+        InEvent::SettlementConfirmed,
+        detail,
+        0,
+    )?;
+    Ok(())
+}
+
+/// A message about a transfer must come from its transfer-out region to its transfer-in region
+/// (documents of earlier versions that name no regions are taken as they are).
+fn check_addressed(document: &TransferDocument, message: &Addressed) -> Result<(), Error> {
+    let parties = [
+        (
+            "envelope.sender_region_code",
+            &document.trafout_admdvs,
+            &message.out_region,
+            "the transfer's transfer-out region",
+        ),
+        (
+            "envelope.receiver_region_code",
+            &document.trafin_admdvs,
+            &message.in_region,
+            "the transfer's transfer-in region",
+        ),
+    ];
+    for (field, stored, named, what) in parties {
+        if !stored.is_empty() && stored != named {
+            return Err(Error::invalid(field, format!("is not {what}")));
+        }
+    }
+    Ok(())
+}
+
+/// An abort for a transfer never seen here: remembered through the machine as aborted, with the
+/// regions it came from and went to. Only an id its sender minted may be remembered so: an id
+/// this bureau minted and does not know is an unknown transfer (no one else may occupy it).
+fn abort_unknown(step: &mut Step<'_>, message: &Addressed) -> Result<TransferDocument, Error> {
+    let minted_by_sender = TransferId::parse(&message.transfer_id)
+        .ok()
+        .zip(RegionCode::parse(&message.out_region).ok())
+        .is_some_and(|(id, sender)| id.minted_by(sender));
+    if !minted_by_sender {
+        return Err(Error::NotFound("transfer".to_owned()));
+    }
     let transition = in_side::abort_first();
     let mut document = TransferDocument::opening(
-        transfer_id.to_owned(),
+        message.transfer_id.clone(),
         Initiator::TransferOut,
         TransferState::In(transition.next),
         step.ctx.today(),
         step.ctx.now,
     );
+    document.trafout_admdvs = message.out_region.clone();
+    document.trafin_admdvs = message.in_region.clone();
     step.insert(
         &mut document,
         Happening {

@@ -1,6 +1,7 @@
 //! The command line of `yibao`, as clap derive types: every command, flag and default in one
 //! place, so that `yibao --help` and the parse tests read the same definition.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -58,6 +59,10 @@ pub enum Command {
     /// Start a transfer-out and a transfer-in bureau on the --out and --in ports, seed a demo
     /// population, and run until Ctrl-C.
     Up(UpArgs),
+    /// Make the platform's development certificates for mutual TLS: `yibao certs --out DIR`
+    /// (`yibao certs --help` lists its flags).
+    #[command(disable_help_flag = true)]
+    Certs(LoadPassthrough),
     /// Apply for a transfer (BureauService.ApplyTransfer).
     Apply(ApplyArgs),
     /// Show a transfer with its history and deadlines (GetTransfer).
@@ -84,8 +89,8 @@ pub enum Command {
     Load(LoadPassthrough),
 }
 
-/// The load generator's flags, parsed by `yibao-load` itself: its `--out`/`--in` name the
-/// bureaus to load, so they cannot share the global flags' names.
+/// A command's flags, parsed by the command itself (`yibao load`, `yibao certs`): their `--out`
+/// means something else than the global flag's.
 #[derive(Debug, Args)]
 pub struct LoadPassthrough {
     /// The load generator's own flags.
@@ -148,6 +153,49 @@ pub struct UpArgs {
     /// beside the executable's ../../deploy.
     #[arg(long, value_name = "PATH")]
     pub directory: Option<PathBuf>,
+
+    /// Where transfer-out's platform listener (bureau-to-bureau, mutual TLS) listens.
+    #[arg(long, default_value = "127.0.0.1:50061", value_name = "ADDR")]
+    pub platform_out: SocketAddr,
+
+    /// Where transfer-in's platform listener (bureau-to-bureau, mutual TLS) listens.
+    #[arg(long, default_value = "127.0.0.1:50062", value_name = "ADDR")]
+    pub platform_in: SocketAddr,
+
+    /// Run the platform hop without TLS (an explicit opt-out; by default it is mutual TLS with
+    /// development certificates made in DATA_DIR/certs).
+    #[arg(long)]
+    pub plaintext: bool,
+}
+
+/// Arguments of `yibao certs`, parsed by the command itself: its `--out` is a directory, not the
+/// global transfer-out endpoint.
+#[derive(Debug, Parser)]
+#[command(
+    name = "yibao certs",
+    about = "Make the platform's development certificates: a CA and one certificate per bureau \
+             of the region directory (or per --bureau, such as your own), for mutual TLS."
+)]
+pub struct CertsArgs {
+    /// The directory to write ca.pem, ca.key and NAME.pem / NAME.key into. A CA already there
+    /// is reused, so bureaus certified later are trusted by services already running.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// The region directory whose bureaus (transfer-out, transfer-in) to certify, each naming
+    /// the regions it hosts; default: deploy/regions.toml as `yibao up` finds it.
+    #[arg(long, value_name = "PATH")]
+    pub directory: Option<PathBuf>,
+
+    /// Certify another bureau, e.g. your own: NAME=CODE[,CODE...] names the regions it hosts
+    /// (`--bureau my-bureau=540100`). Repeatable. With it, only the named bureaus are certified.
+    #[arg(long, value_name = "NAME=CODES")]
+    pub bureau: Vec<String>,
+
+    /// Another host name or IP address the certificates are valid for (besides localhost,
+    /// 127.0.0.1 and ::1). Repeatable.
+    #[arg(long, value_name = "HOST")]
+    pub host: Vec<String>,
 }
 
 /// Arguments of `yibao apply`.

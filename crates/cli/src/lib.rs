@@ -13,6 +13,7 @@
 //! The binary is `src/main.rs`; the definitions live here so that tests can parse command lines.
 
 pub mod args;
+pub mod certs;
 pub mod commands;
 pub mod connect;
 pub mod error;
@@ -108,6 +109,9 @@ async fn execute(
 ) -> Result<Outcome, CliError> {
     match command {
         Command::Up(args) => up::up(args, endpoints, output).await,
+        Command::Certs(passthrough) => {
+            certs::run(&load_args(&passthrough.args, endpoints, named), output)
+        }
         Command::Apply(args) => commands::apply(args, endpoints, output).await,
         Command::Status(args) => commands::status(args, endpoints, output).await,
         Command::Watch(args) => commands::watch(args, endpoints, output).await,

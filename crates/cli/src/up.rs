@@ -1,7 +1,10 @@
 //! `yibao up`: a local pair for trying things by hand. Starts `transfer-out` and `transfer-in`
-//! from beside this executable on the fixed ports of `--out` and `--in`, with the admin API and
-//! test clocks on, waits until both are healthy, seeds a demo population, prints who to apply
-//! for, and runs until Ctrl-C (or SIGTERM), when it stops both gracefully.
+//! from beside this executable on the fixed ports of `--out` and `--in` (bureau and admin APIs,
+//! plaintext on loopback) and `--platform-out` / `--platform-in` (the bureau-to-bureau platform,
+//! mutual TLS with development certificates made in the data directory, unless `--plaintext`),
+//! with the admin API and test clocks on, waits until both are healthy, seeds a demo population,
+//! prints who to apply for and where the certificates are, and runs until Ctrl-C (or SIGTERM),
+//! when it stops both gracefully.
 //!
 //! It starts the services with the harness's process code, so `up` and the tests run them the
 //! same way; only the ports differ (fixed here, ephemeral in tests).
@@ -11,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::json;
-use yibao_domain::population::Flow;
+use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_harness::population::persons_of_flow;
 use yibao_harness::process::{LogFiles, ServiceProcess, ServiceSpec};
 use yibao_harness::seed::seed_both;
+use yibao_harness::tls::{Platform, development_certificates};
 use yibao_harness::{Side, default_bin_dir};
 use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 
@@ -35,12 +39,22 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<Outcome, CliError> {
     let listen_out = listen_address(&endpoints.out)?;
     let listen_in = listen_address(&endpoints.inn)?;
-    for address in [listen_out, listen_in] {
+    for address in [listen_out, listen_in, args.platform_out, args.platform_in] {
         ensure_free(address)?;
     }
     let directory = find_directory(args.directory.as_deref())?;
     let bin_dir = default_bin_dir()?;
     let data_dir = prepare_data_dir(&args.data_dir)?;
+    let (out_platform, in_platform) = if args.plaintext {
+        (Platform::Plaintext, Platform::Plaintext)
+    } else {
+        let (out, inn) = development_certificates(&data_dir.join("certs"), &directory, &directory)?;
+        (Platform::MutualTls(out), Platform::MutualTls(inn))
+    };
+    let peer_of =
+        |platform: &Platform, address: SocketAddr| format!("{}://{address}", platform.scheme());
+    let out_peer = peer_of(&out_platform, args.platform_in);
+    let in_peer = peer_of(&in_platform, args.platform_out);
 
     let spec = |side: Side, listen: SocketAddr, peer: &str| ServiceSpec {
         service: side.service(),
@@ -50,12 +64,21 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
         directory: directory.clone(),
         peer: peer.to_owned(),
         port_file: data_dir.join(format!("{}.port", side.service())),
+        platform_listen: match side {
+            Side::Out => args.platform_out,
+            Side::In => args.platform_in,
+        },
+        platform_port_file: data_dir.join(format!("{}.platform.port", side.service())),
+        platform: match side {
+            Side::Out => out_platform.clone(),
+            Side::In => in_platform.clone(),
+        },
         logs: LogFiles::in_directory(&data_dir, side.service()),
         test_clock: true,
         extra_env: Vec::new(),
     };
-    let out_spec = spec(Side::Out, listen_out, &endpoints.inn);
-    let in_spec = spec(Side::In, listen_in, &endpoints.out);
+    let out_spec = spec(Side::Out, listen_out, &out_peer);
+    let in_spec = spec(Side::In, listen_in, &in_peer);
     let (out, inn) = tokio::join!(
         ServiceProcess::start(&out_spec, READY_TIMEOUT),
         ServiceProcess::start(&in_spec, READY_TIMEOUT),
@@ -67,7 +90,15 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
         AdminServiceClient::new(channel(&inn)?),
     );
     seed_both(&mut admin_out, &mut admin_in, args.seed, args.persons).await?;
-    print_ready(args, endpoints, &out, &inn, &data_dir, output);
+    let ready = Ready {
+        args,
+        endpoints,
+        out: &out,
+        inn: &inn,
+        data_dir: &data_dir,
+        platform: &out_platform,
+    };
+    print_ready(&ready, output);
     run_until_stopped(out, inn, output).await
 }
 
@@ -122,39 +153,51 @@ async fn run_until_stopped(
     }
 }
 
-/// Prints the endpoints, the logs and one sample person per flow with the command to apply.
-fn print_ready(
-    args: &UpArgs,
-    endpoints: &Endpoints,
-    out: &ServiceProcess,
-    inn: &ServiceProcess,
-    data_dir: &Path,
-    output: Output,
-) {
+/// What `yibao up` started, to print.
+struct Ready<'a> {
+    args: &'a UpArgs,
+    endpoints: &'a Endpoints,
+    out: &'a ServiceProcess,
+    inn: &'a ServiceProcess,
+    data_dir: &'a Path,
+    /// transfer-out's platform security (transfer-in's is alike).
+    platform: &'a Platform,
+}
+
+/// Prints the endpoints, the platform's security, the logs and one sample person per flow
+/// with the command to apply.
+fn print_ready(ready: &Ready<'_>, output: Output) {
+    let Ready {
+        args,
+        endpoints,
+        out,
+        inn,
+        data_dir,
+        platform,
+    } = ready;
     let samples: Vec<_> = Flow::ALL
         .into_iter()
         .filter_map(|flow| persons_of_flow(args.seed, flow, 1, args.persons).ok())
         .flatten()
         .collect();
-    let value = json!({
-        "transfer_out": out.endpoint(),
-        "transfer_in": inn.endpoint(),
-        "data_dir": data_dir.display().to_string(),
-        "logs": {
-            "transfer_out": out.logs().stdout.display().to_string(),
-            "transfer_in": inn.logs().stdout.display().to_string(),
-        },
-        "seed": args.seed,
-        "persons": args.persons,
-        "samples": samples
-            .iter()
-            .map(|someone| person_summary_json(someone, endpoints))
-            .collect::<Vec<_>>(),
-    });
+    let platform_text = match platform {
+        Platform::MutualTls(paths) => format!(
+            "mutual TLS on {} (out) and {} (in); CA {}, certificates and keys beside it",
+            args.platform_out,
+            args.platform_in,
+            paths.ca.display()
+        ),
+        Platform::Plaintext => format!(
+            "plaintext (--plaintext) on {} (out) and {} (in)",
+            args.platform_out, args.platform_in
+        ),
+    };
+    let value = ready_json(ready, &samples);
     output.emit(&value, || {
         let mut text = aligned(&[
             ("transfer-out", out.endpoint()),
             ("transfer-in", inn.endpoint()),
+            ("platform", platform_text.clone()),
             ("data", data_dir.display().to_string()),
             (
                 "logs",
@@ -185,6 +228,42 @@ fn print_ready(
     });
 }
 
+/// What `yibao up` started, as JSON.
+fn ready_json(ready: &Ready<'_>, samples: &[SyntheticPerson]) -> serde_json::Value {
+    let Ready {
+        args,
+        endpoints,
+        out,
+        inn,
+        data_dir,
+        platform,
+    } = ready;
+    json!({
+        "transfer_out": out.endpoint(),
+        "transfer_in": inn.endpoint(),
+        "platform": {
+            "transfer_out": args.platform_out.to_string(),
+            "transfer_in": args.platform_in.to_string(),
+            "mutual_tls": matches!(platform, Platform::MutualTls(_)),
+            "ca": match platform {
+                Platform::MutualTls(paths) => Some(paths.ca.display().to_string()),
+                Platform::Plaintext => None,
+            },
+        },
+        "data_dir": data_dir.display().to_string(),
+        "logs": {
+            "transfer_out": out.logs().stdout.display().to_string(),
+            "transfer_in": inn.logs().stdout.display().to_string(),
+        },
+        "seed": args.seed,
+        "persons": args.persons,
+        "samples": samples
+            .iter()
+            .map(|someone| person_summary_json(someone, endpoints))
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// A channel to a started service.
 fn channel(process: &ServiceProcess) -> Result<tonic::transport::Channel, CliError> {
     let endpoint = process.endpoint();
@@ -209,7 +288,7 @@ fn ensure_free(address: SocketAddr) -> Result<(), CliError> {
 /// The region directory: `--directory`, else `deploy/regions.toml` under the current directory,
 /// else `../../deploy/regions.toml` from the executable's directory (the repository, for a
 /// binary in `target/<profile>`).
-fn find_directory(given: Option<&Path>) -> Result<PathBuf, CliError> {
+pub(crate) fn find_directory(given: Option<&Path>) -> Result<PathBuf, CliError> {
     if let Some(path) = given {
         return if path.is_file() {
             Ok(path.to_path_buf())

@@ -345,7 +345,7 @@ impl<S, A> Transition<S, A> {
 /// region's code, the application date and a 7-digit sequence of that bureau for that day,
 /// e.g. `540100202611230000042` (21 digits). Unique across bureaus because regions are.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
-pub struct TransferId(String);
+pub struct TransferId(String, RegionCode);
 
 /// Why a string is not a transfer id.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -362,28 +362,35 @@ impl TransferId {
         if sequence > 9_999_999 {
             return None;
         }
-        Some(Self(format!(
-            "{region}{}{sequence:07}",
-            date.format("%Y%m%d")
-        )))
+        Some(Self(
+            format!("{region}{}{sequence:07}", date.format("%Y%m%d")),
+            region,
+        ))
     }
 
     /// Parses an id received from outside.
     pub fn parse(text: &str) -> Result<Self, TransferIdError> {
-        let valid = text.len() == Self::LENGTH
-            && text.bytes().all(|b| b.is_ascii_digit())
-            && RegionCode::parse(&text[..6]).is_ok()
-            && chrono::NaiveDate::parse_from_str(&text[6..14], "%Y%m%d").is_ok();
-        if valid {
-            Ok(Self(text.to_owned()))
-        } else {
-            Err(TransferIdError)
+        if text.len() != Self::LENGTH || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(TransferIdError);
         }
+        let region = RegionCode::parse(&text[..6]).map_err(|_| TransferIdError)?;
+        chrono::NaiveDate::parse_from_str(&text[6..14], "%Y%m%d").map_err(|_| TransferIdError)?;
+        Ok(Self(text.to_owned(), region))
     }
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The region that minted the id (its first six digits).
+    pub fn region(&self) -> RegionCode {
+        self.1
+    }
+
+    /// Whether `region`'s pooling region minted the id: only it may create a transfer under it.
+    pub fn minted_by(&self, region: RegionCode) -> bool {
+        self.region().same_pooling_region(region)
     }
 }
 
@@ -403,6 +410,15 @@ impl FromStr for TransferId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_minting_pooling_region_may_create_a_transfer_under_an_id() {
+        let id = TransferId::parse("540100202611230000042").expect("valid id");
+        assert_eq!(id.region().to_string(), "540100");
+        assert!(id.minted_by(RegionCode::parse("540100").expect("code")));
+        assert!(!id.minted_by(RegionCode::parse("150100").expect("code")));
+        assert!(TransferId::parse("999999202611230000042").is_err());
+    }
 
     #[test]
     fn every_refusal_code_parses_back_to_its_reason() {

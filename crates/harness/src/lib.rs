@@ -57,8 +57,11 @@ pub mod locate;
 pub mod population;
 pub mod process;
 pub mod seed;
+pub mod tls;
 
 pub use error::{HarnessError, code_name};
 pub use ledger::LedgerReport;
 pub use locate::{default_bin_dir, default_directory};
-pub use pair::{KEEP_DATA_ENV, Pair, PairOptions, STOP_GRACE, Side, is_terminal, state_name};
+pub use pair::{
+    KEEP_DATA_ENV, Pair, PairOptions, PlatformMode, STOP_GRACE, Side, is_terminal, state_name,
+};

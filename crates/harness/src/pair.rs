@@ -34,6 +34,7 @@ use crate::locate::{binary_path, default_bin_dir, default_directory};
 use crate::population::{applies_at, apply_request, persons_of_flow};
 use crate::process::{LogFiles, ServiceProcess, ServiceSpec, lazy_channel, peer_from_port_file};
 use crate::seed::seed_both;
+use crate::tls::{Platform, development_certificates};
 use crate::{HarnessError, code_name};
 
 /// Set this environment variable (to anything but `0`) to keep a pair's temporary data
@@ -107,6 +108,19 @@ pub struct PairOptions {
     /// (a message to a region its receiver does not host is refused and parked). Default: none,
     /// both read `directory`.
     pub in_directory: Option<PathBuf>,
+    /// How the platform hop is secured. Default [`PlatformMode::MutualTls`], as `yibao up`
+    /// runs: a development CA and one certificate per bureau are made in the data directory.
+    pub platform: PlatformMode,
+}
+
+/// How a pair's platform hop is secured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PlatformMode {
+    /// Mutual TLS with development certificates (the default).
+    #[default]
+    MutualTls,
+    /// Plaintext, the explicit opt-out.
+    Plaintext,
 }
 
 impl Default for PairOptions {
@@ -122,6 +136,7 @@ impl Default for PairOptions {
             ready_timeout: Duration::from_secs(30),
             extra_env: Vec::new(),
             in_directory: None,
+            platform: PlatformMode::default(),
         }
     }
 }
@@ -183,31 +198,8 @@ impl Pair {
                 path: options.directory,
             });
         }
-        let directory = absolute(&options.directory)?;
-        let in_directory = match &options.in_directory {
-            Some(path) if !path.is_file() => {
-                return Err(HarnessError::DirectoryMissing { path: path.clone() });
-            }
-            Some(path) => absolute(path)?,
-            None => directory.clone(),
-        };
         let (temporary, root) = data_root(options.data_dir.as_deref())?;
-        let spec = |side: Side| ServiceSpec {
-            service: side.service(),
-            binary: binary_path(&options.bin_dir, side.service()),
-            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: root.join(side.service()),
-            directory: match side {
-                Side::Out => directory.clone(),
-                Side::In => in_directory.clone(),
-            },
-            peer: peer_from_port_file(&port_file(&root, side.other())),
-            port_file: port_file(&root, side),
-            logs: LogFiles::in_directory(&root, side.service()),
-            test_clock: options.test_clock,
-            extra_env: options.extra_env.clone(),
-        };
-        let (out_spec, in_spec) = (spec(Side::Out), spec(Side::In));
+        let (out_spec, in_spec) = specs(&options, &root)?;
         let started = tokio::join!(
             ServiceProcess::start(&out_spec, options.ready_timeout),
             ServiceProcess::start(&in_spec, options.ready_timeout),
@@ -245,6 +237,42 @@ impl Pair {
         )
         .await?;
         Ok(pair)
+    }
+
+    /// A channel to `side`'s platform listener as its peer bureau calls it: over mutual TLS with
+    /// the peer's certificate (or plaintext when the pair runs so). Tests that play the other
+    /// bureau send platform messages through it.
+    ///
+    /// # Errors
+    /// If the service did not report a platform address or a TLS file is unreadable.
+    pub fn platform_channel(&self, side: Side) -> Result<Channel, HarnessError> {
+        self.platform_channel_as(side, &self.member(side.other()).spec.platform)
+    }
+
+    /// A channel to `side`'s platform listener presenting `client` (another certificate, or
+    /// none: [`Platform::Plaintext`] against a TLS listener fails the handshake).
+    ///
+    /// # Errors
+    /// As [`Pair::platform_channel`].
+    pub fn platform_channel_as(
+        &self,
+        side: Side,
+        client: &Platform,
+    ) -> Result<Channel, HarnessError> {
+        let member = self.member(side);
+        let address = member
+            .process
+            .as_ref()
+            .and_then(ServiceProcess::platform_address)
+            .ok_or_else(|| HarnessError::NotRunning {
+                service: side.service(),
+            })?;
+        crate::process::platform_channel(address, client)
+    }
+
+    /// How `side`'s platform is secured (its own files, when mutual TLS).
+    pub fn platform(&self, side: Side) -> &Platform {
+        &self.member(side).spec.platform
     }
 
     /// The transfer-out bureau's endpoint, `http://127.0.0.1:PORT`.
@@ -680,6 +708,54 @@ fn describe(transfer: &Transfer) -> String {
 }
 
 /// `<root>/<service>.port`.
+/// How to start each service of a pair under `root`: its region directory (transfer-in's may
+/// differ), its port files, and its platform certificates when the pair runs mutual TLS.
+fn specs(options: &PairOptions, root: &Path) -> Result<(ServiceSpec, ServiceSpec), HarnessError> {
+    let directory = absolute(&options.directory)?;
+    let in_directory = match &options.in_directory {
+        Some(path) if !path.is_file() => {
+            return Err(HarnessError::DirectoryMissing { path: path.clone() });
+        }
+        Some(path) => absolute(path)?,
+        None => directory.clone(),
+    };
+    let (out_platform, in_platform) = match options.platform {
+        PlatformMode::MutualTls => {
+            let (out, inn) =
+                development_certificates(&root.join("certs"), &directory, &in_directory)?;
+            (Platform::MutualTls(out), Platform::MutualTls(inn))
+        }
+        PlatformMode::Plaintext => (Platform::Plaintext, Platform::Plaintext),
+    };
+    let spec = |side: Side| ServiceSpec {
+        service: side.service(),
+        binary: binary_path(&options.bin_dir, side.service()),
+        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: root.join(side.service()),
+        directory: match side {
+            Side::Out => directory.clone(),
+            Side::In => in_directory.clone(),
+        },
+        peer: peer_from_port_file(&platform_port_file(root, side.other())),
+        port_file: port_file(root, side),
+        platform_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        platform_port_file: platform_port_file(root, side),
+        platform: match side {
+            Side::Out => out_platform.clone(),
+            Side::In => in_platform.clone(),
+        },
+        logs: LogFiles::in_directory(root, side.service()),
+        test_clock: options.test_clock,
+        extra_env: options.extra_env.clone(),
+    };
+    Ok((spec(Side::Out), spec(Side::In)))
+}
+
+/// Where a service of the pair writes its platform listener's address.
+fn platform_port_file(root: &Path, side: Side) -> PathBuf {
+    root.join(format!("{}.platform.port", side.service()))
+}
+
 fn port_file(root: &Path, side: Side) -> PathBuf {
     root.join(format!("{}.port", side.service()))
 }

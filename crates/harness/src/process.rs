@@ -82,11 +82,19 @@ pub struct ServiceSpec {
     pub data_dir: PathBuf,
     /// The region directory file (`YIBAO_DIRECTORY`).
     pub directory: PathBuf,
-    /// The peer's endpoint (`YIBAO_PEER`): `http://127.0.0.1:PORT`, or `file:<path>` for a port
-    /// file the service reads when it needs the peer, so that both can start on port 0.
+    /// The peer's platform endpoint (`YIBAO_PEER`): `https://127.0.0.1:PORT` (`http://` in
+    /// plaintext), or `file:<path>` for the peer's platform port file, which the service reads
+    /// when it needs the peer, so that both can start on port 0.
     pub peer: String,
     /// Where the service writes the address it bound (`YIBAO_PORT_FILE`).
     pub port_file: PathBuf,
+    /// The platform listener's address (`YIBAO_PLATFORM_LISTEN`); port 0 picks a free port.
+    pub platform_listen: SocketAddr,
+    /// Where the service writes its platform listener's address (`YIBAO_PLATFORM_PORT_FILE`),
+    /// which its peer reads.
+    pub platform_port_file: PathBuf,
+    /// Mutual TLS on the platform, or plaintext.
+    pub platform: Platform,
     /// Where its output goes.
     pub logs: LogFiles,
     /// Whether its clock is a test clock that `AdminService.AdvanceClock` moves
@@ -94,6 +102,37 @@ pub struct ServiceSpec {
     pub test_clock: bool,
     /// Further variables for the service, for example `RUST_LOG`; applied last.
     pub extra_env: Vec<(OsString, OsString)>,
+}
+
+/// The three files a bureau needs for mutual TLS on the platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsPaths {
+    /// The platform CA's certificate (`YIBAO_TLS_CA`).
+    pub ca: PathBuf,
+    /// The bureau's certificate (`YIBAO_TLS_CERT`).
+    pub cert: PathBuf,
+    /// The bureau's key (`YIBAO_TLS_KEY`).
+    pub key: PathBuf,
+}
+
+/// How a bureau's platform listener and its calls to the peer are secured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Platform {
+    /// Mutual TLS with these files (the default, as in production).
+    MutualTls(TlsPaths),
+    /// Plaintext (`YIBAO_PLAINTEXT=true`), the explicit opt-out.
+    Plaintext,
+}
+
+impl Platform {
+    /// The URL scheme of a peer reached this way.
+    #[must_use]
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            Platform::MutualTls(_) => "https",
+            Platform::Plaintext => "http",
+        }
+    }
 }
 
 /// The `YIBAO_PEER` value that tells a service to read its peer's address from a port file.
@@ -110,6 +149,9 @@ pub struct ServiceProcess {
     child: Child,
     /// The address the service reported in its port file.
     address: SocketAddr,
+    /// The address its platform listener reported (read once it was ready; the service writes
+    /// both files before it serves).
+    platform_address: Option<SocketAddr>,
     /// Where its output goes.
     logs: LogFiles,
 }
@@ -132,6 +174,7 @@ impl ServiceProcess {
         let mut child = spawn(spec)?;
         match wait_until_ready(spec, &mut child, ready_timeout).await {
             Ok(address) => {
+                let platform_address = read_port_file(&spec.platform_port_file).await;
                 tracing::info!(
                     service = spec.service,
                     %address,
@@ -142,6 +185,7 @@ impl ServiceProcess {
                     service: spec.service,
                     child,
                     address,
+                    platform_address,
                     logs: spec.logs.clone(),
                 })
             }
@@ -169,6 +213,11 @@ impl ServiceProcess {
     /// The service's endpoint, `http://127.0.0.1:PORT`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)
+    }
+
+    /// The address of its platform listener, if it reported one.
+    pub fn platform_address(&self) -> Option<SocketAddr> {
+        self.platform_address
     }
 
     /// Where its output goes.
@@ -274,13 +323,18 @@ fn prepare_files(spec: &ServiceSpec) -> Result<(), HarnessError> {
             directory.display()
         )))?;
     }
-    match std::fs::remove_file(&spec.port_file) {
-        Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(HarnessError::Io {
-            context: format!("removing stale port file {}", spec.port_file.display()),
-            source: error,
-        }),
-        _ => Ok(()),
+    for port_file in [&spec.port_file, &spec.platform_port_file] {
+        match std::fs::remove_file(port_file) {
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                return Err(HarnessError::Io {
+                    context: format!("removing stale port file {}", port_file.display()),
+                    source: error,
+                });
+            }
+            _ => {}
+        }
     }
+    Ok(())
 }
 
 /// Spawns the binary with its configuration. `YIBAO_*` variables of the harness's own
@@ -292,12 +346,25 @@ fn spawn(spec: &ServiceSpec) -> Result<Child, HarnessError> {
             command.env_remove(&name);
         }
     }
+    match &spec.platform {
+        Platform::MutualTls(paths) => {
+            command
+                .env("YIBAO_TLS_CA", &paths.ca)
+                .env("YIBAO_TLS_CERT", &paths.cert)
+                .env("YIBAO_TLS_KEY", &paths.key);
+        }
+        Platform::Plaintext => {
+            command.env("YIBAO_PLAINTEXT", "true");
+        }
+    }
     command
         .env("YIBAO_LISTEN", spec.listen.to_string())
         .env("YIBAO_DATA_DIR", &spec.data_dir)
         .env("YIBAO_DIRECTORY", &spec.directory)
         .env("YIBAO_PEER", &spec.peer)
         .env("YIBAO_PORT_FILE", &spec.port_file)
+        .env("YIBAO_PLATFORM_LISTEN", spec.platform_listen.to_string())
+        .env("YIBAO_PLATFORM_PORT_FILE", &spec.platform_port_file)
         .env("YIBAO_ADMIN", "true")
         .env(
             "YIBAO_TEST_CLOCK",
@@ -418,6 +485,35 @@ pub(crate) fn lazy_channel(endpoint: &str) -> Result<Channel, HarnessError> {
         })
 }
 
+/// A lazy channel to a platform listener at `address`, presenting `client`'s identity over
+/// mutual TLS (trusting its CA), or plaintext.
+///
+/// # Errors
+/// If a TLS file cannot be read or the endpoint is unusable.
+pub fn platform_channel(address: SocketAddr, client: &Platform) -> Result<Channel, HarnessError> {
+    let endpoint = format!("{}://{address}", client.scheme());
+    let connect_error = |source| HarnessError::Connect {
+        endpoint: endpoint.clone(),
+        source,
+    };
+    let mut builder = Endpoint::from_shared(endpoint.clone()).map_err(connect_error)?;
+    if let Platform::MutualTls(paths) = client {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(HarnessError::io(format!("reading {}", path.display())))
+        };
+        let tls = tonic::transport::ClientTlsConfig::new()
+            .ca_certificate(tonic::transport::Certificate::from_pem(read(&paths.ca)?))
+            .identity(tonic::transport::Identity::from_pem(
+                read(&paths.cert)?,
+                read(&paths.key)?,
+            ));
+        builder = builder.tls_config(tls).map_err(connect_error)?;
+    }
+    Ok(builder
+        .connect_timeout(Duration::from_secs(2))
+        .connect_lazy())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +545,9 @@ mod tests {
             directory: directory.path().join("regions.toml"),
             peer: "http://127.0.0.1:1".to_owned(),
             port_file: directory.path().join("out.port"),
+            platform_listen: "127.0.0.1:0".parse().expect("address"),
+            platform_port_file: directory.path().join("out.platform.port"),
+            platform: Platform::Plaintext,
             logs: LogFiles::in_directory(directory.path(), "transfer-out"),
             test_clock: true,
             extra_env: Vec::new(),
@@ -473,6 +572,9 @@ mod tests {
             directory: directory.path().join("regions.toml"),
             peer: "http://127.0.0.1:1".to_owned(),
             port_file: directory.path().join("out.port"),
+            platform_listen: "127.0.0.1:0".parse().expect("address"),
+            platform_port_file: directory.path().join("out.platform.port"),
+            platform: Platform::Plaintext,
             logs: LogFiles::in_directory(directory.path(), "transfer-out"),
             test_clock: true,
             extra_env: Vec::new(),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kill -9 loop under load: starts transfer-out and transfer-in on fixed loopback ports (below
 # Linux's ephemeral range, so a restart can always bind), drives them with `yibao load`, and
-# kills -9 and restarts one side, then the other, every few seconds. At the end the load
+# kills -9 and restarts one side, then the other, every few seconds; the platform hop between
+# them is mutual TLS (development certificates made with `yibao certs`). At the end the load
 # generator checks the ledger of both bureaus (conservation to the cent, nothing left open).
 # Failed applications are expected (a bureau was down); the ledger must hold.
 #
@@ -15,8 +16,11 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/yibao-kill-loop.XXXXXX")
 out_port=21051
 in_port=21052
 bin=target/release
-start() { # role port peer-port
-  "$bin/$1" --listen "127.0.0.1:$2" --peer "http://127.0.0.1:$3" --data-dir "$work/$1" \
+"$bin/yibao" certs --out "$work/certs" > /dev/null
+start() { # role port peer-port: the platform listens on port + 10
+  "$bin/$1" --listen "127.0.0.1:$2" --platform-listen "127.0.0.1:$(( $2 + 10 ))" \
+    --peer "https://127.0.0.1:$(( $3 + 10 ))" --tls-ca "$work/certs/ca.pem" \
+    --tls-cert "$work/certs/$1.pem" --tls-key "$work/certs/$1.key" --data-dir "$work/$1" \
     --directory deploy/regions.toml --admin --test-clock >> "$work/$1.log" 2>&1 &
   echo $! > "$work/$1.pid"
   disown

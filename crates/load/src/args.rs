@@ -35,6 +35,11 @@ pub struct LoadArgs {
     /// The spawned pair's region directory (default: the repository's deploy/regions.toml).
     #[arg(long, value_name = "PATH", requires = "spawn")]
     pub directory: Option<PathBuf>,
+    /// The spawned pair's platform hop runs plaintext instead of mutual TLS (to measure what
+    /// TLS costs). Running services (`--out`/`--in`) are called on their plaintext bureau and
+    /// admin APIs and need no TLS material from the load generator either way.
+    #[arg(long, requires = "spawn")]
+    pub plaintext_platform: bool,
     /// People to seed at both bureaus (raised automatically when --transfers, or --rate with
     /// --duration, needs more), at most 1,000,000.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PERSONS)]
@@ -126,6 +131,7 @@ impl TryFrom<LoadArgs> for LoadOptions {
             Target::Spawn(SpawnOptions {
                 bin_dir: args.bin_dir,
                 directory: args.directory,
+                plaintext_platform: args.plaintext_platform,
             })
         } else {
             Target::Running {

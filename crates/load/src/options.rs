@@ -96,6 +96,9 @@ pub struct SpawnOptions {
     pub bin_dir: Option<PathBuf>,
     /// The region directory file; by default the repository's `deploy/regions.toml`.
     pub directory: Option<PathBuf>,
+    /// The platform hop between the two runs plaintext instead of mutual TLS (to measure what
+    /// TLS costs).
+    pub plaintext_platform: bool,
 }
 
 /// How applications are paced.

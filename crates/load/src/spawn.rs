@@ -46,6 +46,9 @@ impl SpawnedPair {
         if let Some(directory) = &options.directory {
             pair_options.directory = directory.clone();
         }
+        if options.plaintext_platform {
+            pair_options.platform = yibao_harness::PlatformMode::Plaintext;
+        }
         let pair = Pair::start(pair_options).await.map_err(|error| {
             LoadError::Spawn(format!(
                 "{error} (build the services with `cargo build --release --bins`, or give \

@@ -4,19 +4,31 @@
 //! | setting | file key | environment | flag | default |
 //! | --- | --- | --- | --- | --- |
 //! | settings file | — | `YIBAO_CONFIG` | `--config` | none |
-//! | listen address | `listen` | `YIBAO_LISTEN` | `--listen` | `127.0.0.1:50051` (out), `:50052` (in) |
+//! | listen address (bureau and admin APIs) | `listen` | `YIBAO_LISTEN` | `--listen` | `127.0.0.1:50051` (out), `:50052` (in) |
+//! | platform listen address | `platform_listen` | `YIBAO_PLATFORM_LISTEN` | `--platform-listen` | `127.0.0.1:50061` (out), `:50062` (in) |
+//! | platform CA certificate | `tls_ca` | `YIBAO_TLS_CA` | `--tls-ca` | none |
+//! | this bureau's certificate | `tls_cert` | `YIBAO_TLS_CERT` | `--tls-cert` | none |
+//! | this bureau's private key | `tls_key` | `YIBAO_TLS_KEY` | `--tls-key` | none |
+//! | platform without TLS | `plaintext` | `YIBAO_PLAINTEXT` | `--plaintext[=BOOL]` | `false` |
 //! | data directory | `data_dir` | `YIBAO_DATA_DIR` | `--data-dir` | `data/<role>` |
 //! | region directory | `directory` | `YIBAO_DIRECTORY` | `--directory` | `deploy/regions.toml` |
-//! | peer bureau | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default address |
+//! | peer bureau | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default platform address |
 //! | admin API | `admin_enabled` | `YIBAO_ADMIN` | `--admin[=BOOL]` | `false` |
 //! | admin token | `admin_token` | `YIBAO_ADMIN_TOKEN` | — (a flag would show in `ps`) | none: loopback callers only |
 //! | test clock | `test_clock` | `YIBAO_TEST_CLOCK` | `--test-clock[=BOOL]` | `false` |
 //! | calendar year files | `calendar_dir` | `YIBAO_CALENDAR_DIR` | `--calendar-dir` | none |
 //! | log format | `log_format` | `YIBAO_LOG_FORMAT` | `--log-format` | `text` |
 //! | port file | `port_file` | `YIBAO_PORT_FILE` | `--port-file` | none |
+//! | platform port file | `platform_port_file` | `YIBAO_PLATFORM_PORT_FILE` | `--platform-port-file` | none |
 //! | shutdown bound | `shutdown_timeout_ms` | — | — | 5000 |
 //! | outbox dispatcher | `[dispatcher]` table | — | — | see [`DispatcherSettings`] |
 //! | simulated bank | `[bank]` table | — | — | see [`BankSettings`] |
+//!
+//! **The platform listener** serves only the bureau-to-bureau services, apart from the bureau and
+//! admin APIs, and requires mutual TLS: `tls_ca`, `tls_cert` and `tls_key` must all be set
+//! (`yibao certs` makes a development set), unless `plaintext` is true, which opts the platform
+//! out of TLS explicitly (and then any `tls_*` setting is ignored). The peer endpoint is `https://`
+//! with TLS and `http://` without; the default follows `plaintext`.
 //!
 //! Relative paths are relative to the working directory. An empty environment variable counts as
 //! unset. The role (transfer-out or transfer-in) is fixed by the binary, never configured. Every
@@ -30,6 +42,7 @@ use serde::Deserialize;
 
 use crate::directory::BureauRole;
 use crate::retry::{Backoff, BackoffError};
+use crate::tls::TlsFiles;
 
 /// The growth factor of the dispatcher's retry backoff. Not configurable: doubling is the
 /// conventional choice and one less knob to get wrong.
@@ -101,6 +114,27 @@ pub struct ServiceArgs {
     /// YIBAO_PORT_FILE.
     #[arg(long, value_name = "PATH")]
     pub port_file: Option<PathBuf>,
+    /// Address of the platform listener (bureau-to-bureau services, mutual TLS); port 0 picks a
+    /// free port. Environment: YIBAO_PLATFORM_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub platform_listen: Option<SocketAddr>,
+    /// After binding, write the platform listener's address to this file. Environment:
+    /// YIBAO_PLATFORM_PORT_FILE.
+    #[arg(long, value_name = "PATH")]
+    pub platform_port_file: Option<PathBuf>,
+    /// The platform CA's certificate (PEM). Environment: YIBAO_TLS_CA.
+    #[arg(long, value_name = "PATH")]
+    pub tls_ca: Option<PathBuf>,
+    /// This bureau's certificate (PEM), naming the regions it hosts. Environment: YIBAO_TLS_CERT.
+    #[arg(long, value_name = "PATH")]
+    pub tls_cert: Option<PathBuf>,
+    /// This bureau's private key (PEM). Environment: YIBAO_TLS_KEY.
+    #[arg(long, value_name = "PATH")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve and call the platform without TLS (an explicit opt-out, for debugging on loopback).
+    /// Environment: YIBAO_PLAINTEXT.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub plaintext: Option<bool>,
 }
 
 /// The outbox dispatcher's limits.
@@ -139,13 +173,27 @@ pub struct BankSettings {
 pub struct ServiceConfig {
     /// Which bureau this service is; set by the binary.
     pub role: BureauRole,
-    /// Where to accept gRPC connections; port 0 picks a free port (see `port_file`).
+    /// Where to accept the bureau and admin APIs; port 0 picks a free port (see `port_file`).
     pub listen: SocketAddr,
+    /// Where to accept the platform (bureau-to-bureau) services; port 0 picks a free port (see
+    /// `platform_port_file`).
+    pub platform_listen: SocketAddr,
+    /// The platform's TLS files, all three or none.
+    pub tls_ca: Option<PathBuf>,
+    /// This bureau's certificate.
+    pub tls_cert: Option<PathBuf>,
+    /// This bureau's private key.
+    pub tls_key: Option<PathBuf>,
+    /// Whether the platform goes without TLS (explicit opt-out).
+    pub plaintext: bool,
+    /// Where to write the platform listener's bound address.
+    pub platform_port_file: Option<PathBuf>,
     /// Where the bureau keeps its ledger.
     pub data_dir: PathBuf,
     /// The region directory file both services read.
     pub directory: PathBuf,
-    /// The other bureau's gRPC endpoint (`http://host:port`), the platform hop.
+    /// The other bureau's platform endpoint (`https://host:port`, or `http://` in plaintext), or
+    /// `file:PATH` naming the file the peer writes that address to.
     pub peer_endpoint: String,
     /// Whether to serve the admin API; off unless asked for, since it can move the clock and seed.
     pub admin_enabled: bool,
@@ -213,6 +261,12 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct FileLayer {
     listen: Option<SocketAddr>,
+    platform_listen: Option<SocketAddr>,
+    platform_port_file: Option<PathBuf>,
+    tls_ca: Option<PathBuf>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    plaintext: Option<bool>,
     data_dir: Option<PathBuf>,
     directory: Option<PathBuf>,
     peer_endpoint: Option<String>,
@@ -300,9 +354,15 @@ impl ServiceConfig {
         Self {
             role,
             listen: default_listen(role),
+            platform_listen: default_platform_listen(role),
+            tls_ca: None,
+            tls_cert: None,
+            tls_key: None,
+            plaintext: false,
+            platform_port_file: None,
             data_dir: Path::new("data").join(role.as_str()),
             directory: PathBuf::from("deploy/regions.toml"),
-            peer_endpoint: format!("http://{}", default_listen(role.peer())),
+            peer_endpoint: format!("https://{}", default_platform_listen(role.peer())),
             admin_enabled: false,
             admin_token: None,
             test_clock: false,
@@ -348,6 +408,9 @@ impl ServiceConfig {
         }
         config.apply_environment(&environment)?;
         config.apply_args(args);
+        if config.plaintext && config.peer_endpoint == Self::defaults(role).peer_endpoint {
+            config.peer_endpoint = format!("http://{}", default_platform_listen(role.peer()));
+        }
         config.validate()?;
         Ok(config)
     }
@@ -358,6 +421,7 @@ impl ServiceConfig {
     /// [`ConfigError::Invalid`] naming the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_endpoint(&self.peer_endpoint)?;
+        self.validate_platform()?;
         if let Some(AdminToken(token)) = &self.admin_token
             && (token.len() < MIN_ADMIN_TOKEN_LENGTH
                 || !token.bytes().all(|b| b.is_ascii_graphic()))
@@ -391,6 +455,72 @@ impl ServiceConfig {
         self.dispatcher.validate()
     }
 
+    /// The platform's TLS files, unless the platform is plaintext.
+    #[must_use]
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        if self.plaintext {
+            return None;
+        }
+        Some(TlsFiles {
+            ca: self.tls_ca.clone()?,
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+        })
+    }
+
+    /// TLS unless plaintext, with all three files; a peer scheme that matches; two listeners.
+    fn validate_platform(&self) -> Result<(), ConfigError> {
+        if !self.plaintext {
+            for (setting, value) in [
+                ("tls_ca", &self.tls_ca),
+                ("tls_cert", &self.tls_cert),
+                ("tls_key", &self.tls_key),
+            ] {
+                if value
+                    .as_ref()
+                    .is_none_or(|path| path.as_os_str().is_empty())
+                {
+                    return Err(invalid(
+                        setting,
+                        "the platform listener uses mutual TLS: set tls_ca, tls_cert and tls_key \
+                         (`yibao certs --out DIR` makes a development set), or plaintext = true",
+                    ));
+                }
+            }
+        }
+        let scheme = if self.plaintext {
+            "http://"
+        } else {
+            "https://"
+        };
+        if !self.peer_endpoint.starts_with("file:") && !self.peer_endpoint.starts_with(scheme) {
+            return Err(invalid(
+                "peer_endpoint",
+                format!(
+                    "{:?} must start with {scheme} when plaintext is {}",
+                    self.peer_endpoint, self.plaintext
+                ),
+            ));
+        }
+        if self.listen == self.platform_listen && self.listen.port() != 0 {
+            return Err(invalid(
+                "platform_listen",
+                format!(
+                    "{} is also `listen`; the platform listens apart",
+                    self.listen
+                ),
+            ));
+        }
+        if self
+            .platform_port_file
+            .as_ref()
+            .is_some_and(|file| file.as_os_str().is_empty())
+        {
+            return Err(invalid("platform_port_file", "must not be empty when set"));
+        }
+        Ok(())
+    }
+
     /// The longest graceful shutdown may take.
     #[must_use]
     pub fn shutdown_timeout(&self) -> Duration {
@@ -400,6 +530,12 @@ impl ServiceConfig {
     fn apply_file(&mut self, file: FileLayer) {
         let FileLayer {
             listen,
+            platform_listen,
+            platform_port_file,
+            tls_ca,
+            tls_cert,
+            tls_key,
+            plaintext,
             data_dir,
             directory,
             peer_endpoint,
@@ -415,6 +551,12 @@ impl ServiceConfig {
         } = file;
         self.admin_token = admin_token.or(self.admin_token.take());
         override_with(&mut self.listen, listen);
+        override_with(&mut self.platform_listen, platform_listen);
+        self.platform_port_file = platform_port_file.or(self.platform_port_file.take());
+        self.tls_ca = tls_ca.or(self.tls_ca.take());
+        self.tls_cert = tls_cert.or(self.tls_cert.take());
+        self.tls_key = tls_key.or(self.tls_key.take());
+        override_with(&mut self.plaintext, plaintext);
         override_with(&mut self.data_dir, data_dir);
         override_with(&mut self.directory, directory);
         override_with(&mut self.peer_endpoint, peer_endpoint);
@@ -436,6 +578,24 @@ impl ServiceConfig {
             self.listen = value
                 .parse()
                 .map_err(|_| environment_error("YIBAO_LISTEN", value, "expected host:port"))?;
+        }
+        if let Some(value) = environment("YIBAO_PLATFORM_LISTEN") {
+            self.platform_listen = value.parse().map_err(|_| {
+                environment_error("YIBAO_PLATFORM_LISTEN", value, "expected host:port")
+            })?;
+        }
+        for (variable, slot) in [
+            ("YIBAO_PLATFORM_PORT_FILE", &mut self.platform_port_file),
+            ("YIBAO_TLS_CA", &mut self.tls_ca),
+            ("YIBAO_TLS_CERT", &mut self.tls_cert),
+            ("YIBAO_TLS_KEY", &mut self.tls_key),
+        ] {
+            if let Some(value) = environment(variable) {
+                *slot = Some(PathBuf::from(value));
+            }
+        }
+        if let Some(value) = environment("YIBAO_PLAINTEXT") {
+            self.plaintext = parse_bool("YIBAO_PLAINTEXT", value)?;
         }
         if let Some(value) = environment("YIBAO_DATA_DIR") {
             self.data_dir = PathBuf::from(value);
@@ -471,6 +631,18 @@ impl ServiceConfig {
 
     fn apply_args(&mut self, args: &ServiceArgs) {
         override_with(&mut self.listen, args.listen);
+        override_with(&mut self.platform_listen, args.platform_listen);
+        for (slot, value) in [
+            (&mut self.platform_port_file, &args.platform_port_file),
+            (&mut self.tls_ca, &args.tls_ca),
+            (&mut self.tls_cert, &args.tls_cert),
+            (&mut self.tls_key, &args.tls_key),
+        ] {
+            if let Some(value) = value {
+                *slot = Some(value.clone());
+            }
+        }
+        override_with(&mut self.plaintext, args.plaintext);
         override_with(&mut self.data_dir, args.data_dir.clone());
         override_with(&mut self.directory, args.directory.clone());
         override_with(&mut self.peer_endpoint, args.peer.clone());
@@ -514,6 +686,17 @@ pub fn default_listen(role: BureauRole) -> SocketAddr {
     let port = match role {
         BureauRole::TransferOut => 50051,
         BureauRole::TransferIn => 50052,
+    };
+    SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
+}
+
+/// The default platform listen address of each role: 50061 for transfer-out, 50062 for
+/// transfer-in.
+#[must_use]
+pub fn default_platform_listen(role: BureauRole) -> SocketAddr {
+    let port = match role {
+        BureauRole::TransferOut => 50061,
+        BureauRole::TransferIn => 50062,
     };
     SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port))
 }
@@ -633,11 +816,75 @@ mod tests {
         flags: &[&str],
         env: &[(&str, &str)],
     ) -> Result<ServiceConfig, ConfigError> {
-        let env: HashMap<String, String> = env
+        let mut env: HashMap<String, String> = env
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
+        // These tests are about other settings: the platform is plaintext unless a test says.
+        if !env
+            .keys()
+            .any(|k| k.starts_with("YIBAO_TLS") || k == "YIBAO_PLAINTEXT")
+        {
+            env.insert("YIBAO_PLAINTEXT".to_owned(), "true".to_owned());
+        }
         ServiceConfig::load_with_environment(role, &args(flags), |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn the_platform_requires_all_three_tls_files_unless_plaintext() {
+        let error = load(BureauRole::TransferOut, &[], &[("YIBAO_TLS_CA", "ca.pem")]);
+        assert_eq!(setting_of(error), "tls_cert");
+        let flags = [
+            "--tls-ca",
+            "ca.pem",
+            "--tls-cert",
+            "out.pem",
+            "--tls-key",
+            "out.key",
+        ];
+        let config = load(
+            BureauRole::TransferOut,
+            &flags,
+            &[("YIBAO_PLAINTEXT", "false")],
+        )
+        .expect("tls");
+        assert_eq!(config.peer_endpoint, "https://127.0.0.1:50062");
+        assert_eq!(config.platform_listen.to_string(), "127.0.0.1:50061");
+        let files = config.tls_files().expect("files");
+        assert_eq!(files.key, PathBuf::from("out.key"));
+        // Plaintext is an explicit opt-out: the files are then ignored, the peer is http.
+        let plain = load(BureauRole::TransferIn, &["--plaintext"], &[]).expect("plaintext");
+        assert!(plain.tls_files().is_none());
+        assert_eq!(plain.peer_endpoint, "http://127.0.0.1:50061");
+        assert_eq!(plain.platform_listen.to_string(), "127.0.0.1:50062");
+    }
+
+    #[test]
+    fn the_peer_scheme_must_match_the_platform_security() {
+        let flags = [
+            "--tls-ca",
+            "ca",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+            "--peer",
+            "http://h:1",
+        ];
+        let error = load(BureauRole::TransferOut, &flags, &[("YIBAO_PLAINTEXT", "0")]);
+        assert_eq!(setting_of(error), "peer_endpoint");
+        let error = load(BureauRole::TransferOut, &["--peer", "https://h:1"], &[]);
+        assert_eq!(setting_of(error), "peer_endpoint");
+        let same = [
+            "--listen",
+            "127.0.0.1:7000",
+            "--platform-listen",
+            "127.0.0.1:7000",
+        ];
+        assert_eq!(
+            setting_of(load(BureauRole::TransferOut, &same, &[])),
+            "platform_listen"
+        );
     }
 
     fn setting_of(result: Result<ServiceConfig, ConfigError>) -> &'static str {
@@ -653,8 +900,9 @@ mod tests {
         let into = load(BureauRole::TransferIn, &[], &[]).expect("defaults are valid");
         assert_eq!(out.listen.to_string(), "127.0.0.1:50051");
         assert_eq!(into.listen.to_string(), "127.0.0.1:50052");
-        assert_eq!(out.peer_endpoint, "http://127.0.0.1:50052");
-        assert_eq!(into.peer_endpoint, "http://127.0.0.1:50051");
+        // The peer is the other role's platform listener.
+        assert_eq!(out.peer_endpoint, "http://127.0.0.1:50062");
+        assert_eq!(into.peer_endpoint, "http://127.0.0.1:50061");
         assert_eq!(out.data_dir, PathBuf::from("data/transfer-out"));
         assert_eq!(out.directory, PathBuf::from("deploy/regions.toml"));
         assert!(!out.admin_enabled && !out.test_clock);
@@ -707,7 +955,7 @@ failure_every = 7
         assert_eq!(config.dispatcher.batch_limit, 64);
         assert_eq!(config.dispatcher.attempt_timeout_ms, 2000);
         assert_eq!(config.bank.failure_every, 7);
-        assert_eq!(config.peer_endpoint, "http://127.0.0.1:50051");
+        assert_eq!(config.peer_endpoint, "http://127.0.0.1:50061");
     }
 
     #[test]
@@ -740,7 +988,7 @@ failure_every = 7
             &["--port-file", "/tmp/port"],
             &[
                 ("YIBAO_CALENDAR_DIR", "/etc/yibao/calendar"),
-                ("YIBAO_PEER", "https://peer:443"),
+                ("YIBAO_PEER", "http://peer:443"),
             ],
         )
         .expect("valid");
@@ -749,7 +997,7 @@ failure_every = 7
             config.calendar_dir,
             Some(PathBuf::from("/etc/yibao/calendar"))
         );
-        assert_eq!(config.peer_endpoint, "https://peer:443");
+        assert_eq!(config.peer_endpoint, "http://peer:443");
     }
 
     #[test]

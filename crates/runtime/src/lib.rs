@@ -24,6 +24,7 @@ pub mod config;
 pub mod directory;
 pub mod retry;
 pub mod server;
+pub mod tls;
 
 pub use clock::Clock;
 pub use config::{LogFormat, ServiceArgs, ServiceConfig};

@@ -19,8 +19,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tonic::service::Routes;
-use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
@@ -102,7 +102,8 @@ pub async fn write_port_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
     tokio::fs::rename(&temporary, path).await
 }
 
-/// Serves `routes` on `listener` until `shutdown` resolves, adding the health service (SERVING
+/// Serves `routes` on `listener` (over TLS when `tls` is given) until `shutdown` resolves,
+/// adding the health service (SERVING
 /// for the whole server, `""`, and for each of `service_names`, the full gRPC names such as
 /// `yibao.platform.v1.Platform`) and server reflection (v1) over the contract.
 ///
@@ -118,6 +119,7 @@ pub async fn serve(
     routes: Routes,
     service_names: &[&str],
     descriptor_sets: &[&[u8]],
+    tls: Option<ServerTlsConfig>,
     shutdown: impl Future<Output = ()>,
     shutdown_timeout: Duration,
 ) -> Result<(), ServerError> {
@@ -137,7 +139,11 @@ pub async fn serve(
     // Nagle's algorithm would hold small HTTP/2 frames back; gRPC wants them sent at once.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = Server::builder()
+    let mut builder = Server::builder();
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    let serving = builder
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {
             // A dropped sender also means stop.
@@ -257,6 +263,7 @@ mod tests {
             Routes::default(),
             &["yibao.test.v1.Example"],
             &[],
+            None,
             async {
                 let _ = stopped.await;
             },
@@ -292,6 +299,7 @@ mod tests {
             Routes::default(),
             &[],
             &[],
+            None,
             async {
                 let _ = stopped.await;
             },
@@ -364,6 +372,7 @@ mod tests {
                 Routes::default(),
                 &[],
                 &[contract.as_slice()],
+                None,
                 async {
                     let _ = stopped.await;
                 },

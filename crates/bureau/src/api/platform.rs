@@ -9,15 +9,16 @@ use chrono::{DateTime, Utc};
 use prost::Message;
 use tonic::{Request, Response, Status};
 use yibao_domain::transfer::Initiator;
-use yibao_domain::transfer::in_side::InEvent;
 use yibao_proto::platform::v1 as platform;
 use yibao_proto::platform::v1::transfer_in_platform_service_server::TransferInPlatformService;
 use yibao_proto::platform::v1::transfer_out_platform_service_server::TransferOutPlatformService;
+use yibao_runtime::directory::BureauRole;
 
+use crate::admission::{self, Caller, Denied, Minter, Parties};
 use crate::convert;
 use crate::error::Error;
-use crate::inbox::{self, Admitted, Refusal, Refuse, Slot};
-use crate::messages::{Decision, InsuranceForm, Kind, TransferApplication};
+use crate::inbox::{self, Admitted, Refusal, Slot};
+use crate::messages::{Addressed, Decision, InsuranceForm, Kind, TransferApplication};
 use crate::record::Step;
 use crate::services::Services;
 use crate::transfer_in;
@@ -47,7 +48,15 @@ trait PlatformMessage: Message + Send + Sized + 'static {
     type Body: Send + 'static;
     /// The kind of message the rpc carries (its `infno`).
     const KIND: Kind;
+    /// The role whose bureaus send it.
+    const SENDER: BureauRole;
+    /// Who may have minted its transfer id.
+    const MINTER: Minter = Minter::EitherParty;
     fn envelope(&self) -> Option<&platform::Envelope>;
+    /// The body's regions that must be the envelope's sender and receiver, as (field, code).
+    fn body_parties(&self) -> Option<[(&'static str, &str); 2]> {
+        None
+    }
     /// The transfer id the body names, which the envelope's must equal.
     fn body_transfer_id(&self) -> Option<&str>;
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer;
@@ -82,44 +91,127 @@ fn refusal_reply(refusal: &Refusal, refmsgid: &str) -> Option<platform::Reply> {
     reply(refusal.infcode(), refusal.message(), refmsgid)
 }
 
-/// Checks a message's envelope; nothing here touches the store.
-fn admit<M: PlatformMessage>(services: &Services, request: &M) -> Result<Admitted, M::Answer> {
-    let refuse: Refuse<M::Answer> = M::refused;
-    let Some(envelope) = request.envelope() else {
+/// Why a message was not admitted: an answer with a non-zero infcode, or a gRPC status.
+enum NotAdmitted<A> {
+    Answer(A),
+    Status(Status),
+}
+
+/// Why an envelope was not admitted: a refusal (with the `inf_refmsgid` it is answered under),
+/// or a gRPC status.
+enum Blocked {
+    Refused(Refusal, String),
+    Denied(Status),
+}
+
+/// What an rpc expects of its envelopes.
+#[derive(Clone, Copy)]
+struct Expected<'a> {
+    infno: &'a str,
+    sender_role: BureauRole,
+    minter: Minter,
+    /// The transfer id the body names, which the envelope's must equal.
+    body_transfer_id: Option<&'a str>,
+}
+
+/// Checks an envelope and its parties; nothing here touches the store.
+fn check_envelope<'e>(
+    services: &Services,
+    caller: &Caller,
+    envelope: Option<&'e platform::Envelope>,
+    expected: Expected<'_>,
+) -> Result<&'e platform::Envelope, Blocked> {
+    let refuse = |refusal: Refusal, refmsgid: &str| Blocked::Refused(refusal, refmsgid.to_owned());
+    let Some(envelope) = envelope else {
         return Err(refuse(
-            &Refusal::Invalid("envelope: required".to_owned()),
+            Refusal::Invalid("envelope: required".to_owned()),
             "",
         ));
     };
     if envelope.msgid.len() != 30 || !envelope.msgid.bytes().all(|b| b.is_ascii_alphanumeric()) {
         let rule = "envelope.msgid: must be 30 ASCII letters and digits".to_owned();
-        return Err(refuse(&Refusal::Invalid(rule), ""));
+        return Err(refuse(Refusal::Invalid(rule), ""));
     }
+    let msgid = envelope.msgid.as_str();
     let receiver = convert::region(
         "envelope.receiver_region_code",
         &envelope.receiver_region_code,
-    );
-    if !receiver.is_ok_and(|code| services.site.hosts(code)) {
+    )
+    .ok()
+    .filter(|code| services.site.hosts(*code));
+    let Some(receiver) = receiver else {
         let rule = "envelope.receiver_region_code: not hosted by this bureau".to_owned();
-        return Err(refuse(&Refusal::WrongReceiver(rule), &envelope.msgid));
-    }
-    if envelope.infno != M::KIND.infno() {
+        return Err(refuse(Refusal::WrongReceiver(rule), msgid));
+    };
+    if envelope.infno != expected.infno {
         let rule = format!(
             "envelope.infno: {:?} does not belong to this rpc, which takes {}",
-            envelope.infno,
-            M::KIND.infno()
+            envelope.infno, expected.infno
         );
-        return Err(refuse(
-            &Refusal::WrongTransactionCode(rule),
-            &envelope.msgid,
-        ));
+        return Err(refuse(Refusal::WrongTransactionCode(rule), msgid));
     }
-    if request
-        .body_transfer_id()
+    if expected
+        .body_transfer_id
         .is_some_and(|body| body != envelope.transfer_id)
     {
         let rule = "envelope.transfer_id: must equal the transfer_id in the body".to_owned();
-        return Err(refuse(&Refusal::Invalid(rule), &envelope.msgid));
+        return Err(refuse(Refusal::Invalid(rule), msgid));
+    }
+    let parties = Parties {
+        sender_role: expected.sender_role,
+        minted_by: expected.minter,
+        msgid,
+        sender: &envelope.sender_region_code,
+        receiver,
+        transfer_id: &envelope.transfer_id,
+    };
+    match admission::check(&services.site, caller, &parties) {
+        Ok(_) => Ok(envelope),
+        Err(Denied::NotCertified(rule)) => Err(Blocked::Denied(Status::permission_denied(rule))),
+        Err(Denied::Refused(refusal)) => Err(refuse(refusal, msgid)),
+    }
+}
+
+/// Checks a message's envelope, its parties and the body's regions; nothing here touches the
+/// store.
+fn admit<M: PlatformMessage>(
+    services: &Services,
+    caller: &Caller,
+    request: &M,
+) -> Result<Admitted, NotAdmitted<M::Answer>> {
+    let expected = Expected {
+        infno: M::KIND.infno(),
+        sender_role: M::SENDER,
+        minter: M::MINTER,
+        body_transfer_id: request.body_transfer_id(),
+    };
+    let envelope = match check_envelope(services, caller, request.envelope(), expected) {
+        Ok(envelope) => envelope,
+        Err(Blocked::Refused(refusal, refmsgid)) => {
+            return Err(NotAdmitted::Answer(M::refused(&refusal, &refmsgid)));
+        }
+        Err(Blocked::Denied(status)) => return Err(NotAdmitted::Status(status)),
+    };
+    let envelope_parties = [
+        (
+            "envelope.sender_region_code",
+            envelope.sender_region_code.as_str(),
+        ),
+        (
+            "envelope.receiver_region_code",
+            envelope.receiver_region_code.as_str(),
+        ),
+    ];
+    for ((field, code), (envelope_field, expected)) in request
+        .body_parties()
+        .into_iter()
+        .flatten()
+        .zip(envelope_parties)
+    {
+        if code != expected {
+            let refusal = Refusal::Invalid(format!("{field}: must equal {envelope_field}"));
+            return Err(NotAdmitted::Answer(M::refused(&refusal, &envelope.msgid)));
+        }
     }
     Ok(Admitted {
         msgid: envelope.msgid.clone(),
@@ -129,14 +221,26 @@ fn admit<M: PlatformMessage>(services: &Services, request: &M) -> Result<Admitte
     })
 }
 
+/// Who called, as the platform guard recorded it; a request the guard did not see is refused.
+fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the platform guard did not see this call"))
+}
+
 /// Runs one message once per msgid.
 async fn single<M: PlatformMessage>(
     services: &Services,
-    request: M,
+    request: Request<M>,
 ) -> Result<Response<M::Answer>, Status> {
-    let admitted = match admit(services, &request) {
+    let caller = caller_of(&request)?;
+    let request = request.into_inner();
+    let admitted = match admit(services, &caller, &request) {
         Ok(admitted) => admitted,
-        Err(answer) => return Ok(Response::new(answer)),
+        Err(NotAdmitted::Answer(answer)) => return Ok(Response::new(answer)),
+        Err(NotAdmitted::Status(status)) => return Err(status),
     };
     let reference = inbox::refmsgid(&admitted.msgid);
     let body = request.body(services.clock.now());
@@ -147,11 +251,13 @@ async fn single<M: PlatformMessage>(
 /// Admits one message of a batch, its answer wrapped as `A`.
 fn slot<M: PlatformMessage, A: 'static>(
     services: &Services,
+    caller: &Caller,
     request: M,
     wrap: fn(M::Answer) -> A,
 ) -> Slot<A> {
-    match admit(services, &request) {
-        Err(answer) => Slot::Ready(wrap(answer)),
+    match admit(services, caller, &request) {
+        Err(NotAdmitted::Answer(answer)) => Slot::Ready(wrap(answer)),
+        Err(NotAdmitted::Status(status)) => Slot::Failed(status),
         Ok(admitted) => {
             let body = request.body(services.clock.now());
             let work = work::<M>(body, inbox::refmsgid(&admitted.msgid));
@@ -185,8 +291,18 @@ fn message_status(status: Status) -> platform::MessageStatus {
 impl PlatformMessage for platform::RequestTransferOutRequest {
     type Answer = platform::RequestTransferOutResponse;
     const KIND: Kind = Kind::RequestTransferOut;
+    const SENDER: BureauRole = BureauRole::TransferIn;
+    const MINTER: Minter = Minter::Sender;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
+    }
+    fn body_parties(&self) -> Option<[(&'static str, &str); 2]> {
+        self.application.as_ref().map(|a| {
+            [
+                ("application.trafin_admdvs", a.trafin_admdvs.as_str()),
+                ("application.trafout_admdvs", a.trafout_admdvs.as_str()),
+            ]
+        })
     }
     fn body_transfer_id(&self) -> Option<&str> {
         self.application.as_ref().map(|a| a.transfer_id.as_str())
@@ -232,8 +348,17 @@ impl PlatformMessage for platform::RequestTransferOutRequest {
 impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
     type Answer = platform::DeliverInsuranceRecordResponse;
     const KIND: Kind = Kind::DeliverForm;
+    const SENDER: BureauRole = BureauRole::TransferOut;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
+    }
+    fn body_parties(&self) -> Option<[(&'static str, &str); 2]> {
+        self.form.as_ref().map(|f| {
+            [
+                ("form.trafout_admdvs", f.trafout_admdvs.as_str()),
+                ("form.trafin_admdvs", f.trafin_admdvs.as_str()),
+            ]
+        })
     }
     fn body_transfer_id(&self) -> Option<&str> {
         self.form.as_ref().map(|f| f.transfer_id.as_str())
@@ -261,6 +386,7 @@ impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
 impl PlatformMessage for platform::ConfirmSettlementRequest {
     type Answer = platform::ConfirmSettlementResponse;
     const KIND: Kind = Kind::ConfirmSettlement;
+    const SENDER: BureauRole = BureauRole::TransferOut;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
     }
@@ -272,17 +398,16 @@ impl PlatformMessage for platform::ConfirmSettlementRequest {
             reply: refusal_reply(refusal, refmsgid),
         }
     }
-    type Body = String;
+    type Body = Addressed;
     fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
-        convert::transfer_id("transfer_id", &self.transfer_id)
+        convert::addressed(self.envelope.as_ref(), &self.transfer_id)
     }
     fn step(
-        transfer_id: Self::Body,
+        message: Self::Body,
         step: &mut Step<'_>,
         refmsgid: &str,
     ) -> Result<Self::Answer, Error> {
-        let detail = "the transfer-out bureau settled the balance".to_owned();
-        transfer_in::apply(step, &transfer_id, InEvent::SettlementConfirmed, detail, 0)?;
+        transfer_in::settlement_confirmed(step, &message)?;
         Ok(Self::Answer {
             reply: ok(refmsgid),
         })
@@ -293,6 +418,7 @@ impl PlatformMessage for platform::ConfirmSettlementRequest {
 impl PlatformMessage for platform::AbortTransferRequest {
     type Answer = platform::AbortTransferResponse;
     const KIND: Kind = Kind::Abort;
+    const SENDER: BureauRole = BureauRole::TransferOut;
     fn envelope(&self) -> Option<&platform::Envelope> {
         self.envelope.as_ref()
     }
@@ -306,16 +432,16 @@ impl PlatformMessage for platform::AbortTransferRequest {
             credit: None,
         }
     }
-    type Body = String;
+    type Body = Addressed;
     fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
-        convert::transfer_id("transfer_id", &self.transfer_id)
+        convert::addressed(self.envelope.as_ref(), &self.transfer_id)
     }
     fn step(
-        transfer_id: Self::Body,
+        message: Self::Body,
         step: &mut Step<'_>,
         refmsgid: &str,
     ) -> Result<Self::Answer, Error> {
-        let (_, credit) = transfer_in::abort(step, &transfer_id)?;
+        let (_, credit) = transfer_in::abort(step, &message)?;
         Ok(Self::Answer {
             reply: ok(refmsgid),
             credited: credit.is_some(),
@@ -324,23 +450,47 @@ impl PlatformMessage for platform::AbortTransferRequest {
     }
 }
 
-/// The platform's view of a transfer, for the query RPCs.
-async fn snapshot(
+/// The infno of both query RPCs.
+const QUERY_INFNO: &str = "9105";
+
+/// Answers a query (infno 9105) sent by a bureau of `sender_role`: the envelope is checked as
+/// any message's, and a transfer is shown only to a party of it (to anyone else it is unknown,
+/// 1005). Queries change nothing, so they are not kept by msgid.
+async fn query(
     services: &Services,
-    transfer_id: String,
-) -> Result<Option<platform::TransferSnapshot>, Status> {
+    caller: &Caller,
+    envelope: Option<&platform::Envelope>,
+    transfer_id: &str,
+    sender_role: BureauRole,
+) -> Result<(Option<platform::Reply>, Option<platform::TransferSnapshot>), Status> {
+    let expected = Expected {
+        infno: QUERY_INFNO,
+        sender_role,
+        minter: Minter::EitherParty,
+        body_transfer_id: Some(transfer_id),
+    };
+    let envelope = match check_envelope(services, caller, envelope, expected) {
+        Ok(envelope) => envelope,
+        Err(Blocked::Refused(refusal, refmsgid)) => {
+            return Ok((refusal_reply(&refusal, &refmsgid), None));
+        }
+        Err(Blocked::Denied(status)) => return Err(status),
+    };
+    let reference = inbox::refmsgid(&envelope.msgid);
+    let id = transfer_id.to_owned();
     let document = services
         .store
-        .read(move |tx| crate::record::load(tx, &transfer_id))
+        .read(move |tx| crate::record::load(tx, &id))
         .await
         .map_err(Status::from)?;
-    Ok(document.as_ref().map(convert::wire_snapshot))
-}
-
-fn query_reference(envelope: Option<&platform::Envelope>) -> String {
-    envelope
-        .map(|envelope| inbox::refmsgid(&envelope.msgid))
-        .unwrap_or_default()
+    let sender = envelope.sender_region_code.as_str();
+    match document.filter(|d| d.trafin_admdvs == sender || d.trafout_admdvs == sender) {
+        Some(document) => Ok((ok(&reference), Some(convert::wire_snapshot(&document)))),
+        None => {
+            let refusal = Refusal::UnknownTransfer("transfer_id".to_owned());
+            Ok((refusal_reply(&refusal, &reference), None))
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -349,17 +499,25 @@ impl TransferOutPlatformService for PlatformApi {
         &self,
         request: Request<platform::RequestTransferOutRequest>,
     ) -> Result<Response<platform::RequestTransferOutResponse>, Status> {
-        single(&self.services, request.into_inner()).await
+        single(&self.services, request).await
     }
 
     async fn query_transfer_out(
         &self,
         request: Request<platform::QueryTransferOutRequest>,
     ) -> Result<Response<platform::QueryTransferOutResponse>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let transfer = snapshot(&self.services, request.transfer_id.clone()).await?;
+        let (reply, transfer) = query(
+            &self.services,
+            &caller,
+            request.envelope.as_ref(),
+            &request.transfer_id,
+            BureauRole::TransferIn,
+        )
+        .await?;
         Ok(Response::new(platform::QueryTransferOutResponse {
-            reply: ok(&query_reference(request.envelope.as_ref())),
+            reply,
             transfer,
         }))
     }
@@ -369,12 +527,13 @@ impl TransferOutPlatformService for PlatformApi {
         request: Request<platform::SubmitTransferOutRequestsRequest>,
     ) -> Result<Response<platform::SubmitTransferOutRequestsResponse>, Status> {
         use platform::transfer_out_answer::Answer;
+        let caller = caller_of(&request)?;
         let requests = request.into_inner().requests;
         check_batch(requests.len(), "requests")?;
         let slots = requests
             .into_iter()
             .map(|request| {
-                slot(&self.services, request, |response| {
+                slot(&self.services, &caller, request, |response| {
                     platform::TransferOutAnswer {
                         answer: Some(Answer::Response(response)),
                     }
@@ -399,31 +558,39 @@ impl TransferInPlatformService for PlatformApi {
         &self,
         request: Request<platform::DeliverInsuranceRecordRequest>,
     ) -> Result<Response<platform::DeliverInsuranceRecordResponse>, Status> {
-        single(&self.services, request.into_inner()).await
+        single(&self.services, request).await
     }
 
     async fn confirm_settlement(
         &self,
         request: Request<platform::ConfirmSettlementRequest>,
     ) -> Result<Response<platform::ConfirmSettlementResponse>, Status> {
-        single(&self.services, request.into_inner()).await
+        single(&self.services, request).await
     }
 
     async fn abort_transfer(
         &self,
         request: Request<platform::AbortTransferRequest>,
     ) -> Result<Response<platform::AbortTransferResponse>, Status> {
-        single(&self.services, request.into_inner()).await
+        single(&self.services, request).await
     }
 
     async fn query_transfer_in(
         &self,
         request: Request<platform::QueryTransferInRequest>,
     ) -> Result<Response<platform::QueryTransferInResponse>, Status> {
+        let caller = caller_of(&request)?;
         let request = request.into_inner();
-        let transfer = snapshot(&self.services, request.transfer_id.clone()).await?;
+        let (reply, transfer) = query(
+            &self.services,
+            &caller,
+            request.envelope.as_ref(),
+            &request.transfer_id,
+            BureauRole::TransferOut,
+        )
+        .await?;
         Ok(Response::new(platform::QueryTransferInResponse {
-            reply: ok(&query_reference(request.envelope.as_ref())),
+            reply,
             transfer,
         }))
     }
@@ -434,6 +601,7 @@ impl TransferInPlatformService for PlatformApi {
     ) -> Result<Response<platform::SubmitTransferInMessagesResponse>, Status> {
         use platform::transfer_in_answer::Answer;
         use platform::transfer_in_message::Message as Kind;
+        let caller = caller_of(&request)?;
         let messages = request.into_inner().messages;
         check_batch(messages.len(), "messages")?;
         let services = &self.services;
@@ -442,17 +610,17 @@ impl TransferInPlatformService for PlatformApi {
             .enumerate()
             .map(|(index, message)| match message.message {
                 Some(Kind::DeliverInsuranceRecord(request)) => {
-                    slot(services, request, |r| platform::TransferInAnswer {
+                    slot(services, &caller, request, |r| platform::TransferInAnswer {
                         answer: Some(Answer::DeliverInsuranceRecord(r)),
                     })
                 }
                 Some(Kind::ConfirmSettlement(request)) => {
-                    slot(services, request, |r| platform::TransferInAnswer {
+                    slot(services, &caller, request, |r| platform::TransferInAnswer {
                         answer: Some(Answer::ConfirmSettlement(r)),
                     })
                 }
                 Some(Kind::AbortTransfer(request)) => {
-                    slot(services, request, |r| platform::TransferInAnswer {
+                    slot(services, &caller, request, |r| platform::TransferInAnswer {
                         answer: Some(Answer::AbortTransfer(r)),
                     })
                 }
@@ -473,3 +641,6 @@ impl TransferInPlatformService for PlatformApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -15,7 +15,7 @@ use yibao_runtime::directory::BureauRole;
 
 use crate::error::Error;
 use crate::journal::account;
-use crate::messages::{Decision, FormOutcome, InsuranceForm, Kind};
+use crate::messages::{Addressed, Decision, FormOutcome, InsuranceForm, Kind};
 use crate::services::Services;
 use crate::testing::{self, step};
 use crate::transfer_in::{self, Application};
@@ -81,9 +81,23 @@ async fn receive(services: &Services, form: InsuranceForm) -> FormOutcome {
         .expect("the form step runs")
 }
 
-async fn abort(services: &Services, transfer_id: &str) -> (InCredit, Option<u64>) {
-    let id = transfer_id.to_owned();
-    let (credit, detail) = step(services, move |step| transfer_in::abort(step, &id))
+/// The abort `person`'s transfer-out bureau sends for `transfer_id`.
+fn abort_message(person: &SyntheticPerson, transfer_id: &str) -> Addressed {
+    let (out_region, in_region) = person.flow.region_codes();
+    Addressed {
+        transfer_id: transfer_id.to_owned(),
+        out_region: out_region.to_string(),
+        in_region: in_region.to_string(),
+    }
+}
+
+async fn abort(
+    services: &Services,
+    person: &SyntheticPerson,
+    transfer_id: &str,
+) -> (InCredit, Option<u64>) {
+    let message = abort_message(person, transfer_id);
+    let (credit, detail) = step(services, move |step| transfer_in::abort(step, &message))
         .await
         .expect("the abort step runs");
     (credit, detail.map(|credit| credit.amount_cents))
@@ -337,14 +351,20 @@ async fn a_form_for_a_person_not_enrolled_here_is_refused_and_credits_nothing() 
 async fn an_abort_before_the_credit_aborts_and_a_late_form_is_refused() {
     let (services, person) = bureau_with(Flow::CrossProvince).await;
     let id = applied(&services, &person).await;
-    assert_eq!(abort(&services, &id).await, (InCredit::NotCredited, None));
+    assert_eq!(
+        abort(&services, &person, &id).await,
+        (InCredit::NotCredited, None)
+    );
     assert_eq!(state_of(&services, &id).await, InState::Aborted);
     assert_eq!(open_transfer_of(&services, &person).await, None);
     let late = receive(&services, form(&person, &id, Initiator::TransferIn)).await;
     assert_eq!(late, FormOutcome::Refused(RefusalReason::Aborted));
     let certno = person.certno.expose_unmasked();
     assert_eq!(testing::person_balance(&services, certno).await, 0);
-    assert_eq!(abort(&services, &id).await, (InCredit::NotCredited, None));
+    assert_eq!(
+        abort(&services, &person, &id).await,
+        (InCredit::NotCredited, None)
+    );
 }
 
 #[tokio::test]
@@ -352,7 +372,7 @@ async fn an_abort_after_the_credit_answers_credited_with_the_credit() {
     let (services, person) = bureau_with(Flow::CrossProvince).await;
     let id = applied(&services, &person).await;
     receive(&services, form(&person, &id, Initiator::TransferIn)).await;
-    let answer = abort(&services, &id).await;
+    let answer = abort(&services, &person, &id).await;
     assert_eq!(
         answer,
         (InCredit::Credited, Some(person.balance.cents())),
@@ -372,7 +392,10 @@ async fn an_abort_after_the_credit_answers_credited_with_the_credit() {
 async fn an_abort_of_an_unknown_transfer_is_remembered_so_a_late_form_is_refused() {
     let (services, person) = bureau_with(Flow::CrossProvince).await;
     let id = testing::transfer_id(HOHHOT, 9);
-    assert_eq!(abort(&services, &id).await, (InCredit::NotCredited, None));
+    assert_eq!(
+        abort(&services, &person, &id).await,
+        (InCredit::NotCredited, None)
+    );
     assert_eq!(state_of(&services, &id).await, InState::Aborted);
     let events = testing::events(&services, &id).await;
     assert_eq!(testing::kinds(&events), vec!["ABORT_ARRIVED"]);
@@ -408,4 +431,42 @@ async fn resident_months_are_converted_at_the_transfer_in_rate_when_credited() {
     assert_eq!(row.deemed_months, expected);
     let document = testing::document(&services, &id).await;
     assert_eq!(document.contribution_months, expected);
+}
+
+#[tokio::test]
+async fn an_abort_or_a_form_may_not_occupy_an_id_this_bureau_minted_and_does_not_know() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let (_, in_region) = person.flow.region_codes();
+    let ours = testing::transfer_id(&in_region.to_string(), 77);
+    let message = abort_message(&person, &ours);
+    let aborted = step(&services, move |step| transfer_in::abort(step, &message)).await;
+    assert!(matches!(aborted, Err(Error::NotFound(_))), "{aborted:?}");
+    let late = form(&person, &ours, Initiator::TransferOut);
+    let received = step(&services, move |step| {
+        transfer_in::receive_form(step, &late)
+    })
+    .await;
+    assert!(matches!(received, Err(Error::NotFound(_))), "{received:?}");
+    assert!(
+        testing::find_document(&services, &ours).await.is_none(),
+        "nothing stored"
+    );
+}
+
+#[tokio::test]
+async fn an_abort_from_another_region_than_the_transfers_is_refused() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    let mut message = abort_message(&person, &id);
+    message.out_region = "440100".to_owned();
+    let aborted = step(&services, move |step| transfer_in::abort(step, &message)).await;
+    assert!(
+        matches!(&aborted, Err(Error::InvalidArgument { field, .. }) if field == "envelope.sender_region_code"),
+        "{aborted:?}"
+    );
+    assert_eq!(
+        state_of(&services, &id).await,
+        InState::Applied,
+        "unchanged"
+    );
 }

@@ -1,0 +1,303 @@
+//! No platform handler panics on any input, and a refused message writes nothing: a property
+//! test sends every platform RPC valid messages with random bytes flipped, inserted or cut, and
+//! envelopes made of arbitrary and almost-valid fields, from plaintext and certified callers.
+
+use std::sync::Arc;
+
+use proptest::prelude::*;
+use prost::Message;
+use tonic::Request;
+use yibao_domain::region::RegionCode;
+use yibao_proto::platform::v1 as platform;
+use yibao_proto::platform::v1::transfer_in_platform_service_server::TransferInPlatformService;
+use yibao_proto::platform::v1::transfer_out_platform_service_server::TransferOutPlatformService;
+use yibao_runtime::directory::BureauRole;
+
+use super::PlatformApi;
+use crate::admission::Caller;
+use crate::testing;
+
+/// A field that is sometimes right, sometimes nearly right and sometimes anything.
+fn field(valid: &'static [&'static str]) -> impl Strategy<Value = String> {
+    prop_oneof![
+        proptest::sample::select(valid).prop_map(str::to_owned),
+        Just(String::new()),
+        "[0-9]{0,24}",
+        "[A-Z0-9]{28,32}",
+        any::<String>(),
+    ]
+}
+
+/// An envelope of arbitrary and almost-valid fields, or none.
+fn envelope() -> impl Strategy<Value = Option<platform::Envelope>> {
+    let fields = (
+        field(&["9101", "9102", "9103", "9104", "9105"]),
+        field(&[
+            "B54010000002202603100930050001",
+            "B15010000001202603100930050001",
+        ]),
+        field(&["540100", "150100", "440300", "440100"]),
+        field(&["150100", "540100", "440100", "440300"]),
+        field(&["540100202603100000001", "150100202603100000001"]),
+    );
+    proptest::option::weighted(
+        0.9,
+        fields.prop_map(
+            |(infno, msgid, sender, receiver, transfer_id)| platform::Envelope {
+                infno,
+                msgid,
+                sender_region_code: sender,
+                receiver_region_code: receiver,
+                sent_at: None,
+                transfer_id,
+            },
+        ),
+    )
+}
+
+/// A caller: plaintext, or certified for some regions.
+fn caller() -> impl Strategy<Value = Caller> {
+    prop_oneof![
+        Just(Caller::Plaintext),
+        proptest::collection::vec(
+            proptest::sample::select(&["540100", "150100", "440300", "110100"][..]),
+            0..3
+        )
+        .prop_map(|codes| {
+            let regions: Vec<RegionCode> = codes
+                .iter()
+                .filter_map(|code| RegionCode::parse(code).ok())
+                .collect();
+            Caller::Certified(Arc::from(regions))
+        }),
+    ]
+}
+
+/// Random edits of an encoded message: (position, byte, what to do).
+fn edits() -> impl Strategy<Value = Vec<(usize, u8, u8)>> {
+    proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 0..6)
+}
+
+fn edited<M: Message + Default + Clone>(valid: &M, edits: &[(usize, u8, u8)]) -> M {
+    let mut bytes = valid.encode_to_vec();
+    for &(position, byte, action) in edits {
+        let at = position % (bytes.len() + 1);
+        match action {
+            0 if at < bytes.len() => bytes[at] = byte,
+            1 => bytes.insert(at, byte),
+            _ if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            _ => {}
+        }
+    }
+    // An edit that breaks the encoding never reaches a handler (tonic refuses it first).
+    match M::decode(bytes.as_slice()) {
+        Ok(message) => message,
+        Err(_) => valid.clone(),
+    }
+}
+
+fn from<T>(caller: &Caller, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    request.extensions_mut().insert(caller.clone());
+    request
+}
+
+/// A valid message of each kind from the shipped pair's regions.
+struct Valid {
+    request: platform::RequestTransferOutRequest,
+    form: platform::DeliverInsuranceRecordRequest,
+    abort: platform::AbortTransferRequest,
+    confirm: platform::ConfirmSettlementRequest,
+    query: platform::QueryTransferOutRequest,
+}
+
+fn valid() -> Valid {
+    let id = "540100202603100000001";
+    let envelope = |infno: &str, sender: &str, receiver: &str| platform::Envelope {
+        infno: infno.to_owned(),
+        msgid: format!("B{sender}00009202603100930050001"),
+        sender_region_code: sender.to_owned(),
+        receiver_region_code: receiver.to_owned(),
+        sent_at: None,
+        transfer_id: id.to_owned(),
+    };
+    Valid {
+        request: platform::RequestTransferOutRequest {
+            envelope: Some(envelope("9101", "540100", "150100")),
+            application: Some(platform::TransferApplication {
+                transfer_id: id.to_owned(),
+                certno: "150102197001010001".to_owned(),
+                psn_name: "刘娟涛".to_owned(),
+                trafout_admdvs: "150100".to_owned(),
+                trafin_admdvs: "540100".to_owned(),
+                ..Default::default()
+            }),
+        },
+        form: platform::DeliverInsuranceRecordRequest {
+            envelope: Some(envelope("9102", "150100", "540100")),
+            form: Some(platform::InsuranceInformationForm {
+                transfer_id: id.to_owned(),
+                certno: "150102197001010001".to_owned(),
+                psn_name: "刘娟涛".to_owned(),
+                trafout_admdvs: "150100".to_owned(),
+                trafin_admdvs: "540100".to_owned(),
+                personal_account_balance: "1234.50".to_owned(),
+                contribution_months: 120,
+                ..Default::default()
+            }),
+        },
+        abort: platform::AbortTransferRequest {
+            envelope: Some(envelope("9104", "150100", "540100")),
+            transfer_id: id.to_owned(),
+            reason: "deadline".to_owned(),
+            ..Default::default()
+        },
+        confirm: platform::ConfirmSettlementRequest {
+            envelope: Some(envelope("9103", "150100", "540100")),
+            transfer_id: id.to_owned(),
+            settled_at: None,
+        },
+        query: platform::QueryTransferOutRequest {
+            envelope: Some(envelope("9105", "540100", "150100")),
+            transfer_id: id.to_owned(),
+        },
+    }
+}
+
+/// Sends one case to every RPC of both services; each answer is a reply or a status, and
+/// whatever happened, the ledger of each bureau still balances (nothing half-written).
+async fn every_rpc(
+    caller: &Caller,
+    envelope: Option<platform::Envelope>,
+    edits: &[(usize, u8, u8)],
+) {
+    let valid = valid();
+    let out = PlatformApi::new(testing::services(BureauRole::TransferOut));
+    let inn = PlatformApi::new(testing::services(BureauRole::TransferIn));
+    let mut request = edited(&valid.request, edits);
+    let mut form = edited(&valid.form, edits);
+    let mut abort = edited(&valid.abort, edits);
+    let mut confirm = edited(&valid.confirm, edits);
+    let mut query = edited(&valid.query, edits);
+    if let Some(envelope) = envelope {
+        request.envelope = Some(envelope.clone());
+        form.envelope = Some(envelope.clone());
+        abort.envelope = Some(envelope.clone());
+        confirm.envelope = Some(envelope.clone());
+        query.envelope = Some(envelope);
+    }
+    let query_in = platform::QueryTransferInRequest {
+        envelope: query.envelope.clone(),
+        transfer_id: query.transfer_id.clone(),
+    };
+    let _ = out
+        .request_transfer_out(from(caller, request.clone()))
+        .await;
+    let _ = out.query_transfer_out(from(caller, query)).await;
+    let batch = platform::SubmitTransferOutRequestsRequest {
+        requests: vec![request],
+    };
+    let _ = out.submit_transfer_out_requests(from(caller, batch)).await;
+    let _ = inn
+        .deliver_insurance_record(from(caller, form.clone()))
+        .await;
+    let _ = inn.abort_transfer(from(caller, abort.clone())).await;
+    let _ = inn.confirm_settlement(from(caller, confirm)).await;
+    let _ = inn.query_transfer_in(from(caller, query_in)).await;
+    let batch = platform::SubmitTransferInMessagesRequest {
+        messages: vec![
+            platform::TransferInMessage {
+                message: Some(platform::transfer_in_message::Message::DeliverInsuranceRecord(form)),
+            },
+            platform::TransferInMessage {
+                message: Some(platform::transfer_in_message::Message::AbortTransfer(abort)),
+            },
+            platform::TransferInMessage { message: None },
+        ],
+    };
+    let _ = inn.submit_transfer_in_messages(from(caller, batch)).await;
+    testing::assert_money_conserved(&out.services, 0).await;
+    testing::assert_money_conserved(&inn.services, 0).await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn no_platform_rpc_panics_on_any_input(
+        caller in caller(),
+        envelope in envelope(),
+        edits in edits(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(every_rpc(&caller, envelope, &edits));
+    }
+}
+
+#[tokio::test]
+async fn a_call_the_platform_guard_did_not_see_is_refused() {
+    let api = PlatformApi::new(testing::services(BureauRole::TransferOut));
+    let status = api
+        .request_transfer_out(Request::new(valid().request))
+        .await
+        .expect_err("no caller recorded");
+    assert_eq!(status.code(), tonic::Code::Internal);
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_region_is_denied_and_nothing_is_written() {
+    let services = testing::services(BureauRole::TransferOut);
+    let api = PlatformApi::new(services.clone());
+    let stranger = Caller::Certified(Arc::from(vec![RegionCode::parse("440300").expect("code")]));
+    let status = api
+        .request_transfer_out(from(&stranger, valid().request))
+        .await
+        .expect_err("the certificate does not name 540100");
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert!(
+        testing::find_document(&services, "540100202603100000001")
+            .await
+            .is_none(),
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn a_query_is_answered_to_the_transfers_parties_only() {
+    use yibao_domain::population::Flow;
+    use yibao_domain::transfer::Initiator;
+    let services = testing::services(BureauRole::TransferOut);
+    let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+    // Started at transfer-out (Hohhot mints the id), bound for Lhasa.
+    let mut application = testing::transfer_out_request(&person, 5);
+    application.transfer_id = testing::transfer_id("150100", 5);
+    let id = application.transfer_id.clone();
+    testing::step(&services, move |step| {
+        crate::transfer_out::review_and_open(step, &application, Initiator::TransferOut)
+    })
+    .await
+    .expect("opened");
+    let api = PlatformApi::new(services.clone());
+    let ask = |sender: &str| {
+        let mut query = valid().query;
+        query.transfer_id = id.clone();
+        if let Some(envelope) = query.envelope.as_mut() {
+            envelope.transfer_id = id.clone();
+            envelope.sender_region_code = sender.to_owned();
+            envelope.msgid = format!("B{sender}00009202603100930050001");
+        }
+        api.query_transfer_out(from(&Caller::Plaintext, query))
+    };
+    let lhasa = ask("540100").await.expect("answered").into_inner();
+    assert_eq!(lhasa.reply.map(|reply| reply.infcode), Some(0));
+    assert_eq!(lhasa.transfer.map(|t| t.transfer_id), Some(id.clone()));
+    // Shenzhen's bureau (a transfer-in bureau too) is no party of it: unknown, not disclosed.
+    let shenzhen = ask("440300").await.expect("answered").into_inner();
+    assert_eq!(shenzhen.reply.map(|reply| reply.infcode), Some(1005));
+    assert!(shenzhen.transfer.is_none());
+}
