@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use yibao_domain::application::{BankAccount, check_payout_account};
+use yibao_domain::certificate;
 use yibao_domain::classify::{BalanceDisposition, FlowKind, PayoutReason, RetireePayout};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
@@ -40,6 +41,18 @@ pub fn transfer_id(field: &'static str, text: &str) -> Result<String, Error> {
     TransferId::parse(text)
         .map(|id| id.to_string())
         .map_err(|error| Error::invalid(field, error))
+}
+
+/// A verification code from `VerifyCertificateRequest.verification_code`, as stored: 20
+/// characters of Crockford's base 32 (either case), or the 14 digits of an earlier release.
+pub fn verification_code(text: &str) -> Result<String, Error> {
+    certificate::normalize_verification_code(text).ok_or_else(|| {
+        Error::invalid(
+            "verification_code",
+            "must be 20 characters of Crockford's base 32 (or the 14 digits of an earlier \
+             certificate)",
+        )
+    })
 }
 
 /// A day (`YYYY-MM-DD`) from a request field; empty is `None`.
@@ -494,9 +507,10 @@ pub fn masked_certno(text: &str) -> String {
 /// Whether a certificate is shown to its holder (issued) or to anyone checking a code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disclosure {
-    /// The holder's own copy: name and ID number in full.
+    /// The holder's own copy, for a caller who named the holder: everything in full.
     Full,
-    /// A verification: name and ID number masked.
+    /// A verification, for anyone holding the code: name and ID number masked, and no balance
+    /// (the verifier checks that the certificate exists and whose it is, not the money).
     Masked,
 }
 
@@ -507,9 +521,19 @@ pub fn wire_certificate(
     issuing_bureau: &str,
 ) -> bureau_wire::InsuranceCertificate {
     let body = &certificate.body;
-    let (psn_name, certno) = match disclosure {
-        Disclosure::Full => (body.psn_name.clone(), body.certno.clone()),
-        Disclosure::Masked => (mask_name(&body.psn_name), certificate.holder.masked()),
+    let (psn_name, certno, balance, balance_in_capitals) = match disclosure {
+        Disclosure::Full => (
+            body.psn_name.clone(),
+            body.certno.clone(),
+            certificate.balance.to_string(),
+            certificate.balance.to_chinese_capital(),
+        ),
+        Disclosure::Masked => (
+            mask_name(&body.psn_name),
+            certificate.holder.masked(),
+            String::new(),
+            String::new(),
+        ),
     };
     bureau_wire::InsuranceCertificate {
         psn_name,
@@ -521,8 +545,8 @@ pub fn wire_certificate(
         insured_to_month: body.to.clone(),
         benefits_from_month: body.from.clone(),
         benefits_to_month: body.benefits_to.clone(),
-        personal_account_balance: certificate.balance.to_string(),
-        personal_account_balance_in_capitals: certificate.balance.to_chinese_capital(),
+        personal_account_balance: balance,
+        personal_account_balance_in_capitals: balance_in_capitals,
         issuing_bureau: issuing_bureau.to_owned(),
         printed_at: Some(timestamp(body.printed_at)),
         verification_code: body.code.clone(),

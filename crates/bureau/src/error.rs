@@ -22,6 +22,9 @@ pub enum Error {
     /// The application is refused for a domain reason.
     #[error("{0}")]
     Refused(RefusalReason),
+    /// A certificate is refused for a reason no transfer refusal means.
+    #[error("{code}: {0}", code = .0.code())]
+    CertificateRefused(yibao_domain::certificate::CertificateRefusal),
     /// The person already has an open transfer.
     #[error("the person already has an open transfer {0}")]
     OpenTransferExists(String),
@@ -85,6 +88,19 @@ impl From<yibao_domain::review::Refused> for Error {
     }
 }
 
+/// A certificate refusal, as the bureau API reports it: an unknown person and a person still
+/// contributing exactly as `ApplyTransfer` refuses them (the same code, message and trailer).
+impl From<yibao_domain::certificate::CertificateRefusal> for Error {
+    fn from(refusal: yibao_domain::certificate::CertificateRefusal) -> Self {
+        use yibao_domain::certificate::CertificateRefusal as R;
+        match refusal {
+            R::UnknownPerson => Self::Refused(RefusalReason::UnknownPerson),
+            R::StillContributing => Self::Refused(RefusalReason::NotStoppedAtTransferOut),
+            R::NoContributionRecord => Self::CertificateRefused(refusal),
+        }
+    }
+}
+
 impl From<yibao_domain::transfer::IllegalEvent> for Error {
     fn from(error: yibao_domain::transfer::IllegalEvent) -> Self {
         Self::OutOfOrder(error.to_string())
@@ -98,6 +114,13 @@ impl From<Error> for Status {
             Error::Refused(reason) => {
                 let mut status = Status::failed_precondition(reason.to_string());
                 if let Ok(value) = reason.code().parse() {
+                    status.metadata_mut().insert("yibao-refusal-reason", value);
+                }
+                status
+            }
+            Error::CertificateRefused(refusal) => {
+                let mut status = Status::failed_precondition(error.to_string());
+                if let Ok(value) = refusal.code().parse() {
                     status.metadata_mut().insert("yibao-refusal-reason", value);
                 }
                 status
