@@ -113,7 +113,7 @@ pub fn find(tx: &mut dyn Tx, code: &str) -> Result<Option<Certificate>, Error> {
         return Ok(None);
     };
     let mut body: CertificateBody = serde_json::from_str(&row.body_json)
-        .map_err(|error| Error::Internal(format!("stored certificate unreadable: {error}")))?;
+        .map_err(|error| Error::unreadable("stored certificate", &error))?;
     body.code = row.code;
     checked(body).map(Some)
 }

@@ -55,6 +55,23 @@ impl Error {
         }
     }
 
+    /// Stored data that does not decode, named by `what`. Only serde's category and position
+    /// are kept, never its message: that quotes the offending value ("invalid type: string
+    /// \"…\"", "unknown variant `…`"), which may be an ID number, a name or an account number.
+    pub fn unreadable(what: &str, error: &serde_json::Error) -> Self {
+        let category = match error.classify() {
+            serde_json::error::Category::Io => "an I/O error",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "a value of the wrong type or shape",
+            serde_json::error::Category::Eof => "cut short",
+        };
+        Self::Internal(format!(
+            "{what} unreadable: {category} at line {} column {}",
+            error.line(),
+            error.column()
+        ))
+    }
+
     /// The same error, a malformed field named under `path` (the message that holds it, as
     /// `application.`); any other error unchanged.
     pub fn within(self, path: &str) -> Self {
@@ -151,6 +168,42 @@ impl From<Error> for Status {
                 tracing::error!(%message, "broken invariant");
                 Status::internal("internal error")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_stored_data_is_named_without_quoting_its_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)] // Only decoded, to make serde fail.
+        enum Scheme {
+            Employee,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)] // Only decoded, to make serde fail.
+        struct Row {
+            amount_cents: i64,
+            scheme: Scheme,
+        }
+        for (text, value) in [
+            (
+                r#"{"amount_cents": "150102197001010001", "scheme": "Employee"}"#,
+                "150102197001010001",
+            ),
+            (r#"{"amount_cents": 1, "scheme": "张三"}"#, "张三"),
+        ] {
+            let error = serde_json::from_str::<Row>(text).expect_err("does not decode");
+            assert!(
+                error.to_string().contains(value),
+                "serde quotes it: {error}"
+            );
+            let shown = Error::unreadable("stored row", &error).to_string();
+            assert!(shown.starts_with("internal: stored row unreadable: a value of the wrong type or shape at line 1 column "), "{shown}");
+            assert!(!shown.contains(value), "{shown}");
         }
     }
 }
