@@ -95,6 +95,25 @@ fn admit<M: PlatformMessage>(services: &Services, request: &M) -> Result<Admitte
         let rule = "envelope.msgid: must be 30 ASCII letters and digits".to_owned();
         return Err(refuse(&Refusal::Invalid(rule), ""));
     }
+    let bounds = [
+        ("envelope.infno", &envelope.infno, convert::bound::INFNO),
+        (
+            "envelope.sender_region_code",
+            &envelope.sender_region_code,
+            convert::bound::REGION_CODE,
+        ),
+        (
+            "envelope.transfer_id",
+            &envelope.transfer_id,
+            convert::bound::TRANSFER_ID,
+        ),
+    ];
+    for (field, text, max_chars) in bounds {
+        if let Err(error) = convert::bounded(field, text, max_chars) {
+            let rule = error.to_string();
+            return Err(refuse(&Refusal::Invalid(rule), &envelope.msgid));
+        }
+    }
     let receiver = convert::region(
         "envelope.receiver_region_code",
         &envelope.receiver_region_code,
@@ -308,6 +327,7 @@ impl PlatformMessage for platform::AbortTransferRequest {
     }
     type Body = String;
     fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::bounded("reason", &self.reason, convert::bound::TEXT)?;
         convert::transfer_id("transfer_id", &self.transfer_id)
     }
     fn step(
