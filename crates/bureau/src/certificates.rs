@@ -4,7 +4,7 @@
 //! certificate that does not decode is an error, never a blank certificate.
 
 use serde::{Deserialize, Serialize};
-use yibao_domain::certificate;
+use yibao_domain::certificate::{self, CertificateRecord};
 use yibao_domain::id::ResidentId;
 use yibao_domain::money::Money;
 use yibao_domain::month::YearMonth;
@@ -54,33 +54,38 @@ pub struct Certificate {
     pub balance: Money,
 }
 
-/// Issues a certificate from the person's record and stores it for verification. `printed`
-/// says how the scheme is printed.
+/// Issues a certificate from the person's record, if the domain's rule allows one for a caller
+/// giving `given_name` ([`certificate::may_issue_certificate`]), and stores it for
+/// verification. `printed` says how the scheme is printed. The verification code carries 100
+/// bits from the thread's cryptographically secure generator.
 pub fn issue(
     step: &mut Step<'_>,
     certno: &str,
+    given_name: &str,
     printed: fn(Scheme) -> i32,
 ) -> Result<Certificate, Error> {
-    let person = step
-        .person(certno)?
-        .ok_or_else(|| Error::NotFound("person".to_owned()))?;
+    let person = step.person(certno)?;
+    let record = person.as_ref().map(|person| CertificateRecord {
+        name_on_record: &person.row.psn_name,
+        enrolment: person.facts.enrolment,
+        periods: &person.periods,
+    });
+    let months = certificate::may_issue_certificate(record.as_ref(), given_name)?;
+    let Some(person) = person else {
+        return Err(Error::Internal(
+            "the certificate rule accepted a person it does not know".to_owned(),
+        ));
+    };
     let balance = Money::from_cents(step.balance_of(certno)?)
         .map_err(|_| Error::Internal("balance out of range".to_owned()))?;
-    let months = certificate::certificate_months(&person.periods);
-    let site = step.ctx.site.clone();
-    let region_name = site
+    let region_name = step
+        .ctx
+        .site
         .directory
         .region(person.facts.region.pooling_region())
         .map(|entry| entry.name_zh.clone())
         .unwrap_or_default();
-    let issuer = site
-        .hosted
-        .first()
-        .copied()
-        .ok_or_else(|| Error::Internal("the bureau hosts no region".to_owned()))?;
-    let sequence = step.tx.next_sequence("certificate")?;
-    let code = certificate::verification_code(issuer, sequence)
-        .ok_or_else(|| Error::FailedPrecondition("certificate numbers exhausted".to_owned()))?;
+    let code = certificate::verification_code(rand::random::<u128>());
     let text = |month: Option<YearMonth>| month.map(|m| m.to_string()).unwrap_or_default();
     let body = CertificateBody {
         code: code.clone(),
@@ -89,9 +94,9 @@ pub fn issue(
         insutype: printed(person.facts.scheme),
         region: person.row.insu_admdvs.clone(),
         region_name,
-        from: text(months.map(|m| m.insured_from)),
-        to: text(months.map(|m| m.insured_to)),
-        benefits_to: text(months.and_then(|m| m.benefits_to)),
+        from: months.insured_from.to_string(),
+        to: months.insured_to.to_string(),
+        benefits_to: text(months.benefits_to),
         balance: balance.to_string(),
         printed_at: step.ctx.now,
     };
@@ -108,7 +113,7 @@ pub fn find(tx: &mut dyn Tx, code: &str) -> Result<Option<Certificate>, Error> {
         return Ok(None);
     };
     let mut body: CertificateBody = serde_json::from_str(&row.body_json)
-        .map_err(|error| Error::Internal(format!("stored certificate unreadable: {error}")))?;
+        .map_err(|error| Error::unreadable("stored certificate", &error))?;
     body.code = row.code;
     checked(body).map(Some)
 }
@@ -123,4 +128,148 @@ fn checked(body: CertificateBody) -> Result<Certificate, Error> {
         holder,
         balance,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use yibao_domain::population::Flow;
+    use yibao_domain::transfer::RefusalReason;
+    use yibao_runtime::directory::BureauRole;
+
+    use super::*;
+    use crate::testing::{self, services};
+
+    /// Issues a certificate at `services` for `certno`, asking as `name`.
+    async fn issue_as(
+        services: &crate::services::Services,
+        certno: &str,
+        name: &str,
+    ) -> Result<Certificate, Error> {
+        let (certno, name) = (certno.to_owned(), name.to_owned());
+        testing::step(services, move |step| issue(step, &certno, &name, |_| 310)).await
+    }
+
+    #[tokio::test]
+    async fn a_person_who_stopped_contributing_gets_a_certificate_that_verifies() {
+        let services = services(BureauRole::TransferOut);
+        let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+        let certno = person.certno.expose_unmasked();
+        let issued = issue_as(&services, certno, &person.name)
+            .await
+            .expect("issued");
+        assert_eq!(issued.body.psn_name, person.name);
+        assert_eq!(issued.balance, person.balance);
+        let code = issued.body.code.clone();
+        assert_eq!(
+            certificate::normalize_verification_code(&code),
+            Some(code.clone())
+        );
+        let again = issue_as(&services, certno, &person.name)
+            .await
+            .expect("issued");
+        assert_ne!(
+            again.body.code, code,
+            "every certificate has its own random code"
+        );
+        let found = testing::read(&services, move |tx| find(tx, &code))
+            .await
+            .expect("the certificate verifies");
+        assert_eq!(found.body.code, issued.body.code);
+        assert_eq!(found.holder, person.certno);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_name_is_refused_like_an_unknown_person() {
+        let services = services(BureauRole::TransferOut);
+        let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+        let stranger = testing::someone(Flow::CrossProvince, 1);
+        let wrong = issue_as(&services, person.certno.expose_unmasked(), "某某某").await;
+        let unknown = issue_as(&services, stranger.certno.expose_unmasked(), &stranger.name).await;
+        for refused in [wrong, unknown] {
+            assert!(
+                matches!(refused, Err(Error::Refused(RefusalReason::UnknownPerson))),
+                "{refused:?}"
+            );
+        }
+        let still = testing::seed(&services, Flow::RefusedNotStopped, 0).await;
+        let refused = issue_as(&services, still.certno.expose_unmasked(), &still.name).await;
+        assert!(
+            matches!(
+                refused,
+                Err(Error::Refused(RefusalReason::NotStoppedAtTransferOut))
+            ),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn each_certificate_refusal_is_a_failed_precondition_naming_its_rule() {
+        use yibao_domain::certificate::CertificateRefusal;
+        let status = |error: Error| tonic::Status::from(error);
+        let trailer = |status: &tonic::Status| {
+            status
+                .metadata()
+                .get("yibao-refusal-reason")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let unknown = status(CertificateRefusal::UnknownPerson.into());
+        let as_apply_transfer = status(Error::Refused(RefusalReason::UnknownPerson));
+        assert_eq!(
+            (unknown.code(), unknown.message(), trailer(&unknown)),
+            (
+                as_apply_transfer.code(),
+                as_apply_transfer.message(),
+                trailer(&as_apply_transfer)
+            )
+        );
+        for refusal in [
+            CertificateRefusal::StillContributing,
+            CertificateRefusal::NoContributionRecord,
+        ] {
+            let status = status(refusal.into());
+            assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+            assert_eq!(trailer(&status).as_deref(), Some(refusal.code()));
+        }
+        let none = status(CertificateRefusal::NoContributionRecord.into());
+        assert!(
+            none.message().contains("no contribution period"),
+            "{none:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_certificate_of_an_earlier_release_still_verifies_by_its_fourteen_digits() {
+        let services = services(BureauRole::TransferOut);
+        let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+        let certno = person.certno.expose_unmasked().to_owned();
+        // As an earlier release stored it: a 14-digit code, and no code in the body.
+        let body = serde_json::json!({
+            "psn_name": person.name,
+            "certno": certno,
+            "insutype": 310,
+            "region": "150102",
+            "region_name": "呼和浩特市",
+            "from": "201507",
+            "to": "202312",
+            "benefits_to": "202401",
+            "balance": "1234.50",
+            "printed_at": "2025-06-01T02:00:00Z",
+        })
+        .to_string();
+        let at = testing::start();
+        testing::step(&services, move |step| {
+            Ok(step
+                .tx
+                .put_certificate("15010000000042", &certno, &body, at)?)
+        })
+        .await
+        .expect("stored");
+        let code = certificate::normalize_verification_code("15010000000042").expect("legacy");
+        let found = testing::read(&services, move |tx| find(tx, &code))
+            .await
+            .expect("an old certificate still verifies");
+        assert_eq!(found.body.code, "15010000000042");
+        assert_eq!(found.balance.to_string(), "1234.50");
+    }
 }

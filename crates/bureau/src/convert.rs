@@ -4,11 +4,13 @@
 //! transport call these; nothing else in the crate sees a generated type.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use yibao_domain::application::{BankAccount, check_payout_account};
+use yibao_domain::application::{BankAccount, check_name, check_payout_account};
+use yibao_domain::certificate;
 use yibao_domain::classify::{BalanceDisposition, FlowKind, PayoutReason, RetireePayout};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
 use yibao_domain::month::{ContributionPeriod, YearMonth};
+use yibao_domain::population::Flow;
 use yibao_domain::region::RegionCode;
 use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::{Initiator, RefusalReason, Side, Stage, TransferId};
@@ -24,6 +26,59 @@ use crate::error::Error;
 use crate::messages::{
     Addressed, Credit, Decision, Envelope, FormOutcome, InsuranceForm, TransferApplication,
 };
+
+/// The length bounds of wire strings that no domain parser bounds, in characters; the proto
+/// comments state the same. Names, bank details, ID numbers, region codes, months, transfer ids
+/// and idempotency keys are bounded by the domain's own parsers and rules, which name their
+/// bound.
+pub mod bound {
+    /// An amount: `999999999999.99`, the largest the contract allows.
+    pub const AMOUNT: usize = 15;
+    /// A day, `YYYY-MM-DD`.
+    pub const DAY: usize = 10;
+    /// A year-month, `YYYYMM`.
+    pub const MONTH: usize = 6;
+    /// A region code.
+    pub const REGION_CODE: usize = 6;
+    /// A transfer id.
+    pub const TRANSFER_ID: usize = yibao_domain::transfer::TransferId::LENGTH;
+    /// A platform transaction code (`infno`).
+    pub const INFNO: usize = 4;
+    /// A flow's name (admin API).
+    pub const FLOW_NAME: usize = 64;
+    /// A sentence for people: a reason, an error message, a refusal message.
+    pub const TEXT: usize = 200;
+}
+
+/// A wire string within its bound of `max_chars` characters; a longer one is refused naming
+/// the field and the bound (never echoing the value).
+pub fn bounded<'a>(field: &'static str, text: &'a str, max_chars: usize) -> Result<&'a str, Error> {
+    if text.len() > max_chars && text.chars().count() > max_chars {
+        return Err(Error::invalid(
+            field,
+            format!("at most {max_chars} characters"),
+        ));
+    }
+    Ok(text)
+}
+
+/// Text from a peer's answer (an error message, a refusal's sentence), kept to
+/// [`bound::TEXT`] characters: answers are read leniently, so a longer one is cut, not refused,
+/// and it never grows a log line or a stored outcome without limit.
+pub fn peer_text(text: &str) -> String {
+    match text.char_indices().nth(bound::TEXT) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
+/// A flow of the synthetic population, by its name (admin API).
+pub fn population_flow(field: &'static str, text: &str) -> Result<Flow, Error> {
+    Flow::from_name(bounded(field, text, bound::FLOW_NAME)?).ok_or_else(|| {
+        let names: Vec<_> = Flow::ALL.iter().map(|f| f.name()).collect();
+        Error::invalid(field, format!("unknown flow; one of {}", names.join(", ")))
+    })
+}
 
 /// A resident ID number from a request field.
 pub fn certno(field: &'static str, text: &str) -> Result<ResidentId, Error> {
@@ -55,9 +110,21 @@ pub fn addressed(
     })
 }
 
+/// A verification code from `VerifyCertificateRequest.verification_code`, as stored: 20
+/// characters of Crockford's base 32 (either case), or the 14 digits of an earlier release.
+pub fn verification_code(text: &str) -> Result<String, Error> {
+    certificate::normalize_verification_code(text).ok_or_else(|| {
+        Error::invalid(
+            "verification_code",
+            "must be 20 characters of Crockford's base 32 (or the 14 digits of an earlier \
+             certificate)",
+        )
+    })
+}
+
 /// A day (`YYYY-MM-DD`) from a request field; empty is `None`.
 pub fn day(field: &'static str, text: &str) -> Result<Option<NaiveDate>, Error> {
-    match text {
+    match bounded(field, text, bound::DAY)? {
         "" => Ok(None),
         text => NaiveDate::parse_from_str(text, "%Y-%m-%d")
             .map(Some)
@@ -67,7 +134,7 @@ pub fn day(field: &'static str, text: &str) -> Result<Option<NaiveDate>, Error> 
 
 /// Money from a request field.
 pub fn money(field: &'static str, text: &str) -> Result<Money, Error> {
-    Money::parse(text).map_err(|error| Error::invalid(field, error))
+    Money::parse(bounded(field, text, bound::AMOUNT)?).map_err(|error| Error::invalid(field, error))
 }
 
 /// Cents as a two-place decimal string.
@@ -343,6 +410,7 @@ pub fn application(
     received_at: DateTime<Utc>,
 ) -> Result<TransferApplication, Error> {
     let wire = wire.ok_or_else(|| Error::invalid("application", "required"))?;
+    check_name(&wire.psn_name).map_err(|error| Error::from(error).within("application."))?;
     Ok(TransferApplication {
         transfer_id: transfer_id("application.transfer_id", &wire.transfer_id)?,
         certno: certno("application.certno", &wire.certno)?,
@@ -393,6 +461,13 @@ pub fn wire_form(form: InsuranceForm) -> platform::InsuranceInformationForm {
 /// An insurance information form from the platform.
 pub fn form(wire: Option<&platform::InsuranceInformationForm>) -> Result<InsuranceForm, Error> {
     let wire = wire.ok_or_else(|| Error::invalid("form", "required"))?;
+    check_name(&wire.psn_name).map_err(|error| Error::from(error).within("form."))?;
+    bounded("form.fst_insu_ym", &wire.fst_insu_ym, bound::MONTH)?;
+    bounded(
+        "form.issuing_bureau_region_code",
+        &wire.issuing_bureau_region_code,
+        bound::REGION_CODE,
+    )?;
     let flow = flow(wire.flow_kind);
     Ok(InsuranceForm {
         transfer_id: transfer_id("form.transfer_id", &wire.transfer_id)?,
@@ -507,9 +582,10 @@ pub fn masked_certno(text: &str) -> String {
 /// Whether a certificate is shown to its holder (issued) or to anyone checking a code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Disclosure {
-    /// The holder's own copy: name and ID number in full.
+    /// The holder's own copy, for a caller who named the holder: everything in full.
     Full,
-    /// A verification: name and ID number masked.
+    /// A verification, for anyone holding the code: name and ID number masked, and no balance
+    /// (the verifier checks that the certificate exists and whose it is, not the money).
     Masked,
 }
 
@@ -520,9 +596,19 @@ pub fn wire_certificate(
     issuing_bureau: &str,
 ) -> bureau_wire::InsuranceCertificate {
     let body = &certificate.body;
-    let (psn_name, certno) = match disclosure {
-        Disclosure::Full => (body.psn_name.clone(), body.certno.clone()),
-        Disclosure::Masked => (mask_name(&body.psn_name), certificate.holder.masked()),
+    let (psn_name, certno, balance, balance_in_capitals) = match disclosure {
+        Disclosure::Full => (
+            body.psn_name.clone(),
+            body.certno.clone(),
+            certificate.balance.to_string(),
+            certificate.balance.to_chinese_capital(),
+        ),
+        Disclosure::Masked => (
+            mask_name(&body.psn_name),
+            certificate.holder.masked(),
+            String::new(),
+            String::new(),
+        ),
     };
     bureau_wire::InsuranceCertificate {
         psn_name,
@@ -534,8 +620,8 @@ pub fn wire_certificate(
         insured_to_month: body.to.clone(),
         benefits_from_month: body.from.clone(),
         benefits_to_month: body.benefits_to.clone(),
-        personal_account_balance: certificate.balance.to_string(),
-        personal_account_balance_in_capitals: certificate.balance.to_chinese_capital(),
+        personal_account_balance: balance,
+        personal_account_balance_in_capitals: balance_in_capitals,
         issuing_bureau: issuing_bureau.to_owned(),
         printed_at: Some(timestamp(body.printed_at)),
         verification_code: body.code.clone(),
@@ -613,5 +699,40 @@ pub fn wire_snapshot(document: &TransferDocument) -> platform::TransferSnapshot 
         updated_at: Some(timestamp(document.updated_at)),
         refusal_reason: refusal.map(|r| wire_reason(r) as i32).unwrap_or_default(),
         refusal_message: refusal.map(|r| r.message().to_owned()).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_counts_characters_and_names_the_field_never_the_value() {
+        let fifty = "张".repeat(50);
+        assert_eq!(bounded("psn_name", &fifty, 50).ok(), Some(fifty.as_str()));
+        let error = bounded("form.fst_insu_ym", "2015070", bound::MONTH).expect_err("too long");
+        assert_eq!(error.to_string(), "form.fst_insu_ym: at most 6 characters");
+        let error = money("form.personal_account_balance", &"9".repeat(16)).expect_err("long");
+        assert_eq!(
+            error.to_string(),
+            "form.personal_account_balance: at most 15 characters"
+        );
+        assert!(
+            money("amount", "999999999999.99").is_ok(),
+            "the largest fits"
+        );
+        assert!(day("applied_on", "2026-03-02-").is_err());
+        let error = population_flow("flow", &"x".repeat(65)).expect_err("long");
+        assert_eq!(error.to_string(), "flow: at most 64 characters");
+    }
+
+    #[test]
+    fn a_peers_text_is_cut_to_the_bound() {
+        assert_eq!(peer_text("短"), "短");
+        let exact = "错".repeat(bound::TEXT);
+        assert_eq!(peer_text(&exact), exact);
+        let cut = peer_text(&"错".repeat(bound::TEXT + 50));
+        assert_eq!(cut.chars().count(), bound::TEXT + 1);
+        assert!(cut.ends_with('…'));
     }
 }

@@ -22,6 +22,9 @@ pub enum Error {
     /// The application is refused for a domain reason.
     #[error("{0}")]
     Refused(RefusalReason),
+    /// A certificate is refused for a reason no transfer refusal means.
+    #[error("{code}: {0}", code = .0.code())]
+    CertificateRefused(yibao_domain::certificate::CertificateRefusal),
     /// The person already has an open transfer.
     #[error("the person already has an open transfer {0}")]
     OpenTransferExists(String),
@@ -50,6 +53,23 @@ impl Error {
             field: Cow::Borrowed(field),
             rule: rule.to_string(),
         }
+    }
+
+    /// Stored data that does not decode, named by `what`. Only serde's category and position
+    /// are kept, never its message: that quotes the offending value ("invalid type: string
+    /// \"…\"", "unknown variant `…`"), which may be an ID number, a name or an account number.
+    pub fn unreadable(what: &str, error: &serde_json::Error) -> Self {
+        let category = match error.classify() {
+            serde_json::error::Category::Io => "an I/O error",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "a value of the wrong type or shape",
+            serde_json::error::Category::Eof => "cut short",
+        };
+        Self::Internal(format!(
+            "{what} unreadable: {category} at line {} column {}",
+            error.line(),
+            error.column()
+        ))
     }
 
     /// The same error, a malformed field named under `path` (the message that holds it, as
@@ -85,6 +105,19 @@ impl From<yibao_domain::review::Refused> for Error {
     }
 }
 
+/// A certificate refusal, as the bureau API reports it: an unknown person and a person still
+/// contributing exactly as `ApplyTransfer` refuses them (the same code, message and trailer).
+impl From<yibao_domain::certificate::CertificateRefusal> for Error {
+    fn from(refusal: yibao_domain::certificate::CertificateRefusal) -> Self {
+        use yibao_domain::certificate::CertificateRefusal as R;
+        match refusal {
+            R::UnknownPerson => Self::Refused(RefusalReason::UnknownPerson),
+            R::StillContributing => Self::Refused(RefusalReason::NotStoppedAtTransferOut),
+            R::NoContributionRecord => Self::CertificateRefused(refusal),
+        }
+    }
+}
+
 impl From<yibao_domain::transfer::IllegalEvent> for Error {
     fn from(error: yibao_domain::transfer::IllegalEvent) -> Self {
         Self::OutOfOrder(error.to_string())
@@ -98,6 +131,13 @@ impl From<Error> for Status {
             Error::Refused(reason) => {
                 let mut status = Status::failed_precondition(reason.to_string());
                 if let Ok(value) = reason.code().parse() {
+                    status.metadata_mut().insert("yibao-refusal-reason", value);
+                }
+                status
+            }
+            Error::CertificateRefused(refusal) => {
+                let mut status = Status::failed_precondition(error.to_string());
+                if let Ok(value) = refusal.code().parse() {
                     status.metadata_mut().insert("yibao-refusal-reason", value);
                 }
                 status
@@ -128,6 +168,42 @@ impl From<Error> for Status {
                 tracing::error!(%message, "broken invariant");
                 Status::internal("internal error")
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_stored_data_is_named_without_quoting_its_values() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)] // Only decoded, to make serde fail.
+        enum Scheme {
+            Employee,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)] // Only decoded, to make serde fail.
+        struct Row {
+            amount_cents: i64,
+            scheme: Scheme,
+        }
+        for (text, value) in [
+            (
+                r#"{"amount_cents": "150102197001010001", "scheme": "Employee"}"#,
+                "150102197001010001",
+            ),
+            (r#"{"amount_cents": 1, "scheme": "张三"}"#, "张三"),
+        ] {
+            let error = serde_json::from_str::<Row>(text).expect_err("does not decode");
+            assert!(
+                error.to_string().contains(value),
+                "serde quotes it: {error}"
+            );
+            let shown = Error::unreadable("stored row", &error).to_string();
+            assert!(shown.starts_with("internal: stored row unreadable: a value of the wrong type or shape at line 1 column "), "{shown}");
+            assert!(!shown.contains(value), "{shown}");
         }
     }
 }

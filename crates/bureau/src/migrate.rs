@@ -93,11 +93,8 @@ fn upgrade_chunk(tx: &mut dyn Tx, after: &str) -> Result<(Option<String>, usize,
 
 /// A document of the previous format, in the current one.
 pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
-    let old: legacy::Document = serde_json::from_str(text).map_err(|error| {
-        Error::Internal(format!(
-            "stored transfer document unreadable in any format: {error}"
-        ))
-    })?;
+    let old: legacy::Document = serde_json::from_str(text)
+        .map_err(|error| Error::unreadable("stored transfer document, in any format,", &error))?;
     let flow = convert::flow(old.flow_kind);
     Ok(TransferDocument {
         transfer_id: old.transfer_id,

@@ -53,7 +53,6 @@ pub fn person_record(row: PersonRow) -> Result<PersonRecord, Error> {
 
 /// The contribution periods of a stored person; unreadable ones are an error.
 pub fn periods_of(row: &PersonRow) -> Result<Vec<ContributionPeriod>, Error> {
-    serde_json::from_str(&row.periods_json).map_err(|error| {
-        Error::Internal(format!("stored contribution periods unreadable: {error}"))
-    })
+    serde_json::from_str(&row.periods_json)
+        .map_err(|error| Error::unreadable("stored contribution periods", &error))
 }

@@ -266,7 +266,7 @@ pub fn load(tx: &mut dyn Tx, transfer_id: &str) -> Result<Option<TransferDocumen
 /// Decodes a stored document.
 pub fn decode_document(text: &str) -> Result<TransferDocument, Error> {
     serde_json::from_str(text)
-        .map_err(|error| Error::Internal(format!("stored transfer document unreadable: {error}")))
+        .map_err(|error| Error::unreadable("stored transfer document", &error))
 }
 
 /// The row the store keeps for a document.

@@ -272,6 +272,11 @@ pub struct CertificateArgs {
     #[arg(value_name = "PERSON")]
     pub certno: String,
 
+    /// The person's name, as the bureau knows it: the certificate is issued in full only to a
+    /// caller who names its holder.
+    #[arg(long, value_name = "NAME")]
+    pub name: String,
+
     /// The bureau that issues it.
     #[arg(long, value_enum, default_value_t = Bureau::Out)]
     pub bureau: Bureau,

@@ -196,6 +196,7 @@ pub async fn certificate(
         .await?
         .issue_certificate(IssueCertificateRequest {
             certno: args.certno.clone(),
+            psn_name: args.name.clone(),
         })
         .await
         .map_err(CliError::rpc(service, "IssueCertificate"))?

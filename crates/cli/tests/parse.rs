@@ -120,10 +120,13 @@ fn account_needs_a_bureau_and_certificate_and_verify_default_to_transfer_out() {
         (args.certno.as_str(), args.bureau),
         ("150102197001010018", Bureau::Out)
     );
-    let Command::Certificate(args) = parse("yibao certificate 150102197001010018").command else {
+    usage_error("yibao certificate 150102197001010018");
+    let Command::Certificate(args) =
+        parse("yibao certificate 150102197001010018 --name 张三").command
+    else {
         panic!("not certificate");
     };
-    assert_eq!(args.bureau, Bureau::Out);
+    assert_eq!((args.bureau, args.name.as_str()), (Bureau::Out, "张三"));
     let Command::Verify(args) = parse("yibao verify ABCDEFGH12345678 --bureau in").command else {
         panic!("not verify");
     };

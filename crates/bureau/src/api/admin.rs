@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
-use yibao_domain::population::{self, Flow, SyntheticPerson};
+use yibao_domain::population::{self, SyntheticPerson};
 use yibao_domain::scheme::EnrolmentState;
 use yibao_domain::transfer::{Side, Stage};
 use yibao_proto::admin::v1 as wire;
@@ -272,10 +272,7 @@ impl AdminService for AdminApi {
         request: Request<wire::SamplePersonsRequest>,
     ) -> Result<Response<wire::SamplePersonsResponse>, Status> {
         let request = request.into_inner();
-        let flow = Flow::from_name(&request.flow).ok_or_else(|| {
-            let names: Vec<_> = Flow::ALL.iter().map(|f| f.name()).collect();
-            Error::invalid("flow", format!("unknown flow; one of {}", names.join(", ")))
-        })?;
+        let flow = convert::population_flow("flow", &request.flow)?;
         let limit = match request.limit {
             0 => 100,
             n => n.min(10_000),

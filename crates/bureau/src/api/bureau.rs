@@ -9,7 +9,6 @@ use std::time::Duration;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use yibao_domain::application::check_name;
-use yibao_domain::certificate;
 use yibao_domain::classify::RetireePayout;
 use yibao_domain::transfer::Initiator;
 use yibao_proto::bureau::v1 as wire;
@@ -307,13 +306,18 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::IssueCertificateRequest>,
     ) -> Result<Response<wire::IssueCertificateResponse>, Status> {
-        let certno = convert::certno("certno", &request.into_inner().certno)?;
+        let request = request.into_inner();
+        let certno = convert::certno("certno", &request.certno)?;
+        check_name(&request.psn_name).map_err(Error::from)?;
         let certificate = self
             .services
             .write(move |step| {
-                certificates::issue(step, certno.expose_unmasked(), |scheme| {
-                    convert::wire_scheme(scheme) as i32
-                })
+                certificates::issue(
+                    step,
+                    certno.expose_unmasked(),
+                    &request.psn_name,
+                    |scheme| convert::wire_scheme(scheme) as i32,
+                )
             })
             .await?;
         let institution = &self.services.site.institution;
@@ -330,10 +334,7 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::VerifyCertificateRequest>,
     ) -> Result<Response<wire::VerifyCertificateResponse>, Status> {
-        let code = request.into_inner().verification_code;
-        if !certificate::is_verification_code(&code) {
-            return Err(Error::invalid("verification_code", "must be 14 digits").into());
-        }
+        let code = convert::verification_code(&request.into_inner().verification_code)?;
         let found = self
             .services
             .store

@@ -133,6 +133,25 @@ fn check_envelope<'e>(
         return Err(refuse(Refusal::Invalid(rule), ""));
     }
     let msgid = envelope.msgid.as_str();
+    let bounds = [
+        ("envelope.infno", &envelope.infno, convert::bound::INFNO),
+        (
+            "envelope.sender_region_code",
+            &envelope.sender_region_code,
+            convert::bound::REGION_CODE,
+        ),
+        (
+            "envelope.transfer_id",
+            &envelope.transfer_id,
+            convert::bound::TRANSFER_ID,
+        ),
+    ];
+    for (field, text, max_chars) in bounds {
+        if let Err(error) = convert::bounded(field, text, max_chars) {
+            let rule = error.to_string();
+            return Err(refuse(Refusal::Invalid(rule), msgid));
+        }
+    }
     let receiver = convert::region(
         "envelope.receiver_region_code",
         &envelope.receiver_region_code,
@@ -434,6 +453,7 @@ impl PlatformMessage for platform::AbortTransferRequest {
     }
     type Body = Addressed;
     fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::bounded("reason", &self.reason, convert::bound::TEXT)?;
         convert::addressed(self.envelope.as_ref(), &self.transfer_id)
     }
     fn step(

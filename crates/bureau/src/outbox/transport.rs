@@ -108,7 +108,11 @@ fn all_failed(services: &Services, status: &tonic::Status, count: usize) -> Vec<
 
 /// A failed call: retried when retrying may help, else parked.
 fn failed(status: &tonic::Status) -> Outcome {
-    let text = format!("{:?}: {}", status.code(), status.message());
+    let text = format!(
+        "{:?}: {}",
+        status.code(),
+        crate::convert::peer_text(status.message())
+    );
     if is_retryable(status) {
         Outcome::Retry(text)
     } else {
@@ -334,7 +338,11 @@ where
 fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
     match reply {
         Some(reply) if reply.infcode == 0 => None,
-        Some(reply) => Some(format!("infcode {}: {}", reply.infcode, reply.err_msg)),
+        Some(reply) => Some(format!(
+            "infcode {}: {}",
+            reply.infcode,
+            crate::convert::peer_text(&reply.err_msg)
+        )),
         None => Some("the answer carried no reply".to_owned()),
     }
 }
