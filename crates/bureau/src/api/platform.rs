@@ -358,8 +358,17 @@ impl TransferOutPlatformService for PlatformApi {
     ) -> Result<Response<platform::QueryTransferOutResponse>, Status> {
         let request = request.into_inner();
         let transfer = snapshot(&self.services, request.transfer_id.clone()).await?;
+        let reference = query_reference(request.envelope.as_ref());
+        // An unknown transfer is an answer, infcode 1005: the asking bureau ends its transfer.
+        let reply = match transfer {
+            Some(_) => ok(&reference),
+            None => refusal_reply(
+                &Refusal::UnknownTransfer(format!("transfer {}", request.transfer_id)),
+                &reference,
+            ),
+        };
         Ok(Response::new(platform::QueryTransferOutResponse {
-            reply: ok(&query_reference(request.envelope.as_ref())),
+            reply,
             transfer,
         }))
     }
