@@ -22,6 +22,9 @@ use crate::outbox::queue::{self, BANK_GATEWAY, Route};
 use crate::persons::PersonRecord;
 use crate::record::{Happening, Step};
 
+/// Why an abort is parked, as its outbox row says.
+const ABORT_PARKED: &str = "parked: the transfer waits for an operator (yibao outbox retry)";
+
 /// What a review came to.
 #[derive(Debug)]
 pub enum Opened {
@@ -404,10 +407,7 @@ fn perform(
                 let abort = Outgoing::Abort(AbortReason::DeadlineExpired);
                 queue::enqueue(step, &id, to_peer, abort)?;
             }
-            OutAction::ParkAbort => {
-                let why = "parked: the transfer waits for an operator (yibao outbox retry)";
-                queue::park(step, &id, Kind::Abort, why)?;
-            }
+            OutAction::ParkAbort => queue::park(step, &id, Kind::Abort, ABORT_PARKED)?,
         }
     }
     end_relationship_if_done(step, document)

@@ -88,6 +88,15 @@ pub fn materialise(bureau: &Services, person: &SyntheticPerson) -> Option<(Perso
     }
 }
 
+/// The count of one state among the counts per state.
+fn count_in(states: &[(String, u64)], wanted: &str) -> u64 {
+    states
+        .iter()
+        .filter(|(state, _)| state == wanted)
+        .map(|(_, count)| count)
+        .sum()
+}
+
 /// How many messages are parked (counted up to a bound: the admin API reads, it does not scan).
 fn parked_count(tx: &mut dyn Tx, now: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
     let parked = tx.messages_due_from(queue::parked_from(now), 10 * PARKED_LIMIT)?;
@@ -363,11 +372,7 @@ impl AdminService for AdminApi {
                     open_transfers: open,
                     overdue_transfers: overdue,
                     as_of: Some(timestamp(bureau.clock.now())),
-                    needs_operator_transfers: states
-                        .iter()
-                        .filter(|(state, _)| state == "NEEDS_OPERATOR")
-                        .map(|(_, count)| count)
-                        .sum(),
+                    needs_operator_transfers: count_in(&states, "NEEDS_OPERATOR"),
                     parked_messages: parked_count(tx, bureau.clock.now())?,
                 })
             })

@@ -569,6 +569,8 @@ async fn resolve(
     .await
 }
 
+// Long because it is one story told in order: the abort refused and retried, its bound, the
+// operator's resolution, and the money at each step.
 #[tokio::test]
 async fn a_refused_abort_is_retried_then_waits_for_an_operator_who_returns_the_balance() {
     let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
