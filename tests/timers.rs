@@ -8,8 +8,7 @@ use std::path::PathBuf;
 
 use yibao_domain::population::Flow;
 use yibao_proto::admin::v1::{
-    AdvanceClockRequest, GetClockRequest, ListOutboxMessagesRequest, ResolveOutcome,
-    ResolveTransferRequest,
+    AdvanceClockRequest, ListOutboxMessagesRequest, ResolveOutcome, ResolveTransferRequest,
 };
 use yibao_proto::bureau::v1::{ListTransfersRequest, Transfer};
 use yibao_proto::common::v1::{RefusalReason, TransferState};
@@ -56,23 +55,6 @@ async fn advance(pair: &Pair, side: Side, days: i64) {
         .advance_clock(AdvanceClockRequest { by: Some(by) })
         .await
         .expect("advance the clock");
-}
-
-/// Days from the bureau's today (China time) to the day after `due_on` (YYYY-MM-DD).
-async fn days_past(pair: &Pair, side: Side, due_on: &str) -> i64 {
-    let now = pair
-        .admin(side)
-        .get_clock(GetClockRequest {})
-        .await
-        .expect("clock")
-        .into_inner()
-        .now
-        .expect("a time");
-    let today = chrono::DateTime::from_timestamp(now.seconds + 8 * 3600, 0)
-        .expect("a valid time")
-        .date_naive();
-    let due = chrono::NaiveDate::parse_from_str(due_on, "%Y-%m-%d").expect("a day");
-    (due - today).num_days() + 1
 }
 
 #[tokio::test]
