@@ -162,13 +162,23 @@ async fn the_deadline_running_out_aborts_and_returns_the_balance() {
     .await;
     assert!(!before.deadlines.as_ref().expect("deadlines").overdue);
 
-    // 15 working days is three weeks; thirty calendar days later the transfer is overdue.
+    // The day after the whole-process deadline (15 working days) the transfer is overdue; the
+    // abort then has 5 more working days before it needs an operator (tests/timers.rs).
+    let due = &before
+        .deadlines
+        .as_ref()
+        .expect("deadlines")
+        .whole_process_due_on;
+    let overdue = prost_types::Duration {
+        seconds: days_past(&pair, Side::Out, due).await * 86_400,
+        nanos: 0,
+    };
     let month = prost_types::Duration {
         seconds: 30 * 86_400,
         nanos: 0,
     };
     pair.admin_out()
-        .advance_clock(AdvanceClockRequest { by: Some(month) })
+        .advance_clock(AdvanceClockRequest { by: Some(overdue) })
         .await
         .expect("advance the transfer-out clock");
     let aborting = state(

@@ -171,6 +171,7 @@ async fn drive_the_pair(pair: &Pair) -> Vec<SyntheticPerson> {
             pair.bureau(side)
                 .list_transfers(ListTransfersRequest {
                     certno: certno.clone(),
+                    ..Default::default()
                 })
                 .await
                 .expect("listed");

@@ -11,7 +11,7 @@ use tonic::transport::Channel;
 use yibao_domain::money::Money;
 use yibao_domain::population::{self, Flow};
 use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
-use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals};
+use yibao_proto::admin::v1::{GetClockRequest, GetLedgerTotalsRequest, LedgerTotals};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::bureau::v1::{ApplyTransferRequest, GetTransferRequest, Transfer};
 use yibao_proto::common::v1::TransferState;
@@ -152,4 +152,21 @@ pub async fn assert_conserved(pair: &Pair) {
         "conservation across both bureaus: out {out:?} in {inn:?}"
     );
     assert_eq!(cents(&inn.credited_total), cents(&out.settled_out_total));
+}
+
+/// Days from the bureau's today (China time) to the day after `due_on` (YYYY-MM-DD).
+pub async fn days_past(pair: &Pair, side: Side, due_on: &str) -> i64 {
+    let now = pair
+        .admin(side)
+        .get_clock(GetClockRequest {})
+        .await
+        .expect("clock")
+        .into_inner()
+        .now
+        .expect("a time");
+    let today = chrono::DateTime::from_timestamp(now.seconds + 8 * 3600, 0)
+        .expect("a valid time")
+        .date_naive();
+    let due = chrono::NaiveDate::parse_from_str(due_on, "%Y-%m-%d").expect("a day");
+    (due - today).num_days() + 1
 }

@@ -251,6 +251,8 @@ pub fn wire_reason(reason: RefusalReason) -> wire::RefusalReason {
         RefusalReason::BankAccountRequired => W::BankAccountRequired,
         RefusalReason::RegionNotHosted => W::RegionNotHosted,
         RefusalReason::Aborted => W::Aborted,
+        RefusalReason::DeadlineExpired => W::DeadlineExpired,
+        RefusalReason::NotKnownAtTransferOut => W::NotKnownAtTransferOut,
     }
 }
 
@@ -277,7 +279,25 @@ pub fn wire_stage(stage: Stage) -> wire::TransferState {
         Stage::PaidToBank => W::PaidToBank,
         Stage::Aborting => W::Aborting,
         Stage::Aborted => W::Aborted,
+        Stage::NeedsOperator => W::NeedsOperator,
+        Stage::Querying => W::Querying,
     }
+}
+
+/// The domain stage of a wire state value; `None` for unspecified or unknown values.
+pub fn stage(value: i32) -> Option<Stage> {
+    Stage::ALL
+        .into_iter()
+        .find(|stage| wire_stage(*stage) as i32 == value)
+}
+
+/// A peer's snapshot of a transfer, read leniently: its stage (`None` when it is not one this
+/// bureau knows) and its refusal reason, if any.
+pub fn snapshot_stage(
+    snapshot: &platform::TransferSnapshot,
+) -> Option<(Stage, Option<RefusalReason>)> {
+    let refusal = (snapshot.refusal_reason != 0).then(|| reason(snapshot.refusal_reason));
+    stage(snapshot.state).map(|stage| (stage, refusal))
 }
 
 /// The wire state value of a stored state name (unspecified for an unknown name).

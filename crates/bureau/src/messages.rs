@@ -13,6 +13,7 @@ use yibao_domain::money::Money;
 use yibao_domain::month::ContributionPeriod;
 use yibao_domain::region::RegionCode;
 use yibao_domain::scheme::Scheme;
+use yibao_domain::transfer::in_side::TransferOutView;
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason};
 
@@ -41,16 +42,19 @@ pub enum Kind {
     Abort,
     /// OUT → its bank gateway: pay the balance in transit to the person's account.
     BankPayout,
+    /// IN → OUT: where does the transfer stand? (9105; asked when the form is overdue).
+    QueryTransferOut,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::RequestTransferOut,
         Kind::DeliverForm,
         Kind::ConfirmSettlement,
         Kind::Abort,
         Kind::BankPayout,
+        Kind::QueryTransferOut,
     ];
 
     /// The stable name stored in the outbox.
@@ -61,6 +65,7 @@ impl Kind {
             Kind::ConfirmSettlement => "CONFIRM_SETTLEMENT",
             Kind::Abort => "ABORT",
             Kind::BankPayout => "BANK_PAYOUT",
+            Kind::QueryTransferOut => "QUERY_TRANSFER_OUT",
         }
     }
 
@@ -77,6 +82,7 @@ impl Kind {
             Kind::ConfirmSettlement => "9103",
             Kind::Abort => "9104",
             Kind::BankPayout => "9201",
+            Kind::QueryTransferOut => "9105",
         }
     }
 }
@@ -179,6 +185,8 @@ pub enum Outgoing {
         /// The amount.
         amount_cents: u64,
     },
+    /// To the transfer-out bureau: where does the transfer stand?
+    QueryTransferOut,
 }
 
 impl Outgoing {
@@ -189,6 +197,7 @@ impl Outgoing {
             Outgoing::DeliverForm(_) => Kind::DeliverForm,
             Outgoing::Abort(_) => Kind::Abort,
             Outgoing::BankPayout { .. } => Kind::BankPayout,
+            Outgoing::QueryTransferOut => Kind::QueryTransferOut,
         }
     }
 }
@@ -245,4 +254,6 @@ pub enum Answer {
     SettlementAcknowledged,
     /// The bank gateway paid.
     BankPaid,
+    /// The transfer-out bureau said where the transfer stands (or that it does not know it).
+    TransferOutSays(TransferOutView),
 }

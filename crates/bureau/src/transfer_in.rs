@@ -9,7 +9,7 @@ use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
 use yibao_domain::region::RegionCode;
 use yibao_domain::review;
-use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState};
+use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState, TransferOutView};
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason, TransferId, TransferState, Transition};
 
@@ -17,7 +17,7 @@ use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::{Movement, account, reason};
 use crate::messages::{
-    Addressed, Credit, Decision, FormOutcome, InsuranceForm, Outgoing, TransferApplication,
+    Addressed, Credit, Decision, FormOutcome, InsuranceForm, Kind, Outgoing, TransferApplication,
 };
 use crate::outbox::queue::{self, Route};
 use crate::record::{Happening, Step};
@@ -99,9 +99,9 @@ pub fn apply_here(
             InAction::SendTransferOutRequest => {
                 request_transfer_out(step, &document, application, in_scheme)?;
             }
-            InAction::CreditForm => {
+            InAction::CreditForm | InAction::QueryTransferOut | InAction::WithdrawRequest => {
                 return Err(Error::Internal(
-                    "an application asked for a credit".to_owned(),
+                    "an application asked for more than its request".to_owned(),
                 ));
             }
         }
@@ -153,12 +153,6 @@ pub fn apply(
     if next == before && actions.is_empty() {
         return Ok(document);
     }
-    if !actions.is_empty() {
-        return Err(Error::Internal(format!(
-            "event {} asked for actions only a form may ask for",
-            event.name()
-        )));
-    }
     document.state = TransferState::In(next);
     step.update(
         &mut document,
@@ -169,7 +163,103 @@ pub fn apply(
             attempt,
         },
     )?;
+    for action in actions {
+        match action {
+            InAction::QueryTransferOut => {
+                let route = Route {
+                    sender: &document.trafin_admdvs,
+                    receiver: &document.trafout_admdvs,
+                };
+                queue::enqueue(step, transfer_id, route, Outgoing::QueryTransferOut)?;
+            }
+            InAction::WithdrawRequest => {
+                // Nothing more to ask: the transfer ended before its request was answered.
+                queue::withdraw(step, transfer_id, Kind::RequestTransferOut)?;
+                queue::withdraw(step, transfer_id, Kind::QueryTransferOut)?;
+            }
+            InAction::CreditForm | InAction::SendTransferOutRequest => {
+                return Err(Error::Internal(format!(
+                    "event {} asked for an action only a form or an application may ask for",
+                    event.name()
+                )));
+            }
+        }
+    }
     Ok(document)
+}
+
+/// The form is overdue (the transfer-out bureau's deadline passed): ask it where the transfer
+/// stands. Returns whether anything changed.
+pub fn form_overdue(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let detail = "the form is overdue; the transfer-out bureau is asked where the transfer stands";
+    timer_fired(step, transfer_id, InEvent::FormOverdue, detail)
+}
+
+/// The whole-process deadline passed: a transfer still waiting ends here, and a form arriving
+/// later is refused. Returns whether anything changed.
+pub fn deadline_passed(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let detail = "the whole-process deadline passed without the form; nothing will be credited";
+    timer_fired(step, transfer_id, InEvent::DeadlinePassed, detail)
+}
+
+/// Applies a timer's event when the machine says it means something in the transfer's state;
+/// anything else is left alone. Returns whether anything changed.
+fn timer_fired(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    event: InEvent,
+    detail: &str,
+) -> Result<bool, Error> {
+    let Some(document) = step.load(transfer_id)? else {
+        return Ok(false);
+    };
+    let TransferState::In(state) = document.state else {
+        return Ok(false);
+    };
+    match in_side::apply(state, event) {
+        Ok(transition) if transition.next != state || !transition.actions.is_empty() => {
+            apply(step, transfer_id, event, detail.to_owned(), 0)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The transfer-out bureau answered the query about the transfer.
+pub fn transfer_out_answered(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    view: TransferOutView,
+    attempt: u32,
+) -> Result<(), Error> {
+    let detail = match view {
+        TransferOutView::Unknown => "the transfer-out bureau does not know the transfer".to_owned(),
+        TransferOutView::Refused(reason) => format!(
+            "the transfer-out bureau refused the transfer: {}",
+            reason.message()
+        ),
+        TransferOutView::EndedWithoutForm => {
+            "the transfer-out bureau ended the transfer without a form (paid out)".to_owned()
+        }
+        TransferOutView::Open => {
+            "the transfer-out bureau is still working on it; waiting for the form".to_owned()
+        }
+    };
+    let event = InEvent::TransferOutAnswered(view);
+    if view == TransferOutView::Open {
+        // No change of state, but the answer belongs in the history.
+        let from = step.load_existing(transfer_id)?.state.name();
+        return step.note(
+            transfer_id,
+            Happening {
+                kind: event.name(),
+                from_state: from,
+                detail,
+                attempt,
+            },
+        );
+    }
+    apply(step, transfer_id, event, detail, attempt).map(drop)
 }
 
 /// The transfer-out bureau decided on the request.
@@ -206,18 +296,7 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
     );
     let (mut document, before, transition) = match existing {
         Some(document) => {
-            let addressed = Addressed {
-                transfer_id: form.transfer_id.clone(),
-                out_region: form.out_region.to_string(),
-                in_region: form.in_region.to_string(),
-            };
-            check_addressed(&document, &addressed)?;
-            let TransferState::In(before) = document.state else {
-                return Err(Error::Internal(
-                    "form for a transfer-out document".to_owned(),
-                ));
-            };
-            let transition = in_side::apply(before, InEvent::FormArrived(check))?;
+            let (before, transition) = form_for_known(&document, form, check)?;
             (document, Some(before), transition)
         }
         // Only a form its sender minted the id of may open a transfer here.
@@ -252,15 +331,38 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         for action in &transition.actions {
             match action {
                 InAction::CreditForm => credit_form(step, &document)?,
-                InAction::SendTransferOutRequest => {
+                InAction::SendTransferOutRequest
+                | InAction::QueryTransferOut
+                | InAction::WithdrawRequest => {
                     return Err(Error::Internal(
-                        "a form asked for a transfer-out request".to_owned(),
+                        "a form asked for more than its credit".to_owned(),
                     ));
                 }
             }
         }
     }
     Ok(outcome(&document, step.ctx.now))
+}
+
+/// A form for a transfer this bureau knows: from the transfer's own regions, moving its
+/// machine; the state before and the transition.
+fn form_for_known(
+    document: &TransferDocument,
+    form: &InsuranceForm,
+    check: in_side::FormCheck,
+) -> Result<(InState, Transition<InState, InAction>), Error> {
+    let addressed = Addressed {
+        transfer_id: form.transfer_id.clone(),
+        out_region: form.out_region.to_string(),
+        in_region: form.in_region.to_string(),
+    };
+    check_addressed(document, &addressed)?;
+    let TransferState::In(before) = document.state else {
+        return Err(Error::Internal(
+            "form for a transfer-out document".to_owned(),
+        ));
+    };
+    Ok((before, in_side::apply(before, InEvent::FormArrived(check))?))
 }
 
 /// The document of a transfer whose first message is its form (started at transfer-out).

@@ -22,6 +22,9 @@ use crate::outbox::queue::{self, BANK_GATEWAY, Route};
 use crate::persons::PersonRecord;
 use crate::record::{Happening, Step};
 
+/// Why an abort is parked, as its outbox row says.
+const ABORT_PARKED: &str = "parked: the transfer waits for an operator (yibao outbox retry)";
+
 /// What a review came to.
 #[derive(Debug)]
 pub enum Opened {
@@ -259,21 +262,84 @@ pub fn deadline_passed(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, E
     let Some(document) = step.load(transfer_id)? else {
         return Ok(false);
     };
+    let fallback = credit::abort_fallback(document.bank_account_given());
+    let detail = "the whole-process deadline passed without a credit";
+    timer_fired(step, document, OutEvent::DeadlinePassed(fallback), detail)
+}
+
+/// The abort's bound passed without an answer: the transfer waits for an operator, its abort
+/// parked. Returns whether anything changed.
+pub fn abort_overdue(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let Some(document) = step.load(transfer_id)? else {
+        return Ok(false);
+    };
+    let detail = "the abort went unanswered past its bound; an operator must resolve the transfer";
+    timer_fired(step, document, OutEvent::AbortOverdue, detail)
+}
+
+/// Applies a timer's event when the machine says it means something in the transfer's state
+/// (for example a deadline opens an abort only while the form is in transit); anything else is
+/// left alone. Returns whether anything changed.
+fn timer_fired(
+    step: &mut Step<'_>,
+    document: TransferDocument,
+    event: OutEvent,
+    detail: &str,
+) -> Result<bool, Error> {
     let TransferState::Out(state) = document.state else {
         return Ok(false);
     };
-    let fallback = credit::abort_fallback(document.bank_account_given());
-    let event = OutEvent::DeadlinePassed(fallback);
-    // The machine says whether a passed deadline means anything in this state (it opens an
-    // abort only while the form is in transit); anything else is left alone.
     match out_side::apply(state, event) {
         Ok(transition) if transition.next != state || !transition.actions.is_empty() => {
-            let detail = "the whole-process deadline passed without a credit".to_owned();
-            apply(step, transfer_id, event, detail, 0)?;
+            apply(step, &document.transfer_id, event, detail.to_owned(), 0)?;
             Ok(true)
         }
         _ => Ok(false),
     }
+}
+
+/// Who resolved a transfer that needed an operator, and why: recorded in its history.
+#[derive(Debug, Clone)]
+pub struct Resolution {
+    /// The operator's name or staff number.
+    pub operator: String,
+    /// What the transfer-in bureau confirmed, and how.
+    pub reason: String,
+    /// What it confirmed: credited, or not and never.
+    pub credit: InCredit,
+}
+
+/// An operator resolves a transfer waiting for one (`NeedsOperator`): the machine moves as for
+/// the answer the operator was given, and the history records who and why. A transfer in any
+/// other state is refused (`FAILED_PRECONDITION`) and nothing changes.
+pub fn resolve(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    resolution: &Resolution,
+) -> Result<TransferDocument, Error> {
+    let document = step.load_existing(transfer_id)?;
+    if !matches!(
+        document.state,
+        TransferState::Out(OutState::NeedsOperator { .. })
+    ) {
+        return Err(Error::FailedPrecondition(format!(
+            "transfer {transfer_id} is {}, not waiting for an operator",
+            document.state.name()
+        )));
+    }
+    let said = match resolution.credit {
+        InCredit::Credited => "the transfer-in bureau credited",
+        InCredit::NotCredited => "the transfer-in bureau did not and will not credit",
+    };
+    let detail = format!(
+        "resolved by operator {}: {said}; {}",
+        resolution.operator, resolution.reason
+    );
+    let event = OutEvent::OperatorResolved(resolution.credit);
+    let document = apply(step, transfer_id, event, detail, 0)?;
+    // The parked abort has its answer now; an operator must not be offered it again.
+    queue::withdraw(step, transfer_id, Kind::Abort)?;
+    Ok(document)
 }
 
 /// Performs the machine's actions, in order, in the caller's step. `person` is the record the
@@ -341,6 +407,7 @@ fn perform(
                 let abort = Outgoing::Abort(AbortReason::DeadlineExpired);
                 queue::enqueue(step, &id, to_peer, abort)?;
             }
+            OutAction::ParkAbort => queue::park(step, &id, Kind::Abort, ABORT_PARKED)?,
         }
     }
     end_relationship_if_done(step, document)

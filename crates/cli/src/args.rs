@@ -83,6 +83,13 @@ pub enum Command {
     /// The bureaus' test clocks.
     #[command(subcommand)]
     Clock(ClockCommand),
+    /// List a bureau's open transfers in one state, e.g. `--state needs-operator` (ListTransfers).
+    Transfers(TransfersArgs),
+    /// Resolve a transfer waiting for an operator at the transfer-out bureau (ResolveTransfer).
+    Resolve(ResolveArgs),
+    /// A bureau's parked outbox messages.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
     /// Load-test the handshake: `yibao load --spawn --duration 60s --baseline`
     /// (`yibao load --help` lists its flags).
     #[command(disable_help_flag = true)]
@@ -96,6 +103,83 @@ pub struct LoadPassthrough {
     /// The load generator's own flags.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     pub args: Vec<String>,
+}
+
+/// Arguments of `yibao transfers`.
+#[derive(Debug, Args)]
+pub struct TransfersArgs {
+    /// The state, for example `needs-operator`, `querying`, `aborting`.
+    #[arg(long)]
+    pub state: String,
+
+    /// The bureau to ask.
+    #[arg(long, value_enum, default_value_t = Bureau::Out)]
+    pub bureau: Bureau,
+}
+
+/// What the transfer-in bureau confirmed to the operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutcomeArg {
+    /// It credited the form: the transfer completes.
+    Credited,
+    /// It did not and never will: the balance returns (or is paid to the named bank account).
+    NotCredited,
+}
+
+/// Arguments of `yibao resolve`.
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// The transfer's id.
+    pub transfer_id: String,
+
+    /// Who resolves it, recorded in the transfer's history.
+    #[arg(long)]
+    pub operator: String,
+
+    /// Why: what the transfer-in bureau confirmed, and how; recorded in the history.
+    #[arg(long)]
+    pub reason: String,
+
+    /// What the transfer-in bureau confirmed.
+    #[arg(long, value_enum)]
+    pub outcome: OutcomeArg,
+}
+
+/// `yibao outbox …`.
+#[derive(Debug, Subcommand)]
+pub enum OutboxCommand {
+    /// List a bureau's parked messages.
+    List(OutboxListArgs),
+    /// Make parked messages due again: one (--message-id) or all (--all).
+    Retry(OutboxRetryArgs),
+}
+
+/// Arguments of `yibao outbox list`.
+#[derive(Debug, Args)]
+pub struct OutboxListArgs {
+    /// The bureau to ask.
+    #[arg(long, value_enum, default_value_t = Bureau::Out)]
+    pub bureau: Bureau,
+}
+
+/// Arguments of `yibao outbox retry`.
+#[derive(Debug, Args)]
+pub struct OutboxRetryArgs {
+    /// The bureau whose outbox to retry.
+    #[arg(long, value_enum, default_value_t = Bureau::Out)]
+    pub bureau: Bureau,
+
+    /// The parked message's id (from `yibao outbox list`).
+    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    pub message_id: Option<i64>,
+
+    /// Every parked message.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Who asks, recorded in the transfers' history.
+    #[arg(long, default_value = "yibao-cli")]
+    pub operator: String,
 }
 
 /// Which bureau a command talks to.

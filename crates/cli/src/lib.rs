@@ -17,12 +17,13 @@ pub mod certs;
 pub mod commands;
 pub mod connect;
 pub mod error;
+pub mod operator;
 pub mod output;
 pub mod up;
 
 use std::process::ExitCode;
 
-use args::{Cli, ClockCommand, Command, LedgerCommand};
+use args::{Cli, ClockCommand, Command, LedgerCommand, OutboxCommand};
 use connect::Endpoints;
 use error::CliError;
 use output::Output;
@@ -124,6 +125,14 @@ async fn execute(
             commands::clock_advance(args, endpoints, output).await
         }
         Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
+        Command::Transfers(args) => operator::transfers(args, endpoints, output).await,
+        Command::Resolve(args) => operator::resolve(args, endpoints, output).await,
+        Command::Outbox(OutboxCommand::List(args)) => {
+            operator::outbox_list(args, endpoints, output).await
+        }
+        Command::Outbox(OutboxCommand::Retry(args)) => {
+            operator::outbox_retry(args, endpoints, output).await
+        }
         Command::Load(passthrough) => load(&load_args(&passthrough.args, endpoints, named)).await,
     }
 }

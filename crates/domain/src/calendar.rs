@@ -681,6 +681,40 @@ impl StatutoryDeadlines {
     pub const TRANSFER_IN_WORKING_DAYS: u16 = 5;
     /// Working days for the whole process, from the application.
     pub const WHOLE_PROCESS_WORKING_DAYS: u16 = 15;
+    /// Working days the transfer-out bureau waits for the answer to its abort after the
+    /// whole-process deadline before the transfer needs an operator (invented: no rule bounds
+    /// it; long enough for a peer's outage, short enough that money is not forgotten).
+    pub const ABORT_ANSWER_WORKING_DAYS: u16 = 5;
+
+    /// The day before which a transfer's whole-process deadline means its form is overdue on
+    /// `today` (its transfer-out deadline passed): the whole-process deadline is the
+    /// transfer-out deadline plus 5 working days, so a whole-process deadline before
+    /// `today + 5 working days` is a transfer-out deadline before `today`. A transfer whose
+    /// transfer-out deadline fell on the working day before a day off is found on the next
+    /// working day.
+    ///
+    /// # Errors
+    /// [`DeadlineError::OutOfRange`] if the count runs past the last representable date.
+    pub fn form_overdue_cutoff(
+        calendar: &WorkingCalendar,
+        today: NaiveDate,
+    ) -> Result<NaiveDate, DeadlineError> {
+        let gap = Self::WHOLE_PROCESS_WORKING_DAYS - Self::TRANSFER_OUT_WORKING_DAYS;
+        Ok(calendar.add_working_days(today, gap)?.due_on)
+    }
+
+    /// Whether the answer to an abort opened once `whole_process_due` passed is overdue on
+    /// `today` ([`Self::ABORT_ANSWER_WORKING_DAYS`] later).
+    #[must_use]
+    pub fn abort_answer_overdue(
+        calendar: &WorkingCalendar,
+        whole_process_due: NaiveDate,
+        today: NaiveDate,
+    ) -> bool {
+        calendar
+            .add_working_days(whole_process_due, Self::ABORT_ANSWER_WORKING_DAYS)
+            .is_ok_and(|bound| bound.is_overdue(today))
+    }
 
     /// Counts the three deadlines of a transfer applied for on `applied_on`.
     ///
@@ -1190,6 +1224,47 @@ makeup_working_days = [2025-02-14]
         let s = StatutoryDeadlines::statutory(&cal, applied, Some(d(2026, 10, 9))).expect("ok");
         assert_eq!(s.transfer_in_due.due_on, d(2026, 10, 15));
         assert!(s.transfer_in_due.basis.is_official());
+    }
+
+    #[test]
+    fn the_form_overdue_cutoff_finds_exactly_the_transfers_past_their_transfer_out_deadline() {
+        let cal = shipped();
+        let mut found_late = 0;
+        for applied in d(2026, 1, 1).iter_days().take(300) {
+            let s = StatutoryDeadlines::statutory(&cal, applied, None).expect("in range");
+            for today in applied.iter_days().take(40) {
+                let cutoff = StatutoryDeadlines::form_overdue_cutoff(&cal, today).expect("ok");
+                let found = s.whole_process_due.due_on < cutoff;
+                let overdue = s.transfer_out_due.is_overdue(today);
+                assert!(!found || overdue, "found too early: {applied} on {today}");
+                if overdue && !found {
+                    // Found late only across days off, never on a working day.
+                    assert!(
+                        !cal.is_working(today),
+                        "missed on {today} (applied {applied})"
+                    );
+                    found_late += 1;
+                }
+            }
+        }
+        assert!(found_late > 0, "the weekend case is exercised");
+    }
+
+    #[test]
+    fn an_abort_answer_is_overdue_five_working_days_after_the_whole_process_deadline() {
+        let cal = shipped();
+        // Whole process due Thu 22 Oct 2026: 23, 26, 27, 28, Thu 29 Oct; overdue from Fri 30.
+        let due_on = d(2026, 10, 22);
+        assert!(!StatutoryDeadlines::abort_answer_overdue(
+            &cal,
+            due_on,
+            d(2026, 10, 29)
+        ));
+        assert!(StatutoryDeadlines::abort_answer_overdue(
+            &cal,
+            due_on,
+            d(2026, 10, 30)
+        ));
     }
 
     #[test]

@@ -63,6 +63,14 @@ pub enum RefusalReason {
     /// The transfer-in bureau already confirmed an abort of this transfer.
     #[serde(rename = "ABORTED")]
     Aborted,
+    /// A working-day deadline passed without the step it bounds: the transfer-in bureau ended a
+    /// transfer whose request or form never came (and refuses a form arriving later).
+    #[serde(rename = "DEADLINE_EXPIRED")]
+    DeadlineExpired,
+    /// The transfer-out bureau, asked where the transfer stands (QueryTransferOut), does not
+    /// know it: the request never reached it.
+    #[serde(rename = "NOT_KNOWN_AT_TRANSFER_OUT")]
+    NotKnownAtTransferOut,
 }
 
 /// Which side of the handshake a bureau plays for one transfer.
@@ -121,11 +129,17 @@ pub enum Stage {
     Aborting,
     /// Terminal: aborted before any credit.
     Aborted,
+    /// Transfer-out side: the abort could not be delivered within its bound; the balance stays
+    /// in transit until an operator resolves the transfer (terminal for automation only).
+    NeedsOperator,
+    /// Transfer-in side: the request or the form is overdue; the transfer-out bureau was asked
+    /// where the transfer stands, and the answer or the deadline ends it.
+    Querying,
 }
 
 impl RefusalReason {
     /// Every reason, for exhaustive tests and tables.
-    pub const ALL: [RefusalReason; 10] = [
+    pub const ALL: [RefusalReason; 12] = [
         Self::UnknownPerson,
         Self::NotStoppedAtTransferOut,
         Self::Arrears,
@@ -136,6 +150,8 @@ impl RefusalReason {
         Self::BankAccountRequired,
         Self::RegionNotHosted,
         Self::Aborted,
+        Self::DeadlineExpired,
+        Self::NotKnownAtTransferOut,
     ];
 
     /// The stable code, e.g. `"ARREARS"`.
@@ -151,6 +167,8 @@ impl RefusalReason {
             Self::BankAccountRequired => "BANK_ACCOUNT_REQUIRED",
             Self::RegionNotHosted => "REGION_NOT_HOSTED",
             Self::Aborted => "ABORTED",
+            Self::DeadlineExpired => "DEADLINE_EXPIRED",
+            Self::NotKnownAtTransferOut => "NOT_KNOWN_AT_TRANSFER_OUT",
         }
     }
 
@@ -182,6 +200,12 @@ impl RefusalReason {
             }
             Self::RegionNotHosted => "the region is not hosted by this bureau",
             Self::Aborted => "the transfer was aborted and will not be credited",
+            Self::DeadlineExpired => {
+                "the statutory deadline passed without the step it bounds; nothing will be credited"
+            }
+            Self::NotKnownAtTransferOut => {
+                "the transfer-out bureau does not know the transfer: the request never reached it"
+            }
         }
     }
 }
@@ -223,6 +247,7 @@ impl TransferState {
             Self::Out(state) => match state {
                 OutState::InTransit { .. } => Stage::InTransit,
                 OutState::Aborting { .. } => Stage::Aborting,
+                OutState::NeedsOperator { .. } => Stage::NeedsOperator,
                 OutState::PayoutPending => Stage::PayoutPending,
                 OutState::Completed => Stage::Completed,
                 OutState::Rejected(_) => Stage::Rejected,
@@ -232,6 +257,7 @@ impl TransferState {
             Self::In(state) => match state {
                 InState::Applied => Stage::Applied,
                 InState::Requested => Stage::Accepted,
+                InState::Querying => Stage::Querying,
                 InState::Credited => Stage::Credited,
                 InState::Completed => Stage::Completed,
                 InState::Rejected(_) => Stage::Rejected,
@@ -266,7 +292,7 @@ impl From<InState> for TransferState {
 
 impl Stage {
     /// Every stage, for exhaustive tests and tables.
-    pub const ALL: [Stage; 11] = [
+    pub const ALL: [Stage; 13] = [
         Self::Applied,
         Self::Accepted,
         Self::InTransit,
@@ -278,6 +304,8 @@ impl Stage {
         Self::PaidToBank,
         Self::Aborting,
         Self::Aborted,
+        Self::NeedsOperator,
+        Self::Querying,
     ];
 
     /// Whether a transfer at this stage has ended.
@@ -286,6 +314,30 @@ impl Stage {
             self,
             Self::Completed | Self::Rejected | Self::Returned | Self::PaidToBank | Self::Aborted
         )
+    }
+
+    /// Every stored machine-state name of either machine.
+    pub const STATE_NAMES: [&'static str; 13] = [
+        "APPLIED",
+        "REQUESTED",
+        "QUERYING",
+        "IN_TRANSIT",
+        "CREDITED",
+        "COMPLETED",
+        "REJECTED",
+        "RETURNED",
+        "PAYOUT_PENDING",
+        "PAID_TO_BANK",
+        "ABORTING",
+        "ABORTED",
+        "NEEDS_OPERATOR",
+    ];
+
+    /// The stored machine-state names shown as this stage.
+    pub fn state_names(self) -> impl Iterator<Item = &'static str> {
+        Self::STATE_NAMES
+            .into_iter()
+            .filter(move |name| Self::of_state_name(name) == Some(self))
     }
 
     /// The stage of a stored machine-state name (either machine's `name()`); `None` for any
@@ -303,6 +355,8 @@ impl Stage {
             "PAID_TO_BANK" => Self::PaidToBank,
             "ABORTING" => Self::Aborting,
             "ABORTED" => Self::Aborted,
+            "NEEDS_OPERATOR" => Self::NeedsOperator,
+            "QUERYING" => Self::Querying,
             _ => return None,
         })
     }
@@ -462,6 +516,11 @@ mod tests {
                 fallback: AbortFallback::PayToBank,
             }
             .into(),
+            OutState::NeedsOperator {
+                balance: BalanceRoute::MovesWithForm,
+                fallback: AbortFallback::ReturnToAccount,
+            }
+            .into(),
             OutState::PayoutPending.into(),
             OutState::Completed.into(),
             OutState::Rejected(RefusalReason::Arrears).into(),
@@ -472,6 +531,7 @@ mod tests {
             [
                 InState::Applied,
                 InState::Requested,
+                InState::Querying,
                 InState::Credited,
                 InState::Completed,
                 InState::Rejected(RefusalReason::NotEnrolledAtTransferIn),
@@ -535,6 +595,10 @@ mod tests {
                 state.is_terminal(),
                 "{state:?}"
             );
+        }
+        for state in every_state() {
+            assert!(Stage::STATE_NAMES.contains(&state.name()), "{state:?}");
+            assert!(state.stage().state_names().any(|name| name == state.name()));
         }
         let stages: std::collections::HashSet<Stage> = every_state()
             .into_iter()

@@ -52,6 +52,10 @@ pub struct BureauTotals {
     pub open_transfers: u64,
     /// Open transfers past one of their deadlines.
     pub overdue_transfers: u64,
+    /// Transfers waiting for an operator (NEEDS_OPERATOR); their money is in transit.
+    pub needs_operator_transfers: u64,
+    /// Messages parked in the outbox, sent again only when an operator retries them.
+    pub parked_messages: u64,
     /// The bureau's clock time of the snapshot (RFC 3339), when it said.
     pub as_of: Option<String>,
 }
@@ -84,6 +88,8 @@ impl BureauTotals {
             paid_to_bank_total: amount("paid_to_bank_total", &totals.paid_to_bank_total)?,
             open_transfers: totals.open_transfers,
             overdue_transfers: totals.overdue_transfers,
+            needs_operator_transfers: totals.needs_operator_transfers,
+            parked_messages: totals.parked_messages,
             as_of: totals.as_of.map(|at| at.to_string()),
         })
     }
@@ -254,6 +260,16 @@ impl fmt::Display for LedgerReport {
             "{:<26}{:>20}{:>20}",
             "overdue_transfers", out.overdue_transfers, inn.overdue_transfers
         )?;
+        writeln!(
+            f,
+            "{:<26}{:>20}{:>20}",
+            "needs_operator_transfers", out.needs_operator_transfers, inn.needs_operator_transfers
+        )?;
+        writeln!(
+            f,
+            "{:<26}{:>20}{:>20}",
+            "parked_messages", out.parked_messages, inn.parked_messages
+        )?;
         let scope = if self.quiescent {
             "exact: no transfer open"
         } else {
@@ -315,6 +331,8 @@ mod tests {
             paid_to_bank_total: Money::ZERO,
             open_transfers: 0,
             overdue_transfers: 0,
+            needs_operator_transfers: 0,
+            parked_messages: 0,
             as_of: None,
         }
     }

@@ -785,7 +785,7 @@ mod tests {
 
     #[test]
     fn terminal_states_are_exactly_the_five_of_the_contract() {
-        let terminal: Vec<_> = (0..=11)
+        let terminal: Vec<_> = (0..=13)
             .filter_map(|value| TransferState::try_from(value).ok())
             .filter(|state| is_terminal(*state))
             .map(state_name)

@@ -168,6 +168,25 @@ pub trait Tx {
         last_error: &str,
     ) -> Result<(), Error>;
 
+    /// Parks the queued messages of one kind for a transfer: their next attempt moves to
+    /// `until` and `last_error` says why (an abort a transfer waiting for an operator stops
+    /// sending); returns how many.
+    fn park_messages(
+        &mut self,
+        transfer_id: &str,
+        kind: &str,
+        until: DateTime<Utc>,
+        last_error: &str,
+    ) -> Result<u64, Error>;
+
+    /// Up to `limit` messages whose next attempt is at or after `from` (the parked ones, when
+    /// `from` lies beyond any backoff), oldest queued first.
+    fn messages_due_from(
+        &mut self,
+        from: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, Error>;
+
     /// How many messages wait in the outbox.
     fn pending_messages(&mut self) -> Result<u64, Error>;
 

@@ -1076,6 +1076,38 @@ async fn withdrawing_messages_removes_only_that_kind_for_that_transfer() {
 }
 
 #[tokio::test]
+async fn parked_messages_are_listed_apart_from_due_ones_and_keep_their_attempts() {
+    let (_directory, store) = fresh();
+    let parked = store
+        .write(|tx| -> Result<u64, Error> {
+            tx.enqueue(&message("M1", at(0)))?;
+            let mut abort = message("M2", at(0));
+            abort.kind = "ABORT".to_owned();
+            let id = tx.enqueue(&abort)?;
+            tx.message_retry_later(id, 3, at(5), "infcode 1002")?;
+            tx.park_messages("T1", "ABORT", at(1_000_000), "needs an operator")
+        })
+        .await
+        .expect("write");
+    assert_eq!(parked, 1);
+    let (due, listed) = store
+        .read(|tx| -> Result<_, Error> {
+            Ok((
+                tx.due_messages(at(10), 10)?,
+                tx.messages_due_from(at(500_000), 10)?,
+            ))
+        })
+        .await
+        .expect("read");
+    let due: Vec<_> = due.iter().map(|m| m.msgid.as_str()).collect();
+    assert_eq!(due, vec!["M1"], "a parked message is not due");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].msgid, "M2");
+    assert_eq!(listed[0].attempts, 3, "parking keeps the count");
+    assert_eq!(listed[0].last_error.as_deref(), Some("needs an operator"));
+}
+
+#[tokio::test]
 async fn overdue_queries_filter_by_state_and_count_without_loading() {
     let (_directory, store) = fresh();
     let (listed, counted) = store

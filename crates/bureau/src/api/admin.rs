@@ -6,16 +6,25 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use yibao_domain::population::{self, SyntheticPerson};
 use yibao_domain::scheme::EnrolmentState;
+use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Side, Stage};
 use yibao_proto::admin::v1 as wire;
 use yibao_proto::admin::v1::admin_service_server::AdminService;
 use yibao_runtime::directory::BureauRole;
-use yibao_store::{PersonRow, Posting, Tx};
+use yibao_store::{OutboxMessage, PersonRow, Posting, Tx};
 
 use crate::convert::{self, money_text, timestamp};
 use crate::error::Error;
 use crate::journal::{account, reason};
+use crate::outbox::queue;
+use crate::record::{Happening, Step};
 use crate::services::Services;
+use crate::transfer_out::{self, Resolution};
+
+/// The most parked messages one `ListOutboxMessages` or `RetryOutboxMessages` call handles.
+const PARKED_LIMIT: u32 = 1_000;
+/// The longest operator name or reason, in characters.
+const OPERATOR_TEXT_LIMIT: usize = 200;
 
 /// The most persons one `SeedPopulation` call writes.
 const SEED_LIMIT: u64 = 1_000_000;
@@ -77,6 +86,110 @@ pub fn materialise(bureau: &Services, person: &SyntheticPerson) -> Option<(Perso
         }
         _ => None,
     }
+}
+
+/// The count of one state among the counts per state.
+fn count_in(states: &[(String, u64)], wanted: &str) -> u64 {
+    states
+        .iter()
+        .filter(|(state, _)| state == wanted)
+        .map(|(_, count)| count)
+        .sum()
+}
+
+/// How many messages are parked (counted up to a bound: the admin API reads, it does not scan).
+fn parked_count(tx: &mut dyn Tx, now: chrono::DateTime<chrono::Utc>) -> Result<u64, Error> {
+    let parked = tx.messages_due_from(queue::parked_from(now), 10 * PARKED_LIMIT)?;
+    Ok(parked.len() as u64)
+}
+
+/// An operator's name or reason: 1 to 200 characters, no control characters.
+fn operator_text(field: &'static str, text: &str) -> Result<String, Error> {
+    let text = text.trim();
+    let length = text.chars().count();
+    if length == 0 || length > OPERATOR_TEXT_LIMIT {
+        return Err(Error::invalid(
+            field,
+            format!("must be 1 to {OPERATOR_TEXT_LIMIT} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not hold control characters"));
+    }
+    Ok(text.to_owned())
+}
+
+/// A `ResolveTransfer` request in domain values.
+fn resolution(request: &wire::ResolveTransferRequest) -> Result<(String, Resolution), Error> {
+    let transfer_id = convert::transfer_id("transfer_id", &request.transfer_id)?;
+    let credit = match wire::ResolveOutcome::try_from(request.outcome) {
+        Ok(wire::ResolveOutcome::Credited) => InCredit::Credited,
+        Ok(wire::ResolveOutcome::NotCredited) => InCredit::NotCredited,
+        _ => {
+            return Err(Error::invalid(
+                "outcome",
+                "must be RESOLVE_OUTCOME_CREDITED or RESOLVE_OUTCOME_NOT_CREDITED",
+            ));
+        }
+    };
+    let resolution = Resolution {
+        operator: operator_text("operator", &request.operator)?,
+        reason: operator_text("reason", &request.reason)?,
+        credit,
+    };
+    Ok((transfer_id, resolution))
+}
+
+/// A parked outbox message as the admin API lists it.
+fn wire_outbox_message(message: OutboxMessage) -> wire::OutboxMessage {
+    wire::OutboxMessage {
+        message_id: message.id,
+        transfer_id: message.transfer_id,
+        kind: message.kind,
+        peer: message.peer,
+        msgid: message.msgid,
+        attempts: message.attempts,
+        last_error: message.last_error.unwrap_or_default(),
+        created_at: Some(timestamp(message.created_at)),
+    }
+}
+
+/// Makes parked messages due now (one, or all of the first [`PARKED_LIMIT`]), noting the
+/// operator in each transfer's history; returns how many.
+fn retry_parked(step: &mut Step<'_>, only: Option<i64>, operator: &str) -> Result<u32, Error> {
+    let now = step.ctx.now;
+    let parked = step
+        .tx
+        .messages_due_from(queue::parked_from(now), PARKED_LIMIT)?;
+    let chosen: Vec<OutboxMessage> = parked
+        .into_iter()
+        .filter(|message| only.is_none_or(|id| id == message.id))
+        .collect();
+    if let (Some(id), true) = (only, chosen.is_empty()) {
+        return Err(Error::NotFound(format!("parked message {id}")));
+    }
+    for message in &chosen {
+        let why = format!("retried by operator {operator}");
+        step.tx
+            .message_retry_later(message.id, message.attempts, now, &why)?;
+        let from = step
+            .load(&message.transfer_id)?
+            .map(|document| document.state.name())
+            .unwrap_or("");
+        step.note(
+            &message.transfer_id,
+            Happening {
+                kind: "DELIVERY_RETRIED",
+                from_state: from,
+                detail: format!(
+                    "{} parked after {} attempts; {why}",
+                    message.kind, message.attempts
+                ),
+                attempt: message.attempts,
+            },
+        )?;
+    }
+    Ok(u32::try_from(chosen.len()).unwrap_or(u32::MAX))
 }
 
 fn seed_chunk(
@@ -259,6 +372,8 @@ impl AdminService for AdminApi {
                     open_transfers: open,
                     overdue_transfers: overdue,
                     as_of: Some(timestamp(bureau.clock.now())),
+                    needs_operator_transfers: count_in(&states, "NEEDS_OPERATOR"),
+                    parked_messages: parked_count(tx, bureau.clock.now())?,
                 })
             })
             .await?;
@@ -305,5 +420,58 @@ impl AdminService for AdminApi {
             })
             .collect::<Result<Vec<_>, Error>>()?;
         Ok(Response::new(wire::SamplePersonsResponse { persons }))
+    }
+
+    async fn resolve_transfer(
+        &self,
+        request: Request<wire::ResolveTransferRequest>,
+    ) -> Result<Response<wire::ResolveTransferResponse>, Status> {
+        let (transfer_id, resolution) = resolution(request.get_ref())?;
+        let document = self
+            .services
+            .write(move |step| transfer_out::resolve(step, &transfer_id, &resolution))
+            .await?;
+        tracing::info!(transfer_id = %document.transfer_id, state = document.state.name(), "an operator resolved a transfer");
+        self.services.dispatch_now.notify_one();
+        Ok(Response::new(wire::ResolveTransferResponse {
+            state: convert::wire_stage(document.state.stage()) as i32,
+        }))
+    }
+
+    async fn list_outbox_messages(
+        &self,
+        _: Request<wire::ListOutboxMessagesRequest>,
+    ) -> Result<Response<wire::ListOutboxMessagesResponse>, Status> {
+        let from = queue::parked_from(self.services.clock.now());
+        let parked = self
+            .services
+            .store
+            .read(move |tx| -> Result<_, Error> { Ok(tx.messages_due_from(from, PARKED_LIMIT)?) })
+            .await?;
+        Ok(Response::new(wire::ListOutboxMessagesResponse {
+            messages: parked.into_iter().map(wire_outbox_message).collect(),
+        }))
+    }
+
+    async fn retry_outbox_messages(
+        &self,
+        request: Request<wire::RetryOutboxMessagesRequest>,
+    ) -> Result<Response<wire::RetryOutboxMessagesResponse>, Status> {
+        let request = request.into_inner();
+        let only = match (request.message_id, request.all) {
+            (0, true) => None,
+            (id, false) if id > 0 => Some(id),
+            _ => {
+                let rule = "give a parked message's id, or all, not both";
+                return Err(Error::invalid("message_id", rule).into());
+            }
+        };
+        let operator = operator_text("operator", &request.operator)?;
+        let retried = self
+            .services
+            .write(move |step| retry_parked(step, only, &operator))
+            .await?;
+        self.services.dispatch_now.notify_one();
+        Ok(Response::new(wire::RetryOutboxMessagesResponse { retried }))
     }
 }

@@ -192,15 +192,46 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::ListTransfersRequest>,
     ) -> Result<Response<wire::ListTransfersResponse>, Status> {
-        let certno = convert::certno("certno", &request.into_inner().certno)?;
+        let request = request.into_inner();
+        let stage = match request.state {
+            0 => None,
+            value => Some(
+                convert::stage(value)
+                    .ok_or_else(|| Error::invalid("state", "must be a TransferState value"))?,
+            ),
+        };
+        let certno = match (request.certno.as_str(), stage) {
+            ("", Some(stage)) if stage.is_terminal() => {
+                let rule =
+                    "a terminal state needs certno (only open transfers are listed by state)";
+                return Err(Error::invalid("state", rule).into());
+            }
+            ("", Some(_)) => None,
+            (certno, _) => Some(convert::certno("certno", certno)?),
+        };
         let documents = self
             .services
             .store
             .read(move |tx| -> Result<Vec<_>, Error> {
-                let rows = tx.transfers_of(certno.expose_unmasked())?;
+                let rows = match (&certno, stage) {
+                    (Some(certno), _) => tx.transfers_of(certno.expose_unmasked())?,
+                    (None, Some(stage)) => {
+                        let mut rows = Vec::new();
+                        for name in stage.state_names() {
+                            rows.extend(tx.open_transfers_in_state(name, LIST_LIMIT as u32)?);
+                        }
+                        rows
+                    }
+                    (None, None) => Vec::new(),
+                };
                 rows.into_iter()
-                    .take(LIST_LIMIT)
                     .map(|row| record::decode_document(&row.document))
+                    .filter(|document| {
+                        document.as_ref().map_or(true, |document| {
+                            stage.is_none_or(|stage| document.state.stage() == stage)
+                        })
+                    })
+                    .take(LIST_LIMIT)
                     .collect()
             })
             .await?;

@@ -114,25 +114,13 @@ struct Expected<'a> {
     body_transfer_id: Option<&'a str>,
 }
 
-/// Checks an envelope and its parties; nothing here touches the store.
-fn check_envelope<'e>(
-    services: &Services,
-    caller: &Caller,
-    envelope: Option<&'e platform::Envelope>,
-    expected: Expected<'_>,
-) -> Result<&'e platform::Envelope, Blocked> {
-    let refuse = |refusal: Refusal, refmsgid: &str| Blocked::Refused(refusal, refmsgid.to_owned());
-    let Some(envelope) = envelope else {
-        return Err(refuse(
-            Refusal::Invalid("envelope: required".to_owned()),
-            "",
-        ));
-    };
-    if envelope.msgid.len() != 30 || !envelope.msgid.bytes().all(|b| b.is_ascii_alphanumeric()) {
-        let rule = "envelope.msgid: must be 30 ASCII letters and digits".to_owned();
-        return Err(refuse(Refusal::Invalid(rule), ""));
-    }
+/// The envelope's own shape: a msgid of 30 letters and digits, and fields within their bounds.
+fn check_shape(envelope: &platform::Envelope) -> Result<(), Blocked> {
     let msgid = envelope.msgid.as_str();
+    if msgid.len() != 30 || !msgid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        let rule = "envelope.msgid: must be 30 ASCII letters and digits".to_owned();
+        return Err(Blocked::Refused(Refusal::Invalid(rule), String::new()));
+    }
     let bounds = [
         ("envelope.infno", &envelope.infno, convert::bound::INFNO),
         (
@@ -149,9 +137,28 @@ fn check_envelope<'e>(
     for (field, text, max_chars) in bounds {
         if let Err(error) = convert::bounded(field, text, max_chars) {
             let rule = error.to_string();
-            return Err(refuse(Refusal::Invalid(rule), msgid));
+            return Err(Blocked::Refused(Refusal::Invalid(rule), msgid.to_owned()));
         }
     }
+    Ok(())
+}
+
+/// Checks an envelope and its parties; nothing here touches the store.
+fn check_envelope<'e>(
+    services: &Services,
+    caller: &Caller,
+    envelope: Option<&'e platform::Envelope>,
+    expected: Expected<'_>,
+) -> Result<&'e platform::Envelope, Blocked> {
+    let refuse = |refusal: Refusal, refmsgid: &str| Blocked::Refused(refusal, refmsgid.to_owned());
+    let Some(envelope) = envelope else {
+        return Err(refuse(
+            Refusal::Invalid("envelope: required".to_owned()),
+            "",
+        ));
+    };
+    check_shape(envelope)?;
+    let msgid = envelope.msgid.as_str();
     let receiver = convert::region(
         "envelope.receiver_region_code",
         &envelope.receiver_region_code,

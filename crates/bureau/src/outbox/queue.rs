@@ -52,6 +52,32 @@ pub fn enqueue(
     Ok(())
 }
 
+/// How far a parked message's next attempt is pushed: beyond any statutory deadline, so it
+/// stays visible in the outbox without being sent again (until an operator retries it).
+pub const PARKED_FOR: std::time::Duration = std::time::Duration::from_secs(400 * 86_400);
+
+/// A message whose next attempt is this far away or further is parked: no backoff comes close
+/// (the longest is an hour, `yibao_runtime::retry::MAX_BACKOFF`).
+const PARKED_BEYOND: chrono::TimeDelta = chrono::TimeDelta::days(30);
+
+/// From when on a message due counts as parked, seen at `now`.
+pub fn parked_from(now: DateTime<chrono::Utc>) -> DateTime<chrono::Utc> {
+    now + PARKED_BEYOND
+}
+
+/// When a message parked at `now` would next be sent: practically never.
+pub fn parked_until(now: DateTime<chrono::Utc>) -> DateTime<chrono::Utc> {
+    now + chrono::Duration::from_std(PARKED_FOR).unwrap_or(chrono::TimeDelta::days(400))
+}
+
+/// Parks the queued messages of one kind for a transfer, in the caller's step.
+pub fn park(step: &mut Step<'_>, transfer_id: &str, kind: Kind, why: &str) -> Result<(), Error> {
+    let until = parked_until(step.ctx.now);
+    step.tx
+        .park_messages(transfer_id, kind.as_str(), until, why)?;
+    Ok(())
+}
+
 /// Withdraws the queued messages of one kind for a transfer (a form an abort supersedes).
 pub fn withdraw(step: &mut Step<'_>, transfer_id: &str, kind: Kind) -> Result<(), Error> {
     step.tx.withdraw_messages(transfer_id, kind.as_str())?;

@@ -3,23 +3,20 @@
 //! a group commit); a message without a usable answer is rescheduled with backoff and jitter, or
 //! parked, and its transfer's history says why.
 
-use std::time::Duration;
-
 use rand::SeedableRng;
+use yibao_domain::transfer::TransferState;
+use yibao_domain::transfer::out_side::OutState;
 use yibao_runtime::retry::Backoff;
 use yibao_store::OutboxMessage;
 
 use crate::bank;
 use crate::error::Error;
-use crate::messages::Answer;
+use crate::messages::{Answer, Kind};
+use crate::outbox::queue;
 use crate::outbox::transport::Outcome;
 use crate::record::{Happening, Step};
 use crate::services::Services;
 use crate::{transfer_in, transfer_out};
-
-/// How far a parked message's next attempt is pushed: beyond any statutory deadline, so it
-/// stays visible in the outbox without being sent again.
-const PARKED_FOR: Duration = Duration::from_secs(400 * 86_400);
 
 /// What becomes of a message that was not answered usably.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,7 +101,8 @@ fn settle_one(
         Outcome::Answered(answer) => apply_answer(step, &message, answer)
             .and_then(|()| Ok(step.tx.message_acknowledged(message.id)?)),
         Outcome::Retry(why) => reschedule(step, backoff, &message, Later::Retry, &why),
-        Outcome::Park(why) => reschedule(step, backoff, &message, Later::Park, &why),
+        Outcome::Park(why) => refused_later(step, &message)
+            .and_then(|later| reschedule(step, backoff, &message, later, &why)),
     };
     settled.map_err(|error| {
         tracing::error!(%error, transfer_id = %message.transfer_id, "could not settle an answer");
@@ -113,6 +111,22 @@ fn settle_one(
             error,
         }
     })
+}
+
+/// What becomes of a message its receiver refused: parked — except an abort while its transfer
+/// is still aborting, which is retried with backoff (the receiver's configuration may be put
+/// right), until the transfer's own bound hands it to an operator and parks it.
+fn refused_later(step: &mut Step<'_>, message: &OutboxMessage) -> Result<Later, Error> {
+    if Kind::parse(&message.kind) != Some(Kind::Abort) {
+        return Ok(Later::Park);
+    }
+    let aborting = step.load(&message.transfer_id)?.is_some_and(|document| {
+        matches!(
+            document.state,
+            TransferState::Out(OutState::Aborting { .. })
+        )
+    });
+    Ok(if aborting { Later::Retry } else { Later::Park })
 }
 
 /// Hands an answer to the driver of the side it concerns.
@@ -134,6 +148,9 @@ fn apply_answer(step: &mut Step<'_>, message: &OutboxMessage, answer: Answer) ->
             transfer_out::bank_paid(step, transfer_id, attempt)
         }
         Answer::SettlementAcknowledged => Ok(()),
+        Answer::TransferOutSays(view) => {
+            transfer_in::transfer_out_answered(step, transfer_id, view, attempt)
+        }
     }
 }
 
@@ -153,7 +170,7 @@ fn reschedule(
         }
         Later::Park => {
             tracing::warn!(transfer_id = %message.transfer_id, kind = %message.kind, %outcome, "message parked");
-            (PARKED_FOR, "DELIVERY_PARKED")
+            (queue::PARKED_FOR, "DELIVERY_PARKED")
         }
     };
     let next = step.ctx.now + chrono::Duration::from_std(delay).unwrap_or_default();

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use prost::Message;
+use yibao_domain::transfer::in_side::TransferOutView;
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_proto::common::v1 as common;
 use yibao_proto::platform::v1 as platform;
@@ -40,6 +41,8 @@ pub enum Target {
     TransferIn,
     /// The bank gateway.
     Bank,
+    /// The transfer-out bureau's query rpc (one call per message: there is no batch form).
+    TransferOutQuery,
 }
 
 impl Target {
@@ -49,6 +52,7 @@ impl Target {
         match kind {
             Some(Kind::RequestTransferOut) => Target::TransferOut,
             Some(Kind::DeliverForm | Kind::ConfirmSettlement | Kind::Abort) => Target::TransferIn,
+            Some(Kind::QueryTransferOut) => Target::TransferOutQuery,
             Some(Kind::BankPayout) | None => Target::Bank,
         }
     }
@@ -78,6 +82,11 @@ pub fn encode(envelope: Envelope, message: Outgoing) -> Vec<u8> {
         }
         .encode_to_vec(),
         Outgoing::BankPayout { amount_cents } => amount_cents.to_string().into_bytes(),
+        Outgoing::QueryTransferOut => platform::QueryTransferOutRequest {
+            envelope: wire_envelope,
+            transfer_id,
+        }
+        .encode_to_vec(),
     }
 }
 
@@ -95,6 +104,65 @@ pub async fn send(
             .iter()
             .map(|message| pay_out(services, message))
             .collect(),
+        Target::TransferOutQuery => {
+            let mut outcomes = Vec::with_capacity(batch.len());
+            for message in batch {
+                outcomes.push(query_transfer_out(services, attempt_timeout, message).await);
+            }
+            outcomes
+        }
+    }
+}
+
+/// One query to the transfer-out bureau: where does the transfer stand?
+async fn query_transfer_out(
+    services: &Services,
+    timeout: Duration,
+    message: &OutboxMessage,
+) -> Outcome {
+    let request = match decoded::<platform::QueryTransferOutRequest>(message) {
+        Ok(request) => request,
+        Err(outcome) => return outcome,
+    };
+    let channel = match services.peer.channel() {
+        Ok(channel) => channel,
+        Err(status) => return failed(&status),
+    };
+    let mut client = TransferOutPlatformServiceClient::new(channel);
+    let answer = attempt(timeout, request, |call| async move {
+        client.query_transfer_out(call).await
+    })
+    .await;
+    match answer {
+        Ok(response) => transfer_out_said(response),
+        Err(status) => all_failed(services, &status, 1)
+            .pop()
+            .unwrap_or_else(|| failed(&status)),
+    }
+}
+
+/// The transfer-out bureau's answer to a query, as this bureau reads it.
+fn transfer_out_said(response: platform::QueryTransferOutResponse) -> Outcome {
+    // A bureau that does not host the transfer-out region (1002) never took a request for it
+    // either: its admission refuses before anything is written. Both mean "not known there".
+    let unknown = response.reply.as_ref().is_some_and(|reply| {
+        matches!(
+            reply.infcode,
+            crate::inbox::infcode::UNKNOWN_TRANSFER | crate::inbox::infcode::WRONG_RECEIVER
+        )
+    });
+    if unknown {
+        return Outcome::Answered(Answer::TransferOutSays(TransferOutView::of(None)));
+    }
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    match response.transfer.as_ref().map(convert::snapshot_stage) {
+        Some(Some(stage)) => {
+            Outcome::Answered(Answer::TransferOutSays(TransferOutView::of(Some(stage))))
+        }
+        Some(None) => Outcome::Park("the answer's state is not one this bureau knows".to_owned()),
+        None => Outcome::Park("the answer carried no transfer".to_owned()),
     }
 }
 

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use yibao_domain::classify::{BalanceDisposition, FlowKind};
 use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_domain::region::RegionCode;
-use yibao_domain::transfer::in_side::InState;
+use yibao_domain::transfer::in_side::{InState, TransferOutView};
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
 use yibao_runtime::directory::BureauRole;
 
 use crate::error::Error;
 use crate::journal::account;
-use crate::messages::{Addressed, Decision, FormOutcome, InsuranceForm, Kind};
+use crate::messages::{Addressed, Answer, Decision, FormOutcome, InsuranceForm, Kind};
+use crate::outbox::settle::settle;
+use crate::outbox::transport::Outcome;
 use crate::services::Services;
 use crate::testing::{self, step};
 use crate::transfer_in::{self, Application};
@@ -469,4 +471,167 @@ async fn an_abort_from_another_region_than_the_transfers_is_refused() {
         InState::Applied,
         "unchanged"
     );
+}
+
+/// Moves the bureau's clock forward by `days` and runs the deadline sweep once.
+async fn days_later(services: &Services, days: i64) {
+    services
+        .clock
+        .advance(chrono::TimeDelta::days(days))
+        .expect("the test clock moves");
+    crate::sweep::sweep_deadlines(services).await;
+}
+
+/// Settles the transfer's queued query with the transfer-out bureau's answer `view`.
+async fn query_answered(services: &Services, transfer_id: &str, view: TransferOutView) {
+    let query = testing::outbox(services)
+        .await
+        .into_iter()
+        .find(|message| {
+            message.transfer_id == transfer_id && message.kind == Kind::QueryTransferOut.as_str()
+        })
+        .expect("a query is queued");
+    let backoff = yibao_runtime::retry::Backoff::try_new(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+        2.0,
+    )
+    .expect("valid backoff limits");
+    let answer = Outcome::Answered(Answer::TransferOutSays(view));
+    settle(services, backoff, vec![query], vec![answer]).await;
+}
+
+async fn in_state(services: &Services, transfer_id: &str) -> InState {
+    match testing::document(services, transfer_id).await.state {
+        TransferState::In(state) => state,
+        other => panic!("a transfer-in document in {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_request_is_queried_once_overdue_and_ended_when_transfer_out_does_not_know_it()
+ {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    // Applied Monday 2 March: the transfer-out deadline is Monday 16 March.
+    days_later(&services, 14).await;
+    assert_eq!(in_state(&services, &id).await, InState::Applied, "not yet");
+    days_later(&services, 1).await;
+    assert_eq!(in_state(&services, &id).await, InState::Querying);
+    let queued: Vec<String> = testing::queued_for(&services, &id)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(queued, ["REQUEST_TRANSFER_OUT", "QUERY_TRANSFER_OUT"]);
+    days_later(&services, 0).await;
+    assert_eq!(
+        testing::queued_for(&services, &id).await.len(),
+        2,
+        "asked once, not at every sweep"
+    );
+
+    query_answered(&services, &id, TransferOutView::Unknown).await;
+    assert_eq!(
+        in_state(&services, &id).await,
+        InState::Rejected(RefusalReason::NotKnownAtTransferOut)
+    );
+    assert!(
+        testing::queued_for(&services, &id).await.is_empty(),
+        "the unanswered request is withdrawn with the query's answer"
+    );
+    let events = testing::events(&services, &id).await;
+    assert_eq!(
+        testing::kinds(&events),
+        ["APPLIED", "FORM_OVERDUE", "TRANSFER_OUT_ANSWERED"]
+    );
+}
+
+#[tokio::test]
+async fn an_accepted_transfer_whose_form_never_comes_ends_at_the_deadline_and_refuses_a_late_form()
+{
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    let accepted = Decision::Accepted {
+        accepted_at: testing::start(),
+        transfer_out_due_on: None,
+    };
+    let answered = id.clone();
+    step(&services, move |step| {
+        transfer_in::request_answered(step, &answered, &accepted, 1)
+    })
+    .await
+    .expect("the acceptance applies");
+    days_later(&services, 15).await;
+    assert_eq!(in_state(&services, &id).await, InState::Querying);
+    query_answered(&services, &id, TransferOutView::Open).await;
+    assert_eq!(
+        in_state(&services, &id).await,
+        InState::Querying,
+        "still on its way: the bureau waits"
+    );
+    let events = testing::events(&services, &id).await;
+    let last = events.last().expect("history");
+    assert_eq!(last.kind, "TRANSFER_OUT_ANSWERED");
+    assert!(last.detail.contains("still working"), "{}", last.detail);
+
+    // The whole-process deadline is Monday 23 March.
+    days_later(&services, 6).await;
+    assert_eq!(in_state(&services, &id).await, InState::Querying);
+    days_later(&services, 2).await;
+    assert_eq!(
+        in_state(&services, &id).await,
+        InState::Rejected(RefusalReason::DeadlineExpired)
+    );
+    assert!(testing::queued_for(&services, &id).await.is_empty());
+
+    // The form arrives after all: refused, so that transfer-out returns the balance.
+    let late = receive(&services, form(&person, &id, Initiator::TransferIn)).await;
+    assert_eq!(late, FormOutcome::Refused(RefusalReason::DeadlineExpired));
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, 0);
+    assert_eq!(
+        testing::totals(&services)
+            .await
+            .get(crate::journal::reason::CREDIT),
+        None
+    );
+    let aborted = abort_message(&person, &id);
+    let (credit, _) = step(&services, move |step| transfer_in::abort(step, &aborted))
+        .await
+        .expect("an abort is answered");
+    assert_eq!(
+        credit,
+        InCredit::NotCredited,
+        "and an abort hears not credited"
+    );
+}
+
+#[tokio::test]
+async fn a_transfer_credited_by_an_earlier_version_completes_at_its_deadline() {
+    let services = testing::services(BureauRole::TransferIn);
+    let id = testing::transfer_id(LHASA, 7);
+    let stored = id.clone();
+    step(&services, move |step| {
+        let mut document = crate::document::TransferDocument::opening(
+            stored,
+            Initiator::TransferIn,
+            TransferState::In(InState::Credited),
+            testing::day(),
+            step.ctx.now,
+        );
+        step.insert(
+            &mut document,
+            crate::record::Happening {
+                kind: "FORM_ARRIVED",
+                from_state: "",
+                detail: "credited by an earlier version".to_owned(),
+                attempt: 0,
+            },
+        )
+    })
+    .await
+    .expect("stored");
+    days_later(&services, 30).await;
+    assert_eq!(in_state(&services, &id).await, InState::Completed);
 }

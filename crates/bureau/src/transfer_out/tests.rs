@@ -542,3 +542,156 @@ async fn a_relocated_retiree_asking_at_transfer_out_is_paid_to_the_bank_without_
     assert_eq!(testing::transit(&services).await, 0);
     testing::assert_money_conserved(&services, opening).await;
 }
+
+/// Moves the bureau's clock forward by `days` and runs the deadline sweep once.
+async fn days_later(services: &Services, days: i64) {
+    services
+        .clock
+        .advance(chrono::TimeDelta::days(days))
+        .expect("the test clock moves");
+    crate::sweep::sweep_deadlines(services).await;
+}
+
+async fn resolve(
+    services: &Services,
+    transfer_id: &str,
+    credit: InCredit,
+) -> Result<crate::document::TransferDocument, Error> {
+    let id = transfer_id.to_owned();
+    let resolution = transfer_out::Resolution {
+        operator: "王经办 (A0417)".to_owned(),
+        reason: "Lhasa confirmed by phone: not credited, recorded as aborted".to_owned(),
+        credit,
+    };
+    step(services, move |step| {
+        transfer_out::resolve(step, &id, &resolution)
+    })
+    .await
+}
+
+// Long because it is one story told in order: the abort refused and retried, its bound, the
+// operator's resolution, and the money at each step.
+#[tokio::test]
+async fn a_refused_abort_is_retried_then_waits_for_an_operator_who_returns_the_balance() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    // Applied Monday 2 March: the whole-process deadline is Monday 23 March.
+    days_later(&services, 22).await;
+    assert!(matches!(
+        state_of(&services, &id).await,
+        OutState::Aborting { .. }
+    ));
+
+    // The transfer-in bureau refuses the abort (its directory disagrees): retried, not parked.
+    let abort = testing::outbox(&services)
+        .await
+        .into_iter()
+        .find(|message| message.transfer_id == id && message.kind == Kind::Abort.as_str())
+        .expect("the abort is queued");
+    let backoff = yibao_runtime::retry::Backoff::try_new(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+        2.0,
+    )
+    .expect("valid backoff limits");
+    let refused = crate::outbox::transport::Outcome::Park("infcode 1002: not hosted".to_owned());
+    crate::outbox::settle::settle(&services, backoff, vec![abort], vec![refused]).await;
+    let retried = testing::outbox(&services).await;
+    assert_eq!(retried.len(), 1);
+    assert!(
+        retried[0].next_attempt_at <= services.clock.now() + chrono::TimeDelta::minutes(1),
+        "retried with backoff, not parked"
+    );
+
+    // Its bound: 5 working days after the deadline, Monday 30 March; overdue from the 31st.
+    days_later(&services, 6).await;
+    assert!(matches!(
+        state_of(&services, &id).await,
+        OutState::Aborting { .. }
+    ));
+    days_later(&services, 1).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::NeedsOperator {
+            balance: BalanceRoute::MovesWithForm,
+            fallback: AbortFallback::ReturnToAccount,
+        }
+    );
+    let parked_from = crate::outbox::queue::parked_from(services.clock.now());
+    let parked = testing::read(&services, move |tx| {
+        Ok(tx.messages_due_from(parked_from, 10)?)
+    })
+    .await;
+    assert_eq!(parked.len(), 1, "the abort is parked for an operator");
+    assert_eq!(
+        testing::transit(&services).await,
+        opening,
+        "still in transit"
+    );
+    days_later(&services, 60).await;
+    assert!(
+        matches!(
+            state_of(&services, &id).await,
+            OutState::NeedsOperator { .. }
+        ),
+        "no timer moves it"
+    );
+
+    let document = resolve(&services, &id, InCredit::NotCredited)
+        .await
+        .expect("resolved");
+    assert_eq!(
+        out_state(document.state),
+        OutState::Returned(RefusalReason::Aborted)
+    );
+    let events = testing::events(&services, &id).await;
+    let resolved = events.last().expect("history");
+    assert_eq!(resolved.kind, "OPERATOR_RESOLVED");
+    assert!(
+        resolved.detail.contains("王经办 (A0417)"),
+        "{}",
+        resolved.detail
+    );
+    assert!(
+        resolved.detail.contains("confirmed by phone"),
+        "{}",
+        resolved.detail
+    );
+    assert!(testing::queued_for(&services, &id).await.is_empty());
+    assert_eq!(testing::transit(&services).await, 0);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(testing::person_balance(&services, certno).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+
+    let again = resolve(&services, &id, InCredit::Credited).await;
+    assert!(
+        matches!(again, Err(Error::FailedPrecondition(_))),
+        "only a transfer waiting for an operator: {again:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_told_the_form_was_credited_completes_the_transfer() {
+    let (services, person, opening) = bureau_with(Flow::CrossProvince).await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    let refused = resolve(&services, &id, InCredit::Credited).await;
+    assert!(
+        matches!(refused, Err(Error::FailedPrecondition(_))),
+        "in transit"
+    );
+    days_later(&services, 22).await;
+    days_later(&services, 8).await;
+    assert!(matches!(
+        state_of(&services, &id).await,
+        OutState::NeedsOperator { .. }
+    ));
+    resolve(&services, &id, InCredit::Credited)
+        .await
+        .expect("resolved");
+    assert_eq!(state_of(&services, &id).await, OutState::Completed);
+    assert_eq!(
+        testing::balance(&services, &account::settled(LHASA)).await,
+        opening
+    );
+    testing::assert_money_conserved(&services, opening).await;
+}

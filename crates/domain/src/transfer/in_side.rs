@@ -5,6 +5,11 @@
 //!              │  └──request refused──▶ Rejected          │          (abort: stays, "credited")
 //!              └──────form credited / refused / abort─────┴──▶ Completed | Rejected | Aborted
 //! form first (transfer-out initiated) ──▶ Completed | Rejected
+//!
+//! timers:  Applied | Requested ──form overdue──▶ Querying (QueryTransferOut)
+//!          Querying ──answer: unknown / refused──▶ Rejected    ──answer: paid out──▶ Aborted
+//!          Applied | Requested | Querying ──deadline──▶ Rejected(DEADLINE_EXPIRED)
+//!          Credited ──deadline──▶ Completed
 //! ```
 //!
 //! The credit completes the transfer here: the answer to the form is the receipt (回执) the
@@ -16,10 +21,17 @@
 //! form, and the form arrives before the acceptance is processed), so `Applied` accepts the form
 //! too, and a late acceptance after the credit changes nothing. Once `Aborted`, a form is never
 //! credited: that promise is what lets the transfer-out bureau pay the balance elsewhere.
+//!
+//! Nothing waits forever. Once the form is overdue (the transfer-out bureau's 10 working days
+//! passed) the bureau asks the transfer-out bureau where the transfer stands (`Querying`), and
+//! ends it when the answer says it never will go on (unknown there, refused there, paid out
+//! there); once the whole-process deadline passed it ends it itself (`Rejected` with
+//! `DEADLINE_EXPIRED`). Every ending before a credit is terminal, so a form arriving later is
+//! refused exactly as after an abort, and the transfer-out bureau returns the balance.
 
 use serde::{Deserialize, Serialize};
 
-use super::{IllegalEvent, RefusalReason, Transition};
+use super::{IllegalEvent, RefusalReason, Stage, Transition};
 
 /// Where a transfer stands at the transfer-in bureau.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -29,6 +41,10 @@ pub enum InState {
     Applied,
     /// The transfer-out bureau accepted and is preparing the form.
     Requested,
+    /// The request or the form is overdue: the transfer-out bureau was asked where the transfer
+    /// stands; its answer or the whole-process deadline ends the transfer (a form or an abort
+    /// arriving meanwhile is handled as in `Requested`).
+    Querying,
     /// The form was checked and credited, and a settlement confirmation is awaited: only in
     /// transfers stored by earlier versions, which waited for one.
     Credited,
@@ -62,6 +78,26 @@ pub enum InEvent {
     SettlementConfirmed,
     /// The transfer-out bureau asked to abort.
     AbortArrived,
+    /// The form's deadline (the transfer-out bureau's 10 working days) passed without it.
+    FormOverdue,
+    /// The transfer-out bureau answered the query about the transfer.
+    TransferOutAnswered(TransferOutView),
+    /// The whole-process deadline passed (15 working days from the application).
+    DeadlinePassed,
+}
+
+/// What the transfer-out bureau's answer to a query (QueryTransferOut) means here.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferOutView {
+    /// It does not know the transfer: the request never reached it.
+    Unknown,
+    /// It refused the transfer (or returned the balance), for this reason: no form will come.
+    Refused(RefusalReason),
+    /// It ended the transfer without a form for this bureau (paid the balance to the bank).
+    EndedWithoutForm,
+    /// It is still working on it (or says something this bureau cannot act on): keep waiting
+    /// for the form, an abort, or the deadline.
+    Open,
 }
 
 /// What the driver does after persisting a transition.
@@ -71,6 +107,10 @@ pub enum InAction {
     SendTransferOutRequest,
     /// Journal and person record: credit the form's years (as deemed years) and balance.
     CreditForm,
+    /// Outbox: ask the transfer-out bureau where the transfer stands (QueryTransferOut).
+    QueryTransferOut,
+    /// Outbox: withdraw a request still queued (the transfer ended before it was answered).
+    WithdrawRequest,
 }
 
 impl InState {
@@ -89,6 +129,7 @@ impl InState {
         match self {
             Self::Applied => "APPLIED",
             Self::Requested => "REQUESTED",
+            Self::Querying => "QUERYING",
             Self::Credited => "CREDITED",
             Self::Completed => "COMPLETED",
             Self::Rejected(_) => "REJECTED",
@@ -106,6 +147,36 @@ impl InEvent {
             Self::FormArrived(_) => "FORM_ARRIVED",
             Self::SettlementConfirmed => "SETTLEMENT_CONFIRMED",
             Self::AbortArrived => "ABORT_ARRIVED",
+            Self::FormOverdue => "FORM_OVERDUE",
+            Self::TransferOutAnswered(_) => "TRANSFER_OUT_ANSWERED",
+            Self::DeadlinePassed => "DEADLINE_PASSED",
+        }
+    }
+}
+
+impl TransferOutView {
+    /// Reads the transfer-out bureau's answer: the stage it reports and its refusal reason, or
+    /// `None` when it does not know the transfer.
+    pub fn of(answer: Option<(Stage, Option<RefusalReason>)>) -> Self {
+        let Some((stage, refusal)) = answer else {
+            return Self::Unknown;
+        };
+        match stage {
+            Stage::Rejected | Stage::Returned | Stage::Aborted => {
+                Self::Refused(refusal.unwrap_or(RefusalReason::Aborted))
+            }
+            Stage::PaidToBank => Self::EndedWithoutForm,
+            // Completed there means it holds a credit from here that this bureau does not:
+            // nothing to act on; the deadline decides (and a late form is still credited once).
+            Stage::Applied
+            | Stage::Accepted
+            | Stage::InTransit
+            | Stage::Credited
+            | Stage::Completed
+            | Stage::PayoutPending
+            | Stage::Aborting
+            | Stage::NeedsOperator
+            | Stage::Querying => Self::Open,
         }
     }
 }
@@ -142,28 +213,63 @@ pub fn apply(
         (InState::Applied, InEvent::RequestAccepted) => {
             Ok(Transition::to(InState::Requested, vec![]))
         }
-        (InState::Applied, InEvent::RequestRefused(reason)) => {
+        (InState::Applied | InState::Querying, InEvent::RequestRefused(reason)) => {
             Ok(Transition::to(InState::Rejected(reason), vec![]))
         }
-        (InState::Applied | InState::Requested, InEvent::FormArrived(check)) => {
-            Ok(form_arrived(check))
-        }
-        (InState::Applied | InState::Requested, InEvent::AbortArrived) => {
+        (
+            InState::Applied | InState::Requested | InState::Querying,
+            InEvent::FormArrived(check),
+        ) => Ok(form_arrived(check)),
+        (InState::Applied | InState::Requested | InState::Querying, InEvent::AbortArrived) => {
             Ok(Transition::to(InState::Aborted, vec![]))
         }
-        (InState::Credited, InEvent::SettlementConfirmed) => {
+        (InState::Credited, InEvent::SettlementConfirmed | InEvent::DeadlinePassed) => {
             Ok(Transition::to(InState::Completed, vec![]))
+        }
+        (InState::Applied | InState::Requested, InEvent::FormOverdue) => Ok(Transition::to(
+            InState::Querying,
+            vec![InAction::QueryTransferOut],
+        )),
+        (InState::Querying, InEvent::TransferOutAnswered(view)) => Ok(answered(state, view)),
+        (InState::Applied | InState::Requested | InState::Querying, InEvent::DeadlinePassed) => {
+            Ok(ended(RefusalReason::DeadlineExpired))
         }
         // Late or repeated news that changes nothing: an acceptance overtaken by its form, a
         // second delivery of a form already credited, an abort after the credit (its answer
-        // says "credited").
-        (InState::Requested, InEvent::RequestAccepted)
+        // says "credited"), a timer or an answer that is no longer news.
+        (InState::Requested | InState::Querying, InEvent::RequestAccepted)
         | (
             InState::Credited,
-            InEvent::RequestAccepted | InEvent::FormArrived(_) | InEvent::AbortArrived,
-        ) => Ok(Transition::stay(state)),
+            InEvent::RequestAccepted
+            | InEvent::FormArrived(_)
+            | InEvent::AbortArrived
+            | InEvent::FormOverdue
+            | InEvent::TransferOutAnswered(_),
+        )
+        | (InState::Querying, InEvent::FormOverdue)
+        | (InState::Applied | InState::Requested, InEvent::TransferOutAnswered(_)) => {
+            Ok(Transition::stay(state))
+        }
         _ => Err(illegal()),
     }
+}
+
+/// The transfer-out bureau's answer to a query: end the transfer when it says no form will
+/// come, keep waiting otherwise.
+fn answered(state: InState, view: TransferOutView) -> Transition<InState, InAction> {
+    match view {
+        TransferOutView::Unknown => ended(RefusalReason::NotKnownAtTransferOut),
+        TransferOutView::Refused(reason) => ended(reason),
+        TransferOutView::EndedWithoutForm => {
+            Transition::to(InState::Aborted, vec![InAction::WithdrawRequest])
+        }
+        TransferOutView::Open => Transition::stay(state),
+    }
+}
+
+/// Ends a transfer before any credit; a request still queued goes with it.
+fn ended(reason: RefusalReason) -> Transition<InState, InAction> {
+    Transition::to(InState::Rejected(reason), vec![InAction::WithdrawRequest])
 }
 
 fn form_arrived(check: FormCheck) -> Transition<InState, InAction> {
@@ -190,6 +296,14 @@ mod tests {
             any_reason().prop_map(|r| InEvent::FormArrived(FormCheck::Refuse(r))),
             Just(InEvent::SettlementConfirmed),
             Just(InEvent::AbortArrived),
+            Just(InEvent::FormOverdue),
+            Just(InEvent::DeadlinePassed),
+            Just(InEvent::TransferOutAnswered(TransferOutView::Unknown)),
+            Just(InEvent::TransferOutAnswered(TransferOutView::Open)),
+            Just(InEvent::TransferOutAnswered(
+                TransferOutView::EndedWithoutForm
+            )),
+            any_reason().prop_map(|r| InEvent::TransferOutAnswered(TransferOutView::Refused(r))),
         ]
     }
 
@@ -292,18 +406,107 @@ mod tests {
         fn a_form_is_credited_at_most_once_and_never_after_an_abort(opening in any_opening(), events in prop::collection::vec(any_event(), 0..12)) {
             let mut credits = opening.actions.iter().filter(|a| **a == InAction::CreditForm).count();
             let mut state = opening.next;
-            let mut aborted = false;
+            let mut ended = false;
             for event in events {
                 if let Ok(transition) = apply(state, event) {
                     let credited_now = transition.actions.contains(&InAction::CreditForm);
-                    prop_assert!(!(aborted && credited_now));
+                    prop_assert!(!(ended && credited_now), "credited after it ended: {state:?}");
                     credits += usize::from(credited_now);
                     state = transition.next;
-                    aborted |= state == InState::Aborted;
+                    ended |= matches!(state, InState::Aborted | InState::Rejected(_));
                 }
             }
             prop_assert!(credits <= 1);
             prop_assert_eq!(credits == 1, state.has_credited());
+        }
+    }
+
+    #[test]
+    fn an_overdue_form_asks_the_transfer_out_bureau_once() {
+        for waiting in [InState::Applied, InState::Requested] {
+            let querying = apply(waiting, InEvent::FormOverdue).expect("legal");
+            assert_eq!(querying.next, InState::Querying);
+            assert_eq!(querying.actions, vec![InAction::QueryTransferOut]);
+            let again = apply(querying.next, InEvent::FormOverdue).expect("legal");
+            assert!(again.actions.is_empty(), "asked once");
+        }
+    }
+
+    #[test]
+    fn an_answer_that_no_form_will_come_ends_the_transfer() {
+        let cases = [
+            (
+                TransferOutView::Unknown,
+                InState::Rejected(RefusalReason::NotKnownAtTransferOut),
+            ),
+            (
+                TransferOutView::Refused(RefusalReason::RegionNotHosted),
+                InState::Rejected(RefusalReason::RegionNotHosted),
+            ),
+            (TransferOutView::EndedWithoutForm, InState::Aborted),
+        ];
+        for (view, expected) in cases {
+            let done = apply(InState::Querying, InEvent::TransferOutAnswered(view)).expect("legal");
+            assert_eq!(done.next, expected, "{view:?}");
+            assert_eq!(done.actions, vec![InAction::WithdrawRequest]);
+        }
+        let open = apply(
+            InState::Querying,
+            InEvent::TransferOutAnswered(TransferOutView::Open),
+        )
+        .expect("legal");
+        assert_eq!(open.next, InState::Querying, "still on its way: wait");
+        let form = apply(open.next, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
+        assert_eq!(
+            form.actions,
+            vec![InAction::CreditForm],
+            "the form is still welcome"
+        );
+    }
+
+    #[test]
+    fn the_deadline_ends_an_open_transfer_and_a_later_form_is_refused() {
+        for open in [InState::Applied, InState::Requested, InState::Querying] {
+            let ended = apply(open, InEvent::DeadlinePassed).expect("legal");
+            assert_eq!(
+                ended.next,
+                InState::Rejected(RefusalReason::DeadlineExpired)
+            );
+            assert!(ended.next.is_terminal());
+            let late = apply(ended.next, InEvent::FormArrived(FormCheck::Accept)).expect("legal");
+            assert!(late.actions.is_empty(), "never credited after it ended");
+            assert!(
+                !late.next.has_credited(),
+                "so an abort is answered not credited"
+            );
+        }
+        let legacy = apply(InState::Credited, InEvent::DeadlinePassed).expect("legal");
+        assert_eq!(legacy.next, InState::Completed);
+        assert!(legacy.actions.is_empty(), "credited once, before");
+    }
+
+    #[test]
+    fn the_transfer_out_answer_is_read_from_its_stage() {
+        assert_eq!(TransferOutView::of(None), TransferOutView::Unknown);
+        let refused = Some((Stage::Rejected, Some(RefusalReason::Arrears)));
+        assert_eq!(
+            TransferOutView::of(refused),
+            TransferOutView::Refused(RefusalReason::Arrears)
+        );
+        assert_eq!(
+            TransferOutView::of(Some((Stage::PaidToBank, None))),
+            TransferOutView::EndedWithoutForm
+        );
+        for open in [
+            Stage::InTransit,
+            Stage::Aborting,
+            Stage::NeedsOperator,
+            Stage::Completed,
+        ] {
+            assert_eq!(
+                TransferOutView::of(Some((open, None))),
+                TransferOutView::Open
+            );
         }
     }
 

@@ -6,7 +6,9 @@
 //!       │                          │   └──credited──▶ PayoutPending ─bank paid─▶ PaidToBank
 //!       │                          ├──refused──▶ Returned            (balance back to account)
 //!       │                          └──deadline──▶ Aborting ──IN credited──▶ (as credited)
-//!       │                                             └──IN did not──▶ Returned | PayoutPending
+//!       │                                           │ └──IN did not──▶ Returned | PayoutPending
+//!       │                                           └──abort overdue──▶ NeedsOperator
+//!       │                            (an answer, or an operator's resolution: as from Aborting)
 //!       └─ pay to bank only ──▶ PayoutPending ──bank paid──▶ PaidToBank
 //!                                (pay requested)           (transit → bank posted)
 //! ```
@@ -21,8 +23,10 @@
 //! [`OutAction::PostTransitToBank`] before the path reaches a terminal state, and none of those
 //! happens without a debit before it. [`OutAction::PayTransitToBank`] is requested at most once
 //! on a path, always before the posting it leads to. A bank payout after the form was delivered
-//! happens only once the transfer-in bureau answered an abort saying it did not credit: a
-//! timeout is never proof.
+//! happens only once the transfer-in bureau answered an abort saying it did not credit, or an
+//! operator recorded that it confirmed so ([`OutEvent::OperatorResolved`]): a timeout is never
+//! proof. An abort that stays unanswered past its bound ([`OutEvent::AbortOverdue`]) parks the
+//! transfer in `NeedsOperator`, its balance still in transit.
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +46,14 @@ pub enum OutState {
         /// What happens to the balance if the transfer-in bureau says it credited after all.
         balance: BalanceRoute,
         /// What happens to the balance if it says it did not.
+        fallback: AbortFallback,
+    },
+    /// The abort went unanswered past its bound: automation stops (the abort is parked) and the
+    /// balance stays in transit until an operator resolves the transfer, or a late answer does.
+    NeedsOperator {
+        /// What happens to the balance if the transfer-in bureau credited after all.
+        balance: BalanceRoute,
+        /// What happens to the balance if it did not.
         fallback: AbortFallback,
     },
     /// The balance is being paid to the person's bank account through the bank gateway.
@@ -114,6 +126,11 @@ pub enum OutEvent {
     AbortAnswered(InCredit),
     /// The bank gateway confirmed the payout.
     BankPaid,
+    /// The abort's own bound passed without an answer (it could not be delivered).
+    AbortOverdue,
+    /// An operator resolved a transfer that needs one, recording what the transfer-in bureau
+    /// confirmed to them: it credited, or it did not and never will.
+    OperatorResolved(InCredit),
 }
 
 /// What the driver does after persisting a transition, in order.
@@ -134,6 +151,8 @@ pub enum OutAction {
     PostTransitToBank,
     /// Outbox: ask the transfer-in bureau to abort, and whether it credited.
     SendAbort,
+    /// Outbox: stop sending the abort; it stays parked for an operator to retry.
+    ParkAbort,
 }
 
 impl OutState {
@@ -150,6 +169,7 @@ impl OutState {
         match self {
             Self::InTransit { .. } => "IN_TRANSIT",
             Self::Aborting { .. } => "ABORTING",
+            Self::NeedsOperator { .. } => "NEEDS_OPERATOR",
             Self::PayoutPending => "PAYOUT_PENDING",
             Self::Completed => "COMPLETED",
             Self::Rejected(_) => "REJECTED",
@@ -168,6 +188,8 @@ impl OutEvent {
             Self::DeadlinePassed(_) => "DEADLINE_PASSED",
             Self::AbortAnswered(_) => "ABORT_ANSWERED",
             Self::BankPaid => "BANK_PAID",
+            Self::AbortOverdue => "ABORT_OVERDUE",
+            Self::OperatorResolved(_) => "OPERATOR_RESOLVED",
         }
     }
 }
@@ -208,12 +230,17 @@ pub fn apply(
     };
     match (state, event) {
         // The form's own answer may arrive after the abort was sent (it was queued first); it
-        // is as good an answer as the abort's.
+        // is as good an answer as the abort's. A late answer resolves a transfer waiting for an
+        // operator just as well, and so does the operator's record of what they were told.
         (OutState::InTransit { balance }, OutEvent::FormCredited)
-        | (OutState::Aborting { balance, .. }, OutEvent::FormCredited)
-        | (OutState::Aborting { balance, .. }, OutEvent::AbortAnswered(InCredit::Credited)) => {
-            Ok(credited(balance))
-        }
+        | (
+            OutState::Aborting { balance, .. } | OutState::NeedsOperator { balance, .. },
+            OutEvent::FormCredited | OutEvent::AbortAnswered(InCredit::Credited),
+        )
+        | (
+            OutState::NeedsOperator { balance, .. },
+            OutEvent::OperatorResolved(InCredit::Credited),
+        ) => Ok(credited(balance)),
         (OutState::InTransit { balance }, OutEvent::FormRefused(reason)) => {
             Ok(Transition::to(OutState::Returned(reason), reverse(balance)))
         }
@@ -222,23 +249,43 @@ pub fn apply(
         ),
         // A refused form will never be credited: as good as an abort answered "not credited".
         (
-            OutState::Aborting { balance, fallback },
+            OutState::Aborting { balance, fallback }
+            | OutState::NeedsOperator { balance, fallback },
             OutEvent::AbortAnswered(InCredit::NotCredited) | OutEvent::FormRefused(_),
-        ) => Ok(match (balance, fallback) {
-            (BalanceRoute::StaysPut, _) | (_, AbortFallback::ReturnToAccount) => {
-                Transition::to(OutState::Returned(RefusalReason::Aborted), reverse(balance))
-            }
-            (_, AbortFallback::PayToBank) => {
-                Transition::to(OutState::PayoutPending, vec![PayTransitToBank])
-            }
-        }),
-        // A repeated deadline while the abort is under way changes nothing.
-        (OutState::Aborting { .. }, OutEvent::DeadlinePassed(_)) => Ok(Transition::stay(state)),
+        )
+        | (
+            OutState::NeedsOperator { balance, fallback },
+            OutEvent::OperatorResolved(InCredit::NotCredited),
+        ) => Ok(not_credited(balance, fallback)),
+        (OutState::Aborting { balance, fallback }, OutEvent::AbortOverdue) => Ok(Transition::to(
+            OutState::NeedsOperator { balance, fallback },
+            vec![ParkAbort],
+        )),
+        // A repeated deadline while the abort is under way, or while an operator is awaited,
+        // changes nothing: waiting longer is no proof.
+        (
+            OutState::Aborting { .. } | OutState::NeedsOperator { .. },
+            OutEvent::DeadlinePassed(_),
+        )
+        | (OutState::NeedsOperator { .. }, OutEvent::AbortOverdue) => Ok(Transition::stay(state)),
         (OutState::PayoutPending, OutEvent::BankPaid) => Ok(Transition::to(
             OutState::PaidToBank,
             vec![PostTransitToBank],
         )),
         _ => Err(illegal()),
+    }
+}
+
+/// The transfer-in bureau did not credit and never will: the balance returns to the account,
+/// or goes to the bank when the application named an account.
+fn not_credited(balance: BalanceRoute, fallback: AbortFallback) -> Transition<OutState, OutAction> {
+    match (balance, fallback) {
+        (BalanceRoute::StaysPut, _) | (_, AbortFallback::ReturnToAccount) => {
+            Transition::to(OutState::Returned(RefusalReason::Aborted), reverse(balance))
+        }
+        (_, AbortFallback::PayToBank) => {
+            Transition::to(OutState::PayoutPending, vec![OutAction::PayTransitToBank])
+        }
     }
 }
 
@@ -304,6 +351,9 @@ mod tests {
             Just(OutEvent::AbortAnswered(InCredit::Credited)),
             Just(OutEvent::AbortAnswered(InCredit::NotCredited)),
             Just(OutEvent::BankPaid),
+            Just(OutEvent::AbortOverdue),
+            Just(OutEvent::OperatorResolved(InCredit::Credited)),
+            Just(OutEvent::OperatorResolved(InCredit::NotCredited)),
         ]
     }
 
@@ -316,7 +366,10 @@ mod tests {
                 OutAction::SettleTransitToTransferIn
                 | OutAction::ReverseTransitToAccount
                 | OutAction::PostTransitToBank => in_transit -= 1,
-                OutAction::PayTransitToBank | OutAction::SendForm | OutAction::SendAbort => {}
+                OutAction::PayTransitToBank
+                | OutAction::SendForm
+                | OutAction::SendAbort
+                | OutAction::ParkAbort => {}
             }
         }
         in_transit
@@ -406,6 +459,70 @@ mod tests {
     }
 
     #[test]
+    fn an_abort_overdue_waits_for_an_operator_with_the_balance_in_transit() {
+        let opened = open(Review::DeliverForm(BalanceRoute::MovesWithForm));
+        let aborting = apply(
+            opened.next,
+            OutEvent::DeadlinePassed(AbortFallback::ReturnToAccount),
+        )
+        .expect("legal");
+        let parked = apply(aborting.next, OutEvent::AbortOverdue).expect("legal");
+        assert_eq!(
+            parked.next,
+            OutState::NeedsOperator {
+                balance: BalanceRoute::MovesWithForm,
+                fallback: AbortFallback::ReturnToAccount,
+            }
+        );
+        assert_eq!(parked.actions, vec![OutAction::ParkAbort]);
+        assert!(!parked.next.is_terminal(), "the person stays blocked");
+        for waiting in [
+            OutEvent::AbortOverdue,
+            OutEvent::DeadlinePassed(AbortFallback::PayToBank),
+        ] {
+            let again = apply(parked.next, waiting).expect("legal");
+            assert_eq!(again.next, parked.next, "waiting is no proof");
+            assert!(again.actions.is_empty());
+        }
+        assert!(apply(parked.next, OutEvent::BankPaid).is_err());
+        let returned = apply(
+            parked.next,
+            OutEvent::OperatorResolved(InCredit::NotCredited),
+        )
+        .expect("legal");
+        assert_eq!(returned.next, OutState::Returned(RefusalReason::Aborted));
+        assert_eq!(returned.actions, vec![OutAction::ReverseTransitToAccount]);
+        let completed =
+            apply(parked.next, OutEvent::OperatorResolved(InCredit::Credited)).expect("legal");
+        assert_eq!(completed.next, OutState::Completed);
+        assert_eq!(
+            completed.actions,
+            vec![OutAction::SettleTransitToTransferIn]
+        );
+        let late = apply(parked.next, OutEvent::AbortAnswered(InCredit::Credited)).expect("legal");
+        assert_eq!(
+            late.next,
+            OutState::Completed,
+            "a late answer resolves it too"
+        );
+    }
+
+    #[test]
+    fn only_a_transfer_waiting_for_an_operator_can_be_resolved_by_one() {
+        let in_transit = open(Review::DeliverForm(BalanceRoute::MovesWithForm)).next;
+        let aborting = OutState::Aborting {
+            balance: BalanceRoute::MovesWithForm,
+            fallback: AbortFallback::PayToBank,
+        };
+        for state in [in_transit, aborting, OutState::PayoutPending] {
+            let error = apply(state, OutEvent::OperatorResolved(InCredit::NotCredited))
+                .expect_err("no operator is awaited");
+            assert_eq!(error.event, "OPERATOR_RESOLVED");
+        }
+        assert!(apply(in_transit, OutEvent::AbortOverdue).is_err());
+    }
+
+    #[test]
     fn a_shared_account_transfer_moves_no_money() {
         let opened = open(Review::DeliverForm(BalanceRoute::StaysPut));
         assert_eq!(opened.actions, vec![OutAction::SendForm]);
@@ -450,6 +567,10 @@ mod tests {
             OutState::Aborting {
                 balance: BalanceRoute::MovesWithForm,
                 fallback: AbortFallback::PayToBank,
+            },
+            OutState::NeedsOperator {
+                balance: BalanceRoute::ToBankAfterCredit,
+                fallback: AbortFallback::ReturnToAccount,
             },
             OutState::PayoutPending,
             OutState::Completed,

@@ -759,6 +759,51 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn park_messages(
+        &mut self,
+        transfer_id: &str,
+        kind: &str,
+        until: DateTime<Utc>,
+        last_error: &str,
+    ) -> Result<u64, Error> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "UPDATE outbox SET next_attempt_at_ms = ?3, last_error = ?4 \
+                 WHERE transfer_id = ?1 AND kind = ?2",
+            )
+            .context("park messages")?;
+        let parked = statement
+            .execute(params![
+                transfer_id,
+                kind,
+                until.timestamp_millis(),
+                last_error
+            ])
+            .context("park messages")?;
+        Ok(parked as u64)
+    }
+
+    fn messages_due_from(
+        &mut self,
+        from: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<OutboxMessage>, Error> {
+        let mut statement = self
+            .connection
+            .prepare_cached(concat!(
+                "SELECT ",
+                outbox_columns!(),
+                " FROM outbox WHERE next_attempt_at_ms >= ?1 ORDER BY id LIMIT ?2"
+            ))
+            .context("read parked messages")?;
+        let rows = statement
+            .query_map(params![from.timestamp_millis(), limit], outbox_row)
+            .context("read parked messages")?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .context("read parked messages")
+    }
+
     fn pending_messages(&mut self) -> Result<u64, Error> {
         let pending = self.integer("SELECT COUNT(*) FROM outbox", "count pending messages")?;
         count(pending, "pending messages")
