@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use yibao_domain::application::{BankAccount, check_name, check_payout_account};
 use yibao_domain::certificate;
 use yibao_domain::classify::{BalanceDisposition, FlowKind, PayoutReason, RetireePayout};
+use yibao_domain::credit::{self, FormFigure};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
 use yibao_domain::month::{ContributionPeriod, YearMonth};
@@ -489,6 +490,12 @@ pub fn form(wire: Option<&platform::InsuranceInformationForm>) -> Result<Insuran
         bound::REGION_CODE,
     )?;
     let flow = flow(wire.flow_kind);
+    let balance = money(
+        "form.personal_account_balance",
+        &wire.personal_account_balance,
+    )?;
+    credit::form_figures_within_caps(wire.contribution_months, wire.deemed_months, balance)
+        .map_err(over_cap)?;
     Ok(InsuranceForm {
         transfer_id: transfer_id("form.transfer_id", &wire.transfer_id)?,
         certno: certno("form.certno", &wire.certno)?,
@@ -500,16 +507,34 @@ pub fn form(wire: Option<&platform::InsuranceInformationForm>) -> Result<Insuran
         contribution_months: wire.contribution_months,
         periods: periods(&wire.periods)?,
         deemed_months: wire.deemed_months,
-        balance: money(
-            "form.personal_account_balance",
-            &wire.personal_account_balance,
-        )?,
+        balance,
         balance_disposition: disposition(wire.balance_disposition, flow),
         flow,
         initiator: initiator(wire.initiator),
         issued_at: time("form.issued_at", wire.issued_at.as_ref()).unwrap_or_default(),
         applied_on: day("form.applied_on", &wire.applied_on)?,
     })
+}
+
+/// The refusal of a form figure over its national cap, naming the field and the cap.
+fn over_cap(figure: FormFigure) -> Error {
+    let months = credit::MAX_FORM_MONTHS;
+    match figure {
+        FormFigure::ContributionMonths => Error::invalid(
+            "form.contribution_months",
+            format!("at most {months} months"),
+        ),
+        FormFigure::DeemedMonths => {
+            Error::invalid("form.deemed_months", format!("at most {months} months"))
+        }
+        FormFigure::Balance => Error::invalid(
+            "form.personal_account_balance",
+            format!(
+                "at most {} (national cap)",
+                Money::from_cents(credit::MAX_FORM_BALANCE_CENTS).unwrap_or(Money::ZERO)
+            ),
+        ),
+    }
 }
 
 /// A refusal on the wire.
@@ -754,5 +779,37 @@ mod tests {
         let cut = peer_text(&"错".repeat(bound::TEXT + 50));
         assert_eq!(cut.chars().count(), bound::TEXT + 1);
         assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn a_form_over_a_national_cap_is_refused_naming_the_figure() {
+        let valid = platform::InsuranceInformationForm {
+            transfer_id: "150100202603100000001".to_owned(),
+            certno: "150102197001010001".to_owned(),
+            psn_name: "刘娟涛".to_owned(),
+            trafout_admdvs: "150100".to_owned(),
+            trafin_admdvs: "540100".to_owned(),
+            personal_account_balance: "1000000.00".to_owned(),
+            contribution_months: 600,
+            ..Default::default()
+        };
+        assert!(form(Some(&valid)).is_ok(), "a million and fifty years pass");
+        let over = |change: fn(&mut platform::InsuranceInformationForm)| {
+            let mut wire = valid.clone();
+            change(&mut wire);
+            form(Some(&wire)).expect_err("over a cap").to_string()
+        };
+        let message = over(|f| f.contribution_months = 1_201);
+        assert!(
+            message.starts_with("form.contribution_months: at most 1200"),
+            "{message}"
+        );
+        let message = over(|f| f.deemed_months = 1_201);
+        assert!(message.starts_with("form.deemed_months"), "{message}");
+        let message = over(|f| f.personal_account_balance = "10000000.01".to_owned());
+        assert!(
+            message.starts_with("form.personal_account_balance: at most 10000000.00"),
+            "{message}"
+        );
     }
 }

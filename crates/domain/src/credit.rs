@@ -74,9 +74,76 @@ pub fn abort_fallback(bank_account: BankAccountGiven) -> AbortFallback {
     }
 }
 
+/// The most months a form may carry, contributed or deemed: a hundred years.
+/// INVENTED as a national cap (no figure is published); no working life comes near it.
+pub const MAX_FORM_MONTHS: u32 = 1_200;
+
+/// The largest personal-account balance a form may carry, in cents: ¥10,000,000.00. INVENTED as
+/// a national cap (no figure is published); a lifetime of the highest contributions stays far
+/// below it, so a larger figure is a sender's bug or an attack, never a balance.
+pub const MAX_FORM_BALANCE_CENTS: u64 = 1_000_000_000;
+
+/// Which figure of a form breaks a national cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FormFigure {
+    /// `contribution_months` over [`MAX_FORM_MONTHS`].
+    ContributionMonths,
+    /// `deemed_months` over [`MAX_FORM_MONTHS`].
+    DeemedMonths,
+    /// The balance over [`MAX_FORM_BALANCE_CENTS`].
+    Balance,
+}
+
+/// The figures of an arriving form within the national caps: months contributed and months
+/// deemed each at most [`MAX_FORM_MONTHS`], the balance at most
+/// [`MAX_FORM_BALANCE_CENTS`]. The first figure over its cap, if any.
+pub fn form_figures_within_caps(
+    contribution_months: u32,
+    deemed_months: u32,
+    balance: Money,
+) -> Result<(), FormFigure> {
+    if contribution_months > MAX_FORM_MONTHS {
+        return Err(FormFigure::ContributionMonths);
+    }
+    if deemed_months > MAX_FORM_MONTHS {
+        return Err(FormFigure::DeemedMonths);
+    }
+    if balance.cents() > MAX_FORM_BALANCE_CENTS {
+        return Err(FormFigure::Balance);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_figures_within_caps_refuses_the_first_figure_over_its_cap() {
+        let money = |cents| Money::from_cents(cents).expect("cents");
+        assert_eq!(form_figures_within_caps(600, 0, money(100_000_000)), Ok(()));
+        assert_eq!(
+            form_figures_within_caps(1_200, 0, money(MAX_FORM_BALANCE_CENTS)),
+            Ok(())
+        );
+        assert_eq!(
+            form_figures_within_caps(1_201, 0, money(0)),
+            Err(FormFigure::ContributionMonths)
+        );
+        assert_eq!(form_figures_within_caps(700, 501, money(0)), Ok(()));
+        assert_eq!(
+            form_figures_within_caps(0, 1_201, money(0)),
+            Err(FormFigure::DeemedMonths)
+        );
+        assert_eq!(
+            form_figures_within_caps(0, u32::MAX, money(0)),
+            Err(FormFigure::DeemedMonths)
+        );
+        assert_eq!(
+            form_figures_within_caps(0, 0, money(MAX_FORM_BALANCE_CENTS + 1)),
+            Err(FormFigure::Balance)
+        );
+    }
     use crate::classify::PayoutReason;
     use crate::month::YearMonth;
     use crate::region::RegionCode;
