@@ -1,8 +1,23 @@
-//! The peer bureau's address and one long-lived HTTP/2 channel to it.
+//! The peer bureau's address and one long-lived HTTP/2 channel to it, redialled with backoff.
+//!
+//! Two guards keep a bureau from hammering a peer that is down (and from keeping the peer's port
+//! busy so that it cannot restart): after a failed call the peer is not dialled again until a
+//! backoff has passed (100 ms doubling to 5 s; every caller in between is told UNAVAILABLE at
+//! once), and a TCP connection that connected to itself — possible when the peer's port lies in
+//! the ephemeral range and nothing listens there — is dropped at once instead of being used.
 
 use std::sync::Mutex;
+use std::time::Duration;
 
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint, Uri};
+
+/// The first pause before redialling a peer that failed.
+pub const FIRST_REDIAL_PAUSE: Duration = Duration::from_millis(100);
+/// The longest pause before redialling.
+pub const MAX_REDIAL_PAUSE: Duration = Duration::from_secs(5);
 
 /// The peer bureau's address and a long-lived HTTP/2 channel to it.
 ///
@@ -17,6 +32,26 @@ pub struct Peer {
     spec: String,
     tls: Option<ClientTlsConfig>,
     channel: Mutex<Option<Channel>>,
+    dial: Mutex<Redial>,
+}
+
+/// When the peer may be dialled again.
+#[derive(Debug, Default)]
+struct Redial {
+    /// Failed calls since the last success.
+    failures: u32,
+    /// No dialling before this.
+    not_before: Option<Instant>,
+}
+
+impl Redial {
+    /// The pause after the `failures`-th failure in a row.
+    fn pause(failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(16);
+        FIRST_REDIAL_PAUSE
+            .saturating_mul(1 << doublings)
+            .min(MAX_REDIAL_PAUSE)
+    }
 }
 
 impl Peer {
@@ -26,11 +61,19 @@ impl Peer {
             spec,
             tls,
             channel: Mutex::new(None),
+            dial: Mutex::new(Redial::default()),
         }
     }
 
-    /// The channel to the peer, connecting lazily.
+    /// The channel to the peer, connecting lazily; UNAVAILABLE at once while the peer is in its
+    /// redial backoff.
     pub fn channel(&self) -> Result<Channel, tonic::Status> {
+        if let Some(wait) = self.backing_off() {
+            return Err(tonic::Status::unavailable(format!(
+                "the peer was unreachable; next attempt in {} ms",
+                wait.as_millis()
+            )));
+        }
         let mut cached = self
             .channel
             .lock()
@@ -47,20 +90,40 @@ impl Peer {
                 .map_err(|_| tonic::Status::unavailable("the peer's TLS settings are unusable"))?;
         }
         let channel = endpoint
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
-            .connect_lazy();
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(2))
+            .connect_with_connector_lazy(tower::service_fn(connect));
         *cached = Some(channel.clone());
         Ok(channel)
     }
 
-    /// Forgets the channel, so the next call resolves the address again.
-    pub fn reset(&self) {
-        if self.spec.starts_with("file:")
-            && let Ok(mut cached) = self.channel.lock()
-        {
+    /// A call to the peer failed as unreachable: forget the channel (a peer read from a file may
+    /// come back elsewhere) and back off before dialling again.
+    pub fn unreachable(&self) {
+        if let Ok(mut dial) = self.dial.lock() {
+            dial.failures = dial.failures.saturating_add(1);
+            dial.not_before = Some(Instant::now() + Redial::pause(dial.failures));
+        }
+        if let Ok(mut cached) = self.channel.lock() {
             *cached = None;
         }
+    }
+
+    /// A call to the peer was answered: dial freely again.
+    pub fn reachable(&self) {
+        if let Ok(mut dial) = self.dial.lock()
+            && dial.failures > 0
+        {
+            *dial = Redial::default();
+        }
+    }
+
+    /// How long until the peer may be dialled again, if it may not be now.
+    fn backing_off(&self) -> Option<Duration> {
+        let dial = self.dial.lock().ok()?;
+        let not_before = dial.not_before?;
+        let now = Instant::now();
+        (not_before > now).then(|| not_before - now)
     }
 
     fn resolve(&self) -> Result<String, tonic::Status> {
@@ -84,5 +147,87 @@ impl Peer {
                 })
             }
         }
+    }
+}
+
+/// Dials the peer's TCP address (TLS, when configured, is layered on by tonic); a connection
+/// that reached itself is refused.
+async fn connect(uri: Uri) -> std::io::Result<TokioIo<TcpStream>> {
+    let host = uri
+        .host()
+        .map(|host| host.trim_start_matches('[').trim_end_matches(']'))
+        .ok_or_else(|| std::io::Error::other("the peer URI has no host"))?;
+    let port = uri
+        .port_u16()
+        .ok_or_else(|| std::io::Error::other("the peer URI has no port"))?;
+    let stream = TcpStream::connect((host, port)).await?;
+    not_itself(&stream)?;
+    stream.set_nodelay(true)?;
+    Ok(TokioIo::new(stream))
+}
+
+/// Refuses a connection whose two ends are one socket.
+fn not_itself(stream: &TcpStream) -> std::io::Result<()> {
+    if stream.local_addr()? == stream.peer_addr()? {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "the connection reached itself: nothing listens at the peer's port",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_redial_pause_doubles_to_its_bound() {
+        assert_eq!(Redial::pause(1), FIRST_REDIAL_PAUSE);
+        assert_eq!(Redial::pause(2), FIRST_REDIAL_PAUSE * 2);
+        assert_eq!(Redial::pause(4), FIRST_REDIAL_PAUSE * 8);
+        assert_eq!(Redial::pause(40), MAX_REDIAL_PAUSE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_failed_is_not_dialled_again_until_its_pause_passed() {
+        let peer = Peer::new("http://127.0.0.1:9".to_owned(), None);
+        assert!(peer.channel().is_ok(), "dialled lazily at first");
+        peer.unreachable();
+        let refused = peer.channel().expect_err("backing off");
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        tokio::time::advance(FIRST_REDIAL_PAUSE).await;
+        assert!(peer.channel().is_ok(), "the pause passed");
+        peer.unreachable();
+        tokio::time::advance(FIRST_REDIAL_PAUSE).await;
+        assert!(peer.channel().is_err(), "the second pause is twice as long");
+        peer.reachable();
+        assert!(peer.channel().is_ok(), "an answer ends the backoff");
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_reaches_itself_is_refused() {
+        // Find a free port, then connect from it to itself: Linux allows this "simultaneous
+        // open" when source and destination are the same loopback address and port.
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = probe.local_addr().expect("address").port();
+        drop(probe);
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .expect("bind the source port");
+        let Ok(stream) = socket
+            .connect(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .await
+        else {
+            return; // this kernel does not self-connect; nothing to guard here
+        };
+        assert_eq!(
+            stream.local_addr().expect("local"),
+            stream.peer_addr().expect("peer"),
+            "a self-connection, as a redial into the ephemeral range can make"
+        );
+        let refused = not_itself(&stream).expect_err("refused");
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
     }
 }

@@ -63,5 +63,6 @@ pub use error::{HarnessError, code_name};
 pub use ledger::LedgerReport;
 pub use locate::{default_bin_dir, default_directory};
 pub use pair::{
-    KEEP_DATA_ENV, Pair, PairOptions, PlatformMode, STOP_GRACE, Side, is_terminal, state_name,
+    FixedPorts, KEEP_DATA_ENV, Pair, PairOptions, PlatformMode, STOP_GRACE, Side, is_terminal,
+    state_name,
 };

@@ -111,6 +111,23 @@ pub struct PairOptions {
     /// How the platform hop is secured. Default [`PlatformMode::MutualTls`], as `yibao up`
     /// runs: a development CA and one certificate per bureau are made in the data directory.
     pub platform: PlatformMode,
+    /// Fixed loopback ports instead of ephemeral ones (`yibao up` runs so), kept across
+    /// restarts. Default none: every listener binds port 0. A test that uses fixed ports must
+    /// take ports of its own.
+    pub fixed_ports: Option<FixedPorts>,
+}
+
+/// The four loopback ports of a pair with fixed ports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedPorts {
+    /// transfer-out's bureau and admin APIs.
+    pub out: u16,
+    /// transfer-out's platform listener.
+    pub out_platform: u16,
+    /// transfer-in's bureau and admin APIs.
+    pub inn: u16,
+    /// transfer-in's platform listener.
+    pub in_platform: u16,
 }
 
 /// How a pair's platform hop is secured.
@@ -137,6 +154,7 @@ impl Default for PairOptions {
             extra_env: Vec::new(),
             in_directory: None,
             platform: PlatformMode::default(),
+            fixed_ports: None,
         }
     }
 }
@@ -727,10 +745,16 @@ fn specs(options: &PairOptions, root: &Path) -> Result<(ServiceSpec, ServiceSpec
         }
         PlatformMode::Plaintext => (Platform::Plaintext, Platform::Plaintext),
     };
+    let loopback = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let ports = |side: Side| match (options.fixed_ports, side) {
+        (None, _) => (0, 0),
+        (Some(fixed), Side::Out) => (fixed.out, fixed.out_platform),
+        (Some(fixed), Side::In) => (fixed.inn, fixed.in_platform),
+    };
     let spec = |side: Side| ServiceSpec {
         service: side.service(),
         binary: binary_path(&options.bin_dir, side.service()),
-        listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        listen: loopback(ports(side).0),
         data_dir: root.join(side.service()),
         directory: match side {
             Side::Out => directory.clone(),
@@ -738,7 +762,7 @@ fn specs(options: &PairOptions, root: &Path) -> Result<(ServiceSpec, ServiceSpec
         },
         peer: peer_from_port_file(&platform_port_file(root, side.other())),
         port_file: port_file(root, side),
-        platform_listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        platform_listen: loopback(ports(side).1),
         platform_port_file: platform_port_file(root, side),
         platform: match side {
             Side::Out => out_platform.clone(),

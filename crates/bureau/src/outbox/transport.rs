@@ -134,7 +134,10 @@ async fn query_transfer_out(
     })
     .await;
     match answer {
-        Ok(response) => transfer_out_said(response),
+        Ok(response) => {
+            services.peer.reachable();
+            transfer_out_said(response)
+        }
         Err(status) => all_failed(services, &status, 1)
             .pop()
             .unwrap_or_else(|| failed(&status)),
@@ -169,7 +172,7 @@ fn transfer_out_said(response: platform::QueryTransferOutResponse) -> Outcome {
 /// The outcome of every message of a batch whose round trip failed as a whole.
 fn all_failed(services: &Services, status: &tonic::Status, count: usize) -> Vec<Outcome> {
     if status.code() == tonic::Code::Unavailable {
-        services.peer.reset();
+        services.peer.unreachable();
     }
     (0..count).map(|_| failed(status)).collect()
 }
@@ -228,20 +231,23 @@ where
     }
     let sent = wire.len();
     if sent > 0 {
-        let answers = match services.peer.channel() {
-            Ok(channel) => call(channel, wire).await,
-            Err(status) => Err(status),
-        };
-        let mut answers: Vec<Outcome> = match answers {
-            Ok(answers) if answers.len() == sent => answers.into_iter().map(&read).collect(),
-            Ok(answers) => {
-                let problem = format!(
-                    "the batch's answer holds {} answers for {sent} messages",
-                    answers.len()
-                );
-                (0..sent).map(|_| Outcome::Park(problem.clone())).collect()
-            }
-            Err(status) => all_failed(services, &status, sent),
+        let mut answers: Vec<Outcome> = match services.peer.channel() {
+            // Not dialled (backing off): not another failure of the peer's.
+            Err(status) => (0..sent).map(|_| failed(&status)).collect(),
+            Ok(channel) => match call(channel, wire).await {
+                Ok(answers) if answers.len() == sent => {
+                    services.peer.reachable();
+                    answers.into_iter().map(&read).collect()
+                }
+                Ok(answers) => {
+                    let problem = format!(
+                        "the batch's answer holds {} answers for {sent} messages",
+                        answers.len()
+                    );
+                    (0..sent).map(|_| Outcome::Park(problem.clone())).collect()
+                }
+                Err(status) => all_failed(services, &status, sent),
+            },
         };
         answers.reverse();
         for outcome in outcomes.iter_mut().filter(|outcome| outcome.is_none()) {

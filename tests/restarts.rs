@@ -1,0 +1,118 @@
+//! Restarts always bind, and keyed applications survive them. Both bureaus run on fixed loopback
+//! ports of this test's own — below Linux's ephemeral range (32768–60999), so that no other
+//! test's client can hold them; the self-connection that a redial into that range can make is
+//! the peer module's unit test — while `yibao load` applies with idempotency keys and each
+//! bureau in turn is killed -9 and restarted on its ports, many times. Every restart binds, no
+//! application fails (a transient failure is retried with the same key), every transfer ends,
+//! and the ledger holds to the cent.
+
+use std::time::Duration;
+
+use yibao_harness::FixedPorts;
+use yibao_tests::*;
+
+/// This test's own ports (no other test uses fixed ports in this range).
+const PORTS: FixedPorts = FixedPorts {
+    out: 23151,
+    out_platform: 23161,
+    inn: 23152,
+    in_platform: 23162,
+};
+
+/// How many times a bureau is killed (each side half of them).
+const KILLS: usize = 8;
+
+/// How long the load runs; the kills happen while it does.
+const LOAD_SECONDS: u64 = 30;
+
+/// The transfer-out bureau's debits so far, or `None` while it does not answer.
+async fn debited(pair: &Pair) -> Option<u64> {
+    let mut admin = yibao_proto::admin::v1::admin_service_client::AdminServiceClient::new(
+        pair.channel(Side::Out),
+    );
+    let totals = admin
+        .get_ledger_totals(yibao_proto::admin::v1::GetLedgerTotalsRequest {})
+        .await
+        .ok()?
+        .into_inner()
+        .totals?;
+    Some(cents(&totals.debited_to_transit_total))
+}
+
+/// Waits until transfers move money again after `before` (the pair is serving both ways).
+async fn progress_beyond(pair: &Pair, before: u64) -> u64 {
+    poll(Duration::from_secs(30), || async move {
+        debited(pair).await.filter(|now| *now > before)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn each_bureau_killed_and_restarted_on_its_fixed_ports_under_load_loses_nothing() {
+    let mut pair = Pair::start(PairOptions {
+        seed: SEED,
+        persons: 0,
+        fixed_ports: Some(PORTS),
+        ..PairOptions::default()
+    })
+    .await
+    .expect("the pair starts on its fixed ports");
+    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
+    let load = tokio::process::Command::new(bin_dir.join("yibao"))
+        .args([
+            "load",
+            "--out",
+            pair.out_endpoint(),
+            "--in",
+            pair.in_endpoint(),
+        ])
+        .args(["--seed", &SEED.to_string(), "--persons", "6000"])
+        .args([
+            "--duration",
+            &format!("{LOAD_SECONDS}s"),
+            "--concurrency",
+            "8",
+        ])
+        .args(["--settle-timeout", "60s", "--no-progress", "--no-report"])
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true)
+        .output();
+    let load = tokio::spawn(load);
+
+    let mut seen = progress_beyond(&pair, 0).await;
+    for kill in 0..KILLS {
+        let side = if kill % 2 == 0 { Side::In } else { Side::Out };
+        pair.kill(side).await.expect("killed -9");
+        pair.restart(side)
+            .await
+            .expect("the restarted bureau binds its fixed ports again");
+        let port = match side {
+            Side::Out => PORTS.out,
+            Side::In => PORTS.inn,
+        };
+        assert!(
+            pair.endpoint(side).ends_with(&format!(":{port}")),
+            "{} came back on {}",
+            side.service(),
+            pair.endpoint(side)
+        );
+        seen = progress_beyond(&pair, seen).await;
+    }
+
+    let output = load
+        .await
+        .expect("the load task ends")
+        .expect("yibao load runs");
+    let printed = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    eprintln!("{printed}");
+    // `yibao load` exits 0 only when no transfer failed and the ledger of both bureaus holds.
+    assert!(
+        output.status.success(),
+        "applications failed or the ledger broke:\n{printed}"
+    );
+    assert_conserved(&pair).await;
+}
