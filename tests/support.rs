@@ -10,12 +10,12 @@ use std::time::Duration;
 use tonic::transport::Channel;
 use yibao_domain::money::Money;
 use yibao_domain::population::{self, Flow};
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 use yibao_proto::admin::v1::{GetClockRequest, GetLedgerTotalsRequest, LedgerTotals};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::bureau::v1::{ApplyTransferRequest, GetTransferRequest, Transfer};
 use yibao_proto::common::v1::TransferState;
 
+use yibao_harness::admin_client;
 pub use yibao_harness::{Pair, PairOptions, Side};
 
 /// A channel to one service.
@@ -106,9 +106,10 @@ pub async fn until_state(endpoint: &str, id: &str, state: TransferState) -> Tran
     .await
 }
 
-/// One bureau's ledger totals.
+/// One bureau's ledger totals, asked without an admin token (the pairs of these tests have
+/// none; a pair's own [`Pair::admin`] presents its token).
 pub async fn totals(endpoint: &str) -> LedgerTotals {
-    let mut admin = AdminServiceClient::new(channel(endpoint).await);
+    let mut admin = admin_client(channel(endpoint).await, None);
     admin
         .get_ledger_totals(GetLedgerTotalsRequest {})
         .await

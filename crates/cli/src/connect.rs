@@ -3,13 +3,15 @@
 //! A command connects before it calls, with a short connect timeout, so that a bureau that is not
 //! running is one clear line ("cannot connect to transfer-in at …") rather than a transport
 //! error from the middle of a call.
+//!
+//! Admin clients present the admin token of `YIBAO_ADMIN_TOKEN` when it is set (never a flag:
+//! it would show in `ps`); bureaus configured with a token refuse admin calls without it.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tonic::transport::{Channel, Endpoint};
-use yibao_harness::Side;
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+use yibao_harness::{AdminClient, AdminToken, Side, admin_client};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 
 use crate::args::Bureau;
@@ -25,6 +27,8 @@ pub struct Endpoints {
     pub out: String,
     /// The transfer-in bureau, for example `http://127.0.0.1:50052`.
     pub inn: String,
+    /// The token admin calls present (`YIBAO_ADMIN_TOKEN`), if any.
+    pub admin_token: Option<AdminToken>,
 }
 
 impl Endpoints {
@@ -58,12 +62,19 @@ impl Endpoints {
         Ok(BureauServiceClient::new(self.channel(bureau).await?))
     }
 
+    /// An `AdminService` client of one bureau, presenting the admin token if there is one.
+    pub async fn admin(&self, bureau: Bureau) -> Result<AdminClient, CliError> {
+        Ok(admin_client(
+            self.channel(bureau).await?,
+            self.admin_token.as_ref(),
+        ))
+    }
+
     /// `AdminService` clients of both bureaus: (transfer-out, transfer-in).
-    pub async fn admins(
-        &self,
-    ) -> Result<(AdminServiceClient<Channel>, AdminServiceClient<Channel>), CliError> {
+    pub async fn admins(&self) -> Result<(AdminClient, AdminClient), CliError> {
         let (out, inn) = tokio::join!(self.channel(Bureau::Out), self.channel(Bureau::In));
-        Ok((AdminServiceClient::new(out?), AdminServiceClient::new(inn?)))
+        let token = self.admin_token.as_ref();
+        Ok((admin_client(out?, token), admin_client(inn?, token)))
     }
 }
 

@@ -4,7 +4,8 @@
 //! `account`, `certificate` and `verify` call a bureau's `BureauService`; `persons` computes
 //! synthetic people locally; `ledger check` and `clock advance` use the admin API of both
 //! bureaus through the harness crate. Every command takes `--json` (one JSON object per result)
-//! and the endpoints `--out` and `--in` (`YIBAO_OUT`, `YIBAO_IN`).
+//! and the endpoints `--out` and `--in` (`YIBAO_OUT`, `YIBAO_IN`). Admin calls present the token
+//! in `YIBAO_ADMIN_TOKEN` when it is set, and `yibao up` starts its bureaus requiring it.
 //!
 //! Exit codes: 0 when the command did what was asked; 1 when a bureau refused or a call
 //! failed (one line naming the status code and message), when `verify` finds no certificate,
@@ -87,9 +88,17 @@ pub async fn run(cli: Cli) -> ExitCode {
 /// As [`run`], with the endpoints the command line named.
 pub async fn run_named(cli: Cli, named: Named) -> ExitCode {
     let output = Output::new(cli.json);
+    let admin_token = match yibao_harness::AdminToken::from_env() {
+        Ok(token) => token,
+        Err(error) => {
+            output.error(&CliError::Failed(error.to_string()));
+            return ExitCode::from(1);
+        }
+    };
     let endpoints = Endpoints {
         out: cli.out_endpoint.clone(),
         inn: cli.in_endpoint.clone(),
+        admin_token,
     };
     match execute(&cli.command, &endpoints, named, output).await {
         Ok(Outcome::Success) => ExitCode::SUCCESS,

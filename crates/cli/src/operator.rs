@@ -4,7 +4,6 @@
 
 use serde_json::json;
 use yibao_harness::Side;
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 use yibao_proto::admin::v1::{
     ListOutboxMessagesRequest, ResolveOutcome, ResolveTransferRequest, RetryOutboxMessagesRequest,
 };
@@ -61,8 +60,9 @@ pub async fn resolve(
         OutcomeArg::Credited => ResolveOutcome::Credited,
         OutcomeArg::NotCredited => ResolveOutcome::NotCredited,
     };
-    let channel = endpoints.channel(crate::args::Bureau::Out).await?;
-    let answer = AdminServiceClient::new(channel)
+    let answer = endpoints
+        .admin(crate::args::Bureau::Out)
+        .await?
         .resolve_transfer(ResolveTransferRequest {
             transfer_id: args.transfer_id.clone(),
             operator: args.operator.clone(),
@@ -87,8 +87,9 @@ pub async fn outbox_list(
     output: Output,
 ) -> Result<Outcome, CliError> {
     let service = Side::from(args.bureau).service();
-    let channel = endpoints.channel(args.bureau).await?;
-    let answer = AdminServiceClient::new(channel)
+    let answer = endpoints
+        .admin(args.bureau)
+        .await?
         .list_outbox_messages(ListOutboxMessagesRequest {})
         .await
         .map_err(CliError::rpc(service, "ListOutboxMessages"))?
@@ -139,8 +140,9 @@ pub async fn outbox_retry(
     output: Output,
 ) -> Result<Outcome, CliError> {
     let service = Side::from(args.bureau).service();
-    let channel = endpoints.channel(args.bureau).await?;
-    let answer = AdminServiceClient::new(channel)
+    let answer = endpoints
+        .admin(args.bureau)
+        .await?
         .retry_outbox_messages(RetryOutboxMessagesRequest {
             message_id: args.message_id.unwrap_or(0),
             all: args.all,

@@ -2,9 +2,9 @@
 //! from beside this executable on the fixed ports of `--out` and `--in` (bureau and admin APIs,
 //! plaintext on loopback) and `--platform-out` / `--platform-in` (the bureau-to-bureau platform,
 //! mutual TLS with development certificates made in the data directory, unless `--plaintext`),
-//! with the admin API and test clocks on, waits until both are healthy, seeds a demo population,
-//! prints who to apply for and where the certificates are, and runs until Ctrl-C (or SIGTERM),
-//! when it stops both gracefully.
+//! with the admin API (requiring the token of `YIBAO_ADMIN_TOKEN` when that is set) and test
+//! clocks on, waits until both are healthy, seeds a demo population, prints who to apply for and
+//! where the certificates are, and runs until Ctrl-C (or SIGTERM), when it stops both gracefully.
 //!
 //! It starts the services with the harness's process code, so `up` and the tests run them the
 //! same way; only the ports differ (fixed here, ephemeral in tests).
@@ -19,8 +19,7 @@ use yibao_harness::population::persons_of_flow;
 use yibao_harness::process::{LogFiles, ServiceProcess, ServiceSpec};
 use yibao_harness::seed::seed_both;
 use yibao_harness::tls::{Platform, development_certificates};
-use yibao_harness::{Side, default_bin_dir};
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+use yibao_harness::{Side, admin_client, default_bin_dir};
 
 use crate::Outcome;
 use crate::args::UpArgs;
@@ -75,6 +74,7 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
         },
         logs: LogFiles::in_directory(&data_dir, side.service()),
         test_clock: true,
+        admin_token: endpoints.admin_token.clone(),
         extra_env: Vec::new(),
     };
     let out_spec = spec(Side::Out, listen_out, &out_peer);
@@ -85,9 +85,10 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
     );
     let (out, inn) = (out?, inn?);
 
+    let token = endpoints.admin_token.as_ref();
     let (mut admin_out, mut admin_in) = (
-        AdminServiceClient::new(channel(&out)?),
-        AdminServiceClient::new(channel(&inn)?),
+        admin_client(channel(&out)?, token),
+        admin_client(channel(&inn)?, token),
     );
     seed_both(&mut admin_out, &mut admin_in, args.seed, args.persons).await?;
     let ready = Ready {
@@ -198,6 +199,7 @@ fn print_ready(ready: &Ready<'_>, output: Output) {
             ("transfer-out", out.endpoint()),
             ("transfer-in", inn.endpoint()),
             ("platform", platform_text.clone()),
+            ("admin", admin_text(endpoints).to_owned()),
             ("data", data_dir.display().to_string()),
             (
                 "logs",
@@ -250,6 +252,7 @@ fn ready_json(ready: &Ready<'_>, samples: &[SyntheticPerson]) -> serde_json::Val
                 Platform::Plaintext => None,
             },
         },
+        "admin_token_required": endpoints.admin_token.is_some(),
         "data_dir": data_dir.display().to_string(),
         "logs": {
             "transfer_out": out.logs().stdout.display().to_string(),
@@ -262,6 +265,14 @@ fn ready_json(ready: &Ready<'_>, samples: &[SyntheticPerson]) -> serde_json::Val
             .map(|someone| person_summary_json(someone, endpoints))
             .collect::<Vec<_>>(),
     })
+}
+
+/// Who the admin API answers.
+fn admin_text(endpoints: &Endpoints) -> &'static str {
+    match endpoints.admin_token {
+        Some(_) => "any caller presenting the token of YIBAO_ADMIN_TOKEN",
+        None => "loopback callers only (set YIBAO_ADMIN_TOKEN to require a token)",
+    }
 }
 
 /// A channel to a started service.

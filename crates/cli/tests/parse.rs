@@ -220,6 +220,7 @@ fn the_printed_apply_command_parses_back_to_the_person() {
     let endpoints = Endpoints {
         out: DEFAULT_OUT.to_owned(),
         inn: DEFAULT_IN.to_owned(),
+        admin_token: None,
     };
     for flow in Flow::ALL {
         let someone = persons_of_flow(2026, flow, 1, 13)
@@ -302,6 +303,7 @@ fn load_options(line: &str) -> Result<yibao_load::LoadOptions, String> {
     let endpoints = Endpoints {
         out: cli.out_endpoint.clone(),
         inn: cli.in_endpoint.clone(),
+        admin_token: None,
     };
     let args = yibao_cli::load_args(&passthrough.args, &endpoints, named);
     let parsed = LoadCli::try_parse_from(std::iter::once("yibao load".to_owned()).chain(args))

@@ -8,11 +8,10 @@
 use std::time::Duration;
 
 use prost_types::Timestamp;
-use tonic::transport::Channel;
 use yibao_proto::admin::v1::AdvanceClockRequest;
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 
 use crate::HarnessError;
+use crate::admin::AdminClient;
 
 /// The largest move one `AdvanceClock` call accepts.
 pub const MAX_ADVANCE_PER_CALL: Duration = Duration::from_secs(366 * 24 * 3600);
@@ -30,8 +29,8 @@ pub struct ClockTimes {
 /// [`MAX_ADVANCE_PER_CALL`], and returns their times after the last step. Each step calls both
 /// bureaus concurrently; a failure at either is an error (and may leave the clocks apart).
 pub async fn advance_both(
-    admin_out: &mut AdminServiceClient<Channel>,
-    admin_in: &mut AdminServiceClient<Channel>,
+    admin_out: &mut AdminClient,
+    admin_in: &mut AdminClient,
     by: Duration,
 ) -> Result<ClockTimes, HarnessError> {
     let mut remaining = by;
@@ -55,7 +54,7 @@ pub async fn advance_both(
 /// One `AdvanceClock` call.
 async fn advance_one(
     service: &'static str,
-    admin: &mut AdminServiceClient<Channel>,
+    admin: &mut AdminClient,
     by: Duration,
 ) -> Result<Timestamp, HarnessError> {
     let request = AdvanceClockRequest {

@@ -21,12 +21,11 @@
 use std::fmt;
 
 use serde::Serialize;
-use tonic::transport::Channel;
 use yibao_domain::money::Money;
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals};
 
 use crate::HarnessError;
+use crate::admin::AdminClient;
 
 /// Reads one amount of a bureau's totals.
 type Field = fn(&BureauTotals) -> Money;
@@ -201,8 +200,8 @@ fn placement_violation(service: &str, totals: &BureauTotals) -> Option<String> {
 /// Reads the totals of both bureaus (the transfer-in bureau first, see the module docs) and
 /// checks them.
 pub async fn fetch_and_check(
-    admin_out: &mut AdminServiceClient<Channel>,
-    admin_in: &mut AdminServiceClient<Channel>,
+    admin_out: &mut AdminClient,
+    admin_in: &mut AdminClient,
 ) -> Result<LedgerReport, HarnessError> {
     let transfer_in = fetch("transfer-in", admin_in).await?;
     let transfer_out = fetch("transfer-out", admin_out).await?;
@@ -212,7 +211,7 @@ pub async fn fetch_and_check(
 /// Reads one bureau's totals.
 pub async fn fetch(
     service: &'static str,
-    admin: &mut AdminServiceClient<Channel>,
+    admin: &mut AdminClient,
 ) -> Result<BureauTotals, HarnessError> {
     let answer = admin
         .get_ledger_totals(GetLedgerTotalsRequest {})

@@ -51,6 +51,7 @@
 mod error;
 mod pair;
 
+pub mod admin;
 pub mod clock;
 pub mod ledger;
 pub mod locate;
@@ -59,6 +60,7 @@ pub mod process;
 pub mod seed;
 pub mod tls;
 
+pub use admin::{ADMIN_TOKEN_ENV, AdminClient, AdminToken, admin_client};
 pub use error::{HarnessError, code_name};
 pub use ledger::LedgerReport;
 pub use locate::{default_bin_dir, default_directory};

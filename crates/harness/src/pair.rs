@@ -23,11 +23,11 @@ use tempfile::TempDir;
 use tokio::time::Instant;
 use tonic::transport::Channel;
 use yibao_domain::population::{Flow, SyntheticPerson, person};
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::bureau::v1::{GetTransferRequest, Transfer};
 use yibao_proto::common::v1::TransferState;
 
+use crate::admin::{AdminClient, AdminToken, admin_client};
 use crate::clock::{self, ClockTimes};
 use crate::ledger::{self, LedgerReport};
 use crate::locate::{binary_path, default_bin_dir, default_directory};
@@ -115,6 +115,10 @@ pub struct PairOptions {
     /// restarts. Default none: every listener binds port 0. A test that uses fixed ports must
     /// take ports of its own.
     pub fixed_ports: Option<FixedPorts>,
+    /// The admin token both services require of every admin caller (`YIBAO_ADMIN_TOKEN`);
+    /// the pair's own admin clients ([`Pair::admin`], seeding, clocks, the ledger check)
+    /// present it. Default none: the services answer loopback admin callers only.
+    pub admin_token: Option<AdminToken>,
 }
 
 /// The four loopback ports of a pair with fixed ports.
@@ -155,6 +159,7 @@ impl Default for PairOptions {
             in_directory: None,
             platform: PlatformMode::default(),
             fixed_ports: None,
+            admin_token: None,
         }
     }
 }
@@ -175,6 +180,8 @@ pub struct Pair {
     persons: u64,
     /// How long a (re)started service may take to report healthy.
     ready_timeout: Duration,
+    /// The token the pair's admin clients present, when the services require one.
+    admin_token: Option<AdminToken>,
     /// The temporary directory behind `root`, when the pair made one.
     temporary: Option<TempDir>,
 }
@@ -245,6 +252,7 @@ impl Pair {
             seed: options.seed,
             persons: options.persons,
             ready_timeout: options.ready_timeout,
+            admin_token: options.admin_token.clone(),
             temporary,
         };
         seed_both(
@@ -319,9 +327,14 @@ impl Pair {
         BureauServiceClient::new(self.channel(side))
     }
 
-    /// An `AdminService` client of one bureau.
-    pub fn admin(&self, side: Side) -> AdminServiceClient<Channel> {
-        AdminServiceClient::new(self.channel(side))
+    /// An `AdminService` client of one bureau, presenting the pair's admin token if it has one.
+    pub fn admin(&self, side: Side) -> AdminClient {
+        admin_client(self.channel(side), self.admin_token.as_ref())
+    }
+
+    /// The admin token the services require, if the pair was started with one.
+    pub fn admin_token(&self) -> Option<&AdminToken> {
+        self.admin_token.as_ref()
     }
 
     /// A `BureauService` client of the transfer-out bureau.
@@ -335,12 +348,12 @@ impl Pair {
     }
 
     /// An `AdminService` client of the transfer-out bureau.
-    pub fn admin_out(&self) -> AdminServiceClient<Channel> {
+    pub fn admin_out(&self) -> AdminClient {
         self.admin(Side::Out)
     }
 
     /// An `AdminService` client of the transfer-in bureau.
-    pub fn admin_in(&self) -> AdminServiceClient<Channel> {
+    pub fn admin_in(&self) -> AdminClient {
         self.admin(Side::In)
     }
 
@@ -770,6 +783,7 @@ fn specs(options: &PairOptions, root: &Path) -> Result<(ServiceSpec, ServiceSpec
         },
         logs: LogFiles::in_directory(root, side.service()),
         test_clock: options.test_clock,
+        admin_token: options.admin_token.clone(),
         extra_env: options.extra_env.clone(),
     };
     Ok((spec(Side::Out), spec(Side::In)))

@@ -23,6 +23,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::HarnessError;
+use crate::admin::{ADMIN_TOKEN_ENV, AdminToken};
 
 /// How long to wait between two looks at a port file or two health checks.
 const READY_POLL_INTERVAL: Duration = Duration::from_millis(20);
@@ -100,6 +101,9 @@ pub struct ServiceSpec {
     /// Whether its clock is a test clock that `AdminService.AdvanceClock` moves
     /// (`YIBAO_TEST_CLOCK`).
     pub test_clock: bool,
+    /// The admin token the service requires of every admin caller (`YIBAO_ADMIN_TOKEN`); none:
+    /// its admin API answers loopback callers only.
+    pub admin_token: Option<AdminToken>,
     /// Further variables for the service, for example `RUST_LOG`; applied last.
     pub extra_env: Vec<(OsString, OsString)>,
 }
@@ -357,6 +361,9 @@ fn spawn(spec: &ServiceSpec) -> Result<Child, HarnessError> {
             command.env("YIBAO_PLAINTEXT", "true");
         }
     }
+    if let Some(token) = &spec.admin_token {
+        command.env(ADMIN_TOKEN_ENV, token.expose());
+    }
     command
         .env("YIBAO_LISTEN", spec.listen.to_string())
         .env("YIBAO_DATA_DIR", &spec.data_dir)
@@ -550,6 +557,7 @@ mod tests {
             platform: Platform::Plaintext,
             logs: LogFiles::in_directory(directory.path(), "transfer-out"),
             test_clock: true,
+            admin_token: None,
             extra_env: Vec::new(),
         };
         let error = ServiceProcess::start(&spec, Duration::from_secs(1))
@@ -577,6 +585,7 @@ mod tests {
             platform: Platform::Plaintext,
             logs: LogFiles::in_directory(directory.path(), "transfer-out"),
             test_clock: true,
+            admin_token: None,
             extra_env: Vec::new(),
         };
         if !spec.binary.is_file() {

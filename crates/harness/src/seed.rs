@@ -2,11 +2,10 @@
 //! people (`AdminService.SeedPopulation`), so that a transfer between them has a person at both
 //! ends. Seeding again is safe: people already present are left unchanged.
 
-use tonic::transport::Channel;
 use yibao_proto::admin::v1::SeedPopulationRequest;
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 
 use crate::HarnessError;
+use crate::admin::AdminClient;
 
 /// The most people one `SeedPopulation` call may write.
 pub const MAX_SEED_PER_CALL: u64 = 1_000_000;
@@ -14,8 +13,8 @@ pub const MAX_SEED_PER_CALL: u64 = 1_000_000;
 /// Seeds persons `0..persons` of population `seed` into both bureaus, in calls of at most
 /// [`MAX_SEED_PER_CALL`], both bureaus concurrently.
 pub async fn seed_both(
-    admin_out: &mut AdminServiceClient<Channel>,
-    admin_in: &mut AdminServiceClient<Channel>,
+    admin_out: &mut AdminClient,
+    admin_in: &mut AdminClient,
     seed: u64,
     persons: u64,
 ) -> Result<(), HarnessError> {

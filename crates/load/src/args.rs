@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use yibao_harness::AdminToken;
+
 use crate::error::LoadError;
 use crate::options::{
     DEFAULT_CONCURRENCY, DEFAULT_DURATION, DEFAULT_MIX, DEFAULT_PERSONS, DEFAULT_SEED,
@@ -187,6 +189,9 @@ impl TryFrom<LoadArgs> for LoadOptions {
             transfer_timeout: LoadOptions::parse_duration(&args.transfer_timeout)?,
             settle_timeout: LoadOptions::parse_duration(&args.settle_timeout)?,
             top_up_ahead: args.top_up_ahead,
+            // From the environment only: a flag would show the token in `ps`.
+            admin_token: AdminToken::from_env()
+                .map_err(|error| LoadError::Options(error.to_string()))?,
         };
         options.validate()?;
         Ok(options)

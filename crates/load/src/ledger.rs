@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
-use tonic::transport::Channel;
 use yibao_domain::money::Money;
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
+use yibao_harness::AdminClient;
 use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals};
 
 use crate::error::LoadError;
@@ -60,8 +59,8 @@ pub struct LedgerCheck {
 }
 
 /// Reads one bureau's totals.
-pub async fn totals(channel: Channel, endpoint: &str) -> Result<Totals, LoadError> {
-    let answer = AdminServiceClient::new(channel)
+pub async fn totals(mut client: AdminClient, endpoint: &str) -> Result<Totals, LoadError> {
+    let answer = client
         .get_ledger_totals(GetLedgerTotalsRequest {})
         .await
         .map_err(|status| LoadError::call("GetLedgerTotals", endpoint, status))?
@@ -123,8 +122,8 @@ fn parse(totals: &LedgerTotals) -> Result<Totals, &'static str> {
 
 /// Waits up to `settle_timeout` for both bureaus to have no open transfer, then checks.
 pub async fn check(
-    (out, out_endpoint): (Channel, &str),
-    (inn, in_endpoint): (Channel, &str),
+    (out, out_endpoint): (AdminClient, &str),
+    (inn, in_endpoint): (AdminClient, &str),
     settle_timeout: Duration,
 ) -> Result<LedgerCheck, LoadError> {
     let start = Instant::now();

@@ -4,7 +4,8 @@
 //!
 //! A run, in order:
 //! 1. **Target.** Running services (`--out`, `--in`), or `--spawn`: a private pair on ephemeral
-//!    loopback ports with temporary data, stopped at the end.
+//!    loopback ports with temporary data, stopped at the end. Admin calls present the token in
+//!    `YIBAO_ADMIN_TOKEN` when it is set, and a spawned pair then requires it.
 //! 2. **Seed.** The same synthetic people on both bureaus through the admin API, in chunks, with
 //!    a progress bar. A person transfers once, so the run seeds enough people of every flow in
 //!    the mix when it knows its size, and stops early (with a warning) when a flow runs out.

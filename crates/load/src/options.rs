@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use yibao_domain::population::{self, Flow};
+use yibao_harness::AdminToken;
 
 use crate::error::LoadError;
 
@@ -69,6 +70,10 @@ pub struct LoadOptions {
     /// many more applications find someone of every flow of the mix. 0: never seed during the
     /// run (it stops when a flow runs out).
     pub top_up_ahead: u64,
+    /// The admin token the services require (`YIBAO_ADMIN_TOKEN`): presented on every admin
+    /// call, and required by a spawned pair's services. Never in the report.
+    #[serde(skip)]
+    pub admin_token: Option<AdminToken>,
 }
 
 /// Which services a run drives.
@@ -264,6 +269,7 @@ impl LoadOptions {
             transfer_timeout: Duration::from_secs(30),
             settle_timeout: Duration::from_secs(60),
             top_up_ahead: DEFAULT_TOP_UP_AHEAD,
+            admin_token: None,
         }
     }
 

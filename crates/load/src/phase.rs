@@ -12,6 +12,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::time::Instant;
 use tonic::transport::{Channel, Endpoint};
 use yibao_domain::population::{Flow, MAX_INDEX};
+use yibao_harness::{AdminClient, admin_client};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 
 use crate::baseline::{self, Baseline};
@@ -85,10 +86,10 @@ pub struct Services {
     out_channels: Vec<Channel>,
     /// Connections to transfer-in (at least one).
     in_channels: Vec<Channel>,
-    /// The connection admin calls to transfer-out use.
-    out_admin: Channel,
-    /// The connection admin calls to transfer-in use.
-    in_admin: Channel,
+    /// The admin client of transfer-out (presenting the run's admin token, if any).
+    out_admin: AdminClient,
+    /// The admin client of transfer-in.
+    in_admin: AdminClient,
 }
 
 impl Services {
@@ -96,7 +97,7 @@ impl Services {
     pub async fn reach(options: &LoadOptions) -> Result<Services, LoadError> {
         let (spawned, out, inn) = match &options.target {
             Target::Spawn(spawn) => {
-                let pair = SpawnedPair::start(spawn).await?;
+                let pair = SpawnedPair::start(spawn, options.admin_token.as_ref()).await?;
                 let (out, inn) = (pair.out.clone(), pair.inn.clone());
                 (Some(pair), out, inn)
             }
@@ -112,14 +113,15 @@ impl Services {
                 "connections must be at least 1".to_owned(),
             ));
         };
+        let token = options.admin_token.as_ref();
         Ok(Services {
             spawned,
             out,
             inn,
             out_channels,
             in_channels,
-            out_admin,
-            in_admin,
+            out_admin: admin_client(out_admin, token),
+            in_admin: admin_client(in_admin, token),
         })
     }
 
@@ -133,13 +135,13 @@ impl Services {
         self.spawned.as_mut().map(SpawnedPair::keep_data)
     }
 
-    /// The connection for admin calls to transfer-out.
-    fn out_admin(&self) -> (Channel, &str) {
+    /// The admin client of transfer-out, and its endpoint.
+    fn out_admin(&self) -> (AdminClient, &str) {
         (self.out_admin.clone(), &self.out)
     }
 
-    /// The connection for admin calls to transfer-in.
-    fn in_admin(&self) -> (Channel, &str) {
+    /// The admin client of transfer-in, and its endpoint.
+    fn in_admin(&self) -> (AdminClient, &str) {
         (self.in_admin.clone(), &self.inn)
     }
 
@@ -257,7 +259,7 @@ pub async fn transfers(
     let metrics = Arc::new(Metrics::default());
     let context = new_context(options, services, persons, metrics.clone());
     let (stop_topping, topping_stopped) = tokio::sync::watch::channel(false);
-    let owned = |(channel, endpoint): (Channel, &str)| (channel, endpoint.to_owned());
+    let owned = |(client, endpoint): (AdminClient, &str)| (client, endpoint.to_owned());
     let topping = tokio::spawn(top_up(
         context.clone(),
         options.top_up_ahead,
@@ -371,8 +373,8 @@ const TOP_UP_EVERY: Duration = Duration::from_millis(200);
 async fn top_up(
     context: Arc<Context>,
     ahead: u64,
-    out: (Channel, String),
-    inn: (Channel, String),
+    out: (AdminClient, String),
+    inn: (AdminClient, String),
     seed: u64,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> u64 {
@@ -385,8 +387,8 @@ async fn top_up(
 async fn seeding_ahead(
     context: &Arc<Context>,
     ahead: u64,
-    (out_channel, out_endpoint): (Channel, String),
-    (in_channel, in_endpoint): (Channel, String),
+    (out_admin, out_endpoint): (AdminClient, String),
+    (in_admin, in_endpoint): (AdminClient, String),
     seed: u64,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> u64 {
@@ -408,8 +410,8 @@ async fn seeding_ahead(
                 .max(ahead.min(seed::CHUNK))
                 .min(MAX_INDEX - end);
             let done = seed::seed(
-                (out_channel.clone(), &out_endpoint),
-                (in_channel.clone(), &in_endpoint),
+                (out_admin.clone(), &out_endpoint),
+                (in_admin.clone(), &in_endpoint),
                 seed,
                 end,
                 count,

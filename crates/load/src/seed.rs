@@ -7,9 +7,8 @@ use std::time::Duration;
 use indicatif::ProgressBar;
 use serde::Serialize;
 use tokio::time::Instant;
-use tonic::transport::Channel;
+use yibao_harness::AdminClient;
 use yibao_proto::admin::v1::SeedPopulationRequest;
-use yibao_proto::admin::v1::admin_service_client::AdminServiceClient;
 
 use crate::error::LoadError;
 
@@ -35,8 +34,8 @@ pub struct Seeding {
     pub topped_up: u64,
 }
 
-/// A bureau to seed: its admin channel and endpoint (for errors).
-pub type Bureau<'a> = (Channel, &'a str);
+/// A bureau to seed: its admin client and endpoint (for errors).
+pub type Bureau<'a> = (AdminClient, &'a str);
 
 /// Seeds `persons` people from `first` at both bureaus.
 pub async fn seed(
@@ -76,12 +75,12 @@ pub async fn seed(
 }
 
 async fn call(
-    (channel, endpoint): Bureau<'_>,
+    (mut client, endpoint): Bureau<'_>,
     request: SeedPopulationRequest,
 ) -> Result<u64, LoadError> {
     let mut call = tonic::Request::new(request);
     call.set_timeout(CALL_TIMEOUT);
-    let answer = AdminServiceClient::new(channel)
+    let answer = client
         .seed_population(call)
         .await
         .map_err(|status| LoadError::call("SeedPopulation", endpoint, status))?;

@@ -4,7 +4,7 @@
 //! killed and the directory removed when the pair is dropped, unless the run asked to keep them.
 
 use tempfile::TempDir;
-use yibao_harness::{Pair, PairOptions, Side};
+use yibao_harness::{AdminToken, Pair, PairOptions, Side};
 
 use crate::error::LoadError;
 use crate::options::SpawnOptions;
@@ -29,8 +29,11 @@ pub struct SpawnedPair {
 
 impl SpawnedPair {
     /// Starts both services and waits until each answers SERVING; seeds nobody (the run seeds
-    /// with its own progress bar).
-    pub async fn start(options: &SpawnOptions) -> Result<SpawnedPair, LoadError> {
+    /// with its own progress bar). With `admin_token`, both require it of admin callers.
+    pub async fn start(
+        options: &SpawnOptions,
+        admin_token: Option<&AdminToken>,
+    ) -> Result<SpawnedPair, LoadError> {
         let data = tempfile::Builder::new()
             .prefix("yibao-load-")
             .tempdir()
@@ -38,6 +41,7 @@ impl SpawnedPair {
         let mut pair_options = PairOptions {
             data_dir: Some(data.path().to_path_buf()),
             persons: 0,
+            admin_token: admin_token.cloned(),
             ..PairOptions::default()
         };
         if let Some(bin_dir) = &options.bin_dir {

@@ -90,3 +90,27 @@ async fn a_run_for_a_duration_seeds_more_people_as_it_goes() {
         report.warnings
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spawned_pair_requiring_an_admin_token_is_seeded_and_checked_with_it() {
+    const TOKEN: &str = "load-smoke-admin-token-5e21";
+    let reports = tempfile::tempdir().expect("temporary directory");
+    let mut options = LoadOptions::spawned();
+    options.persons = 500;
+    options.pace = Pace::Closed { concurrency: 8 };
+    options.stop = Stop {
+        duration: Some(Duration::from_secs(2)),
+        transfers: Some(50),
+    };
+    options.report_dir = Some(reports.path().to_path_buf());
+    options.settle_timeout = Duration::from_secs(30);
+    options.admin_token = Some(yibao_harness::AdminToken::new(TOKEN).expect("a valid token"));
+
+    let report = yibao_load::run(options, false).await.expect("the run");
+
+    assert!(report.ledger_holds(), "{:?}", report.ledger.problems);
+    assert_eq!(report.errors_total(), 0, "{:?}", report.errors);
+    assert!(report.transfers.succeeded > 0);
+    let json = std::fs::read_to_string(reports.path().join("report.json")).expect("json");
+    assert!(!json.contains(TOKEN), "the token stays out of the report");
+}
