@@ -296,6 +296,14 @@ impl Pair {
         crate::process::platform_channel(address, client)
     }
 
+    /// The address of `side`'s platform listener, while it runs.
+    pub fn platform_address(&self, side: Side) -> Option<std::net::SocketAddr> {
+        self.member(side)
+            .process
+            .as_ref()
+            .and_then(ServiceProcess::platform_address)
+    }
+
     /// How `side`'s platform is secured (its own files, when mutual TLS).
     pub fn platform(&self, side: Side) -> &Platform {
         &self.member(side).spec.platform
