@@ -22,6 +22,7 @@ use yibao_store::Store;
 use crate::admission::Transport;
 use crate::bank::SimulatedBank;
 use crate::context::Site;
+use crate::faults::FaultRules;
 use crate::outbox::dispatcher;
 use crate::peer::Peer;
 use crate::services::{Admin, Services};
@@ -100,7 +101,9 @@ impl Application {
             directory,
             calendar,
             default_policy: Default::default(),
+            connectivity_overrides: Arc::default(),
         };
+        let faults = fault_rules(&config, &site)?;
         let services = Arc::new(Services {
             site: Arc::new(site),
             store,
@@ -118,6 +121,7 @@ impl Application {
                 Admin::Disabled
             },
             admin_token: config.admin_token.clone(),
+            faults: faults.clone(),
         });
         migrate::run(&services)
             .await
@@ -280,6 +284,16 @@ async fn until_stopped(
 /// Resolves once `stopped` says stop (or its sender is gone).
 async fn stopping(mut stopped: tokio::sync::watch::Receiver<bool>) {
     let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// The fault rules, with those of the configured file in force.
+fn fault_rules(config: &ServiceConfig, site: &Site) -> Result<Arc<FaultRules>, StartError> {
+    let faults = Arc::new(FaultRules::new(site.connectivity_overrides.clone()));
+    if let Some(path) = &config.faults {
+        let added = faults.load_file(path).map_err(StartError::Config)?;
+        tracing::warn!(rules = added, file = %path.display(), "fault rules in force");
+    }
+    Ok(faults)
 }
 
 /// Binds `address`, naming it in the error.

@@ -29,6 +29,39 @@ pub struct Site {
     pub calendar: WorkingCalendar,
     /// The national defaults, for regions the directory does not list.
     pub default_policy: RegionPolicy,
+    /// Connectivity set at run time by fault rules, over the directory's.
+    pub connectivity_overrides: Arc<ConnectivityOverrides>,
+}
+
+/// Regions whose connectivity a fault rule set at run time (the one thing about a site that
+/// may change while it runs, and only on purpose).
+#[derive(Debug, Default)]
+pub struct ConnectivityOverrides(
+    std::sync::RwLock<std::collections::HashMap<RegionCode, Connectivity>>,
+);
+
+impl ConnectivityOverrides {
+    /// The override of `code`'s pooling region, if one is set.
+    pub fn get(&self, code: RegionCode) -> Option<Connectivity> {
+        self.0
+            .read()
+            .ok()
+            .and_then(|map| map.get(&code.pooling_region()).copied())
+    }
+
+    /// Sets an override.
+    pub fn set(&self, code: RegionCode, connectivity: Connectivity) {
+        if let Ok(mut map) = self.0.write() {
+            map.insert(code.pooling_region(), connectivity);
+        }
+    }
+
+    /// Removes an override.
+    pub fn unset(&self, code: RegionCode) {
+        if let Ok(mut map) = self.0.write() {
+            map.remove(&code.pooling_region());
+        }
+    }
 }
 
 impl Site {
@@ -54,8 +87,12 @@ impl Site {
             .map_or(&self.default_policy, |entry| &entry.policy)
     }
 
-    /// Whether a region has joined the platform (unknown regions have not).
+    /// Whether a region has joined the platform (unknown regions have not), unless a fault rule
+    /// says otherwise for now.
     pub fn connectivity(&self, code: RegionCode) -> Connectivity {
+        if let Some(connectivity) = self.connectivity_overrides.get(code) {
+            return connectivity;
+        }
         match self.directory.region(code.pooling_region()) {
             Some(entry) if entry.connected => Connectivity::Connected,
             _ => Connectivity::NotConnected,

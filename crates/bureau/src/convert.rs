@@ -24,6 +24,7 @@ use crate::certificates::Certificate;
 use crate::context::Site;
 use crate::document::TransferDocument;
 use crate::error::Error;
+use crate::faults::{Direction, Fault, Rule, RuleSpec};
 use crate::messages::{
     Addressed, Credit, Decision, Envelope, FormOutcome, InsuranceForm, TransferApplication,
 };
@@ -534,6 +535,115 @@ fn over_cap(figure: FormFigure) -> Error {
                 Money::from_cents(credit::MAX_FORM_BALANCE_CENTS).unwrap_or(Money::ZERO)
             ),
         ),
+    }
+}
+
+/// A fault rule from the admin API, checked (the field path names the request's field).
+pub fn fault_rule(wire: Option<&yibao_proto::admin::v1::FaultRule>) -> Result<RuleSpec, Error> {
+    use yibao_proto::admin::v1::{FaultDirection, FaultKind};
+    let wire = wire.ok_or_else(|| Error::invalid("rule", "required"))?;
+    let direction = match FaultDirection::try_from(wire.direction) {
+        Ok(FaultDirection::Sending) => Direction::Sending,
+        Ok(FaultDirection::Receiving) => Direction::Receiving,
+        Ok(FaultDirection::Unspecified) => Direction::Any,
+        Err(_) => return Err(Error::invalid("rule.direction", "not a FaultDirection")),
+    };
+    let fault = match FaultKind::try_from(wire.fault) {
+        Ok(FaultKind::Delay) => Fault::Delay,
+        Ok(FaultKind::Status) => Fault::Status,
+        Ok(FaultKind::Infcode) => Fault::Infcode,
+        Ok(FaultKind::NeverAnswer) => Fault::NeverAnswer,
+        Ok(FaultKind::ResetConnection) => Fault::ResetConnection,
+        Ok(FaultKind::LoseAnswer) => Fault::LoseAnswer,
+        Ok(FaultKind::DeliverTwice) => Fault::DeliverTwice,
+        Ok(FaultKind::Reorder) => Fault::Reorder,
+        Ok(FaultKind::BankFail) => Fault::BankFail,
+        Ok(FaultKind::BankDelay) => Fault::BankDelay,
+        Ok(FaultKind::RegionDisconnected) => Fault::RegionDisconnected,
+        Ok(FaultKind::RegionConnected) => Fault::RegionConnected,
+        Ok(FaultKind::Unspecified) | Err(_) => {
+            return Err(Error::invalid("rule.fault", "required: a FaultKind"));
+        }
+    };
+    let spec = RuleSpec {
+        label: wire.label.clone(),
+        direction,
+        message_kind: wire.message_kind.clone(),
+        sender_region_code: wire.sender_region_code.clone(),
+        receiver_region_code: wire.receiver_region_code.clone(),
+        transfer_id: wire.transfer_id.clone(),
+        certno: wire.certno.clone(),
+        first_attempts: wire.first_attempts,
+        probability: wire.probability,
+        fault: Some(fault),
+        delay_min_ms: wire.delay_min_ms,
+        delay_max_ms: wire.delay_max_ms,
+        grpc_code: wire.grpc_code,
+        message: wire.message.clone(),
+        infcode: wire.infcode,
+        region_code: wire.region_code.clone(),
+    };
+    spec.validate().map_err(|error| {
+        Error::invalid(
+            match error.field {
+                "fault" => "rule.fault",
+                "message_kind" => "rule.message_kind",
+                "sender_region_code" => "rule.sender_region_code",
+                "receiver_region_code" => "rule.receiver_region_code",
+                "probability" => "rule.probability",
+                "delay_max_ms" => "rule.delay_max_ms",
+                "grpc_code" => "rule.grpc_code",
+                "infcode" => "rule.infcode",
+                "region_code" => "rule.region_code",
+                other => other,
+            },
+            error.rule,
+        )
+    })
+}
+
+/// A rule in force, on the wire.
+pub fn wire_fault_rule(rule: &Rule) -> yibao_proto::admin::v1::FaultRule {
+    use yibao_proto::admin::v1::{FaultDirection, FaultKind};
+    let spec = &rule.spec;
+    let fault = match spec.fault {
+        Some(Fault::Delay) => FaultKind::Delay,
+        Some(Fault::Status) => FaultKind::Status,
+        Some(Fault::Infcode) => FaultKind::Infcode,
+        Some(Fault::NeverAnswer) => FaultKind::NeverAnswer,
+        Some(Fault::ResetConnection) => FaultKind::ResetConnection,
+        Some(Fault::LoseAnswer) => FaultKind::LoseAnswer,
+        Some(Fault::DeliverTwice) => FaultKind::DeliverTwice,
+        Some(Fault::Reorder) => FaultKind::Reorder,
+        Some(Fault::BankFail) => FaultKind::BankFail,
+        Some(Fault::BankDelay) => FaultKind::BankDelay,
+        Some(Fault::RegionDisconnected) => FaultKind::RegionDisconnected,
+        Some(Fault::RegionConnected) => FaultKind::RegionConnected,
+        None => FaultKind::Unspecified,
+    };
+    yibao_proto::admin::v1::FaultRule {
+        rule_id: rule.id.clone(),
+        label: spec.label.clone(),
+        direction: match spec.direction {
+            Direction::Any => FaultDirection::Unspecified,
+            Direction::Sending => FaultDirection::Sending,
+            Direction::Receiving => FaultDirection::Receiving,
+        } as i32,
+        message_kind: spec.message_kind.clone(),
+        sender_region_code: spec.sender_region_code.clone(),
+        receiver_region_code: spec.receiver_region_code.clone(),
+        transfer_id: spec.transfer_id.clone(),
+        certno: spec.certno.clone(),
+        first_attempts: spec.first_attempts,
+        probability: spec.probability,
+        fault: fault as i32,
+        delay_min_ms: spec.delay_min_ms,
+        delay_max_ms: spec.delay_max_ms,
+        grpc_code: spec.grpc_code,
+        message: spec.message.clone(),
+        infcode: spec.infcode,
+        region_code: spec.region_code.clone(),
+        injected: rule.injected.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
 

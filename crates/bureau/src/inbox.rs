@@ -58,6 +58,8 @@ pub enum Refusal {
     UnknownSender(String),
     /// The transfer id was minted by a region that may not name it here.
     ForeignTransferId(String),
+    /// A fault rule answers this infcode and message instead (nothing was processed).
+    Injected(i32, String),
 }
 
 impl Refusal {
@@ -72,6 +74,7 @@ impl Refusal {
             Refusal::UnknownTransfer(_) => infcode::UNKNOWN_TRANSFER,
             Refusal::UnknownSender(_) => infcode::UNKNOWN_SENDER,
             Refusal::ForeignTransferId(_) => infcode::FOREIGN_TRANSFER_ID,
+            Refusal::Injected(code, _) => *code,
         }
     }
 
@@ -82,7 +85,8 @@ impl Refusal {
             | Refusal::WrongReceiver(text)
             | Refusal::WrongTransactionCode(text)
             | Refusal::UnknownSender(text)
-            | Refusal::ForeignTransferId(text) => text.clone(),
+            | Refusal::ForeignTransferId(text)
+            | Refusal::Injected(_, text) => text.clone(),
             Refusal::OutOfOrder(what) => format!("out of order: {what}"),
             Refusal::Modified => {
                 "envelope.msgid: already used with a different body (modified request)".to_owned()

@@ -11,6 +11,7 @@ use yibao_store::{Store, Tx};
 
 use crate::bank::BankGateway;
 use crate::context::{Site, StepContext};
+use crate::faults::FaultRules;
 use crate::peer::Peer;
 use crate::record::{Changes, Step, WatchHint};
 use crate::watchers::Watchers;
@@ -45,9 +46,56 @@ pub struct Services {
     pub admin: Admin,
     /// The bearer token admin calls must carry; without one, loopback callers only.
     pub admin_token: Option<yibao_runtime::config::AdminToken>,
+    /// Fault rules in force (none unless added).
+    pub faults: Arc<FaultRules>,
 }
 
 impl Services {
+    /// Notes an injected fault in the history of `transfer_id`, when this bureau knows the
+    /// transfer (a fault on a message that would create it is counted by its rule only). A
+    /// failure to note is logged, never in the way of the fault itself.
+    pub async fn note_fault(&self, transfer_id: &str, detail: String) {
+        let id = transfer_id.to_owned();
+        let noted = self
+            .write(move |step| -> Result<(), crate::error::Error> {
+                if step.load(&id)?.is_some() {
+                    let happening = crate::record::Happening {
+                        kind: "FAULT_INJECTED",
+                        from_state: "",
+                        detail,
+                        attempt: 0,
+                    };
+                    step.note(&id, happening)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(error) = noted {
+            tracing::warn!(%error, transfer_id, "could not note an injected fault");
+        }
+        tracing::info!(transfer_id, "fault injected");
+    }
+
+    /// The certno of a stored transfer, for fault rules that match a person.
+    pub async fn certno_of(&self, transfer_id: &str) -> Option<String> {
+        self.document_of(transfer_id)
+            .await
+            .map(|document| document.certno)
+    }
+
+    /// A stored transfer, if it is there and reads (for fault rules' matchers).
+    pub async fn document_of(
+        &self,
+        transfer_id: &str,
+    ) -> Option<crate::document::TransferDocument> {
+        let id = transfer_id.to_owned();
+        self.store
+            .read(move |tx| crate::record::load(tx, &id))
+            .await
+            .ok()
+            .flatten()
+    }
+
     /// Runs `work` as one protocol step in one store job, then publishes what it changed.
     pub async fn write<T, E, F>(&self, work: F) -> Result<T, E>
     where

@@ -61,6 +61,7 @@ pub fn site(role: BureauRole) -> Site {
         directory,
         calendar,
         default_policy: Default::default(),
+        connectivity_overrides: Arc::default(),
     }
 }
 
@@ -69,6 +70,9 @@ pub fn services(role: BureauRole) -> Arc<Services> {
     let offset = start() - Clock::system().now();
     let clock = Clock::adjustable(offset).expect("an offset within a century");
     let site = site(role);
+    let faults = Arc::new(crate::faults::FaultRules::new(
+        site.connectivity_overrides.clone(),
+    ));
     Arc::new(Services {
         site: Arc::new(site),
         store: Store::open_in_memory().expect("an in-memory store opens"),
@@ -80,6 +84,7 @@ pub fn services(role: BureauRole) -> Arc<Services> {
         dispatch_now: tokio::sync::Notify::new(),
         admin: Admin::Enabled,
         admin_token: None,
+        faults,
     })
 }
 

@@ -90,6 +90,9 @@ pub enum Command {
     /// A bureau's parked outbox messages.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Fault rules: faults on purpose (AddFaultRule, ListFaultRules, ClearFaultRules).
+    #[command(subcommand)]
+    Fault(FaultCommand),
     /// Load-test the handshake: `yibao load --spawn --duration 60s --baseline`
     /// (`yibao load --help` lists its flags).
     #[command(disable_help_flag = true)]
@@ -143,6 +146,131 @@ pub struct ResolveArgs {
     /// What the transfer-in bureau confirmed.
     #[arg(long, value_enum)]
     pub outcome: OutcomeArg,
+}
+
+/// `yibao fault …`.
+#[derive(Debug, Subcommand)]
+pub enum FaultCommand {
+    /// Add a fault rule at a bureau, e.g. `yibao fault add --bureau in --direction receiving
+    /// --kind DELIVER_FORM --fault lose-answer --first 1 --label mytest`.
+    Add(FaultAddArgs),
+    /// List a bureau's fault rules with how many faults each injected.
+    List(FaultListArgs),
+    /// Remove a bureau's fault rules: those with --label, or all.
+    Clear(FaultClearArgs),
+}
+
+/// What a fault rule does (admin.proto's FaultKind).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FaultArg {
+    /// Wait --delay-ms (or a random time in --delay-ms..--delay-max-ms), then go on.
+    Delay,
+    /// Answer (or fail the send with) --grpc-code and --message.
+    Status,
+    /// Answer (or read) --infcode and --message.
+    Infcode,
+    /// Hold until the caller's deadline.
+    NeverAnswer,
+    /// Drop the connection before answering.
+    ResetConnection,
+    /// Apply the message, then lose the answer.
+    LoseAnswer,
+    /// Deliver the message twice.
+    DeliverTwice,
+    /// Hold the message while later ones pass.
+    Reorder,
+    /// The bank gateway fails payouts.
+    BankFail,
+    /// The bank gateway answers later.
+    BankDelay,
+    /// --region counts as not connected.
+    RegionDisconnected,
+    /// --region counts as connected.
+    RegionConnected,
+}
+
+/// Which way the messages a rule matches travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DirectionArg {
+    /// Messages the bureau sends.
+    Sending,
+    /// Messages the bureau receives.
+    Receiving,
+}
+
+/// Arguments of `yibao fault add`.
+#[derive(Debug, Args)]
+pub struct FaultAddArgs {
+    /// The bureau the rule is added at.
+    #[arg(long, value_enum, default_value_t = Bureau::In)]
+    pub bureau: Bureau,
+    /// What happens to matching messages.
+    #[arg(long, value_enum)]
+    pub fault: FaultArg,
+    /// A label, so that `yibao fault clear --label` removes only these rules.
+    #[arg(long, default_value = "")]
+    pub label: String,
+    /// Only messages travelling this way (default: either).
+    #[arg(long, value_enum)]
+    pub direction: Option<DirectionArg>,
+    /// Only this message kind (REQUEST_TRANSFER_OUT, DELIVER_FORM, ABORT, … or an infno).
+    #[arg(long, default_value = "")]
+    pub kind: String,
+    /// Only messages from this region.
+    #[arg(long, default_value = "")]
+    pub sender: String,
+    /// Only messages to this region.
+    #[arg(long, default_value = "")]
+    pub receiver: String,
+    /// Only this transfer.
+    #[arg(long, default_value = "")]
+    pub transfer: String,
+    /// Only this person's transfers.
+    #[arg(long, default_value = "")]
+    pub certno: String,
+    /// Only the first N attempts of each message.
+    #[arg(long, default_value_t = 0)]
+    pub first: u32,
+    /// The chance (0 to 1) that a matching message gets the fault (default: always).
+    #[arg(long, default_value_t = 0.0)]
+    pub probability: f64,
+    /// delay / reorder: the wait in milliseconds (the shortest, with --delay-max-ms).
+    #[arg(long, default_value_t = 0)]
+    pub delay_ms: u32,
+    /// delay / reorder: the longest wait (default: --delay-ms).
+    #[arg(long)]
+    pub delay_max_ms: Option<u32>,
+    /// status: the gRPC code (e.g. 14 for UNAVAILABLE).
+    #[arg(long, default_value_t = 0)]
+    pub grpc_code: i32,
+    /// infcode: the infcode (1001 to 1999).
+    #[arg(long, default_value_t = 0)]
+    pub infcode: i32,
+    /// status / infcode: the message.
+    #[arg(long, default_value = "")]
+    pub message: String,
+    /// region-disconnected / region-connected: the region.
+    #[arg(long, default_value = "")]
+    pub region: String,
+}
+
+/// Arguments of `yibao fault list`.
+#[derive(Debug, Args)]
+pub struct FaultListArgs {
+    /// The bureau to ask.
+    #[arg(long, value_enum, default_value_t = Bureau::In)]
+    pub bureau: Bureau,
+}
+
+/// Arguments of `yibao fault clear`.
+#[derive(Debug, Args)]
+pub struct FaultClearArgs {
+    /// The bureau whose rules to remove.
+    #[arg(long, value_enum, default_value_t = Bureau::In)]
+    pub bureau: Bureau,
+    /// Only the rules with this label (default: every rule).
+    #[arg(long, default_value = "")]
+    pub label: String,
 }
 
 /// `yibao outbox …`.

@@ -18,13 +18,14 @@ pub mod certs;
 pub mod commands;
 pub mod connect;
 pub mod error;
+pub mod fault;
 pub mod operator;
 pub mod output;
 pub mod up;
 
 use std::process::ExitCode;
 
-use args::{Cli, ClockCommand, Command, LedgerCommand, OutboxCommand};
+use args::{Cli, ClockCommand, Command, FaultCommand, LedgerCommand, OutboxCommand};
 use connect::Endpoints;
 use error::CliError;
 use output::Output;
@@ -136,6 +137,9 @@ async fn execute(
         Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
         Command::Transfers(args) => operator::transfers(args, endpoints, output).await,
         Command::Resolve(args) => operator::resolve(args, endpoints, output).await,
+        Command::Fault(FaultCommand::Add(args)) => fault::add(args, endpoints, output).await,
+        Command::Fault(FaultCommand::List(args)) => fault::list(args, endpoints, output).await,
+        Command::Fault(FaultCommand::Clear(args)) => fault::clear(args, endpoints, output).await,
         Command::Outbox(OutboxCommand::List(args)) => {
             operator::outbox_list(args, endpoints, output).await
         }

@@ -20,6 +20,7 @@
 //! | log format | `log_format` | `YIBAO_LOG_FORMAT` | `--log-format` | `text` |
 //! | port file | `port_file` | `YIBAO_PORT_FILE` | `--port-file` | none |
 //! | platform port file | `platform_port_file` | `YIBAO_PLATFORM_PORT_FILE` | `--platform-port-file` | none |
+//! | fault rules file (TOML `[[rule]]`s) | `faults` | `YIBAO_FAULTS` | `--faults` | none |
 //! | shutdown bound | `shutdown_timeout_ms` | — | — | 5000 |
 //! | outbox dispatcher | `[dispatcher]` table | — | — | see [`DispatcherSettings`] |
 //! | simulated bank | `[bank]` table | — | — | see [`BankSettings`] |
@@ -131,6 +132,10 @@ pub struct ServiceArgs {
     /// This bureau's private key (PEM). Environment: YIBAO_TLS_KEY.
     #[arg(long, value_name = "PATH")]
     pub tls_key: Option<PathBuf>,
+    /// A TOML file of fault rules to put in force at start (`[[rule]]` tables, the fields of
+    /// admin.proto's FaultRule). Environment: YIBAO_FAULTS.
+    #[arg(long, value_name = "PATH")]
+    pub faults: Option<PathBuf>,
     /// Serve and call the platform without TLS (an explicit opt-out, for debugging on loopback).
     /// Environment: YIBAO_PLAINTEXT.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -188,6 +193,8 @@ pub struct ServiceConfig {
     pub plaintext: bool,
     /// Where to write the platform listener's bound address.
     pub platform_port_file: Option<PathBuf>,
+    /// A file of fault rules to put in force at start.
+    pub faults: Option<PathBuf>,
     /// Where the bureau keeps its ledger.
     pub data_dir: PathBuf,
     /// The region directory file both services read.
@@ -267,6 +274,7 @@ struct FileLayer {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     plaintext: Option<bool>,
+    faults: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     directory: Option<PathBuf>,
     peer_endpoint: Option<String>,
@@ -360,6 +368,7 @@ impl ServiceConfig {
             tls_key: None,
             plaintext: false,
             platform_port_file: None,
+            faults: None,
             data_dir: Path::new("data").join(role.as_str()),
             directory: PathBuf::from("deploy/regions.toml"),
             peer_endpoint: format!("https://{}", default_platform_listen(role.peer())),
@@ -536,6 +545,7 @@ impl ServiceConfig {
             tls_cert,
             tls_key,
             plaintext,
+            faults,
             data_dir,
             directory,
             peer_endpoint,
@@ -557,6 +567,7 @@ impl ServiceConfig {
         self.tls_cert = tls_cert.or(self.tls_cert.take());
         self.tls_key = tls_key.or(self.tls_key.take());
         override_with(&mut self.plaintext, plaintext);
+        self.faults = faults.or(self.faults.take());
         override_with(&mut self.data_dir, data_dir);
         override_with(&mut self.directory, directory);
         override_with(&mut self.peer_endpoint, peer_endpoint);
@@ -589,6 +600,7 @@ impl ServiceConfig {
             ("YIBAO_TLS_CA", &mut self.tls_ca),
             ("YIBAO_TLS_CERT", &mut self.tls_cert),
             ("YIBAO_TLS_KEY", &mut self.tls_key),
+            ("YIBAO_FAULTS", &mut self.faults),
         ] {
             if let Some(value) = environment(variable) {
                 *slot = Some(PathBuf::from(value));
@@ -637,6 +649,7 @@ impl ServiceConfig {
             (&mut self.tls_ca, &args.tls_ca),
             (&mut self.tls_cert, &args.tls_cert),
             (&mut self.tls_key, &args.tls_key),
+            (&mut self.faults, &args.faults),
         ] {
             if let Some(value) = value {
                 *slot = Some(value.clone());

@@ -232,6 +232,49 @@ fn seed_chunk(
 
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    async fn add_fault_rule(
+        &self,
+        request: Request<wire::AddFaultRuleRequest>,
+    ) -> Result<Response<wire::AddFaultRuleResponse>, Status> {
+        let spec = convert::fault_rule(request.get_ref().rule.as_ref())?;
+        let rule = self.services.faults.add(spec).map_err(|error| {
+            if error.field == "rule" {
+                Status::resource_exhausted(error.to_string())
+            } else {
+                Status::from(Error::invalid("rule", error.to_string()))
+            }
+        })?;
+        tracing::warn!(rule = %rule.id, label = %rule.spec.label, fault = ?rule.spec.fault, "fault rule added");
+        Ok(Response::new(wire::AddFaultRuleResponse {
+            rule: Some(convert::wire_fault_rule(&rule)),
+        }))
+    }
+
+    async fn list_fault_rules(
+        &self,
+        _request: Request<wire::ListFaultRulesRequest>,
+    ) -> Result<Response<wire::ListFaultRulesResponse>, Status> {
+        let rules = self.services.faults.list();
+        Ok(Response::new(wire::ListFaultRulesResponse {
+            rules: rules
+                .iter()
+                .map(|rule| convert::wire_fault_rule(rule))
+                .collect(),
+        }))
+    }
+
+    async fn clear_fault_rules(
+        &self,
+        request: Request<wire::ClearFaultRulesRequest>,
+    ) -> Result<Response<wire::ClearFaultRulesResponse>, Status> {
+        let label = convert::bounded("label", &request.get_ref().label, 64)?;
+        let removed = self.services.faults.clear(label);
+        tracing::warn!(removed, label, "fault rules cleared");
+        Ok(Response::new(wire::ClearFaultRulesResponse {
+            removed: u32::try_from(removed).unwrap_or(u32::MAX),
+        }))
+    }
+
     async fn seed_population(
         &self,
         request: Request<wire::SeedPopulationRequest>,

@@ -4,6 +4,7 @@
 //! the very same steps.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use prost::Message;
@@ -17,6 +18,7 @@ use yibao_runtime::directory::BureauRole;
 use crate::admission::{self, Caller, Denied, Minter, Parties};
 use crate::convert;
 use crate::error::Error;
+use crate::faults::{self, Action, Direction, Seen};
 use crate::inbox::{self, Admitted, Refusal, Slot};
 use crate::messages::{Addressed, Decision, InsuranceForm, Kind, TransferApplication};
 use crate::record::Step;
@@ -43,7 +45,7 @@ impl PlatformApi {
 /// A platform request: it carries an envelope, converts into a domain body, and has a step and
 /// a refusal answer. The conversion runs in the handler, off the store's single writer thread;
 /// only the step runs in the writer.
-trait PlatformMessage: Message + Send + Sized + 'static {
+trait PlatformMessage: Message + Clone + Send + Sized + 'static {
     type Answer: Message + Default + Send + 'static;
     type Body: Send + 'static;
     /// The kind of message the rpc carries (its `infno`).
@@ -59,6 +61,10 @@ trait PlatformMessage: Message + Send + Sized + 'static {
     }
     /// The transfer id the body names, which the envelope's must equal.
     fn body_transfer_id(&self) -> Option<&str>;
+    /// The person the body names, if it names one (for fault rules that match a person).
+    fn body_certno(&self) -> Option<&str> {
+        None
+    }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer;
     /// The body in domain values; `received_at` is when the message arrived.
     fn body(&self, received_at: DateTime<Utc>) -> Result<Self::Body, Error>;
@@ -256,22 +262,123 @@ fn caller_of<T>(request: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| Status::internal("the platform guard did not see this call"))
 }
 
-/// Runs one message once per msgid.
+/// Runs one message once per msgid, with the fault a rule injects into it, if any.
 async fn single<M: PlatformMessage>(
     services: &Services,
     request: Request<M>,
 ) -> Result<Response<M::Answer>, Status> {
     let caller = caller_of(&request)?;
+    let hold = caller_deadline(&request);
     let request = request.into_inner();
     let admitted = match admit(services, &caller, &request) {
         Ok(admitted) => admitted,
         Err(NotAdmitted::Answer(answer)) => return Ok(Response::new(answer)),
         Err(NotAdmitted::Status(status)) => return Err(status),
     };
+    let action = received_fault(services, &request).await;
+    if let Some(early) = before_processing::<M>(action.as_ref(), hold, &admitted.msgid).await {
+        return early.map(Response::new);
+    }
     let reference = inbox::refmsgid(&admitted.msgid);
     let body = request.body(services.clock.now());
-    let answer = inbox::once(services, admitted, M::refused, work::<M>(body, reference)).await?;
-    Ok(Response::new(answer))
+    let again = admitted.clone();
+    let answer = inbox::once(
+        services,
+        admitted,
+        M::refused,
+        work::<M>(body, reference.clone()),
+    )
+    .await?;
+    match action {
+        Some(Action::LoseAnswer) => Err(lost_answer()),
+        Some(Action::DeliverTwice) => {
+            let body = request.body(services.clock.now());
+            let answer = inbox::once(services, again, M::refused, work::<M>(body, reference));
+            Ok(Response::new(answer.await?))
+        }
+        _ => Ok(Response::new(answer)),
+    }
+}
+
+/// The fault a rule injects into a received message, noted in its transfer's history.
+async fn received_fault<M: PlatformMessage>(services: &Services, request: &M) -> Option<Action> {
+    let envelope = request.envelope()?;
+    let looked_up = match request.body_certno() {
+        None if services.faults.wants_certno() => services.certno_of(&envelope.transfer_id).await,
+        _ => None,
+    };
+    let seen = Seen {
+        direction: Direction::Receiving,
+        kind: M::KIND.as_str(),
+        sender: &envelope.sender_region_code,
+        receiver: &envelope.receiver_region_code,
+        transfer_id: &envelope.transfer_id,
+        msgid: &envelope.msgid,
+        attempt: 0,
+        certno: request.body_certno().or(looked_up.as_deref()),
+    };
+    let injected = services.faults.decide(&seen)?;
+    let note = injected.note(Direction::Receiving);
+    services.note_fault(&envelope.transfer_id, note).await;
+    Some(injected.action)
+}
+
+/// What a fault does before the message is processed: waits (and goes on), or answers in its
+/// place.
+async fn before_processing<M: PlatformMessage>(
+    action: Option<&Action>,
+    hold: Duration,
+    msgid: &str,
+) -> Option<Result<M::Answer, Status>> {
+    match action? {
+        Action::Delay(wait) | Action::Reorder(wait) => {
+            tokio::time::sleep(*wait).await;
+            None
+        }
+        Action::Status(code, message) => Some(Err(Status::new(*code, message.clone()))),
+        Action::Infcode(code, message) => {
+            let refusal = Refusal::Injected(*code, message.clone());
+            Some(Ok(M::refused(&refusal, msgid)))
+        }
+        Action::NeverAnswer => {
+            tokio::time::sleep(hold).await;
+            Some(Err(Status::deadline_exceeded(
+                "never answered (fault rule)",
+            )))
+        }
+        Action::ResetConnection => Some(Err(Status::unavailable("connection reset (fault rule)"))),
+        Action::LoseAnswer | Action::DeliverTwice | Action::BankFail | Action::BankDelay => None,
+    }
+}
+
+/// The status a lost answer leaves the sender with.
+fn lost_answer() -> Status {
+    Status::unavailable("the answer was lost (fault rule); the message was applied")
+}
+
+/// How long a never-answering fault holds a call: the caller's deadline (`grpc-timeout`), at
+/// most [`faults::NEVER_ANSWER_HOLD`].
+fn caller_deadline<T>(request: &Request<T>) -> Duration {
+    let timeout = request
+        .metadata()
+        .get("grpc-timeout")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| {
+            let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+            let amount: u64 = digits.parse().ok()?;
+            Some(match unit {
+                "H" => Duration::from_secs(amount.saturating_mul(3600)),
+                "M" => Duration::from_secs(amount.saturating_mul(60)),
+                "S" => Duration::from_secs(amount),
+                "m" => Duration::from_millis(amount),
+                "u" => Duration::from_micros(amount),
+                "n" => Duration::from_nanos(amount),
+                _ => return None,
+            })
+        });
+    timeout.map_or(faults::NEVER_ANSWER_HOLD, |timeout| {
+        timeout.min(faults::NEVER_ANSWER_HOLD)
+    })
 }
 
 /// Admits one message of a batch, its answer wrapped as `A`.
@@ -292,6 +399,75 @@ fn slot<M: PlatformMessage, A: 'static>(
             }))
         }
     }
+}
+
+/// What a batch's faults do after it ran: answers to lose, and second deliveries to run (whose
+/// answers are dropped: the first delivery's answer stands).
+struct After<A> {
+    lost: Vec<usize>,
+    again: Vec<Slot<A>>,
+}
+
+impl<A> Default for After<A> {
+    fn default() -> Self {
+        Self {
+            lost: Vec::new(),
+            again: Vec::new(),
+        }
+    }
+}
+
+/// One message of a batch, with the fault a rule injects into it (see [`single`]).
+async fn faulted_slot<M: PlatformMessage, A: 'static>(
+    services: &Services,
+    caller: &Caller,
+    hold: Duration,
+    (index, request): (usize, M),
+    wrap: fn(M::Answer) -> A,
+    after: &mut After<A>,
+) -> Slot<A> {
+    if services.faults.is_empty() || admit(services, caller, &request).is_err() {
+        return slot(services, caller, request, wrap);
+    }
+    let action = received_fault(services, &request).await;
+    let msgid = request
+        .envelope()
+        .map(|envelope| envelope.msgid.clone())
+        .unwrap_or_default();
+    match before_processing::<M>(action.as_ref(), hold, &msgid).await {
+        Some(Ok(answer)) => return Slot::Ready(wrap(answer)),
+        Some(Err(status)) => return Slot::Failed(status),
+        None => {}
+    }
+    match action {
+        Some(Action::LoseAnswer) => after.lost.push(index),
+        Some(Action::DeliverTwice) => {
+            after
+                .again
+                .push(slot(services, caller, request.clone(), wrap));
+        }
+        _ => {}
+    }
+    slot(services, caller, request, wrap)
+}
+
+/// Runs a batch's slots and then its faults' after-effects.
+async fn run_faulted<A: Send + 'static>(
+    services: &Services,
+    mut slots: Vec<Slot<A>>,
+    after: After<A>,
+    failed: fn(Status) -> A,
+) -> Result<Vec<A>, Status> {
+    let originals = slots.len();
+    slots.extend(after.again);
+    let mut answers = inbox::run_batch(services, slots, failed).await?;
+    answers.truncate(originals);
+    for index in after.lost {
+        if let Some(answer) = answers.get_mut(index) {
+            *answer = failed(lost_answer());
+        }
+    }
+    Ok(answers)
 }
 
 /// Checks a batch's size before anything else.
@@ -332,6 +508,9 @@ impl PlatformMessage for platform::RequestTransferOutRequest {
     }
     fn body_transfer_id(&self) -> Option<&str> {
         self.application.as_ref().map(|a| a.transfer_id.as_str())
+    }
+    fn body_certno(&self) -> Option<&str> {
+        self.application.as_ref().map(|a| a.certno.as_str())
     }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
         Self::Answer {
@@ -388,6 +567,9 @@ impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
     }
     fn body_transfer_id(&self) -> Option<&str> {
         self.form.as_ref().map(|f| f.transfer_id.as_str())
+    }
+    fn body_certno(&self) -> Option<&str> {
+        self.form.as_ref().map(|f| f.certno.as_str())
     }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
         Self::Answer {
@@ -555,24 +737,22 @@ impl TransferOutPlatformService for PlatformApi {
     ) -> Result<Response<platform::SubmitTransferOutRequestsResponse>, Status> {
         use platform::transfer_out_answer::Answer;
         let caller = caller_of(&request)?;
+        let hold = caller_deadline(&request);
         let requests = request.into_inner().requests;
         check_batch(requests.len(), "requests")?;
-        let slots = requests
-            .into_iter()
-            .map(|request| {
-                slot(&self.services, &caller, request, |response| {
-                    platform::TransferOutAnswer {
-                        answer: Some(Answer::Response(response)),
-                    }
-                })
-            })
-            .collect();
-        let answers = inbox::run_batch(&self.services, slots, |status| {
-            platform::TransferOutAnswer {
-                answer: Some(Answer::Failed(message_status(status))),
-            }
-        })
-        .await?;
+        let mut after = After::default();
+        let mut slots = Vec::with_capacity(requests.len());
+        for message in requests.into_iter().enumerate() {
+            let wrap = |response| platform::TransferOutAnswer {
+                answer: Some(Answer::Response(response)),
+            };
+            let slot = faulted_slot(&self.services, &caller, hold, message, wrap, &mut after);
+            slots.push(slot.await);
+        }
+        let failed = |status| platform::TransferOutAnswer {
+            answer: Some(Answer::Failed(message_status(status))),
+        };
+        let answers = run_faulted(&self.services, slots, after, failed).await?;
         Ok(Response::new(platform::SubmitTransferOutRequestsResponse {
             answers,
         }))
@@ -629,27 +809,31 @@ impl TransferInPlatformService for PlatformApi {
         use platform::transfer_in_answer::Answer;
         use platform::transfer_in_message::Message as Kind;
         let caller = caller_of(&request)?;
+        let hold = caller_deadline(&request);
         let messages = request.into_inner().messages;
         check_batch(messages.len(), "messages")?;
         let services = &self.services;
-        let slots = messages
-            .into_iter()
-            .enumerate()
-            .map(|(index, message)| match message.message {
+        let mut after = After::default();
+        let mut slots = Vec::with_capacity(messages.len());
+        for (index, message) in messages.into_iter().enumerate() {
+            let slot = match message.message {
                 Some(Kind::DeliverInsuranceRecord(request)) => {
-                    slot(services, &caller, request, |r| platform::TransferInAnswer {
+                    let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::DeliverInsuranceRecord(r)),
-                    })
+                    };
+                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
                 }
                 Some(Kind::ConfirmSettlement(request)) => {
-                    slot(services, &caller, request, |r| platform::TransferInAnswer {
+                    let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::ConfirmSettlement(r)),
-                    })
+                    };
+                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
                 }
                 Some(Kind::AbortTransfer(request)) => {
-                    slot(services, &caller, request, |r| platform::TransferInAnswer {
+                    let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::AbortTransfer(r)),
-                    })
+                    };
+                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
                 }
                 None => Slot::Ready(platform::TransferInAnswer {
                     answer: Some(Answer::Failed(platform::MessageStatus {
@@ -657,12 +841,13 @@ impl TransferInPlatformService for PlatformApi {
                         message: format!("messages[{index}].message: required"),
                     })),
                 }),
-            })
-            .collect();
-        let answers = inbox::run_batch(services, slots, |status| platform::TransferInAnswer {
+            };
+            slots.push(slot);
+        }
+        let failed = |status| platform::TransferInAnswer {
             answer: Some(Answer::Failed(message_status(status))),
-        })
-        .await?;
+        };
+        let answers = run_faulted(services, slots, after, failed).await?;
         Ok(Response::new(platform::SubmitTransferInMessagesResponse {
             answers,
         }))

@@ -16,6 +16,7 @@ use yibao_runtime::retry::is_retryable;
 use yibao_store::OutboxMessage;
 
 use crate::convert;
+use crate::faults::{Action, Direction, Seen};
 use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
 use crate::services::Services;
 
@@ -97,6 +98,127 @@ pub async fn send(
     target: Target,
     batch: &[OutboxMessage],
 ) -> Vec<Outcome> {
+    if services.faults.is_empty() {
+        return send_plain(services, attempt_timeout, target, batch).await;
+    }
+    send_faulted(services, attempt_timeout, target, batch).await
+}
+
+/// [`send`] with the faults rules inject into the batch's messages: a message a fault answers
+/// for is not sent; a delayed one holds the batch; a lost answer is dropped after the send; a
+/// second delivery is sent again after the first and its answer dropped.
+async fn send_faulted(
+    services: &Services,
+    attempt_timeout: Duration,
+    target: Target,
+    batch: &[OutboxMessage],
+) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
+    let mut actions = Vec::with_capacity(batch.len());
+    let mut wire = Vec::with_capacity(batch.len());
+    for message in batch {
+        let action = sent_fault(services, message).await;
+        match early_outcome(action.as_ref(), attempt_timeout).await {
+            Some(outcome) => outcomes.push(Some(outcome)),
+            None => {
+                outcomes.push(None);
+                wire.push(message.clone());
+            }
+        }
+        actions.push(action);
+    }
+    let mut answers = send_plain(services, attempt_timeout, target, &wire)
+        .await
+        .into_iter();
+    for (outcome, (message, action)) in outcomes.iter_mut().zip(batch.iter().zip(&actions)) {
+        if outcome.is_some() {
+            continue;
+        }
+        let answer = answers
+            .next()
+            .unwrap_or_else(|| Outcome::Retry("no answer".to_owned()));
+        *outcome = Some(match action {
+            Some(Action::LoseAnswer) => {
+                Outcome::Retry("the answer was lost (fault rule)".to_owned())
+            }
+            Some(Action::DeliverTwice) => {
+                let again = std::slice::from_ref(message);
+                let _ = send_plain(services, attempt_timeout, target, again).await;
+                answer
+            }
+            _ => answer,
+        });
+    }
+    outcomes
+        .into_iter()
+        .map(|outcome| outcome.unwrap_or_else(|| Outcome::Retry("no answer".to_owned())))
+        .collect()
+}
+
+/// The fault a rule injects into a message this bureau sends, noted in its transfer's history.
+async fn sent_fault(services: &Services, message: &OutboxMessage) -> Option<Action> {
+    let document = if services.faults.wants_certno() || services.faults.wants_sender() {
+        services.document_of(&message.transfer_id).await
+    } else {
+        None
+    };
+    let sender = document
+        .as_ref()
+        .map_or("", |document| match services.site.role {
+            yibao_runtime::directory::BureauRole::TransferOut => &document.trafout_admdvs,
+            yibao_runtime::directory::BureauRole::TransferIn => &document.trafin_admdvs,
+        });
+    let seen = Seen {
+        direction: Direction::Sending,
+        kind: &message.kind,
+        sender,
+        receiver: &message.peer,
+        transfer_id: &message.transfer_id,
+        msgid: &message.msgid,
+        attempt: message.attempts.saturating_add(1),
+        certno: document.as_ref().map(|document| document.certno.as_str()),
+    };
+    let injected = services.faults.decide(&seen)?;
+    let note = injected.note(Direction::Sending);
+    services.note_fault(&message.transfer_id, note).await;
+    Some(injected.action)
+}
+
+/// What a fault on a sent message decides before sending: the message's outcome, if the fault
+/// answers for it (it is then not sent); a delay is waited out here and the message goes on.
+async fn early_outcome(action: Option<&Action>, attempt_timeout: Duration) -> Option<Outcome> {
+    let fault = |what: &str| Some(Outcome::Retry(format!("{what} (fault rule)")));
+    match action? {
+        Action::Delay(wait) => {
+            tokio::time::sleep(*wait).await;
+            None
+        }
+        Action::Reorder(_) => fault("held back while later messages pass"),
+        Action::Status(code, text) => Some(failed(&tonic::Status::new(*code, text.clone()))),
+        Action::Infcode(code, text) => Some(Outcome::Park(format!(
+            "infcode {code}: {text} (fault rule)"
+        ))),
+        Action::NeverAnswer => {
+            tokio::time::sleep(attempt_timeout).await;
+            fault("never answered")
+        }
+        Action::ResetConnection => fault("connection reset"),
+        Action::BankFail => fault("the bank gateway failed"),
+        Action::BankDelay => fault("the bank gateway answers later"),
+        Action::LoseAnswer | Action::DeliverTwice => None,
+    }
+}
+
+/// Sends a batch as it is.
+async fn send_plain(
+    services: &Services,
+    attempt_timeout: Duration,
+    target: Target,
+    batch: &[OutboxMessage],
+) -> Vec<Outcome> {
+    if batch.is_empty() {
+        return Vec::new();
+    }
     match target {
         Target::TransferOut => send_to_transfer_out(services, attempt_timeout, batch).await,
         Target::TransferIn => send_to_transfer_in(services, attempt_timeout, batch).await,
