@@ -90,6 +90,9 @@ pub enum Command {
     /// A bureau's parked outbox messages.
     #[command(subcommand)]
     Outbox(OutboxCommand),
+    /// Load, kill -9 and restart at random, inject faults, then prove nothing was lost or
+    /// doubled: `yibao chaos --duration 30s --kill-every 4s --fault-rate 0.05`.
+    Chaos(yibao_load::chaos::ChaosArgs),
     /// Fault rules: faults on purpose (AddFaultRule, ListFaultRules, ClearFaultRules).
     #[command(subcommand)]
     Fault(FaultCommand),

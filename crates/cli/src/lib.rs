@@ -137,6 +137,7 @@ async fn execute(
         Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
         Command::Transfers(args) => operator::transfers(args, endpoints, output).await,
         Command::Resolve(args) => operator::resolve(args, endpoints, output).await,
+        Command::Chaos(args) => chaos(args, output).await,
         Command::Fault(FaultCommand::Add(args)) => fault::add(args, endpoints, output).await,
         Command::Fault(FaultCommand::List(args)) => fault::list(args, endpoints, output).await,
         Command::Fault(FaultCommand::Clear(args)) => fault::clear(args, endpoints, output).await,
@@ -162,6 +163,32 @@ pub fn load_args(args: &[String], endpoints: &Endpoints, named: Named) -> Vec<St
         all.extend(["--in".to_owned(), endpoints.inn.clone()]);
     }
     all
+}
+
+/// `yibao chaos`: prints what the run saw; refused unless it proved everything.
+async fn chaos(args: &yibao_load::chaos::ChaosArgs, output: Output) -> Result<Outcome, CliError> {
+    let report = yibao_load::chaos::run(args)
+        .await
+        .map_err(|error| CliError::Failed(error.to_string()))?;
+    let value = serde_json::json!({
+        "transfers": report.transfers,
+        "client_failures": report.client_failures,
+        "retries": report.retries,
+        "kills": report.kills,
+        "faults": report.faults,
+        "open_after": report.open_after,
+        "lost_cents": report.lost_cents.to_string(),
+        "double_credit_cents": report.double_credit_cents.max(0).to_string(),
+        "double_payout_cents": report.double_payout_cents.max(0).to_string(),
+        "ledger_problems": report.ledger,
+        "passed": report.passed(),
+    });
+    output.emit(&value, || report.summary());
+    Ok(if report.passed() {
+        Outcome::Success
+    } else {
+        Outcome::Refused
+    })
 }
 
 /// `yibao load`: parses the load generator's flags and runs it; refused when the ledger does

@@ -34,6 +34,7 @@
 
 mod args;
 mod baseline;
+pub mod chaos;
 mod driver;
 mod error;
 mod html;

@@ -1,0 +1,345 @@
+//! `yibao chaos`: the handshake under load, kills and injected faults, ending with proof that no
+//! cent was lost or doubled. It starts a private pair on fixed loopback ports (free ones it
+//! picks, kept across restarts so the load keeps reaching them), runs a closed-loop load with
+//! idempotency keys, kills -9 and restarts either bureau at seeded random moments, and puts in
+//! force a mix of fault rules (each firing with `--fault-rate`) at both bureaus — again after
+//! every restart, since rules live in memory. When the load stops applying, the faults are
+//! cleared and every transfer must end; then the ledger of both bureaus is checked.
+//!
+//! The fault mix leaves out the faults that stop a message for good (an infcode, which parks
+//! it for an operator): chaos proves what automation alone must survive.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use yibao_harness::{FixedPorts, Pair, PairOptions, Side};
+use yibao_proto::admin::v1::{
+    AddFaultRuleRequest, ClearFaultRulesRequest, FaultDirection, FaultKind, FaultRule,
+    ListFaultRulesRequest,
+};
+
+use crate::error::LoadError;
+use crate::options::{LoadOptions, Pace, Stop, Target};
+
+/// The label of chaos's rules.
+const LABEL: &str = "chaos";
+/// The longest a run may last, whatever is asked (bounded in time).
+pub const MAX_DURATION: Duration = Duration::from_secs(600);
+/// The most kills a run makes (bounded in count).
+pub const MAX_KILLS: u32 = 200;
+
+/// What `yibao chaos` is asked to do.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ChaosArgs {
+    /// Stop applying after this many transfers (default: run for --duration).
+    #[arg(long, value_name = "N")]
+    pub transfers: Option<u64>,
+    /// How long to apply (at most 600 s).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// The mean time between kills; each kill picks a bureau at random and restarts it.
+    #[arg(long, value_name = "DURATION", default_value = "4s", value_parser = humantime::parse_duration)]
+    pub kill_every: Duration,
+    /// The chance (0 to 1) that each fault rule fires on a message it matches; 0 injects none.
+    #[arg(long, value_name = "P", default_value_t = 0.05)]
+    pub fault_rate: f64,
+    /// The seed of the kill times, the sides and the people.
+    #[arg(long, default_value_t = 2026)]
+    pub seed: u64,
+    /// Transfers in flight.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+}
+
+/// What a chaos run saw and proved.
+#[derive(Debug, Default)]
+pub struct ChaosReport {
+    /// Transfers applied.
+    pub transfers: u64,
+    /// Transfers that failed from the client's side (after its retries with the same key).
+    pub client_failures: u64,
+    /// Retries the client made.
+    pub retries: u64,
+    /// Kills -9 (and restarts).
+    pub kills: u32,
+    /// Faults injected, by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Transfers still open after the faults stopped and the wait.
+    pub open_after: u64,
+    /// Cents the conservation identity misses (positive: lost; negative: doubled).
+    pub lost_cents: i128,
+    /// Cents credited beyond what transfer-out settled (a double credit).
+    pub double_credit_cents: i128,
+    /// Cents transfer-out placed (in transit, settled, returned, paid to banks) beyond what left
+    /// the accounts: a payout or return posted twice.
+    pub double_payout_cents: i128,
+    /// The ledger's verdict, in words.
+    pub ledger: Vec<String>,
+}
+
+impl ChaosReport {
+    /// Whether the run proved what it must: every transfer terminal, nothing lost or doubled,
+    /// no application failed from the client's side.
+    pub fn passed(&self) -> bool {
+        self.open_after == 0
+            && self.lost_cents == 0
+            && self.double_credit_cents <= 0
+            && self.double_payout_cents <= 0
+            && self.client_failures == 0
+            && self.ledger.is_empty()
+    }
+
+    /// The summary, one fact a line.
+    pub fn summary(&self) -> String {
+        let faults: Vec<String> = self
+            .faults
+            .iter()
+            .map(|(kind, count)| format!("{kind} × {count}"))
+            .collect();
+        let mut lines = vec![
+            format!(
+                "transfers: {} applied, {} failed from the client's side, {} retries",
+                self.transfers, self.client_failures, self.retries
+            ),
+            format!("kills: {} (kill -9 and restart)", self.kills),
+            format!(
+                "faults: {}",
+                if faults.is_empty() {
+                    "none".to_owned()
+                } else {
+                    faults.join(", ")
+                }
+            ),
+            format!("open after the faults stopped: {}", self.open_after),
+            format!(
+                "lost cents: {}; double credits: {} cents; double payouts: {} cents",
+                self.lost_cents,
+                self.double_credit_cents.max(0),
+                self.double_payout_cents.max(0)
+            ),
+        ];
+        lines.extend(
+            self.ledger
+                .iter()
+                .map(|problem| format!("ledger: {problem}")),
+        );
+        lines.push(if self.passed() {
+            "chaos: passed".to_owned()
+        } else {
+            "chaos: FAILED".to_owned()
+        });
+        lines.join("\n")
+    }
+}
+
+/// Runs chaos as `args` say.
+///
+/// # Errors
+/// When the run could not be carried out (the pair does not start, the load cannot reach it).
+pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, LoadError> {
+    let duration = args.duration.min(MAX_DURATION);
+    let mut pair = Pair::start(PairOptions {
+        persons: 0,
+        fixed_ports: Some(free_ports()?),
+        ..PairOptions::default()
+    })
+    .await
+    .map_err(|error| LoadError::Spawn(error.to_string()))?;
+    let mut report = ChaosReport::default();
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    for side in [Side::Out, Side::In] {
+        add_rules(&pair, side, args.fault_rate).await;
+    }
+    let load = tokio::spawn(crate::run(load_options(args, &pair, duration), false));
+    let until = tokio::time::Instant::now() + duration;
+    while report.kills < MAX_KILLS {
+        let mean = args.kill_every.as_millis().max(1) as u64;
+        let wait = Duration::from_millis(rng.random_range(mean / 2..=mean + mean / 2));
+        if tokio::time::Instant::now() + wait >= until {
+            break;
+        }
+        tokio::time::sleep(wait).await;
+        let side = if rng.random_bool(0.5) {
+            Side::Out
+        } else {
+            Side::In
+        };
+        count_faults(&pair, side, &mut report.faults).await;
+        pair.kill(side)
+            .await
+            .map_err(|error| LoadError::Spawn(error.to_string()))?;
+        pair.restart(side)
+            .await
+            .map_err(|error| LoadError::Spawn(error.to_string()))?;
+        add_rules(&pair, side, args.fault_rate).await;
+        report.kills += 1;
+    }
+    finish(&mut pair, load, &mut report).await?;
+    Ok(report)
+}
+
+/// After the kills: let the load finish applying and settle, stop the faults, wait for every
+/// transfer to end, and read the verdict.
+async fn finish(
+    pair: &mut Pair,
+    load: tokio::task::JoinHandle<Result<crate::Report, LoadError>>,
+    report: &mut ChaosReport,
+) -> Result<(), LoadError> {
+    let loaded = load
+        .await
+        .map_err(|error| LoadError::Spawn(format!("the load task: {error}")))??;
+    for side in [Side::Out, Side::In] {
+        count_faults(pair, side, &mut report.faults).await;
+        let _ = pair
+            .admin(side)
+            .clear_fault_rules(ClearFaultRulesRequest {
+                label: LABEL.to_owned(),
+            })
+            .await;
+    }
+    report.transfers = loaded.transfers.started;
+    report.client_failures = loaded.errors_total();
+    report.retries = loaded.transfers.retries;
+    let settled = pair
+        .wait_for_no_open_transfers(Duration::from_secs(120))
+        .await;
+    let ledger = match settled {
+        Ok(ledger) => ledger,
+        Err(_) => pair
+            .ledger_check()
+            .await
+            .map_err(|error| LoadError::Spawn(error.to_string()))?,
+    };
+    report.open_after = ledger.transfer_out.open_transfers + ledger.transfer_in.open_transfers;
+    let (out, inn) = (&ledger.transfer_out, &ledger.transfer_in);
+    let cents = |value: yibao_domain::money::Money| i128::from(value.cents());
+    report.lost_cents = cents(out.debited_to_transit_total)
+        - cents(inn.credited_total)
+        - cents(out.in_transit_total)
+        - cents(out.paid_to_bank_total)
+        - cents(out.returned_total);
+    report.double_credit_cents = cents(inn.credited_total) - cents(out.settled_out_total);
+    // At transfer-out, what left the accounts is in transit, settled, returned or paid out; a
+    // payout (or return) posted twice shows as more placed than left.
+    report.double_payout_cents = cents(out.in_transit_total)
+        + cents(out.settled_out_total)
+        + cents(out.returned_total)
+        + cents(out.paid_to_bank_total)
+        - cents(out.debited_to_transit_total);
+    report.ledger = ledger.violations.clone();
+    Ok(())
+}
+
+/// The load: a closed loop against the pair's fixed ports, people from the seed.
+fn load_options(args: &ChaosArgs, pair: &Pair, duration: Duration) -> LoadOptions {
+    let mut options = LoadOptions::spawned();
+    options.target = Target::Running {
+        out: pair.out_endpoint().to_owned(),
+        inn: pair.in_endpoint().to_owned(),
+    };
+    options.seed = args.seed;
+    options.pace = Pace::Closed {
+        concurrency: args.concurrency.max(1),
+    };
+    options.stop = Stop {
+        duration: Some(duration),
+        transfers: args.transfers,
+    };
+    options.persons = 20_000;
+    options.top_up_ahead = 0;
+    options.report_dir = None;
+    options.transfer_timeout = Duration::from_secs(180);
+    options.settle_timeout = Duration::from_secs(120);
+    options
+}
+
+/// The fault mix, each firing with `rate`: lost answers and second deliveries both ways,
+/// UNAVAILABLE and resets on receipt, delays and reordering on sending, a failing and a slow
+/// bank.
+fn mix(rate: f64) -> Vec<FaultRule> {
+    let rule = |fault: FaultKind, direction: FaultDirection| FaultRule {
+        label: LABEL.to_owned(),
+        direction: direction as i32,
+        fault: fault as i32,
+        probability: rate,
+        ..FaultRule::default()
+    };
+    vec![
+        rule(FaultKind::LoseAnswer, FaultDirection::Receiving),
+        rule(FaultKind::DeliverTwice, FaultDirection::Sending),
+        FaultRule {
+            grpc_code: tonic::Code::Unavailable as i32,
+            message: "chaos".to_owned(),
+            ..rule(FaultKind::Status, FaultDirection::Receiving)
+        },
+        rule(FaultKind::ResetConnection, FaultDirection::Receiving),
+        FaultRule {
+            delay_min_ms: 10,
+            delay_max_ms: 300,
+            ..rule(FaultKind::Delay, FaultDirection::Sending)
+        },
+        FaultRule {
+            delay_min_ms: 10,
+            delay_max_ms: 100,
+            ..rule(FaultKind::Reorder, FaultDirection::Sending)
+        },
+        rule(FaultKind::BankFail, FaultDirection::Sending),
+        rule(FaultKind::BankDelay, FaultDirection::Sending),
+    ]
+}
+
+async fn add_rules(pair: &Pair, side: Side, rate: f64) {
+    if rate <= 0.0 {
+        return;
+    }
+    let mut admin = pair.admin(side);
+    for rule in mix(rate.min(1.0)) {
+        if let Err(status) = admin
+            .add_fault_rule(AddFaultRuleRequest { rule: Some(rule) })
+            .await
+        {
+            tracing::warn!(%status, "chaos could not add a fault rule");
+        }
+    }
+}
+
+/// Adds the faults `side`'s rules injected so far to `faults` (read before a kill, which
+/// forgets them).
+async fn count_faults(pair: &Pair, side: Side, faults: &mut BTreeMap<String, u64>) {
+    let Ok(answer) = pair
+        .admin(side)
+        .list_fault_rules(ListFaultRulesRequest {})
+        .await
+    else {
+        return;
+    };
+    for rule in answer.into_inner().rules {
+        let kind = FaultKind::try_from(rule.fault)
+            .map(|kind| {
+                kind.as_str_name()
+                    .trim_start_matches("FAULT_KIND_")
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        *faults.entry(kind).or_default() += rule.injected;
+    }
+}
+
+/// Four free loopback ports (bound and released at once; the pair binds them next).
+fn free_ports() -> Result<FixedPorts, LoadError> {
+    let port = || -> Result<u16, LoadError> {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .map_err(|error| LoadError::Spawn(format!("finding a free port: {error}")))
+    };
+    let listeners: Vec<u16> = (0..4).map(|_| port()).collect::<Result<_, _>>()?;
+    Ok(FixedPorts {
+        out: listeners[0],
+        out_platform: listeners[1],
+        inn: listeners[2],
+        in_platform: listeners[3],
+    })
+}
