@@ -32,6 +32,8 @@ pub mod peer;
 pub mod persons;
 pub mod record;
 pub mod services;
+#[cfg(test)]
+mod sim;
 pub mod sweep;
 #[cfg(test)]
 mod testing;

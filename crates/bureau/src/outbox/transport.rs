@@ -267,7 +267,7 @@ async fn query_transfer_out(
 }
 
 /// The transfer-out bureau's answer to a query, as this bureau reads it.
-fn transfer_out_said(response: platform::QueryTransferOutResponse) -> Outcome {
+pub(crate) fn transfer_out_said(response: platform::QueryTransferOutResponse) -> Outcome {
     // A bureau that does not host the transfer-out region (1002) never took a request for it
     // either: its admission refuses before anything is written. Both mean "not known there".
     let unknown = response.reply.as_ref().is_some_and(|reply| {
@@ -300,7 +300,7 @@ fn all_failed(services: &Services, status: &tonic::Status, count: usize) -> Vec<
 }
 
 /// A failed call: retried when retrying may help, else parked.
-fn failed(status: &tonic::Status) -> Outcome {
+pub(crate) fn failed(status: &tonic::Status) -> Outcome {
     let text = format!(
         "{:?}: {}",
         status.code(),
@@ -463,7 +463,7 @@ async fn send_to_transfer_in(
 }
 
 /// The transfer-out bureau's decision on a request.
-fn request_answered(response: platform::RequestTransferOutResponse) -> Outcome {
+pub(crate) fn request_answered(response: platform::RequestTransferOutResponse) -> Outcome {
     if let Some(failure) = failed_reply(response.reply.as_ref()) {
         return Outcome::Park(failure);
     }
@@ -474,7 +474,7 @@ fn request_answered(response: platform::RequestTransferOutResponse) -> Outcome {
 }
 
 /// The transfer-in bureau's acknowledgement of a form: credited or refused.
-fn form_answered(response: platform::DeliverInsuranceRecordResponse) -> Outcome {
+pub(crate) fn form_answered(response: platform::DeliverInsuranceRecordResponse) -> Outcome {
     if let Some(failure) = failed_reply(response.reply.as_ref()) {
         return Outcome::Park(failure);
     }
@@ -485,7 +485,7 @@ fn form_answered(response: platform::DeliverInsuranceRecordResponse) -> Outcome 
 }
 
 /// The transfer-in bureau's answer to an abort: it had credited, or it never will.
-fn abort_answered(response: platform::AbortTransferResponse) -> Outcome {
+pub(crate) fn abort_answered(response: platform::AbortTransferResponse) -> Outcome {
     if let Some(failure) = failed_reply(response.reply.as_ref()) {
         return Outcome::Park(failure);
     }
