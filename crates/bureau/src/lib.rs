@@ -22,6 +22,7 @@ pub mod context;
 pub mod convert;
 pub mod document;
 pub mod error;
+pub mod health;
 pub mod inbox;
 pub mod journal;
 pub mod messages;
