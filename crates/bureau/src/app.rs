@@ -1,7 +1,7 @@
 //! Starting and stopping a bureau: `Application::build` opens the store, migrates old data,
 //! reads the directory, the calendar and the platform's TLS identity, and binds both listeners
 //! (so tests can bind port 0); `run_until_stopped` serves until shutdown, with the outbox
-//! dispatcher beside it.
+//! dispatcher beside it, and the store's health as both listeners' health (`health`).
 //!
 //! Two listeners: the main one serves the people-facing bureau API and the admin API
 //! (plaintext, for `buf curl` and the CLI on loopback); the platform one serves only the
@@ -15,7 +15,7 @@ use yibao_domain::region::RegionCode;
 use yibao_runtime::clock::Clock;
 use yibao_runtime::config::ServiceConfig;
 use yibao_runtime::directory::{BureauRole, RegionDirectory};
-use yibao_runtime::server::ServerError;
+use yibao_runtime::server::{Contract, Readiness, ServerError};
 use yibao_runtime::tls::PlatformTls;
 use yibao_store::Store;
 
@@ -26,7 +26,7 @@ use crate::faults::FaultRules;
 use crate::outbox::dispatcher;
 use crate::peer::Peer;
 use crate::services::{Admin, Services};
-use crate::{api, migrate};
+use crate::{api, health, migrate};
 
 /// Why a bureau could not start.
 #[derive(Debug, thiserror::Error)]
@@ -168,19 +168,25 @@ impl Application {
         let dispatcher = tokio::spawn(dispatcher::run(
             self.services.clone(),
             settings,
-            dispatcher_stopped,
+            dispatcher_stopped.clone(),
         ));
+        let store = self.services.store.clone();
+        let (readiness, ready) =
+            tokio::sync::watch::channel(health::readiness(*store.health().borrow()));
+        let following = tokio::spawn(health::follow(store, readiness, dispatcher_stopped));
         let timeout = self.config.shutdown_timeout();
-        let served = self.serve(shutdown).await;
+        let served = self.serve(ready, shutdown).await;
         let _ = stop_dispatcher.send(true);
         let _ = tokio::time::timeout(timeout, dispatcher).await;
+        let _ = tokio::time::timeout(timeout, following).await;
         served
     }
 
     /// Serves both listeners until `shutdown` resolves or either server stops (which stops the
-    /// other too); both finish before this returns.
+    /// other too); both finish before this returns. Both report `ready` as their health.
     async fn serve(
         self,
+        ready: tokio::sync::watch::Receiver<Readiness>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(), StartError> {
         let Application {
@@ -207,9 +213,12 @@ impl Application {
         let main = yibao_runtime::server::serve(
             listener,
             routes,
-            &names,
-            &[api::FILE_DESCRIPTOR_SET],
+            Contract {
+                service_names: &names,
+                descriptor_sets: &[api::FILE_DESCRIPTOR_SET],
+            },
             None,
+            ready.clone(),
             stopping(stopped.clone()),
             config.shutdown_timeout(),
         );
@@ -217,9 +226,12 @@ impl Application {
         let platform = yibao_runtime::server::serve(
             platform_listener,
             platform_routes,
-            &platform_names,
-            &[api::FILE_DESCRIPTOR_SET],
+            Contract {
+                service_names: &platform_names,
+                descriptor_sets: &[api::FILE_DESCRIPTOR_SET],
+            },
             tls.as_ref().map(PlatformTls::server),
+            ready,
             stopping(stopped),
             config.shutdown_timeout(),
         );

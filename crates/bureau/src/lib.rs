@@ -23,6 +23,7 @@ pub mod convert;
 pub mod document;
 pub mod error;
 pub mod faults;
+pub mod health;
 pub mod inbox;
 pub mod journal;
 pub mod messages;

@@ -6,6 +6,9 @@
 //! also answers the standard `grpc.health.v1.Health` checks (for load balancers, Kubernetes and
 //! `yibao up`) and server reflection (so `buf curl` can call it without the `.proto` files).
 //!
+//! Health follows a [`Readiness`] the service publishes: a bureau whose store cannot commit
+//! reports NOT_SERVING for every name until it can again.
+//!
 //! Graceful shutdown stops accepting, lets calls in flight finish, and gives up after a timeout:
 //! a known hyper issue can leave a connection open forever, and a service that never exits is
 //! worse than one that drops a call its client will retry.
@@ -17,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
@@ -37,6 +40,35 @@ pub enum ServerError {
     /// The transport failed while serving.
     #[error("serving gRPC: {0}")]
     Transport(#[from] tonic::transport::Error),
+}
+
+/// Whether a service can do its work now, as its health check reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Readiness {
+    /// SERVING.
+    Serving,
+    /// NOT_SERVING: up, but every call that needs the missing part fails (UNAVAILABLE) for now.
+    NotServing,
+}
+
+impl Readiness {
+    /// The health service's status for it.
+    fn status(self) -> ServingStatus {
+        match self {
+            Readiness::Serving => ServingStatus::Serving,
+            Readiness::NotServing => ServingStatus::NotServing,
+        }
+    }
+}
+
+/// What a server describes besides its routes.
+#[derive(Clone, Copy, Debug)]
+pub struct Contract<'a> {
+    /// The full gRPC names its health check answers for besides `""`, such as
+    /// `yibao.platform.v1.Platform`.
+    pub service_names: &'a [&'a str],
+    /// The encoded descriptor sets of the services, for reflection (health's is added).
+    pub descriptor_sets: &'a [&'a [u8]],
 }
 
 /// Installs the global tracing subscriber: the `RUST_LOG` filter (default `info`), written as
@@ -103,35 +135,34 @@ pub async fn write_port_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
 }
 
 /// Serves `routes` on `listener` (over TLS when `tls` is given) until `shutdown` resolves,
-/// adding the health service (SERVING
-/// for the whole server, `""`, and for each of `service_names`, the full gRPC names such as
-/// `yibao.platform.v1.Platform`) and server reflection (v1) over the contract.
+/// adding the health service (for the whole server, `""`, and for each of the contract's
+/// service names) and server reflection (v1) over the contract. Health says what `readiness`
+/// says, following each change.
 ///
 /// When `shutdown` resolves, health turns NOT_SERVING, the server stops accepting and waits for
 /// calls in flight up to `shutdown_timeout`, then returns regardless.
 ///
 /// # Errors
-/// `descriptor_sets` are the encoded descriptor sets of the services, for reflection (health's
-/// is added here). [`ServerError::Reflection`] if a descriptor set is unreadable; [`ServerError::Transport`] if
+/// [`ServerError::Reflection`] if a descriptor set is unreadable; [`ServerError::Transport`] if
 /// serving fails.
 pub async fn serve(
     listener: TcpListener,
     routes: Routes,
-    service_names: &[&str],
-    descriptor_sets: &[&[u8]],
+    contract: Contract<'_>,
     tls: Option<ServerTlsConfig>,
+    readiness: watch::Receiver<Readiness>,
     shutdown: impl Future<Output = ()>,
     shutdown_timeout: Duration,
 ) -> Result<(), ServerError> {
     let (health, health_service) = tonic_health::server::health_reporter();
     let mut all_names = vec![""];
-    all_names.extend_from_slice(service_names);
-    for name in &all_names {
-        health
-            .set_service_status(*name, ServingStatus::Serving)
-            .await;
-    }
-    let routes = with_reflection(routes.add_service(health_service), descriptor_sets)?.prepare();
+    all_names.extend_from_slice(contract.service_names);
+    let service_names = contract.service_names;
+    // Every name is known before the first call can arrive; `follow` keeps it current.
+    let initial = *readiness.borrow();
+    report(&health, &all_names, initial).await;
+    let routes =
+        with_reflection(routes.add_service(health_service), contract.descriptor_sets)?.prepare();
 
     let local = listener
         .local_addr()
@@ -154,14 +185,11 @@ pub async fn serve(
 
     tokio::select! {
         result = &mut serving => return result.map_err(ServerError::from),
+        () = follow(&health, &all_names, readiness) => {}
         () = shutdown => {}
     }
     info!(timeout_ms = shutdown_timeout.as_millis(), "shutting down");
-    for name in &all_names {
-        health
-            .set_service_status(*name, ServingStatus::NotServing)
-            .await;
-    }
+    report(&health, &all_names, Readiness::NotServing).await;
     // The receiver lives inside `serving`, which we still hold, so this cannot fail.
     let _ = stop.send(());
     match tokio::time::timeout(shutdown_timeout, &mut serving).await {
@@ -176,6 +204,33 @@ pub async fn serve(
             );
             Ok(())
         }
+    }
+}
+
+/// Reports every readiness `readiness` takes, from its current one on, for every name; never
+/// resolves (once the sender is gone, the last word stands).
+async fn follow(
+    health: &tonic_health::server::HealthReporter,
+    names: &[&str],
+    mut readiness: watch::Receiver<Readiness>,
+) {
+    loop {
+        let now = *readiness.borrow_and_update();
+        report(health, names, now).await;
+        if readiness.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// Sets every name's health status to `readiness`.
+async fn report(
+    health: &tonic_health::server::HealthReporter,
+    names: &[&str],
+    readiness: Readiness,
+) {
+    for name in names {
+        health.set_service_status(*name, readiness.status()).await;
     }
 }
 
@@ -250,7 +305,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_server_on_port_zero_reports_serving_and_stops_within_the_timeout() {
+    async fn a_server_on_port_zero_reports_its_readiness_and_stops_within_the_timeout() {
         init_tracing(LogFormat::Text);
         init_tracing(LogFormat::Json);
         let (listener, address) = bind("127.0.0.1:0".parse().expect("address"))
@@ -258,12 +313,16 @@ mod tests {
             .expect("bind");
         assert_ne!(address.port(), 0);
         let (stop, stopped) = oneshot::channel::<()>();
+        let (readiness, following) = watch::channel(Readiness::Serving);
         let server = tokio::spawn(serve(
             listener,
             Routes::default(),
-            &["yibao.test.v1.Example"],
-            &[],
+            Contract {
+                service_names: &["yibao.test.v1.Example"],
+                descriptor_sets: &[],
+            },
             None,
+            following,
             async {
                 let _ = stopped.await;
             },
@@ -278,6 +337,28 @@ mod tests {
         assert_eq!(
             check(address, "yibao.test.v1.Unknown").await,
             Err(tonic::Code::NotFound)
+        );
+        for (now, expected) in [
+            (Readiness::NotServing, WireStatus::NotServing),
+            (Readiness::Serving, WireStatus::Serving),
+        ] {
+            readiness.send_replace(now);
+            for name in ["", "yibao.test.v1.Example"] {
+                let until = tokio::time::Instant::now() + Duration::from_secs(5);
+                while check(address, name).await != Ok(expected as i32) {
+                    assert!(
+                        tokio::time::Instant::now() < until,
+                        "{name:?} turns {now:?}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        drop(readiness);
+        assert_eq!(
+            check(address, "").await,
+            Ok(WireStatus::Serving as i32),
+            "the last word stands once nobody publishes"
         );
 
         stop.send(()).expect("server is running");
@@ -297,9 +378,12 @@ mod tests {
         let server = tokio::spawn(serve(
             listener,
             Routes::default(),
-            &[],
-            &[],
+            Contract {
+                service_names: &[],
+                descriptor_sets: &[],
+            },
             None,
+            watch::channel(Readiness::Serving).1,
             async {
                 let _ = stopped.await;
             },
@@ -370,9 +454,12 @@ mod tests {
             serve(
                 listener,
                 Routes::default(),
-                &[],
-                &[contract.as_slice()],
+                Contract {
+                    service_names: &[],
+                    descriptor_sets: &[contract.as_slice()],
+                },
                 None,
+                watch::channel(Readiness::Serving).1,
                 async {
                     let _ = stopped.await;
                 },

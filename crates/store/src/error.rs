@@ -2,7 +2,8 @@
 //!
 //! Variants a service acts on (`Conflict`, `InsufficientFunds`, `NotFound`, `Invalid`) are
 //! distinct from `Backend`, which carries the database's own message for logs and never reaches a
-//! user. Messages never carry a person's full ID number: accounts are masked in `Display`/`Debug`.
+//! user. `Unavailable` is the one storage failure worth retrying as it stands: the database could
+//! not write (disk full, I/O error), undid the whole transaction, and may write again later. Messages never carry a person's full ID number: accounts are masked in `Display`/`Debug`.
 
 use std::fmt;
 
@@ -31,6 +32,12 @@ pub enum Error {
     /// The store has been closed, or its writer thread is gone.
     #[error("the store is closed")]
     Closed,
+    /// The database could not write — the disk is full, an I/O error (`SQLITE_FULL`,
+    /// `SQLITE_IOERR`), or a [`CommitFault`](crate::CommitFault) — and the transaction was undone
+    /// whole: nothing of it was written. Retryable: the same work may succeed once the store
+    /// commits again (see [`Health`](crate::Health)). The text is SQLite's, for logs.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     /// The database failed. Internal: log it, map it to an opaque status, never show it to users.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -47,6 +54,7 @@ impl fmt::Debug for Error {
             Error::NotFound(what) => f.debug_tuple("NotFound").field(what).finish(),
             Error::Invalid(what) => f.debug_tuple("Invalid").field(what).finish(),
             Error::Closed => f.write_str("Closed"),
+            Error::Unavailable(message) => f.debug_tuple("Unavailable").field(message).finish(),
             Error::Backend(message) => f.debug_tuple("Backend").field(message).finish(),
         }
     }

@@ -17,6 +17,12 @@
 //! of needing one each, and nothing is acknowledged before it is durable. Reads run on their own
 //! connections beside the writer (WAL).
 //!
+//! **A store that cannot commit.** When the disk is full or failing, SQLite refuses the commit
+//! and undoes the whole transaction; every job of the batch is answered [`Error::Unavailable`],
+//! nothing is half-written, and [`Store::health`] turns [`Health::Failing`] until a transaction
+//! commits again (the next batch, or a [`Store::probe`]). [`Store::set_commit_fault`] makes this
+//! happen on purpose, through SQLite's commit hook, for tests.
+//!
 //! **Why `synchronous=FULL`.** An answer we give a peer (or an outbox row we claim to have)
 //! must survive both a process kill and a power loss: the peer will never send that message
 //! again. In WAL mode `synchronous=NORMAL` skips the fsync at commit and survives only a process
@@ -32,6 +38,7 @@
 //! two different accounts, so the balances of all accounts always sum to zero.
 
 mod error;
+mod fault;
 mod job;
 mod mask;
 mod rows;
@@ -40,6 +47,7 @@ mod store;
 mod tx;
 
 pub use error::Error;
+pub use fault::{CommitFault, Health};
 pub use rows::{
     CertificateRow, EventRow, InsertCount, JournalCheck, NewOutboxMessage, OutboxMessage,
     PersonRow, Posting, ProcessedMessage, TransferRow,

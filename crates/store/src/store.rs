@@ -6,16 +6,17 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
 
+use crate::fault::{CommitFault, Faults, Health};
 use crate::job;
 use crate::sqlite::connection::{self, Synchronous};
 use crate::sqlite::reader::ReadPool;
 use crate::sqlite::schema;
-use crate::sqlite::writer::{Command, Counters, Writer};
+use crate::sqlite::writer::{Command, Counters, Shared, Writer};
 use crate::{Error, Tx};
 
 /// How a store is opened. Every field has a default, so a configuration file may name only what
@@ -89,6 +90,12 @@ struct Inner {
     stopped: watch::Receiver<()>,
     /// The writer's totals.
     counters: Arc<Counters>,
+    /// The fault seam's switch, read by the writer's commit hook.
+    faults: Arc<Faults>,
+    /// The writer's health, as of its last transaction.
+    health: watch::Receiver<Health>,
+    /// Probes made, the value each probe writes (so that it always changes a row).
+    probes: AtomicU64,
     /// The database file, or `:memory:`, for `Debug`.
     location: String,
 }
@@ -153,13 +160,20 @@ impl Store {
         let (queue, receiver) = mpsc::channel(options.queue_limit);
         let (stopped_sender, stopped) = watch::channel(());
         let counters = Arc::new(Counters::default());
+        let faults = Arc::new(Faults::default());
+        let (health_sender, health) = watch::channel(Health::Committing);
+        let shared = Shared {
+            counters: Arc::clone(&counters),
+            faults: Arc::clone(&faults),
+            health: health_sender,
+        };
         Writer::new(
             connection,
             receiver,
             options.batch_limit,
-            Arc::clone(&counters),
+            shared,
             stopped_sender,
-        )
+        )?
         .spawn()?;
         Ok(Store {
             inner: Arc::new(Inner {
@@ -167,6 +181,9 @@ impl Store {
                 reads,
                 stopped,
                 counters,
+                faults,
+                health,
+                probes: AtomicU64::new(0),
                 location,
             }),
         })
@@ -262,6 +279,40 @@ impl Store {
         // The writer never sends; `changed` fails once it has dropped its end, that is, stopped.
         while stopped.changed().await.is_ok() {}
         Ok(())
+    }
+
+    /// Whether the store commits, as of its last transaction, and every change from now on.
+    /// A service reports itself not serving while this says [`Health::Failing`].
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.inner.health.clone()
+    }
+
+    /// Makes a cheap write transaction (a setting, `store_probe`, counting probes), so that a
+    /// store that failed learns it commits again even when nobody else writes. Its outcome is
+    /// published as [`Store::health`] like any transaction's.
+    pub async fn probe(&self) -> Result<(), Error> {
+        let count = self.inner.probes.fetch_add(1, Ordering::Relaxed) + 1;
+        self.write(move |tx| tx.put_setting("store_probe", &count.to_string()))
+            .await
+    }
+
+    /// **Test seam:** sets the fault every commit suffers from now on ([`CommitFault::Off`] by
+    /// default), so that a full or failing disk can be tested without one. While a fault is set,
+    /// every transaction runs its jobs and is then rolled back whole by SQLite, and each of its
+    /// jobs is answered [`Error::Unavailable`]; [`Store::health`] turns `Failing` at the first
+    /// such commit and `Committing` at the first commit after the fault is turned off. Not
+    /// stored: a reopened store starts without a fault.
+    pub fn set_commit_fault(&self, fault: CommitFault) {
+        let before = self.commit_fault();
+        self.inner.faults.set(fault);
+        if before != fault {
+            tracing::warn!(?before, now = ?fault, "the store's commit fault changed");
+        }
+    }
+
+    /// The fault every commit suffers now.
+    pub fn commit_fault(&self) -> CommitFault {
+        self.inner.faults.get()
     }
 
     /// How many jobs wait in the writer's queue right now, for metrics.

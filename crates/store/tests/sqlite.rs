@@ -12,8 +12,8 @@ use std::sync::mpsc as std_mpsc;
 use chrono::{DateTime, NaiveDate, Utc};
 use tempfile::TempDir;
 use yibao_store::{
-    Error, EventRow, InsertCount, NewOutboxMessage, Options, PersonRow, Posting, Store,
-    Synchronous, TransferRow,
+    CommitFault, Error, EventRow, Health, InsertCount, NewOutboxMessage, Options, PersonRow,
+    Posting, Store, Synchronous, TransferRow,
 };
 
 const CERTNO: &str = "11010519491231002X";
@@ -99,8 +99,14 @@ fn person_account(certno: &str) -> String {
 }
 
 /// Occupies the writer thread until the returned sender is used (or dropped), so that the next
-/// writes queue up and are taken as one batch.
-async fn hold_the_writer(store: &Store) -> (std_mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+/// writes queue up and are taken as one batch. The task answers whether the holding job itself
+/// committed.
+async fn hold_the_writer(
+    store: &Store,
+) -> (
+    std_mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+) {
     let (release, held) = std_mpsc::channel::<()>();
     let (started, running) = tokio::sync::oneshot::channel();
     let holder = store.clone();
@@ -112,7 +118,6 @@ async fn hold_the_writer(store: &Store) -> (std_mpsc::Sender<()>, tokio::task::J
                 Ok::<_, Error>(())
             })
             .await
-            .unwrap();
     });
     running.await.unwrap();
     (release, task)
@@ -200,7 +205,7 @@ async fn a_failing_job_inside_a_batch_rolls_back_only_its_own_writes() {
     });
     wait_until_queued(&store, 3).await;
     release.send(()).unwrap();
-    holder.await.unwrap();
+    holder.await.unwrap().unwrap();
 
     assert_eq!(first.await.unwrap(), Ok(()));
     assert_eq!(
@@ -260,7 +265,7 @@ async fn when_the_commit_fails_every_job_of_the_batch_gets_the_error_and_nothing
         wait_until_queued(&store, queued + 1).await;
     }
     release.send(()).unwrap();
-    holder.await.unwrap();
+    holder.await.unwrap().unwrap();
 
     for job in jobs {
         let answer = job.await.unwrap();
@@ -276,6 +281,158 @@ async fn when_the_commit_fails_every_job_of_the_batch_gets_the_error_and_nothing
         .write(|tx| tx.put_setting("later", "kept"))
         .await
         .expect("the writer goes on after a failed commit");
+    store.close().await.unwrap();
+}
+
+/// Queues one write job per person behind a held writer, so that they share one transaction;
+/// each seeds the person (with a posting) and a setting named by the ID number. Returns the
+/// holding job's answer, then theirs.
+async fn one_batch(store: &Store, certnos: &[&'static str]) -> Vec<Result<(), Error>> {
+    let (release, holder) = hold_the_writer(store).await;
+    let mut jobs = Vec::new();
+    for (queued, certno) in certnos.iter().copied().enumerate() {
+        let writer = store.clone();
+        jobs.push(tokio::spawn(async move {
+            writer
+                .write(move |tx| {
+                    tx.insert_persons(&[person(certno, "cross_province")])?;
+                    tx.post(&posting("fund:seed", &person_account(certno), 100, "seed"))?;
+                    tx.put_setting(certno, "written")
+                })
+                .await
+        }));
+        wait_until_queued(store, queued + 1).await;
+    }
+    release.send(()).unwrap();
+    let mut answers = vec![holder.await.unwrap()];
+    for job in jobs {
+        answers.push(job.await.unwrap());
+    }
+    answers
+}
+
+/// Whether anything of `certno`'s job landed: the person, the balance or the setting.
+async fn traces_of(store: &Store, certno: &'static str) -> (bool, i64, Option<String>) {
+    store
+        .read(move |tx| {
+            Ok::<_, Error>((
+                tx.person(certno)?.is_some(),
+                tx.balance(&person_account(certno))?,
+                tx.setting(certno)?,
+            ))
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_the_full_disk_refuses_leaves_no_trace_and_the_store_commits_again_after() {
+    let directory = tempfile::tempdir().unwrap();
+    let path = database(&directory);
+    let store = reopen(&path);
+    let mut health = store.health();
+    assert_eq!(*health.borrow_and_update(), Health::Committing);
+    assert_eq!(store.commit_fault(), CommitFault::Off, "off by default");
+
+    store.set_commit_fault(CommitFault::DiskFull);
+    let refused = one_batch(&store, &[CERTNO, OTHER_CERTNO]).await;
+    for answer in refused {
+        assert_eq!(
+            answer,
+            Err(Error::Unavailable(
+                "commit: database or disk is full (injected)".to_owned()
+            ))
+        );
+    }
+    assert_eq!(*health.borrow_and_update(), Health::Failing);
+    for certno in [CERTNO, OTHER_CERTNO] {
+        assert_eq!(traces_of(&store, certno).await, (false, 0, None));
+    }
+    let journal = store.read(|tx| tx.verify_journal()).await.unwrap();
+    assert_eq!(
+        (journal.postings, journal.balance_sum_cents),
+        (0, 0),
+        "{journal:?}"
+    );
+    assert_eq!(store.write_stats().jobs_committed, 0);
+
+    // Recovery is the next commit: the fault off, the store still says failing until one lands.
+    store.set_commit_fault(CommitFault::Off);
+    assert_eq!(*health.borrow_and_update(), Health::Failing);
+    let retried = one_batch(&store, &[CERTNO, OTHER_CERTNO]).await;
+    assert_eq!(retried, vec![Ok(()), Ok(()), Ok(())]);
+    assert_eq!(*health.borrow_and_update(), Health::Committing);
+    store.close().await.unwrap();
+
+    let reopened = reopen(&path);
+    for certno in [CERTNO, OTHER_CERTNO] {
+        assert_eq!(
+            traces_of(&reopened, certno).await,
+            (true, 100, Some("written".to_owned()))
+        );
+    }
+    assert_eq!(
+        reopened.commit_fault(),
+        CommitFault::Off,
+        "the fault is not stored"
+    );
+    reopened.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_io_error_at_commit_is_unavailable_and_a_probe_finds_the_store_committing_again() {
+    let (_directory, store) = fresh();
+    store.set_commit_fault(CommitFault::IoError);
+    let refused = store.write(|tx| tx.put_setting("lost", "yes")).await;
+    assert_eq!(
+        refused,
+        Err(Error::Unavailable(
+            "commit: disk I/O error (injected)".to_owned()
+        ))
+    );
+    assert_eq!(
+        store.probe().await,
+        Err(Error::Unavailable(
+            "commit: disk I/O error (injected)".to_owned()
+        ))
+    );
+    assert_eq!(*store.health().borrow(), Health::Failing);
+    // Reads go on: only commits fail.
+    assert_eq!(store.read(|tx| tx.setting("lost")).await, Ok(None));
+
+    store.set_commit_fault(CommitFault::Off);
+    store.probe().await.expect("the probe commits");
+    assert_eq!(*store.health().borrow(), Health::Committing);
+    assert_eq!(
+        store.read(|tx| tx.setting("store_probe")).await,
+        Ok(Some("2".to_owned())),
+        "each probe writes its count, so it always changes a row"
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_jobs_own_failure_leaves_the_store_committing_a_refused_commit_does_not() {
+    let (_directory, store) = fresh();
+    let mut health = store.health();
+    // A job that breaks the journal's balance is refused alone; the batch commits.
+    let alone = store
+        .write(|tx| tx.post(&posting("fund:seed", "fund:seed", 1, "seed")))
+        .await;
+    assert!(matches!(alone, Err(Error::Invalid(_))), "{alone:?}");
+    assert!(
+        !health.has_changed().unwrap(),
+        "a job's own failure is not the store's"
+    );
+    store.set_commit_fault(CommitFault::DiskFull);
+    let _ = store.probe().await;
+    assert_eq!(*health.borrow_and_update(), Health::Failing);
+    store.set_commit_fault(CommitFault::Off);
+    store
+        .write(|tx| tx.put_setting("later", "kept"))
+        .await
+        .unwrap();
+    assert_eq!(*health.borrow_and_update(), Health::Committing);
     store.close().await.unwrap();
 }
 
@@ -1016,7 +1173,7 @@ async fn closing_finishes_queued_writes_and_then_refuses_new_ones() {
     let closing = tokio::spawn(store.close());
     wait_until_queued(&handle, 2).await;
     release.send(()).unwrap();
-    holder.await.unwrap();
+    holder.await.unwrap().unwrap();
 
     closing.await.unwrap().unwrap();
     assert_eq!(queued.await.unwrap(), Ok(()));

@@ -1,5 +1,6 @@
 //! The admin API (tests and load runs; only registered when configured): seed the synthetic
-//! population, move the test clock, report ledger totals, sample persons of a flow.
+//! population, move the test clock, report ledger totals, sample persons of a flow, make the
+//! store's commits fail (the storage fault seam).
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use yibao_domain::transfer::{Side, Stage};
 use yibao_proto::admin::v1 as wire;
 use yibao_proto::admin::v1::admin_service_server::AdminService;
 use yibao_runtime::directory::BureauRole;
-use yibao_store::{OutboxMessage, PersonRow, Posting, Tx};
+use yibao_store::{CommitFault, OutboxMessage, PersonRow, Posting, Tx};
 
 use crate::convert::{self, money_text, timestamp};
 use crate::error::Error;
@@ -141,6 +142,19 @@ fn resolution(request: &wire::ResolveTransferRequest) -> Result<(String, Resolut
 }
 
 /// A parked outbox message as the admin API lists it.
+/// The store fault a `SetStorageFault` request asks for.
+fn commit_fault(fault: i32) -> Result<CommitFault, Error> {
+    match wire::StorageFault::try_from(fault) {
+        Ok(wire::StorageFault::None) => Ok(CommitFault::Off),
+        Ok(wire::StorageFault::DiskFull) => Ok(CommitFault::DiskFull),
+        Ok(wire::StorageFault::IoError) => Ok(CommitFault::IoError),
+        Ok(wire::StorageFault::Unspecified) | Err(_) => Err(Error::invalid(
+            "fault",
+            "must be STORAGE_FAULT_NONE, _DISK_FULL or _IO_ERROR",
+        )),
+    }
+}
+
 fn wire_outbox_message(message: OutboxMessage) -> wire::OutboxMessage {
     wire::OutboxMessage {
         message_id: message.id,
@@ -516,5 +530,26 @@ impl AdminService for AdminApi {
             .await?;
         self.services.dispatch_now.notify_one();
         Ok(Response::new(wire::RetryOutboxMessagesResponse { retried }))
+    }
+
+    async fn set_storage_fault(
+        &self,
+        request: Request<wire::SetStorageFaultRequest>,
+    ) -> Result<Response<wire::SetStorageFaultResponse>, Status> {
+        let fault = commit_fault(request.into_inner().fault)?;
+        let store = &self.services.store;
+        store.set_commit_fault(fault);
+        // One commit now, so that health follows the change without waiting for traffic.
+        let serving = match store.probe().await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::debug!(%error, "the store does not commit");
+                false
+            }
+        };
+        if serving {
+            self.services.dispatch_now.notify_one();
+        }
+        Ok(Response::new(wire::SetStorageFaultResponse { serving }))
     }
 }

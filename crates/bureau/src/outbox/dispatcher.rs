@@ -2,6 +2,11 @@
 //! by the service they go to (up to `batch_limit` a batch), keeps at most `concurrency` batches
 //! in flight, and hands each batch to the transport and its outcomes to `settle`. It also starts
 //! the deadline sweep once a second, and at once when the test clock moves.
+//!
+//! While the store cannot commit it sends nothing and sweeps nothing: an answer it could not
+//! settle would only be fetched again at once, and a timer could not move a transfer. It waits
+//! for the store's health to turn (`crate::health` probes it), and the messages, still due,
+//! go out then; a peer answers a repeated msgid with its first answer.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -9,7 +14,7 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use yibao_runtime::retry::Backoff;
-use yibao_store::OutboxMessage;
+use yibao_store::{Health, OutboxMessage};
 
 use crate::messages::Kind;
 use crate::outbox::settle::settle;
@@ -84,8 +89,16 @@ pub async fn run(
         settings,
     };
     let mut clock_ticks = dispatcher.services.clock.subscribe();
+    let mut health = dispatcher.services.store.health();
     let mut last_sweep: Option<tokio::time::Instant> = None;
     while !*shutdown.borrow() {
+        if *health.borrow_and_update() == Health::Failing {
+            tokio::select! {
+                changed = health.changed() => if changed.is_err() { break },
+                _ = shutdown.changed() => {}
+            }
+            continue;
+        }
         // Wait for a free batch slot first: the longer the batches in flight take, the more
         // messages the next batch carries.
         let permit = tokio::select! {

@@ -946,7 +946,8 @@ impl Tx for SqliteTx<'_> {
     }
 }
 
-/// Adds what the store was doing to a SQLite error, making it an [`Error::Backend`].
+/// Adds what the store was doing to a SQLite error, making it an [`Error::Backend`] (or
+/// [`Error::Unavailable`], see [`backend`]).
 pub(crate) trait Context<T> {
     /// The result with a SQLite error turned into [`Error::Backend`] naming `what`.
     fn context(self, what: &'static str) -> Result<T, Error>;
@@ -970,9 +971,20 @@ fn constraint(error: &rusqlite::Error) -> Option<i32> {
     }
 }
 
-/// A SQLite error as [`Error::Backend`], naming what the store was doing.
-fn backend(what: &'static str, error: rusqlite::Error) -> Error {
-    Error::Backend(format!("{what}: {error}"))
+/// A SQLite error as [`Error::Backend`], naming what the store was doing — or as
+/// [`Error::Unavailable`] when the database could not write (a full disk, an I/O error).
+pub(crate) fn backend(what: &'static str, error: rusqlite::Error) -> Error {
+    let cannot_write = error.sqlite_error_code().is_some_and(|code| {
+        matches!(
+            code,
+            rusqlite::ErrorCode::DiskFull | rusqlite::ErrorCode::SystemIoFailure
+        )
+    });
+    if cannot_write {
+        Error::Unavailable(format!("{what}: {error}"))
+    } else {
+        Error::Backend(format!("{what}: {error}"))
+    }
 }
 
 /// A uniqueness violation as [`Error::Conflict`] saying `conflict`; any other error as

@@ -9,6 +9,11 @@
 //!
 //! **Architecture Invariant:** a job is answered `Ok` only after the `COMMIT` that contains its
 //! writes has returned. If `COMMIT` fails, every job of the batch is answered with the error.
+//!
+//! Every transaction's fate is published as the store's [`Health`]: `Failing` from a
+//! transaction that could not begin or commit until one commits again. The writer never waits
+//! to retry: the next batch is the next attempt (and `Store::probe` makes one when nobody else
+//! writes).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,9 +23,10 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, watch};
 
 use crate::Error;
+use crate::fault::{Faults, Health};
 use crate::job::Job;
 use crate::sqlite::reader;
-use crate::sqlite::tx::{Context, SqliteTx};
+use crate::sqlite::tx::{Context, SqliteTx, backend};
 
 /// What callers send to the writer thread.
 pub(crate) enum Command {
@@ -42,6 +48,16 @@ pub(crate) struct Counters {
     pub(crate) jobs: AtomicU64,
 }
 
+/// What the writer shares with the store's handles.
+pub(crate) struct Shared {
+    /// Its totals.
+    pub(crate) counters: Arc<Counters>,
+    /// The fault its commits suffer.
+    pub(crate) faults: Arc<Faults>,
+    /// Where it publishes its health.
+    pub(crate) health: watch::Sender<Health>,
+}
+
 /// The writer thread's state.
 pub(crate) struct Writer {
     /// The write connection, used by this thread only.
@@ -52,26 +68,37 @@ pub(crate) struct Writer {
     batch_limit: usize,
     /// Totals shared with the store handles.
     counters: Arc<Counters>,
+    /// The fault the commit hook injects, shared with the store handles.
+    faults: Arc<Faults>,
+    /// Where each transaction's fate is published.
+    health: watch::Sender<Health>,
     /// Dropped when the thread ends, which is how `Store::close` learns the writer has stopped.
     _stopped: watch::Sender<()>,
 }
 
 impl Writer {
-    /// Prepares a writer; [`Writer::spawn`] starts its thread.
+    /// Prepares a writer, installing the fault seam's commit hook on its connection;
+    /// [`Writer::spawn`] starts its thread.
     pub(crate) fn new(
         connection: Connection,
         queue: mpsc::Receiver<Command>,
         batch_limit: usize,
-        counters: Arc<Counters>,
+        shared: Shared,
         stopped: watch::Sender<()>,
-    ) -> Self {
-        Writer {
+    ) -> Result<Self, Error> {
+        let faults = Arc::clone(&shared.faults);
+        connection
+            .commit_hook(Some(move || faults.refuses_commit()))
+            .map_err(|error| backend("install the commit hook", error))?;
+        Ok(Writer {
             connection,
             queue,
             batch_limit,
-            counters,
+            counters: shared.counters,
+            faults: shared.faults,
+            health: shared.health,
             _stopped: stopped,
-        }
+        })
     }
 
     /// Starts the writer on its own OS thread: SQLite calls block, so they stay off the async
@@ -140,9 +167,30 @@ impl Writer {
                     tracing::warn!(%error, jobs = ran.len(), "store transaction failed, its jobs are answered with the error");
                 }
             }
+            self.publish(outcome.as_ref().err());
             for job in ran {
                 job.reply(outcome.clone());
             }
+        }
+    }
+
+    /// Publishes a transaction's fate as the store's health, logging each change.
+    fn publish(&self, failure: Option<&Error>) {
+        let health = match failure {
+            None => Health::Committing,
+            Some(_) => Health::Failing,
+        };
+        let changed = self.health.send_if_modified(|current| {
+            let changed = *current != health;
+            *current = health;
+            changed
+        });
+        match (changed, failure) {
+            (false, _) => {}
+            (true, Some(error)) => {
+                tracing::error!(%error, "the store cannot commit; every write fails until one commits again");
+            }
+            (true, None) => tracing::warn!("the store commits again"),
         }
     }
 
@@ -168,8 +216,25 @@ impl Writer {
                 return Err(error);
             }
         }
-        self.execute("COMMIT", "commit")
-            .inspect_err(|_| self.roll_back())
+        self.commit().inspect_err(|_| self.roll_back())
+    }
+
+    /// Commits the open transaction. A commit the fault seam refused (SQLite rolled it back, and
+    /// says the commit hook did) is reported as the fault's error.
+    fn commit(&self) -> Result<(), Error> {
+        let committed = self
+            .connection
+            .prepare_cached("COMMIT")
+            .and_then(|mut statement| statement.execute([]));
+        match committed {
+            Ok(_) => Ok(()),
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_COMMITHOOK =>
+            {
+                Err(self.faults.refused())
+            }
+            Err(error) => Err(backend("commit", error)),
+        }
     }
 
     /// Runs one job in its own savepoint, keeping its writes only if it succeeded.
