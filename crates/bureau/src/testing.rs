@@ -306,3 +306,53 @@ pub fn application_at_transfer_in(person: &SyntheticPerson) -> transfer_in::Appl
         retiree_payout: RetireePayout::NotRequested,
     }
 }
+
+/// Random edits of an encoded request for the fuzzing properties: (position, byte, action),
+/// the action replacing (0), inserting (1) or removing (2) a byte.
+pub fn byte_edits() -> impl proptest::strategy::Strategy<Value = Vec<(usize, u8, u8)>> {
+    use proptest::prelude::*;
+    proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..8)
+}
+
+/// `bytes` with `edits` applied; positions are taken modulo the length.
+pub fn edited_bytes(mut bytes: Vec<u8>, edits: &[(usize, u8, u8)]) -> Vec<u8> {
+    for &(position, byte, action) in edits {
+        let at = position % (bytes.len() + 1);
+        match action {
+            0 if at < bytes.len() => bytes[at] = byte,
+            1 => bytes.insert(at, byte),
+            2 if at < bytes.len() => {
+                bytes.remove(at);
+            }
+            _ => {}
+        }
+    }
+    bytes
+}
+
+/// Checks a request's conversion for the fuzzing properties: a domain value, or
+/// `INVALID_ARGUMENT` naming one of `fields` (or a field inside one, `bank_account.…`).
+pub fn converted<T>(
+    result: Result<T, Error>,
+    fields: &[&str],
+) -> Result<(), proptest::test_runner::TestCaseError> {
+    use proptest::prelude::*;
+    let error = match result {
+        Ok(_) => return Ok(()),
+        Err(error) => error,
+    };
+    let Error::InvalidArgument { field, rule } = &error else {
+        prop_assert!(false, "not INVALID_ARGUMENT: {:?}", error);
+        return Ok(());
+    };
+    let named = fields
+        .iter()
+        .any(|name| field == name || field.starts_with(&format!("{name}.")));
+    prop_assert!(named, "{:?} is none of {:?}", field, fields);
+    prop_assert!(!rule.is_empty());
+    let message = error.to_string();
+    let status = tonic::Status::from(error);
+    prop_assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    prop_assert_eq!(status.message(), message);
+    Ok(())
+}

@@ -29,3 +29,6 @@ pub mod region;
 pub mod review;
 pub mod scheme;
 pub mod transfer;
+
+#[cfg(test)]
+mod fuzz;

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::directory::BureauRole;
+use crate::directory::{BureauRole, toml_error};
 use crate::retry::{Backoff, BackoffError};
 use crate::tls::TlsFiles;
 
@@ -407,13 +407,28 @@ impl ServiceConfig {
         environment: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         let environment = |name: &str| environment(name).filter(|value| !value.is_empty());
-        let mut config = Self::defaults(role);
         let file_path = args
             .config
             .clone()
             .or_else(|| environment("YIBAO_CONFIG").map(PathBuf::from));
-        if let Some(path) = file_path {
-            config.apply_file(read_file_layer(&path)?);
+        let file = match file_path {
+            Some(path) => Some(read_file_layer(&path)?),
+            None => None,
+        };
+        Self::merged(role, file, args, environment)
+    }
+
+    /// The settings for `role` from the layers: defaults, the settings file's (already read),
+    /// the environment (empty values already dropped), then `args`; then validated.
+    fn merged(
+        role: BureauRole,
+        file: Option<FileLayer>,
+        args: &ServiceArgs,
+        environment: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut config = Self::defaults(role);
+        if let Some(file) = file {
+            config.apply_file(file);
         }
         config.apply_environment(&environment)?;
         config.apply_args(args);
@@ -725,9 +740,14 @@ fn read_file_layer(path: &Path) -> Result<FileLayer, ConfigError> {
         path: path.to_owned(),
         source,
     })?;
-    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+    parse_file_layer(path, &text)
+}
+
+/// The settings file's `text` (read from `path`, which errors name).
+fn parse_file_layer(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::ParseFile {
         path: path.to_owned(),
-        message: e.to_string(),
+        message: toml_error(&e),
     })
 }
 
@@ -803,6 +823,9 @@ fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod fuzz;
 
 #[cfg(test)]
 mod tests {

@@ -167,7 +167,7 @@ impl RegionDirectory {
     /// for the first broken rule.
     pub fn parse(text: &str) -> Result<Self, DirectoryError> {
         let raw: RawDirectory = toml::from_str(text).map_err(|e| DirectoryError::Syntax {
-            message: e.to_string(),
+            message: toml_error(&e),
         })?;
         if raw.region.is_empty() {
             return Err(DirectoryError::Empty);
@@ -226,6 +226,18 @@ impl RegionDirectory {
     pub fn is_empty(&self) -> bool {
         self.regions.is_empty()
     }
+}
+
+/// A TOML parser's error as a file's reader needs it: the parser's own description, which names
+/// the line and column — except for its nesting limit (a dotted key or table path of more than
+/// 80 parts), which it reports with no place at all, so the message says what it means.
+pub(crate) fn toml_error(error: &toml::de::Error) -> String {
+    if error.span().is_none() && error.message().trim() == "recursion limit" {
+        return "a dotted key or table path has more parts than the TOML parser accepts (its \
+                recursion limit; it names no line)"
+            .to_owned();
+    }
+    error.to_string()
 }
 
 fn invalid(region: String, field: &'static str, message: impl Into<String>) -> DirectoryError {
@@ -481,6 +493,26 @@ connected = true
         let err = RegionDirectory::load(Path::new("/nonexistent/regions.toml"))
             .expect_err("no such file");
         assert!(err.to_string().contains("/nonexistent/regions.toml"));
+    }
+
+    /// Found by `fuzz_directory_any_text`: the TOML parser reports its nesting limit with no
+    /// line, which read as a bare "region directory: recursion limit".
+    #[test]
+    fn a_table_path_beyond_the_parsers_limit_is_explained() {
+        let text = format!("[{}]\n", ["a"; 81].join("."));
+        let Err(DirectoryError::Syntax { message }) = RegionDirectory::parse(&text) else {
+            panic!("refused as syntax");
+        };
+        assert!(
+            message.contains("more parts than the TOML parser accepts"),
+            "{message}"
+        );
+        // Within the limit, the parser names the line as usual.
+        let text = format!("\n[{}]\n", ["a"; 3].join("."));
+        let Err(DirectoryError::Syntax { message }) = RegionDirectory::parse(&text) else {
+            panic!("refused as syntax");
+        };
+        assert!(message.contains("at line 2"), "{message}");
     }
 
     #[test]

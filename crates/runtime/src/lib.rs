@@ -29,3 +29,6 @@ pub mod tls;
 pub use clock::Clock;
 pub use config::{LogFormat, ServiceArgs, ServiceConfig};
 pub use directory::{BureauRole, RegionDirectory, RegionEntry};
+
+#[cfg(test)]
+mod fuzz;

@@ -2,15 +2,18 @@
 //! population, move the test clock, report ledger totals, sample persons of a flow, make the
 //! store's commits fail (the storage fault seam).
 
+use std::ops::Range;
 use std::sync::Arc;
 
+use chrono::TimeDelta;
 use tonic::{Request, Response, Status};
-use yibao_domain::population::{self, SyntheticPerson};
+use yibao_domain::population::{self, Flow, SyntheticPerson};
 use yibao_domain::scheme::EnrolmentState;
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Side, Stage};
 use yibao_proto::admin::v1 as wire;
 use yibao_proto::admin::v1::admin_service_server::AdminService;
+use yibao_runtime::clock::MAX_ADVANCE_DAYS;
 use yibao_runtime::directory::BureauRole;
 use yibao_store::{CommitFault, OutboxMessage, PersonRow, Posting, Tx};
 
@@ -139,6 +142,71 @@ fn resolution(request: &wire::ResolveTransferRequest) -> Result<(String, Resolut
         credit,
     };
     Ok((transfer_id, resolution))
+}
+
+/// A `SeedPopulationRequest` in domain values: the seed and the indices to write.
+fn seeding(request: &wire::SeedPopulationRequest) -> Result<(u64, Range<u64>), Error> {
+    if request.count == 0 || request.count > SEED_LIMIT {
+        return Err(Error::invalid(
+            "count",
+            format!("must be 1 to {SEED_LIMIT}"),
+        ));
+    }
+    match request.first_index.checked_add(request.count) {
+        Some(end) if end <= population::MAX_INDEX => Ok((request.seed, request.first_index..end)),
+        _ => Err(Error::invalid(
+            "first_index",
+            format!(
+                "first_index + count must not exceed {}",
+                population::MAX_INDEX
+            ),
+        )),
+    }
+}
+
+/// An `AdvanceClockRequest` in domain values: how far to move the test clock, not negative and
+/// at most [`MAX_ADVANCE_DAYS`] days (a protobuf `Duration`'s nanos are below one second). The
+/// bound is checked here, before any arithmetic: `by.seconds` near `i64::MAX` would overflow
+/// `TimeDelta`.
+fn advance_by(request: &wire::AdvanceClockRequest) -> Result<TimeDelta, Error> {
+    let by = request
+        .by
+        .as_ref()
+        .ok_or_else(|| Error::invalid("by", "required"))?;
+    if by.seconds < 0 || by.nanos < 0 {
+        return Err(Error::invalid("by", "must not be negative"));
+    }
+    if by.nanos > 999_999_999 {
+        return Err(Error::invalid("by.nanos", "must be below 1,000,000,000"));
+    }
+    TimeDelta::try_seconds(by.seconds)
+        .and_then(|seconds| seconds.checked_add(&TimeDelta::nanoseconds(i64::from(by.nanos))))
+        .filter(|by| *by <= TimeDelta::days(MAX_ADVANCE_DAYS))
+        .ok_or_else(|| Error::invalid("by", format!("at most {MAX_ADVANCE_DAYS} days")))
+}
+
+/// A `SamplePersonsRequest` in domain values: the flow and how many persons (0 is 100; at most
+/// 10,000).
+fn sampling(request: &wire::SamplePersonsRequest) -> Result<(Flow, u32), Error> {
+    let flow = convert::population_flow("flow", &request.flow)?;
+    let limit = match request.limit {
+        0 => 100,
+        n => n.min(10_000),
+    };
+    Ok((flow, limit))
+}
+
+/// A `RetryOutboxMessagesRequest` in domain values: one parked message or all, and who asks.
+fn retrying(request: &wire::RetryOutboxMessagesRequest) -> Result<(Option<i64>, String), Error> {
+    let only = match (request.message_id, request.all) {
+        (0, true) => None,
+        (id, false) if id > 0 => Some(id),
+        _ => {
+            let rule = "give a parked message's id, or all, not both";
+            return Err(Error::invalid("message_id", rule));
+        }
+    };
+    Ok((only, operator_text("operator", &request.operator)?))
 }
 
 /// A parked outbox message as the admin API lists it.
@@ -294,27 +362,13 @@ impl AdminService for AdminApi {
         request: Request<wire::SeedPopulationRequest>,
     ) -> Result<Response<wire::SeedPopulationResponse>, Status> {
         let request = request.into_inner();
-        if request.count == 0 || request.count > SEED_LIMIT {
-            return Err(Error::invalid("count", format!("must be 1 to {SEED_LIMIT}")).into());
-        }
-        if request.first_index.saturating_add(request.count) > population::MAX_INDEX {
-            return Err(Error::invalid(
-                "first_index",
-                format!(
-                    "first_index + count must not exceed {}",
-                    population::MAX_INDEX
-                ),
-            )
-            .into());
-        }
+        let (seed, indices) = seeding(&request)?;
         let mut written = 0;
         let mut present = 0;
-        let mut first = request.first_index;
-        let end = request.first_index + request.count;
+        let (mut first, end) = (indices.start, indices.end);
         while first < end {
             let count = SEED_CHUNK.min(end - first);
             let bureau = self.services.clone();
-            let seed = request.seed;
             let (w, p) = self
                 .services
                 .store
@@ -334,15 +388,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::AdvanceClockRequest>,
     ) -> Result<Response<wire::AdvanceClockResponse>, Status> {
-        let by = request
-            .into_inner()
-            .by
-            .ok_or_else(|| Error::invalid("by", "required"))?;
-        if by.seconds < 0 || by.nanos < 0 {
-            return Err(Error::invalid("by", "must not be negative").into());
-        }
-        let by = chrono::Duration::seconds(by.seconds)
-            + chrono::Duration::nanoseconds(i64::from(by.nanos));
+        let by = advance_by(&request.into_inner())?;
         let now = self
             .services
             .clock
@@ -443,12 +489,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::SamplePersonsRequest>,
     ) -> Result<Response<wire::SamplePersonsResponse>, Status> {
-        let request = request.into_inner();
-        let flow = convert::population_flow("flow", &request.flow)?;
-        let limit = match request.limit {
-            0 => 100,
-            n => n.min(10_000),
-        };
+        let (flow, limit) = sampling(&request.into_inner())?;
         let rows = self
             .services
             .store
@@ -514,16 +555,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::RetryOutboxMessagesRequest>,
     ) -> Result<Response<wire::RetryOutboxMessagesResponse>, Status> {
-        let request = request.into_inner();
-        let only = match (request.message_id, request.all) {
-            (0, true) => None,
-            (id, false) if id > 0 => Some(id),
-            _ => {
-                let rule = "give a parked message's id, or all, not both";
-                return Err(Error::invalid("message_id", rule).into());
-            }
-        };
-        let operator = operator_text("operator", &request.operator)?;
+        let (only, operator) = retrying(&request.into_inner())?;
         let retried = self
             .services
             .write(move |step| retry_parked(step, only, &operator))
@@ -553,3 +585,6 @@ impl AdminService for AdminApi {
         Ok(Response::new(wire::SetStorageFaultResponse { serving }))
     }
 }
+
+#[cfg(test)]
+mod tests;

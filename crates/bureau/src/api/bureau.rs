@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
-use yibao_domain::application::check_name;
+use yibao_domain::application::{BankAccount, check_name};
 use yibao_domain::classify::RetireePayout;
-use yibao_domain::transfer::Initiator;
+use yibao_domain::id::ResidentId;
+use yibao_domain::region::RegionCode;
+use yibao_domain::transfer::{Initiator, Stage};
 use yibao_proto::bureau::v1 as wire;
 use yibao_proto::bureau::v1::bureau_service_server::BureauService;
 
@@ -96,20 +98,21 @@ impl BureauApi {
     /// Opens the transfer at whichever side this bureau plays for it; the answer is the
     /// transfer as the application's own step left it.
     async fn open(&self, request: wire::ApplyTransferRequest) -> Result<Arc<Snapshot>, Error> {
-        let certno = convert::certno("certno", &request.certno)?;
-        check_name(&request.psn_name)?;
-        let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
-        let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
-        let bank_account =
-            convert::payout_account(request.bank_account.as_ref(), &request.psn_name)?;
-        let retiree_payout = RetireePayout::from(request.retiree_payout_requested);
-        let key = Key::of(&request.client_request_id, || inbox::body_hash(&request))?;
+        let Applicant {
+            certno,
+            psn_name,
+            out_region,
+            in_region,
+            bank_account,
+            retiree_payout,
+            key,
+        } = applicant(request)?;
         let site = &self.services.site;
         let hint = WatchHint::ExpectWatchOfNew;
         if site.hosts(in_region) && !site.hosts(out_region) {
             let application = transfer_in::Application {
                 certno,
-                psn_name: request.psn_name,
+                psn_name,
                 out_region,
                 in_region,
                 bank_account,
@@ -138,7 +141,7 @@ impl BureauApi {
                     let application = TransferApplication {
                         transfer_id: step.mint_transfer_id(out_region)?,
                         certno,
-                        psn_name: request.psn_name,
+                        psn_name,
                         in_scheme: None,
                         out_region,
                         in_region,
@@ -192,23 +195,7 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::ListTransfersRequest>,
     ) -> Result<Response<wire::ListTransfersResponse>, Status> {
-        let request = request.into_inner();
-        let stage = match request.state {
-            0 => None,
-            value => Some(
-                convert::stage(value)
-                    .ok_or_else(|| Error::invalid("state", "must be a TransferState value"))?,
-            ),
-        };
-        let certno = match (request.certno.as_str(), stage) {
-            ("", Some(stage)) if stage.is_terminal() => {
-                let rule =
-                    "a terminal state needs certno (only open transfers are listed by state)";
-                return Err(Error::invalid("state", rule).into());
-            }
-            ("", Some(_)) => None,
-            (certno, _) => Some(convert::certno("certno", certno)?),
-        };
+        let (certno, stage) = listing(&request.into_inner())?;
         let documents = self
             .services
             .store
@@ -338,8 +325,7 @@ impl BureauService for BureauApi {
         request: Request<wire::IssueCertificateRequest>,
     ) -> Result<Response<wire::IssueCertificateResponse>, Status> {
         let request = request.into_inner();
-        let certno = convert::certno("certno", &request.certno)?;
-        check_name(&request.psn_name).map_err(Error::from)?;
+        let certno = holder(&request)?;
         let certificate = self
             .services
             .write(move |step| {
@@ -381,6 +367,66 @@ impl BureauService for BureauApi {
     }
 }
 
+/// An `ApplyTransferRequest` in domain values, every field checked before anything is read.
+struct Applicant {
+    certno: ResidentId,
+    psn_name: String,
+    out_region: RegionCode,
+    in_region: RegionCode,
+    bank_account: Option<BankAccount>,
+    retiree_payout: RetireePayout,
+    key: Option<Key>,
+}
+
+/// Converts an `ApplyTransferRequest`; a field that does not convert is refused, naming it.
+fn applicant(request: wire::ApplyTransferRequest) -> Result<Applicant, Error> {
+    let certno = convert::certno("certno", &request.certno)?;
+    check_name(&request.psn_name)?;
+    let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
+    let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
+    let bank_account = convert::payout_account(request.bank_account.as_ref(), &request.psn_name)?;
+    let key = Key::of(&request.client_request_id, || inbox::body_hash(&request))?;
+    Ok(Applicant {
+        certno,
+        psn_name: request.psn_name,
+        out_region,
+        in_region,
+        bank_account,
+        retiree_payout: RetireePayout::from(request.retiree_payout_requested),
+        key,
+    })
+}
+
+/// Converts a `ListTransfersRequest`: whose transfers (`certno`) and in which stage (`state`);
+/// a terminal stage needs a person, since only open transfers are listed by state alone.
+fn listing(
+    request: &wire::ListTransfersRequest,
+) -> Result<(Option<ResidentId>, Option<Stage>), Error> {
+    let stage = match request.state {
+        0 => None,
+        value => Some(
+            convert::stage(value)
+                .ok_or_else(|| Error::invalid("state", "must be a TransferState value"))?,
+        ),
+    };
+    let certno = match (request.certno.as_str(), stage) {
+        ("", Some(stage)) if stage.is_terminal() => {
+            let rule = "a terminal state needs certno (only open transfers are listed by state)";
+            return Err(Error::invalid("state", rule));
+        }
+        ("", Some(_)) => None,
+        (certno, _) => Some(convert::certno("certno", certno)?),
+    };
+    Ok((certno, stage))
+}
+
+/// Converts an `IssueCertificateRequest`: the person's ID number, once the name is checked.
+fn holder(request: &wire::IssueCertificateRequest) -> Result<ResidentId, Error> {
+    let certno = convert::certno("certno", &request.certno)?;
+    check_name(&request.psn_name)?;
+    Ok(certno)
+}
+
 /// A stream fed by a task through a bounded channel.
 fn async_stream<F, Fut>(body: F) -> WatchStream
 where
@@ -391,3 +437,6 @@ where
     tokio::spawn(body(sender));
     Box::pin(tokio_stream::wrappers::ReceiverStream::new(receiver))
 }
+
+#[cfg(test)]
+mod tests;
