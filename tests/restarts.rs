@@ -1,8 +1,8 @@
 //! Restarts always bind, and keyed applications survive them. Both bureaus run on fixed loopback
-//! ports of this test's own — below Linux's ephemeral range (32768–60999), so that no other
-//! test's client can hold them; the self-connection that a redial into that range can make is
-//! the peer module's unit test — while `yibao load` applies with idempotency keys and each
-//! bureau in turn is killed -9 and restarted on its ports, many times. Every restart binds, no
+//! ports of this test's own (four found free when it starts, so parallel runs never collide,
+//! and kept across every restart; they lie in the ephemeral range, where a redial can connect
+//! to itself — the case the peer's guard refuses) while `yibao load` applies with idempotency
+//! keys and each bureau in turn is killed -9 and restarted on its ports, many times. Every restart binds, no
 //! application fails (a transient failure is retried with the same key), every transfer ends,
 //! and the ledger holds to the cent.
 
@@ -10,14 +10,6 @@ use std::time::Duration;
 
 use yibao_harness::FixedPorts;
 use yibao_tests::*;
-
-/// This test's own ports (no other test uses fixed ports in this range).
-const PORTS: FixedPorts = FixedPorts {
-    out: 23151,
-    out_platform: 23161,
-    inn: 23152,
-    in_platform: 23162,
-};
 
 /// How many times a bureau is killed (each side half of them).
 const KILLS: usize = 8;
@@ -49,10 +41,11 @@ async fn progress_beyond(pair: &Pair, before: u64) -> u64 {
 
 #[tokio::test]
 async fn each_bureau_killed_and_restarted_on_its_fixed_ports_under_load_loses_nothing() {
+    let ports = FixedPorts::free().expect("free loopback ports");
     let mut pair = Pair::start(PairOptions {
         seed: SEED,
         persons: 0,
-        fixed_ports: Some(PORTS),
+        fixed_ports: Some(ports),
         ..PairOptions::default()
     })
     .await
@@ -91,8 +84,8 @@ async fn each_bureau_killed_and_restarted_on_its_fixed_ports_under_load_loses_no
             .await
             .expect("the restarted bureau binds its fixed ports again");
         let port = match side {
-            Side::Out => PORTS.out,
-            Side::In => PORTS.inn,
+            Side::Out => ports.out,
+            Side::In => ports.inn,
         };
         assert!(
             pair.endpoint(side).ends_with(&format!(":{port}")),

@@ -582,6 +582,7 @@ pub fn fault_rule(wire: Option<&yibao_proto::admin::v1::FaultRule>) -> Result<Ru
         message: wire.message.clone(),
         infcode: wire.infcode,
         region_code: wire.region_code.clone(),
+        status_details: wire.status_details.clone(),
     };
     spec.validate().map_err(|error| {
         Error::invalid(
@@ -595,6 +596,7 @@ pub fn fault_rule(wire: Option<&yibao_proto::admin::v1::FaultRule>) -> Result<Ru
                 "grpc_code" => "rule.grpc_code",
                 "infcode" => "rule.infcode",
                 "region_code" => "rule.region_code",
+                "status_details" => "rule.status_details",
                 other => other,
             },
             error.rule,
@@ -644,6 +646,7 @@ pub fn wire_fault_rule(rule: &Rule) -> yibao_proto::admin::v1::FaultRule {
         infcode: spec.infcode,
         region_code: spec.region_code.clone(),
         injected: rule.injected.load(std::sync::atomic::Ordering::Relaxed),
+        status_details: spec.status_details.clone(),
     }
 }
 

@@ -24,6 +24,8 @@ use yibao_domain::region::RegionCode;
 use crate::context::ConnectivityOverrides;
 use crate::messages::Kind;
 
+/// The most bytes of details a status fault may carry.
+pub const MAX_STATUS_DETAILS: usize = 4_096;
 /// The most rules a bureau holds.
 pub const MAX_RULES: usize = 256;
 /// The longest delay or hold a rule may ask for.
@@ -115,6 +117,8 @@ pub struct RuleSpec {
     pub infcode: i32,
     /// Region faults: the region.
     pub region_code: String,
+    /// Status: the details sent with it (grpc-status-details-bin).
+    pub status_details: Vec<u8>,
 }
 
 /// Why a rule was refused: the field and the rule it breaks.
@@ -179,6 +183,12 @@ impl RuleSpec {
                     format!("at most {most} characters, no control characters"),
                 ));
             }
+        }
+        if self.status_details.len() > MAX_STATUS_DETAILS {
+            return Err(refuse(
+                "status_details",
+                format!("at most {MAX_STATUS_DETAILS} bytes"),
+            ));
         }
         if !(0.0..=1.0).contains(&self.probability) {
             return Err(refuse("probability", "0 to 1"));
@@ -273,8 +283,8 @@ pub struct Seen<'a> {
 pub enum Action {
     /// Wait this long, then go on.
     Delay(Duration),
-    /// Answer or fail with this gRPC code and message.
-    Status(tonic::Code, String),
+    /// Answer or fail with this gRPC code, message and details.
+    Status(tonic::Code, String, Vec<u8>),
     /// Answer or read this infcode and message.
     Infcode(i32, String),
     /// Hold until the deadline.
@@ -520,9 +530,11 @@ impl Rule {
         Some(match spec.fault? {
             Fault::Delay => Action::Delay(wait()),
             Fault::Reorder => Action::Reorder(wait()),
-            Fault::Status => {
-                Action::Status(tonic::Code::from(spec.grpc_code), spec.message.clone())
-            }
+            Fault::Status => Action::Status(
+                tonic::Code::from(spec.grpc_code),
+                spec.message.clone(),
+                spec.status_details.clone(),
+            ),
             Fault::Infcode => Action::Infcode(spec.infcode, spec.message.clone()),
             Fault::NeverAnswer => Action::NeverAnswer,
             Fault::ResetConnection => Action::ResetConnection,
@@ -604,11 +616,20 @@ mod tests {
             .add(RuleSpec {
                 first_attempts: 2,
                 grpc_code: 14,
+                status_details: vec![8, 14],
                 ..spec(Fault::Status)
             })
             .expect("valid");
         let seen = received("DELIVER_FORM", "m1");
-        assert!(rules.decide(&seen).is_some());
+        assert_eq!(
+            rules.decide(&seen).map(|injected| injected.action),
+            Some(Action::Status(
+                tonic::Code::Unavailable,
+                String::new(),
+                vec![8, 14]
+            )),
+            "the status carries its details"
+        );
         assert!(rules.decide(&seen).is_some());
         assert!(
             rules.decide(&seen).is_none(),

@@ -134,6 +134,27 @@ pub struct FixedPorts {
     pub in_platform: u16,
 }
 
+impl FixedPorts {
+    /// Four ports free right now (each bound and released at once; the pair binds them next
+    /// and keeps them across restarts), so parallel runs do not collide.
+    ///
+    /// # Errors
+    /// If loopback cannot be bound.
+    pub fn free() -> std::io::Result<FixedPorts> {
+        let listeners: Vec<std::net::TcpListener> = (0..4)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+            .collect::<Result<_, _>>()?;
+        let port =
+            |index: usize| -> std::io::Result<u16> { Ok(listeners[index].local_addr()?.port()) };
+        Ok(FixedPorts {
+            out: port(0)?,
+            out_platform: port(1)?,
+            inn: port(2)?,
+            in_platform: port(3)?,
+        })
+    }
+}
+
 /// How a pair's platform hop is secured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PlatformMode {

@@ -142,7 +142,10 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, LoadError> {
     let duration = args.duration.min(MAX_DURATION);
     let mut pair = Pair::start(PairOptions {
         persons: 0,
-        fixed_ports: Some(free_ports()?),
+        fixed_ports: Some(
+            FixedPorts::free()
+                .map_err(|error| LoadError::Spawn(format!("finding free ports: {error}")))?,
+        ),
         ..PairOptions::default()
     })
     .await
@@ -325,21 +328,4 @@ async fn count_faults(pair: &Pair, side: Side, faults: &mut BTreeMap<String, u64
             .unwrap_or_default();
         *faults.entry(kind).or_default() += rule.injected;
     }
-}
-
-/// Four free loopback ports (bound and released at once; the pair binds them next).
-fn free_ports() -> Result<FixedPorts, LoadError> {
-    let port = || -> Result<u16, LoadError> {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .map(|address| address.port())
-            .map_err(|error| LoadError::Spawn(format!("finding a free port: {error}")))
-    };
-    let listeners: Vec<u16> = (0..4).map(|_| port()).collect::<Result<_, _>>()?;
-    Ok(FixedPorts {
-        out: listeners[0],
-        out_platform: listeners[1],
-        inn: listeners[2],
-        in_platform: listeners[3],
-    })
 }

@@ -335,7 +335,11 @@ async fn before_processing<M: PlatformMessage>(
             tokio::time::sleep(*wait).await;
             None
         }
-        Action::Status(code, message) => Some(Err(Status::new(*code, message.clone()))),
+        Action::Status(code, message, details) => Some(Err(Status::with_details(
+            *code,
+            message.clone(),
+            tonic::codegen::Bytes::from(details.clone()),
+        ))),
         Action::Infcode(code, message) => {
             let refusal = Refusal::Injected(*code, message.clone());
             Some(Ok(M::refused(&refusal, msgid)))

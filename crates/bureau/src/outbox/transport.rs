@@ -194,7 +194,7 @@ async fn early_outcome(action: Option<&Action>, attempt_timeout: Duration) -> Op
             None
         }
         Action::Reorder(_) => fault("held back while later messages pass"),
-        Action::Status(code, text) => Some(failed(&tonic::Status::new(*code, text.clone()))),
+        Action::Status(code, text, _) => Some(failed(&tonic::Status::new(*code, text.clone()))),
         Action::Infcode(code, text) => Some(Outcome::Park(format!(
             "infcode {code}: {text} (fault rule)"
         ))),
