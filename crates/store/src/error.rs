@@ -31,6 +31,10 @@ pub enum Error {
     /// The store has been closed, or its writer thread is gone.
     #[error("the store is closed")]
     Closed,
+    /// The writer's queue stayed full for as long as a job may wait: nothing was written, and
+    /// the same work may succeed later.
+    #[error("the store is busy: its queue is full")]
+    Busy,
     /// The database failed. Internal: log it, map it to an opaque status, never show it to users.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -47,6 +51,7 @@ impl fmt::Debug for Error {
             Error::NotFound(what) => f.debug_tuple("NotFound").field(what).finish(),
             Error::Invalid(what) => f.debug_tuple("Invalid").field(what).finish(),
             Error::Closed => f.write_str("Closed"),
+            Error::Busy => f.write_str("Busy"),
             Error::Backend(message) => f.debug_tuple("Backend").field(message).finish(),
         }
     }
