@@ -79,19 +79,21 @@ pub fn admin_guard(
 pub const FILE_DESCRIPTOR_SET: &[u8] = yibao_proto::FILE_DESCRIPTOR_SET;
 
 /// The platform services (bureau ⇄ bureau), for the platform listener, and their full names.
+/// A request (a batch) larger than `message_bytes` is refused whole (OUT_OF_RANGE, tonic's code).
 pub fn platform_routes(
     services: &Arc<Services>,
     transport: Transport,
+    message_bytes: usize,
 ) -> (tonic::service::Routes, Vec<&'static str>) {
+    use tonic::service::interceptor::InterceptedService;
     let platform = platform::PlatformApi::new(services.clone());
     let guard = platform_guard(transport);
-    let routes = tonic::service::Routes::new(TransferOutPlatformServiceServer::with_interceptor(
-        platform.clone(),
-        guard.clone(),
-    ))
-    .add_service(TransferInPlatformServiceServer::with_interceptor(
-        platform, guard,
-    ));
+    let out = TransferOutPlatformServiceServer::new(platform.clone())
+        .max_decoding_message_size(message_bytes);
+    let inn =
+        TransferInPlatformServiceServer::new(platform).max_decoding_message_size(message_bytes);
+    let routes = tonic::service::Routes::new(InterceptedService::new(out, guard.clone()))
+        .add_service(InterceptedService::new(inn, guard));
     let names = vec![
         "yibao.platform.v1.TransferOutPlatformService",
         "yibao.platform.v1.TransferInPlatformService",

@@ -15,7 +15,7 @@ use yibao_domain::region::RegionCode;
 use yibao_runtime::clock::Clock;
 use yibao_runtime::config::ServiceConfig;
 use yibao_runtime::directory::{BureauRole, RegionDirectory};
-use yibao_runtime::server::{Contract, Readiness, ServerError};
+use yibao_runtime::server::{Contract, Readiness, ServeOptions, ServerError};
 use yibao_runtime::tls::PlatformTls;
 use yibao_store::Store;
 
@@ -26,6 +26,7 @@ use crate::faults::FaultRules;
 use crate::outbox::dispatcher;
 use crate::peer::Peer;
 use crate::services::{Admin, Services};
+use crate::streams::{StreamLimits, Streams};
 use crate::{api, health, migrate};
 
 /// Why a bureau could not start.
@@ -71,10 +72,7 @@ impl Application {
     pub async fn build(config: ServiceConfig) -> Result<Self, StartError> {
         let directory = RegionDirectory::load(&config.directory)
             .map_err(|e| StartError::Config(e.to_string()))?;
-        let store = Store::open(
-            &config.data_dir.join("bureau.sqlite3"),
-            &yibao_store::Options::default(),
-        )?;
+        let store = open_store(&config)?;
         let clock = open_clock(&config, &store).await?;
         let (calendar, _) =
             yibao_runtime::calendar::load_calendar(config.calendar_dir.as_deref(), clock.today())
@@ -114,6 +112,7 @@ impl Application {
             ),
             bank: Arc::new(SimulatedBank::new(config.bank.failure_every)),
             watchers: Arc::default(),
+            streams: Arc::new(Streams::new(stream_limits(&config))),
             dispatch_now: tokio::sync::Notify::new(),
             admin: if config.admin_enabled {
                 Admin::Enabled
@@ -210,6 +209,11 @@ impl Application {
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let (routes, names) = api::routes(&services);
+        let options = |tls: Option<_>| ServeOptions {
+            tls,
+            limits: config.limits.clone(),
+            shutdown_timeout: config.shutdown_timeout(),
+        };
         let main = yibao_runtime::server::serve(
             listener,
             routes,
@@ -217,12 +221,13 @@ impl Application {
                 service_names: &names,
                 descriptor_sets: &[api::FILE_DESCRIPTOR_SET],
             },
-            None,
+            options(None),
             ready.clone(),
             stopping(stopped.clone()),
-            config.shutdown_timeout(),
         );
-        let (platform_routes, platform_names) = api::platform_routes(&services, transport);
+        let message_bytes = config.limits.platform_message_bytes as usize;
+        let (platform_routes, platform_names) =
+            api::platform_routes(&services, transport, message_bytes);
         let platform = yibao_runtime::server::serve(
             platform_listener,
             platform_routes,
@@ -230,13 +235,34 @@ impl Application {
                 service_names: &platform_names,
                 descriptor_sets: &[api::FILE_DESCRIPTOR_SET],
             },
-            tls.as_ref().map(PlatformTls::server),
+            options(tls.as_ref().map(PlatformTls::server)),
             ready,
             stopping(stopped),
-            config.shutdown_timeout(),
         );
         let result = until_stopped(main, platform, stop, shutdown).await;
         result.map_err(|e| StartError::Server(e.to_string()))
+    }
+}
+
+/// Opens the store with its queue bounded as `[limits]` says.
+fn open_store(config: &ServiceConfig) -> Result<Store, StartError> {
+    let options = yibao_store::Options {
+        queue_limit: config.limits.store_queue as usize,
+        queue_wait_ms: config.limits.store_queue_wait_ms,
+        ..yibao_store::Options::default()
+    };
+    Ok(Store::open(
+        &config.data_dir.join("bureau.sqlite3"),
+        &options,
+    )?)
+}
+
+/// The limits on watch streams, from `[limits]`.
+fn stream_limits(config: &ServiceConfig) -> StreamLimits {
+    StreamLimits {
+        total: config.limits.watch_streams as usize,
+        per_connection: config.limits.watch_streams_per_connection as usize,
+        idle: config.limits.watch_idle_timeout(),
     }
 }
 

@@ -41,6 +41,10 @@ pub enum Error {
     /// machine's own sentence, free of personal data.
     #[error("out of order: {0}")]
     OutOfOrder(String),
+    /// A limit is reached (watch streams open, say): nothing was done, and the same request may
+    /// succeed after a backoff.
+    #[error("{0}")]
+    Exhausted(String),
     /// A broken invariant.
     #[error("internal: {0}")]
     Internal(String),
@@ -155,6 +159,11 @@ impl From<Error> for Status {
             Error::FailedPrecondition(_) | Error::OutOfOrder(_) => {
                 Status::failed_precondition(error.to_string())
             }
+            Error::Exhausted(message) => Status::resource_exhausted(message),
+            Error::Store(yibao_store::Error::Busy) => Status::resource_exhausted(
+                "the bureau is busy: its store's queue is full; nothing was changed, retry after \
+                 a backoff",
+            ),
             Error::Store(yibao_store::Error::Closed) => {
                 Status::unavailable("the bureau is shutting down")
             }

@@ -10,7 +10,8 @@
 //! the drivers, which gather facts, ask the domain crate, move its machines and perform their
 //! actions through a [`record::Step`]; `outbox/` queue, transport, dispatcher and settle;
 //! `sweep` the deadline sweep; `bank` the gateway; `migrate` what a release does to old data;
-//! `services` the one path of every step through the store.
+//! `services` the one path of every step through the store; `streams` how many watch streams
+//! are open.
 
 pub mod admission;
 pub mod api;
@@ -35,6 +36,7 @@ pub mod record;
 pub mod services;
 #[cfg(test)]
 mod sim;
+pub mod streams;
 pub mod sweep;
 #[cfg(test)]
 mod testing;

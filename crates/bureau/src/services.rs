@@ -14,6 +14,7 @@ use crate::context::{Site, StepContext};
 use crate::faults::FaultRules;
 use crate::peer::Peer;
 use crate::record::{Changes, Step, WatchHint};
+use crate::streams::Streams;
 use crate::watchers::Watchers;
 
 /// Whether the admin API answers.
@@ -40,6 +41,8 @@ pub struct Services {
     pub bank: Arc<dyn BankGateway>,
     /// Who waits for which transfer to change.
     pub watchers: Arc<Watchers>,
+    /// How many watch streams are open, and their limits.
+    pub streams: Arc<Streams>,
     /// Wakes the outbox dispatcher when a message is queued.
     pub dispatch_now: Notify,
     /// Whether the admin API answers.

@@ -99,6 +99,7 @@ fn services(role: BureauRole, store: Store, clock: Clock) -> Arc<Services> {
         peer: Peer::new("http://127.0.0.1:9".to_owned(), None),
         bank: Arc::new(SimulatedBank::new(0)),
         watchers: Arc::default(),
+        streams: Arc::default(),
         dispatch_now: tokio::sync::Notify::new(),
         admin: Admin::Enabled,
         admin_token: None,

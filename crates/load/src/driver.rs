@@ -5,7 +5,9 @@
 //! intended start (in an open loop: its slot in the schedule, so a stall that delays starts is
 //! counted, not hidden) to the terminal message. Transient statuses are retried a bounded number
 //! of times with the same idempotency key; anything else fails the transfer and is counted by
-//! status.
+//! status. RESOURCE_EXHAUSTED (a bureau beyond its capacity refusing at once) is retried apart:
+//! after a growing pause with full jitter (up to [`REFUSAL_BACKOFF_MAX`]), for as long as the
+//! transfer may take, so that an overloaded pair is offered less, not more.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -31,6 +33,9 @@ use crate::people::{self, Exhausted, Job, People};
 const MAX_ATTEMPTS: u32 = 7;
 /// The first pause before a retry; doubled for each further attempt.
 const RETRY_BACKOFF_FIRST: Duration = Duration::from_millis(50);
+/// The longest pause after a refusal (RESOURCE_EXHAUSTED); pauses are drawn at random up to
+/// `RETRY_BACKOFF_FIRST × 2^n`, capped here, so refused callers spread out.
+const REFUSAL_BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// The deadline sent with each `ApplyTransfer` (`grpc-timeout`).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for a watch stream to end after its terminal message.
@@ -261,6 +266,7 @@ async fn drive(
     metrics: &Metrics,
 ) -> Result<Outcome, Failure> {
     let mut attempt = 0;
+    let mut refusals = 0;
     let transfer = loop {
         attempt += 1;
         let mut request = tonic::Request::new(application.clone());
@@ -276,6 +282,11 @@ async fn drive(
             {
                 metrics.apply.record(sent.elapsed());
                 return Ok(Outcome::RefusedAtApplication);
+            }
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                attempt -= 1;
+                refusals += 1;
+                refused(metrics, Rpc::Apply, &status, refusals).await;
             }
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
                 retry(metrics, Rpc::Apply, &status, attempt).await;
@@ -319,6 +330,7 @@ async fn watch(
     metrics: &Metrics,
 ) -> Result<Outcome, Failure> {
     let mut attempt = 0;
+    let mut refusals = 0;
     loop {
         attempt += 1;
         let sent = Instant::now();
@@ -329,6 +341,12 @@ async fn watch(
             .await;
         let mut stream = match opened {
             Ok(response) => response.into_inner(),
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                attempt -= 1;
+                refusals += 1;
+                refused(metrics, Rpc::Watch, &status, refusals).await;
+                continue;
+            }
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
                 retry(metrics, Rpc::Watch, &status, attempt).await;
                 continue;
@@ -373,6 +391,19 @@ async fn watch(
         }
         retry(metrics, Rpc::Watch, &broke, attempt).await;
     }
+}
+
+/// Counts a refused call and waits before it is retried: a random pause up to 50 ms, 100 ms,
+/// 200 ms, … at most [`REFUSAL_BACKOFF_MAX`] (full jitter, so refused callers do not return
+/// together).
+async fn refused(metrics: &Metrics, rpc: Rpc, status: &tonic::Status, refusals: u32) {
+    metrics.retries.fetch_add(1, Ordering::Relaxed);
+    metrics.retried(rpc, code_name(status.code()), status.message());
+    let ceiling = RETRY_BACKOFF_FIRST
+        .saturating_mul(2u32.saturating_pow(refusals.saturating_sub(1).min(16)))
+        .min(REFUSAL_BACKOFF_MAX);
+    let pause = ceiling.mul_f64(rand::random::<f64>());
+    tokio::time::sleep(pause).await;
 }
 
 /// Counts a retry and waits before it: 50 ms, 100 ms, 200 ms.

@@ -24,6 +24,7 @@
 //! | shutdown bound | `shutdown_timeout_ms` | — | — | 5000 |
 //! | outbox dispatcher | `[dispatcher]` table | — | — | see [`DispatcherSettings`] |
 //! | simulated bank | `[bank]` table | — | — | see [`BankSettings`] |
+//! | overload limits | `[limits]` table | — | — | see [`LimitSettings`] |
 //!
 //! **The platform listener** serves only the bureau-to-bureau services, apart from the bureau and
 //! admin APIs, and requires mutual TLS: `tls_ca`, `tls_cert` and `tls_key` must all be set
@@ -42,6 +43,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::directory::{BureauRole, toml_error};
+pub use crate::limits::LimitSettings;
 use crate::retry::{Backoff, BackoffError};
 use crate::tls::TlsFiles;
 
@@ -221,6 +223,8 @@ pub struct ServiceConfig {
     pub dispatcher: DispatcherSettings,
     /// The simulated bank gateway.
     pub bank: BankSettings,
+    /// The overload limits: calls in flight, streams, queues, message sizes.
+    pub limits: LimitSettings,
 }
 
 /// Why the settings could not be loaded. Each message names the setting (or file) at fault.
@@ -287,6 +291,7 @@ struct FileLayer {
     shutdown_timeout_ms: Option<u64>,
     dispatcher: Option<DispatcherSettings>,
     bank: Option<BankSettings>,
+    limits: Option<LimitSettings>,
 }
 
 impl Default for DispatcherSettings {
@@ -381,6 +386,7 @@ impl ServiceConfig {
             shutdown_timeout_ms: 5000,
             dispatcher: DispatcherSettings::default(),
             bank: BankSettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 
@@ -476,6 +482,9 @@ impl ServiceConfig {
             return Err(invalid("port_file", "must not be empty when set"));
         }
         check_ms("shutdown_timeout_ms", self.shutdown_timeout_ms)?;
+        self.limits
+            .validate()
+            .map_err(|e| invalid(e.setting, e.message))?;
         self.dispatcher.validate()
     }
 
@@ -573,6 +582,7 @@ impl ServiceConfig {
             shutdown_timeout_ms,
             dispatcher,
             bank,
+            limits,
         } = file;
         self.admin_token = admin_token.or(self.admin_token.take());
         override_with(&mut self.listen, listen);
@@ -594,6 +604,7 @@ impl ServiceConfig {
         override_with(&mut self.shutdown_timeout_ms, shutdown_timeout_ms);
         override_with(&mut self.dispatcher, dispatcher);
         override_with(&mut self.bank, bank);
+        override_with(&mut self.limits, limits);
     }
 
     fn apply_environment(
@@ -964,6 +975,8 @@ shutdown_timeout_ms = 1500
 batch_limit = 64
 [bank]
 failure_every = 7
+[limits]
+requests_in_flight = 64
 "#,
         )
         .expect("write");
@@ -991,6 +1004,11 @@ failure_every = 7
         assert_eq!(config.dispatcher.batch_limit, 64);
         assert_eq!(config.dispatcher.attempt_timeout_ms, 2000);
         assert_eq!(config.bank.failure_every, 7);
+        assert_eq!(config.limits.requests_in_flight, 64);
+        assert_eq!(
+            config.limits.store_queue,
+            LimitSettings::default().store_queue
+        );
         assert_eq!(config.peer_endpoint, "http://127.0.0.1:50061");
     }
 
@@ -1121,6 +1139,7 @@ failure_every = 7
             "dispatcher.backoff_max_ms"
         );
         assert_eq!(with("shutdown_timeout_ms = 0\n"), "shutdown_timeout_ms");
+        assert_eq!(with("[limits]\nstore_queue = 0\n"), "limits.store_queue");
         assert_eq!(with("data_dir = \"\"\n"), "data_dir");
     }
 

@@ -22,6 +22,7 @@ pub mod calendar;
 pub mod clock;
 pub mod config;
 pub mod directory;
+pub mod limits;
 pub mod retry;
 pub mod server;
 pub mod tls;

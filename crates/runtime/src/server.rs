@@ -9,6 +9,10 @@
 //! Health follows a [`Readiness`] the service publishes: a bureau whose store cannot commit
 //! reports NOT_SERVING for every name until it can again.
 //!
+//! Every server keeps the overload limits of [`LimitSettings`]: calls in flight over the whole
+//! listener and per connection, and HTTP/2 streams per connection; a call beyond a limit is
+//! answered RESOURCE_EXHAUSTED at once (health checks are always answered).
+//!
 //! Graceful shutdown stops accepting, lets calls in flight finish, and gives up after a timeout:
 //! a known hyper issue can leave a connection open forever, and a service that never exits is
 //! worse than one that drops a call its client will retry.
@@ -25,10 +29,12 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
+use tower::layer::util::{Identity, Stack};
 use tracing::{info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
+use crate::limits::{InFlightLayer, LimitSettings};
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -134,10 +140,34 @@ pub async fn write_port_file(path: &Path, addr: SocketAddr) -> io::Result<()> {
     tokio::fs::rename(&temporary, path).await
 }
 
-/// Serves `routes` on `listener` (over TLS when `tls` is given) until `shutdown` resolves,
-/// adding the health service (for the whole server, `""`, and for each of the contract's
-/// service names) and server reflection (v1) over the contract. Health says what `readiness`
-/// says, following each change.
+/// How a server runs: over TLS or not, within which limits, and how long a graceful shutdown
+/// may take.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// The listener's TLS configuration; plaintext when `None`.
+    pub tls: Option<ServerTlsConfig>,
+    /// The overload limits (calls in flight, per connection, streams per connection).
+    pub limits: LimitSettings,
+    /// The longest a graceful shutdown waits for calls in flight.
+    pub shutdown_timeout: Duration,
+}
+
+impl ServeOptions {
+    /// Plaintext, the default limits, and `shutdown_timeout`.
+    #[must_use]
+    pub fn plaintext(shutdown_timeout: Duration) -> Self {
+        Self {
+            tls: None,
+            limits: LimitSettings::default(),
+            shutdown_timeout,
+        }
+    }
+}
+
+/// Serves `routes` on `listener` (over TLS when `options.tls` is given, within
+/// `options.limits`) until `shutdown` resolves, adding the health service (for the whole
+/// server, `""`, and for each of the contract's service names) and server reflection (v1) over
+/// the contract. Health says what `readiness` says, following each change.
 ///
 /// When `shutdown` resolves, health turns NOT_SERVING, the server stops accepting and waits for
 /// calls in flight up to `shutdown_timeout`, then returns regardless.
@@ -149,11 +179,15 @@ pub async fn serve(
     listener: TcpListener,
     routes: Routes,
     contract: Contract<'_>,
-    tls: Option<ServerTlsConfig>,
+    options: ServeOptions,
     readiness: watch::Receiver<Readiness>,
     shutdown: impl Future<Output = ()>,
-    shutdown_timeout: Duration,
 ) -> Result<(), ServerError> {
+    let ServeOptions {
+        tls,
+        limits,
+        shutdown_timeout,
+    } = options;
     let (health, health_service) = tonic_health::server::health_reporter();
     let mut all_names = vec![""];
     all_names.extend_from_slice(contract.service_names);
@@ -170,11 +204,7 @@ pub async fn serve(
     // Nagle's algorithm would hold small HTTP/2 frames back; gRPC wants them sent at once.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop, stopped) = oneshot::channel::<()>();
-    let mut builder = Server::builder();
-    if let Some(tls) = tls {
-        builder = builder.tls_config(tls)?;
-    }
-    let serving = builder
+    let serving = limited(tls, &limits)?
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {
             // A dropped sender also means stop.
@@ -232,6 +262,22 @@ async fn report(
     for name in names {
         health.set_service_status(*name, readiness.status()).await;
     }
+}
+
+/// A server builder within `limits`: per connection, calls beyond the limit are shed
+/// (RESOURCE_EXHAUSTED) rather than queued, as are calls beyond the listener's limit.
+fn limited(
+    tls: Option<ServerTlsConfig>,
+    limits: &LimitSettings,
+) -> Result<Server<Stack<InFlightLayer, Identity>>, ServerError> {
+    let mut builder = Server::builder()
+        .concurrency_limit_per_connection(limits.requests_per_connection as usize)
+        .load_shed(true)
+        .max_concurrent_streams(limits.streams_per_connection);
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls)?;
+    }
+    Ok(builder.layer(InFlightLayer::new(limits.requests_in_flight as usize)))
 }
 
 /// Resolves when the process is asked to stop: SIGTERM (on Unix) or Ctrl-C. If a signal handler
@@ -321,12 +367,11 @@ mod tests {
                 service_names: &["yibao.test.v1.Example"],
                 descriptor_sets: &[],
             },
-            None,
+            ServeOptions::plaintext(Duration::from_secs(2)),
             following,
             async {
                 let _ = stopped.await;
             },
-            Duration::from_secs(2),
         ));
 
         assert_eq!(check(address, "").await, Ok(WireStatus::Serving as i32));
@@ -382,12 +427,11 @@ mod tests {
                 service_names: &[],
                 descriptor_sets: &[],
             },
-            None,
+            ServeOptions::plaintext(timeout),
             watch::channel(Readiness::Serving).1,
             async {
                 let _ = stopped.await;
             },
-            timeout,
         ));
         // A health Watch is a server stream that stays open until the client leaves, so graceful
         // shutdown would wait for it forever.
@@ -458,12 +502,11 @@ mod tests {
                     service_names: &[],
                     descriptor_sets: &[contract.as_slice()],
                 },
-                None,
+                ServeOptions::plaintext(Duration::from_secs(1)),
                 watch::channel(Readiness::Serving).1,
                 async {
                     let _ = stopped.await;
                 },
-                Duration::from_secs(1),
             )
             .await
         });

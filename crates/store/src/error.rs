@@ -38,6 +38,10 @@ pub enum Error {
     /// commits again (see [`Health`](crate::Health)). The text is SQLite's, for logs.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The writer's queue stayed full for as long as a job may wait: nothing was written, and
+    /// the same work may succeed later.
+    #[error("the store is busy: its queue is full")]
+    Busy,
     /// The database failed. Internal: log it, map it to an opaque status, never show it to users.
     #[error("storage backend: {0}")]
     Backend(String),
@@ -55,6 +59,7 @@ impl fmt::Debug for Error {
             Error::Invalid(what) => f.debug_tuple("Invalid").field(what).finish(),
             Error::Closed => f.write_str("Closed"),
             Error::Unavailable(message) => f.debug_tuple("Unavailable").field(message).finish(),
+            Error::Busy => f.write_str("Busy"),
             Error::Backend(message) => f.debug_tuple("Backend").field(message).finish(),
         }
     }

@@ -7,6 +7,7 @@
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -29,9 +30,12 @@ pub struct Options {
     /// At most this many jobs share one transaction (one fsync). Larger batches amortise the
     /// fsync further but make every job of a batch wait for the slowest.
     pub batch_limit: usize,
-    /// At most this many jobs wait for the writer; further callers of [`Store::write`] wait to be
-    /// queued, which pushes back on whoever produces the load.
+    /// At most this many jobs wait for the writer; a further caller of [`Store::write`] waits
+    /// for room at most `queue_wait_ms`, then gets [`Error::Busy`] (nothing was written), which
+    /// pushes back on whoever produces the load without an unbounded wait.
     pub queue_limit: usize,
+    /// How long a job may wait for room in a full queue, in milliseconds (at least 1).
+    pub queue_wait_ms: u64,
     /// At most this many reads run at once, each on its own connection.
     pub read_connections: usize,
 }
@@ -42,6 +46,7 @@ impl Default for Options {
             synchronous: Synchronous::Full,
             batch_limit: 256,
             queue_limit: 4096,
+            queue_wait_ms: 250,
             read_connections: 4,
         }
     }
@@ -54,6 +59,10 @@ impl Options {
             ("batch_limit", self.batch_limit),
             ("queue_limit", self.queue_limit),
             ("read_connections", self.read_connections),
+            (
+                "queue_wait_ms",
+                usize::try_from(self.queue_wait_ms).unwrap_or(usize::MAX),
+            ),
         ] {
             if value == 0 {
                 return Err(Error::Invalid(format!("{name} must be at least 1")));
@@ -84,6 +93,8 @@ pub struct Store {
 struct Inner {
     /// The writer thread's queue.
     queue: mpsc::Sender<Command>,
+    /// How long a job waits for room in the queue before it is refused.
+    queue_wait: Duration,
     /// Where reads run.
     reads: Reads,
     /// Closed (its sender dropped) when the writer thread ends.
@@ -178,6 +189,7 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 queue,
+                queue_wait: Duration::from_millis(options.queue_wait_ms),
                 reads,
                 stopped,
                 counters,
@@ -207,12 +219,25 @@ impl Store {
         E: From<Error> + Send + 'static,
     {
         let (job, answer) = job::job(work);
-        self.inner
-            .queue
-            .send(Command::Write(job))
-            .await
-            .map_err(|_| E::from(Error::Closed))?;
+        self.enqueue(Command::Write(job)).await.map_err(E::from)?;
         job::answer(answer).await
+    }
+
+    /// Queues a command: at once when there is room, else after waiting at most the queue's
+    /// wait for room; [`Error::Busy`] when none came, [`Error::Closed`] when the writer is gone.
+    async fn enqueue(&self, command: Command) -> Result<(), Error> {
+        match self.inner.queue.try_send(command) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(Error::Closed),
+            Err(mpsc::error::TrySendError::Full(command)) => {
+                let queue = &self.inner.queue;
+                match tokio::time::timeout(self.inner.queue_wait, queue.send(command)).await {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(_)) => Err(Error::Closed),
+                    Err(_) => Err(Error::Busy),
+                }
+            }
+        }
     }
 
     /// Runs each of `works` as its own job, as [`Store::write`] does — one failing undoes only
@@ -229,14 +254,14 @@ impl Store {
         let mut answers = Vec::with_capacity(works.len());
         for work in works {
             let (job, answer) = job::job(work);
-            let queued = self.inner.queue.send(Command::Write(job)).await.is_ok();
-            answers.push(queued.then_some(answer));
+            let queued = self.enqueue(Command::Write(job)).await;
+            answers.push(queued.map(|()| answer));
         }
         let mut results = Vec::with_capacity(answers.len());
         for answer in answers {
             results.push(match answer {
-                Some(answer) => job::answer(answer).await,
-                None => Err(E::from(Error::Closed)),
+                Ok(answer) => job::answer(answer).await,
+                Err(error) => Err(E::from(error)),
             });
         }
         results
@@ -255,11 +280,7 @@ impl Store {
             Reads::Pool(pool) => pool.read(work).await,
             Reads::Writer => {
                 let (job, answer) = job::job(work);
-                self.inner
-                    .queue
-                    .send(Command::Read(job))
-                    .await
-                    .map_err(|_| E::from(Error::Closed))?;
+                self.enqueue(Command::Read(job)).await.map_err(E::from)?;
                 job::answer(answer).await
             }
         }

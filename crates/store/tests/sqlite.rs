@@ -130,6 +130,41 @@ async fn wait_until_queued(store: &Store, jobs: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_queue_refuses_a_write_after_its_short_wait_and_admits_again_once_drained() {
+    let directory = tempfile::tempdir().unwrap();
+    let options = Options {
+        queue_limit: 2,
+        queue_wait_ms: 50,
+        ..Options::default()
+    };
+    let store = Store::open(&database(&directory), &options).unwrap();
+    let (release, holder) = hold_the_writer(&store).await;
+    let mut queued = Vec::new();
+    for _ in 0..2 {
+        let store = store.clone();
+        queued.push(tokio::spawn(async move {
+            store.write(|_tx| Ok::<_, Error>(())).await
+        }));
+    }
+    wait_until_queued(&store, 2).await;
+    let asked = tokio::time::Instant::now();
+    let refused = store.write(|_tx| Ok::<_, Error>(())).await;
+    assert_eq!(refused, Err(Error::Busy));
+    let waited = asked.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(50)
+            && waited < std::time::Duration::from_secs(2),
+        "refused after its wait, not at once nor never: {waited:?}"
+    );
+    release.send(()).unwrap();
+    holder.await.unwrap().expect("the holding job commits");
+    for write in queued {
+        assert_eq!(write.await.unwrap(), Ok(()), "what was queued is written");
+    }
+    assert_eq!(store.write(|_tx| Ok::<_, Error>(())).await, Ok(()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_concurrent_writes_all_land_and_each_gets_its_own_answer() {
     let (_directory, store) = fresh();
     let writers: Vec<_> = (0..200)

@@ -240,13 +240,17 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::WatchTransferRequest>,
     ) -> Result<Response<Self::WatchTransferStream>, Status> {
+        // A place among the open streams first: beyond the limits nothing is registered.
+        let place = self.services.streams.open(request.remote_addr())?;
         let id = convert::transfer_id("transfer_id", &request.into_inner().transfer_id)?;
         // Register before the first read, so a change in between is not missed; the first read
         // also says whether the transfer exists.
         let watch = self.services.watchers.watch(&id);
         let first = self.latest(&id).await?;
         let api = self.clone();
+        let idle = self.services.streams.idle();
         let stream = async_stream(move |sender| async move {
+            let _place = place;
             let mut last = first.document.updated_at;
             let mut terminal = first.document.state.is_terminal();
             let response = |snapshot: &Snapshot| wire::WatchTransferResponse {
@@ -255,10 +259,16 @@ impl BureauService for BureauApi {
             if sender.send(Ok(response(&first))).await.is_err() {
                 return;
             }
+            let mut silent_until = tokio::time::Instant::now() + idle;
             while !terminal {
                 tokio::select! {
                     _ = watch.changed() => {}
                     _ = sender.closed() => return,
+                    () = tokio::time::sleep_until(silent_until) => {
+                        // Never waits: a stream that idles has room in its buffer, or nobody reads.
+                        let _ = sender.try_send(Err(idle_end(idle)));
+                        return;
+                    }
                 }
                 let Ok(snapshot) = api.latest(&id).await else {
                     return;
@@ -271,6 +281,7 @@ impl BureauService for BureauApi {
                 if sender.send(Ok(response(&snapshot))).await.is_err() {
                     return;
                 }
+                silent_until = tokio::time::Instant::now() + idle;
             }
         });
         Ok(Response::new(stream))
@@ -425,6 +436,15 @@ fn holder(request: &wire::IssueCertificateRequest) -> Result<ResidentId, Error> 
     let certno = convert::certno("certno", &request.certno)?;
     check_name(&request.psn_name)?;
     Ok(certno)
+}
+
+/// How a watch stream that sent nothing for `idle` ends: UNAVAILABLE, since watching again is
+/// safe and the contract says a stream may end so.
+fn idle_end(idle: Duration) -> Status {
+    Status::unavailable(format!(
+        "the watch sent nothing for {} ms, its idle limit; watch again",
+        idle.as_millis()
+    ))
 }
 
 /// A stream fed by a task through a bounded channel.
