@@ -137,7 +137,12 @@ async fn execute(
         Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
         Command::Transfers(args) => operator::transfers(args, endpoints, output).await,
         Command::Resolve(args) => operator::resolve(args, endpoints, output).await,
-        Command::Chaos(args) => chaos(args, output).await,
+        Command::Chaos(args) => {
+            // Named endpoints are running services to drive; else chaos starts its own pair.
+            let running = (named.out == Endpoint::Given || named.inn == Endpoint::Given)
+                .then(|| (endpoints.out.clone(), endpoints.inn.clone()));
+            chaos(args, running, output).await
+        }
         Command::Fault(FaultCommand::Add(args)) => fault::add(args, endpoints, output).await,
         Command::Fault(FaultCommand::List(args)) => fault::list(args, endpoints, output).await,
         Command::Fault(FaultCommand::Clear(args)) => fault::clear(args, endpoints, output).await,
@@ -166,8 +171,12 @@ pub fn load_args(args: &[String], endpoints: &Endpoints, named: Named) -> Vec<St
 }
 
 /// `yibao chaos`: prints what the run saw; refused unless it proved everything.
-async fn chaos(args: &yibao_load::chaos::ChaosArgs, output: Output) -> Result<Outcome, CliError> {
-    let report = yibao_load::chaos::run(args)
+async fn chaos(
+    args: &yibao_load::chaos::ChaosArgs,
+    running: Option<(String, String)>,
+    output: Output,
+) -> Result<Outcome, CliError> {
+    let report = yibao_load::chaos::run(args, running)
         .await
         .map_err(|error| CliError::Failed(error.to_string()))?;
     let value = serde_json::json!({

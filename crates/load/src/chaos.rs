@@ -6,6 +6,10 @@
 //! every restart, since rules live in memory. When the load stops applying, the faults are
 //! cleared and every transfer must end; then the ledger of both bureaus is checked.
 //!
+//! Given running services instead (`yibao --out URL --in URL chaos`, their admin API on, the
+//! admin token in `YIBAO_ADMIN_TOKEN` if they require one), it does the same without the kills:
+//! it cannot restart processes it did not start.
+//!
 //! The fault mix leaves out the faults that stop a message for good (an infcode, which parks
 //! it for an operator): chaos proves what automation alone must survive.
 
@@ -14,10 +18,11 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use yibao_harness::{FixedPorts, Pair, PairOptions, Side};
+use yibao_harness::ledger::{BureauTotals, LedgerReport};
+use yibao_harness::{AdminClient, AdminToken, FixedPorts, Pair, PairOptions, Side};
 use yibao_proto::admin::v1::{
     AddFaultRuleRequest, ClearFaultRulesRequest, FaultDirection, FaultKind, FaultRule,
-    ListFaultRulesRequest,
+    GetLedgerTotalsRequest, ListFaultRulesRequest,
 };
 
 use crate::error::LoadError;
@@ -134,31 +139,123 @@ impl ChaosReport {
     }
 }
 
-/// Runs chaos as `args` say.
+/// Where chaos runs: a pair it started (and may kill), or running services (faults only).
+enum Bureaus {
+    Pair(Box<Pair>),
+    Running {
+        out: String,
+        inn: String,
+        token: Option<AdminToken>,
+    },
+}
+
+impl Bureaus {
+    fn endpoint(&self, side: Side) -> String {
+        match self {
+            Bureaus::Pair(pair) => pair.endpoint(side).to_owned(),
+            Bureaus::Running { out, inn, .. } => match side {
+                Side::Out => out.clone(),
+                Side::In => inn.clone(),
+            },
+        }
+    }
+
+    fn admin(&self, side: Side) -> Result<AdminClient, LoadError> {
+        match self {
+            Bureaus::Pair(pair) => Ok(pair.admin(side)),
+            Bureaus::Running { token, .. } => {
+                let endpoint = self.endpoint(side);
+                let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+                    .map_err(|error| LoadError::Spawn(format!("{endpoint}: {error}")))?
+                    .connect_lazy();
+                Ok(yibao_harness::admin_client(channel, token.as_ref()))
+            }
+        }
+    }
+
+    /// Both bureaus' totals, checked; polled until nothing is open or `deadline` passes.
+    async fn settled_ledger(&self, deadline: Duration) -> Result<LedgerReport, LoadError> {
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            let inn = self.totals(Side::In).await?;
+            let out = self.totals(Side::Out).await?;
+            let report = yibao_harness::ledger::check(out, inn);
+            let open = report.transfer_out.open_transfers + report.transfer_in.open_transfers;
+            if open == 0 || tokio::time::Instant::now() >= until {
+                return Ok(report);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn totals(&self, side: Side) -> Result<BureauTotals, LoadError> {
+        let service = side.service();
+        let answer = self
+            .admin(side)?
+            .get_ledger_totals(GetLedgerTotalsRequest {})
+            .await
+            .map_err(|status| LoadError::Spawn(format!("{service}: {status}")))?
+            .into_inner()
+            .totals
+            .unwrap_or_default();
+        BureauTotals::parse(service, &answer).map_err(|error| LoadError::Spawn(error.to_string()))
+    }
+}
+
+/// Runs chaos as `args` say: against `running` services (transfer-out, transfer-in endpoints)
+/// when given, else against a pair of its own.
 ///
 /// # Errors
 /// When the run could not be carried out (the pair does not start, the load cannot reach it).
-pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, LoadError> {
+pub async fn run(
+    args: &ChaosArgs,
+    running: Option<(String, String)>,
+) -> Result<ChaosReport, LoadError> {
     let duration = args.duration.min(MAX_DURATION);
-    let mut pair = Pair::start(PairOptions {
-        persons: 0,
-        fixed_ports: Some(
-            FixedPorts::free()
-                .map_err(|error| LoadError::Spawn(format!("finding free ports: {error}")))?,
-        ),
-        ..PairOptions::default()
-    })
-    .await
-    .map_err(|error| LoadError::Spawn(error.to_string()))?;
+    let mut bureaus = match running {
+        Some((out, inn)) => Bureaus::Running {
+            out,
+            inn,
+            token: AdminToken::from_env().map_err(|error| LoadError::Spawn(error.to_string()))?,
+        },
+        None => {
+            let ports = FixedPorts::free()
+                .map_err(|error| LoadError::Spawn(format!("finding free ports: {error}")))?;
+            let pair = Pair::start(PairOptions {
+                persons: 0,
+                fixed_ports: Some(ports),
+                ..PairOptions::default()
+            })
+            .await
+            .map_err(|error| LoadError::Spawn(error.to_string()))?;
+            Bureaus::Pair(Box::new(pair))
+        }
+    };
     let mut report = ChaosReport::default();
-    let mut rng = StdRng::seed_from_u64(args.seed);
     for side in [Side::Out, Side::In] {
-        add_rules(&pair, side, args.fault_rate).await;
+        add_rules(bureaus.admin(side)?, args.fault_rate).await;
     }
-    let load = tokio::spawn(crate::run(load_options(args, &pair, duration), false));
+    let load = tokio::spawn(crate::run(load_options(args, &bureaus, duration), false));
+    if let Bureaus::Pair(pair) = &mut bureaus {
+        kills(pair, args, duration, &mut report).await?;
+    }
+    finish(&bureaus, load, &mut report).await?;
+    Ok(report)
+}
+
+/// Kills -9 and restarts a bureau at seeded random moments until `duration` is up.
+async fn kills(
+    pair: &mut Pair,
+    args: &ChaosArgs,
+    duration: Duration,
+    report: &mut ChaosReport,
+) -> Result<(), LoadError> {
+    let mut rng = StdRng::seed_from_u64(args.seed);
     let until = tokio::time::Instant::now() + duration;
+    let mean = u64::try_from(args.kill_every.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1);
     while report.kills < MAX_KILLS {
-        let mean = args.kill_every.as_millis().max(1) as u64;
         let wait = Duration::from_millis(rng.random_range(mean / 2..=mean + mean / 2));
         if tokio::time::Instant::now() + wait >= until {
             break;
@@ -169,24 +266,23 @@ pub async fn run(args: &ChaosArgs) -> Result<ChaosReport, LoadError> {
         } else {
             Side::In
         };
-        count_faults(&pair, side, &mut report.faults).await;
+        count_faults(pair.admin(side), &mut report.faults).await;
         pair.kill(side)
             .await
             .map_err(|error| LoadError::Spawn(error.to_string()))?;
         pair.restart(side)
             .await
             .map_err(|error| LoadError::Spawn(error.to_string()))?;
-        add_rules(&pair, side, args.fault_rate).await;
+        add_rules(pair.admin(side), args.fault_rate).await;
         report.kills += 1;
     }
-    finish(&mut pair, load, &mut report).await?;
-    Ok(report)
+    Ok(())
 }
 
 /// After the kills: let the load finish applying and settle, stop the faults, wait for every
 /// transfer to end, and read the verdict.
 async fn finish(
-    pair: &mut Pair,
+    bureaus: &Bureaus,
     load: tokio::task::JoinHandle<Result<crate::Report, LoadError>>,
     report: &mut ChaosReport,
 ) -> Result<(), LoadError> {
@@ -194,9 +290,9 @@ async fn finish(
         .await
         .map_err(|error| LoadError::Spawn(format!("the load task: {error}")))??;
     for side in [Side::Out, Side::In] {
-        count_faults(pair, side, &mut report.faults).await;
-        let _ = pair
-            .admin(side)
+        let mut admin = bureaus.admin(side)?;
+        count_faults(admin.clone(), &mut report.faults).await;
+        let _ = admin
             .clear_fault_rules(ClearFaultRulesRequest {
                 label: LABEL.to_owned(),
             })
@@ -205,16 +301,13 @@ async fn finish(
     report.transfers = loaded.transfers.started;
     report.client_failures = loaded.errors_total();
     report.retries = loaded.transfers.retries;
-    let settled = pair
-        .wait_for_no_open_transfers(Duration::from_secs(120))
-        .await;
-    let ledger = match settled {
-        Ok(ledger) => ledger,
-        Err(_) => pair
-            .ledger_check()
-            .await
-            .map_err(|error| LoadError::Spawn(error.to_string()))?,
-    };
+    let ledger = bureaus.settled_ledger(Duration::from_secs(120)).await?;
+    verdict(&ledger, report);
+    Ok(())
+}
+
+/// Reads lost and doubled cents off the settled ledger.
+fn verdict(ledger: &LedgerReport, report: &mut ChaosReport) {
     report.open_after = ledger.transfer_out.open_transfers + ledger.transfer_in.open_transfers;
     let (out, inn) = (&ledger.transfer_out, &ledger.transfer_in);
     let cents = |value: yibao_domain::money::Money| i128::from(value.cents());
@@ -232,15 +325,14 @@ async fn finish(
         + cents(out.paid_to_bank_total)
         - cents(out.debited_to_transit_total);
     report.ledger = ledger.violations.clone();
-    Ok(())
 }
 
 /// The load: a closed loop against the pair's fixed ports, people from the seed.
-fn load_options(args: &ChaosArgs, pair: &Pair, duration: Duration) -> LoadOptions {
+fn load_options(args: &ChaosArgs, bureaus: &Bureaus, duration: Duration) -> LoadOptions {
     let mut options = LoadOptions::spawned();
     options.target = Target::Running {
-        out: pair.out_endpoint().to_owned(),
-        inn: pair.in_endpoint().to_owned(),
+        out: bureaus.endpoint(Side::Out),
+        inn: bureaus.endpoint(Side::In),
     };
     options.seed = args.seed;
     options.pace = Pace::Closed {
@@ -293,11 +385,10 @@ fn mix(rate: f64) -> Vec<FaultRule> {
     ]
 }
 
-async fn add_rules(pair: &Pair, side: Side, rate: f64) {
+async fn add_rules(mut admin: AdminClient, rate: f64) {
     if rate <= 0.0 {
         return;
     }
-    let mut admin = pair.admin(side);
     for rule in mix(rate.min(1.0)) {
         if let Err(status) = admin
             .add_fault_rule(AddFaultRuleRequest { rule: Some(rule) })
@@ -310,12 +401,8 @@ async fn add_rules(pair: &Pair, side: Side, rate: f64) {
 
 /// Adds the faults `side`'s rules injected so far to `faults` (read before a kill, which
 /// forgets them).
-async fn count_faults(pair: &Pair, side: Side, faults: &mut BTreeMap<String, u64>) {
-    let Ok(answer) = pair
-        .admin(side)
-        .list_fault_rules(ListFaultRulesRequest {})
-        .await
-    else {
+async fn count_faults(mut admin: AdminClient, faults: &mut BTreeMap<String, u64>) {
+    let Ok(answer) = admin.list_fault_rules(ListFaultRulesRequest {}).await else {
         return;
     };
     for rule in answer.into_inner().rules {
