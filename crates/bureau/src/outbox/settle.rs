@@ -154,6 +154,17 @@ fn apply_answer(step: &mut Step<'_>, message: &OutboxMessage, answer: Answer) ->
     }
 }
 
+/// The random source of a retry's jitter, seeded from the message and its attempt: messages
+/// that failed together still spread out (each msgid draws its own delays), and a run replayed
+/// from the same messages waits the same delays (the deterministic simulation's replay).
+fn jitter_source(msgid: &str, attempt: u32) -> rand::rngs::StdRng {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same on every run, unlike a HashMap's per-process keys.
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (msgid, attempt).hash(&mut hasher);
+    rand::rngs::StdRng::seed_from_u64(hasher.finish())
+}
+
 /// Reschedules (or parks) one message and notes the attempt in its transfer's history.
 fn reschedule(
     step: &mut Step<'_>,
@@ -165,7 +176,7 @@ fn reschedule(
     let attempt = message.attempts + 1;
     let (delay, happening) = match later {
         Later::Retry => {
-            let mut rng = rand::rngs::StdRng::from_os_rng();
+            let mut rng = jitter_source(&message.msgid, attempt);
             (backoff.delay(attempt, &mut rng), "DELIVERY_RETRY")
         }
         Later::Park => {

@@ -291,3 +291,25 @@ async fn each_message_of_a_batch_is_settled_on_its_own() {
         IN_TRANSIT
     );
 }
+
+#[test]
+fn a_retry_waits_the_same_jitter_for_the_same_message_and_attempt() {
+    let backoff = yibao_runtime::retry::Backoff::try_new(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(10),
+        2.0,
+    )
+    .expect("valid limits");
+    let delay = |msgid: &str, attempt: u32| {
+        backoff.delay(attempt, &mut super::jitter_source(msgid, attempt))
+    };
+    let msgid = "B15010000001202603100930050001";
+    assert_eq!(delay(msgid, 3), delay(msgid, 3), "replayed, the same wait");
+    let others: Vec<_> = (0..8)
+        .map(|n| delay(&format!("B1501000000120260310093005000{n}"), 3))
+        .collect();
+    assert!(
+        others.windows(2).any(|pair| pair[0] != pair[1]),
+        "messages that failed together spread out: {others:?}"
+    );
+}
