@@ -758,8 +758,23 @@ fn read_file_layer(path: &Path) -> Result<FileLayer, ConfigError> {
 fn parse_file_layer(path: &Path, text: &str) -> Result<FileLayer, ConfigError> {
     toml::from_str(text).map_err(|e| ConfigError::ParseFile {
         path: path.to_owned(),
-        message: toml_error(&e),
+        message: settings_parse_error(&e, text),
     })
+}
+
+/// A settings file's parse error by line and column, never quoting the file: the line at fault
+/// may hold the admin token, and the error is logged.
+fn settings_parse_error(error: &toml::de::Error, text: &str) -> String {
+    let Some(span) = error.span() else {
+        return toml_error(error);
+    };
+    let before = text.get(..span.start).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!(
+        "TOML parse error at line {line}, column {column}: {}",
+        error.message().trim()
+    )
 }
 
 fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -875,6 +890,19 @@ mod tests {
             env.insert("YIBAO_PLAINTEXT".to_owned(), "true".to_owned());
         }
         ServiceConfig::load_with_environment(role, &args(flags), |name| env.get(name).cloned())
+    }
+
+    #[test]
+    fn a_settings_file_that_does_not_parse_is_named_by_line_without_quoting_it() {
+        let secret = "0123456789abcdef0123";
+        let text = format!("listen = \"127.0.0.1:1\"\nadmin_token = \"{secret}\" trailing\n");
+        let error = parse_file_layer(Path::new("service.toml"), &text).expect_err("bad syntax");
+        let message = error.to_string();
+        assert!(message.contains("line 2"), "{message}");
+        assert!(
+            !message.contains(secret),
+            "the token is never quoted: {message}"
+        );
     }
 
     #[test]
