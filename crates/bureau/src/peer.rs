@@ -33,6 +33,19 @@ pub struct Peer {
     tls: Option<ClientTlsConfig>,
     channel: Mutex<Option<Channel>>,
     dial: Mutex<Redial>,
+    /// Set once the peer answered a batch RPC UNIMPLEMENTED: from then on every message goes
+    /// through its single-message RPC.
+    single_only: std::sync::atomic::AtomicBool,
+}
+
+/// Whether the peer serves the batch RPCs (yibao's optimisation, which a team's own bureau need
+/// not implement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batches {
+    /// Served, or not yet known otherwise: batches are tried.
+    Supported,
+    /// Answered UNIMPLEMENTED: single messages only, for the life of this process.
+    Unsupported,
 }
 
 /// When the peer may be dialled again.
@@ -62,6 +75,26 @@ impl Peer {
             tls,
             channel: Mutex::new(None),
             dial: Mutex::new(Redial::default()),
+            single_only: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether batches are tried.
+    pub fn batches(&self) -> Batches {
+        if self.single_only.load(std::sync::atomic::Ordering::Relaxed) {
+            Batches::Unsupported
+        } else {
+            Batches::Supported
+        }
+    }
+
+    /// The peer answered a batch RPC UNIMPLEMENTED: remember it.
+    pub fn batches_unsupported(&self) {
+        if !self
+            .single_only
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(peer = %self.spec, "the peer serves no batch RPCs; sending single messages");
         }
     }
 

@@ -67,6 +67,12 @@ pub fn site(role: BureauRole) -> Site {
 
 /// A bureau of `role` over a fresh in-memory store, its clock at [`start`].
 pub fn services(role: BureauRole) -> Arc<Services> {
+    // Never dialled: the drivers only queue messages; nothing here sends them.
+    services_with_peer(role, "http://127.0.0.1:9")
+}
+
+/// As [`services`], with its peer at `peer` (plaintext).
+pub fn services_with_peer(role: BureauRole, peer: &str) -> Arc<Services> {
     let offset = start() - Clock::system().now();
     let clock = Clock::adjustable(offset).expect("an offset within a century");
     let site = site(role);
@@ -77,8 +83,7 @@ pub fn services(role: BureauRole) -> Arc<Services> {
         site: Arc::new(site),
         store: Store::open_in_memory().expect("an in-memory store opens"),
         clock,
-        // Never called: the drivers only queue messages; nothing here sends them.
-        peer: Peer::new("http://127.0.0.1:9".to_owned(), None),
+        peer: Peer::new(peer.to_owned(), None),
         bank: Arc::new(SimulatedBank::new(0)),
         watchers: Arc::default(),
         streams: Arc::default(),

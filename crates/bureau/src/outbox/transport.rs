@@ -18,6 +18,7 @@ use yibao_store::OutboxMessage;
 use crate::convert;
 use crate::faults::{Action, Direction, Seen};
 use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
+use crate::peer::Batches;
 use crate::services::Services;
 
 /// What one delivery attempt of one message produced.
@@ -394,12 +395,24 @@ async fn send_to_transfer_out(
         decoded::<platform::RequestTransferOutRequest>,
         |channel, requests| async move {
             let mut client = TransferOutPlatformServiceClient::new(channel);
-            let request = platform::SubmitTransferOutRequestsRequest { requests };
-            attempt(timeout, request, |call| async move {
-                client.submit_transfer_out_requests(call).await
+            if services.peer.batches() == Batches::Unsupported {
+                return Ok(requests_one_by_one(&mut client, timeout, requests).await);
+            }
+            let request = platform::SubmitTransferOutRequestsRequest {
+                requests: requests.clone(),
+            };
+            let answered = attempt(timeout, request, |call| {
+                let mut client = client.clone();
+                async move { client.submit_transfer_out_requests(call).await }
             })
-            .await
-            .map(|response| response.answers)
+            .await;
+            match answered {
+                Err(status) if status.code() == tonic::Code::Unimplemented => {
+                    services.peer.batches_unsupported();
+                    Ok(requests_one_by_one(&mut client, timeout, requests).await)
+                }
+                other => other.map(|response| response.answers),
+            }
         },
         |answer: platform::TransferOutAnswer| match answer.answer {
             Some(Wire::Response(response)) => request_answered(response),
@@ -439,12 +452,24 @@ async fn send_to_transfer_in(
         transfer_in_item,
         |channel, messages| async move {
             let mut client = TransferInPlatformServiceClient::new(channel);
-            let request = platform::SubmitTransferInMessagesRequest { messages };
-            attempt(timeout, request, |call| async move {
-                client.submit_transfer_in_messages(call).await
+            if services.peer.batches() == Batches::Unsupported {
+                return Ok(messages_one_by_one(&mut client, timeout, messages).await);
+            }
+            let request = platform::SubmitTransferInMessagesRequest {
+                messages: messages.clone(),
+            };
+            let answered = attempt(timeout, request, |call| {
+                let mut client = client.clone();
+                async move { client.submit_transfer_in_messages(call).await }
             })
-            .await
-            .map(|response| response.answers)
+            .await;
+            match answered {
+                Err(status) if status.code() == tonic::Code::Unimplemented => {
+                    services.peer.batches_unsupported();
+                    Ok(messages_one_by_one(&mut client, timeout, messages).await)
+                }
+                other => other.map(|response| response.answers),
+            }
         },
         |answer: platform::TransferInAnswer| match answer.answer {
             Some(Wire::DeliverInsuranceRecord(response)) => form_answered(response),
@@ -460,6 +485,78 @@ async fn send_to_transfer_in(
         },
     )
     .await
+}
+
+/// Sends transfer requests one RPC each, to a peer that serves no batches (a team's own bureau
+/// need implement only the single-message RPCs); each answer as a batch would have given it.
+async fn requests_one_by_one(
+    client: &mut TransferOutPlatformServiceClient<tonic::transport::Channel>,
+    timeout: Duration,
+    requests: Vec<platform::RequestTransferOutRequest>,
+) -> Vec<platform::TransferOutAnswer> {
+    use platform::transfer_out_answer::Answer as Wire;
+    let mut answers = Vec::with_capacity(requests.len());
+    for request in requests {
+        let answered = attempt(timeout, request, |call| {
+            let mut client = client.clone();
+            async move { client.request_transfer_out(call).await }
+        })
+        .await;
+        answers.push(platform::TransferOutAnswer {
+            answer: Some(match answered {
+                Ok(response) => Wire::Response(response),
+                Err(status) => Wire::Failed(as_message_status(&status)),
+            }),
+        });
+    }
+    answers
+}
+
+/// Sends transfer-in messages one RPC each, as [`requests_one_by_one`] does.
+async fn messages_one_by_one(
+    client: &mut TransferInPlatformServiceClient<tonic::transport::Channel>,
+    timeout: Duration,
+    messages: Vec<platform::TransferInMessage>,
+) -> Vec<platform::TransferInAnswer> {
+    use platform::transfer_in_answer::Answer as Wire;
+    use platform::transfer_in_message::Message as Item;
+    let mut answers = Vec::with_capacity(messages.len());
+    for message in messages {
+        let client = client.clone();
+        let answer = match message.message {
+            Some(Item::DeliverInsuranceRecord(form)) => attempt(timeout, form, |call| {
+                let mut client = client.clone();
+                async move { client.deliver_insurance_record(call).await }
+            })
+            .await
+            .map(Wire::DeliverInsuranceRecord),
+            Some(Item::ConfirmSettlement(settled)) => attempt(timeout, settled, |call| {
+                let mut client = client.clone();
+                async move { client.confirm_settlement(call).await }
+            })
+            .await
+            .map(Wire::ConfirmSettlement),
+            Some(Item::AbortTransfer(abort)) => attempt(timeout, abort, |call| {
+                let mut client = client.clone();
+                async move { client.abort_transfer(call).await }
+            })
+            .await
+            .map(Wire::AbortTransfer),
+            None => Err(tonic::Status::invalid_argument("message: required")),
+        };
+        answers.push(platform::TransferInAnswer {
+            answer: Some(answer.unwrap_or_else(|status| Wire::Failed(as_message_status(&status)))),
+        });
+    }
+    answers
+}
+
+/// A status as a batch answer carries it.
+fn as_message_status(status: &tonic::Status) -> platform::MessageStatus {
+    platform::MessageStatus {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+    }
 }
 
 /// The transfer-out bureau's decision on a request.

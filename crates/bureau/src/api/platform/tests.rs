@@ -301,3 +301,103 @@ async fn a_query_is_answered_to_the_transfers_parties_only() {
     assert_eq!(shenzhen.reply.map(|reply| reply.infcode), Some(1005));
     assert!(shenzhen.transfer.is_none());
 }
+
+/// A transfer-in bureau that serves only the single-message RPCs (as a team's own may).
+#[derive(Clone)]
+struct SingleOnly(PlatformApi);
+
+#[tonic::async_trait]
+impl TransferInPlatformService for SingleOnly {
+    async fn deliver_insurance_record(
+        &self,
+        request: Request<platform::DeliverInsuranceRecordRequest>,
+    ) -> Result<tonic::Response<platform::DeliverInsuranceRecordResponse>, tonic::Status> {
+        self.0.deliver_insurance_record(request).await
+    }
+    async fn confirm_settlement(
+        &self,
+        request: Request<platform::ConfirmSettlementRequest>,
+    ) -> Result<tonic::Response<platform::ConfirmSettlementResponse>, tonic::Status> {
+        self.0.confirm_settlement(request).await
+    }
+    async fn abort_transfer(
+        &self,
+        request: Request<platform::AbortTransferRequest>,
+    ) -> Result<tonic::Response<platform::AbortTransferResponse>, tonic::Status> {
+        self.0.abort_transfer(request).await
+    }
+    async fn query_transfer_in(
+        &self,
+        request: Request<platform::QueryTransferInRequest>,
+    ) -> Result<tonic::Response<platform::QueryTransferInResponse>, tonic::Status> {
+        self.0.query_transfer_in(request).await
+    }
+    async fn submit_transfer_in_messages(
+        &self,
+        _request: Request<platform::SubmitTransferInMessagesRequest>,
+    ) -> Result<tonic::Response<platform::SubmitTransferInMessagesResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("no batches here"))
+    }
+}
+
+#[tokio::test]
+async fn a_peer_without_batches_gets_every_message_through_its_single_rpcs() {
+    use yibao_domain::population::Flow;
+    use yibao_domain::transfer::Initiator;
+    use yibao_proto::platform::v1::transfer_in_platform_service_server::TransferInPlatformServiceServer;
+    let inn = testing::services(BureauRole::TransferIn);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let service = TransferInPlatformServiceServer::with_interceptor(
+        SingleOnly(PlatformApi::new(inn.clone())),
+        crate::api::platform_guard(crate::admission::Transport::Plaintext),
+    );
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let out = testing::services_with_peer(BureauRole::TransferOut, &format!("http://{address}"));
+    let mut forms = Vec::new();
+    for n in 0..2 {
+        let person = testing::seed(&out, Flow::CrossProvince, n).await;
+        testing::seed_if_known(&inn, &person).await;
+        let mut application = testing::transfer_out_request(&person, 10 + n as u32);
+        application.transfer_id = testing::transfer_id("150100", 10 + n as u32);
+        forms.push(application.transfer_id.clone());
+        testing::step(&out, move |step| {
+            crate::transfer_out::review_and_open(step, &application, Initiator::TransferOut)
+        })
+        .await
+        .expect("opened, its form queued");
+    }
+    let queued = testing::outbox(&out).await;
+    assert_eq!(queued.len(), 2, "two forms queued");
+    let outcomes = crate::outbox::transport::send(
+        &out,
+        std::time::Duration::from_secs(5),
+        crate::outbox::transport::Target::TransferIn,
+        &queued,
+    )
+    .await;
+    assert_eq!(
+        out.peer.batches(),
+        crate::peer::Batches::Unsupported,
+        "remembered"
+    );
+    for outcome in &outcomes {
+        assert!(
+            matches!(outcome, crate::outbox::transport::Outcome::Answered(_)),
+            "answered through the single rpc: {outcome:?}"
+        );
+    }
+    for id in &forms {
+        let credited = testing::find_document(&inn, id)
+            .await
+            .expect("the form arrived");
+        assert_eq!(credited.state.name(), "COMPLETED");
+    }
+    server.abort();
+}
