@@ -6,7 +6,7 @@
 use yibao_domain::population::Flow;
 use yibao_proto::admin::v1::{
     AddFaultRuleRequest, ClearFaultRulesRequest, FaultDirection, FaultKind, FaultRule,
-    ListFaultRulesRequest,
+    GetMessageJournalRequest, ListFaultRulesRequest,
 };
 use yibao_proto::bureau::v1::Transfer;
 use yibao_proto::common::v1::TransferState;
@@ -78,6 +78,42 @@ async fn a_lost_answer_and_a_second_delivery_credit_once() {
     assert!(has_event(&done, "FAULT_INJECTED"), "noted in the history");
     assert_eq!(injected(&pair, Side::In, &lose.rule_id).await, 1);
     completes(&pair, Side::Out, &first.transfer_id).await;
+    // The message journals show the exchange: the form received twice at transfer-in (its
+    // first answer lost), sent twice by transfer-out (first a retry, then answered).
+    let journal = |side| {
+        let mut admin = pair.admin(side);
+        let id = first.transfer_id.clone();
+        async move {
+            admin
+                .get_message_journal(GetMessageJournalRequest { transfer_id: id })
+                .await
+                .expect("the journal answers")
+                .into_inner()
+                .entries
+        }
+    };
+    let received: Vec<_> = journal(Side::In)
+        .await
+        .into_iter()
+        .filter(|entry| entry.kind == "DELIVER_FORM")
+        .collect();
+    assert!(received.len() >= 2, "{received:?}");
+    assert!(received[0].fault.contains("LoseAnswer"), "{received:?}");
+    assert!(received.iter().any(|entry| entry.outcome == "infcode 0"));
+    let sent: Vec<_> = journal(Side::Out)
+        .await
+        .into_iter()
+        .filter(|entry| entry.kind == "DELIVER_FORM")
+        .collect();
+    assert!(
+        sent.first()
+            .is_some_and(|entry| entry.outcome.starts_with("retry")),
+        "{sent:?}"
+    );
+    assert!(
+        sent.last().is_some_and(|entry| entry.outcome == "answered"),
+        "{sent:?}"
+    );
 
     // transfer-out delivers the next form twice: the second is answered as the first.
     pair.admin(Side::In)

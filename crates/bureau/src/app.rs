@@ -121,6 +121,7 @@ impl Application {
             },
             admin_token: config.admin_token.clone(),
             faults: faults.clone(),
+            exchanges: Arc::default(),
         });
         migrate::run(&services)
             .await

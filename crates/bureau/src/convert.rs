@@ -650,6 +650,28 @@ pub fn wire_fault_rule(rule: &Rule) -> yibao_proto::admin::v1::FaultRule {
     }
 }
 
+/// A message journal entry on the wire.
+pub fn wire_journal_entry(
+    entry: crate::exchanges::Entry,
+) -> yibao_proto::admin::v1::MessageJournalEntry {
+    use yibao_proto::admin::v1::MessageWay;
+    yibao_proto::admin::v1::MessageJournalEntry {
+        at: Some(timestamp(entry.at)),
+        way: match entry.way {
+            crate::exchanges::Way::Sent => MessageWay::Sent,
+            crate::exchanges::Way::Received => MessageWay::Received,
+        } as i32,
+        kind: entry.kind,
+        msgid: entry.msgid,
+        sender_region_code: entry.sender,
+        receiver_region_code: entry.receiver,
+        transfer_id: entry.transfer_id,
+        attempt: entry.attempt,
+        outcome: peer_text(&entry.outcome),
+        fault: entry.fault,
+    }
+}
+
 /// A refusal on the wire.
 pub fn wire_rejection(reason: RefusalReason) -> platform::TransferRejection {
     platform::TransferRejection {

@@ -23,6 +23,7 @@ pub mod context;
 pub mod convert;
 pub mod document;
 pub mod error;
+pub mod exchanges;
 pub mod faults;
 pub mod health;
 pub mod inbox;

@@ -51,6 +51,8 @@ pub struct Services {
     pub admin_token: Option<yibao_runtime::config::AdminToken>,
     /// Fault rules in force (none unless added).
     pub faults: Arc<FaultRules>,
+    /// The platform messages sent and received lately (`yibao journal`).
+    pub exchanges: Arc<crate::exchanges::MessageJournal>,
 }
 
 impl Services {

@@ -104,6 +104,7 @@ fn services(role: BureauRole, store: Store, clock: Clock) -> Arc<Services> {
         admin: Admin::Enabled,
         admin_token: None,
         faults,
+        exchanges: Arc::default(),
     })
 }
 

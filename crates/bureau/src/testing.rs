@@ -91,6 +91,7 @@ pub fn services_with_peer(role: BureauRole, peer: &str) -> Arc<Services> {
         admin: Admin::Enabled,
         admin_token: None,
         faults,
+        exchanges: Arc::default(),
     })
 }
 

@@ -93,6 +93,9 @@ pub enum Command {
     /// Load, kill -9 and restart at random, inject faults, then prove nothing was lost or
     /// doubled: `yibao chaos --duration 30s --kill-every 4s --fault-rate 0.05`.
     Chaos(yibao_load::chaos::ChaosArgs),
+    /// A transfer's platform messages at both bureaus, side by side in time order
+    /// (GetMessageJournal); `--json` prints one JSON line per message.
+    Journal(JournalArgs),
     /// Fault rules: faults on purpose (AddFaultRule, ListFaultRules, ClearFaultRules).
     #[command(subcommand)]
     Fault(FaultCommand),
@@ -149,6 +152,13 @@ pub struct ResolveArgs {
     /// What the transfer-in bureau confirmed.
     #[arg(long, value_enum)]
     pub outcome: OutcomeArg,
+}
+
+/// Arguments of `yibao journal`.
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    /// The transfer's id.
+    pub transfer_id: String,
 }
 
 /// `yibao fault …`.

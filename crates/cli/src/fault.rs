@@ -1,5 +1,6 @@
 //! `yibao fault add|list|clear`: fault rules at a bureau, through its admin API. What each
 //! fault does is documented in admin.proto (`FaultKind`) and the README ("Faults on purpose").
+//! `yibao journal ID`: what the platform messages of a transfer met, at both bureaus.
 
 use serde_json::json;
 use yibao_harness::Side;
@@ -9,7 +10,9 @@ use yibao_proto::admin::v1::{
 };
 
 use crate::Outcome;
-use crate::args::{DirectionArg, FaultAddArgs, FaultArg, FaultClearArgs, FaultListArgs};
+use crate::args::{
+    Bureau, DirectionArg, FaultAddArgs, FaultArg, FaultClearArgs, FaultListArgs, JournalArgs,
+};
 use crate::connect::Endpoints;
 use crate::error::CliError;
 use crate::output::Output;
@@ -176,5 +179,75 @@ pub async fn clear(
     output.emit(&json!({ "removed": removed }), || {
         format!("{service}: removed {removed} fault rule(s)")
     });
+    Ok(Outcome::Success)
+}
+
+/// `yibao journal ID`: the transfer's messages at both bureaus, in time order.
+pub async fn journal(
+    args: &JournalArgs,
+    endpoints: &Endpoints,
+    output: Output,
+) -> Result<Outcome, CliError> {
+    use yibao_proto::admin::v1::{GetMessageJournalRequest, MessageWay};
+    let mut lines = Vec::new();
+    for bureau in [Bureau::Out, Bureau::In] {
+        let service = Side::from(bureau).service();
+        let answer = endpoints
+            .admin(bureau)
+            .await?
+            .get_message_journal(GetMessageJournalRequest {
+                transfer_id: args.transfer_id.clone(),
+            })
+            .await;
+        let entries = match answer {
+            Ok(answer) => answer.into_inner().entries,
+            Err(status) => {
+                eprintln!("{service}: {} {}", status.code(), status.message());
+                continue;
+            }
+        };
+        for entry in entries {
+            let at = entry
+                .at
+                .as_ref()
+                .map(|at| (at.seconds, at.nanos))
+                .unwrap_or_default();
+            let way = MessageWay::try_from(entry.way)
+                .map(|way| {
+                    way.as_str_name()
+                        .trim_start_matches("MESSAGE_WAY_")
+                        .to_owned()
+                })
+                .unwrap_or_default();
+            lines.push((at, service, way, entry));
+        }
+    }
+    lines.sort_by_key(|(at, ..)| *at);
+    for ((seconds, nanos), service, way, entry) in &lines {
+        let value = json!({
+            "at_seconds": seconds, "at_nanos": nanos, "bureau": service, "way": way,
+            "kind": entry.kind, "msgid": entry.msgid, "transfer_id": entry.transfer_id,
+            "receiver": entry.receiver_region_code, "sender": entry.sender_region_code,
+            "attempt": entry.attempt, "outcome": entry.outcome, "fault": entry.fault,
+        });
+        output.emit(&value, || {
+            let time =
+                chrono::DateTime::from_timestamp(*seconds, u32::try_from(*nanos).unwrap_or(0))
+                    .map(|at| at.format("%H:%M:%S%.3f").to_string())
+                    .unwrap_or_default();
+            let fault = if entry.fault.is_empty() {
+                String::new()
+            } else {
+                format!("  fault {}", entry.fault)
+            };
+            format!(
+                "{time}  {service:<12} {way:<8} {:<20} {}  {}{fault}",
+                entry.kind, entry.msgid, entry.outcome
+            )
+        });
+    }
+    if lines.is_empty() && !output.is_json() {
+        println!("no message of {} in either journal", args.transfer_id);
+    }
     Ok(Outcome::Success)
 }

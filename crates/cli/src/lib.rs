@@ -137,6 +137,7 @@ async fn execute(
         Command::Clock(ClockCommand::Show) => commands::clock_show(endpoints, output).await,
         Command::Transfers(args) => operator::transfers(args, endpoints, output).await,
         Command::Resolve(args) => operator::resolve(args, endpoints, output).await,
+        Command::Journal(args) => fault::journal(args, endpoints, output).await,
         Command::Chaos(args) => {
             // Named endpoints are running services to drive; else chaos starts its own pair.
             let running = (named.out == Endpoint::Given || named.inn == Endpoint::Given)

@@ -332,6 +332,24 @@ impl AdminService for AdminApi {
         }))
     }
 
+    async fn get_message_journal(
+        &self,
+        request: Request<wire::GetMessageJournalRequest>,
+    ) -> Result<Response<wire::GetMessageJournalResponse>, Status> {
+        let transfer_id = convert::bounded("transfer_id", &request.get_ref().transfer_id, 21)?;
+        if transfer_id.is_empty() {
+            return Err(Error::invalid("transfer_id", "required").into());
+        }
+        let entries = self
+            .services
+            .exchanges
+            .of(transfer_id)
+            .into_iter()
+            .map(convert::wire_journal_entry)
+            .collect();
+        Ok(Response::new(wire::GetMessageJournalResponse { entries }))
+    }
+
     async fn list_fault_rules(
         &self,
         _request: Request<wire::ListFaultRulesRequest>,

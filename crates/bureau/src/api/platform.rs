@@ -18,6 +18,7 @@ use yibao_runtime::directory::BureauRole;
 use crate::admission::{self, Caller, Denied, Minter, Parties};
 use crate::convert;
 use crate::error::Error;
+use crate::exchanges::{Entry, Way};
 use crate::faults::{self, Action, Direction, Seen};
 use crate::inbox::{self, Admitted, Refusal, Slot};
 use crate::messages::{Addressed, Decision, InsuranceForm, Kind, TransferApplication};
@@ -66,6 +67,8 @@ trait PlatformMessage: Message + Clone + Send + Sized + 'static {
         None
     }
     fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer;
+    /// The infcode an answer carries (0 when it carries no reply).
+    fn infcode(answer: &Self::Answer) -> i32;
     /// The body in domain values; `received_at` is when the message arrived.
     fn body(&self, received_at: DateTime<Utc>) -> Result<Self::Body, Error>;
     fn step(body: Self::Body, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error>;
@@ -267,6 +270,29 @@ async fn single<M: PlatformMessage>(
     services: &Services,
     request: Request<M>,
 ) -> Result<Response<M::Answer>, Status> {
+    let envelope = request.get_ref().envelope().cloned();
+    let mut fault = None;
+    let result = answer_single(services, request, &mut fault).await;
+    let outcome = match &result {
+        Ok(response) => format!("infcode {}", M::infcode(response.get_ref())),
+        Err(status) => format!("{:?}: {}", status.code(), status.message()),
+    };
+    journal_received(
+        services,
+        envelope.as_ref(),
+        M::KIND,
+        outcome,
+        fault.as_ref(),
+    );
+    result
+}
+
+/// [`single`]'s answer; the fault a rule injected comes back in `fault`.
+async fn answer_single<M: PlatformMessage>(
+    services: &Services,
+    request: Request<M>,
+    fault: &mut Option<Action>,
+) -> Result<Response<M::Answer>, Status> {
     let caller = caller_of(&request)?;
     let hold = caller_deadline(&request);
     let request = request.into_inner();
@@ -275,7 +301,8 @@ async fn single<M: PlatformMessage>(
         Err(NotAdmitted::Answer(answer)) => return Ok(Response::new(answer)),
         Err(NotAdmitted::Status(status)) => return Err(status),
     };
-    let action = received_fault(services, &request).await;
+    *fault = received_fault(services, &request).await;
+    let action = fault.clone();
     if let Some(early) = before_processing::<M>(action.as_ref(), hold, &admitted.msgid).await {
         return early.map(Response::new);
     }
@@ -298,6 +325,78 @@ async fn single<M: PlatformMessage>(
         }
         _ => Ok(Response::new(answer)),
     }
+}
+
+/// Keeps the messages of a transfer-in batch in the message journal, with their answers.
+fn journal_transfer_in_batch(
+    services: &Services,
+    envelopes: &[Option<(Kind, platform::Envelope)>],
+    answers: &[platform::TransferInAnswer],
+    after: &After<platform::TransferInAnswer>,
+) {
+    use platform::transfer_in_answer::Answer;
+    for (index, (item, answer)) in envelopes.iter().zip(answers).enumerate() {
+        let outcome = match &answer.answer {
+            Some(Answer::DeliverInsuranceRecord(r)) => infcode_text(r.reply.as_ref()),
+            Some(Answer::ConfirmSettlement(r)) => infcode_text(r.reply.as_ref()),
+            Some(Answer::AbortTransfer(r)) => infcode_text(r.reply.as_ref()),
+            Some(Answer::Failed(status)) => {
+                format!("status {}: {}", status.code, status.message)
+            }
+            None => String::new(),
+        };
+        if let Some((kind, envelope)) = item {
+            journal_received(
+                services,
+                Some(envelope),
+                *kind,
+                outcome,
+                after.fault_of(index),
+            );
+        }
+    }
+}
+
+/// The kind and envelope of one message of a transfer-in batch.
+fn batch_item_envelope(item: &platform::TransferInMessage) -> Option<(Kind, platform::Envelope)> {
+    use platform::transfer_in_message::Message as Item;
+    match item.message.as_ref()? {
+        Item::DeliverInsuranceRecord(r) => Some((Kind::DeliverForm, r.envelope.clone()?)),
+        Item::ConfirmSettlement(r) => Some((Kind::ConfirmSettlement, r.envelope.clone()?)),
+        Item::AbortTransfer(r) => Some((Kind::Abort, r.envelope.clone()?)),
+    }
+}
+
+/// `infcode N` of a reply.
+fn infcode_text(reply: Option<&platform::Reply>) -> String {
+    format!("infcode {}", reply.map_or(0, |reply| reply.infcode))
+}
+
+/// Keeps a received message in the message journal.
+fn journal_received(
+    services: &Services,
+    envelope: Option<&platform::Envelope>,
+    kind: Kind,
+    outcome: String,
+    fault: Option<&Action>,
+) {
+    let Some(envelope) = envelope else {
+        return;
+    };
+    services.exchanges.keep(Entry {
+        at: services.clock.now(),
+        way: Way::Received,
+        kind: kind.as_str().to_owned(),
+        msgid: envelope.msgid.clone(),
+        sender: envelope.sender_region_code.clone(),
+        receiver: envelope.receiver_region_code.clone(),
+        transfer_id: envelope.transfer_id.clone(),
+        attempt: 0,
+        outcome,
+        fault: fault
+            .map(|action| format!("{action:?}"))
+            .unwrap_or_default(),
+    });
 }
 
 /// The fault a rule injects into a received message, noted in its transfer's history.
@@ -410,6 +509,8 @@ fn slot<M: PlatformMessage, A: 'static>(
 struct After<A> {
     lost: Vec<usize>,
     again: Vec<Slot<A>>,
+    /// The faults injected, by message index (for the message journal).
+    faults: Vec<(usize, Action)>,
 }
 
 impl<A> Default for After<A> {
@@ -417,7 +518,18 @@ impl<A> Default for After<A> {
         Self {
             lost: Vec::new(),
             again: Vec::new(),
+            faults: Vec::new(),
         }
+    }
+}
+
+impl<A> After<A> {
+    /// The fault injected into message `index`, if any.
+    fn fault_of(&self, index: usize) -> Option<&Action> {
+        self.faults
+            .iter()
+            .find(|(at, _)| *at == index)
+            .map(|(_, action)| action)
     }
 }
 
@@ -434,6 +546,9 @@ async fn faulted_slot<M: PlatformMessage, A: 'static>(
         return slot(services, caller, request, wrap);
     }
     let action = received_fault(services, &request).await;
+    if let Some(action) = &action {
+        after.faults.push((index, action.clone()));
+    }
     let msgid = request
         .envelope()
         .map(|envelope| envelope.msgid.clone())
@@ -459,14 +574,14 @@ async fn faulted_slot<M: PlatformMessage, A: 'static>(
 async fn run_faulted<A: Send + 'static>(
     services: &Services,
     mut slots: Vec<Slot<A>>,
-    after: After<A>,
+    after: &mut After<A>,
     failed: fn(Status) -> A,
 ) -> Result<Vec<A>, Status> {
     let originals = slots.len();
-    slots.extend(after.again);
+    slots.append(&mut after.again);
     let mut answers = inbox::run_batch(services, slots, failed).await?;
     answers.truncate(originals);
-    for index in after.lost {
+    for &index in &after.lost {
         if let Some(answer) = answers.get_mut(index) {
             *answer = failed(lost_answer());
         }
@@ -496,6 +611,9 @@ fn message_status(status: Status) -> platform::MessageStatus {
 /// infno 9101 at the transfer-out bureau: review the application and open (or refuse).
 impl PlatformMessage for platform::RequestTransferOutRequest {
     type Answer = platform::RequestTransferOutResponse;
+    fn infcode(answer: &Self::Answer) -> i32 {
+        answer.reply.as_ref().map_or(0, |reply| reply.infcode)
+    }
     const KIND: Kind = Kind::RequestTransferOut;
     const SENDER: BureauRole = BureauRole::TransferIn;
     const MINTER: Minter = Minter::Sender;
@@ -556,6 +674,9 @@ impl PlatformMessage for platform::RequestTransferOutRequest {
 /// infno 9102 at the transfer-in bureau: check the form and credit it exactly once.
 impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
     type Answer = platform::DeliverInsuranceRecordResponse;
+    fn infcode(answer: &Self::Answer) -> i32 {
+        answer.reply.as_ref().map_or(0, |reply| reply.infcode)
+    }
     const KIND: Kind = Kind::DeliverForm;
     const SENDER: BureauRole = BureauRole::TransferOut;
     fn envelope(&self) -> Option<&platform::Envelope> {
@@ -597,6 +718,9 @@ impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
 /// infno 9103 at the transfer-in bureau: the transfer-out bureau settled (earlier versions).
 impl PlatformMessage for platform::ConfirmSettlementRequest {
     type Answer = platform::ConfirmSettlementResponse;
+    fn infcode(answer: &Self::Answer) -> i32 {
+        answer.reply.as_ref().map_or(0, |reply| reply.infcode)
+    }
     const KIND: Kind = Kind::ConfirmSettlement;
     const SENDER: BureauRole = BureauRole::TransferOut;
     fn envelope(&self) -> Option<&platform::Envelope> {
@@ -629,6 +753,9 @@ impl PlatformMessage for platform::ConfirmSettlementRequest {
 /// infno 9104 at the transfer-in bureau: abort unless credited, and say which.
 impl PlatformMessage for platform::AbortTransferRequest {
     type Answer = platform::AbortTransferResponse;
+    fn infcode(answer: &Self::Answer) -> i32 {
+        answer.reply.as_ref().map_or(0, |reply| reply.infcode)
+    }
     const KIND: Kind = Kind::Abort;
     const SENDER: BureauRole = BureauRole::TransferOut;
     fn envelope(&self) -> Option<&platform::Envelope> {
@@ -746,6 +873,7 @@ impl TransferOutPlatformService for PlatformApi {
         check_batch(requests.len(), "requests")?;
         let mut after = After::default();
         let mut slots = Vec::with_capacity(requests.len());
+        let envelopes: Vec<_> = requests.iter().map(|r| r.envelope.clone()).collect();
         for message in requests.into_iter().enumerate() {
             let wrap = |response| platform::TransferOutAnswer {
                 answer: Some(Answer::Response(response)),
@@ -756,7 +884,24 @@ impl TransferOutPlatformService for PlatformApi {
         let failed = |status| platform::TransferOutAnswer {
             answer: Some(Answer::Failed(message_status(status))),
         };
-        let answers = run_faulted(&self.services, slots, after, failed).await?;
+        let answers = run_faulted(&self.services, slots, &mut after, failed).await?;
+        for (index, (envelope, answer)) in envelopes.iter().zip(&answers).enumerate() {
+            let outcome = match &answer.answer {
+                Some(Answer::Response(response)) => {
+                    format!(
+                        "infcode {}",
+                        platform::RequestTransferOutRequest::infcode(response)
+                    )
+                }
+                Some(Answer::Failed(status)) => {
+                    format!("status {}: {}", status.code, status.message)
+                }
+                None => String::new(),
+            };
+            let kind = Kind::RequestTransferOut;
+            let fault = after.fault_of(index);
+            journal_received(&self.services, envelope.as_ref(), kind, outcome, fault);
+        }
         Ok(Response::new(platform::SubmitTransferOutRequestsResponse {
             answers,
         }))
@@ -819,6 +964,7 @@ impl TransferInPlatformService for PlatformApi {
         let services = &self.services;
         let mut after = After::default();
         let mut slots = Vec::with_capacity(messages.len());
+        let envelopes: Vec<_> = messages.iter().map(batch_item_envelope).collect();
         for (index, message) in messages.into_iter().enumerate() {
             let slot = match message.message {
                 Some(Kind::DeliverInsuranceRecord(request)) => {
@@ -851,7 +997,8 @@ impl TransferInPlatformService for PlatformApi {
         let failed = |status| platform::TransferInAnswer {
             answer: Some(Answer::Failed(message_status(status))),
         };
-        let answers = run_faulted(services, slots, after, failed).await?;
+        let answers = run_faulted(services, slots, &mut after, failed).await?;
+        journal_transfer_in_batch(services, &envelopes, &answers, &after);
         Ok(Response::new(platform::SubmitTransferInMessagesResponse {
             answers,
         }))

@@ -16,6 +16,7 @@ use yibao_runtime::retry::is_retryable;
 use yibao_store::OutboxMessage;
 
 use crate::convert;
+use crate::exchanges::{Entry, Way};
 use crate::faults::{Action, Direction, Seen};
 use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
 use crate::peer::Batches;
@@ -99,10 +100,48 @@ pub async fn send(
     target: Target,
     batch: &[OutboxMessage],
 ) -> Vec<Outcome> {
-    if services.faults.is_empty() {
-        return send_plain(services, attempt_timeout, target, batch).await;
+    let (outcomes, faults) = if services.faults.is_empty() {
+        let outcomes = send_plain(services, attempt_timeout, target, batch).await;
+        (outcomes, Vec::new())
+    } else {
+        send_faulted(services, attempt_timeout, target, batch).await
+    };
+    journal_sent(services, batch, &outcomes, &faults);
+    outcomes
+}
+
+/// Keeps the messages of a batch just sent in the message journal, with what came of each.
+fn journal_sent(
+    services: &Services,
+    batch: &[OutboxMessage],
+    outcomes: &[Outcome],
+    faults: &[Option<Action>],
+) {
+    let at = services.clock.now();
+    for (index, (message, outcome)) in batch.iter().zip(outcomes).enumerate() {
+        let outcome = match outcome {
+            Outcome::Answered(_) => "answered".to_owned(),
+            Outcome::Retry(why) => format!("retry: {why}"),
+            Outcome::Park(why) => format!("parked: {why}"),
+        };
+        let fault = faults
+            .get(index)
+            .and_then(Option::as_ref)
+            .map(|action| format!("{action:?}"))
+            .unwrap_or_default();
+        services.exchanges.keep(Entry {
+            at,
+            way: Way::Sent,
+            kind: message.kind.clone(),
+            msgid: message.msgid.clone(),
+            sender: String::new(),
+            receiver: message.peer.clone(),
+            transfer_id: message.transfer_id.clone(),
+            attempt: message.attempts.saturating_add(1),
+            outcome,
+            fault,
+        });
     }
-    send_faulted(services, attempt_timeout, target, batch).await
 }
 
 /// [`send`] with the faults rules inject into the batch's messages: a message a fault answers
@@ -113,7 +152,7 @@ async fn send_faulted(
     attempt_timeout: Duration,
     target: Target,
     batch: &[OutboxMessage],
-) -> Vec<Outcome> {
+) -> (Vec<Outcome>, Vec<Option<Action>>) {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut actions = Vec::with_capacity(batch.len());
     let mut wire = Vec::with_capacity(batch.len());
@@ -150,10 +189,11 @@ async fn send_faulted(
             _ => answer,
         });
     }
-    outcomes
+    let outcomes = outcomes
         .into_iter()
         .map(|outcome| outcome.unwrap_or_else(|| Outcome::Retry("no answer".to_owned())))
-        .collect()
+        .collect();
+    (outcomes, actions)
 }
 
 /// The fault a rule injects into a message this bureau sends, noted in its transfer's history.

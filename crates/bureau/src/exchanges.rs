@@ -1,0 +1,115 @@
+//! The message journal: every platform message this bureau sent or received — msgid, infno,
+//! regions, transfer, attempt, time, what came of it (the infcode answered, or the status or
+//! failure the sender saw), and the fault a rule injected, if any — kept in memory, the newest
+//! [`MAX_ENTRIES`], for `yibao journal TRANSFER_ID` (AdminService.GetMessageJournal), which
+//! prints a transfer's exchange at both bureaus side by side. A restart starts it empty: it is
+//! a window onto what the bureau is doing, not a record (the transfer's history is that).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+
+/// The most entries kept; the oldest go first.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// Which way a journal entry's message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Way {
+    /// This bureau sent it.
+    Sent,
+    /// This bureau received it.
+    Received,
+}
+
+/// One message, sent or received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// When (the service clock).
+    pub at: DateTime<Utc>,
+    /// Sent or received.
+    pub way: Way,
+    /// The message kind (outbox spelling) or the rpc's.
+    pub kind: String,
+    /// The msgid.
+    pub msgid: String,
+    /// The sender's region.
+    pub sender: String,
+    /// The receiver's region.
+    pub receiver: String,
+    /// The transfer.
+    pub transfer_id: String,
+    /// The attempt (sent messages: 1 for the first; received: 0).
+    pub attempt: u32,
+    /// What came of it, in words: `infcode 0`, `infcode 1004 …`, `UNAVAILABLE …`.
+    pub outcome: String,
+    /// The fault a rule injected, if any.
+    pub fault: String,
+}
+
+/// The journal: a bounded ring of entries.
+#[derive(Debug, Default)]
+pub struct MessageJournal {
+    entries: Mutex<VecDeque<Entry>>,
+}
+
+impl MessageJournal {
+    /// Keeps an entry, dropping the oldest beyond [`MAX_ENTRIES`].
+    pub fn keep(&self, entry: Entry) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_ENTRIES {
+                entries.pop_front();
+            }
+            entries.push_back(entry);
+        }
+    }
+
+    /// The entries about one transfer, oldest first.
+    pub fn of(&self, transfer_id: &str) -> Vec<Entry> {
+        self.entries
+            .lock()
+            .map(|entries| {
+                entries
+                    .iter()
+                    .filter(|entry| entry.transfer_id == transfer_id)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(transfer_id: &str, n: u32) -> Entry {
+        Entry {
+            at: DateTime::<Utc>::default(),
+            way: Way::Sent,
+            kind: "DELIVER_FORM".to_owned(),
+            msgid: format!("m{n}"),
+            sender: "150100".to_owned(),
+            receiver: "540100".to_owned(),
+            transfer_id: transfer_id.to_owned(),
+            attempt: n,
+            outcome: "infcode 0".to_owned(),
+            fault: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_journal_keeps_each_transfers_messages_in_order_and_stays_bounded() {
+        let journal = MessageJournal::default();
+        journal.keep(entry("a", 1));
+        journal.keep(entry("b", 1));
+        journal.keep(entry("a", 2));
+        let of_a: Vec<u32> = journal.of("a").iter().map(|e| e.attempt).collect();
+        assert_eq!(of_a, [1, 2]);
+        for n in 0..MAX_ENTRIES as u32 {
+            journal.keep(entry("c", n));
+        }
+        assert!(journal.of("a").is_empty(), "the oldest went first");
+        assert_eq!(journal.of("c").len(), MAX_ENTRIES);
+    }
+}
