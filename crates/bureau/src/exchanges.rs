@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 
 /// The most entries kept; the oldest go first.
-pub const MAX_ENTRIES: usize = 100_000;
+pub const MAX_ENTRIES: usize = 20_000;
 
 /// Which way a journal entry's message went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
