@@ -106,10 +106,7 @@ impl Application {
             site: Arc::new(site),
             store,
             clock,
-            peer: Peer::new(
-                config.peer_endpoint.clone(),
-                tls.as_ref().map(PlatformTls::client),
-            ),
+            peer: peer(&config, tls.as_ref()),
             bank: Arc::new(SimulatedBank::new(config.bank.failure_every)),
             watchers: Arc::default(),
             streams: Arc::new(Streams::new(stream_limits(&config))),
@@ -333,6 +330,15 @@ fn fault_rules(config: &ServiceConfig, site: &Site) -> Result<Arc<FaultRules>, S
         tracing::warn!(rules = added, file = %path.display(), "fault rules in force");
     }
     Ok(faults)
+}
+
+/// The peer, reached over TLS when the platform is, sent batches unless configured not to.
+fn peer(config: &ServiceConfig, tls: Option<&PlatformTls>) -> Peer {
+    let peer = Peer::new(config.peer_endpoint.clone(), tls.map(PlatformTls::client));
+    match config.peer_batches {
+        yibao_runtime::config::PeerBatches::Auto => peer,
+        yibao_runtime::config::PeerBatches::Never => peer.single_messages_only(),
+    }
 }
 
 /// Binds `address`, naming it in the error.

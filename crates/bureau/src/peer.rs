@@ -88,6 +88,14 @@ impl Peer {
         }
     }
 
+    /// A peer configured to get single messages only (`peer_batches = "never"`).
+    #[must_use]
+    pub fn single_messages_only(self) -> Self {
+        self.single_only
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self
+    }
+
     /// The peer answered a batch RPC UNIMPLEMENTED: remember it.
     pub fn batches_unsupported(&self) {
         if !self

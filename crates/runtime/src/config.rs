@@ -10,6 +10,7 @@
 //! | this bureau's certificate | `tls_cert` | `YIBAO_TLS_CERT` | `--tls-cert` | none |
 //! | this bureau's private key | `tls_key` | `YIBAO_TLS_KEY` | `--tls-key` | none |
 //! | platform without TLS | `plaintext` | `YIBAO_PLAINTEXT` | `--plaintext[=BOOL]` | `false` |
+//! | the peer's batch RPCs | `peer_batches` | `YIBAO_PEER_BATCHES` | `--peer-batches` | `auto` |
 //! | data directory | `data_dir` | `YIBAO_DATA_DIR` | `--data-dir` | `data/<role>` |
 //! | region directory | `directory` | `YIBAO_DIRECTORY` | `--directory` | `deploy/regions.toml` |
 //! | peer bureau | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default platform address |
@@ -142,6 +143,22 @@ pub struct ServiceArgs {
     /// Environment: YIBAO_PLAINTEXT.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub plaintext: Option<bool>,
+    /// Whether to send the peer batches: `auto` (try, and fall back to single messages for good
+    /// once it answers UNIMPLEMENTED) or `never` (a peer that serves only the single-message
+    /// RPCs). Environment: YIBAO_PEER_BATCHES.
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub peer_batches: Option<PeerBatches>,
+}
+
+/// Whether a bureau sends its peer batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerBatches {
+    /// Try batches; fall back to single messages when the peer answers UNIMPLEMENTED.
+    #[default]
+    Auto,
+    /// Single messages only.
+    Never,
 }
 
 /// The outbox dispatcher's limits.
@@ -193,6 +210,8 @@ pub struct ServiceConfig {
     pub tls_key: Option<PathBuf>,
     /// Whether the platform goes without TLS (explicit opt-out).
     pub plaintext: bool,
+    /// Whether the peer gets batches.
+    pub peer_batches: PeerBatches,
     /// Where to write the platform listener's bound address.
     pub platform_port_file: Option<PathBuf>,
     /// A file of fault rules to put in force at start.
@@ -278,6 +297,7 @@ struct FileLayer {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     plaintext: Option<bool>,
+    peer_batches: Option<PeerBatches>,
     faults: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     directory: Option<PathBuf>,
@@ -372,6 +392,7 @@ impl ServiceConfig {
             tls_cert: None,
             tls_key: None,
             plaintext: false,
+            peer_batches: PeerBatches::Auto,
             platform_port_file: None,
             faults: None,
             data_dir: Path::new("data").join(role.as_str()),
@@ -569,6 +590,7 @@ impl ServiceConfig {
             tls_cert,
             tls_key,
             plaintext,
+            peer_batches,
             faults,
             data_dir,
             directory,
@@ -592,6 +614,7 @@ impl ServiceConfig {
         self.tls_cert = tls_cert.or(self.tls_cert.take());
         self.tls_key = tls_key.or(self.tls_key.take());
         override_with(&mut self.plaintext, plaintext);
+        override_with(&mut self.peer_batches, peer_batches);
         self.faults = faults.or(self.faults.take());
         override_with(&mut self.data_dir, data_dir);
         override_with(&mut self.directory, directory);
@@ -634,6 +657,16 @@ impl ServiceConfig {
         }
         if let Some(value) = environment("YIBAO_PLAINTEXT") {
             self.plaintext = parse_bool("YIBAO_PLAINTEXT", value)?;
+        }
+        if let Some(value) = environment("YIBAO_PEER_BATCHES") {
+            self.peer_batches = match value.to_ascii_lowercase().as_str() {
+                "auto" => PeerBatches::Auto,
+                "never" => PeerBatches::Never,
+                _ => {
+                    let expected = "expected auto or never";
+                    return Err(environment_error("YIBAO_PEER_BATCHES", value, expected));
+                }
+            };
         }
         if let Some(value) = environment("YIBAO_DATA_DIR") {
             self.data_dir = PathBuf::from(value);
@@ -682,6 +715,7 @@ impl ServiceConfig {
             }
         }
         override_with(&mut self.plaintext, args.plaintext);
+        override_with(&mut self.peer_batches, args.peer_batches);
         override_with(&mut self.data_dir, args.data_dir.clone());
         override_with(&mut self.directory, args.directory.clone());
         override_with(&mut self.peer_endpoint, args.peer.clone());
@@ -903,6 +937,26 @@ mod tests {
             !message.contains(secret),
             "the token is never quoted: {message}"
         );
+    }
+
+    #[test]
+    fn the_peer_may_be_sent_single_messages_only() {
+        let config = load(BureauRole::TransferOut, &[], &[]).expect("defaults");
+        assert_eq!(config.peer_batches, PeerBatches::Auto);
+        let never = load(BureauRole::TransferOut, &["--peer-batches", "never"], &[]).expect("flag");
+        assert_eq!(never.peer_batches, PeerBatches::Never);
+        let env = load(
+            BureauRole::TransferOut,
+            &[],
+            &[("YIBAO_PEER_BATCHES", "NEVER")],
+        );
+        assert_eq!(env.expect("environment").peer_batches, PeerBatches::Never);
+        let bad = load(
+            BureauRole::TransferOut,
+            &[],
+            &[("YIBAO_PEER_BATCHES", "sometimes")],
+        );
+        assert!(matches!(bad, Err(ConfigError::Environment { .. })));
     }
 
     #[test]
