@@ -323,7 +323,7 @@ impl AdminService for AdminApi {
             if error.field == "rule" {
                 Status::resource_exhausted(error.to_string())
             } else {
-                Status::from(Error::invalid("rule", error.to_string()))
+                Status::from(Error::invalid(error.field, error.rule).within("rule."))
             }
         })?;
         tracing::warn!(rule = %rule.id, label = %rule.spec.label, fault = ?rule.spec.fault, "fault rule added");
