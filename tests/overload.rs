@@ -88,23 +88,13 @@ async fn peak_rss(pids: [u32; 2], until: Instant) -> [u64; 2] {
 
 /// `yibao load` against the pair, closed loop at [`OFFERED`] in flight for `seconds`.
 fn load(pair: &Pair, seconds: u64) -> tokio::process::Command {
-    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
-    let mut command = tokio::process::Command::new(bin_dir.join("yibao"));
+    let mut command = yibao_load(pair);
     command
-        .args([
-            "load",
-            "--out",
-            pair.out_endpoint(),
-            "--in",
-            pair.in_endpoint(),
-        ])
         .args(["--seed", &SEED.to_string(), "--persons", "6000"])
         .args(["--top-up-ahead", "0", "--concurrency", OFFERED])
         .args(["--duration", &format!("{seconds}s")])
         .args(["--transfer-timeout", "60s", "--settle-timeout", "60s"])
-        .args(["--no-progress", "--no-report"])
-        .env("NO_COLOR", "1")
-        .kill_on_drop(true);
+        .args(["--no-progress", "--no-report"]);
     command
 }
 
@@ -147,11 +137,7 @@ async fn beyond_capacity_calls_are_refused_at_once_memory_stays_bounded_and_the_
         .await
         .expect("the load task ends")
         .expect("yibao load runs");
-    let printed = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = printed(&output);
     eprintln!("{printed}");
     report(&probed, peak);
 

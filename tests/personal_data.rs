@@ -225,15 +225,7 @@ async fn certificates(pair: &Pair, person: &SyntheticPerson) {
 
 /// Runs `yibao load` against the pair; returns what it printed and the seeded range.
 async fn run_load(pair: &Pair, reports: &Path) -> (String, u64) {
-    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
-    let output = tokio::process::Command::new(bin_dir.join("yibao"))
-        .args([
-            "load",
-            "--out",
-            pair.out_endpoint(),
-            "--in",
-            pair.in_endpoint(),
-        ])
+    let output = yibao_load(pair)
         .args(["--seed", &SEED.to_string()])
         .args(["--first-person", &LOAD_FIRST_PERSON.to_string()])
         .args([
@@ -258,11 +250,7 @@ async fn run_load(pair: &Pair, reports: &Path) -> (String, u64) {
         .output()
         .await
         .expect("yibao load runs");
-    let printed = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = printed(&output);
     assert!(output.status.success(), "yibao load failed:\n{printed}");
     let json = std::fs::read_to_string(reports.join("report.json")).expect("report.json");
     let report: serde_json::Value = serde_json::from_str(&json).expect("the report is JSON");

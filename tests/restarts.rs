@@ -50,15 +50,7 @@ async fn each_bureau_killed_and_restarted_on_its_fixed_ports_under_load_loses_no
     })
     .await
     .expect("the pair starts on its fixed ports");
-    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
-    let load = tokio::process::Command::new(bin_dir.join("yibao"))
-        .args([
-            "load",
-            "--out",
-            pair.out_endpoint(),
-            "--in",
-            pair.in_endpoint(),
-        ])
+    let load = yibao_load(&pair)
         .args(["--seed", &SEED.to_string(), "--persons", "6000"])
         .args([
             "--duration",
@@ -71,8 +63,6 @@ async fn each_bureau_killed_and_restarted_on_its_fixed_ports_under_load_loses_no
         // slow transfer, not a failed one. Every transfer must still end.
         .args(["--transfer-timeout", "180s", "--settle-timeout", "120s"])
         .args(["--no-progress", "--no-report"])
-        .env("NO_COLOR", "1")
-        .kill_on_drop(true)
         .output();
     let load = tokio::spawn(load);
 
@@ -100,11 +90,7 @@ async fn each_bureau_killed_and_restarted_on_its_fixed_ports_under_load_loses_no
         .await
         .expect("the load task ends")
         .expect("yibao load runs");
-    let printed = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let printed = printed(&output);
     eprintln!("{printed}");
     // `yibao load` exits 0 only when no transfer failed and the ledger of both bureaus holds.
     assert!(

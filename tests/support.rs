@@ -171,3 +171,31 @@ pub async fn days_past(pair: &Pair, side: Side, due_on: &str) -> i64 {
     let due = chrono::NaiveDate::parse_from_str(due_on, "%Y-%m-%d").expect("a day");
     (due - today).num_days() + 1
 }
+
+/// `yibao load --out … --in …` against the pair's bureaus (the built binary, killed if the test
+/// drops it), for the caller to add its own flags to.
+pub fn yibao_load(pair: &Pair) -> tokio::process::Command {
+    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
+    let mut command =
+        tokio::process::Command::new(yibao_harness::locate::binary_path(&bin_dir, "yibao"));
+    command
+        .args([
+            "load",
+            "--out",
+            pair.out_endpoint(),
+            "--in",
+            pair.in_endpoint(),
+        ])
+        .env("NO_COLOR", "1")
+        .kill_on_drop(true);
+    command
+}
+
+/// Everything a finished process printed, standard output then standard error.
+pub fn printed(output: &std::process::Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
