@@ -645,13 +645,13 @@ pub fn wire_journal_entry(
             crate::exchanges::Way::Sent => MessageWay::Sent,
             crate::exchanges::Way::Received => MessageWay::Received,
         } as i32,
-        kind: entry.kind,
+        kind: entry.kind.to_owned(),
         msgid: entry.msgid,
         sender_region_code: entry.sender,
         receiver_region_code: entry.receiver,
         transfer_id: entry.transfer_id,
         attempt: entry.attempt,
-        outcome: peer_text(&entry.outcome),
+        outcome: peer_text(&entry.outcome.to_string()),
         fault: entry.fault,
     }
 }

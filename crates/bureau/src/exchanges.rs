@@ -29,8 +29,8 @@ pub struct Entry {
     pub at: DateTime<Utc>,
     /// Sent or received.
     pub way: Way,
-    /// The message kind (outbox spelling) or the rpc's.
-    pub kind: String,
+    /// The message kind (outbox spelling).
+    pub kind: &'static str,
     /// The msgid.
     pub msgid: String,
     /// The sender's region.
@@ -41,10 +41,32 @@ pub struct Entry {
     pub transfer_id: String,
     /// The attempt (sent messages: 1 for the first; received: 0).
     pub attempt: u32,
-    /// What came of it, in words: `infcode 0`, `infcode 1004 …`, `UNAVAILABLE …`.
-    pub outcome: String,
+    /// What came of it.
+    pub outcome: Outcome,
     /// The fault a rule injected, if any.
     pub fault: String,
+}
+
+/// What came of a message: kept as a value, worded only when asked for (this is on every
+/// message's path).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Received: answered with this infcode.
+    Infcode(i32),
+    /// Sent: the peer's answer was read.
+    Answered,
+    /// No answer read (sent: retried or parked, why; received: the status answered).
+    Failed(String),
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Infcode(code) => write!(f, "infcode {code}"),
+            Outcome::Answered => f.write_str("answered"),
+            Outcome::Failed(why) => f.write_str(why),
+        }
+    }
 }
 
 /// The journal: a bounded ring of entries.
@@ -87,13 +109,13 @@ mod tests {
         Entry {
             at: DateTime::<Utc>::default(),
             way: Way::Sent,
-            kind: "DELIVER_FORM".to_owned(),
+            kind: "DELIVER_FORM",
             msgid: format!("m{n}"),
             sender: "150100".to_owned(),
             receiver: "540100".to_owned(),
             transfer_id: transfer_id.to_owned(),
             attempt: n,
-            outcome: "infcode 0".to_owned(),
+            outcome: Outcome::Infcode(0),
             fault: String::new(),
         }
     }

@@ -18,7 +18,7 @@ use yibao_runtime::directory::BureauRole;
 use crate::admission::{self, Caller, Denied, Minter, Parties};
 use crate::convert;
 use crate::error::Error;
-use crate::exchanges::{Entry, Way};
+use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{self, Action, Direction, Seen};
 use crate::inbox::{self, Admitted, Refusal, Slot};
 use crate::messages::{Addressed, Decision, InsuranceForm, Kind, TransferApplication};
@@ -270,20 +270,17 @@ async fn single<M: PlatformMessage>(
     services: &Services,
     request: Request<M>,
 ) -> Result<Response<M::Answer>, Status> {
-    let envelope = request.get_ref().envelope().cloned();
+    let entry = request
+        .get_ref()
+        .envelope()
+        .map(|envelope| received_entry(services, M::KIND, envelope));
     let mut fault = None;
     let result = answer_single(services, request, &mut fault).await;
     let outcome = match &result {
-        Ok(response) => format!("infcode {}", M::infcode(response.get_ref())),
-        Err(status) => format!("{:?}: {}", status.code(), status.message()),
+        Ok(response) => Happened::Infcode(M::infcode(response.get_ref())),
+        Err(status) => Happened::Failed(status_text(status)),
     };
-    journal_received(
-        services,
-        envelope.as_ref(),
-        M::KIND,
-        outcome,
-        fault.as_ref(),
-    );
+    keep(services, entry, outcome, fault.as_ref());
     result
 }
 
@@ -330,73 +327,75 @@ async fn answer_single<M: PlatformMessage>(
 /// Keeps the messages of a transfer-in batch in the message journal, with their answers.
 fn journal_transfer_in_batch(
     services: &Services,
-    envelopes: &[Option<(Kind, platform::Envelope)>],
+    entries: Vec<Option<Entry>>,
     answers: &[platform::TransferInAnswer],
     after: &After<platform::TransferInAnswer>,
 ) {
     use platform::transfer_in_answer::Answer;
-    for (index, (item, answer)) in envelopes.iter().zip(answers).enumerate() {
+    for (index, (entry, answer)) in entries.into_iter().zip(answers).enumerate() {
         let outcome = match &answer.answer {
-            Some(Answer::DeliverInsuranceRecord(r)) => infcode_text(r.reply.as_ref()),
-            Some(Answer::ConfirmSettlement(r)) => infcode_text(r.reply.as_ref()),
-            Some(Answer::AbortTransfer(r)) => infcode_text(r.reply.as_ref()),
-            Some(Answer::Failed(status)) => {
-                format!("status {}: {}", status.code, status.message)
-            }
-            None => String::new(),
+            Some(Answer::DeliverInsuranceRecord(r)) => reply_infcode(r.reply.as_ref()),
+            Some(Answer::ConfirmSettlement(r)) => reply_infcode(r.reply.as_ref()),
+            Some(Answer::AbortTransfer(r)) => reply_infcode(r.reply.as_ref()),
+            Some(Answer::Failed(status)) => message_status_text(status),
+            None => Happened::Failed(String::new()),
         };
-        if let Some((kind, envelope)) = item {
-            journal_received(
-                services,
-                Some(envelope),
-                *kind,
-                outcome,
-                after.fault_of(index),
-            );
-        }
+        keep(services, entry, outcome, after.fault_of(index));
     }
 }
 
-/// The kind and envelope of one message of a transfer-in batch.
-fn batch_item_envelope(item: &platform::TransferInMessage) -> Option<(Kind, platform::Envelope)> {
+/// The journal entry of one message of a transfer-in batch (its outcome to come).
+fn batch_item_entry(services: &Services, item: &platform::TransferInMessage) -> Option<Entry> {
     use platform::transfer_in_message::Message as Item;
-    match item.message.as_ref()? {
-        Item::DeliverInsuranceRecord(r) => Some((Kind::DeliverForm, r.envelope.clone()?)),
-        Item::ConfirmSettlement(r) => Some((Kind::ConfirmSettlement, r.envelope.clone()?)),
-        Item::AbortTransfer(r) => Some((Kind::Abort, r.envelope.clone()?)),
-    }
-}
-
-/// `infcode N` of a reply.
-fn infcode_text(reply: Option<&platform::Reply>) -> String {
-    format!("infcode {}", reply.map_or(0, |reply| reply.infcode))
-}
-
-/// Keeps a received message in the message journal.
-fn journal_received(
-    services: &Services,
-    envelope: Option<&platform::Envelope>,
-    kind: Kind,
-    outcome: String,
-    fault: Option<&Action>,
-) {
-    let Some(envelope) = envelope else {
-        return;
+    let (kind, envelope) = match item.message.as_ref()? {
+        Item::DeliverInsuranceRecord(r) => (Kind::DeliverForm, r.envelope.as_ref()?),
+        Item::ConfirmSettlement(r) => (Kind::ConfirmSettlement, r.envelope.as_ref()?),
+        Item::AbortTransfer(r) => (Kind::Abort, r.envelope.as_ref()?),
     };
-    services.exchanges.keep(Entry {
+    Some(received_entry(services, kind, envelope))
+}
+
+/// The infcode of a reply, as a journal outcome.
+fn reply_infcode(reply: Option<&platform::Reply>) -> Happened {
+    Happened::Infcode(reply.map_or(0, |reply| reply.infcode))
+}
+
+/// A batch answer's status, as a journal outcome.
+fn message_status_text(status: &platform::MessageStatus) -> Happened {
+    Happened::Failed(format!("status {}: {}", status.code, status.message))
+}
+
+/// A status, in words.
+fn status_text(status: &Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
+/// The journal entry of a received message, taken before the message is consumed (its
+/// outcome and fault to come).
+fn received_entry(services: &Services, kind: Kind, envelope: &platform::Envelope) -> Entry {
+    Entry {
         at: services.clock.now(),
         way: Way::Received,
-        kind: kind.as_str().to_owned(),
+        kind: kind.as_str(),
         msgid: envelope.msgid.clone(),
         sender: envelope.sender_region_code.clone(),
         receiver: envelope.receiver_region_code.clone(),
         transfer_id: envelope.transfer_id.clone(),
         attempt: 0,
-        outcome,
-        fault: fault
-            .map(|action| format!("{action:?}"))
-            .unwrap_or_default(),
-    });
+        outcome: Happened::Answered,
+        fault: String::new(),
+    }
+}
+
+/// Keeps a received message's entry in the message journal, with what came of it.
+fn keep(services: &Services, entry: Option<Entry>, outcome: Happened, fault: Option<&Action>) {
+    if let Some(mut entry) = entry {
+        entry.outcome = outcome;
+        if let Some(action) = fault {
+            entry.fault = format!("{action:?}");
+        }
+        services.exchanges.keep(entry);
+    }
 }
 
 /// The fault a rule injects into a received message, noted in its transfer's history.
@@ -873,7 +872,14 @@ impl TransferOutPlatformService for PlatformApi {
         check_batch(requests.len(), "requests")?;
         let mut after = After::default();
         let mut slots = Vec::with_capacity(requests.len());
-        let envelopes: Vec<_> = requests.iter().map(|r| r.envelope.clone()).collect();
+        let entries: Vec<_> = requests
+            .iter()
+            .map(|r| {
+                r.envelope
+                    .as_ref()
+                    .map(|e| received_entry(&self.services, Kind::RequestTransferOut, e))
+            })
+            .collect();
         for message in requests.into_iter().enumerate() {
             let wrap = |response| platform::TransferOutAnswer {
                 answer: Some(Answer::Response(response)),
@@ -885,22 +891,13 @@ impl TransferOutPlatformService for PlatformApi {
             answer: Some(Answer::Failed(message_status(status))),
         };
         let answers = run_faulted(&self.services, slots, &mut after, failed).await?;
-        for (index, (envelope, answer)) in envelopes.iter().zip(&answers).enumerate() {
+        for (index, (entry, answer)) in entries.into_iter().zip(&answers).enumerate() {
             let outcome = match &answer.answer {
-                Some(Answer::Response(response)) => {
-                    format!(
-                        "infcode {}",
-                        platform::RequestTransferOutRequest::infcode(response)
-                    )
-                }
-                Some(Answer::Failed(status)) => {
-                    format!("status {}: {}", status.code, status.message)
-                }
-                None => String::new(),
+                Some(Answer::Response(response)) => reply_infcode(response.reply.as_ref()),
+                Some(Answer::Failed(status)) => message_status_text(status),
+                None => Happened::Failed(String::new()),
             };
-            let kind = Kind::RequestTransferOut;
-            let fault = after.fault_of(index);
-            journal_received(&self.services, envelope.as_ref(), kind, outcome, fault);
+            keep(&self.services, entry, outcome, after.fault_of(index));
         }
         Ok(Response::new(platform::SubmitTransferOutRequestsResponse {
             answers,
@@ -964,7 +961,10 @@ impl TransferInPlatformService for PlatformApi {
         let services = &self.services;
         let mut after = After::default();
         let mut slots = Vec::with_capacity(messages.len());
-        let envelopes: Vec<_> = messages.iter().map(batch_item_envelope).collect();
+        let entries: Vec<_> = messages
+            .iter()
+            .map(|item| batch_item_entry(services, item))
+            .collect();
         for (index, message) in messages.into_iter().enumerate() {
             let slot = match message.message {
                 Some(Kind::DeliverInsuranceRecord(request)) => {
@@ -998,7 +998,7 @@ impl TransferInPlatformService for PlatformApi {
             answer: Some(Answer::Failed(message_status(status))),
         };
         let answers = run_faulted(services, slots, &mut after, failed).await?;
-        journal_transfer_in_batch(services, &envelopes, &answers, &after);
+        journal_transfer_in_batch(services, entries, &answers, &after);
         Ok(Response::new(platform::SubmitTransferInMessagesResponse {
             answers,
         }))

@@ -16,7 +16,7 @@ use yibao_runtime::retry::is_retryable;
 use yibao_store::OutboxMessage;
 
 use crate::convert;
-use crate::exchanges::{Entry, Way};
+use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{Action, Direction, Seen};
 use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
 use crate::peer::Batches;
@@ -120,9 +120,9 @@ fn journal_sent(
     let at = services.clock.now();
     for (index, (message, outcome)) in batch.iter().zip(outcomes).enumerate() {
         let outcome = match outcome {
-            Outcome::Answered(_) => "answered".to_owned(),
-            Outcome::Retry(why) => format!("retry: {why}"),
-            Outcome::Park(why) => format!("parked: {why}"),
+            Outcome::Answered(_) => Happened::Answered,
+            Outcome::Retry(why) => Happened::Failed(format!("retry: {why}")),
+            Outcome::Park(why) => Happened::Failed(format!("parked: {why}")),
         };
         let fault = faults
             .get(index)
@@ -132,7 +132,7 @@ fn journal_sent(
         services.exchanges.keep(Entry {
             at,
             way: Way::Sent,
-            kind: message.kind.clone(),
+            kind: Kind::parse(&message.kind).map_or("UNKNOWN", Kind::as_str),
             msgid: message.msgid.clone(),
             sender: String::new(),
             receiver: message.peer.clone(),
