@@ -93,6 +93,10 @@ pub enum Command {
     /// Load, kill -9 and restart at random, inject faults, then prove nothing was lost or
     /// doubled: `yibao chaos --duration 30s --kill-every 4s --fault-rate 0.05`.
     Chaos(yibao_load::chaos::ChaosArgs),
+    /// Run the conformance suite against a bureau of your own: yibao plays the other bureau
+    /// (`yibao conformance --role transfer-in --target https://HOST:PORT --certs DIR`;
+    /// `--list` names the cases).
+    Conformance(yibao_conformance::ConformanceArgs),
     /// A transfer's platform messages at both bureaus, side by side in time order
     /// (GetMessageJournal); `--json` prints one JSON line per message.
     Journal(JournalArgs),

@@ -144,6 +144,7 @@ async fn execute(
                 .then(|| (endpoints.out.clone(), endpoints.inn.clone()));
             chaos(args, running, output).await
         }
+        Command::Conformance(args) => conformance(args, output).await,
         Command::Fault(FaultCommand::Add(args)) => fault::add(args, endpoints, output).await,
         Command::Fault(FaultCommand::List(args)) => fault::list(args, endpoints, output).await,
         Command::Fault(FaultCommand::Clear(args)) => fault::clear(args, endpoints, output).await,
@@ -169,6 +170,29 @@ pub fn load_args(args: &[String], endpoints: &Endpoints, named: Named) -> Vec<St
         all.extend(["--in".to_owned(), endpoints.inn.clone()]);
     }
     all
+}
+
+/// `yibao conformance`: runs the suite (or lists its cases) and prints the report; refused
+/// when a case failed.
+async fn conformance(
+    args: &yibao_conformance::ConformanceArgs,
+    output: Output,
+) -> Result<Outcome, CliError> {
+    if args.list {
+        let listing = yibao_conformance::listing(args.role);
+        output.emit(&serde_json::json!({ "cases": listing }), || listing.clone());
+        return Ok(Outcome::Success);
+    }
+    let report = yibao_conformance::run(args)
+        .await
+        .map_err(|error| CliError::Failed(error.to_string()))?;
+    let value = serde_json::to_value(&report).unwrap_or_default();
+    output.emit(&value, || report.text());
+    Ok(if report.passed() {
+        Outcome::Success
+    } else {
+        Outcome::Refused
+    })
 }
 
 /// `yibao chaos`: prints what the run saw; refused unless it proved everything.
