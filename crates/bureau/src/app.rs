@@ -21,7 +21,7 @@ use yibao_store::Store;
 
 use crate::admission::Transport;
 use crate::bank::SimulatedBank;
-use crate::context::Site;
+use crate::context::{Broken, Site};
 use crate::faults::FaultRules;
 use crate::outbox::dispatcher;
 use crate::peer::Peer;
@@ -100,6 +100,7 @@ impl Application {
             calendar,
             default_policy: Default::default(),
             connectivity_overrides: Arc::default(),
+            broken: broken()?,
         };
         let faults = fault_rules(&config, &site)?;
         let services = Arc::new(Services {
@@ -323,6 +324,19 @@ async fn stopping(mut stopped: tokio::sync::watch::Receiver<bool>) {
 }
 
 /// The fault rules, with those of the configured file in force.
+/// The deliberate bug the bureau was started with (`YIBAO_BROKEN_FOR_TESTS`), said loudly.
+fn broken() -> Result<Broken, StartError> {
+    let broken = Broken::from_env().map_err(StartError::Config)?;
+    if broken != Broken::No {
+        tracing::error!(
+            ?broken,
+            "this bureau breaks the platform protocol ON PURPOSE ({}); for conformance tests only",
+            crate::context::BROKEN_ENV
+        );
+    }
+    Ok(broken)
+}
+
 fn fault_rules(config: &ServiceConfig, site: &Site) -> Result<Arc<FaultRules>, StartError> {
     let faults = Arc::new(FaultRules::new(site.connectivity_overrides.clone()));
     if let Some(path) = &config.faults {

@@ -31,6 +31,41 @@ pub struct Site {
     pub default_policy: RegionPolicy,
     /// Connectivity set at run time by fault rules, over the directory's.
     pub connectivity_overrides: Arc<ConnectivityOverrides>,
+    /// A deliberate protocol bug, for showing that the conformance suite catches one; never
+    /// set outside tests.
+    pub broken: Broken,
+}
+
+/// The environment variable that breaks a bureau on purpose: `forget-msgids`.
+pub const BROKEN_ENV: &str = "YIBAO_BROKEN_FOR_TESTS";
+
+/// A deliberate protocol bug a bureau can be started with (`YIBAO_BROKEN_FOR_TESTS`), so that
+/// CI can show the conformance suite failing the cases it should. Test-only: a bureau started
+/// with one logs an error at start and in its health, and must never run for real.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Broken {
+    /// A correct bureau.
+    #[default]
+    No,
+    /// Ignores duplicates: every message is processed as if its msgid were new (no replayed
+    /// answer, no infcode 1004 for a modified body), and nothing is remembered.
+    ForgetMsgids,
+}
+
+impl Broken {
+    /// Reads [`BROKEN_ENV`]; an unknown value is an error naming the ones there are.
+    ///
+    /// # Errors
+    /// When the variable names no known bug.
+    pub fn from_env() -> Result<Broken, String> {
+        match std::env::var(BROKEN_ENV).ok().as_deref() {
+            None | Some("") => Ok(Broken::No),
+            Some("forget-msgids") => Ok(Broken::ForgetMsgids),
+            Some(other) => Err(format!(
+                "{BROKEN_ENV}={other:?}: the only deliberate bug is \"forget-msgids\""
+            )),
+        }
+    }
 }
 
 /// Regions whose connectivity a fault rule set at run time (the one thing about a site that

@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use tonic::Status;
 use tracing::Instrument;
 
+use crate::context::Broken;
 use crate::error::Error;
 use crate::record::Step;
 use crate::services::Services;
@@ -141,7 +142,8 @@ where
     // A refused message's answer names the refused msgid itself; an applied one's
     // names the receiver's reference, built by the step.
     let msgid = &admitted.msgid;
-    if let Some(seen) = step.tx.processed_message(msgid)? {
+    let forget = step.ctx.site.broken == Broken::ForgetMsgids;
+    if let Some(seen) = step.tx.processed_message(msgid)?.filter(|_| !forget) {
         if seen.body_sha256 == admitted.body_sha256 {
             return Resp::decode(seen.answer.as_slice())
                 .map_err(|_| Error::Internal("stored answer does not decode".to_owned()));
@@ -157,6 +159,9 @@ where
         Err(Error::OutOfOrder(what)) => refuse(&Refusal::OutOfOrder(what), msgid),
         Err(error) => return Err(error),
     };
+    if forget {
+        return Ok(answer);
+    }
     let now = step.ctx.now;
     step.tx.record_processed(
         &admitted.msgid,

@@ -62,6 +62,7 @@ pub fn site(role: BureauRole) -> Site {
         calendar,
         default_policy: Default::default(),
         connectivity_overrides: Arc::default(),
+        broken: crate::context::Broken::No,
     }
 }
 
