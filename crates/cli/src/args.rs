@@ -96,7 +96,7 @@ pub enum Command {
     /// Run the conformance suite against a bureau of your own: yibao plays the other bureau
     /// (`yibao conformance --role transfer-in --target https://HOST:PORT --certs DIR`;
     /// `--list` names the cases).
-    Conformance(yibao_conformance::ConformanceArgs),
+    Conformance(Box<yibao_conformance::ConformanceArgs>),
     /// A transfer's platform messages at both bureaus, side by side in time order
     /// (GetMessageJournal); `--json` prints one JSON line per message.
     Journal(JournalArgs),

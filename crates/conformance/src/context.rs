@@ -62,6 +62,61 @@ pub fn expect(
     }
 }
 
+/// Fails unless `second` is `first` again, unchanged; the failure names the fields that differ.
+///
+/// # Errors
+/// [`Verdict::Fail`] when they differ.
+pub fn same_answer<M: PartialEq + std::fmt::Debug>(
+    first: &M,
+    second: &M,
+    text: impl Fn(&M) -> String,
+) -> Checked {
+    expect(
+        second == first,
+        format!("the first answer again, unchanged: {}", text(first)),
+        || {
+            format!(
+                "{}; it differs in {}",
+                text(second),
+                differences(first, second).join(", ")
+            )
+        },
+    )
+}
+
+/// The fields two messages differ in, as `path: first → second`, from their pretty Debug forms.
+fn differences<M: std::fmt::Debug>(first: &M, second: &M) -> Vec<String> {
+    let first = format!("{first:#?}");
+    let second = format!("{second:#?}");
+    // (indentation, field name) of the fields enclosing the current line.
+    let mut path: Vec<(usize, String)> = Vec::new();
+    let mut found = Vec::new();
+    for (a, b) in first.lines().zip(second.lines()) {
+        let depth = a.len() - a.trim_start().len();
+        while path.last().is_some_and(|(d, _)| *d >= depth) {
+            path.pop();
+        }
+        if let Some((key, _)) = a.trim().split_once(": ") {
+            path.push((depth, key.to_owned()));
+        }
+        if a != b && found.len() < 5 {
+            let value = |line: &str| {
+                line.trim()
+                    .split_once(": ")
+                    .map_or(line.trim(), |(_, v)| v)
+                    .trim_end_matches(',')
+                    .to_owned()
+            };
+            let names: Vec<&str> = path.iter().map(|(_, key)| key.as_str()).collect();
+            found.push(format!("{}: {} → {}", names.join("."), value(a), value(b)));
+        }
+    }
+    if found.is_empty() {
+        found.push("its shape".to_owned());
+    }
+    found
+}
+
 /// The target: its platform endpoint and, when it has them, yibao's bureau and admin APIs.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -901,4 +956,42 @@ pub fn describe_snapshot(snapshot: &platform::TransferSnapshot) -> String {
         format!(" ({})", reason_name(snapshot.refusal_reason))
     };
     format!("{}{reason}", state_name(snapshot.state))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_changed_answer_names_the_fields_that_differ() {
+        let answer = |nanos: i32| platform::DeliverInsuranceRecordResponse {
+            reply: Some(platform::Reply {
+                infcode: 0,
+                err_msg: String::new(),
+                inf_refmsgid: "R1".into(),
+            }),
+            acknowledgement: Some(platform::CreditAcknowledgement {
+                outcome: Some(platform::credit_acknowledgement::Outcome::Credited(
+                    platform::Credited {
+                        credited_months: 12,
+                        credited_amount: "1.00".into(),
+                        credited_at: Some(prost_types::Timestamp { seconds: 1, nanos }),
+                    },
+                )),
+            }),
+        };
+        assert_eq!(
+            same_answer(&answer(5), &answer(5), form_answer_text),
+            Ok(())
+        );
+        let Err(Verdict::Fail { observed, .. }) =
+            same_answer(&answer(5), &answer(6), form_answer_text)
+        else {
+            panic!("different answers fail");
+        };
+        assert!(
+            observed.contains("acknowledgement.outcome.credited_at.nanos: 5 → 6"),
+            "{observed}"
+        );
+    }
 }

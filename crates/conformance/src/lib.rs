@@ -103,6 +103,11 @@ pub struct ConformanceArgs {
     /// (127.0.0.1:50061 playing transfer-out, 127.0.0.1:50062 playing transfer-in).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// After binding, write the suite's listener address (`127.0.0.1:PORT`) to this file, so a
+    /// target can find it (yibao: `--peer file:PATH`); with `--listen 127.0.0.1:0` no port is
+    /// fixed in advance.
+    #[arg(long)]
+    pub port_file: Option<PathBuf>,
     /// A directory made by `yibao certs`: its ca.pem and the played role's certificate and key
     /// (transfer-out.pem/.key or transfer-in.pem/.key). The --tls-* flags override each file.
     #[arg(long)]
@@ -266,6 +271,9 @@ pub async fn run(args: &ConformanceArgs) -> Result<Report, ConformanceError> {
                 address: listen,
                 source,
             })?;
+    if let Some(path) = &args.port_file {
+        write(path, &bound.to_string())?;
+    }
     let server = tokio::spawn(counterpart.clone().serve(listener, tls.clone()));
     let ctx = Ctx::new(
         Arc::clone(&settings),

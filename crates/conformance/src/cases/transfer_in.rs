@@ -238,29 +238,7 @@ async fn repeated_msgid_same_answer(ctx: Ctx) -> Checked {
     let first = deliver(&ctx, request.clone()).await?;
     credits_balance(&first, &person)?;
     let second = deliver(&ctx, request).await?;
-    expect(
-        second == first,
-        format!(
-            "the first answer again, unchanged: {}, inf_refmsgid {:?}",
-            form_answer_text(&first),
-            first
-                .reply
-                .as_ref()
-                .map(|r| r.inf_refmsgid.clone())
-                .unwrap_or_default()
-        ),
-        || {
-            format!(
-                "{}, inf_refmsgid {:?}",
-                form_answer_text(&second),
-                second
-                    .reply
-                    .as_ref()
-                    .map(|r| r.inf_refmsgid.clone())
-                    .unwrap_or_default()
-            )
-        },
-    )
+    crate::context::same_answer(&first, &second, form_answer_text)
 }
 
 async fn modified_body_1004(ctx: Ctx) -> Checked {

@@ -270,29 +270,7 @@ async fn repeated_msgid_same_answer(ctx: Ctx) -> Checked {
     let first = send(&ctx, request.clone()).await?;
     accepted(&ctx, &request, &first)?;
     let second = send(&ctx, request).await?;
-    expect(
-        second == first,
-        format!(
-            "the first answer again, unchanged: {}, inf_refmsgid {:?}",
-            text(&first),
-            first
-                .reply
-                .as_ref()
-                .map(|r| r.inf_refmsgid.clone())
-                .unwrap_or_default()
-        ),
-        || {
-            format!(
-                "{}, inf_refmsgid {:?}",
-                text(&second),
-                second
-                    .reply
-                    .as_ref()
-                    .map(|r| r.inf_refmsgid.clone())
-                    .unwrap_or_default()
-            )
-        },
-    )?;
+    crate::context::same_answer(&first, &second, text)?;
     form_arrives(&ctx, &id, &person).await?;
     completes(&ctx, &id).await?;
     one_form_msgid(&ctx, &id)

@@ -1,0 +1,270 @@
+//! `yibao conformance` against yibao's own bureaus, in both roles: every case passes against a
+//! correct bureau, the relevant cases fail against a deliberately broken one
+//! (`YIBAO_BROKEN_FOR_TESTS=forget-msgids`), cases that need what a target lacks are skipped
+//! with the reason, and the JUnit and HTML reports say the same as the exit status.
+//!
+//! Each test starts one yibao bureau as a [`Counterpart`] whose peer is the suite: the suite
+//! binds port 0 and writes its address to a port file, which the bureau reads as its peer
+//! (`file:PATH`), so no port is fixed in advance.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use yibao_harness::{Counterpart, CounterpartOptions, CounterpartTls, Side};
+use yibao_tests::*;
+
+/// A yibao bureau of `side` whose peer is the suite's port file in `dir`, with `env` set.
+async fn target(side: Side, dir: &Path, env: &[(&str, &str)]) -> Counterpart {
+    let port_file = dir.join("suite.port");
+    Counterpart::start(CounterpartOptions {
+        data_dir: Some(dir.join("bureau")),
+        tls: CounterpartTls::Development {
+            dir: Some(dir.join("certs")),
+        },
+        persons: 0,
+        extra_env: env
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect(),
+        ..CounterpartOptions::new(
+            side,
+            yibao_harness::process::peer_from_port_file(&port_file),
+        )
+    })
+    .await
+    .expect("the target bureau starts")
+}
+
+/// Runs `yibao conformance` against `target` with `extra` flags; reports in `dir`.
+async fn conformance(target: &Counterpart, dir: &Path, api: bool, extra: &[&str]) -> Output {
+    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
+    let certs = dir.join("certs");
+    let role = match target.side() {
+        Side::Out => "transfer-out",
+        Side::In => "transfer-in",
+    };
+    let mut command =
+        tokio::process::Command::new(yibao_harness::locate::binary_path(&bin_dir, "yibao"));
+    command
+        .args(["conformance", "--role", role, "--target"])
+        .arg(target.platform_endpoint().expect("a platform endpoint"))
+        .args(["--listen", "127.0.0.1:0", "--port-file"])
+        .arg(dir.join("suite.port"))
+        .arg("--tls-ca")
+        .arg(certs.join("ca.pem"))
+        .arg("--tls-cert")
+        .arg(certs.join("peer.pem"))
+        .arg("--tls-key")
+        .arg(certs.join("peer.key"))
+        .args(["--first-person", "0", "--wait", "20s", "--junit"])
+        .arg(dir.join("report.xml"))
+        .arg("--html")
+        .arg(dir.join("report.html"))
+        .args(extra)
+        .kill_on_drop(true);
+    if api {
+        command.arg("--target-api").arg(target.endpoint());
+    }
+    command.output().await.expect("yibao conformance runs")
+}
+
+/// The words each case ended with, from the text report: (name, PASS/FAIL/SKIP).
+fn results(output: &Output) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let word = words.next()?;
+            ["PASS", "FAIL", "SKIP"]
+                .contains(&word)
+                .then(|| Some((words.next()?.to_owned(), word.to_owned())))?
+        })
+        .collect()
+}
+
+fn read(path: PathBuf) -> String {
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn passes_against_yibao(side: Side, cases: usize) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bureau = target(side, dir.path(), &[]).await;
+    let output = conformance(&bureau, dir.path(), true, &[]).await;
+    let all = results(&output);
+    assert!(output.status.success(), "{}", printed(&output));
+    assert_eq!(all.len(), cases, "every case ran: {}", printed(&output));
+    assert!(
+        all.iter().all(|(_, word)| word == "PASS"),
+        "every case passes against yibao with its APIs: {}",
+        printed(&output)
+    );
+    let junit = read(dir.path().join("report.xml"));
+    assert!(
+        junit.contains(&format!("tests=\"{cases}\" failures=\"0\" skipped=\"0\"")),
+        "{junit}"
+    );
+    assert_eq!(junit.matches("<testcase ").count(), cases, "{junit}");
+    let html = read(dir.path().join("report.html"));
+    for (name, _) in &all {
+        assert!(
+            html.contains(&format!("id=\"{name}\"")),
+            "{name} in the HTML"
+        );
+    }
+    let report = bureau.ledger_check().await.expect("the target's ledger");
+    assert!(report.holds, "the target's own ledger holds: {report}");
+}
+
+#[tokio::test]
+async fn every_case_passes_against_yibaos_transfer_in() {
+    passes_against_yibao(Side::In, 13).await;
+}
+
+#[tokio::test]
+async fn every_case_passes_against_yibaos_transfer_out() {
+    passes_against_yibao(Side::Out, 12).await;
+}
+
+async fn a_broken_bureau_fails(side: Side, must_fail: &[&str], must_pass: &[&str]) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bureau = target(
+        side,
+        dir.path(),
+        &[("YIBAO_BROKEN_FOR_TESTS", "forget-msgids")],
+    )
+    .await;
+    let output = conformance(&bureau, dir.path(), true, &[]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", printed(&output));
+    let all = results(&output);
+    let word = |name: &str| {
+        all.iter()
+            .find(|(case, _)| case == name)
+            .map(|(_, word)| word.clone())
+    };
+    for name in must_fail {
+        assert_eq!(
+            word(name).as_deref(),
+            Some("FAIL"),
+            "{name}: {}",
+            printed(&output)
+        );
+    }
+    for name in must_pass {
+        assert_eq!(
+            word(name).as_deref(),
+            Some("PASS"),
+            "{name}: {}",
+            printed(&output)
+        );
+    }
+    let text = printed(&output);
+    assert!(text.contains("expected: infcode 1004"), "{text}");
+    assert!(text.contains("messages exchanged:"), "{text}");
+    let junit = read(dir.path().join("report.xml"));
+    assert!(
+        junit.contains("<failure message=\"expected: infcode 1004"),
+        "{junit}"
+    );
+    let html = read(dir.path().join("report.html"));
+    assert!(
+        html.contains("The target&apos;s message journal")
+            || html.contains("The target's message journal"),
+        "a failing case shows the target's journal"
+    );
+}
+
+#[tokio::test]
+async fn a_transfer_in_bureau_that_forgets_msgids_fails_the_duplicate_cases() {
+    a_broken_bureau_fails(
+        Side::In,
+        &["modified-body-1004"],
+        &[
+            "form-credited",
+            "wrong-infno-1003",
+            "conservation-to-the-cent",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_transfer_out_bureau_that_forgets_msgids_fails_the_duplicate_cases() {
+    a_broken_bureau_fails(
+        Side::Out,
+        &["modified-body-1004"],
+        &["request-transfer-completes", "wrong-infno-1003"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn without_its_apis_the_cases_that_need_them_are_skipped_with_the_reason() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let bureau = target(Side::In, dir.path(), &[]).await;
+    // Without the admin API the suite cannot seed people: the bureau holds the population.
+    let mut admin = bureau.admin();
+    yibao_harness::seed::seed_one("transfer-in", &mut admin, 2026, 300)
+        .await
+        .expect("seeded");
+    let only = "form-credited,applied-transfer-completes,deadline-form-never-arrives";
+    let output = conformance(&bureau, dir.path(), false, &["--only", only]).await;
+    assert!(
+        output.status.success(),
+        "skips do not fail: {}",
+        printed(&output)
+    );
+    let all = results(&output);
+    assert_eq!(
+        all,
+        vec![
+            ("form-credited".to_owned(), "PASS".to_owned()),
+            ("applied-transfer-completes".to_owned(), "SKIP".to_owned()),
+            ("deadline-form-never-arrives".to_owned(), "SKIP".to_owned()),
+        ],
+        "{}",
+        printed(&output)
+    );
+    let text = printed(&output);
+    assert!(text.contains("--target-api"), "{text}");
+    assert!(text.contains("--target-admin"), "{text}");
+}
+
+#[tokio::test]
+async fn the_cases_are_listed_and_an_unknown_one_is_refused_by_name() {
+    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
+    let yibao = yibao_harness::locate::binary_path(&bin_dir, "yibao");
+    let listed = tokio::process::Command::new(&yibao)
+        .args(["conformance", "--list"])
+        .output()
+        .await
+        .expect("runs");
+    let text = printed(&listed);
+    assert!(listed.status.success(), "{text}");
+    for name in [
+        "form-after-abort-refused",
+        "refusal-is-an-answer",
+        "lost-answer-retried-once",
+    ] {
+        assert!(text.contains(name), "{name} listed: {text}");
+    }
+    let refused = tokio::process::Command::new(&yibao)
+        .args([
+            "conformance",
+            "--role",
+            "transfer-in",
+            "--target",
+            "https://127.0.0.1:1",
+            "--plaintext",
+            "--only",
+            "no-such-case",
+        ])
+        .output()
+        .await
+        .expect("runs");
+    let text = printed(&refused);
+    assert!(!refused.status.success(), "{text}");
+    assert!(
+        text.contains("--only no-such-case") && text.contains("form-credited"),
+        "{text}"
+    );
+}
