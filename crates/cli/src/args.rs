@@ -542,6 +542,10 @@ pub struct PersonsArgs {
     #[arg(long, default_value_t = 5)]
     pub count: usize,
 
+    /// Start at the flow's n-th person (from 0), as `yibao conformance --first-person N` does.
+    #[arg(long, default_value_t = 0)]
+    pub first: u64,
+
     /// The population seed.
     #[arg(long, default_value_t = DEFAULT_SEED)]
     pub seed: u64,

@@ -252,7 +252,15 @@ pub fn persons(
         FlowChoice::List => return list_flows(args.seed, output),
         FlowChoice::Flow(flow) => flow,
     };
-    let found = persons_of_flow(args.seed, flow, args.count, MAX_INDEX)?;
+    let found = if args.first == 0 {
+        persons_of_flow(args.seed, flow, args.count, MAX_INDEX)?
+    } else {
+        let last = args.first.saturating_add(args.count as u64);
+        (args.first..last)
+            .map(|n| person(args.seed, index_of(flow, n)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| CliError::Failed(format!("--first {}: {error}", args.first)))?
+    };
     if output.is_json() {
         for someone in &found {
             output.emit(&person_summary_json(someone, endpoints), String::new);
@@ -320,6 +328,20 @@ pub fn person_summary_json(someone: &SyntheticPerson, endpoints: &Endpoints) -> 
         "applies_at": bureau_name(applies_at(someone.flow)),
         "balance": someone.balance.to_string(),
         "retired": someone.retired,
+        "scheme_at_transfer_out": someone.out_scheme.name(),
+        "scheme_at_transfer_in": someone.in_scheme.name(),
+        "state_at_transfer_out": someone.out_state.name(),
+        "arrears": someone.arrears.to_string(),
+        "enrolled_at_transfer_in": someone.enrolled_at_transfer_in,
+        "enrolled_at_transfer_in_from": someone.in_enrolled_from.to_string(),
+        "first_insured": someone.first_insured.to_string(),
+        "periods": someone.periods.iter().map(|p| json!({
+            "from_month": p.from().to_string(),
+            "to_month": p.to().to_string(),
+            "scheme": p.scheme().name(),
+            "region_code": p.region().to_string(),
+        })).collect::<Vec<_>>(),
+        "bank_account_number": someone.bank_account_number,
         "apply": apply_command(someone, endpoints),
     })
 }

@@ -149,9 +149,10 @@ pub struct ConformanceArgs {
     /// The population seed both sides use (a person is a function of seed and index).
     #[arg(long, default_value_t = 2026)]
     pub seed: u64,
-    /// The first person (per flow) the cases use; each run takes about 20 people. Default:
-    /// derived from the clock, so reruns against one target use fresh people; the report
-    /// prints the value to reproduce a run.
+    /// The first person (per flow) the cases use; a run takes fewer than 20 of each flow
+    /// (cross-province, cross-province-out-initiated, refused-arrears; `yibao persons --flow F
+    /// --first N --count 20`). Default: with the target's admin API, derived from the clock (the
+    /// suite seeds them, and reruns use fresh people); without it, 0. The report prints it.
     #[arg(long)]
     pub first_person: Option<u64>,
     /// How long a case waits for the target to do something (a form, a state).
@@ -243,7 +244,12 @@ pub async fn run(args: &ConformanceArgs) -> Result<Report, ConformanceError> {
         ));
     };
     let selected = select(role, &args.only)?;
-    let first_person = args.first_person.unwrap_or_else(default_first_person);
+    // With the admin API the suite seeds its people itself, so a fresh block per run; without
+    // it the target holds the people, from the flow's first person on (README).
+    let can_seed = args.target_admin.is_some() || args.target_api.is_some();
+    let first_person = args
+        .first_person
+        .unwrap_or_else(|| if can_seed { default_first_person() } else { 0 });
     let settings = Arc::new(Settings {
         role,
         wait: args.wait,
