@@ -6,7 +6,7 @@
 //! | side | state | fires once | event |
 //! | --- | --- | --- | --- |
 //! | out | `IN_TRANSIT` | the whole-process deadline passed | `DeadlinePassed` → `ABORTING` |
-//! | out | `ABORTING` | 5 more working days passed | `AbortOverdue` → `NEEDS_OPERATOR` |
+//! | out | `ABORTING` | 5 more working days passed (from the deadline, or from entering `ABORTING` if later) | `AbortOverdue` → `NEEDS_OPERATOR` |
 //! | in | `APPLIED`, `REQUESTED` | the transfer-out deadline (the form's) passed | `FormOverdue` → `QUERYING` |
 //! | in | `QUERYING`, `CREDITED` | the whole-process deadline passed | `DeadlinePassed` → `REJECTED` / `COMPLETED` |
 //!
@@ -137,6 +137,63 @@ fn abort_answer_overdue(
     row: &TransferRow,
     today: NaiveDate,
 ) -> bool {
-    row.whole_process_due_on
-        .is_some_and(|due| StatutoryDeadlines::abort_answer_overdue(calendar, due, today))
+    // The abort's answer is given its bound from when the abort could first be sent: the
+    // whole-process deadline, or the day the transfer entered ABORTING when that was later (a
+    // bureau that was down, or a clock moved far at once, still tries the abort before it calls
+    // for an operator). The row changes only with the transfer's state.
+    let entered = yibao_runtime::clock::china_date(row.updated_at);
+    row.whole_process_due_on.is_some_and(|due| {
+        StatutoryDeadlines::abort_answer_overdue(calendar, due.max(entered), today)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use yibao_domain::calendar::WorkingCalendar;
+
+    use super::*;
+
+    fn aborting(due: NaiveDate, entered: chrono::DateTime<Utc>) -> TransferRow {
+        TransferRow {
+            transfer_id: "150100202611300000001".into(),
+            certno: String::new(),
+            state: "ABORTING".into(),
+            open: true,
+            whole_process_due_on: Some(due),
+            created_at: entered,
+            updated_at: entered,
+            document: String::new(),
+        }
+    }
+
+    fn day(y: i32, m: u32, d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, d).expect("a day")
+    }
+
+    #[test]
+    fn an_aborts_answer_gets_its_bound_from_the_deadline() {
+        let calendar = WorkingCalendar::shipped().expect("calendar");
+        // Due Mon 2026-11-02 and aborting that day: 5 working days run to Mon 11-09.
+        let row = aborting(
+            day(2026, 11, 2),
+            Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0).unwrap(),
+        );
+        assert!(!abort_answer_overdue(&calendar, &row, day(2026, 11, 9)));
+        assert!(abort_answer_overdue(&calendar, &row, day(2026, 11, 10)));
+    }
+
+    #[test]
+    fn an_abort_opened_long_after_the_deadline_is_tried_before_an_operator_is_called() {
+        let calendar = WorkingCalendar::shipped().expect("calendar");
+        // The bureau was down (or its clock moved) for weeks: it entered ABORTING on Mon 11-30,
+        // four weeks past the deadline, and its abort still has five working days.
+        let row = aborting(
+            day(2026, 11, 2),
+            Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap(),
+        );
+        assert!(!abort_answer_overdue(&calendar, &row, day(2026, 11, 30)));
+        assert!(!abort_answer_overdue(&calendar, &row, day(2026, 12, 7)));
+        assert!(abort_answer_overdue(&calendar, &row, day(2026, 12, 8)));
+    }
 }
