@@ -138,12 +138,14 @@ fn abort_answer_overdue(
     today: NaiveDate,
 ) -> bool {
     // The abort's answer is given its bound from when the abort could first be sent: the
-    // whole-process deadline, or the day the transfer entered ABORTING when that was later (a
-    // bureau that was down, or a clock moved far at once, still tries the abort before it calls
-    // for an operator). The row changes only with the transfer's state.
+    // whole-process deadline, or the day before the transfer entered ABORTING when that was
+    // later (a bureau that was down, or a clock moved far at once, still tries the abort before
+    // it calls for an operator). The row changes only with the transfer's state.
+    // An abort opened on time opens the day after the deadline: both count from the deadline.
     let entered = yibao_runtime::clock::china_date(row.updated_at);
+    let opened_late_from = entered.pred_opt().unwrap_or(entered);
     row.whole_process_due_on.is_some_and(|due| {
-        StatutoryDeadlines::abort_answer_overdue(calendar, due.max(entered), today)
+        StatutoryDeadlines::abort_answer_overdue(calendar, due.max(opened_late_from), today)
     })
 }
 
@@ -174,10 +176,10 @@ mod tests {
     #[test]
     fn an_aborts_answer_gets_its_bound_from_the_deadline() {
         let calendar = WorkingCalendar::shipped().expect("calendar");
-        // Due Mon 2026-11-02 and aborting that day: 5 working days run to Mon 11-09.
+        // Due Mon 2026-11-02, aborting the next day: 5 working days run to Mon 11-09.
         let row = aborting(
             day(2026, 11, 2),
-            Utc.with_ymd_and_hms(2026, 11, 2, 2, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 11, 3, 2, 0, 0).unwrap(),
         );
         assert!(!abort_answer_overdue(&calendar, &row, day(2026, 11, 9)));
         assert!(abort_answer_overdue(&calendar, &row, day(2026, 11, 10)));
@@ -186,13 +188,14 @@ mod tests {
     #[test]
     fn an_abort_opened_long_after_the_deadline_is_tried_before_an_operator_is_called() {
         let calendar = WorkingCalendar::shipped().expect("calendar");
-        // The bureau was down (or its clock moved) for weeks: it entered ABORTING on Mon 11-30,
-        // four weeks past the deadline, and its abort still has five working days.
+        // The bureau was down (or its clock moved) for weeks: it entered ABORTING on Tue 12-01,
+        // four weeks past the deadline, and its abort still has five working days (counted
+        // from Mon 11-30, as an abort opened on time counts from its deadline).
         let row = aborting(
             day(2026, 11, 2),
-            Utc.with_ymd_and_hms(2026, 11, 30, 2, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(2026, 12, 1, 2, 0, 0).unwrap(),
         );
-        assert!(!abort_answer_overdue(&calendar, &row, day(2026, 11, 30)));
+        assert!(!abort_answer_overdue(&calendar, &row, day(2026, 12, 1)));
         assert!(!abort_answer_overdue(&calendar, &row, day(2026, 12, 7)));
         assert!(abort_answer_overdue(&calendar, &row, day(2026, 12, 8)));
     }
