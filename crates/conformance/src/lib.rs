@@ -244,19 +244,8 @@ pub async fn run(args: &ConformanceArgs) -> Result<Report, ConformanceError> {
         ));
     };
     let selected = select(role, &args.only)?;
-    // With the admin API the suite seeds its people itself, so a fresh block per run; without
-    // it the target holds the people, from the flow's first person on (README).
-    let can_seed = args.target_admin.is_some() || args.target_api.is_some();
-    let first_person = args
-        .first_person
-        .unwrap_or_else(|| if can_seed { default_first_person() } else { 0 });
-    let settings = Arc::new(Settings {
-        role,
-        wait: args.wait,
-        seed: args.seed,
-        first_person,
-        unhosted_region: args.unhosted_region.clone(),
-    });
+    let settings = Arc::new(settings(args, role));
+    let first_person = settings.first_person;
     let plays = role.other();
     let identity = Arc::new(identity(args, role, first_person));
     let tls = tls(args, plays)?;
@@ -307,6 +296,22 @@ pub async fn run(args: &ConformanceArgs) -> Result<Report, ConformanceError> {
     };
     write_reports(args, &report)?;
     Ok(report)
+}
+
+/// The run's settings from the flags.
+fn settings(args: &ConformanceArgs, role: Role) -> Settings {
+    // With the admin API the suite seeds its people itself, so a fresh block per run; without
+    // it the target holds the people, from the flow's first person on (README).
+    let can_seed = args.target_admin.is_some() || args.target_api.is_some();
+    Settings {
+        role,
+        wait: args.wait,
+        seed: args.seed,
+        first_person: args
+            .first_person
+            .unwrap_or_else(|| if can_seed { default_first_person() } else { 0 }),
+        unhosted_region: args.unhosted_region.clone(),
+    }
 }
 
 /// Who the suite speaks as: the other role, its region, and transfer ids numbered from the
