@@ -139,6 +139,10 @@ pub struct Counterpart {
 /// How often a wait looks at what arrived.
 const POLL: Duration = Duration::from_millis(20);
 
+/// The most messages the suite keeps from a target in one run (a run needs a few hundred); a
+/// target that sends more is answered RESOURCE_EXHAUSTED.
+const MAX_ARRIVALS: usize = 50_000;
+
 impl Counterpart {
     /// A counterpart speaking as `identity`, logging to `log`.
     #[must_use]
@@ -379,6 +383,11 @@ impl Counterpart {
         let mut problems =
             self.envelope_problems(rpc, infno, &envelope, body_transfer_id, certified);
         let mut state = self.state();
+        if state.arrivals.len() >= MAX_ARRIVALS {
+            return Err(Status::resource_exhausted(format!(
+                "the conformance suite keeps at most {MAX_ARRIVALS} messages of a run"
+            )));
+        }
         state.arrivals.push(Arrival {
             at: now,
             msgid: envelope.msgid.clone(),
