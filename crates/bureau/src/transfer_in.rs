@@ -7,8 +7,10 @@ use yibao_domain::application::BankAccount;
 use yibao_domain::classify::{self, RetireePayout};
 use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
+use yibao_domain::month::ContributionPeriod;
 use yibao_domain::region::RegionCode;
 use yibao_domain::review;
+use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState, TransferOutView};
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason, TransferId, TransferState, Transition};
@@ -320,17 +322,18 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         document.flow = form.flow;
         document.balance = form.balance_disposition;
         document.form_received_on = Some(step.ctx.today());
+        let mut brought_in = Vec::new();
         if transition.actions.contains(&InAction::CreditForm) {
             // The document records what the credit below moves.
-            let in_policy = step.ctx.site.policy(form.in_region);
+            let credit = months_credited(step, form, person.as_ref());
             document.amount_cents = form.balance.cents();
-            document.contribution_months =
-                credit::credited_months(form.scheme, form.contribution_months, in_policy);
+            document.contribution_months = credit.months;
+            brought_in = credit.brought_in;
         }
         save_form_arrival(step, &mut document, before, form)?;
         for action in &transition.actions {
             match action {
-                InAction::CreditForm => credit_form(step, &document)?,
+                InAction::CreditForm => credit_form(step, &document, &brought_in)?,
                 InAction::SendTransferOutRequest
                 | InAction::QueryTransferOut
                 | InAction::WithdrawRequest => {
@@ -342,6 +345,25 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         }
     }
     Ok(outcome(&document, step.ctx.now))
+}
+
+/// What a form credits: every month of its periods the person's record here does not hold yet,
+/// converted as this region's policy says for the scheme the person joins.
+fn months_credited(
+    step: &Step<'_>,
+    form: &InsuranceForm,
+    person: Option<&crate::persons::PersonRecord>,
+) -> credit::MonthsCredit {
+    let in_policy = step.ctx.site.policy(form.in_region);
+    let (held, scheme) = person.map_or((&[][..], form.scheme), |p| {
+        (p.periods.as_slice(), Some(p.facts.scheme))
+    });
+    credit::months_to_credit(
+        &form.periods,
+        held,
+        scheme.unwrap_or(Scheme::Employee),
+        in_policy,
+    )
 }
 
 /// A form for a transfer this bureau knows: from the transfer's own regions, moving its
@@ -412,8 +434,13 @@ fn save_form_arrival(
     }
 }
 
-/// `InAction::CreditForm`: the balance into the personal account, the months as deemed months.
-fn credit_form(step: &mut Step<'_>, document: &TransferDocument) -> Result<(), Error> {
+/// `InAction::CreditForm`: the balance into the personal account, the months as deemed months,
+/// and the periods brought in kept on the person's record (a later transfer's form lists them).
+fn credit_form(
+    step: &mut Step<'_>,
+    document: &TransferDocument,
+    brought_in: &[ContributionPeriod],
+) -> Result<(), Error> {
     step.post(Movement {
         from: account::platform(&document.trafout_admdvs),
         to: account::person(&document.certno),
@@ -424,6 +451,12 @@ fn credit_form(step: &mut Step<'_>, document: &TransferDocument) -> Result<(), E
     if let Some(mut person) = step.tx.person(&document.certno)? {
         person.deemed_months =
             credit::deemed_months_after_credit(person.deemed_months, document.contribution_months);
+        if !brought_in.is_empty() {
+            let mut periods = crate::persons::periods_of(&person)?;
+            periods.extend_from_slice(brought_in);
+            person.periods_json = serde_json::to_string(&periods)
+                .map_err(|error| Error::Internal(format!("periods do not encode: {error}")))?;
+        }
         step.tx.update_person(&person)?;
     }
     Ok(())

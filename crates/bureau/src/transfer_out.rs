@@ -119,7 +119,11 @@ fn open(
         flow: Some(accepted.plan.flow_kind()),
         balance: Some(accepted.plan.balance),
         amount_cents,
-        contribution_months: credit::months_on_record(&person.periods, person.row.deemed_months),
+        contribution_months: credit::months_on_record(
+            &person.periods,
+            person.row.deemed_months,
+            person.facts.region,
+        ),
         bank_account: application.bank_account.clone(),
         retiree_payout: application.retiree_payout,
         settlement: accepted.plan.settlement,
@@ -452,7 +456,11 @@ fn form(
         in_region: RegionCode::parse(&document.trafin_admdvs)
             .map_err(|_| broken("a bad region"))?,
         first_insured: person.row.fst_insu_ym.clone(),
-        contribution_months: yibao_domain::month::total_months(&person.periods),
+        contribution_months: credit::months_on_record(
+            &person.periods,
+            person.row.deemed_months,
+            person.facts.region,
+        ),
         periods: person.periods.clone(),
         deemed_months: person.row.deemed_months,
         balance: credit::balance_on_form(disposition, balance),

@@ -6,15 +6,102 @@
 
 use crate::classify::{BalanceDisposition, BankAccountGiven};
 use crate::money::Money;
-use crate::month::{self, ContributionPeriod};
+use crate::month::{self, ContributionPeriod, YearMonth};
 use crate::policy::RegionPolicy;
+use crate::region::RegionCode;
 use crate::scheme::Scheme;
 use crate::transfer::out_side::{AbortFallback, BalanceRoute, OutState, Review};
 
-/// Months on a person's record: the months of the contribution periods plus the deemed months
-/// (视同缴费年限) brought in by earlier transfers. Saturates at `u32::MAX`.
-pub fn months_on_record(periods: &[ContributionPeriod], deemed_months: u32) -> u32 {
-    month::total_months(periods).saturating_add(deemed_months)
+/// Months on a person's record at `region` (the figure its information form carries): the
+/// distinct months paid in `region`'s pooling region plus the deemed months (视同缴费年限) its
+/// earlier transfers credited there. Periods brought in from other regions stay on the record
+/// (the form lists them) but count through the deemed months, so nothing is counted twice.
+/// Saturates at `u32::MAX`.
+pub fn months_on_record(
+    periods: &[ContributionPeriod],
+    deemed_months: u32,
+    region: RegionCode,
+) -> u32 {
+    let pool = region.pooling_region();
+    let local: Vec<ContributionPeriod> = periods
+        .iter()
+        .copied()
+        .filter(|p| p.region().pooling_region() == pool)
+        .collect();
+    month::total_months(&local).saturating_add(deemed_months)
+}
+
+/// What a transfer-in region credits for a form (DOMAIN.md: contribution years accumulate
+/// across regions and count as deemed years at the new region; nobody is insured twice; resident
+/// years may be converted when the person joins the employee scheme).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MonthsCredit {
+    /// Months credited as deemed months.
+    pub months: u32,
+    /// The form's periods the record did not hold yet, to keep on it (brought in).
+    pub brought_in: Vec<ContributionPeriod>,
+}
+
+/// The months a transfer-in region credits for a form's periods, given the periods the person's
+/// record there already holds and the person's scheme there:
+/// - every month any of the form's periods covers counts once, whatever the periods' regions
+///   (paid at the transfer-out region or brought in there by an earlier transfer), so a person
+///   who moves A → B → C keeps every month;
+/// - a month the record already holds is not credited again (不得重复参保: an overlap is a double
+///   record of one month);
+/// - a month paid under the resident scheme is converted at the transfer-in policy's rate only
+///   when the person joins the employee scheme there and the policy has a rate; a month covered
+///   by an employee period counts as an employee month; everything else counts month for month.
+pub fn months_to_credit(
+    form_periods: &[ContributionPeriod],
+    held: &[ContributionPeriod],
+    scheme_at_transfer_in: Scheme,
+    in_policy: &RegionPolicy,
+) -> MonthsCredit {
+    fn covered(
+        month: YearMonth,
+        periods: &[ContributionPeriod],
+    ) -> impl Iterator<Item = &ContributionPeriod> {
+        periods
+            .iter()
+            .filter(move |p| p.from() <= month && month <= p.to())
+    }
+    let mut employee: u32 = 0;
+    let mut resident: u32 = 0;
+    let mut months: Vec<YearMonth> = form_periods
+        .iter()
+        .flat_map(|p| {
+            (0..p.months()).filter_map(move |n| p.from().plus_months(i32::try_from(n).ok()?))
+        })
+        .collect();
+    months.sort_unstable();
+    months.dedup();
+    for month in months {
+        if covered(month, held).next().is_some() {
+            continue;
+        }
+        if covered(month, form_periods).any(|p| p.scheme() == Scheme::Employee) {
+            employee = employee.saturating_add(1);
+        } else {
+            resident = resident.saturating_add(1);
+        }
+    }
+    let resident_credited = match (
+        scheme_at_transfer_in,
+        in_policy.resident_to_employee_months_per_year,
+    ) {
+        (Scheme::Employee, Some(rate)) => month::convert_resident_months(resident, rate),
+        _ => resident,
+    };
+    let brought_in = form_periods
+        .iter()
+        .copied()
+        .filter(|p| !held.contains(p))
+        .collect();
+    MonthsCredit {
+        months: employee.saturating_add(resident_credited),
+        brought_in,
+    }
 }
 
 /// The balance the information form carries: the whole balance only when it moves to the
@@ -37,17 +124,6 @@ pub fn review_moves_balance(review: Review) -> bool {
         Review::DeliverForm(BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit)
         | Review::PayToBankOnly => true,
         Review::DeliverForm(BalanceRoute::StaysPut) | Review::Refused(_) => false,
-    }
-}
-
-/// Months credited at the transfer-in bureau for `months` on the form: converted at the
-/// transfer-in policy's `resident_to_employee_months_per_year` when the form's scheme is the
-/// resident scheme and the policy has a rate (see [`month::convert_resident_months`]); month for
-/// month otherwise.
-pub fn credited_months(form_scheme: Option<Scheme>, months: u32, in_policy: &RegionPolicy) -> u32 {
-    match (form_scheme, in_policy.resident_to_employee_months_per_year) {
-        (Some(Scheme::Resident), Some(rate)) => month::convert_resident_months(months, rate),
-        _ => months,
     }
 }
 
@@ -159,15 +235,76 @@ mod tests {
         .unwrap()
     }
 
+    fn period_in(from: &str, to: &str, scheme: Scheme, region: &str) -> ContributionPeriod {
+        ContributionPeriod::new(
+            YearMonth::parse(from).unwrap(),
+            YearMonth::parse(to).unwrap(),
+            scheme,
+            RegionCode::parse(region).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn hohhot() -> RegionCode {
+        RegionCode::parse("150100").unwrap()
+    }
+
     #[test]
-    fn months_on_record_count_the_periods_and_the_deemed_months() {
+    fn months_on_record_count_the_local_periods_and_the_deemed_months() {
         let periods = [
             period("202001", "202012", Scheme::Employee),
             period("202201", "202206", Scheme::Employee),
+            // Brought in from Lhasa by an earlier transfer: counted by the deemed months.
+            period_in("201801", "201912", Scheme::Employee, "540100"),
         ];
-        assert_eq!(months_on_record(&periods, 0), 18);
-        assert_eq!(months_on_record(&periods, 30), 48);
-        assert_eq!(months_on_record(&[], 7), 7);
+        assert_eq!(months_on_record(&periods, 0, hohhot()), 18);
+        assert_eq!(months_on_record(&periods, 24, hohhot()), 42);
+        assert_eq!(months_on_record(&[], 7, hohhot()), 7);
+        // A county of Hohhot is Hohhot's pooling region.
+        let county = [period_in("202101", "202112", Scheme::Employee, "150102")];
+        assert_eq!(months_on_record(&county, 0, hohhot()), 12);
+    }
+
+    #[test]
+    fn contribution_years_accumulate_across_regions_a_to_b_to_c_keeping_every_month() {
+        let plain = RegionPolicy::default();
+        // At A (Hohhot): 2015-07 .. 2020-06 paid, 60 months.
+        let at_a = [period_in("201507", "202006", Scheme::Employee, "150100")];
+        let a_to_b = months_to_credit(&at_a, &[], Scheme::Employee, &plain);
+        assert_eq!(a_to_b.months, 60);
+        // At B (Lhasa): the brought-in period kept, 2020-08 .. 2023-07 paid there, 36 months.
+        let mut at_b = vec![period_in("202008", "202307", Scheme::Employee, "540100")];
+        at_b.extend(a_to_b.brought_in);
+        let lhasa = RegionCode::parse("540100").unwrap();
+        assert_eq!(
+            months_on_record(&at_b, a_to_b.months, lhasa),
+            96,
+            "the form B sends"
+        );
+        // At C (Xi'an): every month, paid and deemed.
+        let b_to_c = months_to_credit(&at_b, &[], Scheme::Employee, &plain);
+        assert_eq!(b_to_c.months, 96);
+        assert_eq!(b_to_c.brought_in.len(), 2);
+    }
+
+    #[test]
+    fn no_one_is_insured_twice_a_month_the_record_holds_is_not_credited_again() {
+        let plain = RegionPolicy::default();
+        // Back to A: the form from B lists A's own old period, which A still holds.
+        let held_at_a = [period_in("201507", "202006", Scheme::Employee, "150100")];
+        let form = [
+            period_in("201507", "202006", Scheme::Employee, "150100"),
+            period_in("202008", "202307", Scheme::Employee, "540100"),
+            // Overlapping periods on one form count each month once.
+            period_in("202301", "202312", Scheme::Employee, "540100"),
+        ];
+        let credit = months_to_credit(&form, &held_at_a, Scheme::Employee, &plain);
+        assert_eq!(credit.months, 36 + 5);
+        assert_eq!(
+            credit.brought_in.len(),
+            2,
+            "the held period is not kept twice"
+        );
     }
 
     #[test]
@@ -206,16 +343,39 @@ mod tests {
     }
 
     #[test]
-    fn resident_months_are_converted_where_the_transfer_in_policy_has_a_rate() {
+    fn resident_years_convert_only_when_joining_the_employee_scheme_where_the_policy_has_a_rate() {
         let converting = RegionPolicy {
             resident_to_employee_months_per_year: Some(3),
             ..RegionPolicy::default()
         };
         let plain = RegionPolicy::default();
-        assert_eq!(credited_months(Some(Scheme::Resident), 48, &converting), 12);
-        assert_eq!(credited_months(Some(Scheme::Resident), 48, &plain), 48);
-        assert_eq!(credited_months(Some(Scheme::Employee), 48, &converting), 48);
-        assert_eq!(credited_months(None, 48, &converting), 48);
+        let resident = [period("202001", "202312", Scheme::Resident)];
+        let credit = |scheme, policy| months_to_credit(&resident, &[], scheme, policy).months;
+        assert_eq!(credit(Scheme::Employee, &converting), 12);
+        assert_eq!(credit(Scheme::Employee, &plain), 48);
+        assert_eq!(
+            credit(Scheme::Resident, &converting),
+            48,
+            "staying resident: no conversion"
+        );
+        // Per period: employee months count as they are, resident ones convert.
+        let mixed = [
+            period("201801", "201912", Scheme::Employee),
+            period("202001", "202312", Scheme::Resident),
+        ];
+        assert_eq!(
+            months_to_credit(&mixed, &[], Scheme::Employee, &converting).months,
+            24 + 12
+        );
+        // A month covered by both schemes is an employee month.
+        let both = [
+            period("202001", "202012", Scheme::Resident),
+            period("202007", "202012", Scheme::Employee),
+        ];
+        assert_eq!(
+            months_to_credit(&both, &[], Scheme::Employee, &converting).months,
+            6 + 1
+        );
     }
 
     #[test]

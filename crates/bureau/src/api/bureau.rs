@@ -317,6 +317,7 @@ impl BureauService for BureauApi {
                     contribution_months: yibao_domain::credit::months_on_record(
                         &person.periods,
                         person.row.deemed_months,
+                        person.facts.region,
                     ),
                     periods: person.periods.iter().map(convert::wire_period).collect(),
                     deemed_months: person.row.deemed_months,

@@ -6,8 +6,10 @@
 use std::sync::Arc;
 
 use yibao_domain::classify::{BalanceDisposition, FlowKind};
+use yibao_domain::month::{ContributionPeriod, YearMonth};
 use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_domain::region::RegionCode;
+use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::in_side::{InState, TransferOutView};
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
@@ -634,4 +636,91 @@ async fn a_transfer_credited_by_an_earlier_version_completes_at_its_deadline() {
     .expect("stored");
     days_later(&services, 30).await;
     assert_eq!(in_state(&services, &id).await, InState::Completed);
+}
+
+#[tokio::test]
+async fn contribution_years_accumulate_a_credit_keeps_every_period_for_the_next_transfer() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let certno = person.certno.expose_unmasked().to_owned();
+    let before = testing::person_row(&services, &certno).await;
+    let held = crate::persons::periods_of(&before).expect("periods");
+    // The person came to Hohhot from Xi'an: 2010-2011 there, brought in by an earlier transfer
+    // (twice on the form, overlapping: each month counts once).
+    let xian = |from: &str, to: &str| {
+        ContributionPeriod::new(
+            YearMonth::parse(from).expect("month"),
+            YearMonth::parse(to).expect("month"),
+            Scheme::Employee,
+            testing::region("610100"),
+        )
+        .expect("a period")
+    };
+    let mut periods = person.periods.clone();
+    periods.extend([xian("201001", "201112"), xian("201101", "201106")]);
+    let paid = yibao_domain::month::total_months(&person.periods);
+    let id = testing::transfer_id(HOHHOT, 11);
+    let chained = InsuranceForm {
+        contribution_months: paid + 24,
+        deemed_months: 24,
+        periods: periods.clone(),
+        ..form(&person, &id, Initiator::TransferOut)
+    };
+    receive(&services, chained).await;
+    let document = testing::document(&services, &id).await;
+    assert_eq!(
+        document.contribution_months,
+        paid + 24,
+        "paid and deemed months"
+    );
+    let after = testing::person_row(&services, &certno).await;
+    assert_eq!(after.deemed_months, before.deemed_months + paid + 24);
+    let kept = crate::persons::periods_of(&after).expect("periods");
+    for period in &periods {
+        assert!(kept.contains(period), "{period:?} kept for the next form");
+    }
+    assert_eq!(kept.len(), held.len() + periods.len());
+    // The form this record sends on counts its own months and the deemed ones, once each.
+    let local = yibao_domain::month::total_months(&held);
+    assert_eq!(
+        yibao_domain::credit::months_on_record(&kept, after.deemed_months, testing::region(LHASA)),
+        local + before.deemed_months + paid + 24
+    );
+}
+
+#[tokio::test]
+async fn no_one_is_insured_twice_months_the_record_already_holds_are_not_credited() {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let certno = person.certno.expose_unmasked().to_owned();
+    // The person paid here in 2020 before moving to Hohhot, and the form lists that year too
+    // (it came to Hohhot with an earlier transfer): a double record of those months.
+    let lhasa = ContributionPeriod::new(
+        YearMonth::parse("202001").expect("month"),
+        YearMonth::parse("202012").expect("month"),
+        Scheme::Employee,
+        testing::region(LHASA),
+    )
+    .expect("a period");
+    let mut row = testing::person_row(&services, &certno).await;
+    row.periods_json = serde_json::to_string(&[lhasa]).expect("periods encode");
+    step(&services, move |step| Ok(step.tx.update_person(&row)?))
+        .await
+        .expect("the record is updated");
+    // The form also lists the months the person paid here (a double record of them).
+    let mut periods = person.periods.clone();
+    periods.push(lhasa);
+    let id = testing::transfer_id(HOHHOT, 12);
+    receive(
+        &services,
+        InsuranceForm {
+            periods,
+            ..form(&person, &id, Initiator::TransferOut)
+        },
+    )
+    .await;
+    let document = testing::document(&services, &id).await;
+    assert_eq!(
+        document.contribution_months,
+        yibao_domain::month::total_months(&person.periods),
+        "the months held here are not credited again"
+    );
 }
