@@ -142,3 +142,25 @@ async fn an_applicant_must_be_the_person_and_a_payout_their_own_account() {
     );
     assert_conserved(&pair).await;
 }
+
+#[tokio::test]
+async fn an_application_at_transfer_out_names_the_scheme_the_person_joins() {
+    let pair = seeded_pair().await;
+    let person = someone(Flow::CrossProvinceOutInitiated);
+    let mut bureau_out = BureauServiceClient::new(channel(pair.out_endpoint()).await);
+    let mut unnamed = application(&person);
+    unnamed.insutype_at_transfer_in = yibao_proto::common::v1::Scheme::Unspecified as i32;
+    let message = refused(
+        &mut bureau_out,
+        unnamed,
+        tonic::Code::InvalidArgument,
+        "insutype_at_transfer_in:",
+    )
+    .await;
+    assert!(message.contains("required"), "{message}");
+    let out = totals(pair.out_endpoint()).await;
+    assert!(
+        out.transfers_by_state.is_empty(),
+        "nothing written: {out:?}"
+    );
+}

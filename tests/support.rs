@@ -79,6 +79,7 @@ pub fn application(person: &population::SyntheticPerson) -> ApplyTransferRequest
         psn_name: person.name.clone(),
         trafout_admdvs: person.out_region.to_string(),
         trafin_admdvs: person.in_region.to_string(),
+        insutype_at_transfer_in: yibao_harness::population::wire_scheme(person.in_scheme) as i32,
         ..Default::default()
     }
 }

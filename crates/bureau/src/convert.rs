@@ -255,6 +255,8 @@ pub fn wire_reason(reason: RefusalReason) -> wire::RefusalReason {
         RefusalReason::Aborted => W::Aborted,
         RefusalReason::DeadlineExpired => W::DeadlineExpired,
         RefusalReason::NotKnownAtTransferOut => W::NotKnownAtTransferOut,
+        RefusalReason::FormMismatch => W::FormMismatch,
+        RefusalReason::RegionNotConnected => W::RegionNotConnected,
     }
 }
 

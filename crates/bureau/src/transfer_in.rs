@@ -295,6 +295,7 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         open_transfer.as_deref(),
         &form.transfer_id,
         form.in_region,
+        !form.balance.is_zero(),
     );
     let (mut document, before, transition) = match existing {
         Some(document) => {

@@ -469,6 +469,20 @@ pub struct ApplyArgs {
     /// An idempotency key: repeating the command with it returns the same transfer.
     #[arg(long, value_name = "KEY")]
     pub request_id: Option<String>,
+
+    /// The scheme the person joins at --to; required with --at out (the transfer-out bureau
+    /// decides by it where the balance goes).
+    #[arg(long, value_enum, required_if_eq("at", "out"))]
+    pub scheme_at_in: Option<SchemeArg>,
+}
+
+/// A scheme on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemeArg {
+    /// Employee basic medical insurance (310), with a personal account.
+    Employee,
+    /// Urban-rural resident basic medical insurance (390), no personal account.
+    Resident,
 }
 
 /// Arguments of `yibao status` and `yibao watch`.

@@ -14,12 +14,12 @@ use yibao_proto::bureau::v1::{
     ApplicationChannel, ApplyTransferRequest, GetPersonRequest, GetTransferRequest,
     IssueCertificateRequest, VerifyCertificateRequest, WatchTransferRequest,
 };
-use yibao_proto::common::v1::BankAccount;
+use yibao_proto::common::v1::{BankAccount, Scheme};
 
 use crate::Outcome;
 use crate::args::{
     AccountArgs, AdvanceArgs, ApplyArgs, Bureau, CertificateArgs, ChannelArg, DEFAULT_IN,
-    DEFAULT_OUT, FlowChoice, PersonsArgs, StatusArgs, VerifyArgs,
+    DEFAULT_OUT, FlowChoice, PersonsArgs, SchemeArg, StatusArgs, VerifyArgs,
 };
 use crate::connect::Endpoints;
 use crate::error::CliError;
@@ -81,6 +81,11 @@ pub async fn apply(
         } as i32,
         // Every application carries a key, so that repeating one whose fate is unknown is safe.
         client_request_id: args.request_id.clone().unwrap_or_else(fresh_request_id),
+        insutype_at_transfer_in: match args.scheme_at_in {
+            Some(SchemeArg::Employee) => Scheme::Employee as i32,
+            Some(SchemeArg::Resident) => Scheme::Resident as i32,
+            None => Scheme::Unspecified as i32,
+        },
     };
     let service = Side::from(args.at).service();
     let mut bureau = endpoints.bureau(args.at).await?;
@@ -371,6 +376,9 @@ pub fn apply_command(someone: &SyntheticPerson, endpoints: &Endpoints) -> String
     }
     if someone.flow == Flow::RetireePayout {
         command.push_str(" --retiree-payout");
+    }
+    if applies_at(someone.flow) == Side::Out {
+        command.push_str(&format!(" --scheme-at-in {}", someone.in_scheme.name()));
     }
     command
 }

@@ -7,7 +7,7 @@ use std::process::Command as Process;
 use clap::{CommandFactory, Parser};
 use yibao_cli::args::{
     Bureau, ChannelArg, Cli, ClockCommand, Command, DEFAULT_IN, DEFAULT_OUT, FlowChoice,
-    LedgerCommand,
+    LedgerCommand, SchemeArg,
 };
 use yibao_cli::commands::apply_command;
 use yibao_cli::connect::Endpoints;
@@ -64,7 +64,7 @@ fn apply_takes_every_flag() {
     let cli = parse(
         "yibao apply --certno 150102197001010018 --name 王伟 --from 150100 --to 410100 --at out \
          --bank-account 6222000000000000001 --bank-name 中国工商银行 --retiree-payout \
-         --channel counter --request-id key-1",
+         --channel counter --request-id key-1 --scheme-at-in resident",
     );
     let Command::Apply(args) = cli.command else {
         panic!("not apply");
@@ -78,6 +78,15 @@ fn apply_takes_every_flag() {
     assert!(args.retiree_payout);
     assert_eq!(args.channel, ChannelArg::Counter);
     assert_eq!(args.request_id.as_deref(), Some("key-1"));
+    assert_eq!(args.scheme_at_in, Some(SchemeArg::Resident));
+    assert!(
+        Cli::try_parse_from(
+            "yibao apply --certno 150102197001010018 --name 王伟 --from 150100 --to 410100 --at out"
+                .split(' ')
+        )
+        .is_err(),
+        "an application at transfer-out names the scheme the person joins"
+    );
 }
 
 #[test]

@@ -202,8 +202,9 @@ pub fn enrolled_normally_in(person: Option<&InsuredPerson>, region: RegionCode) 
 /// The transfer-in checks of an application made at the transfer-in bureau, in this order:
 /// [`regions_differ`]; not [`enrolled_normally_in`] `in_region` →
 /// [`RefusalReason::NotEnrolledAtTransferIn`]; an open transfer →
-/// [`RefusalReason::OpenTransferExists`], naming it; an origin that is not connected or not
-/// hosted by the peer → [`RefusalReason::RegionNotHosted`].
+/// [`RefusalReason::OpenTransferExists`], naming it; an origin that is not connected →
+/// [`RefusalReason::RegionNotConnected`]; one not hosted by the peer →
+/// [`RefusalReason::RegionNotHosted`].
 pub fn review_transfer_in_application(
     person: Option<&InsuredPerson>,
     open_transfer: Option<&str>,
@@ -219,7 +220,10 @@ pub fn review_transfer_in_application(
     if let Some(open) = open_transfer {
         return Err(Refused::open_transfer_exists(open));
     }
-    if origin == Connectivity::NotConnected || origin_hosting == Hosting::NotByPeer {
+    if origin == Connectivity::NotConnected {
+        return Err(RefusalReason::RegionNotConnected.into());
+    }
+    if origin_hosting == Hosting::NotByPeer {
         return Err(RefusalReason::RegionNotHosted.into());
     }
     Ok(())
@@ -228,17 +232,23 @@ pub fn review_transfer_in_application(
 /// The transfer-in check of an arriving form (审核 before any credit): a person not
 /// [`enrolled_normally_in`] `in_region` is refused with
 /// [`RefusalReason::NotEnrolledAtTransferIn`]; a person with an open transfer other than
-/// `transfer_id` with [`RefusalReason::OpenTransferExists`]; otherwise the form is accepted.
+/// `transfer_id` with [`RefusalReason::OpenTransferExists`]; a form that moves a balance into
+/// the personal account of someone on the resident scheme here, which has none (DOMAIN.md:
+/// the resident scheme is pooled fund only), with [`RefusalReason::FormMismatch`]; otherwise
+/// the form is accepted.
 pub fn check_form(
     person: Option<&InsuredPerson>,
     open_transfer: Option<&str>,
     transfer_id: &str,
     in_region: RegionCode,
+    balance_to_account: bool,
 ) -> FormCheck {
     if !enrolled_normally_in(person, in_region) {
         FormCheck::Refuse(RefusalReason::NotEnrolledAtTransferIn)
     } else if open_transfer.is_some_and(|open| open != transfer_id) {
         FormCheck::Refuse(RefusalReason::OpenTransferExists)
+    } else if balance_to_account && person.is_some_and(|p| !p.scheme.has_personal_account()) {
+        FormCheck::Refuse(RefusalReason::FormMismatch)
     } else {
         FormCheck::Accept
     }
@@ -577,7 +587,8 @@ mod tests {
         );
         assert_eq!(
             apply(Some(&arrival()), None, Connectivity::NotConnected, by_peer),
-            Err(RefusalReason::RegionNotHosted.into())
+            Err(RefusalReason::RegionNotConnected.into()),
+            "platform.proto: the other region is not connected"
         );
         assert_eq!(
             apply(Some(&arrival()), None, connected, Hosting::NotByPeer),
@@ -586,28 +597,47 @@ mod tests {
     }
 
     #[test]
+    fn the_resident_scheme_has_no_personal_account_a_form_moving_a_balance_into_one_is_refused() {
+        let here = region(LHASA);
+        let id = "150100202601050000001";
+        let resident = InsuredPerson {
+            scheme: Scheme::Resident,
+            ..arrival()
+        };
+        assert_eq!(
+            check_form(Some(&resident), None, id, here, true),
+            FormCheck::Refuse(RefusalReason::FormMismatch)
+        );
+        assert_eq!(
+            check_form(Some(&resident), None, id, here, false),
+            FormCheck::Accept,
+            "years alone move to the resident scheme"
+        );
+    }
+
+    #[test]
     fn an_arriving_form_is_refused_unless_the_person_is_enrolled_and_has_no_other_transfer() {
         let here = region(LHASA);
         let id = "150100202601050000001";
         assert_eq!(
-            check_form(Some(&arrival()), None, id, here),
+            check_form(Some(&arrival()), None, id, here, true),
             FormCheck::Accept
         );
         assert_eq!(
-            check_form(Some(&arrival()), Some(id), id, here),
+            check_form(Some(&arrival()), Some(id), id, here, true),
             FormCheck::Accept,
             "the form's own transfer does not block it"
         );
         assert_eq!(
-            check_form(Some(&arrival()), Some("other"), id, here),
+            check_form(Some(&arrival()), Some("other"), id, here, false),
             FormCheck::Refuse(RefusalReason::OpenTransferExists)
         );
         assert_eq!(
-            check_form(None, Some("other"), id, here),
+            check_form(None, Some("other"), id, here, false),
             FormCheck::Refuse(RefusalReason::NotEnrolledAtTransferIn)
         );
         assert_eq!(
-            check_form(Some(&arrival()), None, id, region(HOHHOT)),
+            check_form(Some(&arrival()), None, id, region(HOHHOT), false),
             FormCheck::Refuse(RefusalReason::NotEnrolledAtTransferIn)
         );
     }

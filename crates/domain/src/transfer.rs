@@ -71,6 +71,15 @@ pub enum RefusalReason {
     /// know it: the request never reached it.
     #[serde(rename = "NOT_KNOWN_AT_TRANSFER_OUT")]
     NotKnownAtTransferOut,
+    /// The information form does not fit the person's record at the transfer-in bureau (for
+    /// example it moves a balance into a personal account the person, on the resident scheme
+    /// there, does not have): found in its review (审核) before crediting.
+    #[serde(rename = "FORM_MISMATCH")]
+    FormMismatch,
+    /// The other region is not connected to the national platform (未接入), and this flow needs
+    /// the platform.
+    #[serde(rename = "REGION_NOT_CONNECTED")]
+    RegionNotConnected,
 }
 
 /// Which side of the handshake a bureau plays for one transfer.
@@ -139,7 +148,7 @@ pub enum Stage {
 
 impl RefusalReason {
     /// Every reason, for exhaustive tests and tables.
-    pub const ALL: [RefusalReason; 12] = [
+    pub const ALL: [RefusalReason; 14] = [
         Self::UnknownPerson,
         Self::NotStoppedAtTransferOut,
         Self::Arrears,
@@ -152,6 +161,8 @@ impl RefusalReason {
         Self::Aborted,
         Self::DeadlineExpired,
         Self::NotKnownAtTransferOut,
+        Self::FormMismatch,
+        Self::RegionNotConnected,
     ];
 
     /// The stable code, e.g. `"ARREARS"`.
@@ -169,6 +180,8 @@ impl RefusalReason {
             Self::Aborted => "ABORTED",
             Self::DeadlineExpired => "DEADLINE_EXPIRED",
             Self::NotKnownAtTransferOut => "NOT_KNOWN_AT_TRANSFER_OUT",
+            Self::FormMismatch => "FORM_MISMATCH",
+            Self::RegionNotConnected => "REGION_NOT_CONNECTED",
         }
     }
 
@@ -205,6 +218,12 @@ impl RefusalReason {
             }
             Self::NotKnownAtTransferOut => {
                 "the transfer-out bureau does not know the transfer: the request never reached it"
+            }
+            Self::FormMismatch => {
+                "the information form does not fit the person's record at the transfer-in region"
+            }
+            Self::RegionNotConnected => {
+                "the other region is not connected to the national platform (未接入)"
             }
         }
     }

@@ -10,7 +10,7 @@ use tonic::transport::Channel;
 use yibao_domain::population::{ApplyAt, Flow, SyntheticPerson, index_of, person};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::bureau::v1::{ApplicationChannel, ApplyTransferRequest, Transfer};
-use yibao_proto::common::v1::BankAccount;
+use yibao_proto::common::v1::{BankAccount, Scheme as WireScheme};
 
 use crate::{HarnessError, Side};
 
@@ -109,6 +109,14 @@ pub fn needs_bank_account(flow: Flow) -> bool {
     )
 }
 
+/// A scheme as the wire spells it.
+pub fn wire_scheme(scheme: yibao_domain::scheme::Scheme) -> WireScheme {
+    match scheme {
+        yibao_domain::scheme::Scheme::Employee => WireScheme::Employee,
+        yibao_domain::scheme::Scheme::Resident => WireScheme::Resident,
+    }
+}
+
 /// The application the person's flow expects: their ID number and name, the flow's regions, a
 /// bank account when the balance is paid out, the retiree payout request for
 /// [`Flow::RetireePayout`], applied online, with no idempotency key. Send it to
@@ -128,6 +136,7 @@ pub fn apply_request(person: &SyntheticPerson) -> ApplyTransferRequest {
         retiree_payout_requested: person.flow == Flow::RetireePayout,
         channel: ApplicationChannel::Online as i32,
         client_request_id: String::new(),
+        insutype_at_transfer_in: wire_scheme(person.in_scheme) as i32,
     }
 }
 

@@ -12,6 +12,7 @@ use yibao_domain::application::{BankAccount, check_name};
 use yibao_domain::classify::RetireePayout;
 use yibao_domain::id::ResidentId;
 use yibao_domain::region::RegionCode;
+use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::{Initiator, Stage};
 use yibao_proto::bureau::v1 as wire;
 use yibao_proto::bureau::v1::bureau_service_server::BureauService;
@@ -105,6 +106,7 @@ impl BureauApi {
             in_region,
             bank_account,
             retiree_payout,
+            in_scheme,
             key,
         } = applicant(request)?;
         let site = &self.services.site;
@@ -134,6 +136,12 @@ impl BureauApi {
             ));
         }
         site.region("trafin_admdvs", in_region)?;
+        let in_scheme = in_scheme.ok_or_else(|| {
+            Error::invalid(
+                "insutype_at_transfer_in",
+                "required at the transfer-out bureau: the scheme the person joins at trafin_admdvs",
+            )
+        })?;
         let applied_at = self.services.clock.now();
         self.services
             .write_hinted(hint, move |step| {
@@ -142,7 +150,7 @@ impl BureauApi {
                         transfer_id: step.mint_transfer_id(out_region)?,
                         certno,
                         psn_name,
-                        in_scheme: None,
+                        in_scheme: Some(in_scheme),
                         out_region,
                         in_region,
                         applied_at,
@@ -387,6 +395,7 @@ struct Applicant {
     in_region: RegionCode,
     bank_account: Option<BankAccount>,
     retiree_payout: RetireePayout,
+    in_scheme: Option<Scheme>,
     key: Option<Key>,
 }
 
@@ -405,6 +414,7 @@ fn applicant(request: wire::ApplyTransferRequest) -> Result<Applicant, Error> {
         in_region,
         bank_account,
         retiree_payout: RetireePayout::from(request.retiree_payout_requested),
+        in_scheme: convert::scheme(request.insutype_at_transfer_in),
         key,
     })
 }

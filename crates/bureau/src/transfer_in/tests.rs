@@ -213,11 +213,15 @@ async fn an_origin_missing_from_the_region_directory_is_an_invalid_trafout_admdv
 #[tokio::test]
 async fn an_origin_the_peer_does_not_host_is_refused_as_region_not_hosted() {
     let (services, person) = bureau_with(Flow::CrossProvince).await;
-    // Beijing is connected but hosted by neither bureau; Zhengzhou is not connected.
-    for origin in ["110000", "410100"] {
+    // Beijing is connected but hosted by neither bureau; Zhengzhou is not connected, which the
+    // contract names as such (REGION_NOT_CONNECTED).
+    for (origin, reason) in [
+        ("110000", RefusalReason::RegionNotHosted),
+        ("410100", RefusalReason::RegionNotConnected),
+    ] {
         let result = apply_here(&services, from(&person, testing::region(origin))).await;
         assert!(
-            matches!(result, Err(Error::Refused(RefusalReason::RegionNotHosted))),
+            matches!(result, Err(Error::Refused(refused)) if refused == reason),
             "from {origin}: {result:?}"
         );
     }
@@ -723,4 +727,31 @@ async fn no_one_is_insured_twice_months_the_record_already_holds_are_not_credite
         yibao_domain::month::total_months(&person.periods),
         "the months held here are not credited again"
     );
+}
+
+#[tokio::test]
+async fn the_resident_scheme_has_no_personal_account_a_balance_for_one_is_refused() {
+    let (services, person) = bureau_with(Flow::EmployeeToResident).await;
+    assert_eq!(person.in_scheme, Scheme::Resident);
+    let id = testing::transfer_id(HOHHOT, 13);
+    let outcome = receive(&services, form(&person, &id, Initiator::TransferOut)).await;
+    assert!(
+        matches!(outcome, FormOutcome::Refused(RefusalReason::FormMismatch)),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        testing::person_balance(&services, person.certno.expose_unmasked()).await,
+        0
+    );
+    // The years alone move to the resident scheme.
+    let id = testing::transfer_id(HOHHOT, 14);
+    let years_only = InsuranceForm {
+        balance: yibao_domain::money::Money::ZERO,
+        balance_disposition: Some(BalanceDisposition::KeptUsableAtOrigin),
+        ..form(&person, &id, Initiator::TransferOut)
+    };
+    assert!(matches!(
+        receive(&services, years_only).await,
+        FormOutcome::Credited(_)
+    ));
 }

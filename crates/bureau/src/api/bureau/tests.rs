@@ -40,6 +40,7 @@ fn valid_requests() -> Vec<Vec<u8>> {
             retiree_payout_requested: true,
             channel: 1,
             client_request_id: "apply-0001".to_owned(),
+            insutype_at_transfer_in: 1,
         }
         .encode_to_vec(),
         wire::GetTransferRequest {
@@ -157,6 +158,7 @@ fn any_application() -> impl Strategy<Value = wire::ApplyTransferRequest> {
                 retiree_payout_requested: retiree,
                 channel,
                 client_request_id: key,
+                insutype_at_transfer_in: channel % 3,
             }
         },
     )
