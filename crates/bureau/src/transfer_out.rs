@@ -423,7 +423,7 @@ fn end_relationship_if_done(step: &mut Step<'_>, document: &TransferDocument) ->
     let TransferState::Out(state) = document.state else {
         return Ok(());
     };
-    if !credit::relationship_ends_at_origin(state) {
+    if !credit::relationship_ends_at_origin(state, document.retiree_payout) {
         return Ok(());
     }
     let mut row = step

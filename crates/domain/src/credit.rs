@@ -4,7 +4,7 @@
 //! so), when the relationship ends at the transfer-out region, and where a balance in transit goes
 //! when a transfer is aborted.
 
-use crate::classify::{BalanceDisposition, BankAccountGiven};
+use crate::classify::{BalanceDisposition, BankAccountGiven, RetireePayout};
 use crate::money::Money;
 use crate::month::{self, ContributionPeriod, YearMonth};
 use crate::policy::RegionPolicy;
@@ -136,9 +136,14 @@ pub fn deemed_months_after_credit(deemed_months: u32, credited_months: u32) -> u
 
 /// Whether the relationship ends at the transfer-out region in this state: once the transfer
 /// completed or the balance was paid to the bank, the person's record there is terminated
-/// (终止参保).
-pub fn relationship_ends_at_origin(state: OutState) -> bool {
-    matches!(state, OutState::Completed | OutState::PaidToBank)
+/// (终止参保) — except a relocated retiree's payout: retirees keep their relationship and only
+/// register the relocation (DOMAIN.md, "Where the balance goes").
+pub fn relationship_ends_at_origin(state: OutState, retiree_payout: RetireePayout) -> bool {
+    match state {
+        OutState::Completed => true,
+        OutState::PaidToBank => retiree_payout == RetireePayout::NotRequested,
+        _ => false,
+    }
 }
 
 /// The fallback an abort takes if the transfer-in bureau did not credit: pay the balance to the
@@ -380,8 +385,9 @@ mod tests {
 
     #[test]
     fn the_relationship_ends_at_origin_once_completed_or_paid_to_the_bank() {
-        assert!(relationship_ends_at_origin(OutState::Completed));
-        assert!(relationship_ends_at_origin(OutState::PaidToBank));
+        let asked = RetireePayout::NotRequested;
+        assert!(relationship_ends_at_origin(OutState::Completed, asked));
+        assert!(relationship_ends_at_origin(OutState::PaidToBank, asked));
         for state in [
             OutState::InTransit {
                 balance: BalanceRoute::MovesWithForm,
@@ -390,8 +396,20 @@ mod tests {
             OutState::Rejected(RefusalReason::Arrears),
             OutState::Returned(RefusalReason::Aborted),
         ] {
-            assert!(!relationship_ends_at_origin(state), "{state:?}");
+            assert!(!relationship_ends_at_origin(state, asked), "{state:?}");
         }
+    }
+
+    #[test]
+    fn retirees_keep_their_relationship_a_retiree_payout_does_not_end_it() {
+        assert!(!relationship_ends_at_origin(
+            OutState::PaidToBank,
+            RetireePayout::Requested
+        ));
+        assert!(relationship_ends_at_origin(
+            OutState::Completed,
+            RetireePayout::Requested
+        ));
     }
 
     #[test]

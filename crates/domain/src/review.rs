@@ -100,7 +100,8 @@ pub struct Accepted {
 /// 2. the person is unknown here, or enrolled outside `out_region`'s pooling region →
 ///    [`RefusalReason::UnknownPerson`];
 /// 3. the person has not stopped contributing (enrolment not `Suspended`) →
-///    [`RefusalReason::NotStoppedAtTransferOut`];
+///    [`RefusalReason::NotStoppedAtTransferOut`], unless retired (the retiree rules of
+///    [`classify::classify`] decide for a retiree, whose relationship stays where it is);
 /// 4. the person owes contributions → [`RefusalReason::Arrears`];
 /// 5. the person has an open transfer → [`RefusalReason::OpenTransferExists`], naming it;
 /// 6. [`classify::classify`] refuses → its reason;
@@ -152,7 +153,9 @@ fn stopped_and_paid_up_at(
     let person = person
         .filter(|person| person.region.same_pooling_region(out_region))
         .ok_or(RefusalReason::UnknownPerson)?;
-    if person.enrolment != EnrolmentState::Suspended {
+    // A retiree contributes no more and keeps the relationship (DOMAIN.md: retired employees
+    // do not transfer): their enrolment state does not gate the retiree rules classify applies.
+    if person.enrolment != EnrolmentState::Suspended && person.status != PersonStatus::Retired {
         return Err(RefusalReason::NotStoppedAtTransferOut);
     }
     if !person.arrears.is_zero() {
@@ -454,6 +457,30 @@ mod tests {
         assert_eq!(
             review_transfer_out(Some(&leaver()), None, &asked_here, &facts),
             refused(RefusalReason::BankAccountRequired)
+        );
+    }
+
+    #[test]
+    fn retired_employees_do_not_transfer_the_retiree_rule_comes_before_the_enrolment_state() {
+        let policy = RegionPolicy::default();
+        // A retiree whose record still says contributing: the retiree rule answers, not
+        // NOT_STOPPED (a retiree contributes no more; the relationship stays).
+        let retiree = InsuredPerson {
+            status: PersonStatus::Retired,
+            enrolment: EnrolmentState::Normal,
+            ..leaver()
+        };
+        assert_eq!(
+            review_transfer_out(Some(&retiree), None, &request(), &connected(&policy)),
+            refused(RefusalReason::RetireeMustRegisterRelocation)
+        );
+        let working = InsuredPerson {
+            enrolment: EnrolmentState::Normal,
+            ..leaver()
+        };
+        assert_eq!(
+            review_transfer_out(Some(&working), None, &request(), &connected(&policy)),
+            refused(RefusalReason::NotStoppedAtTransferOut)
         );
     }
 

@@ -541,6 +541,9 @@ async fn a_relocated_retiree_asking_at_transfer_out_is_paid_to_the_bank_without_
     assert_eq!(testing::balance(&services, account::BANK).await, opening);
     assert_eq!(testing::transit(&services).await, 0);
     testing::assert_money_conserved(&services, opening).await;
+    // Retirees keep their relationship: the payout does not terminate the record.
+    let row = testing::person_row(&services, person.certno.expose_unmasked()).await;
+    assert_ne!(row.psn_insu_stas, EnrolmentState::Terminated.code());
 }
 
 /// Moves the bureau's clock forward by `days` and runs the deadline sweep once.
