@@ -199,3 +199,46 @@ pub fn printed(output: &std::process::Output) -> String {
         String::from_utf8_lossy(&output.stderr)
     )
 }
+
+/// Two yibao bureaus that know each other only as [`yibao_harness::Counterpart`]s, the way a
+/// team's own bureau and yibao meet: `out` plays transfer-out facing `inn`, which stands in for
+/// the team's transfer-in bureau (serving with the certificate `out`'s counterpart files name).
+/// `inn` starts first, its peer `out`'s platform port file (read when needed); `out` is pointed
+/// at `inn`'s platform endpoint and presents the certificate `inn`'s counterpart made for its
+/// peer. Both seed [`SEED`] and [`PERSONS`]. Keep the directory as long as both run.
+pub async fn counterparts(
+    options: impl Fn(yibao_harness::CounterpartOptions) -> yibao_harness::CounterpartOptions,
+) -> (
+    yibao_harness::Counterpart,
+    yibao_harness::Counterpart,
+    tempfile::TempDir,
+) {
+    use yibao_harness::{Counterpart, CounterpartOptions, CounterpartTls};
+    let root = tempfile::tempdir().expect("a directory");
+    let out_dir = root.path().join("out");
+    let out_platform_port = out_dir.join("transfer-out.platform.port");
+    let seeded = |options: CounterpartOptions| CounterpartOptions {
+        seed: SEED,
+        persons: PERSONS,
+        ..options
+    };
+    let inn = Counterpart::start(seeded(CounterpartOptions {
+        data_dir: Some(root.path().join("in")),
+        ..CounterpartOptions::new(
+            Side::In,
+            yibao_harness::process::peer_from_port_file(&out_platform_port),
+        )
+    }))
+    .await
+    .expect("the transfer-in counterpart starts");
+    let peer_tls = inn.peer_tls().expect("certificates for its peer").clone();
+    let endpoint = inn.platform_endpoint().expect("a platform address");
+    let out = Counterpart::start(options(seeded(CounterpartOptions {
+        data_dir: Some(out_dir),
+        tls: CounterpartTls::Files(peer_tls),
+        ..CounterpartOptions::new(Side::Out, endpoint)
+    })))
+    .await
+    .expect("the transfer-out counterpart starts");
+    (out, inn, root)
+}

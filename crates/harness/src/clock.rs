@@ -33,21 +33,53 @@ pub async fn advance_both(
     admin_in: &mut AdminClient,
     by: Duration,
 ) -> Result<ClockTimes, HarnessError> {
-    let mut remaining = by;
-    loop {
-        let step = remaining.min(MAX_ADVANCE_PER_CALL);
-        remaining -= step;
+    let mut times = None;
+    for step in steps(by) {
         let (out, inn) = tokio::join!(
             advance_one("transfer-out", admin_out, step),
             advance_one("transfer-in", admin_in, step),
         );
-        let times = ClockTimes {
+        times = Some(ClockTimes {
             transfer_out: out?,
             transfer_in: inn?,
-        };
-        if remaining.is_zero() {
-            return Ok(times);
-        }
+        });
+    }
+    times.ok_or_else(|| unreachable_no_step("transfer-out"))
+}
+
+/// Moves one bureau's (`service`'s) test clock forward by `by`, in steps of at most
+/// [`MAX_ADVANCE_PER_CALL`], and returns its time after the last step.
+pub async fn advance(
+    service: &'static str,
+    admin: &mut AdminClient,
+    by: Duration,
+) -> Result<Timestamp, HarnessError> {
+    let mut now = None;
+    for step in steps(by) {
+        now = Some(advance_one(service, admin, step).await?);
+    }
+    now.ok_or_else(|| unreachable_no_step(service))
+}
+
+/// The moves `by` is made of: at least one (a move of zero asks the time), none longer than
+/// [`MAX_ADVANCE_PER_CALL`].
+fn steps(by: Duration) -> impl Iterator<Item = Duration> {
+    let mut remaining = Some(by);
+    std::iter::from_fn(move || {
+        let left = remaining?;
+        let step = left.min(MAX_ADVANCE_PER_CALL);
+        remaining = Some(left - step).filter(|rest| !rest.is_zero());
+        Some(step)
+    })
+}
+
+/// [`steps`] always yields a step; should that ever not hold, an error rather than a panic.
+fn unreachable_no_step(service: &'static str) -> HarnessError {
+    HarnessError::MalformedAnswer {
+        service,
+        field: "now",
+        value: String::new(),
+        reason: "no clock move was made".to_owned(),
     }
 }
 
@@ -86,6 +118,21 @@ fn to_proto_duration(by: Duration) -> prost_types::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_move_is_made_in_steps_and_a_zero_move_in_one() {
+        let long = MAX_ADVANCE_PER_CALL * 2 + Duration::from_secs(1);
+        let made: Vec<Duration> = steps(long).collect();
+        assert_eq!(
+            made,
+            [
+                MAX_ADVANCE_PER_CALL,
+                MAX_ADVANCE_PER_CALL,
+                Duration::from_secs(1)
+            ]
+        );
+        assert_eq!(steps(Duration::ZERO).count(), 1);
+    }
 
     #[test]
     fn a_duration_keeps_its_seconds_and_nanoseconds() {

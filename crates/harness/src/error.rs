@@ -137,6 +137,19 @@ pub enum HarnessError {
         /// How many persons were seeded.
         seeded: u64,
     },
+    /// A person applies at the bureau a counterpart does not play: that bureau is the user's.
+    #[error(
+        "a person of flow {flow} applies at {applies_at}, and this counterpart plays {plays}: \
+         pick a flow that starts at {plays}"
+    )]
+    WrongSide {
+        /// The person's flow.
+        flow: &'static str,
+        /// The bureau the flow applies at.
+        applies_at: &'static str,
+        /// The bureau the counterpart plays.
+        plays: &'static str,
+    },
     /// The population generator refused an index.
     #[error(transparent)]
     Population(#[from] PopulationError),

@@ -17,6 +17,10 @@
 //!
 //! The check is [`check`], a pure function of the two snapshots; [`fetch_and_check`] reads them.
 //! Amounts are parsed with [`Money::parse`] and compared in cents, exactly.
+//!
+//! A bureau whose peer is not yibao's (a [`crate::Counterpart`]) is checked alone,
+//! [`check_one`]: only its own identity can be, and that no transfer is open there; what the
+//! peer credited is the peer's to check.
 
 use std::fmt;
 
@@ -172,6 +176,42 @@ pub fn check(transfer_out: BureauTotals, transfer_in: BureauTotals) -> LedgerRep
     }
 }
 
+/// The check of one bureau alone, whose peer's ledger is not read (see [`check_one`]).
+#[derive(Clone, Debug, Serialize)]
+pub struct BureauLedgerReport {
+    /// `transfer-out` or `transfer-in`.
+    pub service: &'static str,
+    /// Its totals.
+    pub totals: BureauTotals,
+    /// True when no transfer was open there.
+    pub quiescent: bool,
+    /// True when its own identity held.
+    pub holds: bool,
+    /// One sentence, with the figures, per identity that did not hold.
+    pub violations: Vec<String>,
+}
+
+/// Checks one bureau's own identity (`D = T + S + R + P` at that bureau); nothing across
+/// bureaus, since the peer is not read.
+pub fn check_one(service: &'static str, totals: BureauTotals) -> BureauLedgerReport {
+    let violations: Vec<String> = placement_violation(service, &totals).into_iter().collect();
+    BureauLedgerReport {
+        service,
+        quiescent: totals.open_transfers == 0,
+        holds: violations.is_empty(),
+        violations,
+        totals,
+    }
+}
+
+/// Reads one bureau's totals and checks them alone.
+pub async fn fetch_and_check_one(
+    service: &'static str,
+    admin: &mut AdminClient,
+) -> Result<BureauLedgerReport, HarnessError> {
+    Ok(check_one(service, fetch(service, admin).await?))
+}
+
 /// The one-bureau identity: everything debited to transit is in transit, settled out, returned
 /// or paid to the bank.
 fn placement_violation(service: &str, totals: &BureauTotals) -> Option<String> {
@@ -232,16 +272,7 @@ impl fmt::Display for LedgerReport {
         let out = &self.transfer_out;
         let inn = &self.transfer_in;
         writeln!(f, "{:<26}{:>20}{:>20}", "", "transfer-out", "transfer-in")?;
-        let rows: [(&str, Field); 7] = [
-            ("accounts_balance_total", |t| t.accounts_balance_total),
-            ("debited_to_transit_total", |t| t.debited_to_transit_total),
-            ("in_transit_total", |t| t.in_transit_total),
-            ("settled_out_total", |t| t.settled_out_total),
-            ("returned_total", |t| t.returned_total),
-            ("paid_to_bank_total", |t| t.paid_to_bank_total),
-            ("credited_total", |t| t.credited_total),
-        ];
-        for (name, field) in rows {
+        for (name, field) in AMOUNTS {
             writeln!(
                 f,
                 "{name:<26}{:>20}{:>20}",
@@ -274,19 +305,63 @@ impl fmt::Display for LedgerReport {
         } else {
             "bounds only: transfers open"
         };
-        if self.holds {
-            write!(f, "ledger holds ({scope})")
-        } else {
-            writeln!(f, "ledger VIOLATED ({scope}):")?;
-            for (number, violation) in self.violations.iter().enumerate() {
-                if number > 0 {
-                    writeln!(f)?;
-                }
-                write!(f, "  - {violation}")?;
-            }
-            Ok(())
-        }
+        verdict(f, self.holds, scope, &self.violations)
     }
+}
+
+impl fmt::Display for BureauLedgerReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let totals = &self.totals;
+        writeln!(f, "{:<26}{:>20}", "", self.service)?;
+        for (name, field) in AMOUNTS {
+            writeln!(f, "{name:<26}{:>20}", field(totals).to_string())?;
+        }
+        for (name, count) in [
+            ("open_transfers", totals.open_transfers),
+            ("overdue_transfers", totals.overdue_transfers),
+            ("needs_operator_transfers", totals.needs_operator_transfers),
+            ("parked_messages", totals.parked_messages),
+        ] {
+            writeln!(f, "{name:<26}{count:>20}")?;
+        }
+        let scope = if self.quiescent {
+            "this bureau alone, no transfer open; the peer's ledger was not checked"
+        } else {
+            "this bureau alone, transfers open; the peer's ledger was not checked"
+        };
+        verdict(f, self.holds, scope, &self.violations)
+    }
+}
+
+/// The amounts a report shows, in order.
+const AMOUNTS: [(&str, Field); 7] = [
+    ("accounts_balance_total", |t| t.accounts_balance_total),
+    ("debited_to_transit_total", |t| t.debited_to_transit_total),
+    ("in_transit_total", |t| t.in_transit_total),
+    ("settled_out_total", |t| t.settled_out_total),
+    ("returned_total", |t| t.returned_total),
+    ("paid_to_bank_total", |t| t.paid_to_bank_total),
+    ("credited_total", |t| t.credited_total),
+];
+
+/// A report's last line(s): whether it holds, within what, and each violation.
+fn verdict(
+    f: &mut fmt::Formatter<'_>,
+    holds: bool,
+    scope: &str,
+    violations: &[String],
+) -> fmt::Result {
+    if holds {
+        return write!(f, "ledger holds ({scope})");
+    }
+    writeln!(f, "ledger VIOLATED ({scope}):")?;
+    for (number, violation) in violations.iter().enumerate() {
+        if number > 0 {
+            writeln!(f)?;
+        }
+        write!(f, "  - {violation}")?;
+    }
+    Ok(())
 }
 
 /// The sum of amounts in cents, wide enough that no sum of two bureaus' totals overflows.
@@ -415,6 +490,24 @@ mod tests {
         };
         let report = check(in_flight, credited_in("50.01"));
         assert!(!report.holds, "{report}");
+    }
+
+    #[test]
+    fn one_bureau_alone_is_checked_for_its_own_identity_only() {
+        let report = check_one("transfer-out", settled_out());
+        assert!(report.holds && report.quiescent, "{report}");
+        assert!(report.to_string().contains("peer's ledger was not checked"));
+        let broken = BureauTotals {
+            returned_total: money("6.00"),
+            open_transfers: 1,
+            ..settled_out()
+        };
+        let report = check_one("transfer-out", broken);
+        assert!(!report.holds && !report.quiescent);
+        assert!(
+            report.violations[0].starts_with("transfer-out:"),
+            "{report}"
+        );
     }
 
     #[test]

@@ -9,6 +9,11 @@
 //! conserve money to the cent. Dropping the pair kills both processes; when a test panics, the
 //! data directory and the services' log files are kept and their paths printed.
 //!
+//! [`Counterpart`] starts one bureau instead — transfer-out or transfer-in — whose platform peer
+//! is a bureau the user runs, so that a team tests its own bureau in Rust with yibao playing the
+//! other side: the same seeding, applications, waits, clock, restarts and a ledger check of
+//! yibao's side alone (`examples/own_transfer_in.rs` is a whole test of a hand-written bureau).
+//!
 //! The service binaries must be built first (`cargo build --workspace --bins`): the harness
 //! looks for them in `target/<profile>` beside the running test executable, or in
 //! `YIBAO_BIN_DIR` (see [`default_bin_dir`]).
@@ -48,8 +53,11 @@
 //! # }
 //! ```
 
+mod counterpart;
 mod error;
+mod member;
 mod pair;
+mod wait;
 
 pub mod admin;
 pub mod clock;
@@ -61,10 +69,11 @@ pub mod seed;
 pub mod tls;
 
 pub use admin::{ADMIN_TOKEN_ENV, AdminClient, AdminToken, admin_client};
+pub use counterpart::{Counterpart, CounterpartOptions, CounterpartPorts, CounterpartTls};
 pub use error::{HarnessError, code_name};
 pub use ledger::LedgerReport;
 pub use locate::{default_bin_dir, default_directory};
-pub use pair::{
-    FixedPorts, KEEP_DATA_ENV, Pair, PairOptions, PlatformMode, STOP_GRACE, Side, is_terminal,
-    state_name,
-};
+pub use member::{KEEP_DATA_ENV, STOP_GRACE};
+pub use pair::{FixedPorts, Pair, PairOptions, PlatformMode, Side};
+pub use wait::{is_terminal, state_name};
+pub use yibao_runtime::config::PeerBatches;

@@ -6,49 +6,32 @@
 //! file (`YIBAO_PEER=file:<path>`) when it needs it, so neither has to start first, and a
 //! restarted service may come back on another port: its peer reads the new file.
 //!
-//! Layout of the data directory:
-//! ```text
-//! <root>/transfer-out/                    the transfer-out bureau's data (YIBAO_DATA_DIR)
-//! <root>/transfer-out.port                its address, written by the service
-//! <root>/transfer-out.log                its output (stdout and stderr), appended across restarts
-//! <root>/transfer-in…                     the same for the transfer-in bureau
-//! ```
+//! The data directory holds both services' files in the layout of [`crate::member`]
+//! (`<root>/transfer-out/`, `<root>/transfer-out.port`, `<root>/transfer-out.log`, …).
 
 use std::ffi::OsString;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::time::Duration;
 
-use tempfile::TempDir;
-use tokio::time::Instant;
 use tonic::transport::Channel;
-use yibao_domain::population::{Flow, SyntheticPerson, person};
+use yibao_domain::population::{Flow, SyntheticPerson};
+use yibao_proto::bureau::v1::Transfer;
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
-use yibao_proto::bureau::v1::{GetTransferRequest, Transfer};
 use yibao_proto::common::v1::TransferState;
 
+use crate::HarnessError;
 use crate::admin::{AdminClient, AdminToken, admin_client};
 use crate::clock::{self, ClockTimes};
 use crate::ledger::{self, LedgerReport};
-use crate::locate::{binary_path, default_bin_dir, default_directory};
-use crate::population::{applies_at, apply_request, persons_of_flow};
-use crate::process::{LogFiles, ServiceProcess, ServiceSpec, lazy_channel, peer_from_port_file};
+use crate::locate::{default_bin_dir, default_directory};
+use crate::member::{DataRoot, Layout, Member, Service, platform_port_file, region_directory};
+use crate::population::{self, Seeded, applies_at};
+use crate::process::{LogFiles, ServiceSpec, peer_from_port_file};
 use crate::seed::seed_both;
 use crate::tls::{Platform, development_certificates};
-use crate::{HarnessError, code_name};
-
-/// Set this environment variable (to anything but `0`) to keep a pair's temporary data
-/// directory and logs even when the test passes.
-pub const KEEP_DATA_ENV: &str = "YIBAO_KEEP_DATA";
-
-/// How long [`Pair::stop`] and [`Pair::restart`] wait for a graceful exit before killing.
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
-
-/// How often [`Pair::wait_for`] asks for the transfer.
-const POLL_INTERVAL: Duration = Duration::from_millis(25);
-
-/// The deadline of one poll's `GetTransfer` call.
-const POLL_CALL_TIMEOUT: Duration = Duration::from_secs(2);
+use crate::wait::{self, Look};
 
 /// One of the two bureaus of a pair.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,50 +171,19 @@ impl Default for PairOptions {
 /// A running transfer-out and transfer-in bureau. Dropping the pair kills both processes.
 #[derive(Debug)]
 pub struct Pair {
-    /// The transfer-out bureau. Declared before `temporary` so processes end before their
+    /// The transfer-out bureau. Declared before `root` so processes end before their
     /// directory is removed.
     out: Member,
     /// The transfer-in bureau.
     inn: Member,
     /// The data directory: every file of the pair is under it.
-    root: PathBuf,
-    /// The population seed.
-    seed: u64,
-    /// How many people were seeded.
-    persons: u64,
+    root: DataRoot,
+    /// The seeded population.
+    population: Seeded,
     /// How long a (re)started service may take to report healthy.
     ready_timeout: Duration,
     /// The token the pair's admin clients present, when the services require one.
     admin_token: Option<AdminToken>,
-    /// The temporary directory behind `root`, when the pair made one.
-    temporary: Option<TempDir>,
-}
-
-/// One bureau of the pair.
-#[derive(Debug)]
-struct Member {
-    /// How to (re)start it.
-    spec: ServiceSpec,
-    /// The process; `None` after [`Pair::kill`] or [`Pair::stop`].
-    process: Option<ServiceProcess>,
-    /// Its endpoint, kept after it stops so that error messages can name it.
-    endpoint: String,
-    /// One channel shared by every client of this bureau, replaced when it restarts.
-    channel: Channel,
-}
-
-impl Member {
-    /// Wraps a started process.
-    fn new(spec: ServiceSpec, process: ServiceProcess) -> Result<Member, HarnessError> {
-        let endpoint = process.endpoint();
-        let channel = lazy_channel(&endpoint)?;
-        Ok(Member {
-            spec,
-            process: Some(process),
-            endpoint,
-            channel,
-        })
-    }
 }
 
 impl Pair {
@@ -239,30 +191,18 @@ impl Pair {
     /// people into each. On failure the data directory is kept, so the log files the error
     /// names can be read.
     pub async fn start(options: PairOptions) -> Result<Pair, HarnessError> {
-        if !options.directory.is_file() {
-            return Err(HarnessError::DirectoryMissing {
-                path: options.directory,
-            });
-        }
-        let (temporary, root) = data_root(options.data_dir.as_deref())?;
-        let (out_spec, in_spec) = specs(&options, &root)?;
+        let directory = region_directory(&options.directory)?;
+        let mut root = DataRoot::new(options.data_dir.as_deref(), "yibao-pair-")?;
+        let (out_spec, in_spec) = specs(&options, &directory, &root.path)?;
         let started = tokio::join!(
-            ServiceProcess::start(&out_spec, options.ready_timeout),
-            ServiceProcess::start(&in_spec, options.ready_timeout),
+            Member::start(out_spec, options.ready_timeout),
+            Member::start(in_spec, options.ready_timeout),
         );
-        let members = match started {
-            (Ok(out), Ok(inn)) => {
-                Member::new(out_spec, out).and_then(|out| Ok((out, Member::new(in_spec, inn)?)))
-            }
-            (Err(error), _) | (_, Err(error)) => Err(error),
-        };
-        let (out, inn) = match members {
-            Ok(members) => members,
-            Err(error) => {
+        let (out, inn) = match started {
+            (Ok(out), Ok(inn)) => (out, inn),
+            (Err(error), _) | (_, Err(error)) => {
                 // Whatever did start is killed when dropped here; keep the logs the error names.
-                if let Some(temporary) = temporary {
-                    let _ = temporary.keep();
-                }
+                root.keep();
                 return Err(error);
             }
         };
@@ -270,17 +210,18 @@ impl Pair {
             out,
             inn,
             root,
-            seed: options.seed,
-            persons: options.persons,
+            population: Seeded {
+                seed: options.seed,
+                persons: options.persons,
+            },
             ready_timeout: options.ready_timeout,
             admin_token: options.admin_token.clone(),
-            temporary,
         };
         seed_both(
             &mut pair.admin_out(),
             &mut pair.admin_in(),
-            pair.seed,
-            pair.persons,
+            pair.population.seed,
+            pair.population.persons,
         )
         .await?;
         Ok(pair)
@@ -306,11 +247,8 @@ impl Pair {
         side: Side,
         client: &Platform,
     ) -> Result<Channel, HarnessError> {
-        let member = self.member(side);
-        let address = member
-            .process
-            .as_ref()
-            .and_then(ServiceProcess::platform_address)
+        let address = self
+            .platform_address(side)
             .ok_or_else(|| HarnessError::NotRunning {
                 service: side.service(),
             })?;
@@ -318,11 +256,8 @@ impl Pair {
     }
 
     /// The address of `side`'s platform listener, while it runs.
-    pub fn platform_address(&self, side: Side) -> Option<std::net::SocketAddr> {
-        self.member(side)
-            .process
-            .as_ref()
-            .and_then(ServiceProcess::platform_address)
+    pub fn platform_address(&self, side: Side) -> Option<SocketAddr> {
+        self.member(side).platform_address()
     }
 
     /// How `side`'s platform is secured (its own files, when mutual TLS).
@@ -332,23 +267,23 @@ impl Pair {
 
     /// The transfer-out bureau's endpoint, `http://127.0.0.1:PORT`.
     pub fn out_endpoint(&self) -> &str {
-        &self.out.endpoint
+        self.out.endpoint()
     }
 
     /// The transfer-in bureau's endpoint, `http://127.0.0.1:PORT`.
     pub fn in_endpoint(&self) -> &str {
-        &self.inn.endpoint
+        self.inn.endpoint()
     }
 
     /// One bureau's endpoint. It changes when the bureau restarts.
     pub fn endpoint(&self, side: Side) -> &str {
-        &self.member(side).endpoint
+        self.member(side).endpoint()
     }
 
     /// The channel to one bureau, shared by the clients below. Take clients again after a
     /// restart: the old channel points at the old port.
     pub fn channel(&self, side: Side) -> Channel {
-        self.member(side).channel.clone()
+        self.member(side).channel()
     }
 
     /// A `BureauService` client of one bureau.
@@ -388,7 +323,7 @@ impl Pair {
 
     /// The data directory holding both services' data, port files and logs.
     pub fn data_dir(&self) -> &Path {
-        &self.root
+        &self.root.path
     }
 
     /// Where one bureau's output goes.
@@ -398,47 +333,32 @@ impl Pair {
 
     /// Whether one bureau's process is running (started, and not killed, stopped or exited).
     pub fn is_running(&mut self, side: Side) -> bool {
-        self.member_mut(side)
-            .process
-            .as_mut()
-            .is_some_and(|process| matches!(process.try_exit_status(), Ok(None)))
+        self.member_mut(side).is_running()
     }
 
     /// One bureau's process id, while it runs.
     pub fn pid(&self, side: Side) -> Option<u32> {
-        self.member(side)
-            .process
-            .as_ref()
-            .and_then(ServiceProcess::pid)
+        self.member(side).pid()
     }
 
     /// Kills one bureau at once (SIGKILL) and reaps it: a crash. [`Pair::restart`] brings it
     /// back on the same data.
     pub async fn kill(&mut self, side: Side) -> Result<ExitStatus, HarnessError> {
-        let mut process = self.take_process(side)?;
-        process.kill().await
+        self.member_mut(side).kill().await
     }
 
     /// Stops one bureau gracefully (SIGTERM), killing it if it has not exited after
-    /// [`STOP_GRACE`].
+    /// [`crate::STOP_GRACE`].
     pub async fn stop(&mut self, side: Side) -> Result<ExitStatus, HarnessError> {
-        let mut process = self.take_process(side)?;
-        process.stop(STOP_GRACE).await
+        self.member_mut(side).stop().await
     }
 
     /// Starts one bureau again on the same data directory, stopping it gracefully first if it
     /// is still running, and waits until it is healthy. It may listen on a new port; its peer
     /// finds it through the port file. Clients taken before the restart point at the old port.
     pub async fn restart(&mut self, side: Side) -> Result<(), HarnessError> {
-        if let Some(mut running) = self.member_mut(side).process.take() {
-            running.stop(STOP_GRACE).await?;
-        }
         let ready_timeout = self.ready_timeout;
-        let member = self.member_mut(side);
-        let process = ServiceProcess::start(&member.spec, ready_timeout).await?;
-        let spec = member.spec.clone();
-        *member = Member::new(spec, process)?;
-        Ok(())
+        self.member_mut(side).restart(ready_timeout).await
     }
 
     /// Moves both bureaus' test clocks forward by `by` (see [`clock::advance_both`]).
@@ -460,8 +380,10 @@ impl Pair {
     where
         P: FnMut(&Transfer) -> bool,
     {
-        let what = format!("transfer {transfer_id} at {} to match", side.service());
-        self.poll(side, transfer_id, &what, predicate, |_| false, deadline)
+        let member = self.member(side);
+        member
+            .watched()
+            .matching(transfer_id, predicate, deadline)
             .await
     }
 
@@ -475,21 +397,8 @@ impl Pair {
         state: TransferState,
         deadline: Duration,
     ) -> Result<Transfer, HarnessError> {
-        let what = format!(
-            "transfer {transfer_id} at {} to reach {}",
-            side.service(),
-            state_name(state)
-        );
-        let elsewhere = |transfer: &Transfer| is_terminal(transfer.state());
-        self.poll(
-            side,
-            transfer_id,
-            &what,
-            |transfer| transfer.state() == state,
-            elsewhere,
-            deadline,
-        )
-        .await
+        let member = self.member(side);
+        member.watched().state(transfer_id, state, deadline).await
     }
 
     /// Waits until the transfer is in a terminal state at one bureau, and returns it.
@@ -499,34 +408,29 @@ impl Pair {
         transfer_id: &str,
         deadline: Duration,
     ) -> Result<Transfer, HarnessError> {
-        let what = format!(
-            "transfer {transfer_id} at {} to reach a terminal state",
-            side.service()
-        );
-        let terminal = |transfer: &Transfer| is_terminal(transfer.state());
-        self.poll(side, transfer_id, &what, terminal, |_| false, deadline)
-            .await
+        let member = self.member(side);
+        member.watched().terminal(transfer_id, deadline).await
     }
 
     /// The person at `index` of the pair's population, computed locally.
     pub fn person(&self, index: u64) -> Result<SyntheticPerson, HarnessError> {
-        Ok(person(self.seed, index)?)
+        self.population.person(index)
     }
 
     /// The first `n` seeded persons of `flow`, computed locally from the population layout
     /// (see [`crate::population`]); an error when fewer were seeded.
     pub fn persons(&self, flow: Flow, n: usize) -> Result<Vec<SyntheticPerson>, HarnessError> {
-        persons_of_flow(self.seed, flow, n, self.persons)
+        self.population.persons(flow, n)
     }
 
     /// The population seed.
     pub fn seed(&self) -> u64 {
-        self.seed
+        self.population.seed
     }
 
     /// How many people were seeded into each bureau.
     pub fn seeded_persons(&self) -> u64 {
-        self.persons
+        self.population.persons
     }
 
     /// Applies for the person's transfer the way the flow expects
@@ -534,20 +438,7 @@ impl Pair {
     /// the transfer as created.
     pub async fn apply(&self, person: &SyntheticPerson) -> Result<Transfer, HarnessError> {
         let side = applies_at(person.flow);
-        let answer = self
-            .bureau(side)
-            .apply_transfer(apply_request(person))
-            .await
-            .map_err(HarnessError::rpc(side.service(), "ApplyTransfer"))?
-            .into_inner();
-        answer
-            .transfer
-            .ok_or_else(|| HarnessError::MalformedAnswer {
-                service: side.service(),
-                field: "transfer",
-                value: String::new(),
-                reason: "missing".to_owned(),
-            })
+        population::apply(self.bureau(side), side.service(), person).await
     }
 
     /// Reads both bureaus' ledger totals and checks conservation (see [`crate::ledger`]).
@@ -561,25 +452,18 @@ impl Pair {
         &self,
         deadline: Duration,
     ) -> Result<LedgerReport, HarnessError> {
-        let started = Instant::now();
-        loop {
+        let what = "no open transfer at either bureau";
+        wait::until(what, self.log_files(Side::Out), deadline, async || {
             let report = self.ledger_check().await?;
             if report.quiescent {
-                return Ok(report);
+                return Ok(Look::Done(report));
             }
-            if started.elapsed() >= deadline {
-                return Err(HarnessError::Timeout {
-                    what: "no open transfer at either bureau".to_owned(),
-                    waited: deadline,
-                    last_seen: format!(
-                        "{} open at transfer-out, {} open at transfer-in",
-                        report.transfer_out.open_transfers, report.transfer_in.open_transfers
-                    ),
-                    logs: self.log_files(Side::Out).clone(),
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
+            Ok(Look::Waiting(format!(
+                "{} open at transfer-out, {} open at transfer-in",
+                report.transfer_out.open_transfers, report.transfer_in.open_transfers
+            )))
+        })
+        .await
     }
 
     /// Runs [`Pair::ledger_check`] and panics, printing the figures, every violation and the
@@ -598,59 +482,6 @@ impl Pair {
         report
     }
 
-    /// Polls until `done` accepts the transfer, or fails early when `failed` does.
-    async fn poll<P, F>(
-        &self,
-        side: Side,
-        transfer_id: &str,
-        what: &str,
-        mut done: P,
-        mut failed: F,
-        deadline: Duration,
-    ) -> Result<Transfer, HarnessError>
-    where
-        P: FnMut(&Transfer) -> bool,
-        F: FnMut(&Transfer) -> bool,
-    {
-        let started = Instant::now();
-        let mut client = self.bureau(side);
-        loop {
-            let mut request = tonic::Request::new(GetTransferRequest {
-                transfer_id: transfer_id.to_owned(),
-            });
-            request.set_timeout(POLL_CALL_TIMEOUT);
-            let last_seen = match client.get_transfer(request).await {
-                Ok(answer) => match answer.into_inner().transfer {
-                    Some(transfer) if done(&transfer) => return Ok(transfer),
-                    Some(transfer) if failed(&transfer) => {
-                        return Err(HarnessError::EndedOtherwise {
-                            what: what.to_owned(),
-                            last_seen: describe(&transfer),
-                            logs: self.log_files(side).clone(),
-                        });
-                    }
-                    Some(transfer) => describe(&transfer),
-                    None => "an answer without a transfer".to_owned(),
-                },
-                Err(status) if worth_polling_through(status.code()) => {
-                    format!("{}: {}", code_name(status.code()), status.message())
-                }
-                Err(status) => {
-                    return Err(HarnessError::rpc(side.service(), "GetTransfer")(status));
-                }
-            };
-            if started.elapsed() >= deadline {
-                return Err(HarnessError::Timeout {
-                    what: what.to_owned(),
-                    waited: deadline,
-                    last_seen,
-                    logs: self.log_files(side).clone(),
-                });
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-        }
-    }
-
     fn member(&self, side: Side) -> &Member {
         match side {
             Side::Out => &self.out,
@@ -664,15 +495,6 @@ impl Pair {
             Side::In => &mut self.inn,
         }
     }
-
-    fn take_process(&mut self, side: Side) -> Result<ServiceProcess, HarnessError> {
-        self.member_mut(side)
-            .process
-            .take()
-            .ok_or(HarnessError::NotRunning {
-                service: side.service(),
-            })
-    }
 }
 
 impl Drop for Pair {
@@ -680,194 +502,64 @@ impl Drop for Pair {
     /// directory is removed after them. Keeps the directory, and says where, when a test is
     /// panicking or `YIBAO_KEEP_DATA` is set.
     fn drop(&mut self) {
-        for member in [&mut self.out, &mut self.inn] {
-            if let Some(process) = member.process.as_mut() {
-                kill_and_reap_blocking(process);
-            }
-        }
-        let keep_requested =
-            std::env::var_os(KEEP_DATA_ENV).is_some_and(|v| !v.is_empty() && v != "0");
-        if std::thread::panicking() || keep_requested {
-            if let Some(temporary) = self.temporary.take() {
-                let _ = temporary.keep();
-            }
-            eprintln!(
-                "yibao-harness: services' data kept in {}\n  transfer-out {}\n  transfer-in {}",
-                self.root.display(),
-                self.out.spec.logs,
-                self.inn.spec.logs
-            );
-        }
+        self.out.kill_blocking();
+        self.inn.kill_blocking();
+        self.root.keep_when_asked(&[&self.out, &self.inn]);
     }
 }
 
-/// The pair's data directory: `data_dir` (created if needed), or a new temporary directory,
-/// which is returned too so that it lives as long as the pair.
-fn data_root(data_dir: Option<&Path>) -> Result<(Option<TempDir>, PathBuf), HarnessError> {
-    match data_dir {
-        Some(root) => {
-            std::fs::create_dir_all(root).map_err(HarnessError::io(format!(
-                "creating data directory {}",
-                root.display()
-            )))?;
-            Ok((None, absolute(root)?))
-        }
-        None => {
-            let temporary = tempfile::Builder::new()
-                .prefix("yibao-pair-")
-                .tempdir()
-                .map_err(HarnessError::io("creating a temporary data directory"))?;
-            let root = temporary.path().to_path_buf();
-            Ok((Some(temporary), root))
-        }
-    }
-}
-
-/// Whether the poll should keep going after this status.
-fn worth_polling_through(code: tonic::Code) -> bool {
-    matches!(
-        code,
-        tonic::Code::NotFound | tonic::Code::Unavailable | tonic::Code::DeadlineExceeded
-    )
-}
-
-/// Whether a transfer in `state` will never change again.
-pub fn is_terminal(state: TransferState) -> bool {
-    matches!(
-        state,
-        TransferState::Completed
-            | TransferState::Rejected
-            | TransferState::Returned
-            | TransferState::PaidToBank
-            | TransferState::Aborted
-    )
-}
-
-/// A state's name without the `TRANSFER_STATE_` prefix, for example `COMPLETED`.
-pub fn state_name(state: TransferState) -> &'static str {
-    let name = state.as_str_name();
-    name.strip_prefix("TRANSFER_STATE_").unwrap_or(name)
-}
-
-/// A one-line description of a transfer for messages: its state and its last step.
-fn describe(transfer: &Transfer) -> String {
-    let mut text = format!("state {}", state_name(transfer.state()));
-    if let Some(step) = transfer.history.last() {
-        text.push_str(&format!(", last step {}", step.kind));
-        if !step.detail.is_empty() {
-            text.push_str(&format!(" ({})", step.detail));
-        }
-    }
-    if transfer.refusal_reason != 0 {
-        text.push_str(&format!(
-            ", refusal {}",
-            transfer.refusal_reason().as_str_name()
-        ));
-    }
-    text
-}
-
-/// `<root>/<service>.port`.
 /// How to start each service of a pair under `root`: its region directory (transfer-in's may
-/// differ), its port files, and its platform certificates when the pair runs mutual TLS.
-fn specs(options: &PairOptions, root: &Path) -> Result<(ServiceSpec, ServiceSpec), HarnessError> {
-    let directory = absolute(&options.directory)?;
+/// differ), its peer's port file, and its platform certificates when the pair runs mutual TLS.
+fn specs(
+    options: &PairOptions,
+    directory: &Path,
+    root: &Path,
+) -> Result<(ServiceSpec, ServiceSpec), HarnessError> {
     let in_directory = match &options.in_directory {
-        Some(path) if !path.is_file() => {
-            return Err(HarnessError::DirectoryMissing { path: path.clone() });
-        }
-        Some(path) => absolute(path)?,
-        None => directory.clone(),
+        Some(path) => region_directory(path)?,
+        None => directory.to_path_buf(),
     };
     let (out_platform, in_platform) = match options.platform {
         PlatformMode::MutualTls => {
             let (out, inn) =
-                development_certificates(&root.join("certs"), &directory, &in_directory)?;
+                development_certificates(&root.join("certs"), directory, &in_directory)?;
             (Platform::MutualTls(out), Platform::MutualTls(inn))
         }
         PlatformMode::Plaintext => (Platform::Plaintext, Platform::Plaintext),
     };
-    let loopback = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let layout = Layout {
+        root,
+        bin_dir: &options.bin_dir,
+        test_clock: options.test_clock,
+        admin_token: options.admin_token.as_ref(),
+        extra_env: &options.extra_env,
+    };
     let ports = |side: Side| match (options.fixed_ports, side) {
         (None, _) => (0, 0),
         (Some(fixed), Side::Out) => (fixed.out, fixed.out_platform),
         (Some(fixed), Side::In) => (fixed.inn, fixed.in_platform),
     };
-    let spec = |side: Side| ServiceSpec {
-        service: side.service(),
-        binary: binary_path(&options.bin_dir, side.service()),
-        listen: loopback(ports(side).0),
-        data_dir: root.join(side.service()),
-        directory: match side {
-            Side::Out => directory.clone(),
-            Side::In => in_directory.clone(),
-        },
-        peer: peer_from_port_file(&platform_port_file(root, side.other())),
-        port_file: port_file(root, side),
-        platform_listen: loopback(ports(side).1),
-        platform_port_file: platform_port_file(root, side),
-        platform: match side {
-            Side::Out => out_platform.clone(),
-            Side::In => in_platform.clone(),
-        },
-        logs: LogFiles::in_directory(root, side.service()),
-        test_clock: options.test_clock,
-        admin_token: options.admin_token.clone(),
-        extra_env: options.extra_env.clone(),
-    };
-    Ok((spec(Side::Out), spec(Side::In)))
-}
-
-/// Where a service of the pair writes its platform listener's address.
-fn platform_port_file(root: &Path, side: Side) -> PathBuf {
-    root.join(format!("{}.platform.port", side.service()))
-}
-
-fn port_file(root: &Path, side: Side) -> PathBuf {
-    root.join(format!("{}.port", side.service()))
-}
-
-/// The path made absolute against the current directory, so that it means the same to a child.
-fn absolute(path: &Path) -> Result<PathBuf, HarnessError> {
-    std::path::absolute(path).map_err(HarnessError::io(format!(
-        "making {} absolute",
-        path.display()
-    )))
-}
-
-/// Sends SIGKILL and waits up to a second, without an async context (this runs in `Drop`).
-fn kill_and_reap_blocking(process: &mut ServiceProcess) {
-    let _ = process.start_kill();
-    for _ in 0..200 {
-        if !matches!(process.try_exit_status(), Ok(None)) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let peer = |side: Side| peer_from_port_file(&platform_port_file(root, side.other().service()));
+    let out = layout.spec(Service {
+        name: Side::Out.service(),
+        directory,
+        peer: peer(Side::Out),
+        platform: out_platform,
+        ports: ports(Side::Out),
+    });
+    let inn = layout.spec(Service {
+        name: Side::In.service(),
+        directory: &in_directory,
+        peer: peer(Side::In),
+        platform: in_platform,
+        ports: ports(Side::In),
+    });
+    Ok((out, inn))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn terminal_states_are_exactly_the_five_of_the_contract() {
-        let terminal: Vec<_> = (0..=13)
-            .filter_map(|value| TransferState::try_from(value).ok())
-            .filter(|state| is_terminal(*state))
-            .map(state_name)
-            .collect();
-        assert_eq!(
-            terminal,
-            [
-                "COMPLETED",
-                "REJECTED",
-                "RETURNED",
-                "PAID_TO_BANK",
-                "ABORTED"
-            ]
-        );
-    }
 
     #[test]
     fn sides_know_their_service_and_peer() {

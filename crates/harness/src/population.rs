@@ -6,8 +6,10 @@
 //! weight, the common flows first. So a test needs no RPC to know whom to apply for, and
 //! [`apply_request`] builds the application each flow expects, so the usual case is one line.
 
+use tonic::transport::Channel;
 use yibao_domain::population::{ApplyAt, Flow, SyntheticPerson, index_of, person};
-use yibao_proto::bureau::v1::{ApplicationChannel, ApplyTransferRequest};
+use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
+use yibao_proto::bureau::v1::{ApplicationChannel, ApplyTransferRequest, Transfer};
 use yibao_proto::common::v1::BankAccount;
 
 use crate::{HarnessError, Side};
@@ -41,6 +43,53 @@ pub fn persons_of_flow(
         found: found.len(),
         seeded: population,
     })
+}
+
+/// A seeded population: its seed and how many people (indexes `0..persons`) were seeded.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Seeded {
+    /// The population seed.
+    pub(crate) seed: u64,
+    /// How many people were seeded.
+    pub(crate) persons: u64,
+}
+
+impl Seeded {
+    /// The person at `index`, computed locally.
+    pub(crate) fn person(self, index: u64) -> Result<SyntheticPerson, HarnessError> {
+        Ok(person(self.seed, index)?)
+    }
+
+    /// The first `n` seeded persons of `flow` (see [`persons_of_flow`]).
+    pub(crate) fn persons(
+        self,
+        flow: Flow,
+        n: usize,
+    ) -> Result<Vec<SyntheticPerson>, HarnessError> {
+        persons_of_flow(self.seed, flow, n, self.persons)
+    }
+}
+
+/// Applies for the person's transfer the way the flow expects ([`apply_request`]) through
+/// `client`, a client of `service`, and returns the transfer as created.
+pub(crate) async fn apply(
+    mut client: BureauServiceClient<Channel>,
+    service: &'static str,
+    person: &SyntheticPerson,
+) -> Result<Transfer, HarnessError> {
+    let answer = client
+        .apply_transfer(apply_request(person))
+        .await
+        .map_err(HarnessError::rpc(service, "ApplyTransfer"))?
+        .into_inner();
+    answer
+        .transfer
+        .ok_or_else(|| HarnessError::MalformedAnswer {
+            service,
+            field: "transfer",
+            value: String::new(),
+            reason: "missing".to_owned(),
+        })
 }
 
 /// The bureau a person of `flow` applies at.

@@ -18,22 +18,64 @@ pub async fn seed_both(
     seed: u64,
     persons: u64,
 ) -> Result<(), HarnessError> {
-    let mut first_index = 0;
-    while first_index < persons {
-        let count = (persons - first_index).min(MAX_SEED_PER_CALL);
-        let request = SeedPopulationRequest {
-            seed,
-            first_index,
-            count,
-        };
+    for request in requests(seed, persons) {
         let (out, inn) = tokio::join!(
             admin_out.seed_population(request),
             admin_in.seed_population(request),
         );
         out.map_err(HarnessError::rpc("transfer-out", "SeedPopulation"))?;
         inn.map_err(HarnessError::rpc("transfer-in", "SeedPopulation"))?;
-        first_index += count;
     }
     tracing::info!(seed, persons, "population seeded at both bureaus");
     Ok(())
+}
+
+/// Seeds persons `0..persons` of population `seed` into one bureau (`service`), in calls of at
+/// most [`MAX_SEED_PER_CALL`]: a bureau whose peer is not yibao's, which seeds its own people.
+pub async fn seed_one(
+    service: &'static str,
+    admin: &mut AdminClient,
+    seed: u64,
+    persons: u64,
+) -> Result<(), HarnessError> {
+    for request in requests(seed, persons) {
+        admin
+            .seed_population(request)
+            .await
+            .map_err(HarnessError::rpc(service, "SeedPopulation"))?;
+    }
+    tracing::info!(seed, persons, service, "population seeded");
+    Ok(())
+}
+
+/// The calls that seed persons `0..persons`.
+fn requests(seed: u64, persons: u64) -> impl Iterator<Item = SeedPopulationRequest> {
+    (0..persons)
+        .step_by(usize::try_from(MAX_SEED_PER_CALL).unwrap_or(usize::MAX))
+        .map(move |first_index| SeedPopulationRequest {
+            seed,
+            first_index,
+            count: (persons - first_index).min(MAX_SEED_PER_CALL),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeding_is_split_into_calls_of_at_most_the_limit() {
+        let calls: Vec<(u64, u64)> = requests(1, MAX_SEED_PER_CALL * 2 + 5)
+            .map(|request| (request.first_index, request.count))
+            .collect();
+        assert_eq!(
+            calls,
+            [
+                (0, MAX_SEED_PER_CALL),
+                (MAX_SEED_PER_CALL, MAX_SEED_PER_CALL),
+                (MAX_SEED_PER_CALL * 2, 5)
+            ]
+        );
+        assert_eq!(requests(1, 0).count(), 0);
+    }
 }

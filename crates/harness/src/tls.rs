@@ -1,6 +1,7 @@
-//! The platform's mutual TLS for a pair started here: a development CA and one certificate per
-//! bureau, naming the regions its region directory gives it (`yibao_pki`'s convention), written
-//! into the pair's data directory. `yibao up` and the tests use the same function.
+//! The platform's mutual TLS for bureaus started here: a development CA and one certificate per
+//! bureau, naming the regions its region directory gives its role (`yibao_pki`'s convention),
+//! written into a directory. `yibao up`, the tests, [`crate::Pair`] and [`crate::Counterpart`]
+//! use the same functions.
 
 use std::path::Path;
 
@@ -9,6 +10,10 @@ use yibao_runtime::directory::{BureauRole, RegionDirectory};
 
 use crate::error::HarnessError;
 pub use crate::process::{Platform, TlsPaths};
+
+/// The name (and file stem) of the certificate [`counterpart_certificates`] makes for the
+/// user's own bureau: `peer.pem` and `peer.key`.
+pub const PEER_CERTIFICATE_NAME: &str = "peer";
 
 /// Writes a development CA and a certificate for each of transfer-out and transfer-in into
 /// `dir` (an existing CA there is reused), each naming the regions `out_directory` and
@@ -21,25 +26,75 @@ pub fn development_certificates(
     out_directory: &Path,
     in_directory: &Path,
 ) -> Result<(TlsPaths, TlsPaths), HarnessError> {
-    let bureau = |role: BureauRole, directory: &Path| -> Result<yibao_pki::Bureau, HarnessError> {
-        let directory = RegionDirectory::load(directory).map_err(|error| HarnessError::Io {
-            context: format!("reading region directory {}", directory.display()),
-            source: std::io::Error::other(error.to_string()),
-        })?;
-        Ok(yibao_pki::Bureau {
-            name: role.as_str().to_owned(),
-            regions: directory
-                .hosted_by(role)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            hosts: Vec::new(),
-        })
+    let [out, inn] = certify(
+        dir,
+        [
+            Certified {
+                name: BureauRole::TransferOut.as_str(),
+                role: BureauRole::TransferOut,
+                directory: out_directory,
+            },
+            Certified {
+                name: BureauRole::TransferIn.as_str(),
+                role: BureauRole::TransferIn,
+                directory: in_directory,
+            },
+        ],
+    )?;
+    Ok((out, inn))
+}
+
+/// Writes a development CA into `dir` (an existing CA there is reused), a certificate for
+/// yibao's bureau of `role`, and one for the user's own bureau playing the other role,
+/// [`PEER_CERTIFICATE_NAME`]`.pem` and `.key`, naming the regions `directory` gives that other
+/// role; returns (yibao's files, the user's files). Both are valid for `localhost`,
+/// `127.0.0.1` and `::1`.
+///
+/// # Errors
+/// As [`development_certificates`].
+pub fn counterpart_certificates(
+    dir: &Path,
+    role: BureauRole,
+    directory: &Path,
+) -> Result<(TlsPaths, TlsPaths), HarnessError> {
+    let other = match role {
+        BureauRole::TransferOut => BureauRole::TransferIn,
+        BureauRole::TransferIn => BureauRole::TransferOut,
     };
-    let bureaus = [
-        bureau(BureauRole::TransferOut, out_directory)?,
-        bureau(BureauRole::TransferIn, in_directory)?,
-    ];
+    let [own, peer] = certify(
+        dir,
+        [
+            Certified {
+                name: role.as_str(),
+                role,
+                directory,
+            },
+            Certified {
+                name: PEER_CERTIFICATE_NAME,
+                role: other,
+                directory,
+            },
+        ],
+    )?;
+    Ok((own, peer))
+}
+
+/// One bureau to certify: its name, its role, and the region directory saying what it hosts.
+struct Certified<'a> {
+    name: &'a str,
+    role: BureauRole,
+    directory: &'a Path,
+}
+
+/// Writes the CA (or reuses it) and a certificate for each bureau; returns each one's files.
+fn certify<const N: usize>(
+    dir: &Path,
+    bureaus: [Certified<'_>; N],
+) -> Result<[TlsPaths; N], HarnessError> {
+    let bureaus = bureaus
+        .iter()
+        .map(pki_bureau)
+        .collect::<Result<Vec<_>, _>>()?;
     let year = chrono::Datelike::year(&Clock::system().today());
     let set =
         yibao_pki::write_development_set(dir, &bureaus, yibao_pki::Validity::years_from(year, 10))
@@ -47,18 +102,58 @@ pub fn development_certificates(
                 context: format!("writing development certificates into {}", dir.display()),
                 source: std::io::Error::other(error.to_string()),
             })?;
-    let paths = |index: usize| {
-        set.bureaus.get(index).map(|files| TlsPaths {
+    let paths: Vec<TlsPaths> = set
+        .bureaus
+        .iter()
+        .map(|files| TlsPaths {
             ca: set.ca_cert.clone(),
             cert: files.cert.clone(),
             key: files.key.clone(),
         })
-    };
-    match (paths(0), paths(1)) {
-        (Some(out), Some(inn)) => Ok((out, inn)),
-        _ => Err(HarnessError::Io {
-            context: "writing development certificates".to_owned(),
-            source: std::io::Error::other("fewer certificates than bureaus"),
-        }),
+        .collect();
+    paths.try_into().map_err(|_| HarnessError::Io {
+        context: "writing development certificates".to_owned(),
+        source: std::io::Error::other("fewer certificates than bureaus"),
+    })
+}
+
+/// The bureau as the pki crate certifies it: the regions its directory gives its role.
+fn pki_bureau(bureau: &Certified<'_>) -> Result<yibao_pki::Bureau, HarnessError> {
+    let directory = RegionDirectory::load(bureau.directory).map_err(|error| HarnessError::Io {
+        context: format!("reading region directory {}", bureau.directory.display()),
+        source: std::io::Error::other(error.to_string()),
+    })?;
+    Ok(yibao_pki::Bureau {
+        name: bureau.name.to_owned(),
+        regions: directory
+            .hosted_by(bureau.role)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
+        hosts: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::locate::default_directory;
+
+    #[test]
+    fn a_counterpart_and_its_peer_are_certified_for_the_two_roles_by_one_ca() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (own, peer) =
+            counterpart_certificates(dir.path(), BureauRole::TransferOut, &default_directory())
+                .expect("certificates");
+        assert_eq!(own.ca, peer.ca);
+        assert!(own.cert.ends_with("transfer-out.pem"));
+        assert!(peer.cert.ends_with("peer.pem") && peer.key.ends_with("peer.key"));
+        let regions = |path: &Path| {
+            yibao_pki::regions_of_pem(&std::fs::read(path).expect("readable"))
+                .expect("a certificate")
+        };
+        assert!(regions(&own.cert).contains(&"150100".to_owned()));
+        assert!(regions(&peer.cert).contains(&"540100".to_owned()));
+        assert!(!regions(&peer.cert).contains(&"150100".to_owned()));
     }
 }
