@@ -35,6 +35,14 @@ async fn a_transfer_started_at_yibao_completes_at_a_peer_yibao_knows_only_by_its
         "the balance left yibao's books for the peer: {report}"
     );
     assert!(report.to_string().contains("peer's ledger was not checked"));
+    let (own, made_for_peer) = (
+        out.tls().expect("mutual TLS"),
+        inn.peer_tls().expect("made for the peer"),
+    );
+    assert_eq!(
+        own, made_for_peer,
+        "yibao's transfer-out serves with what its peer made for it"
+    );
 }
 
 #[tokio::test]

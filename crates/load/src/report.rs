@@ -353,6 +353,13 @@ impl Report {
 
 /// The split's headline: how many transfers, and the shares of the time.
 pub fn split_text(split: &PeerSplit) -> String {
+    if split.sampled == 0 {
+        return format!(
+            "latency split at {}: no transfer sampled (1 in {}; {} without platform messages, \
+             {} journals not read whole, {} dropped)",
+            split.bureau, split.every, split.no_messages, split.unread, split.dropped
+        );
+    }
     let ms = |us: u64| us as f64 / 1000.0;
     let mean = |us: u64| ms(us) / split.sampled.max(1) as f64;
     let mut text = format!(
@@ -372,12 +379,12 @@ pub fn split_text(split: &PeerSplit) -> String {
         split.in_yibao.p99_ms,
     );
     let skipped = [
-        (split.no_messages, "exchanged no platform message"),
-        (split.unread, "journal not read whole"),
-        (split.dropped, "not sampled: the splitter was behind"),
+        (split.no_messages, "left out, no platform message"),
+        (split.unread, "left out, journal not read whole"),
+        (split.dropped, "not sampled, the splitter behind"),
     ];
     for (count, why) in skipped.into_iter().filter(|(count, _)| *count > 0) {
-        text.push_str(&format!("; {count} {why}"));
+        text.push_str(&format!("; {why}: {count}"));
     }
     text
 }
@@ -414,4 +421,41 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<(), LoadError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(sampled: u64) -> PeerSplit {
+        PeerSplit {
+            bureau: "transfer-out",
+            every: 10,
+            sampled,
+            no_messages: 0,
+            unread: 1,
+            dropped: 0,
+            end_to_end: LatencySummary::default(),
+            at_peer: LatencySummary::default(),
+            in_yibao: LatencySummary::default(),
+            end_to_end_total_us: 4_000 * sampled,
+            at_peer_total_us: 1_000 * sampled,
+            in_yibao_total_us: 3_000 * sampled,
+            at_peer_share: 0.25,
+        }
+    }
+
+    #[test]
+    fn the_split_line_gives_the_shares_and_what_was_left_out() {
+        let text = split_text(&split(8));
+        assert!(text.contains("8 transfers sampled, 1 in 10"), "{text}");
+        assert!(text.contains("at the peer 25.0 % (mean 1.00 ms"), "{text}");
+        assert!(text.contains("in yibao 75.0 % (mean 3.00 ms"), "{text}");
+        assert!(
+            text.ends_with("; left out, journal not read whole: 1"),
+            "{text}"
+        );
+        let none = split_text(&split(0));
+        assert!(none.contains("no transfer sampled"), "{none}");
+    }
 }
