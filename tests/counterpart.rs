@@ -12,7 +12,7 @@ use yibao_tests::*;
 
 #[tokio::test]
 async fn a_transfer_started_at_yibao_completes_at_a_peer_yibao_knows_only_by_its_address() {
-    let (out, inn, _root) = counterparts(|options| options).await;
+    let (out, inn, _root) = counterparts(PERSONS).await;
     let someone = out
         .persons(Flow::CrossProvinceOutInitiated, 1)
         .expect("a person")
@@ -35,11 +35,19 @@ async fn a_transfer_started_at_yibao_completes_at_a_peer_yibao_knows_only_by_its
         "the balance left yibao's books for the peer: {report}"
     );
     assert!(report.to_string().contains("peer's ledger was not checked"));
+    let (own, made_for_peer) = (
+        out.tls().expect("mutual TLS"),
+        inn.peer_tls().expect("made for the peer"),
+    );
+    assert_eq!(
+        own, made_for_peer,
+        "yibao's transfer-out serves with what its peer made for it"
+    );
 }
 
 #[tokio::test]
 async fn a_person_of_the_peers_flow_is_refused_before_anything_is_sent() {
-    let (out, _inn, _root) = counterparts(|options| options).await;
+    let (out, _inn, _root) = counterparts(PERSONS).await;
     let someone = out
         .persons(Flow::CrossProvince, 1)
         .expect("a person")
@@ -53,7 +61,7 @@ async fn a_person_of_the_peers_flow_is_refused_before_anything_is_sent() {
 
 #[tokio::test]
 async fn the_peer_finds_a_restarted_counterpart_and_its_clock_moves_alone() {
-    let (mut out, inn, _root) = counterparts(|options| options).await;
+    let (mut out, inn, _root) = counterparts(PERSONS).await;
     // The usual flow applies at the peer, which asks yibao's transfer-out for the transfer and
     // gets the form back: once before yibao restarts, once after (on another port, which the
     // peer reads from the port file again).

@@ -114,6 +114,12 @@ async fn a_lost_answer_and_a_second_delivery_credit_once() {
         sent.last().is_some_and(|entry| entry.outcome == "answered"),
         "{sent:?}"
     );
+    // Both attempts reached the peer, each timed by transfer-out; a received message has none.
+    assert!(
+        sent.iter().all(|entry| entry.round_trip.is_some()),
+        "{sent:?}"
+    );
+    assert!(received.iter().all(|entry| entry.round_trip.is_none()));
 
     // transfer-out delivers the next form twice: the second is answered as the first.
     pair.admin(Side::In)

@@ -176,17 +176,17 @@ pub async fn days_past(pair: &Pair, side: Side, due_on: &str) -> i64 {
 /// `yibao load --out … --in …` against the pair's bureaus (the built binary, killed if the test
 /// drops it), for the caller to add its own flags to.
 pub fn yibao_load(pair: &Pair) -> tokio::process::Command {
+    yibao_load_with(&["--out", pair.out_endpoint(), "--in", pair.in_endpoint()])
+}
+
+/// `yibao load` with `args` first (the built binary, killed if the test drops it).
+pub fn yibao_load_with(args: &[&str]) -> tokio::process::Command {
     let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
     let mut command =
         tokio::process::Command::new(yibao_harness::locate::binary_path(&bin_dir, "yibao"));
     command
-        .args([
-            "load",
-            "--out",
-            pair.out_endpoint(),
-            "--in",
-            pair.in_endpoint(),
-        ])
+        .arg("load")
+        .args(args)
         .env("NO_COLOR", "1")
         .kill_on_drop(true);
     command
@@ -203,12 +203,12 @@ pub fn printed(output: &std::process::Output) -> String {
 
 /// Two yibao bureaus that know each other only as [`yibao_harness::Counterpart`]s, the way a
 /// team's own bureau and yibao meet: `out` plays transfer-out facing `inn`, which stands in for
-/// the team's transfer-in bureau (serving with the certificate `out`'s counterpart files name).
-/// `inn` starts first, its peer `out`'s platform port file (read when needed); `out` is pointed
-/// at `inn`'s platform endpoint and presents the certificate `inn`'s counterpart made for its
-/// peer. Both seed [`SEED`] and [`PERSONS`]. Keep the directory as long as both run.
+/// the team's transfer-in bureau (and the other way round). `inn` starts first, its peer `out`'s
+/// platform port file (read when needed); `out` is pointed at `inn`'s platform endpoint and
+/// presents the certificate `inn`'s counterpart made for its peer. Both seed persons
+/// `0..persons` of [`SEED`]. Keep the directory as long as both run.
 pub async fn counterparts(
-    options: impl Fn(yibao_harness::CounterpartOptions) -> yibao_harness::CounterpartOptions,
+    persons: u64,
 ) -> (
     yibao_harness::Counterpart,
     yibao_harness::Counterpart,
@@ -220,7 +220,7 @@ pub async fn counterparts(
     let out_platform_port = out_dir.join("transfer-out.platform.port");
     let seeded = |options: CounterpartOptions| CounterpartOptions {
         seed: SEED,
-        persons: PERSONS,
+        persons,
         ..options
     };
     let inn = Counterpart::start(seeded(CounterpartOptions {
@@ -234,11 +234,11 @@ pub async fn counterparts(
     .expect("the transfer-in counterpart starts");
     let peer_tls = inn.peer_tls().expect("certificates for its peer").clone();
     let endpoint = inn.platform_endpoint().expect("a platform address");
-    let out = Counterpart::start(options(seeded(CounterpartOptions {
+    let out = Counterpart::start(seeded(CounterpartOptions {
         data_dir: Some(out_dir),
         tls: CounterpartTls::Files(peer_tls),
         ..CounterpartOptions::new(Side::Out, endpoint)
-    })))
+    }))
     .await
     .expect("the transfer-out counterpart starts");
     (out, inn, root)

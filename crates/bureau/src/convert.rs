@@ -154,6 +154,15 @@ pub fn timestamp(at: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
+/// A protobuf duration. A round trip is far below `i64::MAX` seconds; the sub-second nanoseconds
+/// are below 10^9, within `i32`.
+pub fn wire_duration(length: std::time::Duration) -> prost_types::Duration {
+    prost_types::Duration {
+        seconds: i64::try_from(length.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(length.subsec_nanos()).unwrap_or(0),
+    }
+}
+
 /// A time from a protobuf timestamp field; a missing or invalid one is refused.
 pub fn time(
     field: &'static str,
@@ -655,6 +664,7 @@ pub fn wire_journal_entry(
         attempt: entry.attempt,
         outcome: peer_text(&entry.outcome.to_string()),
         fault: entry.fault,
+        round_trip: entry.round_trip.map(wire_duration),
     }
 }
 

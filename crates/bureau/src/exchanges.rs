@@ -1,12 +1,18 @@
 //! The message journal: every platform message this bureau sent or received — msgid, infno,
 //! regions, transfer, attempt, time, what came of it (the infcode answered, or the status or
-//! failure the sender saw), and the fault a rule injected, if any — kept in memory, the newest
+//! failure the sender saw), for a sent message how long its round trip to the peer took, and
+//! the fault a rule injected, if any — kept in memory, the newest
 //! [`MAX_ENTRIES`], for `yibao journal TRANSFER_ID` (AdminService.GetMessageJournal), which
 //! prints a transfer's exchange at both bureaus side by side. A restart starts it empty: it is
 //! a window onto what the bureau is doing, not a record (the transfer's history is that).
+//!
+//! The round trips are how `yibao load` tells time spent at the peer from time spent here when
+//! the peer is someone else's bureau: the peer has no admin API, so it is measured from this
+//! side, one attempt at a time (a [`Duration`] on the entry; nothing allocated for it).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
@@ -25,7 +31,8 @@ pub enum Way {
 /// One message, sent or received.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
-    /// When (the service clock).
+    /// When (the service clock): a received message when it arrived; a sent one when the
+    /// attempt ended (its answer read, or the failure seen), so it left at `at - round_trip`.
     pub at: DateTime<Utc>,
     /// Sent or received.
     pub way: Way,
@@ -45,6 +52,11 @@ pub struct Entry {
     pub outcome: Outcome,
     /// The fault a rule injected, if any.
     pub fault: String,
+    /// Sent: how long the attempt took from sending the message to reading its answer (or the
+    /// failure); the messages of one batch RPC share its time. None for a received message and
+    /// for one not sent to the peer (parked before sending, answered by a fault rule, a bank
+    /// payout).
+    pub round_trip: Option<Duration>,
 }
 
 /// What came of a message: kept as a value, worded only when asked for (this is on every
@@ -117,6 +129,7 @@ mod tests {
             attempt: n,
             outcome: Outcome::Infcode(0),
             fault: String::new(),
+            round_trip: Some(Duration::from_millis(u64::from(n))),
         }
     }
 

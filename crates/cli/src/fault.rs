@@ -182,6 +182,31 @@ pub async fn clear(
     Ok(Outcome::Success)
 }
 
+/// One journal entry as a line: time, bureau, way, kind, msgid, outcome, round trip, fault.
+fn journal_line(
+    (seconds, nanos): (i64, i32),
+    service: &str,
+    way: &str,
+    entry: &yibao_proto::admin::v1::MessageJournalEntry,
+    round_trip_ms: Option<f64>,
+) -> String {
+    let time = chrono::DateTime::from_timestamp(seconds, u32::try_from(nanos).unwrap_or(0))
+        .map(|at| at.format("%H:%M:%S%.3f").to_string())
+        .unwrap_or_default();
+    let fault = if entry.fault.is_empty() {
+        String::new()
+    } else {
+        format!("  fault {}", entry.fault)
+    };
+    let round_trip = round_trip_ms
+        .map(|ms| format!(" in {ms:.1} ms"))
+        .unwrap_or_default();
+    format!(
+        "{time}  {service:<12} {way:<8} {:<20} {}  {}{round_trip}{fault}",
+        entry.kind, entry.msgid, entry.outcome
+    )
+}
+
 /// `yibao journal ID`: the transfer's messages at both bureaus, in time order.
 pub async fn journal(
     args: &JournalArgs,
@@ -224,26 +249,18 @@ pub async fn journal(
     }
     lines.sort_by_key(|(at, ..)| *at);
     for ((seconds, nanos), service, way, entry) in &lines {
+        let round_trip_ms = entry
+            .round_trip
+            .map(|trip| trip.seconds as f64 * 1e3 + f64::from(trip.nanos) / 1e6);
         let value = json!({
             "at_seconds": seconds, "at_nanos": nanos, "bureau": service, "way": way,
             "kind": entry.kind, "msgid": entry.msgid, "transfer_id": entry.transfer_id,
             "receiver": entry.receiver_region_code, "sender": entry.sender_region_code,
             "attempt": entry.attempt, "outcome": entry.outcome, "fault": entry.fault,
+            "round_trip_ms": round_trip_ms,
         });
         output.emit(&value, || {
-            let time =
-                chrono::DateTime::from_timestamp(*seconds, u32::try_from(*nanos).unwrap_or(0))
-                    .map(|at| at.format("%H:%M:%S%.3f").to_string())
-                    .unwrap_or_default();
-            let fault = if entry.fault.is_empty() {
-                String::new()
-            } else {
-                format!("  fault {}", entry.fault)
-            };
-            format!(
-                "{time}  {service:<12} {way:<8} {:<20} {}  {}{fault}",
-                entry.kind, entry.msgid, entry.outcome
-            )
+            journal_line((*seconds, *nanos), service, way, entry, round_trip_ms)
         });
     }
     if lines.is_empty() && !output.is_json() {

@@ -266,6 +266,14 @@ impl Counterpart {
         &self.member.spec.platform
     }
 
+    /// yibao's own TLS files (the CA it trusts, its certificate and key), unless plaintext.
+    pub fn tls(&self) -> Option<&TlsPaths> {
+        match self.platform() {
+            Platform::MutualTls(paths) => Some(paths),
+            Platform::Plaintext => None,
+        }
+    }
+
     /// The files made for the user's bureau (the CA both trust, `peer.pem`, `peer.key`), when
     /// the counterpart made development certificates: serve the platform listener with them
     /// and present them when calling yibao.

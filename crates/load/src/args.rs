@@ -9,7 +9,7 @@ use yibao_harness::AdminToken;
 use crate::error::LoadError;
 use crate::options::{
     DEFAULT_CONCURRENCY, DEFAULT_DURATION, DEFAULT_MIX, DEFAULT_PERSONS, DEFAULT_SEED,
-    DEFAULT_TOP_UP_AHEAD, LoadOptions, Pace, SpawnOptions, Stop, Target,
+    DEFAULT_SPLIT_EVERY, DEFAULT_TOP_UP_AHEAD, LoadOptions, Only, Pace, SpawnOptions, Stop, Target,
 };
 
 /// The transfer-out endpoint of `deploy/run-local.sh`.
@@ -42,6 +42,25 @@ pub struct LoadArgs {
     /// admin APIs and need no TLS material from the load generator either way.
     #[arg(long, requires = "spawn")]
     pub plaintext_platform: bool,
+    /// Drive one yibao bureau whose platform peer is your own service: `out` (yibao's
+    /// transfer-out at --out, facing your transfer-in) or `in` (yibao's transfer-in at --in,
+    /// facing your transfer-out). Only flows that start there apply (default mix: out
+    /// cross-province-out-initiated=1, in connected=1), only its ledger is checked, and the
+    /// report splits latency into time at the peer and time in yibao.
+    #[arg(long, value_name = "BUREAU")]
+    pub only: Option<Only>,
+    /// With --spawn --only: your service's platform endpoint, which the spawned bureau calls
+    /// (https://HOST:PORT; http:// with --plaintext-platform).
+    #[arg(long, value_name = "URL", requires_all = ["spawn", "only"])]
+    pub peer: Option<String>,
+    /// With --spawn --only over mutual TLS: the CA directory your service trusts (made by
+    /// `yibao certs --out DIR --bureau NAME=REGIONS`); the spawned bureau's certificate is made
+    /// there by that CA.
+    #[arg(long, value_name = "DIR", requires = "peer")]
+    pub certs: Option<PathBuf>,
+    /// With --only: split the latency of one transfer in N (1: every transfer).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_SPLIT_EVERY)]
+    pub split_every: u64,
     /// People to seed at both bureaus (raised automatically when --transfers, or --rate with
     /// --duration, needs more), at most 1,000,000.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_PERSONS)]
@@ -69,9 +88,10 @@ pub struct LoadArgs {
     #[arg(long, value_name = "N")]
     pub transfers: Option<u64>,
     /// The flow mix as NAME=WEIGHT pairs: connected, not-connected, intra-province, refused, or
-    /// any population flow name.
-    #[arg(long, value_name = "MIX", default_value = DEFAULT_MIX)]
-    pub mix: String,
+    /// any population flow name (default connected=80,not-connected=10,intra-province=5,
+    /// refused=5; with --only, the flow of that bureau).
+    #[arg(long, value_name = "MIX")]
+    pub mix: Option<String>,
     /// Also measure bare grpc.health.v1 Check calls per second against the same services, and
     /// report transfers/s divided by that.
     #[arg(long)]
@@ -95,9 +115,10 @@ pub struct LoadArgs {
     #[arg(long, value_name = "DURATION", default_value = "60s")]
     pub settle_timeout: String,
     /// Keep the seeded population this many applications ahead of the run, seeding more as it
-    /// goes (a person transfers once); 0 never seeds during the run.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_TOP_UP_AHEAD)]
-    pub top_up_ahead: u64,
+    /// goes (a person transfers once); 0 never seeds during the run. Default 30000; with
+    /// --only 0, since your bureau knows only the people you seeded there.
+    #[arg(long, value_name = "N")]
+    pub top_up_ahead: Option<u64>,
     /// Where to write report.json and report.html (default: `load-reports/<UTC start time>`).
     #[arg(long, value_name = "DIR", conflicts_with = "no_report")]
     pub report_dir: Option<PathBuf>,
@@ -129,18 +150,7 @@ impl TryFrom<LoadArgs> for LoadOptions {
     type Error = LoadError;
 
     fn try_from(args: LoadArgs) -> Result<LoadOptions, LoadError> {
-        let target = if args.spawn {
-            Target::Spawn(SpawnOptions {
-                bin_dir: args.bin_dir,
-                directory: args.directory,
-                plaintext_platform: args.plaintext_platform,
-            })
-        } else {
-            Target::Running {
-                out: endpoint(args.out.as_deref().unwrap_or(DEFAULT_OUT)),
-                inn: endpoint(args.inn.as_deref().unwrap_or(DEFAULT_IN)),
-            }
-        };
+        let target = target(&args)?;
         let pace = match args.rate {
             Some(rate_per_s) => Pace::Open {
                 rate_per_s,
@@ -168,14 +178,21 @@ impl TryFrom<LoadArgs> for LoadOptions {
         } else {
             None
         };
+        let mix = match (&args.mix, args.only) {
+            (Some(mix), _) => mix.as_str(),
+            (None, Some(only)) => only.default_mix(),
+            (None, None) => DEFAULT_MIX,
+        };
         let options = LoadOptions {
             target,
+            only: args.only,
+            split_every: args.split_every,
             persons: args.persons,
             first_person: args.first_person,
             seed: args.seed,
             pace,
             stop,
-            mix: LoadOptions::parse_mix(&args.mix)?,
+            mix: LoadOptions::parse_mix(mix)?,
             baseline,
             report_dir: if args.no_report {
                 None
@@ -188,7 +205,10 @@ impl TryFrom<LoadArgs> for LoadOptions {
             connections: args.connections,
             transfer_timeout: LoadOptions::parse_duration(&args.transfer_timeout)?,
             settle_timeout: LoadOptions::parse_duration(&args.settle_timeout)?,
-            top_up_ahead: args.top_up_ahead,
+            top_up_ahead: args.top_up_ahead.unwrap_or(match args.only {
+                Some(_) => 0,
+                None => DEFAULT_TOP_UP_AHEAD,
+            }),
             // From the environment only: a flag would show the token in `ps`.
             admin_token: AdminToken::from_env()
                 .map_err(|error| LoadError::Options(error.to_string()))?,
@@ -196,6 +216,44 @@ impl TryFrom<LoadArgs> for LoadOptions {
         options.validate()?;
         Ok(options)
     }
+}
+
+/// The services a run drives: a spawned pair (or one bureau), or the running ones at `--out`
+/// and `--in`; with `--only`, the other bureau's endpoint is not the run's to name.
+fn target(args: &LoadArgs) -> Result<Target, LoadError> {
+    if args.spawn {
+        return Ok(Target::Spawn(SpawnOptions {
+            bin_dir: args.bin_dir.clone(),
+            directory: args.directory.clone(),
+            plaintext_platform: args.plaintext_platform,
+            peer: args.peer.clone(),
+            certs: args.certs.clone(),
+        }));
+    }
+    let named =
+        |given: &Option<String>, default: &str| endpoint(given.as_deref().unwrap_or(default));
+    let not_driven = |flag: &str, only: &str| {
+        LoadError::Options(format!(
+            "{flag} names yibao's other bureau, which --only {only} does not drive (its peer is \
+             your service)"
+        ))
+    };
+    Ok(match args.only {
+        None => Target::Running {
+            out: named(&args.out, DEFAULT_OUT),
+            inn: named(&args.inn, DEFAULT_IN),
+        },
+        Some(Only::TransferOut) if args.inn.is_some() => return Err(not_driven("--in", "out")),
+        Some(Only::TransferIn) if args.out.is_some() => return Err(not_driven("--out", "in")),
+        Some(Only::TransferOut) => Target::Running {
+            out: named(&args.out, DEFAULT_OUT),
+            inn: String::new(),
+        },
+        Some(Only::TransferIn) => Target::Running {
+            out: String::new(),
+            inn: named(&args.inn, DEFAULT_IN),
+        },
+    })
 }
 
 #[cfg(test)]
@@ -276,6 +334,47 @@ mod tests {
         assert!(options(&["--duration", "forever"]).is_err());
         assert!(options(&["--persons", "2000000"]).is_err());
         assert!(options(&["--mix", "connected=x"]).is_err());
+    }
+
+    #[test]
+    fn one_bureau_is_driven_with_its_own_flow_and_the_other_is_not_named() {
+        let options = options(&["--only", "out", "--out", "127.0.0.1:7001"]).expect("valid");
+        assert_eq!(options.only, Some(Only::TransferOut));
+        assert_eq!(options.split_every, DEFAULT_SPLIT_EVERY);
+        assert_eq!(
+            options.top_up_ahead, 0,
+            "the peer knows only whom it seeded"
+        );
+        assert_eq!(
+            options.mix,
+            LoadOptions::parse_mix("cross-province-out-initiated=1").expect("valid")
+        );
+        assert!(
+            matches!(&options.target, Target::Running { out, inn } if out == "http://127.0.0.1:7001" && inn.is_empty())
+        );
+        let options = options_of(&["--only", "transfer-in", "--split-every", "1"]);
+        assert!(
+            matches!(&options.target, Target::Running { out, inn } if out.is_empty() && inn.ends_with(":50052"))
+        );
+        assert!(super::tests::options(&["--only", "out", "--in", "127.0.0.1:1"]).is_err());
+        assert!(super::tests::options(&["--only", "in", "--mix", "retiree-payout=1"]).is_err());
+        assert!(super::tests::options(&["--peer", "https://127.0.0.1:1"]).is_err());
+        let spawned = options_of(&[
+            "--spawn",
+            "--only",
+            "out",
+            "--peer",
+            "https://127.0.0.1:7000",
+            "--certs",
+            "certs",
+        ]);
+        assert!(
+            matches!(&spawned.target, Target::Spawn(spawn) if spawn.peer.as_deref() == Some("https://127.0.0.1:7000"))
+        );
+    }
+
+    fn options_of(args: &[&str]) -> LoadOptions {
+        options(args).expect("valid")
     }
 
     #[test]

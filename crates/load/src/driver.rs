@@ -27,6 +27,7 @@ use yibao_proto::common::v1::TransferState;
 use crate::metrics::{Metrics, Rpc};
 use crate::options::{Pace, Stop};
 use crate::people::{self, Exhausted, Job, People};
+use crate::split::Sampler;
 
 /// Attempts of one call before a transient status fails the transfer: six pauses of 50 ms to
 /// 1.6 s, 3.15 s in all, long enough for a bureau killed under load to restart.
@@ -64,6 +65,8 @@ pub struct Context {
     pub exhausted: std::sync::Mutex<Option<Flow>>,
     /// Whether people are seeded as the run goes (an exhausted flow then waits for them).
     pub topping_up: bool,
+    /// In a run that drives one bureau: picks the transfers whose latency is split.
+    pub split: Option<Sampler>,
 }
 
 /// How long an application waits for a top-up to seed more people before the run stops.
@@ -190,11 +193,16 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
     };
     let finished = Instant::now();
     let failure = match result {
-        Ok(Ok(outcome)) if expected(flow, &outcome) => {
+        Ok(Ok((outcome, transfer_id))) if expected(flow, &outcome) => {
             record_success(metrics, flow, &outcome, intended, started, finished);
+            if let (Some(split), Outcome::Terminal(state, _), Some(id)) =
+                (&context.split, &outcome, &transfer_id)
+            {
+                split.offer(id, *state, finished.saturating_duration_since(intended));
+            }
             None
         }
-        Ok(Ok(outcome)) => {
+        Ok(Ok((outcome, _))) => {
             let name = outcome.name();
             metrics.outcome(flow.name(), &name);
             Some((
@@ -258,13 +266,14 @@ fn record_success(
     metrics.outcome(flow.name(), &outcome.name());
 }
 
-/// Applies, then watches until a terminal state.
+/// Applies, then watches until a terminal state; the outcome, and the transfer's id when one was
+/// created.
 async fn drive(
     mut client: BureauServiceClient<Channel>,
     application: ApplyTransferRequest,
     flow: Flow,
     metrics: &Metrics,
-) -> Result<Outcome, Failure> {
+) -> Result<(Outcome, Option<String>), Failure> {
     let mut attempt = 0;
     let mut refusals = 0;
     let transfer = loop {
@@ -281,7 +290,7 @@ async fn drive(
                 if status.code() == Code::FailedPrecondition && people::is_refusal(flow) =>
             {
                 metrics.apply.record(sent.elapsed());
-                return Ok(Outcome::RefusedAtApplication);
+                return Ok((Outcome::RefusedAtApplication, None));
             }
             Err(status) if status.code() == Code::ResourceExhausted => {
                 attempt -= 1;
@@ -301,10 +310,12 @@ async fn drive(
         ));
     };
     let state = TransferState::try_from(transfer.state).unwrap_or_default();
-    if is_terminal(state) {
-        return Ok(terminal(state, transfer.refusal_reason));
-    }
-    watch(client, transfer.transfer_id, metrics).await
+    let outcome = if is_terminal(state) {
+        terminal(state, transfer.refusal_reason)
+    } else {
+        watch(client, &transfer.transfer_id, metrics).await?
+    };
+    Ok((outcome, Some(transfer.transfer_id)))
 }
 
 /// A terminal outcome, naming the refusal reason of a rejection.
@@ -326,7 +337,7 @@ fn terminal(state: TransferState, reason: i32) -> Outcome {
 /// never resets a stream the server is still finishing (HTTP/2 servers count resets).
 async fn watch(
     mut client: BureauServiceClient<Channel>,
-    transfer_id: String,
+    transfer_id: &str,
     metrics: &Metrics,
 ) -> Result<Outcome, Failure> {
     let mut attempt = 0;
@@ -336,7 +347,7 @@ async fn watch(
         let sent = Instant::now();
         let opened = client
             .watch_transfer(WatchTransferRequest {
-                transfer_id: transfer_id.clone(),
+                transfer_id: transfer_id.to_owned(),
             })
             .await;
         let mut stream = match opened {

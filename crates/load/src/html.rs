@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::error::LoadError;
-use crate::report::{self, Report, pace_text};
+use crate::report::{self, Report, pace_text, split_text};
 
 impl Report {
     /// Writes the self-contained HTML report (inline SVG, no scripts, nothing fetched).
@@ -206,17 +206,23 @@ svg{background:#fff;border:1px solid #ddd}pre{background:#f8f8f8;padding:1em;ove
 
 /// The headline: ledger verdict and errors.
 fn verdict(page: &mut String, report: &Report) {
-    let (class, text) = if report.ledger.holds {
-        (
+    let (class, text) = match (report.ledger.holds, &report.ledger.not_checked) {
+        (true, None) => (
             "ok",
             "ledger holds: conservation to the cent, no open transfer",
-        )
-    } else {
-        ("bad", "ledger does NOT hold")
+        ),
+        (true, Some(_)) => (
+            "ok",
+            "ledger holds: its own books to the cent, no open transfer",
+        ),
+        (false, _) => ("bad", "ledger does NOT hold"),
     };
     let _ = write!(page, "<p class=\"{class}\">{text}</p>");
     for problem in &report.ledger.problems {
         let _ = write!(page, "<p class=\"bad\">{}</p>", escape(problem));
+    }
+    if let Some(note) = &report.ledger.not_checked {
+        let _ = write!(page, "<p>{}</p>", escape(note));
     }
     let errors = report.errors_total();
     let class = if errors == 0 { "ok" } else { "bad" };
@@ -255,19 +261,7 @@ fn result_rows(report: &Report) -> Vec<(String, String)> {
                 report.machine.os
             ),
         ),
-        (
-            "services".to_owned(),
-            format!(
-                "{} / {}{}",
-                report.endpoints.out,
-                report.endpoints.inn,
-                if report.endpoints.spawned {
-                    " (spawned)"
-                } else {
-                    ""
-                }
-            ),
-        ),
+        ("services".to_owned(), report.endpoints.describe()),
         (
             "persons seeded".to_owned(),
             format!(
@@ -290,6 +284,9 @@ fn result_rows(report: &Report) -> Vec<(String, String)> {
     ];
     if let Some(min) = t.min_one_second_per_s {
         rows.push(("lowest one-second rate".to_owned(), format!("{min:.0}/s")));
+    }
+    if let Some(split) = &report.peer_split {
+        rows.push(("latency split".to_owned(), split_text(split)));
     }
     if let Some(baseline) = &report.baseline {
         rows.push((

@@ -2,6 +2,10 @@
 //! transfer, then check conservation to the cent across both:
 //! debited to transit = credited + in transit + paid to bank + returned, and
 //! settled out = credited (every credit was settled once nothing is in flight).
+//!
+//! A run that drives one bureau (`--only`) checks that bureau alone: everything it debited to
+//! transit is in transit, settled, returned or paid out, and no transfer is open there. What the
+//! peer credited is the peer's to check; the check says it was not checked.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -13,6 +17,7 @@ use yibao_harness::AdminClient;
 use yibao_proto::admin::v1::{GetLedgerTotalsRequest, LedgerTotals};
 
 use crate::error::LoadError;
+use crate::options::Only;
 
 /// How often the totals are read while waiting for open transfers: `GetLedgerTotals` scans
 /// every posting and account, so it is not polled hard.
@@ -56,6 +61,9 @@ pub struct LedgerCheck {
     /// The transfer-in bureau's totals.
     #[serde(rename = "in")]
     pub inn: Totals,
+    /// In a run that drives one bureau: which ledger was not checked, and why (its totals
+    /// above are zeros). None when both were.
+    pub not_checked: Option<String>,
 }
 
 /// Reads one bureau's totals.
@@ -120,22 +128,44 @@ fn parse(totals: &LedgerTotals) -> Result<Totals, &'static str> {
     })
 }
 
-/// Waits up to `settle_timeout` for both bureaus to have no open transfer, then checks.
+/// A bureau to check: its admin client and endpoint (for errors).
+pub type Checked<'a> = (AdminClient, &'a str);
+
+/// Waits up to `settle_timeout` for the bureaus to have no open transfer, then checks: both
+/// together, or the one given alone.
 pub async fn check(
-    (out, out_endpoint): (AdminClient, &str),
-    (inn, in_endpoint): (AdminClient, &str),
+    out: Option<Checked<'_>>,
+    inn: Option<Checked<'_>>,
     settle_timeout: Duration,
 ) -> Result<LedgerCheck, LoadError> {
     let start = Instant::now();
     let deadline = start + settle_timeout;
     loop {
-        let out_totals = totals(out.clone(), out_endpoint).await?;
-        let in_totals = totals(inn.clone(), in_endpoint).await?;
-        let open = out_totals.open_transfers + in_totals.open_transfers;
+        let out_totals = read(out.clone()).await?;
+        let in_totals = read(inn.clone()).await?;
+        let open = [&out_totals, &in_totals]
+            .into_iter()
+            .flatten()
+            .map(|totals| totals.open_transfers)
+            .sum::<u64>();
         if open == 0 || Instant::now() >= deadline {
-            return Ok(judge(out_totals, in_totals, start.elapsed()));
+            let settled_in = start.elapsed();
+            return Ok(match (out_totals, in_totals) {
+                (Some(out), Some(inn)) => judge(out, inn, settled_in),
+                (Some(out), None) => judge_one(Only::TransferOut, out, settled_in),
+                (None, Some(inn)) => judge_one(Only::TransferIn, inn, settled_in),
+                (None, None) => judge(Totals::default(), Totals::default(), settled_in),
+            });
         }
         tokio::time::sleep(SETTLE_POLL).await;
+    }
+}
+
+/// One bureau's totals, if it is checked.
+async fn read(bureau: Option<Checked<'_>>) -> Result<Option<Totals>, LoadError> {
+    match bureau {
+        Some((client, endpoint)) => totals(client, endpoint).await.map(Some),
+        None => Ok(None),
     }
 }
 
@@ -166,21 +196,74 @@ pub fn judge(out: Totals, inn: Totals, settled_in: Duration) -> LedgerCheck {
         ));
     }
     for (name, totals) in [("transfer-out", &out), ("transfer-in", &inn)] {
-        if totals.open_transfers > 0 {
-            problems.push(format!(
-                "{name}: {} transfers still open after {:.1} s",
-                totals.open_transfers,
-                settled_in.as_secs_f64()
-            ));
-        }
+        problems.extend(still_open(name, totals, settled_in));
     }
+    verdict(problems, settled_in, (out, inn), None)
+}
+
+/// The verdict on the one bureau a run drives, whose peer is not yibao's: its own identity
+/// (debited to transit = in transit + settled out + returned + paid to bank) and nothing open.
+/// The peer's ledger is not checked, and the verdict says so.
+pub fn judge_one(only: Only, totals: Totals, settled_in: Duration) -> LedgerCheck {
+    let service = only.service();
+    let mut problems = Vec::new();
+    let debited = u128::from(totals.debited_to_transit_cents);
+    let placed = [
+        totals.in_transit_cents,
+        totals.settled_out_cents,
+        totals.returned_cents,
+        totals.paid_to_bank_cents,
+    ]
+    .into_iter()
+    .map(u128::from)
+    .sum::<u128>();
+    if debited != placed {
+        problems.push(format!(
+            "{service}: debited to transit {} ≠ in transit + settled out + returned + paid to \
+             bank {}",
+            money(debited),
+            money(placed)
+        ));
+    }
+    problems.extend(still_open(service, &totals, settled_in));
+    let both = match only {
+        Only::TransferOut => (totals, Totals::default()),
+        Only::TransferIn => (Totals::default(), totals),
+    };
+    let note = format!(
+        "the peer's ledger ({}, the user's service) was not checked: only {service}'s own books \
+         were",
+        only.peer_service()
+    );
+    verdict(problems, settled_in, both, Some(note))
+}
+
+/// The check, from its problems.
+fn verdict(
+    problems: Vec<String>,
+    settled_in: Duration,
+    (out, inn): (Totals, Totals),
+    not_checked: Option<String>,
+) -> LedgerCheck {
     LedgerCheck {
         holds: problems.is_empty(),
         problems,
         settle_seconds: settled_in.as_secs_f64(),
         out,
         inn,
+        not_checked,
     }
+}
+
+/// The problem of a bureau that still has open transfers, if it has.
+fn still_open(name: &str, totals: &Totals, settled_in: Duration) -> Option<String> {
+    (totals.open_transfers > 0).then(|| {
+        format!(
+            "{name}: {} transfers still open after {:.1} s",
+            totals.open_transfers,
+            settled_in.as_secs_f64()
+        )
+    })
 }
 
 /// Cents as yuan with two places.
@@ -232,6 +315,28 @@ mod tests {
         let check = judge(out_side(), inn, Duration::from_secs(1));
         assert!(!check.holds);
         assert!(check.problems[0].contains("3 transfers still open"));
+    }
+
+    #[test]
+    fn one_bureau_alone_is_judged_on_its_own_books_and_says_the_peer_was_not_checked() {
+        let check = judge_one(Only::TransferOut, out_side(), Duration::ZERO);
+        assert!(check.holds, "{:?}", check.problems);
+        assert!(
+            check
+                .not_checked
+                .as_deref()
+                .is_some_and(|note| note.contains("transfer-in")),
+            "{check:?}"
+        );
+        assert_eq!(check.inn, Totals::default());
+        let lost = Totals {
+            settled_out_cents: 6_999,
+            open_transfers: 1,
+            ..out_side()
+        };
+        let check = judge_one(Only::TransferOut, lost, Duration::from_secs(2));
+        assert!(!check.holds);
+        assert_eq!(check.problems.len(), 2, "{:?}", check.problems);
     }
 
     #[test]

@@ -21,6 +21,11 @@
 //!    conservation to the cent.
 //! 6. **Report.** [`Report`]: JSON, a self-contained HTML page, a printed summary.
 //!
+//! With `--only out|in` the run drives one yibao bureau whose platform peer is the user's own
+//! service: it seeds, applies (flows that start there), watches and checks the ledger at that
+//! bureau alone (the report says the peer's ledger was not checked), and splits the latency of
+//! sampled transfers into time at the peer and time in yibao (`split`).
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), yibao_load::LoadError> {
 //! let mut options = yibao_load::LoadOptions::spawned();
@@ -48,6 +53,7 @@ mod report;
 mod sampler;
 mod seed;
 mod spawn;
+mod split;
 
 pub use args::LoadArgs;
 pub use baseline::Baseline;
@@ -55,11 +61,12 @@ pub use error::LoadError;
 pub use ledger::{LedgerCheck, Totals};
 pub use metrics::{LatencySummary, Sample};
 pub use options::{
-    DEFAULT_MIX, LoadOptions, MAX_PERSONS, Mix, Pace, SpawnOptions, Stop, Target, flow_named,
+    DEFAULT_MIX, LoadOptions, MAX_PERSONS, Mix, Only, Pace, SpawnOptions, Stop, Target, flow_named,
 };
 pub use procstat::{Memory, ProcessUsage};
 pub use report::{Endpoints, Machine, Report, Transfers};
 pub use seed::Seeding;
+pub use split::{PeerSplit, Split, split};
 
 use crate::phase::{Bars, Services};
 
@@ -84,11 +91,14 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         ));
     }
     let mut seeding = phase::seed(&options, &services, persons, bars).await?;
-    if seeding.written_out < persons / 2 {
+    let (written, at) = match options.only {
+        Some(Only::TransferIn) => (seeding.written_in, "transfer-in"),
+        _ => (seeding.written_out, "transfer-out"),
+    };
+    if written < persons / 2 {
         warnings.push(format!(
-            "only {} of {persons} persons were new at transfer-out: people used by an earlier \
-             run cannot transfer again; give --first-person a fresh range",
-            seeding.written_out
+            "only {written} of {persons} persons were new at {at}: people used by an earlier \
+             run cannot transfer again; give --first-person a fresh range"
         ));
     }
     let baseline = match options.baseline {
@@ -100,6 +110,7 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
     let ledger = phase::ledger(&options, &services, &mut transfers.usage, bars).await?;
 
     let summary = phase::transfers_summary(&options, &transfers, &mut warnings);
+    let peer_split = transfers.split.take();
     let metrics = &transfers.metrics;
     let report = Report {
         tool: format!("yibao-load {}", env!("CARGO_PKG_VERSION")),
@@ -108,16 +119,18 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
             .as_ref()
             .filter(|b| b.calls_per_s > 0.0)
             .map(|b| summary.per_s / b.calls_per_s),
-        latency: phase::latency_summaries(&options, metrics),
+        latency: phase::latency_summaries(&options, metrics, peer_split.as_ref()),
         errors: metrics.errors(),
         retried: metrics.retried_by_status(),
         error_examples: metrics.examples(),
         outcomes: metrics.outcomes(),
         endpoints: Endpoints {
-            out: services.out.clone(),
-            inn: services.inn.clone(),
+            out: services.out_endpoint().to_owned(),
+            inn: services.in_endpoint().to_owned(),
             spawned: services.spawned(),
+            peer: peer_endpoint(&options),
         },
+        peer_split,
         options,
         machine: Machine::detect(),
         seeding,
@@ -129,6 +142,14 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         warnings,
     };
     finish(report, &mut services)
+}
+
+/// The user's service's platform endpoint, when the run spawned the bureau that calls it.
+fn peer_endpoint(options: &LoadOptions) -> Option<String> {
+    match &options.target {
+        Target::Spawn(spawn) if options.only.is_some() => spawn.peer.clone(),
+        _ => None,
+    }
 }
 
 /// Keeps a spawned pair's data when the run failed (saying so in the report), then writes the

@@ -1,12 +1,13 @@
 //! What a load run does, independent of any command line: where the services are (or that the
-//! run starts its own pair), how many people to seed, how fast to apply, for how long, and which
+//! run starts its own pair), whether it drives both bureaus or only one whose platform peer is
+//! the user's own service, how many people to seed, how fast to apply, for how long, and which
 //! flows in which proportions. [`LoadOptions::validate`] checks every limit before anything runs.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
-use yibao_domain::population::{self, Flow};
+use yibao_domain::population::{self, ApplyAt, Flow};
 use yibao_harness::AdminToken;
 
 use crate::error::LoadError;
@@ -31,12 +32,23 @@ pub const MAX_IN_FLIGHT: usize = 50_000;
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(60);
 /// The most HTTP/2 connections the generator opens to each service.
 pub const MAX_CONNECTIONS: usize = 64;
+/// By default one transfer in this many has its latency split into time at the peer and time
+/// in yibao, in a run that drives one bureau (each costs the bureau one journal lookup).
+pub const DEFAULT_SPLIT_EVERY: u64 = 10;
 
 /// Everything a load run needs to know. Build it directly or from [`crate::LoadArgs`].
 #[derive(Clone, Debug, Serialize)]
 pub struct LoadOptions {
     /// Which services the run drives.
     pub target: Target,
+    /// Drive only this yibao bureau: its platform peer is the user's own service, which the run
+    /// neither drives nor checks. Only flows that start at this bureau apply, only its ledger is
+    /// checked, and the latency of sampled transfers is split into time at the peer and time in
+    /// yibao. `None`: both bureaus are yibao's.
+    pub only: Option<Only>,
+    /// In a run with [`LoadOptions::only`], one transfer in this many (that ended as its flow
+    /// expects) has its latency split; 1 splits every one.
+    pub split_every: u64,
     /// How many people to seed (at least; a run with a known number of transfers seeds enough
     /// people of every flow in the mix). At most [`MAX_PERSONS`].
     pub persons: u64,
@@ -93,6 +105,54 @@ pub enum Target {
     Spawn(SpawnOptions),
 }
 
+/// The one yibao bureau a run drives when the other is the user's own service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Only {
+    /// yibao's transfer-out; the user's service plays transfer-in.
+    #[value(name = "out", alias = "transfer-out")]
+    TransferOut,
+    /// yibao's transfer-in; the user's service plays transfer-out.
+    #[value(name = "in", alias = "transfer-in")]
+    TransferIn,
+}
+
+impl Only {
+    /// The service's name, `transfer-out` or `transfer-in`.
+    pub fn service(self) -> &'static str {
+        match self {
+            Only::TransferOut => "transfer-out",
+            Only::TransferIn => "transfer-in",
+        }
+    }
+
+    /// The name of the role the user's service plays.
+    pub fn peer_service(self) -> &'static str {
+        match self {
+            Only::TransferOut => "transfer-in",
+            Only::TransferIn => "transfer-out",
+        }
+    }
+
+    /// Whether a person of `flow` applies at this bureau (the only flows such a run applies).
+    pub fn starts_here(self, flow: Flow) -> bool {
+        matches!(
+            (self, flow.applies_at()),
+            (Only::TransferOut, ApplyAt::TransferOut) | (Only::TransferIn, ApplyAt::TransferIn)
+        )
+    }
+
+    /// The mix when none is given: the connected transfer that starts here and goes through
+    /// the peer (started at transfer-out, the form is the only message; started at transfer-in,
+    /// the request and the form).
+    pub fn default_mix(self) -> &'static str {
+        match self {
+            Only::TransferOut => "cross-province-out-initiated=1",
+            Only::TransferIn => "connected=1",
+        }
+    }
+}
+
 /// Where the binaries and the region directory of a spawned pair come from.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SpawnOptions {
@@ -104,6 +164,13 @@ pub struct SpawnOptions {
     /// The platform hop between the two runs plaintext instead of mutual TLS (to measure what
     /// TLS costs).
     pub plaintext_platform: bool,
+    /// With [`LoadOptions::only`]: the user's service's platform endpoint, which the one
+    /// spawned bureau calls (`https://HOST:PORT`, `http://` with `plaintext_platform`).
+    pub peer: Option<String>,
+    /// With [`LoadOptions::only`] over mutual TLS: the directory of the development CA the
+    /// user's service trusts (`yibao certs --out DIR --bureau NAME=REGIONS`); the spawned
+    /// bureau's certificate is made there by that CA.
+    pub certs: Option<PathBuf>,
 }
 
 /// How applications are paced.
@@ -252,6 +319,8 @@ impl LoadOptions {
     pub fn spawned() -> LoadOptions {
         LoadOptions {
             target: Target::Spawn(SpawnOptions::default()),
+            only: None,
+            split_every: DEFAULT_SPLIT_EVERY,
             persons: DEFAULT_PERSONS,
             first_person: 0,
             seed: DEFAULT_SEED,
@@ -317,14 +386,74 @@ impl LoadOptions {
         if self.transfer_timeout.is_zero() || self.settle_timeout.is_zero() {
             return fail("timeouts must be above zero".into());
         }
-        Ok(())
+        if self.split_every == 0 {
+            return fail("split every must be at least 1".into());
+        }
+        self.validate_one_side()
+    }
+
+    /// With [`LoadOptions::only`]: every flow of the mix starts at that bureau, and a spawned
+    /// bureau knows its peer and (over mutual TLS) the CA the peer trusts.
+    fn validate_one_side(&self) -> Result<(), LoadError> {
+        let fail = |message: String| Err(LoadError::Options(message));
+        let spawn = match &self.target {
+            Target::Spawn(spawn) => Some(spawn),
+            Target::Running { .. } => None,
+        };
+        let Some(only) = self.only else {
+            if spawn.is_some_and(|spawn| spawn.peer.is_some() || spawn.certs.is_some()) {
+                return fail("a peer and its certificates are for a run with --only".into());
+            }
+            return Ok(());
+        };
+        let elsewhere: Vec<&str> = self
+            .mix
+            .weights()
+            .iter()
+            .filter(|(flow, _)| !only.starts_here(*flow))
+            .map(|(flow, _)| flow.name())
+            .collect();
+        if !elsewhere.is_empty() {
+            let here: Vec<&str> = Flow::ALL
+                .into_iter()
+                .filter(|flow| only.starts_here(*flow))
+                .map(Flow::name)
+                .collect();
+            return fail(format!(
+                "mix: {} start(s) at {}, the user's bureau; with --only {} use flows that start \
+                 at yibao's {}: {}",
+                elsewhere.join(", "),
+                only.peer_service(),
+                match only {
+                    Only::TransferOut => "out",
+                    Only::TransferIn => "in",
+                },
+                only.service(),
+                here.join(", ")
+            ));
+        }
+        match spawn {
+            Some(spawn) if spawn.peer.is_none() => {
+                fail("--spawn --only needs --peer, the user's service's platform endpoint".into())
+            }
+            Some(spawn) if !spawn.plaintext_platform && spawn.certs.is_none() => fail(
+                "--spawn --only over mutual TLS needs --certs DIR, the CA the user's service \
+                 trusts (yibao certs --out DIR --bureau NAME=REGIONS), or --plaintext-platform"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
     }
 
     /// How many people to seed: the requested number, raised when the run's size is known in
     /// advance (a number of transfers, or an open-loop rate for a duration) so that every flow
     /// of the mix has a fresh person for each of its applications, and capped at
-    /// [`MAX_PERSONS`].
+    /// [`MAX_PERSONS`]. A run that drives one bureau seeds exactly the requested number: the
+    /// peer knows only the people the user seeded there.
     pub fn persons_to_seed(&self) -> u64 {
+        if self.only.is_some() {
+            return self.persons.min(MAX_PERSONS);
+        }
         let planned = match (self.stop.transfers, self.pace, self.stop.duration) {
             (Some(transfers), _, _) => Some(transfers),
             (None, Pace::Open { rate_per_s, .. }, Some(duration)) => {
@@ -433,6 +562,49 @@ mod tests {
             }
             assert!(population::index_of(flow, people_below(flow, 500)) >= 500);
         }
+    }
+
+    #[test]
+    fn a_run_of_one_bureau_applies_only_flows_that_start_there() {
+        let mut options = LoadOptions::spawned();
+        options.target = Target::Running {
+            out: "http://127.0.0.1:1".to_owned(),
+            inn: String::new(),
+        };
+        options.only = Some(Only::TransferOut);
+        let error = options
+            .validate()
+            .expect_err("the default mix starts at transfer-in");
+        assert!(
+            error.to_string().contains("cross-province-out-initiated"),
+            "{error}"
+        );
+        options.mix = LoadOptions::parse_mix(Only::TransferOut.default_mix()).expect("valid");
+        assert!(options.validate().is_ok());
+        options.only = Some(Only::TransferIn);
+        options.mix = LoadOptions::parse_mix(Only::TransferIn.default_mix()).expect("valid");
+        assert!(options.validate().is_ok());
+        options.split_every = 0;
+        assert!(options.validate().is_err());
+    }
+
+    #[test]
+    fn a_spawned_bureau_of_its_own_needs_its_peer_and_the_peers_ca() {
+        let mut options = LoadOptions::spawned();
+        options.only = Some(Only::TransferOut);
+        options.mix = LoadOptions::parse_mix("cross-province-out-initiated=1").expect("valid");
+        assert!(options.validate().is_err(), "no peer");
+        options.target = Target::Spawn(SpawnOptions {
+            peer: Some("https://127.0.0.1:7000".to_owned()),
+            ..SpawnOptions::default()
+        });
+        assert!(options.validate().is_err(), "no CA");
+        options.target = Target::Spawn(SpawnOptions {
+            peer: Some("http://127.0.0.1:7000".to_owned()),
+            plaintext_platform: true,
+            ..SpawnOptions::default()
+        });
+        assert!(options.validate().is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The phases of a run, in order: reach the services (or start them), seed, measure the
 //! baseline, drive transfers, check the ledger. Each phase is one function; [`crate::run`]
-//! strings them together and assembles the report.
+//! strings them together and assembles the report. A run with `--only` does each at the one
+//! bureau it drives.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -20,13 +21,14 @@ use crate::driver::{self, Context};
 use crate::error::LoadError;
 use crate::ledger::{self, LedgerCheck};
 use crate::metrics::{Latency, LatencySummary, Metrics};
-use crate::options::{DEFAULT_CONCURRENCY, LoadOptions, Pace, Target};
+use crate::options::{DEFAULT_CONCURRENCY, LoadOptions, Only, Pace, Target};
 use crate::people::People;
 use crate::procstat::{Process, ProcessUsage};
 use crate::report::Transfers;
 use crate::sampler::{self, Timeline};
 use crate::seed::{self, Seeding};
 use crate::spawn::SpawnedPair;
+use crate::split::{self, PeerSplit, Sampler};
 
 /// How long connecting to a service may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,56 +75,81 @@ impl Bars {
     }
 }
 
-/// The two services a run drives, and its connections to them.
+/// One bureau a run drives: its endpoint, connections and admin client.
 #[derive(Debug)]
-pub struct Services {
-    /// The pair this run started, if it did; stopped when dropped.
-    spawned: Option<SpawnedPair>,
-    /// transfer-out's endpoint.
-    pub out: String,
-    /// transfer-in's endpoint.
-    pub inn: String,
-    /// Connections to transfer-out (at least one).
-    out_channels: Vec<Channel>,
-    /// Connections to transfer-in (at least one).
-    in_channels: Vec<Channel>,
-    /// The admin client of transfer-out (presenting the run's admin token, if any).
-    out_admin: AdminClient,
-    /// The admin client of transfer-in.
-    in_admin: AdminClient,
+struct Reached {
+    /// Its endpoint.
+    endpoint: String,
+    /// Connections to it (at least one).
+    channels: Vec<Channel>,
+    /// Its admin client (presenting the run's admin token, if any).
+    admin: AdminClient,
 }
 
-impl Services {
-    /// Starts the pair when asked to, then connects to both services.
-    pub async fn reach(options: &LoadOptions) -> Result<Services, LoadError> {
-        let (spawned, out, inn) = match &options.target {
-            Target::Spawn(spawn) => {
-                let pair = SpawnedPair::start(spawn, options.admin_token.as_ref()).await?;
-                let (out, inn) = (pair.out.clone(), pair.inn.clone());
-                (Some(pair), out, inn)
-            }
-            Target::Running { out, inn } => (None, out.clone(), inn.clone()),
-        };
-        let count = options.connections.max(1);
-        let out_channels = connect_all(&out, count).await?;
-        let in_channels = connect_all(&inn, count).await?;
-        let (Some(out_admin), Some(in_admin)) =
-            (out_channels.first().cloned(), in_channels.first().cloned())
-        else {
+impl Reached {
+    /// `count` connections to `endpoint`.
+    async fn connect(
+        endpoint: String,
+        count: usize,
+        options: &LoadOptions,
+    ) -> Result<Reached, LoadError> {
+        let channels = connect_all(&endpoint, count.max(1)).await?;
+        let Some(first) = channels.first().cloned() else {
             return Err(LoadError::Options(
                 "connections must be at least 1".to_owned(),
             ));
         };
-        let token = options.admin_token.as_ref();
-        Ok(Services {
-            spawned,
-            out,
-            inn,
-            out_channels,
-            in_channels,
-            out_admin: admin_client(out_admin, token),
-            in_admin: admin_client(in_admin, token),
+        Ok(Reached {
+            endpoint,
+            channels,
+            admin: admin_client(first, options.admin_token.as_ref()),
         })
+    }
+
+    /// Its admin client and endpoint.
+    fn admin(&self) -> (AdminClient, &str) {
+        (self.admin.clone(), &self.endpoint)
+    }
+}
+
+/// The services a run drives — both bureaus, or with `--only` one — and its connections.
+#[derive(Debug)]
+pub struct Services {
+    /// The services this run started, if it did; stopped when dropped.
+    spawned: Option<SpawnedPair>,
+    /// transfer-out, unless the run drives transfer-in alone.
+    out: Option<Reached>,
+    /// transfer-in, unless the run drives transfer-out alone.
+    inn: Option<Reached>,
+}
+
+impl Services {
+    /// Starts the services when asked to, then connects to each one the run drives.
+    pub async fn reach(options: &LoadOptions) -> Result<Services, LoadError> {
+        let drives = |side: Only| options.only.is_none_or(|only| only == side);
+        let (spawned, out, inn) = match &options.target {
+            Target::Spawn(spawn) => {
+                let pair =
+                    SpawnedPair::start(spawn, options.only, options.admin_token.as_ref()).await?;
+                let (out, inn) = (pair.out.clone(), pair.inn.clone());
+                (Some(pair), out, inn)
+            }
+            Target::Running { out, inn } => (
+                None,
+                drives(Only::TransferOut).then(|| out.clone()),
+                drives(Only::TransferIn).then(|| inn.clone()),
+            ),
+        };
+        let count = options.connections;
+        let out = match out {
+            Some(endpoint) => Some(Reached::connect(endpoint, count, options).await?),
+            None => None,
+        };
+        let inn = match inn {
+            Some(endpoint) => Some(Reached::connect(endpoint, count, options).await?),
+            None => None,
+        };
+        Ok(Services { spawned, out, inn })
     }
 
     /// Whether this run started the services.
@@ -130,19 +157,40 @@ impl Services {
         self.spawned.is_some()
     }
 
-    /// Keeps a spawned pair's data and logs after it stops; where they are.
+    /// Keeps the spawned services' data and logs after they stop; where they are.
     pub fn keep_data(&mut self) -> Option<PathBuf> {
         self.spawned.as_mut().map(SpawnedPair::keep_data)
     }
 
-    /// The admin client of transfer-out, and its endpoint.
-    fn out_admin(&self) -> (AdminClient, &str) {
-        (self.out_admin.clone(), &self.out)
+    /// transfer-out's endpoint, or empty when the run does not drive it.
+    pub fn out_endpoint(&self) -> &str {
+        self.out.as_ref().map_or("", |out| out.endpoint.as_str())
     }
 
-    /// The admin client of transfer-in, and its endpoint.
-    fn in_admin(&self) -> (AdminClient, &str) {
-        (self.in_admin.clone(), &self.inn)
+    /// transfer-in's endpoint, or empty when the run does not drive it.
+    pub fn in_endpoint(&self) -> &str {
+        self.inn.as_ref().map_or("", |inn| inn.endpoint.as_str())
+    }
+
+    /// The admin client of transfer-out and its endpoint, when the run drives it.
+    fn out_admin(&self) -> Option<(AdminClient, &str)> {
+        self.out.as_ref().map(Reached::admin)
+    }
+
+    /// The admin client of transfer-in and its endpoint, when the run drives it.
+    fn in_admin(&self) -> Option<(AdminClient, &str)> {
+        self.inn.as_ref().map(Reached::admin)
+    }
+
+    /// The connections to a bureau (none when the run does not drive it).
+    fn channels(&self, only: Only) -> &[Channel] {
+        let reached = match only {
+            Only::TransferOut => &self.out,
+            Only::TransferIn => &self.inn,
+        };
+        reached
+            .as_ref()
+            .map_or(&[], |reached| reached.channels.as_slice())
     }
 
     /// The processes whose CPU and memory the report shows: the machine as a whole, the
@@ -222,9 +270,9 @@ pub async fn baseline(
         humantime::format_duration(duration)
     ));
     let channels: Vec<Channel> = services
-        .out_channels
+        .channels(Only::TransferOut)
         .iter()
-        .chain(&services.in_channels)
+        .chain(services.channels(Only::TransferIn))
         .cloned()
         .collect();
     let measured = baseline::measure(channels, concurrency, duration).await;
@@ -247,6 +295,8 @@ pub struct TransferPhase {
     pub exhausted: Option<Flow>,
     /// People seeded during the run to keep ahead of it.
     pub topped_up: u64,
+    /// In a run that drives one bureau: the latency split of the sampled transfers.
+    pub split: Option<PeerSplit>,
 }
 
 /// Drives transfers in the options' loop among people `first_person .. first_person + persons`.
@@ -257,14 +307,15 @@ pub async fn transfers(
     bars: Bars,
 ) -> TransferPhase {
     let metrics = Arc::new(Metrics::default());
-    let context = new_context(options, services, persons, metrics.clone());
+    let (sampler, splitting) = splitter(options, services);
+    let context = new_context(options, services, persons, metrics.clone(), sampler);
     let (stop_topping, topping_stopped) = tokio::sync::watch::channel(false);
     let owned = |(client, endpoint): (AdminClient, &str)| (client, endpoint.to_owned());
     let topping = tokio::spawn(top_up(
         context.clone(),
         options.top_up_ahead,
-        owned(services.out_admin()),
-        owned(services.in_admin()),
+        services.out_admin().map(owned),
+        services.in_admin().map(owned),
         options.seed,
         topping_stopped,
     ));
@@ -288,6 +339,15 @@ pub async fn transfers(
     let timeline = sampling.await.unwrap_or_default();
     let _ = stop_topping.send(true);
     let topped_up = topping.await.unwrap_or_default();
+    let split = match splitting {
+        Some((stop, task)) => {
+            // The splitter only ends when told to; a send error means it already ended.
+            let _ = stop.send(true);
+            let dropped = context.split.as_ref().map_or(0, Sampler::dropped);
+            task.await.ok().map(|split| PeerSplit { dropped, ..split })
+        }
+        None => None,
+    };
     bar.finish_and_clear();
     let finished = metrics.finished().max(1) as f64;
     let usage = cpu_usage(&processes, cpu_before, seconds, finished);
@@ -299,7 +359,39 @@ pub async fn transfers(
         usage,
         exhausted,
         topped_up,
+        split,
     }
+}
+
+/// A finished splitter's report, and how to stop it.
+type Splitting = (
+    tokio::sync::watch::Sender<bool>,
+    tokio::task::JoinHandle<PeerSplit>,
+);
+
+/// In a run that drives one bureau, the sampler the transfers offer themselves to and the
+/// splitter reading the samples' journals there; none otherwise.
+fn splitter(options: &LoadOptions, services: &Services) -> (Option<Sampler>, Option<Splitting>) {
+    let Some(only) = options.only else {
+        return (None, None);
+    };
+    let admin = match only {
+        Only::TransferOut => services.out_admin(),
+        Only::TransferIn => services.in_admin(),
+    };
+    let Some((admin, _)) = admin else {
+        return (None, None);
+    };
+    let (sampler, samples) = Sampler::new(options.split_every);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(split::run(
+        only,
+        admin,
+        samples,
+        stopped,
+        options.split_every,
+    ));
+    (Some(sampler), Some((stop, task)))
 }
 
 /// What the transfer loop shares: clients of every connection, the people of the run, the
@@ -309,6 +401,7 @@ fn new_context(
     services: &Services,
     persons: u64,
     metrics: Arc<Metrics>,
+    split: Option<Sampler>,
 ) -> Arc<Context> {
     let clients = |channels: &[Channel]| -> Vec<BureauServiceClient<Channel>> {
         channels
@@ -318,8 +411,8 @@ fn new_context(
             .collect()
     };
     Arc::new(Context {
-        out: clients(&services.out_channels),
-        inn: clients(&services.in_channels),
+        out: clients(services.channels(Only::TransferOut)),
+        inn: clients(services.channels(Only::TransferIn)),
         turn: AtomicUsize::new(0),
         metrics,
         people: People::new(
@@ -333,6 +426,7 @@ fn new_context(
         stop: AtomicBool::new(false),
         exhausted: std::sync::Mutex::new(None),
         topping_up: options.top_up_ahead > 0,
+        split,
     })
 }
 
@@ -373,8 +467,8 @@ const TOP_UP_EVERY: Duration = Duration::from_millis(200);
 async fn top_up(
     context: Arc<Context>,
     ahead: u64,
-    out: (AdminClient, String),
-    inn: (AdminClient, String),
+    out: Option<(AdminClient, String)>,
+    inn: Option<(AdminClient, String)>,
     seed: u64,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> u64 {
@@ -387,8 +481,8 @@ async fn top_up(
 async fn seeding_ahead(
     context: &Arc<Context>,
     ahead: u64,
-    (out_admin, out_endpoint): (AdminClient, String),
-    (in_admin, in_endpoint): (AdminClient, String),
+    out: Option<(AdminClient, String)>,
+    inn: Option<(AdminClient, String)>,
     seed: u64,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> u64 {
@@ -410,8 +504,8 @@ async fn seeding_ahead(
                 .max(ahead.min(seed::CHUNK))
                 .min(MAX_INDEX - end);
             let done = seed::seed(
-                (out_admin.clone(), &out_endpoint),
-                (in_admin.clone(), &in_endpoint),
+                borrowed(&out),
+                borrowed(&inn),
                 seed,
                 end,
                 count,
@@ -438,6 +532,13 @@ async fn seeding_ahead(
             return seeded;
         }
     }
+}
+
+/// A bureau to seed, borrowed from the one the top-up owns.
+fn borrowed(bureau: &Option<(AdminClient, String)>) -> Option<(AdminClient, &str)> {
+    bureau
+        .as_ref()
+        .map(|(admin, endpoint)| (admin.clone(), endpoint.as_str()))
 }
 
 /// The live bar of the transfer phase: by transfers when counted, else by seconds.
@@ -526,6 +627,7 @@ pub fn transfers_summary(
 pub fn latency_summaries(
     options: &LoadOptions,
     metrics: &Metrics,
+    split: Option<&PeerSplit>,
 ) -> BTreeMap<String, LatencySummary> {
     let mut histograms: Vec<(&str, &Latency)> =
         vec![("end-to-end (apply → terminal)", &metrics.end_to_end)];
@@ -542,10 +644,27 @@ pub fn latency_summaries(
         "WatchTransfer (first → terminal message)",
         &metrics.watch_to_terminal,
     ));
-    histograms
+    let mut summaries: BTreeMap<String, LatencySummary> = histograms
         .into_iter()
         .map(|(name, latency)| (name, latency.snapshot()))
         .filter(|(_, snapshot)| !snapshot.is_empty())
         .map(|(name, snapshot)| (name.to_owned(), LatencySummary::of(&snapshot)))
-        .collect()
+        .collect();
+    if let Some(split) = split.filter(|split| split.sampled > 0) {
+        for (name, summary) in [
+            (SPLIT_END_TO_END, &split.end_to_end),
+            (SPLIT_AT_PEER, &split.at_peer),
+            (SPLIT_IN_YIBAO, &split.in_yibao),
+        ] {
+            summaries.insert(name.to_owned(), summary.clone());
+        }
+    }
+    summaries
 }
+
+/// The latency table's names of the split's three parts.
+pub const SPLIT_END_TO_END: &str = "split: end-to-end (sampled)";
+/// Of the sampled transfers' latency, time at the peer.
+pub const SPLIT_AT_PEER: &str = "split: at the peer";
+/// Of the sampled transfers' latency, time in yibao.
+pub const SPLIT_IN_YIBAO: &str = "split: in yibao";

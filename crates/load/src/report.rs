@@ -16,6 +16,7 @@ use crate::metrics::{LatencySummary, Sample};
 use crate::options::LoadOptions;
 use crate::procstat::ProcessUsage;
 use crate::seed::Seeding;
+use crate::split::PeerSplit;
 
 /// Everything a run found.
 #[derive(Clone, Debug, Serialize)]
@@ -55,6 +56,9 @@ pub struct Report {
     pub processes: Vec<ProcessUsage>,
     /// The ledger check at the end.
     pub ledger: LedgerCheck,
+    /// In a run that drives one bureau (`--only`): the sampled transfers' end-to-end latency
+    /// split into time at the peer and time in yibao.
+    pub peer_split: Option<PeerSplit>,
     /// Things the reader should know (a flow ran out of people, a timeout).
     pub warnings: Vec<String>,
 }
@@ -69,6 +73,31 @@ pub struct Endpoints {
     pub inn: String,
     /// Whether the run started this pair itself.
     pub spawned: bool,
+    /// In a run that drives one bureau: the user's service's platform endpoint, when the run
+    /// spawned the bureau and so knows it.
+    pub peer: Option<String>,
+}
+
+impl Endpoints {
+    /// What was driven, for the summary: both endpoints, or the one bureau and its peer.
+    pub fn describe(&self) -> String {
+        let spawned = if self.spawned { " (spawned)" } else { "" };
+        let peer = self
+            .peer
+            .as_deref()
+            .map_or(String::new(), |peer| format!(" {peer}"));
+        match (self.out.is_empty(), self.inn.is_empty()) {
+            (false, true) => format!(
+                "yibao's transfer-out {}{spawned} alone, facing your transfer-in{peer}",
+                self.out
+            ),
+            (true, false) => format!(
+                "yibao's transfer-in {}{spawned} alone, facing your transfer-out{peer}",
+                self.inn
+            ),
+            _ => format!("{} / {}{spawned}", self.out, self.inn),
+        }
+    }
 }
 
 /// The machine.
@@ -186,15 +215,9 @@ impl Report {
         let t = &self.transfers;
         let _ = writeln!(
             text,
-            "yibao load — {} against {} / {}{}",
+            "yibao load — {} against {}",
             pace_text(&self.options),
-            self.endpoints.out,
-            self.endpoints.inn,
-            if self.endpoints.spawned {
-                " (spawned)"
-            } else {
-                ""
-            }
+            self.endpoints.describe()
         );
         let _ = writeln!(
             text,
@@ -237,8 +260,16 @@ impl Report {
         }
     }
 
-    /// The latency table of the summary.
+    /// The latency table of the summary, and the split's totals.
     fn latency_summary(&self, text: &mut String) {
+        self.latency_table(text);
+        if let Some(split) = &self.peer_split {
+            let _ = writeln!(text, "{}", split_text(split));
+        }
+    }
+
+    /// The latency table.
+    fn latency_table(&self, text: &mut String) {
         let _ = writeln!(
             text,
             "{:<34} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
@@ -292,15 +323,22 @@ impl Report {
             let _ = writeln!(text, "warning: {warning}");
         }
         if self.ledger.holds {
+            let scope = match &self.ledger.not_checked {
+                None => "conservation to the cent, no open transfer",
+                Some(_) => "its own books to the cent, no open transfer",
+            };
             let _ = writeln!(
                 text,
-                "ledger: holds (conservation to the cent, no open transfer; settled in {:.1} s)",
+                "ledger: holds ({scope}; settled in {:.1} s)",
                 self.ledger.settle_seconds
             );
         } else {
             for problem in &self.ledger.problems {
                 let _ = writeln!(text, "ledger: DOES NOT HOLD: {problem}");
             }
+        }
+        if let Some(note) = &self.ledger.not_checked {
+            let _ = writeln!(text, "ledger: {note}");
         }
         if let Some(dir) = &self.options.report_dir {
             let _ = writeln!(
@@ -311,6 +349,44 @@ impl Report {
             );
         }
     }
+}
+
+/// The split's headline: how many transfers, and the shares of the time.
+pub fn split_text(split: &PeerSplit) -> String {
+    if split.sampled == 0 {
+        return format!(
+            "latency split at {}: no transfer sampled (1 in {}; {} without platform messages, \
+             {} journals not read whole, {} dropped)",
+            split.bureau, split.every, split.no_messages, split.unread, split.dropped
+        );
+    }
+    let ms = |us: u64| us as f64 / 1000.0;
+    let mean = |us: u64| ms(us) / split.sampled.max(1) as f64;
+    let mut text = format!(
+        "latency split at {} ({} transfers sampled, 1 in {}): at the peer {:.1} % \
+         (mean {:.2} ms, p50 {:.2} ms, p99 {:.2} ms), in yibao {:.1} % (mean {:.2} ms, p50 \
+         {:.2} ms, p99 {:.2} ms)",
+        split.bureau,
+        split.sampled,
+        split.every,
+        split.at_peer_share * 100.0,
+        mean(split.at_peer_total_us),
+        split.at_peer.p50_ms,
+        split.at_peer.p99_ms,
+        (1.0 - split.at_peer_share) * 100.0,
+        mean(split.in_yibao_total_us),
+        split.in_yibao.p50_ms,
+        split.in_yibao.p99_ms,
+    );
+    let skipped = [
+        (split.no_messages, "left out, no platform message"),
+        (split.unread, "left out, journal not read whole"),
+        (split.dropped, "not sampled, the splitter behind"),
+    ];
+    for (count, why) in skipped.into_iter().filter(|(count, _)| *count > 0) {
+        text.push_str(&format!("; {why}: {count}"));
+    }
+    text
 }
 
 /// "closed loop, 64 in flight, 60 s" and the like.
@@ -345,4 +421,41 @@ pub(crate) fn write(path: &Path, text: &str) -> Result<(), LoadError> {
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(sampled: u64) -> PeerSplit {
+        PeerSplit {
+            bureau: "transfer-out",
+            every: 10,
+            sampled,
+            no_messages: 0,
+            unread: 1,
+            dropped: 0,
+            end_to_end: LatencySummary::default(),
+            at_peer: LatencySummary::default(),
+            in_yibao: LatencySummary::default(),
+            end_to_end_total_us: 4_000 * sampled,
+            at_peer_total_us: 1_000 * sampled,
+            in_yibao_total_us: 3_000 * sampled,
+            at_peer_share: 0.25,
+        }
+    }
+
+    #[test]
+    fn the_split_line_gives_the_shares_and_what_was_left_out() {
+        let text = split_text(&split(8));
+        assert!(text.contains("8 transfers sampled, 1 in 10"), "{text}");
+        assert!(text.contains("at the peer 25.0 % (mean 1.00 ms"), "{text}");
+        assert!(text.contains("in yibao 75.0 % (mean 3.00 ms"), "{text}");
+        assert!(
+            text.ends_with("; left out, journal not read whole: 1"),
+            "{text}"
+        );
+        let none = split_text(&split(0));
+        assert!(none.contains("no transfer sampled"), "{none}");
+    }
 }

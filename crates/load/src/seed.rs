@@ -1,6 +1,6 @@
-//! Seeding: `SeedPopulation` with the same seed and range on both bureaus, in chunks so the
-//! progress bar moves and no single call runs for minutes. Each bureau materialises its own view;
-//! the two sides of a chunk are seeded at the same time.
+//! Seeding: `SeedPopulation` with the same seed and range on both bureaus (or the one a run
+//! drives), in chunks so the progress bar moves and no single call runs for minutes. Each bureau
+//! materialises its own view; the two sides of a chunk are seeded at the same time.
 
 use std::time::Duration;
 
@@ -37,10 +37,10 @@ pub struct Seeding {
 /// A bureau to seed: its admin client and endpoint (for errors).
 pub type Bureau<'a> = (AdminClient, &'a str);
 
-/// Seeds `persons` people from `first` at both bureaus.
+/// Seeds `persons` people from `first` at both bureaus, or the one given.
 pub async fn seed(
-    out: Bureau<'_>,
-    inn: Bureau<'_>,
+    out: Option<Bureau<'_>>,
+    inn: Option<Bureau<'_>>,
     seed: u64,
     first: u64,
     persons: u64,
@@ -59,6 +59,7 @@ pub async fn seed(
         };
         let (out_written, in_written) =
             tokio::try_join!(call(out.clone(), request), call(inn.clone(), request))?;
+
         written.0 += out_written;
         written.1 += in_written;
         done += count;
@@ -74,10 +75,14 @@ pub async fn seed(
     })
 }
 
+/// One chunk at one bureau, if there is one; how many people it wrote.
 async fn call(
-    (mut client, endpoint): Bureau<'_>,
+    bureau: Option<Bureau<'_>>,
     request: SeedPopulationRequest,
 ) -> Result<u64, LoadError> {
+    let Some((mut client, endpoint)) = bureau else {
+        return Ok(0);
+    };
     let mut call = tonic::Request::new(request);
     call.set_timeout(CALL_TIMEOUT);
     let answer = client

@@ -1,78 +1,169 @@
-//! A private bureau pair for `--spawn`, started with the workspace's test harness
-//! (`yibao-harness`): both service binaries as child processes on ephemeral loopback ports, with
-//! the admin API and test clocks on, in a temporary directory this run owns. The processes are
-//! killed and the directory removed when the pair is dropped, unless the run asked to keep them.
+//! The services of `--spawn`, started with the workspace's test harness (`yibao-harness`) as
+//! child processes on ephemeral loopback ports, with the admin API and test clocks on, in a
+//! temporary directory this run owns: a private pair, or with `--only` one bureau (a
+//! `Counterpart`) whose platform peer is the user's service. The processes are killed and the
+//! directory removed when dropped, unless the run asked to keep them.
 
 use tempfile::TempDir;
-use yibao_harness::{AdminToken, Pair, PairOptions, Side};
+use yibao_harness::{
+    AdminToken, Counterpart, CounterpartOptions, CounterpartTls, Pair, PairOptions, Side,
+};
 
 use crate::error::LoadError;
-use crate::options::SpawnOptions;
+use crate::options::{Only, SpawnOptions};
 
-/// A running pair.
+/// What was started: both bureaus, or one.
+#[derive(Debug)]
+enum Running {
+    /// Both bureaus (boxed, as the other: they are large, and only held).
+    Pair(Box<Pair>),
+    /// One bureau, whose peer is the user's.
+    Counterpart(Box<Counterpart>),
+}
+
+/// The running services.
 #[derive(Debug)]
 pub struct SpawnedPair {
-    /// The transfer-out bureau's endpoint.
-    pub out: String,
-    /// The transfer-in bureau's endpoint.
-    pub inn: String,
+    /// The transfer-out bureau's endpoint, when it was started.
+    pub out: Option<String>,
+    /// The transfer-in bureau's endpoint, when it was started.
+    pub inn: Option<String>,
     /// The transfer-out process id, for CPU and memory readings.
     pub out_pid: Option<u32>,
     /// The transfer-in process id.
     pub in_pid: Option<u32>,
     /// The processes, killed on drop. Declared before `data` so they end before their
     /// directory goes.
-    _pair: Pair,
+    _running: Running,
     /// The services' data and logs.
     data: TempDir,
 }
 
 impl SpawnedPair {
-    /// Starts both services and waits until each answers SERVING; seeds nobody (the run seeds
-    /// with its own progress bar). With `admin_token`, both require it of admin callers.
+    /// Starts the services (both, or with `only` that bureau alone) and waits until each
+    /// answers SERVING; seeds nobody (the run seeds with its own progress bar). With
+    /// `admin_token`, they require it of admin callers.
     pub async fn start(
         options: &SpawnOptions,
+        only: Option<Only>,
         admin_token: Option<&AdminToken>,
     ) -> Result<SpawnedPair, LoadError> {
         let data = tempfile::Builder::new()
             .prefix("yibao-load-")
             .tempdir()
             .map_err(|e| LoadError::Spawn(format!("temporary directory: {e}")))?;
-        let mut pair_options = PairOptions {
-            data_dir: Some(data.path().to_path_buf()),
-            persons: 0,
-            admin_token: admin_token.cloned(),
-            ..PairOptions::default()
-        };
-        if let Some(bin_dir) = &options.bin_dir {
-            pair_options.bin_dir = bin_dir.clone();
-        }
-        if let Some(directory) = &options.directory {
-            pair_options.directory = directory.clone();
-        }
-        if options.plaintext_platform {
-            pair_options.platform = yibao_harness::PlatformMode::Plaintext;
-        }
-        let pair = Pair::start(pair_options).await.map_err(|error| {
+        let failed = |error: yibao_harness::HarnessError| {
             LoadError::Spawn(format!(
                 "{error} (build the services with `cargo build --release --bins`, or give \
                  --bin-dir)"
             ))
-        })?;
+        };
+        let (running, out, inn) = match only {
+            None => {
+                let pair = Pair::start(pair_options(options, &data, admin_token))
+                    .await
+                    .map_err(failed)?;
+                let endpoints = (
+                    Some(pair.out_endpoint().to_owned()),
+                    Some(pair.in_endpoint().to_owned()),
+                );
+                (Running::Pair(Box::new(pair)), endpoints.0, endpoints.1)
+            }
+            Some(only) => {
+                let side = side(only);
+                let counterpart =
+                    Counterpart::start(counterpart_options(options, side, &data, admin_token))
+                        .await
+                        .map_err(failed)?;
+                let endpoint = Some(counterpart.endpoint().to_owned());
+                let running = Running::Counterpart(Box::new(counterpart));
+                match side {
+                    Side::Out => (running, endpoint, None),
+                    Side::In => (running, None, endpoint),
+                }
+            }
+        };
+        let pid = |wanted: Side| match &running {
+            Running::Pair(pair) => pair.pid(wanted),
+            Running::Counterpart(one) => (one.side() == wanted).then(|| one.pid()).flatten(),
+        };
         Ok(SpawnedPair {
-            out: pair.out_endpoint().to_owned(),
-            inn: pair.in_endpoint().to_owned(),
-            out_pid: pair.pid(Side::Out),
-            in_pid: pair.pid(Side::In),
-            _pair: pair,
+            out,
+            inn,
+            out_pid: pid(Side::Out),
+            in_pid: pid(Side::In),
+            _running: running,
             data,
         })
     }
 
-    /// Keeps the services' data and logs after the pair stops (for a run that failed), and
-    /// says where they are.
+    /// Keeps the services' data and logs after they stop (for a run that failed), and says
+    /// where they are.
     pub fn keep_data(&mut self) -> std::path::PathBuf {
         self.data.disable_cleanup(true);
         self.data.path().to_path_buf()
     }
+}
+
+/// The bureau `only` names.
+fn side(only: Only) -> Side {
+    match only {
+        Only::TransferOut => Side::Out,
+        Only::TransferIn => Side::In,
+    }
+}
+
+/// A private pair's options: in `data`, seeding nobody.
+fn pair_options(
+    options: &SpawnOptions,
+    data: &TempDir,
+    admin_token: Option<&AdminToken>,
+) -> PairOptions {
+    let mut pair = PairOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        persons: 0,
+        admin_token: admin_token.cloned(),
+        ..PairOptions::default()
+    };
+    if let Some(bin_dir) = &options.bin_dir {
+        pair.bin_dir = bin_dir.clone();
+    }
+    if let Some(directory) = &options.directory {
+        pair.directory = directory.clone();
+    }
+    if options.plaintext_platform {
+        pair.platform = yibao_harness::PlatformMode::Plaintext;
+    }
+    pair
+}
+
+/// One bureau's options: in `data`, seeding nobody, calling the peer `options` names, with its
+/// certificate made by the CA in `options.certs` (or plaintext).
+fn counterpart_options(
+    options: &SpawnOptions,
+    side: Side,
+    data: &TempDir,
+    admin_token: Option<&AdminToken>,
+) -> CounterpartOptions {
+    let peer = options.peer.clone().unwrap_or_default();
+    let mut one = CounterpartOptions {
+        data_dir: Some(data.path().to_path_buf()),
+        persons: 0,
+        admin_token: admin_token.cloned(),
+        tls: if options.plaintext_platform {
+            CounterpartTls::Plaintext
+        } else {
+            CounterpartTls::Development {
+                dir: options.certs.clone(),
+            }
+        },
+        ..CounterpartOptions::new(side, peer)
+    };
+    if let Some(bin_dir) = &options.bin_dir {
+        one.bin_dir = bin_dir.clone();
+    }
+    if let Some(directory) = &options.directory {
+        one.directory = directory.clone();
+    }
+    one
 }

@@ -384,6 +384,7 @@ fn received_entry(services: &Services, kind: Kind, envelope: &platform::Envelope
         attempt: 0,
         outcome: Happened::Answered,
         fault: String::new(),
+        round_trip: None,
     }
 }
 

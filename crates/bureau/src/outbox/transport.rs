@@ -1,11 +1,13 @@
 //! The outbox's wire side: encodes a queued message into the bytes the outbox stores, sends a
 //! batch of stored messages in one round trip to the service they go to (or to the bank
 //! gateway), and reads each answer back into a domain [`Answer`] — or into why the message must
-//! be sent again later, or parked.
+//! be sent again later, or parked. Each attempt's round trip to the peer is timed for the
+//! message journal (`RoundTrips`).
 
 use std::time::Duration;
 
 use prost::Message;
+use tokio::time::Instant;
 use yibao_domain::transfer::in_side::TransferOutView;
 use yibao_domain::transfer::out_side::InCredit;
 use yibao_proto::common::v1 as common;
@@ -93,6 +95,69 @@ pub fn encode(envelope: Envelope, message: Outgoing) -> Vec<u8> {
     }
 }
 
+/// One message's attempt with the peer: how long it took, and when (tokio time) it ended.
+#[derive(Clone, Copy, Debug)]
+struct Trip {
+    took: Duration,
+    ended: Instant,
+}
+
+impl Trip {
+    /// The trip of an attempt that started at `started` and ended now.
+    fn since(started: Instant) -> Trip {
+        let ended = Instant::now();
+        Trip {
+            took: ended.saturating_duration_since(started),
+            ended,
+        }
+    }
+}
+
+/// How long each message of a batch was with the peer in this attempt, for the journal: one
+/// figure for a batch sent in one RPC (nothing allocated), one per message for messages sent
+/// one RPC each or held back by fault rules.
+#[derive(Debug, Default)]
+enum RoundTrips {
+    /// Nothing went to the peer (the bank gateway, no channel, nothing to send).
+    #[default]
+    None,
+    /// Every message went in one RPC: this trip.
+    Batch(Trip),
+    /// Each message's trip by its position in the batch; none for one not sent.
+    Each(Vec<Option<Trip>>),
+}
+
+impl RoundTrips {
+    /// The trip of the message at `index` of the batch, if it was sent.
+    fn of(&self, index: usize) -> Option<Trip> {
+        match self {
+            RoundTrips::None => None,
+            RoundTrips::Batch(trip) => Some(*trip),
+            RoundTrips::Each(trips) => trips.get(index).copied().flatten(),
+        }
+    }
+
+    /// The trips of the messages sent, `sent` (in order), placed at the positions of a batch
+    /// whose `held[i]` says that message `i` was not sent.
+    fn placed(held: &[bool], sent: RoundTrips) -> RoundTrips {
+        if !held.contains(&true) {
+            return sent;
+        }
+        let mut next = 0;
+        let trips = held
+            .iter()
+            .map(|&was_held| {
+                if was_held {
+                    return None;
+                }
+                next += 1;
+                sent.of(next - 1)
+            })
+            .collect();
+        RoundTrips::Each(trips)
+    }
+}
+
 /// Sends one batch (all to `target`) and reads every message's outcome, in the batch's order.
 pub async fn send(
     services: &Services,
@@ -100,25 +165,32 @@ pub async fn send(
     target: Target,
     batch: &[OutboxMessage],
 ) -> Vec<Outcome> {
-    let (outcomes, faults) = if services.faults.is_empty() {
-        let outcomes = send_plain(services, attempt_timeout, target, batch).await;
-        (outcomes, Vec::new())
+    let (outcomes, faults, trips) = if services.faults.is_empty() {
+        let (outcomes, trips) = send_plain(services, attempt_timeout, target, batch).await;
+        (outcomes, Vec::new(), trips)
     } else {
         send_faulted(services, attempt_timeout, target, batch).await
     };
-    journal_sent(services, batch, &outcomes, &faults);
+    journal_sent(services, batch, &outcomes, &faults, &trips);
     outcomes
 }
 
-/// Keeps the messages of a batch just sent in the message journal, with what came of each.
+/// Keeps the messages of a batch just sent in the message journal, with what came of each and
+/// its round trip; a message's time is when its own attempt ended.
 fn journal_sent(
     services: &Services,
     batch: &[OutboxMessage],
     outcomes: &[Outcome],
     faults: &[Option<Action>],
+    trips: &RoundTrips,
 ) {
-    let at = services.clock.now();
+    let (now, now_instant) = (services.clock.now(), Instant::now());
     for (index, (message, outcome)) in batch.iter().zip(outcomes).enumerate() {
+        let trip = trips.of(index);
+        let at = trip.map_or(now, |trip| {
+            let since = now_instant.saturating_duration_since(trip.ended);
+            now - chrono::TimeDelta::from_std(since).unwrap_or_default()
+        });
         let outcome = match outcome {
             Outcome::Answered(_) => Happened::Answered,
             Outcome::Retry(why) => Happened::Failed(format!("retry: {why}")),
@@ -140,6 +212,7 @@ fn journal_sent(
             attempt: message.attempts.saturating_add(1),
             outcome,
             fault,
+            round_trip: trip.map(|trip| trip.took),
         });
     }
 }
@@ -152,7 +225,7 @@ async fn send_faulted(
     attempt_timeout: Duration,
     target: Target,
     batch: &[OutboxMessage],
-) -> (Vec<Outcome>, Vec<Option<Action>>) {
+) -> (Vec<Outcome>, Vec<Option<Action>>, RoundTrips) {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut actions = Vec::with_capacity(batch.len());
     let mut wire = Vec::with_capacity(batch.len());
@@ -167,9 +240,10 @@ async fn send_faulted(
         }
         actions.push(action);
     }
-    let mut answers = send_plain(services, attempt_timeout, target, &wire)
-        .await
-        .into_iter();
+    let (answers, sent_trips) = send_plain(services, attempt_timeout, target, &wire).await;
+    let mut answers = answers.into_iter();
+    let held: Vec<bool> = outcomes.iter().map(Option::is_some).collect();
+    let trips = RoundTrips::placed(&held, sent_trips);
     for (outcome, (message, action)) in outcomes.iter_mut().zip(batch.iter().zip(&actions)) {
         if outcome.is_some() {
             continue;
@@ -193,7 +267,7 @@ async fn send_faulted(
         .into_iter()
         .map(|outcome| outcome.unwrap_or_else(|| Outcome::Retry("no answer".to_owned())))
         .collect();
-    (outcomes, actions)
+    (outcomes, actions, trips)
 }
 
 /// The fault a rule injects into a message this bureau sends, noted in its transfer's history.
@@ -256,47 +330,56 @@ async fn send_plain(
     attempt_timeout: Duration,
     target: Target,
     batch: &[OutboxMessage],
-) -> Vec<Outcome> {
+) -> (Vec<Outcome>, RoundTrips) {
     if batch.is_empty() {
-        return Vec::new();
+        return (Vec::new(), RoundTrips::None);
     }
     match target {
         Target::TransferOut => send_to_transfer_out(services, attempt_timeout, batch).await,
         Target::TransferIn => send_to_transfer_in(services, attempt_timeout, batch).await,
-        Target::Bank => batch
-            .iter()
-            .map(|message| pay_out(services, message))
-            .collect(),
+        Target::Bank => {
+            let outcomes = batch
+                .iter()
+                .map(|message| pay_out(services, message))
+                .collect();
+            (outcomes, RoundTrips::None)
+        }
         Target::TransferOutQuery => {
             let mut outcomes = Vec::with_capacity(batch.len());
+            let mut trips = Vec::with_capacity(batch.len());
             for message in batch {
-                outcomes.push(query_transfer_out(services, attempt_timeout, message).await);
+                let (outcome, trip) = query_transfer_out(services, attempt_timeout, message).await;
+                outcomes.push(outcome);
+                trips.push(trip);
             }
-            outcomes
+            (outcomes, RoundTrips::Each(trips))
         }
     }
 }
 
-/// One query to the transfer-out bureau: where does the transfer stand?
+/// One query to the transfer-out bureau: where does the transfer stand? With its round trip,
+/// when it was sent.
 async fn query_transfer_out(
     services: &Services,
     timeout: Duration,
     message: &OutboxMessage,
-) -> Outcome {
+) -> (Outcome, Option<Trip>) {
     let request = match decoded::<platform::QueryTransferOutRequest>(message) {
         Ok(request) => request,
-        Err(outcome) => return outcome,
+        Err(outcome) => return (outcome, None),
     };
     let channel = match services.peer.channel() {
         Ok(channel) => channel,
-        Err(status) => return failed(&status),
+        Err(status) => return (failed(&status), None),
     };
     let mut client = TransferOutPlatformServiceClient::new(channel);
+    let started = Instant::now();
     let answer = attempt(timeout, request, |call| async move {
         client.query_transfer_out(call).await
     })
     .await;
-    match answer {
+    let trip = Some(Trip::since(started));
+    let outcome = match answer {
         Ok(response) => {
             services.peer.reachable();
             transfer_out_said(response)
@@ -304,7 +387,8 @@ async fn query_transfer_out(
         Err(status) => all_failed(services, &status, 1)
             .pop()
             .unwrap_or_else(|| failed(&status)),
-    }
+    };
+    (outcome, trip)
 }
 
 /// The transfer-out bureau's answer to a query, as this bureau reads it.
@@ -368,18 +452,23 @@ fn decoded<M: Message + Default>(message: &OutboxMessage) -> Result<M, Outcome> 
         .map_err(|_| Outcome::Park("the stored message does not decode".to_owned()))
 }
 
+/// The answers of one batch's messages, in order, and each message's own trip when they went
+/// one RPC each (none: they went in one batch RPC, timed as a whole).
+type Answered<A> = (Vec<A>, Option<Vec<Option<Trip>>>);
+
 /// One batch round trip: `decode` each message (one that cannot be is parked, not sent),
 /// `call` with the rest (none, no call), and `read` each answer into its message's outcome. A
-/// failed call, or an answer count that does not match, decides for every message sent.
+/// failed call, or an answer count that does not match, decides for every message sent. The
+/// round trips come back with the outcomes.
 async fn exchange<M, A, Fut>(
     services: &Services,
     batch: &[OutboxMessage],
     decode: impl Fn(&OutboxMessage) -> Result<M, Outcome>,
     call: impl FnOnce(tonic::transport::Channel, Vec<M>) -> Fut,
     read: impl Fn(A) -> Outcome,
-) -> Vec<Outcome>
+) -> (Vec<Outcome>, RoundTrips)
 where
-    Fut: std::future::Future<Output = Result<Vec<A>, tonic::Status>>,
+    Fut: std::future::Future<Output = Result<Answered<A>, tonic::Status>>,
 {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut wire = Vec::with_capacity(batch.len());
@@ -393,41 +482,67 @@ where
         }
     }
     let sent = wire.len();
+    let mut trips = RoundTrips::None;
     if sent > 0 {
         let mut answers: Vec<Outcome> = match services.peer.channel() {
             // Not dialled (backing off): not another failure of the peer's.
             Err(status) => (0..sent).map(|_| failed(&status)).collect(),
-            Ok(channel) => match call(channel, wire).await {
-                Ok(answers) if answers.len() == sent => {
-                    services.peer.reachable();
-                    answers.into_iter().map(&read).collect()
-                }
-                Ok(answers) => {
-                    let problem = format!(
-                        "the batch's answer holds {} answers for {sent} messages",
-                        answers.len()
-                    );
-                    (0..sent).map(|_| Outcome::Park(problem.clone())).collect()
-                }
-                Err(status) => all_failed(services, &status, sent),
-            },
+            Ok(channel) => {
+                let started = Instant::now();
+                let answered = call(channel, wire).await;
+                let whole = Trip::since(started);
+                let (answered, each) = match answered {
+                    Ok((answers, each)) => (Ok(answers), each),
+                    Err(status) => (Err(status), None),
+                };
+                let held: Vec<bool> = outcomes.iter().map(Option::is_some).collect();
+                trips = RoundTrips::placed(
+                    &held,
+                    each.map_or(RoundTrips::Batch(whole), RoundTrips::Each),
+                );
+                read_answers(services, answered, sent, &read)
+            }
         };
         answers.reverse();
         for outcome in outcomes.iter_mut().filter(|outcome| outcome.is_none()) {
             *outcome = answers.pop();
         }
     }
-    outcomes
+    let outcomes = outcomes
         .into_iter()
         .map(|outcome| outcome.unwrap_or_else(|| Outcome::Park("no answer".to_owned())))
-        .collect()
+        .collect();
+    (outcomes, trips)
+}
+
+/// Each sent message's outcome from the batch's answers (`sent` of them, or the call's failure).
+fn read_answers<A>(
+    services: &Services,
+    answered: Result<Vec<A>, tonic::Status>,
+    sent: usize,
+    read: impl Fn(A) -> Outcome,
+) -> Vec<Outcome> {
+    match answered {
+        Ok(answers) if answers.len() == sent => {
+            services.peer.reachable();
+            answers.into_iter().map(read).collect()
+        }
+        Ok(answers) => {
+            let problem = format!(
+                "the batch's answer holds {} answers for {sent} messages",
+                answers.len()
+            );
+            (0..sent).map(|_| Outcome::Park(problem.clone())).collect()
+        }
+        Err(status) => all_failed(services, &status, sent),
+    }
 }
 
 async fn send_to_transfer_out(
     services: &Services,
     timeout: Duration,
     batch: &[OutboxMessage],
-) -> Vec<Outcome> {
+) -> (Vec<Outcome>, RoundTrips) {
     use platform::transfer_out_answer::Answer as Wire;
     exchange(
         services,
@@ -451,7 +566,7 @@ async fn send_to_transfer_out(
                     services.peer.batches_unsupported();
                     Ok(requests_one_by_one(&mut client, timeout, requests).await)
                 }
-                other => other.map(|response| response.answers),
+                other => other.map(|response| (response.answers, None)),
             }
         },
         |answer: platform::TransferOutAnswer| match answer.answer {
@@ -484,7 +599,7 @@ async fn send_to_transfer_in(
     services: &Services,
     timeout: Duration,
     batch: &[OutboxMessage],
-) -> Vec<Outcome> {
+) -> (Vec<Outcome>, RoundTrips) {
     use platform::transfer_in_answer::Answer as Wire;
     exchange(
         services,
@@ -508,7 +623,7 @@ async fn send_to_transfer_in(
                     services.peer.batches_unsupported();
                     Ok(messages_one_by_one(&mut client, timeout, messages).await)
                 }
-                other => other.map(|response| response.answers),
+                other => other.map(|response| (response.answers, None)),
             }
         },
         |answer: platform::TransferInAnswer| match answer.answer {
@@ -528,20 +643,24 @@ async fn send_to_transfer_in(
 }
 
 /// Sends transfer requests one RPC each, to a peer that serves no batches (a team's own bureau
-/// need implement only the single-message RPCs); each answer as a batch would have given it.
+/// need implement only the single-message RPCs); each answer as a batch would have given it,
+/// with each request's own round trip.
 async fn requests_one_by_one(
     client: &mut TransferOutPlatformServiceClient<tonic::transport::Channel>,
     timeout: Duration,
     requests: Vec<platform::RequestTransferOutRequest>,
-) -> Vec<platform::TransferOutAnswer> {
+) -> Answered<platform::TransferOutAnswer> {
     use platform::transfer_out_answer::Answer as Wire;
     let mut answers = Vec::with_capacity(requests.len());
+    let mut trips = Vec::with_capacity(requests.len());
     for request in requests {
+        let started = Instant::now();
         let answered = attempt(timeout, request, |call| {
             let mut client = client.clone();
             async move { client.request_transfer_out(call).await }
         })
         .await;
+        trips.push(Some(Trip::since(started)));
         answers.push(platform::TransferOutAnswer {
             answer: Some(match answered {
                 Ok(response) => Wire::Response(response),
@@ -549,7 +668,7 @@ async fn requests_one_by_one(
             }),
         });
     }
-    answers
+    (answers, Some(trips))
 }
 
 /// Sends transfer-in messages one RPC each, as [`requests_one_by_one`] does.
@@ -557,12 +676,14 @@ async fn messages_one_by_one(
     client: &mut TransferInPlatformServiceClient<tonic::transport::Channel>,
     timeout: Duration,
     messages: Vec<platform::TransferInMessage>,
-) -> Vec<platform::TransferInAnswer> {
+) -> Answered<platform::TransferInAnswer> {
     use platform::transfer_in_answer::Answer as Wire;
     use platform::transfer_in_message::Message as Item;
     let mut answers = Vec::with_capacity(messages.len());
+    let mut trips = Vec::with_capacity(messages.len());
     for message in messages {
         let client = client.clone();
+        let started = Instant::now();
         let answer = match message.message {
             Some(Item::DeliverInsuranceRecord(form)) => attempt(timeout, form, |call| {
                 let mut client = client.clone();
@@ -584,11 +705,12 @@ async fn messages_one_by_one(
             .map(Wire::AbortTransfer),
             None => Err(tonic::Status::invalid_argument("message: required")),
         };
+        trips.push(Some(Trip::since(started)));
         answers.push(platform::TransferInAnswer {
             answer: Some(answer.unwrap_or_else(|status| Wire::Failed(as_message_status(&status)))),
         });
     }
-    answers
+    (answers, Some(trips))
 }
 
 /// A status as a batch answer carries it.
@@ -677,5 +799,42 @@ fn failed_reply(reply: Option<&platform::Reply>) -> Option<String> {
             crate::convert::peer_text(&reply.err_msg)
         )),
         None => Some("the answer carried no reply".to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trip(millis: u64) -> Trip {
+        Trip {
+            took: Duration::from_millis(millis),
+            ended: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_batch_sent_whole_shares_its_trip_and_held_messages_have_none() {
+        let all_sent = RoundTrips::placed(&[false, false], RoundTrips::Batch(trip(5)));
+        assert!(matches!(all_sent, RoundTrips::Batch(_)), "{all_sent:?}");
+        assert_eq!(
+            all_sent.of(1).map(|t| t.took),
+            Some(Duration::from_millis(5))
+        );
+
+        let one_held = RoundTrips::placed(&[false, true, false], RoundTrips::Batch(trip(5)));
+        let took: Vec<_> = (0..3).map(|i| one_held.of(i).map(|t| t.took)).collect();
+        let five = Some(Duration::from_millis(5));
+        assert_eq!(took, [five, None, five]);
+    }
+
+    #[test]
+    fn messages_sent_one_by_one_keep_their_own_trips_in_place() {
+        let each = RoundTrips::Each(vec![Some(trip(1)), Some(trip(2))]);
+        let placed = RoundTrips::placed(&[true, false, false], each);
+        let took: Vec<_> = (0..4).map(|i| placed.of(i).map(|t| t.took)).collect();
+        let ms = |n| Some(Duration::from_millis(n));
+        assert_eq!(took, [None, ms(1), ms(2), None]);
+        assert!(RoundTrips::None.of(0).is_none());
     }
 }

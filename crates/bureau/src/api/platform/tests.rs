@@ -399,5 +399,25 @@ async fn a_peer_without_batches_gets_every_message_through_its_single_rpcs() {
             .expect("the form arrived");
         assert_eq!(credited.state.name(), "COMPLETED");
     }
+    assert_timed_one_by_one(&out, &forms);
     server.abort();
+}
+
+/// Each message went in an RPC of its own, timed on its own: the second left after the first's
+/// answer, so their journal times are in order, at least the second's round trip apart.
+fn assert_timed_one_by_one(out: &crate::services::Services, transfers: &[String]) {
+    let sent: Vec<_> = transfers
+        .iter()
+        .flat_map(|id| out.exchanges.of(id))
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    let trips: Vec<std::time::Duration> = sent
+        .iter()
+        .map(|entry| entry.round_trip.expect("a sent message's round trip"))
+        .collect();
+    assert!(trips.iter().all(|trip| !trip.is_zero()), "{trips:?}");
+    let gap = (sent[1].at - sent[0].at)
+        .to_std()
+        .expect("the second ended later");
+    assert!(gap >= trips[1], "{gap:?} < {trips:?}");
 }
