@@ -268,3 +268,85 @@ async fn the_cases_are_listed_and_an_unknown_one_is_refused_by_name() {
         "{text}"
     );
 }
+
+/// The hand-written transfer-in bureau of `crates/harness/examples/own_transfer_in.rs`, serving
+/// on a port of its own with `certs/my-bureau.pem`; killed when dropped.
+async fn example_bureau(certs: &Path) -> (tokio::process::Child, String) {
+    use tokio::io::AsyncBufReadExt;
+    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
+    let example = bin_dir.join("examples").join("own_transfer_in");
+    let mut child = tokio::process::Command::new(&example)
+        .arg("serve")
+        .arg("127.0.0.1:0")
+        .arg(certs.join("my-bureau.pem"))
+        .arg(certs.join("my-bureau.key"))
+        .arg(certs.join("ca.pem"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the README's build step builds the examples)",
+                example.display()
+            )
+        });
+    let stdout = child.stdout.take().expect("its output");
+    let mut line = String::new();
+    tokio::io::BufReader::new(stdout)
+        .read_line(&mut line)
+        .await
+        .expect("it says where it serves");
+    let address = line
+        .trim()
+        .rsplit(' ')
+        .next()
+        .expect("an address")
+        .to_owned();
+    (child, format!("https://{address}"))
+}
+
+#[tokio::test]
+async fn a_bureau_written_by_hand_passes_what_it_implements_and_the_rest_is_skipped() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let certs = dir.path().join("certs");
+    let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
+    let yibao = yibao_harness::locate::binary_path(&bin_dir, "yibao");
+    for extra in [&[][..], &["--bureau", "my-bureau=540100"][..]] {
+        let made = tokio::process::Command::new(&yibao)
+            .arg("certs")
+            .arg("--out")
+            .arg(&certs)
+            .args(extra)
+            .output()
+            .await
+            .expect("yibao certs runs");
+        assert!(made.status.success(), "{}", printed(&made));
+    }
+    let (_bureau, target) = example_bureau(&certs).await;
+    let output = tokio::process::Command::new(&yibao)
+        .args(["conformance", "--role", "transfer-in", "--target", &target])
+        .args(["--listen", "127.0.0.1:0", "--wait", "10s", "--certs"])
+        .arg(&certs)
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("yibao conformance runs");
+    assert!(output.status.success(), "{}", printed(&output));
+    let all = results(&output);
+    let skipped: Vec<&str> = all
+        .iter()
+        .filter(|(_, word)| word == "SKIP")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        skipped,
+        [
+            "applied-transfer-completes",
+            "batch-one-bad-message",
+            "deadline-form-never-arrives"
+        ],
+        "no bureau API, no batches, no clock: {}",
+        printed(&output)
+    );
+    assert_eq!(all.len(), 13, "{}", printed(&output));
+}

@@ -17,6 +17,9 @@
 //! ```sh
 //! cargo build --bins && cargo run -p yibao-harness --example own_transfer_in
 //! ```
+//! With `-- serve ADDR CERT KEY CA` it only serves the bureau (with that certificate and key,
+//! trusting that CA), so that `yibao conformance --role transfer-in` can be run against it
+//! (README, "The conformance suite").
 //! `cargo test` runs the same exchange as this example's test.
 
 use std::collections::HashMap;
@@ -46,6 +49,23 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 #[tokio::main]
 async fn main() -> Result<(), Failure> {
+    // `-- serve ADDR CERT KEY CA`: only serve the bureau, for `yibao conformance` to test it.
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [command, address, cert, key, ca] = args.as_slice()
+        && command == "serve"
+    {
+        let listener = TcpListener::bind(address.as_str()).await?;
+        println!(
+            "the example transfer-in bureau serves on {}",
+            listener.local_addr()?
+        );
+        let tls = TlsPaths {
+            ca: ca.into(),
+            cert: cert.into(),
+            key: key.into(),
+        };
+        return serve(listener, tls, OwnTransferIn::default()).await;
+    }
     let credited = exchange().await?;
     println!(
         "yibao's transfer-out completed transfer {}; the bureau credited {} yuan, the person's \
