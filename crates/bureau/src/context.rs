@@ -68,17 +68,23 @@ impl Broken {
     }
 }
 
-/// Regions whose connectivity a fault rule set at run time (the one thing about a site that
-/// may change while it runs, and only on purpose).
+/// Regions whose connectivity changed at run time, over the directory file's: set by an
+/// operator (AdminService.SetRegionConnectivity: a region joined the platform) or by a fault
+/// rule. Every change bumps a generation, so the sweep reviews waiting applications again
+/// after one (and once after start).
 #[derive(Debug, Default)]
-pub struct ConnectivityOverrides(
-    std::sync::RwLock<std::collections::HashMap<RegionCode, Connectivity>>,
-);
+pub struct ConnectivityOverrides {
+    map: std::sync::RwLock<std::collections::HashMap<RegionCode, Connectivity>>,
+    /// Changes so far (starting at 1: the directory read at start is one).
+    generation: std::sync::atomic::AtomicU64,
+    /// The generation the sweep last reviewed waiting applications at (0: never).
+    reviewed: std::sync::atomic::AtomicU64,
+}
 
 impl ConnectivityOverrides {
     /// The override of `code`'s pooling region, if one is set.
     pub fn get(&self, code: RegionCode) -> Option<Connectivity> {
-        self.0
+        self.map
             .read()
             .ok()
             .and_then(|map| map.get(&code.pooling_region()).copied())
@@ -86,16 +92,31 @@ impl ConnectivityOverrides {
 
     /// Sets an override.
     pub fn set(&self, code: RegionCode, connectivity: Connectivity) {
-        if let Ok(mut map) = self.0.write() {
+        if let Ok(mut map) = self.map.write() {
             map.insert(code.pooling_region(), connectivity);
         }
+        self.changed();
     }
 
     /// Removes an override.
     pub fn unset(&self, code: RegionCode) {
-        if let Ok(mut map) = self.0.write() {
+        if let Ok(mut map) = self.map.write() {
             map.remove(&code.pooling_region());
         }
+        self.changed();
+    }
+
+    fn changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether connectivity changed since the last call that returned true (true the first
+    /// time): the sweep's cue to review waiting applications again.
+    pub fn take_change(&self) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.generation.load(SeqCst).saturating_add(1);
+        self.reviewed.swap(now, SeqCst) != now
     }
 }
 

@@ -294,6 +294,7 @@ pub fn wire_stage(stage: Stage) -> wire::TransferState {
         Stage::Aborted => W::Aborted,
         Stage::NeedsOperator => W::NeedsOperator,
         Stage::Querying => W::Querying,
+        Stage::AwaitingConnection => W::AwaitingConnection,
     }
 }
 
@@ -458,6 +459,9 @@ pub fn application(
         bank_account: payout_account(wire.bank_account.as_ref(), &wire.psn_name)
             .map_err(|error| error.within("application."))?,
         retiree_payout: RetireePayout::from(wire.retiree_payout_requested),
+        // A request from the transfer-in bureau is for a connected destination: never a payout
+        // asked for because the region is not connected.
+        payout_requested: false,
     })
 }
 

@@ -12,6 +12,7 @@ use yibao_domain::application::BankAccount;
 use yibao_domain::classify::{
     BalanceDisposition, BankAccountGiven, FlowKind, RetireePayout, Settlement,
 };
+use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::{Initiator, Side, TransferState};
 
 /// Everything a bureau keeps about one transfer.
@@ -44,6 +45,11 @@ pub struct TransferDocument {
     pub bank_account: Option<BankAccount>,
     /// Whether a retiree asked for a payout.
     pub retiree_payout: RetireePayout,
+    /// The scheme the person joins at the transfer-in region, as the application said (kept so
+    /// that a waiting application can be reviewed again); absent in documents of earlier
+    /// versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_scheme: Option<Scheme>,
     /// Whether both regions settle at once (秒到账).
     pub settlement: Settlement,
     /// The day the person applied (China time), from which deadlines count.
@@ -80,6 +86,7 @@ impl TransferDocument {
             contribution_months: 0,
             bank_account: None,
             retiree_payout: RetireePayout::NotRequested,
+            in_scheme: None,
             settlement: Settlement::Asynchronous,
             applied_on,
             form_received_on: None,

@@ -125,6 +125,9 @@ pub struct TransferApplication {
     pub bank_account: Option<BankAccount>,
     /// Whether a retiree asked for a payout.
     pub retiree_payout: RetireePayout,
+    /// Whether the person asked for the payout because the destination is not connected
+    /// (applications at the transfer-out bureau only; never over the platform).
+    pub payout_requested: bool,
 }
 
 /// The insurance information form (参保人员基本医疗保险信息表).

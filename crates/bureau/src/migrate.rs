@@ -114,6 +114,7 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
         } else {
             RetireePayout::NotRequested
         },
+        in_scheme: None,
         settlement: if old.instant {
             Settlement::Instant
         } else {

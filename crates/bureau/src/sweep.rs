@@ -9,6 +9,7 @@
 //! | out | `ABORTING` | 5 more working days passed (from the deadline, or from entering `ABORTING` if later) | `AbortOverdue` → `NEEDS_OPERATOR` |
 //! | in | `APPLIED`, `REQUESTED` | the transfer-out deadline (the form's) passed | `FormOverdue` → `QUERYING` |
 //! | in | `QUERYING`, `CREDITED` | the whole-process deadline passed | `DeadlinePassed` → `REJECTED` / `COMPLETED` |
+//! | out | `AWAITING_CONNECTION` | a region's connection changed (and once after start) | `Resumed` → as reviewed again |
 //!
 //! `PAYOUT_PENDING`'s timer is its payout request's own retry schedule in the outbox (the
 //! gateway is idempotent by transfer id); `NEEDS_OPERATOR` waits for a person by design.
@@ -88,6 +89,50 @@ pub async fn sweep_deadlines(services: &Services) {
     ];
     for (cutoff, timer) in timers {
         sweep_state(services, timer, cutoff, today).await;
+    }
+    if services.site.connectivity_overrides.take_change() {
+        resume_waiting(services).await;
+    }
+}
+
+/// The most waiting applications reviewed again after one connectivity change.
+const RESUME_CHUNK: u32 = 1_000;
+
+/// `AWAITING_CONNECTION`'s timer: after a region's connection changed (and once after start),
+/// each waiting application whose destination is now connected is reviewed again and proceeds.
+async fn resume_waiting(services: &Services) {
+    let waiting = services
+        .store
+        .read(|tx| tx.open_transfers_in_state("AWAITING_CONNECTION", RESUME_CHUNK))
+        .await;
+    let rows = match waiting {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(%error, "the sweep could not read the waiting applications");
+            return;
+        }
+    };
+    let jobs: Vec<_> = rows
+        .into_iter()
+        .map(|row| {
+            move |step: &mut Step<'_>| -> Result<bool, Error> {
+                transfer_out::resume_if_connected(step, &row.transfer_id)
+            }
+        })
+        .collect();
+    let mut resumed = 0;
+    for result in services.write_each(jobs).await {
+        match result {
+            Ok(true) => resumed += 1,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "a waiting application could not be resumed"),
+        }
+    }
+    if resumed > 0 {
+        tracing::info!(
+            resumed,
+            "applications whose destination joined the platform proceed"
+        );
     }
 }
 

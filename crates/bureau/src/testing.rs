@@ -299,6 +299,8 @@ pub fn transfer_out_request(person: &SyntheticPerson, sequence: u32) -> Transfer
         applied_at: start(),
         bank_account: None,
         retiree_payout: RetireePayout::NotRequested,
+        // The population's people of a not-connected destination ask for the payout.
+        payout_requested: person.flow == Flow::NotConnected,
     }
 }
 

@@ -128,6 +128,7 @@ fn request_transfer_out(
         applied_at: step.ctx.now,
         bank_account: document.bank_account.clone(),
         retiree_payout: document.retiree_payout,
+        payout_requested: false,
     };
     let route = Route {
         sender: &document.trafin_admdvs,

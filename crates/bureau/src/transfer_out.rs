@@ -2,7 +2,7 @@
 //! the store → ask the domain (`review`, `credit`) → move the machine (`out_side`) → save → perform
 //! the actions the machine returned, all inside the caller's [`Step`]. No rule is decided here.
 
-use yibao_domain::classify::BankAccountGiven;
+use yibao_domain::classify::{BankAccountGiven, Connectivity};
 use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
 use yibao_domain::money::Money;
@@ -48,9 +48,44 @@ pub fn review_and_open(
             _ => Opened::Accepted(Box::new(existing)),
         });
     }
+    let (verdict, person) = review(step, application, initiator)?;
+    match (verdict, person) {
+        (Ok(accepted), Some(person)) => {
+            let document = open(step, application, initiator, &person, accepted)?;
+            Ok(Opened::Accepted(Box::new(document)))
+        }
+        (Ok(_), None) => Err(Error::Internal(
+            "the review accepted a person it does not know".to_owned(),
+        )),
+        (Err(refused), _) => {
+            if initiator == Initiator::TransferIn {
+                remember_refusal(step, application, refused.reason)?;
+            }
+            Ok(Opened::Refused(refused))
+        }
+    }
+}
+
+/// The transfer-out review of an application with the facts this bureau holds now: the
+/// verdict and the person's record. A transfer of the application's own id does not count as
+/// the person's other open transfer (a waiting application is reviewed again).
+fn review(
+    step: &mut Step<'_>,
+    application: &TransferApplication,
+    initiator: Initiator,
+) -> Result<
+    (
+        Result<review::Accepted, review::Refused>,
+        Option<PersonRecord>,
+    ),
+    Error,
+> {
     let certno = application.certno.expose_unmasked();
     let person = step.person(certno)?;
-    let open_transfer = step.tx.open_transfer_of(certno)?;
+    let open_transfer = step
+        .tx
+        .open_transfer_of(certno)?
+        .filter(|open| *open != application.transfer_id);
     let site = step.ctx.site.clone();
     let request = TransferOutRequest {
         out_region: application.out_region,
@@ -59,6 +94,7 @@ pub fn review_and_open(
         initiator,
         retiree_payout: application.retiree_payout,
         bank_account: BankAccountGiven::of(application.bank_account.as_ref()),
+        payout_requested: application.payout_requested,
     };
     let regions = RegionFacts {
         out_policy: site.policy(application.out_region),
@@ -79,21 +115,7 @@ pub fn review_and_open(
             &regions,
         )
     });
-    match (verdict, person) {
-        (Ok(accepted), Some(person)) => {
-            let document = open(step, application, initiator, &person, accepted)?;
-            Ok(Opened::Accepted(Box::new(document)))
-        }
-        (Ok(_), None) => Err(Error::Internal(
-            "the review accepted a person it does not know".to_owned(),
-        )),
-        (Err(refused), _) => {
-            if initiator == Initiator::TransferIn {
-                remember_refusal(step, application, refused.reason)?;
-            }
-            Ok(Opened::Refused(refused))
-        }
-    }
+    Ok((verdict, person))
 }
 
 /// Opens an accepted transfer: the machine's first transition, saved and performed.
@@ -126,6 +148,7 @@ fn open(
         ),
         bank_account: application.bank_account.clone(),
         retiree_payout: application.retiree_payout,
+        in_scheme: application.in_scheme,
         settlement: accepted.plan.settlement,
         ..TransferDocument::opening(
             application.transfer_id.clone(),
@@ -214,6 +237,68 @@ pub fn apply(
     // person row that no longer decodes cannot hold up an answer or the deadline sweep).
     perform(step, &mut document, None, &actions)?;
     Ok(document)
+}
+
+/// Reviews a waiting application again once its destination is connected (DOMAIN.md: the
+/// application waits until the region joins the platform): it proceeds as if applied today
+/// (its deadlines count from today, the balance of today moves), or is refused if the person's
+/// record no longer allows it. Returns whether anything changed.
+pub fn resume_if_connected(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let Some(mut document) = step.load(transfer_id)? else {
+        return Ok(false);
+    };
+    if document.state != TransferState::Out(OutState::AwaitingConnection) {
+        return Ok(false);
+    }
+    let broken = |what: &str| Error::Internal(format!("stored transfer has {what}"));
+    let application = TransferApplication {
+        transfer_id: document.transfer_id.clone(),
+        certno: ResidentId::parse(&document.certno).map_err(|_| broken("a bad ID number"))?,
+        psn_name: document.psn_name.clone(),
+        in_scheme: document.in_scheme,
+        out_region: RegionCode::parse(&document.trafout_admdvs)
+            .map_err(|_| broken("a bad region"))?,
+        in_region: RegionCode::parse(&document.trafin_admdvs)
+            .map_err(|_| broken("a bad region"))?,
+        applied_at: step.ctx.now,
+        bank_account: document.bank_account.clone(),
+        retiree_payout: document.retiree_payout,
+        payout_requested: false,
+    };
+    if step.ctx.site.connectivity(application.in_region) == Connectivity::NotConnected {
+        return Ok(false);
+    }
+    let (verdict, person) = review(step, &application, document.initiator)?;
+    let next_review = match &verdict {
+        Ok(accepted) => {
+            document.flow = Some(accepted.plan.flow_kind());
+            document.balance = Some(accepted.plan.balance);
+            document.settlement = accepted.plan.settlement;
+            if credit::review_moves_balance(accepted.review) {
+                document.amount_cents = step.balance_of(&document.certno)?;
+            }
+            accepted.review
+        }
+        Err(refused) => Review::Refused(refused.reason),
+    };
+    let transition = out_side::apply(OutState::AwaitingConnection, OutEvent::Resumed(next_review))?;
+    document.applied_on = step.ctx.today();
+    document.state = TransferState::Out(transition.next);
+    let detail = format!(
+        "the destination joined the national platform; reviewed again: {}",
+        review_detail(next_review)
+    );
+    step.update(
+        &mut document,
+        Happening {
+            kind: OutEvent::Resumed(next_review).name(),
+            from_state: OutState::AwaitingConnection.name(),
+            detail,
+            attempt: 0,
+        },
+    )?;
+    perform(step, &mut document, person.as_ref(), &transition.actions)?;
+    Ok(true)
 }
 
 /// The transfer-in bureau answered the form.
@@ -423,7 +508,7 @@ fn end_relationship_if_done(step: &mut Step<'_>, document: &TransferDocument) ->
     let TransferState::Out(state) = document.state else {
         return Ok(());
     };
-    if !credit::relationship_ends_at_origin(state, document.retiree_payout) {
+    if !credit::relationship_ends_at_origin(state, document.balance) {
         return Ok(());
     }
     let mut row = step
@@ -485,6 +570,11 @@ fn review_detail(review: Review) -> &'static str {
             "the form goes to the transfer-in bureau; no money moves"
         }
         Review::PayToBankOnly => "the balance is paid to the person's bank account",
+        Review::AwaitConnection => {
+            "waiting: the destination region is not connected to the national platform; the \
+             application proceeds when it joins (the record, the years and the balance stay here \
+             meanwhile)"
+        }
         Review::Refused(_) => "refused",
     }
 }

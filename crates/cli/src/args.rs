@@ -100,6 +100,11 @@ pub enum Command {
     /// A transfer's platform messages at both bureaus, side by side in time order
     /// (GetMessageJournal); `--json` prints one JSON line per message.
     Journal(JournalArgs),
+    /// A region's connection to the national platform, changed at both bureaus while they run
+    /// (SetRegionConnectivity): `yibao region connect 410100`. Applications waiting for it
+    /// proceed.
+    #[command(subcommand)]
+    Region(RegionCommand),
     /// Fault rules: faults on purpose (AddFaultRule, ListFaultRules, ClearFaultRules).
     #[command(subcommand)]
     Fault(FaultCommand),
@@ -116,6 +121,22 @@ pub struct LoadPassthrough {
     /// The load generator's own flags.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
     pub args: Vec<String>,
+}
+
+/// `yibao region` commands.
+#[derive(Debug, Subcommand)]
+pub enum RegionCommand {
+    /// The region joined the national platform.
+    Connect(RegionArgs),
+    /// The region is (again) not connected.
+    Disconnect(RegionArgs),
+}
+
+/// Arguments of `yibao region connect|disconnect`.
+#[derive(Debug, Args)]
+pub struct RegionArgs {
+    /// The region's 6-digit code.
+    pub region_code: String,
 }
 
 /// Arguments of `yibao transfers`.
@@ -461,6 +482,12 @@ pub struct ApplyArgs {
     /// A relocated retiree asks for the balance to be paid to the bank account.
     #[arg(long)]
     pub retiree_payout: bool,
+
+    /// The destination is not connected to the national platform and the person asks for the
+    /// balance to be paid to the bank account now; without it the application waits until the
+    /// region joins.
+    #[arg(long)]
+    pub payout: bool,
 
     /// How the person applied.
     #[arg(long, value_enum, default_value_t = ChannelArg::Online)]

@@ -75,6 +75,7 @@ pub async fn apply(
         trafin_admdvs: args.to.clone(),
         bank_account,
         retiree_payout_requested: args.retiree_payout,
+        payout_requested: args.payout,
         channel: match args.channel {
             ChannelArg::Online => ApplicationChannel::Online,
             ChannelArg::Counter => ApplicationChannel::Counter,
@@ -376,6 +377,9 @@ pub fn apply_command(someone: &SyntheticPerson, endpoints: &Endpoints) -> String
     }
     if someone.flow == Flow::RetireePayout {
         command.push_str(" --retiree-payout");
+    }
+    if someone.flow == Flow::NotConnected {
+        command.push_str(" --payout");
     }
     if applies_at(someone.flow) == Side::Out {
         command.push_str(&format!(" --scheme-at-in {}", someone.in_scheme.name()));

@@ -1,17 +1,19 @@
 //! `yibao fault add|list|clear`: fault rules at a bureau, through its admin API. What each
 //! fault does is documented in admin.proto (`FaultKind`) and the README ("Faults on purpose").
 //! `yibao journal ID`: what the platform messages of a transfer met, at both bureaus.
+//! `yibao region connect|disconnect CODE`: a region's connection to the platform, at both.
 
 use serde_json::json;
 use yibao_harness::Side;
 use yibao_proto::admin::v1::{
     AddFaultRuleRequest, ClearFaultRulesRequest, FaultDirection, FaultKind, FaultRule,
-    ListFaultRulesRequest,
+    ListFaultRulesRequest, SetRegionConnectivityRequest,
 };
 
 use crate::Outcome;
 use crate::args::{
     Bureau, DirectionArg, FaultAddArgs, FaultArg, FaultClearArgs, FaultListArgs, JournalArgs,
+    RegionArgs,
 };
 use crate::connect::Endpoints;
 use crate::error::CliError;
@@ -179,6 +181,47 @@ pub async fn clear(
     output.emit(&json!({ "removed": removed }), || {
         format!("{service}: removed {removed} fault rule(s)")
     });
+    Ok(Outcome::Success)
+}
+
+/// `yibao region connect|disconnect`: the change at both bureaus (each keeps its own view of
+/// the directory).
+pub async fn region(
+    args: &RegionArgs,
+    connected: bool,
+    endpoints: &Endpoints,
+    output: Output,
+) -> Result<Outcome, CliError> {
+    let mut lines = Vec::new();
+    let mut values = Vec::new();
+    for bureau in [Bureau::Out, Bureau::In] {
+        let service = Side::from(bureau).service();
+        let answer = endpoints
+            .admin(bureau)
+            .await?
+            .set_region_connectivity(SetRegionConnectivityRequest {
+                region_code: args.region_code.clone(),
+                connected,
+            })
+            .await
+            .map_err(CliError::rpc(service, "SetRegionConnectivity"))?
+            .into_inner();
+        let word = if answer.connected {
+            "connected"
+        } else {
+            "not connected"
+        };
+        lines.push(format!(
+            "{service}: {} is {word}",
+            answer.pooling_region_code
+        ));
+        values.push(json!({
+            "bureau": service,
+            "pooling_region_code": answer.pooling_region_code,
+            "connected": answer.connected,
+        }));
+    }
+    output.emit(&json!({ "bureaus": values }), || lines.join("\n"));
     Ok(Outcome::Success)
 }
 

@@ -25,7 +25,7 @@ pub mod up;
 
 use std::process::ExitCode;
 
-use args::{Cli, ClockCommand, Command, FaultCommand, LedgerCommand, OutboxCommand};
+use args::{Cli, ClockCommand, Command, FaultCommand, LedgerCommand, OutboxCommand, RegionCommand};
 use connect::Endpoints;
 use error::CliError;
 use output::Output;
@@ -145,6 +145,12 @@ async fn execute(
             chaos(args, running, output).await
         }
         Command::Conformance(args) => conformance(args, output).await,
+        Command::Region(RegionCommand::Connect(args)) => {
+            fault::region(args, true, endpoints, output).await
+        }
+        Command::Region(RegionCommand::Disconnect(args)) => {
+            fault::region(args, false, endpoints, output).await
+        }
         Command::Fault(FaultCommand::Add(args)) => fault::add(args, endpoints, output).await,
         Command::Fault(FaultCommand::List(args)) => fault::list(args, endpoints, output).await,
         Command::Fault(FaultCommand::Clear(args)) => fault::clear(args, endpoints, output).await,

@@ -4,7 +4,7 @@
 //! so), when the relationship ends at the transfer-out region, and where a balance in transit goes
 //! when a transfer is aborted.
 
-use crate::classify::{BalanceDisposition, BankAccountGiven, RetireePayout};
+use crate::classify::{BalanceDisposition, BankAccountGiven, PayoutReason};
 use crate::money::Money;
 use crate::month::{self, ContributionPeriod, YearMonth};
 use crate::policy::RegionPolicy;
@@ -123,7 +123,9 @@ pub fn review_moves_balance(review: Review) -> bool {
     match review {
         Review::DeliverForm(BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit)
         | Review::PayToBankOnly => true,
-        Review::DeliverForm(BalanceRoute::StaysPut) | Review::Refused(_) => false,
+        Review::DeliverForm(BalanceRoute::StaysPut)
+        | Review::Refused(_)
+        | Review::AwaitConnection => false,
     }
 }
 
@@ -134,14 +136,25 @@ pub fn deemed_months_after_credit(deemed_months: u32, credited_months: u32) -> u
     deemed_months.saturating_add(credited_months)
 }
 
-/// Whether the relationship ends at the transfer-out region in this state: once the transfer
-/// completed or the balance was paid to the bank, the person's record there is terminated
-/// (终止参保) — except a relocated retiree's payout: retirees keep their relationship and only
-/// register the relocation (DOMAIN.md, "Where the balance goes").
-pub fn relationship_ends_at_origin(state: OutState, retiree_payout: RetireePayout) -> bool {
+/// Whether the relationship ends at the transfer-out region in this state: once the years went
+/// to the transfer-in region — the transfer completed, or its form was credited and the
+/// balance then paid to the bank (a region that pays out, employee → resident) — the person's
+/// record there is terminated (终止参保). A payout without a form leaves the relationship where
+/// it is: a relocated retiree keeps it (retirees do not transfer), and a person whose
+/// destination is not connected keeps their years there (DOMAIN.md: a record is never cleared
+/// before the transfer). An abort's payout moved no years either.
+pub fn relationship_ends_at_origin(
+    state: OutState,
+    disposition: Option<BalanceDisposition>,
+) -> bool {
     match state {
         OutState::Completed => true,
-        OutState::PaidToBank => retiree_payout == RetireePayout::NotRequested,
+        OutState::PaidToBank => matches!(
+            disposition,
+            Some(BalanceDisposition::PayToBank(
+                PayoutReason::RegionPaysOut | PayoutReason::EmployeeToResident
+            ))
+        ),
         _ => false,
     }
 }
@@ -225,7 +238,6 @@ mod tests {
             Err(FormFigure::Balance)
         );
     }
-    use crate::classify::PayoutReason;
     use crate::month::YearMonth;
     use crate::region::RegionCode;
     use crate::transfer::RefusalReason;
@@ -385,9 +397,11 @@ mod tests {
 
     #[test]
     fn the_relationship_ends_at_origin_once_completed_or_paid_to_the_bank() {
-        let asked = RetireePayout::NotRequested;
-        assert!(relationship_ends_at_origin(OutState::Completed, asked));
-        assert!(relationship_ends_at_origin(OutState::PaidToBank, asked));
+        let moved = Some(BalanceDisposition::MoveToAccount);
+        let paid_out = Some(BalanceDisposition::PayToBank(PayoutReason::RegionPaysOut));
+        assert!(relationship_ends_at_origin(OutState::Completed, moved));
+        assert!(relationship_ends_at_origin(OutState::PaidToBank, paid_out));
+        let asked = moved;
         for state in [
             OutState::InTransit {
                 balance: BalanceRoute::MovesWithForm,
@@ -402,14 +416,24 @@ mod tests {
 
     #[test]
     fn retirees_keep_their_relationship_a_retiree_payout_does_not_end_it() {
+        let retiree = Some(BalanceDisposition::PayToBank(
+            PayoutReason::RetireeRelocated,
+        ));
+        assert!(!relationship_ends_at_origin(OutState::PaidToBank, retiree));
+    }
+
+    #[test]
+    fn not_connected_a_payout_keeps_the_years_where_they_are() {
+        let not_connected = Some(BalanceDisposition::PayToBank(
+            PayoutReason::DestinationNotConnected,
+        ));
         assert!(!relationship_ends_at_origin(
             OutState::PaidToBank,
-            RetireePayout::Requested
+            not_connected
         ));
-        assert!(relationship_ends_at_origin(
-            OutState::Completed,
-            RetireePayout::Requested
-        ));
+        // An abort that fell back to the bank moved no years either.
+        let moved = Some(BalanceDisposition::MoveToAccount);
+        assert!(!relationship_ends_at_origin(OutState::PaidToBank, moved));
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct TransferOutRequest {
     pub retiree_payout: RetireePayout,
     /// Whether the application names a bank account.
     pub bank_account: BankAccountGiven,
+    /// Whether the person asked for the balance to be paid out because the destination is not
+    /// connected to the platform (可申请); without it such an application waits.
+    pub payout_requested: bool,
 }
 
 /// What the transfer-out bureau knows of both regions from its directory.
@@ -132,6 +135,23 @@ pub fn review_transfer_out(
         retiree_payout: request.retiree_payout,
         bank_account: request.bank_account,
     };
+    // DOMAIN.md (not connected): the payout is something the person may ask for; otherwise the
+    // application waits until the region joins the platform, the record and the balance kept
+    // where they are. It is reviewed as if connected, so what would refuse it refuses it now.
+    if regions.destination == Connectivity::NotConnected
+        && !request.payout_requested
+        && request.retiree_payout == RetireePayout::NotRequested
+    {
+        let as_connected = ApplicationFacts {
+            destination: Connectivity::Connected,
+            ..facts
+        };
+        let plan = classify::classify(&as_connected).map_err(|refusal| refusal.refusal_reason())?;
+        return Ok(Accepted {
+            plan,
+            review: Review::AwaitConnection,
+        });
+    }
     let plan = classify::classify(&facts).map_err(|refusal| refusal.refusal_reason())?;
     let review = review_of_plan(&plan);
     if review == Review::PayToBankOnly && request.initiator == Initiator::TransferIn {
@@ -299,6 +319,7 @@ mod tests {
             initiator: Initiator::TransferIn,
             retiree_payout: RetireePayout::NotRequested,
             bank_account: BankAccountGiven::NotGiven,
+            payout_requested: false,
         }
     }
 
@@ -452,12 +473,52 @@ mod tests {
         };
         let asked_here = TransferOutRequest {
             initiator: Initiator::TransferOut,
+            payout_requested: true,
             ..request()
         };
         assert_eq!(
             review_transfer_out(Some(&leaver()), None, &asked_here, &facts),
             refused(RefusalReason::BankAccountRequired)
         );
+    }
+
+    #[test]
+    fn not_connected_the_payout_only_on_request_otherwise_the_application_waits() {
+        let policy = RegionPolicy::default();
+        let facts = RegionFacts {
+            destination: Connectivity::NotConnected,
+            ..connected(&policy)
+        };
+        let waits = TransferOutRequest {
+            initiator: Initiator::TransferOut,
+            ..request()
+        };
+        let accepted = review_transfer_out(Some(&leaver()), None, &waits, &facts).expect("waits");
+        assert_eq!(accepted.review, Review::AwaitConnection);
+        assert_eq!(
+            accepted.plan.balance,
+            BalanceDisposition::MoveToAccount,
+            "once connected, the balance moves with the relationship"
+        );
+        let paid = TransferOutRequest {
+            payout_requested: true,
+            bank_account: BankAccountGiven::Given,
+            ..waits
+        };
+        let accepted = review_transfer_out(Some(&leaver()), None, &paid, &facts).expect("paid");
+        assert_eq!(accepted.review, Review::PayToBankOnly);
+        // A resident (no balance) waits too, rather than being refused REGION_NOT_HOSTED.
+        let resident = InsuredPerson {
+            scheme: Scheme::Resident,
+            ..leaver()
+        };
+        let unhosted = RegionFacts {
+            destination_hosting: Hosting::NotByPeer,
+            ..facts
+        };
+        let accepted =
+            review_transfer_out(Some(&resident), None, &waits, &unhosted).expect("waits");
+        assert_eq!(accepted.review, Review::AwaitConnection);
     }
 
     #[test]
@@ -494,6 +555,7 @@ mod tests {
         };
         let with_account = TransferOutRequest {
             bank_account: BankAccountGiven::Given,
+            payout_requested: true,
             ..request()
         };
         assert_eq!(

@@ -144,6 +144,8 @@ pub enum Stage {
     /// Transfer-in side: the request or the form is overdue; the transfer-out bureau was asked
     /// where the transfer stands, and the answer or the deadline ends it.
     Querying,
+    /// Waiting at the transfer-out bureau until the destination joins the national platform.
+    AwaitingConnection,
 }
 
 impl RefusalReason {
@@ -267,6 +269,7 @@ impl TransferState {
                 OutState::InTransit { .. } => Stage::InTransit,
                 OutState::Aborting { .. } => Stage::Aborting,
                 OutState::NeedsOperator { .. } => Stage::NeedsOperator,
+                OutState::AwaitingConnection => Stage::AwaitingConnection,
                 OutState::PayoutPending => Stage::PayoutPending,
                 OutState::Completed => Stage::Completed,
                 OutState::Rejected(_) => Stage::Rejected,
@@ -311,7 +314,7 @@ impl From<InState> for TransferState {
 
 impl Stage {
     /// Every stage, for exhaustive tests and tables.
-    pub const ALL: [Stage; 13] = [
+    pub const ALL: [Stage; 14] = [
         Self::Applied,
         Self::Accepted,
         Self::InTransit,
@@ -325,6 +328,7 @@ impl Stage {
         Self::Aborted,
         Self::NeedsOperator,
         Self::Querying,
+        Self::AwaitingConnection,
     ];
 
     /// Whether a transfer at this stage has ended.
@@ -336,7 +340,7 @@ impl Stage {
     }
 
     /// Every stored machine-state name of either machine.
-    pub const STATE_NAMES: [&'static str; 13] = [
+    pub const STATE_NAMES: [&'static str; 14] = [
         "APPLIED",
         "REQUESTED",
         "QUERYING",
@@ -350,6 +354,7 @@ impl Stage {
         "ABORTING",
         "ABORTED",
         "NEEDS_OPERATOR",
+        "AWAITING_CONNECTION",
     ];
 
     /// The stored machine-state names shown as this stage.
@@ -376,6 +381,7 @@ impl Stage {
             "ABORTED" => Self::Aborted,
             "NEEDS_OPERATOR" => Self::NeedsOperator,
             "QUERYING" => Self::Querying,
+            "AWAITING_CONNECTION" => Self::AwaitingConnection,
             _ => return None,
         })
     }
@@ -540,6 +546,7 @@ mod tests {
                 fallback: AbortFallback::ReturnToAccount,
             }
             .into(),
+            OutState::AwaitingConnection.into(),
             OutState::PayoutPending.into(),
             OutState::Completed.into(),
             OutState::Rejected(RefusalReason::Arrears).into(),

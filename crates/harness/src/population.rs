@@ -137,6 +137,9 @@ pub fn apply_request(person: &SyntheticPerson) -> ApplyTransferRequest {
         channel: ApplicationChannel::Online as i32,
         client_request_id: String::new(),
         insutype_at_transfer_in: wire_scheme(person.in_scheme) as i32,
+        // The population's people of a not-connected destination ask for the payout (可申请);
+        // an application without it waits until the region joins the platform.
+        payout_requested: person.flow == Flow::NotConnected,
     }
 }
 

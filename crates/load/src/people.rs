@@ -182,6 +182,7 @@ pub fn application(job: &Job, run: &str) -> ApplyTransferRequest {
         channel: ApplicationChannel::Online as i32,
         client_request_id: format!("load-{run}-{}", person.index),
         insutype_at_transfer_in: yibao_harness::population::wire_scheme(person.in_scheme) as i32,
+        payout_requested: job.flow == Flow::NotConnected,
     }
 }
 

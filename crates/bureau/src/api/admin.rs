@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use tonic::{Request, Response, Status};
+use yibao_domain::classify::Connectivity;
 use yibao_domain::population::{self, Flow, SyntheticPerson};
 use yibao_domain::scheme::EnrolmentState;
 use yibao_domain::transfer::out_side::InCredit;
@@ -601,6 +602,34 @@ impl AdminService for AdminApi {
             self.services.dispatch_now.notify_one();
         }
         Ok(Response::new(wire::SetStorageFaultResponse { serving }))
+    }
+
+    async fn set_region_connectivity(
+        &self,
+        request: Request<wire::SetRegionConnectivityRequest>,
+    ) -> Result<Response<wire::SetRegionConnectivityResponse>, Status> {
+        let request = request.into_inner();
+        let code = convert::bounded(
+            "region_code",
+            &request.region_code,
+            convert::bound::REGION_CODE,
+        )
+        .and_then(|text| convert::region("region_code", text))?;
+        let site = &self.services.site;
+        site.region("region_code", code)?;
+        let connectivity = if request.connected {
+            Connectivity::Connected
+        } else {
+            Connectivity::NotConnected
+        };
+        site.connectivity_overrides.set(code, connectivity);
+        tracing::info!(region = %code.pooling_region(), connected = request.connected, "a region's connection to the platform changed");
+        // The sweep reviews waiting applications again at its next run; wake it.
+        self.services.dispatch_now.notify_one();
+        Ok(Response::new(wire::SetRegionConnectivityResponse {
+            pooling_region_code: code.pooling_region().to_string(),
+            connected: site.connectivity(code) == Connectivity::Connected,
+        }))
     }
 }
 

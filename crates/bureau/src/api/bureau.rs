@@ -107,6 +107,7 @@ impl BureauApi {
             bank_account,
             retiree_payout,
             in_scheme,
+            payout_requested,
             key,
         } = applicant(request)?;
         let site = &self.services.site;
@@ -156,6 +157,7 @@ impl BureauApi {
                         applied_at,
                         bank_account,
                         retiree_payout,
+                        payout_requested,
                     };
                     match transfer_out::review_and_open(step, &application, Initiator::TransferOut)?
                     {
@@ -396,6 +398,7 @@ struct Applicant {
     bank_account: Option<BankAccount>,
     retiree_payout: RetireePayout,
     in_scheme: Option<Scheme>,
+    payout_requested: bool,
     key: Option<Key>,
 }
 
@@ -415,6 +418,7 @@ fn applicant(request: wire::ApplyTransferRequest) -> Result<Applicant, Error> {
         bank_account,
         retiree_payout: RetireePayout::from(request.retiree_payout_requested),
         in_scheme: convert::scheme(request.insutype_at_transfer_in),
+        payout_requested: request.payout_requested,
         key,
     })
 }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use yibao_domain::application::BankAccount;
+use yibao_domain::classify::Connectivity;
 use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_domain::scheme::{EnrolmentState, Scheme};
 use yibao_domain::transfer::out_side::{AbortFallback, BalanceRoute, InCredit, OutState};
@@ -429,9 +430,10 @@ async fn a_payout_for_a_destination_not_connected_is_posted_to_the_bank_only_whe
     assert_eq!(testing::balance(&services, account::BANK).await, opening);
     let totals = testing::totals(&services).await;
     assert_eq!(totals.get(reason::PAY_TO_BANK).copied(), Some(opening));
+    // The payout was asked for; the years stay where they are (DOMAIN.md, not connected).
     let certno = person.certno.expose_unmasked();
     let row = testing::person_row(&services, certno).await;
-    assert_eq!(row.psn_insu_stas, EnrolmentState::Terminated.code());
+    assert_ne!(row.psn_insu_stas, EnrolmentState::Terminated.code());
     // A repeated confirmation posts nothing more.
     bank_paid(&services, &id).await;
     assert_eq!(testing::balance(&services, account::BANK).await, opening);
@@ -544,6 +546,67 @@ async fn a_relocated_retiree_asking_at_transfer_out_is_paid_to_the_bank_without_
     // Retirees keep their relationship: the payout does not terminate the record.
     let row = testing::person_row(&services, person.certno.expose_unmasked()).await;
     assert_ne!(row.psn_insu_stas, EnrolmentState::Terminated.code());
+}
+
+#[tokio::test]
+async fn not_connected_without_a_payout_request_the_application_waits_until_the_region_joins() {
+    let (services, person, opening) = bureau_with(Flow::NotConnected).await;
+    let mut application = with_bank_account(testing::transfer_out_request(&person, 1));
+    application.transfer_id = testing::transfer_id(HOHHOT, 1);
+    application.payout_requested = false;
+    let id = match review(&services, application, Initiator::TransferOut).await {
+        Ok(Opened::Accepted(document)) => document.transfer_id.clone(),
+        other => panic!("the application should wait, got {other:?}"),
+    };
+    assert_eq!(state_of(&services, &id).await, OutState::AwaitingConnection);
+    assert!(
+        testing::queued_for(&services, &id).await.is_empty(),
+        "nothing sent"
+    );
+    assert_eq!(
+        testing::transit(&services).await,
+        0,
+        "the balance stays in the account"
+    );
+    crate::sweep::sweep_deadlines(&services).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::AwaitingConnection,
+        "a sweep while the region is not connected changes nothing"
+    );
+    days_later(&services, 40).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::AwaitingConnection,
+        "no deadline runs"
+    );
+
+    // Zhengzhou joins the platform: the application proceeds as if made today.
+    services
+        .site
+        .connectivity_overrides
+        .set(testing::region(ZHENGZHOU), Connectivity::Connected);
+    crate::sweep::sweep_deadlines(&services).await;
+    let document = testing::document(&services, &id).await;
+    assert!(
+        matches!(
+            document.state,
+            TransferState::Out(OutState::InTransit { .. })
+        ),
+        "{:?}",
+        document.state
+    );
+    assert_eq!(
+        document.applied_on,
+        services.clock.today(),
+        "deadlines count from today"
+    );
+    assert_eq!(
+        testing::queued_for(&services, &id).await,
+        vec![queued(Kind::DeliverForm, ZHENGZHOU)]
+    );
+    assert_eq!(testing::transit(&services).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
 }
 
 /// Moves the bureau's clock forward by `days` and runs the deadline sweep once.

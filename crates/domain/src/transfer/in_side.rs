@@ -176,7 +176,8 @@ impl TransferOutView {
             | Stage::PayoutPending
             | Stage::Aborting
             | Stage::NeedsOperator
-            | Stage::Querying => Self::Open,
+            | Stage::Querying
+            | Stage::AwaitingConnection => Self::Open,
         }
     }
 }

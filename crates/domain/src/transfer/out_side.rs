@@ -56,6 +56,11 @@ pub enum OutState {
         /// What happens to the balance if it did not.
         fallback: AbortFallback,
     },
+    /// The destination region is not connected to the national platform (未接入) and the person
+    /// did not ask for the payout: the application waits, the balance and the years stay where
+    /// they are, until the region joins the platform (then the transfer proceeds as if applied
+    /// that day).
+    AwaitingConnection,
     /// The balance is being paid to the person's bank account through the bank gateway.
     PayoutPending,
     /// Terminal: the transfer-in bureau credited, and any balance was settled to it.
@@ -98,8 +103,12 @@ pub enum AbortFallback {
 pub enum Review {
     /// Deliver the form to the transfer-in bureau; the balance goes as `BalanceRoute` says.
     DeliverForm(BalanceRoute),
-    /// The destination is not connected (or a retiree asked): pay the balance to the bank.
+    /// The destination is not connected and the person asked for the payout (可申请), or a
+    /// relocated retiree asked: pay the balance to the bank.
     PayToBankOnly,
+    /// The destination is not connected and the person did not ask for the payout: wait until
+    /// it joins the platform; nothing moves meanwhile.
+    AwaitConnection,
     /// Refused, for this reason; nothing moves.
     Refused(RefusalReason),
 }
@@ -131,6 +140,9 @@ pub enum OutEvent {
     /// An operator resolved a transfer that needs one, recording what the transfer-in bureau
     /// confirmed to them: it credited, or it did not and never will.
     OperatorResolved(InCredit),
+    /// A waiting application was reviewed again once its destination joined the platform, with
+    /// this outcome.
+    Resumed(Review),
 }
 
 /// What the driver does after persisting a transition, in order.
@@ -170,6 +182,7 @@ impl OutState {
             Self::InTransit { .. } => "IN_TRANSIT",
             Self::Aborting { .. } => "ABORTING",
             Self::NeedsOperator { .. } => "NEEDS_OPERATOR",
+            Self::AwaitingConnection => "AWAITING_CONNECTION",
             Self::PayoutPending => "PAYOUT_PENDING",
             Self::Completed => "COMPLETED",
             Self::Rejected(_) => "REJECTED",
@@ -190,6 +203,7 @@ impl OutEvent {
             Self::BankPaid => "BANK_PAID",
             Self::AbortOverdue => "ABORT_OVERDUE",
             Self::OperatorResolved(_) => "OPERATOR_RESOLVED",
+            Self::Resumed(_) => "RESUMED",
         }
     }
 }
@@ -199,6 +213,7 @@ pub fn open(review: Review) -> Transition<OutState, OutAction> {
     use OutAction::*;
     match review {
         Review::Refused(reason) => Transition::to(OutState::Rejected(reason), vec![]),
+        Review::AwaitConnection => Transition::to(OutState::AwaitingConnection, vec![]),
         Review::PayToBankOnly => Transition::to(
             OutState::PayoutPending,
             vec![DebitAccountToTransit, PayTransitToBank],
@@ -268,6 +283,8 @@ pub fn apply(
             OutEvent::DeadlinePassed(_),
         )
         | (OutState::NeedsOperator { .. }, OutEvent::AbortOverdue) => Ok(Transition::stay(state)),
+        // Reviewed again: it proceeds as if opened today (or, still not connected, waits on).
+        (OutState::AwaitingConnection, OutEvent::Resumed(review)) => Ok(open(review)),
         (OutState::PayoutPending, OutEvent::BankPaid) => Ok(Transition::to(
             OutState::PaidToBank,
             vec![PostTransitToBank],
@@ -373,6 +390,39 @@ mod tests {
             }
         }
         in_transit
+    }
+
+    #[test]
+    fn not_connected_a_waiting_application_moves_nothing_until_its_region_joins() {
+        let waiting = open(Review::AwaitConnection);
+        assert_eq!(waiting.next, OutState::AwaitingConnection);
+        assert!(
+            waiting.actions.is_empty(),
+            "the balance stays in the account"
+        );
+        assert!(!OutState::AwaitingConnection.is_terminal());
+        let still = apply(
+            OutState::AwaitingConnection,
+            OutEvent::Resumed(Review::AwaitConnection),
+        )
+        .expect("legal");
+        assert_eq!(still.next, OutState::AwaitingConnection);
+        let joined = apply(
+            OutState::AwaitingConnection,
+            OutEvent::Resumed(Review::DeliverForm(BalanceRoute::MovesWithForm)),
+        )
+        .expect("legal");
+        assert_eq!(
+            joined.next,
+            OutState::InTransit {
+                balance: BalanceRoute::MovesWithForm
+            }
+        );
+        assert_eq!(
+            joined.actions,
+            vec![OutAction::DebitAccountToTransit, OutAction::SendForm]
+        );
+        assert!(apply(OutState::AwaitingConnection, OutEvent::FormCredited).is_err());
     }
 
     #[test]

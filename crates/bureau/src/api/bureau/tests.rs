@@ -41,6 +41,7 @@ fn valid_requests() -> Vec<Vec<u8>> {
             channel: 1,
             client_request_id: "apply-0001".to_owned(),
             insutype_at_transfer_in: 1,
+            payout_requested: true,
         }
         .encode_to_vec(),
         wire::GetTransferRequest {
@@ -159,6 +160,7 @@ fn any_application() -> impl Strategy<Value = wire::ApplyTransferRequest> {
                 channel,
                 client_request_id: key,
                 insutype_at_transfer_in: channel % 3,
+                payout_requested: retiree,
             }
         },
     )
