@@ -437,6 +437,20 @@ async fn bad_input_is_refused_naming_the_field_and_a_refusal_writes_nothing() {
             },
             "psn_name: ",
         ),
+        (
+            admin::CreatePersonRequest {
+                fst_insu_ym: "2012070".to_owned(),
+                ..good.clone()
+            },
+            "fst_insu_ym: at most 6 characters",
+        ),
+        (
+            admin::CreatePersonRequest {
+                arrears_amount: "1".repeat(16),
+                ..good.clone()
+            },
+            "arrears_amount: at most 15 characters",
+        ),
     ];
     for (request, prefix) in cases {
         expect_status(
