@@ -696,7 +696,8 @@ pub struct PersonCreateArgs {
     pub first_insured: Option<String>,
 
     /// A contribution period, FROM-TO:SCHEME:REGION (e.g. 201507-202606:employee:150100).
-    /// Repeatable.
+    /// Repeatable. A period at another region was brought in by a transfer: count its months
+    /// in --deemed-months too.
     #[arg(long, value_name = "FROM-TO:SCHEME:REGION", value_parser = parse_period)]
     pub period: Vec<PeriodArg>,
 

@@ -61,7 +61,8 @@ pub struct Record {
     pub status: PersonStatus,
     /// The first month the person was ever insured (`fst_insu_ym`).
     pub first_insured: YearMonth,
-    /// The contribution periods on record, oldest first.
+    /// The contribution periods on record: those paid here, and those an earlier transfer
+    /// brought in from other regions (their months count through `deemed_months`).
     pub periods: Vec<ContributionPeriod>,
     /// What the person owes here (欠费).
     pub arrears: Money,
