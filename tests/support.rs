@@ -156,8 +156,8 @@ pub async fn assert_conserved(pair: &Pair) {
     assert_eq!(cents(&inn.credited_total), cents(&out.settled_out_total));
 }
 
-/// Days from the bureau's today (China time) to the day after `due_on` (YYYY-MM-DD).
-pub async fn days_past(pair: &Pair, side: Side, due_on: &str) -> i64 {
+/// The bureau's today, in China time (the day its deadlines and months count in).
+pub async fn today(pair: &Pair, side: Side) -> chrono::NaiveDate {
     let now = pair
         .admin(side)
         .get_clock(GetClockRequest {})
@@ -166,9 +166,14 @@ pub async fn days_past(pair: &Pair, side: Side, due_on: &str) -> i64 {
         .into_inner()
         .now
         .expect("a time");
-    let today = chrono::DateTime::from_timestamp(now.seconds + 8 * 3600, 0)
+    chrono::DateTime::from_timestamp(now.seconds + 8 * 3600, 0)
         .expect("a valid time")
-        .date_naive();
+        .date_naive()
+}
+
+/// Days from the bureau's today (China time) to the day after `due_on` (YYYY-MM-DD).
+pub async fn days_past(pair: &Pair, side: Side, due_on: &str) -> i64 {
+    let today = today(pair, side).await;
     let due = chrono::NaiveDate::parse_from_str(due_on, "%Y-%m-%d").expect("a day");
     (due - today).num_days() + 1
 }

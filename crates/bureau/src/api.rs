@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bureau;
+pub mod people;
 pub mod platform;
 
 use std::sync::Arc;

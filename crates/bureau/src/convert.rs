@@ -28,6 +28,7 @@ use crate::faults::{Direction, Fault, Rule, RuleSpec};
 use crate::messages::{
     Addressed, Credit, Decision, Envelope, FormOutcome, InsuranceForm, TransferApplication,
 };
+use crate::persons::PersonRecord;
 
 /// The length bounds of wire strings that no domain parser bounds, in characters; the proto
 /// comments state the same. Names, bank details, ID numbers, region codes, months, transfer ids
@@ -201,11 +202,20 @@ pub fn wire_period(period: &ContributionPeriod) -> wire::ContributionPeriod {
 
 /// The contribution periods of a form; a malformed one is refused naming its index and part.
 pub fn periods(periods: &[wire::ContributionPeriod]) -> Result<Vec<ContributionPeriod>, Error> {
+    periods_of("form.periods", periods)
+}
+
+/// The contribution periods of a request's field `field`; a malformed one is refused naming
+/// its index and part.
+pub fn periods_of(
+    field: &'static str,
+    periods: &[wire::ContributionPeriod],
+) -> Result<Vec<ContributionPeriod>, Error> {
     periods
         .iter()
         .enumerate()
         .map(|(index, wire)| {
-            period(wire).map_err(|rule| Error::invalid("form.periods", format!("[{index}].{rule}")))
+            period(wire).map_err(|rule| Error::invalid(field, format!("[{index}].{rule}")))
         })
         .collect()
 }
@@ -811,6 +821,30 @@ pub fn wire_certificate(
 /// A masked name.
 pub fn masked_name(name: &str) -> String {
     mask_name(name)
+}
+
+/// A person's record as the APIs show it (参保信息): personal data masked, the balance in
+/// `balance_cents`.
+pub fn wire_person(person: &PersonRecord, balance_cents: u64) -> bureau_wire::PersonRecord {
+    bureau_wire::PersonRecord {
+        masked_certno: masked_certno(&person.row.certno),
+        masked_psn_name: masked_name(&person.row.psn_name),
+        poolarea_no: person.facts.region.pooling_region().to_string(),
+        insu_admdvs: person.row.insu_admdvs.clone(),
+        insutype: wire_scheme(person.facts.scheme) as i32,
+        psn_insu_stas: i32::from(person.row.psn_insu_stas),
+        fst_insu_ym: person.row.fst_insu_ym.clone(),
+        contribution_months: credit::months_on_record(
+            &person.periods,
+            person.row.deemed_months,
+            person.facts.region,
+        ),
+        periods: person.periods.iter().map(wire_period).collect(),
+        deemed_months: person.row.deemed_months,
+        personal_account_balance: money_text(balance_cents),
+        arrears_amount: person.facts.arrears.to_string(),
+        retired: person.row.retired,
+    }
 }
 
 /// A transfer as the bureau API shows it: personal data masked, deadlines computed on `today`.

@@ -31,6 +31,9 @@ pub enum Error {
     /// Nothing with that id.
     #[error("{0} not found")]
     NotFound(String),
+    /// What a call would create exists already (a person created twice).
+    #[error("{0}")]
+    AlreadyExists(String),
     /// The admin API or test clock is disabled, or the call does not fit the configuration.
     #[error("{0}")]
     FailedPrecondition(String),
@@ -122,6 +125,33 @@ impl From<yibao_domain::certificate::CertificateRefusal> for Error {
     }
 }
 
+/// A change to a person's record refused: an unknown person is NOT_FOUND, every other refusal
+/// a failed precondition with the rule's sentence (which names fields and months, never the
+/// person).
+impl From<yibao_domain::lifecycle::Refusal> for Error {
+    fn from(refusal: yibao_domain::lifecycle::Refusal) -> Self {
+        match refusal {
+            yibao_domain::lifecycle::Refusal::Unknown => Self::NotFound("person".to_owned()),
+            other => Self::FailedPrecondition(other.to_string()),
+        }
+    }
+}
+
+/// A person who cannot be created: known already, or a record that does not hold together
+/// (naming the field).
+impl From<yibao_domain::lifecycle::CreateError> for Error {
+    fn from(error: yibao_domain::lifecycle::CreateError) -> Self {
+        use yibao_domain::lifecycle::CreateError;
+        match error {
+            CreateError::AlreadyKnown => Self::AlreadyExists(error.to_string()),
+            CreateError::Invalid(invalid) => Self::InvalidArgument {
+                field: Cow::Borrowed(invalid.field),
+                rule: invalid.rule,
+            },
+        }
+    }
+}
+
 impl From<yibao_domain::transfer::IllegalEvent> for Error {
     fn from(error: yibao_domain::transfer::IllegalEvent) -> Self {
         Self::OutOfOrder(error.to_string())
@@ -156,6 +186,7 @@ impl From<Error> for Status {
                 status
             }
             Error::NotFound(_) => Status::not_found(error.to_string()),
+            Error::AlreadyExists(message) => Status::already_exists(message),
             Error::FailedPrecondition(_) | Error::OutOfOrder(_) => {
                 Status::failed_precondition(error.to_string())
             }

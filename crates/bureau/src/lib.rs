@@ -28,6 +28,7 @@ pub mod faults;
 pub mod health;
 pub mod inbox;
 pub mod journal;
+pub mod lifecycle;
 pub mod messages;
 pub mod migrate;
 pub mod outbox;

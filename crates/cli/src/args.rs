@@ -77,6 +77,10 @@ pub enum Command {
     Verify(VerifyArgs),
     /// List synthetic persons of a flow, computed locally from the population seed.
     Persons(PersonsArgs),
+    /// People whose lives change, at one bureau (admin API): create a person with a history,
+    /// enrol them, stop their contributions, pay their arrears, retire them.
+    #[command(subcommand)]
+    Person(PersonCommand),
     /// Ledger checks against both bureaus.
     #[command(subcommand)]
     Ledger(LedgerCommand),
@@ -624,5 +628,189 @@ fn parse_flow_choice(text: &str) -> Result<FlowChoice, String> {
     Flow::from_name(text).map(FlowChoice::Flow).ok_or_else(|| {
         let names: Vec<&str> = Flow::ALL.iter().map(|flow| flow.name()).collect();
         format!("unknown flow; one of: list, {}", names.join(", "))
+    })
+}
+
+/// `yibao person …`: one person's record at one bureau (--at), changed through its admin API.
+#[derive(Debug, Subcommand)]
+pub enum PersonCommand {
+    /// Create a person with a history (CreatePerson), e.g. `yibao person create --at out
+    /// --certno ID --name NAME --region 150100 --scheme employee --state suspended
+    /// --period 201507-202606:employee:150100 --balance 1234.56`.
+    Create(PersonCreateArgs),
+    /// Enrol a person at a region and scheme from a month (EnrolPerson): someone new here, or
+    /// stopped here, or whose relationship left.
+    Enrol(PersonEnrolArgs),
+    /// Stop a person's contributions from a month (StopContributing, 中止参保).
+    Stop(PersonMonthArgs),
+    /// Pay what a person owes, all of it or --amount, and back-pay months with --back-pay
+    /// (PayArrears, 补缴).
+    Pay(PersonPayArgs),
+    /// Retire a person from a month (RetirePerson, 退休).
+    Retire(PersonMonthArgs),
+}
+
+/// An enrolment state, as `--state` spells it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    /// Contributing (正常参保).
+    Normal,
+    /// Stopped contributing (中止参保 / 停保).
+    Suspended,
+    /// The relationship left (终止参保).
+    Terminated,
+}
+
+/// One `--period FROM-TO:SCHEME:REGION`, as given (the bureau checks the months and region).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeriodArg {
+    /// The first month, `YYYYMM`.
+    pub from_month: String,
+    /// The last month, `YYYYMM`.
+    pub to_month: String,
+    /// The scheme.
+    pub scheme: SchemeArg,
+    /// The region's 6-digit code.
+    pub region: String,
+}
+
+/// The bureau and person every `yibao person` command names.
+#[derive(Debug, Args)]
+pub struct PersonTarget {
+    /// The bureau whose record to change.
+    #[arg(long, value_enum)]
+    pub at: Bureau,
+
+    /// The person's 18-character resident ID number.
+    #[arg(long, value_name = "ID")]
+    pub certno: String,
+}
+
+/// What `yibao person create` and `enrol` both name: the bureau, the person, and where and
+/// under which scheme the person is enrolled.
+#[derive(Debug, Args)]
+pub struct PersonEnrolled {
+    /// The bureau and the person.
+    #[command(flatten)]
+    pub target: PersonTarget,
+
+    /// The person's name (as the bureau's record names a person it knows).
+    #[arg(long)]
+    pub name: String,
+
+    /// The 6-digit code of the region of enrolment (one the bureau hosts).
+    #[arg(long, value_name = "REGION")]
+    pub region: String,
+
+    /// The scheme.
+    #[arg(long, value_enum, default_value_t = SchemeArg::Employee)]
+    pub scheme: SchemeArg,
+}
+
+/// Arguments of `yibao person create`.
+#[derive(Debug, Args)]
+pub struct PersonCreateArgs {
+    /// The bureau, the person, the region and the scheme.
+    #[command(flatten)]
+    pub enrolled: PersonEnrolled,
+
+    /// The enrolment state.
+    #[arg(long, value_enum, default_value_t = StateArg::Normal)]
+    pub state: StateArg,
+
+    /// The first month ever insured, YYYYMM (default: the earliest --period's first month).
+    #[arg(long, value_name = "YYYYMM")]
+    pub first_insured: Option<String>,
+
+    /// A contribution period, FROM-TO:SCHEME:REGION (e.g. 201507-202606:employee:150100).
+    /// Repeatable. A period at another region was brought in by a transfer: count its months
+    /// in --deemed-months too.
+    #[arg(long, value_name = "FROM-TO:SCHEME:REGION", value_parser = parse_period)]
+    pub period: Vec<PeriodArg>,
+
+    /// The personal-account balance, in yuan (e.g. 1234.56).
+    #[arg(long, value_name = "YUAN", default_value = "0.00")]
+    pub balance: String,
+
+    /// What the person owes at the region, in yuan.
+    #[arg(long, value_name = "YUAN", default_value = "0.00")]
+    pub arrears: String,
+
+    /// Months brought in by earlier transfers (视同缴费年限).
+    #[arg(long, default_value_t = 0)]
+    pub deemed_months: u32,
+
+    /// A retired employee.
+    #[arg(long)]
+    pub retired: bool,
+}
+
+/// Arguments of `yibao person enrol`.
+#[derive(Debug, Args)]
+pub struct PersonEnrolArgs {
+    /// The bureau, the person, the region and the scheme.
+    #[command(flatten)]
+    pub enrolled: PersonEnrolled,
+
+    /// The first month contributed, YYYYMM.
+    #[arg(long, value_name = "YYYYMM")]
+    pub from: String,
+}
+
+/// Arguments of `yibao person stop` and `yibao person retire`.
+#[derive(Debug, Args)]
+pub struct PersonMonthArgs {
+    /// The bureau and the person.
+    #[command(flatten)]
+    pub target: PersonTarget,
+
+    /// The month it takes effect, YYYYMM: the first month not contributed.
+    #[arg(long, value_name = "YYYYMM")]
+    pub from: String,
+}
+
+/// Arguments of `yibao person pay`.
+#[derive(Debug, Args)]
+pub struct PersonPayArgs {
+    /// The bureau and the person.
+    #[command(flatten)]
+    pub target: PersonTarget,
+
+    /// How much of what is owed to pay, in yuan (default: all of it).
+    #[arg(long, value_name = "YUAN")]
+    pub amount: Option<String>,
+
+    /// Months to back-pay (补缴), FROM-TO (e.g. 202601-202603; a gap of at most 3 months).
+    #[arg(long, value_name = "FROM-TO", value_parser = parse_months)]
+    pub back_pay: Option<(String, String)>,
+}
+
+/// Parses `FROM-TO` into its two months, as given.
+fn parse_months(text: &str) -> Result<(String, String), String> {
+    match text.split_once('-') {
+        Some((from, to)) if !from.is_empty() && !to.is_empty() => {
+            Ok((from.to_owned(), to.to_owned()))
+        }
+        _ => Err("expected FROM-TO, two months YYYYMM (e.g. 202601-202603)".to_owned()),
+    }
+}
+
+/// Parses `FROM-TO:SCHEME:REGION`.
+fn parse_period(text: &str) -> Result<PeriodArg, String> {
+    let usage = "expected FROM-TO:SCHEME:REGION (e.g. 201507-202606:employee:150100)";
+    let mut parts = text.split(':');
+    let (Some(months), Some(scheme), Some(region), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(usage.to_owned());
+    };
+    let (from_month, to_month) = parse_months(months).map_err(|_| usage.to_owned())?;
+    let scheme = SchemeArg::from_str(scheme, true)
+        .map_err(|_| format!("{usage}: the scheme is employee or resident"))?;
+    Ok(PeriodArg {
+        from_month,
+        to_month,
+        scheme,
+        region: region.to_owned(),
     })
 }

@@ -2,8 +2,9 @@
 //!
 //! `yibao up` runs a local pair and seeds a demo population; `apply`, `status`, `watch`,
 //! `account`, `certificate` and `verify` call a bureau's `BureauService`; `persons` computes
-//! synthetic people locally; `ledger check` and `clock advance` use the admin API of both
-//! bureaus through the harness crate. Every command takes `--json` (one JSON object per result)
+//! synthetic people locally; `person create|enrol|stop|pay|retire` change one person's record
+//! at one bureau through its admin API; `ledger check` and `clock advance` use the admin API of
+//! both bureaus through the harness crate. Every command takes `--json` (one JSON object per result)
 //! and the endpoints `--out` and `--in` (`YIBAO_OUT`, `YIBAO_IN`). Admin calls present the token
 //! in `YIBAO_ADMIN_TOKEN` when it is set, and `yibao up` starts its bureaus requiring it.
 //!
@@ -21,6 +22,7 @@ pub mod error;
 pub mod fault;
 pub mod operator;
 pub mod output;
+pub mod person;
 pub mod up;
 
 use std::process::ExitCode;
@@ -130,6 +132,7 @@ async fn execute(
         Command::Certificate(args) => commands::certificate(args, endpoints, output).await,
         Command::Verify(args) => commands::verify(args, endpoints, output).await,
         Command::Persons(args) => commands::persons(args, endpoints, output),
+        Command::Person(command) => person::run(command, endpoints, output).await,
         Command::Ledger(LedgerCommand::Check) => commands::ledger_check(endpoints, output).await,
         Command::Clock(ClockCommand::Advance(args)) => {
             commands::clock_advance(args, endpoints, output).await

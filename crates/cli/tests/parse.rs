@@ -7,7 +7,7 @@ use std::process::Command as Process;
 use clap::{CommandFactory, Parser};
 use yibao_cli::args::{
     Bureau, ChannelArg, Cli, ClockCommand, Command, DEFAULT_IN, DEFAULT_OUT, FlowChoice,
-    LedgerCommand, SchemeArg,
+    LedgerCommand, PeriodArg, PersonCommand, SchemeArg, StateArg,
 };
 use yibao_cli::commands::apply_command;
 use yibao_cli::connect::Endpoints;
@@ -353,4 +353,94 @@ fn yibao_load_drives_the_endpoints_named_by_out_and_in() {
     let refused =
         load_options("yibao load --spawn --out http://127.0.0.1:7001").expect_err("conflict");
     assert!(refused.contains("--out"), "{refused}");
+}
+
+#[test]
+fn person_create_takes_a_history_of_periods_and_defaults_its_first_month() {
+    let cli = parse(
+        "yibao person create --at out --certno 150102198001010014 --name 赵明 --region 150100 \
+         --state suspended --period 201507-202606:employee:150100 \
+         --period 201201-201506:resident:500000 --balance 1234.56 --arrears 12.00 --retired",
+    );
+    let Command::Person(PersonCommand::Create(args)) = cli.command else {
+        panic!("parsed {:?}", cli.command);
+    };
+    assert_eq!(args.enrolled.target.at, Bureau::Out);
+    assert_eq!(
+        args.enrolled.scheme,
+        SchemeArg::Employee,
+        "the default scheme"
+    );
+    assert_eq!(args.state, StateArg::Suspended);
+    assert_eq!(
+        args.period[1],
+        PeriodArg {
+            from_month: "201201".to_owned(),
+            to_month: "201506".to_owned(),
+            scheme: SchemeArg::Resident,
+            region: "500000".to_owned(),
+        }
+    );
+    let request = yibao_cli::person::creation(&args);
+    assert_eq!(
+        request.fst_insu_ym, "201201",
+        "the earliest period's first month"
+    );
+    assert_eq!(request.periods.len(), 2);
+    assert_eq!(request.personal_account_balance, "1234.56");
+    assert_eq!(request.arrears_amount, "12.00");
+    assert!(request.retired);
+}
+
+#[test]
+fn a_malformed_period_and_a_missing_bureau_are_usage_errors() {
+    for line in [
+        "yibao person create --at out --certno X --name N --region 150100 --period 201507:employee:150100",
+        "yibao person create --at out --certno X --name N --region 150100 --period 201507-202606:worker:150100",
+        "yibao person create --at out --certno X --name N --region 150100 --period 201507-202606:employee",
+        "yibao person stop --certno X --from 202607",
+        "yibao person pay --at in --certno X --back-pay 202601",
+    ] {
+        let error = usage_error(line);
+        assert_eq!(error.exit_code(), 2, "{line}: {error}");
+    }
+}
+
+#[test]
+fn person_enrol_stop_pay_and_retire_parse() {
+    let cli = parse("yibao person enrol --at in --certno X --name N --region 540100 --from 202608");
+    assert!(
+        matches!(cli.command, Command::Person(PersonCommand::Enrol(ref args))
+        if args.enrolled.target.at == Bureau::In && args.from == "202608")
+    );
+    let cli = parse("yibao person stop --at out --certno X --from 202607 --json");
+    assert!(cli.json);
+    assert!(matches!(
+        cli.command,
+        Command::Person(PersonCommand::Stop(_))
+    ));
+    let cli = parse("yibao person pay --at out --certno X --amount 10.50 --back-pay 202601-202603");
+    let Command::Person(PersonCommand::Pay(args)) = cli.command else {
+        panic!("parsed {:?}", cli.command);
+    };
+    let request = yibao_cli::person::payment(&args);
+    assert_eq!(request.amount, "10.50");
+    assert_eq!(
+        (
+            request.back_pay_from_month.as_str(),
+            request.back_pay_to_month.as_str()
+        ),
+        ("202601", "202603")
+    );
+    let everything = yibao_cli::person::payment(
+        &match parse("yibao person pay --at out --certno X").command {
+            Command::Person(PersonCommand::Pay(args)) => args,
+            other => panic!("parsed {other:?}"),
+        },
+    );
+    assert_eq!(everything.amount, "", "empty: all that is owed");
+    assert!(matches!(
+        parse("yibao person retire --at out --certno X --from 202607").command,
+        Command::Person(PersonCommand::Retire(_))
+    ));
 }

@@ -1,6 +1,7 @@
 //! The admin API (tests and load runs; only registered when configured): seed the synthetic
 //! population, move the test clock, report ledger totals, sample persons of a flow, make the
-//! store's commits fail (the storage fault seam).
+//! store's commits fail (the storage fault seam), create people and change their lives (the
+//! requests converted in `people.rs`, the step in `crate::lifecycle`).
 
 use std::ops::Range;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use tonic::{Request, Response, Status};
 use yibao_domain::classify::Connectivity;
+use yibao_domain::money::Money;
 use yibao_domain::population::{self, Flow, SyntheticPerson};
 use yibao_domain::scheme::EnrolmentState;
 use yibao_domain::transfer::out_side::InCredit;
@@ -18,9 +20,11 @@ use yibao_runtime::clock::MAX_ADVANCE_DAYS;
 use yibao_runtime::directory::BureauRole;
 use yibao_store::{CommitFault, OutboxMessage, PersonRow, Posting, Tx};
 
+use crate::api::people;
 use crate::convert::{self, money_text, timestamp};
 use crate::error::Error;
 use crate::journal::{account, reason};
+use crate::lifecycle::{self, Asked};
 use crate::outbox::queue;
 use crate::record::{Happening, Step};
 use crate::services::Services;
@@ -46,6 +50,20 @@ impl AdminApi {
     /// The API over a bureau.
     pub fn new(services: Arc<Services>) -> Self {
         Self { services }
+    }
+
+    /// Applies a change to one person's record in one step; the record as it now stands, and
+    /// what was paid toward the arrears.
+    async fn change_person(
+        &self,
+        asked: Asked,
+    ) -> Result<(yibao_proto::bureau::v1::PersonRecord, Money), Error> {
+        self.services
+            .write(move |step| -> Result<_, Error> {
+                let changed = lifecycle::change(step, &asked)?;
+                Ok((people::shown(step.tx, &asked.certno)?, changed.paid))
+            })
+            .await
     }
 }
 
@@ -299,22 +317,103 @@ fn seed_chunk(
         let counted = tx.insert_persons(std::slice::from_ref(row))?;
         written += counted.written;
         present += counted.already_present;
-        if counted.written > 0 && balance > 0 {
-            tx.post(&Posting {
-                from_account: account::OPENING.to_owned(),
-                to_account: account::person(&certno),
-                amount_cents: i64::try_from(balance).unwrap_or(0),
-                transfer_id: None,
-                reason: reason::OPENING.to_owned(),
-                at: now,
-            })?;
+        if counted.written > 0 {
+            open_account(tx, &certno, balance, now)?;
         }
     }
     Ok((written, present))
 }
 
+/// Opens a new person's personal account with `cents` (an opening posting, not a transfer: a
+/// seeded or created person's balance); nothing for zero.
+fn open_account(
+    tx: &mut dyn Tx,
+    certno: &str,
+    cents: u64,
+    at: chrono::DateTime<chrono::Utc>,
+) -> Result<(), Error> {
+    if cents == 0 {
+        return Ok(());
+    }
+    let amount_cents = i64::try_from(cents)
+        .map_err(|_| Error::Internal("an opening balance does not fit the journal".to_owned()))?;
+    tx.post(&Posting {
+        from_account: account::OPENING.to_owned(),
+        to_account: account::person(certno),
+        amount_cents,
+        transfer_id: None,
+        reason: reason::OPENING.to_owned(),
+        at,
+    })?;
+    Ok(())
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminApi {
+    async fn create_person(
+        &self,
+        request: Request<wire::CreatePersonRequest>,
+    ) -> Result<Response<wire::CreatePersonResponse>, Status> {
+        let new = people::new_person(&self.services.site, request.get_ref())?;
+        let person = self
+            .services
+            .write(move |step| -> Result<_, Error> {
+                lifecycle::create(step, &new)?;
+                let certno = new.certno.expose_unmasked();
+                open_account(step.tx, certno, new.balance.cents(), step.ctx.now)?;
+                people::shown(step.tx, &new.certno)
+            })
+            .await?;
+        Ok(Response::new(wire::CreatePersonResponse {
+            person: Some(person),
+        }))
+    }
+
+    async fn enrol_person(
+        &self,
+        request: Request<wire::EnrolPersonRequest>,
+    ) -> Result<Response<wire::EnrolPersonResponse>, Status> {
+        let asked = people::enrolment(&self.services.site, request.get_ref())?;
+        let (person, _) = self.change_person(asked).await?;
+        Ok(Response::new(wire::EnrolPersonResponse {
+            person: Some(person),
+        }))
+    }
+
+    async fn stop_contributing(
+        &self,
+        request: Request<wire::StopContributingRequest>,
+    ) -> Result<Response<wire::StopContributingResponse>, Status> {
+        let asked = people::stop(request.get_ref())?;
+        let (person, _) = self.change_person(asked).await?;
+        Ok(Response::new(wire::StopContributingResponse {
+            person: Some(person),
+        }))
+    }
+
+    async fn pay_arrears(
+        &self,
+        request: Request<wire::PayArrearsRequest>,
+    ) -> Result<Response<wire::PayArrearsResponse>, Status> {
+        let asked = people::payment(request.get_ref())?;
+        let (person, paid) = self.change_person(asked).await?;
+        Ok(Response::new(wire::PayArrearsResponse {
+            person: Some(person),
+            paid_amount: paid.to_string(),
+        }))
+    }
+
+    async fn retire_person(
+        &self,
+        request: Request<wire::RetirePersonRequest>,
+    ) -> Result<Response<wire::RetirePersonResponse>, Status> {
+        let asked = people::retirement(request.get_ref())?;
+        let (person, _) = self.change_person(asked).await?;
+        Ok(Response::new(wire::RetirePersonResponse {
+            person: Some(person),
+        }))
+    }
+
     async fn add_fault_rule(
         &self,
         request: Request<wire::AddFaultRuleRequest>,

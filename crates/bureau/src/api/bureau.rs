@@ -306,35 +306,9 @@ impl BureauService for BureauApi {
             .services
             .store
             .read(move |tx| -> Result<wire::PersonRecord, Error> {
-                let unmasked = certno.expose_unmasked();
-                let row = tx
-                    .person(unmasked)?
+                let (person, balance) = crate::persons::shown(tx, certno.expose_unmasked())?
                     .ok_or_else(|| Error::NotFound("person".to_owned()))?;
-                let balance =
-                    u64::try_from(tx.balance(&crate::journal::account::person(unmasked))?)
-                        .map_err(|_| {
-                            Error::Internal("a personal account is negative".to_owned())
-                        })?;
-                let person = crate::persons::person_record(row)?;
-                Ok(wire::PersonRecord {
-                    masked_certno: certno.masked(),
-                    masked_psn_name: convert::masked_name(&person.row.psn_name),
-                    poolarea_no: person.facts.region.pooling_region().to_string(),
-                    insu_admdvs: person.row.insu_admdvs.clone(),
-                    insutype: convert::wire_scheme(person.facts.scheme) as i32,
-                    psn_insu_stas: i32::from(person.row.psn_insu_stas),
-                    fst_insu_ym: person.row.fst_insu_ym.clone(),
-                    contribution_months: yibao_domain::credit::months_on_record(
-                        &person.periods,
-                        person.row.deemed_months,
-                        person.facts.region,
-                    ),
-                    periods: person.periods.iter().map(convert::wire_period).collect(),
-                    deemed_months: person.row.deemed_months,
-                    personal_account_balance: convert::money_text(balance),
-                    arrears_amount: person.facts.arrears.to_string(),
-                    retired: person.row.retired,
-                })
+                Ok(convert::wire_person(&person, balance))
             })
             .await?;
         Ok(Response::new(wire::GetPersonResponse {
