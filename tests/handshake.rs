@@ -66,12 +66,14 @@ async fn a_cross_province_transfer_moves_years_and_balance_exactly_once() {
 }
 
 #[tokio::test]
-async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
+async fn not_connected_the_payout_only_on_request_and_it_needs_an_account() {
     let pair = seeded_pair().await;
     let person = someone(Flow::NotConnected);
     let mut bureau_out = BureauServiceClient::new(channel(pair.out_endpoint()).await);
+    let mut asked = application(&person);
+    asked.payout_requested = true;
     let refused = bureau_out
-        .apply_transfer(application(&person))
+        .apply_transfer(asked)
         .await
         .expect_err("no bank account");
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
@@ -82,6 +84,7 @@ async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
     );
 
     let mut request = application(&person);
+    request.payout_requested = true;
     request.bank_account = Some(BankAccount {
         bank_name: "中国工商银行".to_owned(),
         account_number: person.bank_account_number.clone(),
@@ -102,6 +105,69 @@ async fn a_destination_not_connected_pays_the_bank_and_requires_an_account() {
     );
     let out = totals(pair.out_endpoint()).await;
     assert_eq!(cents(&out.paid_to_bank_total), person.balance.cents());
+    assert_conserved(&pair).await;
+}
+
+#[tokio::test]
+async fn not_connected_an_application_waits_until_the_region_joins_then_proceeds() {
+    use yibao_proto::admin::v1::SetRegionConnectivityRequest;
+    use yibao_proto::bureau::v1::GetPersonRequest;
+    let pair = seeded_pair().await;
+    let person = someone(Flow::NotConnected);
+    let mut bureau_out = BureauServiceClient::new(channel(pair.out_endpoint()).await);
+    let id = bureau_out
+        .apply_transfer(application(&person))
+        .await
+        .expect("accepted to wait")
+        .into_inner()
+        .transfer
+        .expect("a transfer")
+        .transfer_id;
+    let waiting = until_state(pair.out_endpoint(), &id, TransferState::AwaitingConnection).await;
+    assert!(
+        waiting
+            .history
+            .iter()
+            .any(|e| e.detail.contains("not connected")),
+        "the reason is visible: {:?}",
+        waiting.history
+    );
+    let record = bureau_out
+        .get_person(GetPersonRequest {
+            certno: person.certno.expose_unmasked().to_owned(),
+        })
+        .await
+        .expect("the person")
+        .into_inner()
+        .person
+        .expect("a record");
+    assert_eq!(
+        cents(&record.personal_account_balance),
+        person.balance.cents(),
+        "the balance stays in the account while it waits"
+    );
+    // Zhengzhou joins the platform, at both bureaus: the application proceeds to the form,
+    // which the transfer-in bureau (hosting Zhengzhou) answers.
+    for side in Side::BOTH {
+        pair.admin(side)
+            .set_region_connectivity(SetRegionConnectivityRequest {
+                region_code: "410100".to_owned(),
+                connected: true,
+            })
+            .await
+            .expect("the region joins");
+    }
+    let ended = until_terminal(pair.out_endpoint(), &id).await;
+    assert_eq!(
+        ended.state,
+        TransferState::Completed as i32,
+        "the years and the balance arrived once the region joined"
+    );
+    assert!(
+        ended.history.iter().any(|e| e.kind == "RESUMED"),
+        "{:?}",
+        ended.history
+    );
     assert_conserved(&pair).await;
 }
 

@@ -107,6 +107,16 @@ pub async fn until_state(endpoint: &str, id: &str, state: TransferState) -> Tran
     .await
 }
 
+/// Polls until the transfer ends at the bureau (any terminal state), or panics at the deadline.
+pub async fn until_terminal(endpoint: &str, id: &str) -> Transfer {
+    poll(DEADLINE, || async {
+        transfer(endpoint, id)
+            .await
+            .filter(|t| TransferState::try_from(t.state).is_ok_and(yibao_harness::is_terminal))
+    })
+    .await
+}
+
 /// One bureau's ledger totals, asked without an admin token (the pairs of these tests have
 /// none; a pair's own [`Pair::admin`] presents its token).
 pub async fn totals(endpoint: &str) -> LedgerTotals {

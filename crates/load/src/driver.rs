@@ -42,6 +42,11 @@ const APPLY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for a watch stream to end after its terminal message.
 const STREAM_END_WAIT: Duration = Duration::from_secs(1);
 
+/// How long a watch may stay silent before it is opened again (a new watch starts with the
+/// transfer's current state). Every re-opening is counted and shown as a retry
+/// (`WatchTransfer: SILENT`), so a stream that should have spoken is visible, not hidden.
+const WATCH_SILENCE: Duration = Duration::from_secs(15);
+
 /// What every transfer task shares.
 #[derive(Debug)]
 pub struct Context {
@@ -366,7 +371,15 @@ async fn watch(
         };
         let mut first_at: Option<Instant> = None;
         let broke = loop {
-            match stream.message().await {
+            let Ok(next) = tokio::time::timeout(WATCH_SILENCE, stream.message()).await else {
+                // Not a failed attempt: the stream is healthy or silently stuck; either way a
+                // new watch reads the state afresh.
+                attempt -= 1;
+                break tonic::Status::deadline_exceeded(format!(
+                    "SILENT: no message for {WATCH_SILENCE:?}; watching again"
+                ));
+            };
+            match next {
                 Ok(Some(message)) => {
                     let now = Instant::now();
                     if first_at.is_none() {
