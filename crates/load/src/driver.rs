@@ -369,51 +369,79 @@ async fn watch(
             }
             Err(status) => return Err(Failure::Status(Rpc::Watch, status)),
         };
-        let mut first_at: Option<Instant> = None;
-        let broke = loop {
-            let Ok(next) = tokio::time::timeout(WATCH_SILENCE, stream.message()).await else {
+        let broke = match read_to_terminal(&mut stream, sent, metrics).await? {
+            Read::Terminal(outcome) => return Ok(outcome),
+            Read::Silent(status) => {
                 // Not a failed attempt: the stream is healthy or silently stuck; either way a
                 // new watch reads the state afresh.
                 attempt -= 1;
-                break tonic::Status::deadline_exceeded(format!(
-                    "SILENT: no message for {WATCH_SILENCE:?}; watching again"
-                ));
-            };
-            match next {
-                Ok(Some(message)) => {
-                    let now = Instant::now();
-                    if first_at.is_none() {
-                        metrics
-                            .watch_first
-                            .record(now.saturating_duration_since(sent));
-                        first_at = Some(now);
-                    }
-                    let (state, reason) = message
-                        .transfer
-                        .map_or((0, 0), |t| (t.state, t.refusal_reason));
-                    let state = TransferState::try_from(state).unwrap_or_default();
-                    if is_terminal(state) {
-                        if let Some(first) = first_at {
-                            metrics
-                                .watch_to_terminal
-                                .record(now.saturating_duration_since(first));
-                        }
-                        // The server ends the stream right after a terminal state.
-                        let _ = tokio::time::timeout(STREAM_END_WAIT, stream.message()).await;
-                        return Ok(terminal(state, reason));
-                    }
-                }
-                Ok(None) => {
-                    break tonic::Status::unavailable("stream ended before a terminal state");
-                }
-                Err(status) if transient(status.code()) => break status,
-                Err(status) => return Err(Failure::Status(Rpc::Watch, status)),
+                status
             }
+            Read::Broke(status) => status,
         };
         if attempt >= MAX_ATTEMPTS {
             return Err(Failure::WatchEnded);
         }
         retry(metrics, Rpc::Watch, &broke, attempt).await;
+    }
+}
+
+/// How reading a watch stream ended.
+enum Read {
+    /// At a terminal state.
+    Terminal(Outcome),
+    /// Silent for [`WATCH_SILENCE`].
+    Silent(tonic::Status),
+    /// The stream ended or broke before a terminal state (transiently).
+    Broke(tonic::Status),
+}
+
+/// Reads a watch stream until a terminal state, a silence, or a break; a non-transient error
+/// fails the transfer.
+async fn read_to_terminal(
+    stream: &mut tonic::Streaming<yibao_proto::bureau::v1::WatchTransferResponse>,
+    sent: Instant,
+    metrics: &Metrics,
+) -> Result<Read, Failure> {
+    let mut first_at: Option<Instant> = None;
+    loop {
+        let Ok(next) = tokio::time::timeout(WATCH_SILENCE, stream.message()).await else {
+            return Ok(Read::Silent(tonic::Status::deadline_exceeded(format!(
+                "SILENT: no message for {WATCH_SILENCE:?}; watching again"
+            ))));
+        };
+        match next {
+            Ok(Some(message)) => {
+                let now = Instant::now();
+                if first_at.is_none() {
+                    metrics
+                        .watch_first
+                        .record(now.saturating_duration_since(sent));
+                    first_at = Some(now);
+                }
+                let (state, reason) = message
+                    .transfer
+                    .map_or((0, 0), |t| (t.state, t.refusal_reason));
+                let state = TransferState::try_from(state).unwrap_or_default();
+                if is_terminal(state) {
+                    if let Some(first) = first_at {
+                        metrics
+                            .watch_to_terminal
+                            .record(now.saturating_duration_since(first));
+                    }
+                    // The server ends the stream right after a terminal state.
+                    let _ = tokio::time::timeout(STREAM_END_WAIT, stream.message()).await;
+                    return Ok(Read::Terminal(terminal(state, reason)));
+                }
+            }
+            Ok(None) => {
+                return Ok(Read::Broke(tonic::Status::unavailable(
+                    "stream ended before a terminal state",
+                )));
+            }
+            Err(status) if transient(status.code()) => return Ok(Read::Broke(status)),
+            Err(status) => return Err(Failure::Status(Rpc::Watch, status)),
+        }
     }
 }
 
