@@ -55,6 +55,35 @@ async fn a_cross_province_transfer_moves_years_and_balance_exactly_once() {
         record.deemed_months > 0,
         "the years were credited as deemed years"
     );
+    // Continuity: paid at Hohhot up to the last month of the periods, enrolled at Lhasa from
+    // in_enrolled_from; a gap of at most 3 months may be back-paid, benefits from the payment.
+    let last = person
+        .periods
+        .iter()
+        .map(|p| p.to())
+        .max()
+        .expect("periods");
+    let gap = u32::try_from(last.months_until(person.in_enrolled_from) - 1).unwrap_or(0);
+    let expected = yibao_proto::bureau::v1::BenefitContinuity {
+        gap_months: gap,
+        back_pay_allowed: gap <= 3,
+        back_pay_months: if gap <= 3 { gap } else { 0 },
+        waiting_period_months: if gap > 3 { 6 } else { 0 },
+        benefits_start_month: if gap > 3 {
+            person
+                .in_enrolled_from
+                .saturating_plus_months(6)
+                .to_string()
+        } else {
+            person.in_enrolled_from.to_string()
+        },
+    };
+    assert_eq!(done_in.benefit_continuity.as_ref(), Some(&expected));
+    assert_eq!(record.benefit_continuity.as_ref(), Some(&expected));
+    assert_eq!(
+        done_out.benefit_continuity, None,
+        "shown where the credit is"
+    );
     assert_conserved(&pair).await;
 
     // A second application while nothing is open any more is fine; an open one is refused.

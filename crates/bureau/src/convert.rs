@@ -7,6 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use yibao_domain::application::{BankAccount, check_name, check_payout_account};
 use yibao_domain::certificate;
 use yibao_domain::classify::{BalanceDisposition, FlowKind, PayoutReason, RetireePayout};
+use yibao_domain::continuity::{BackPay, Continuity};
 use yibao_domain::credit::{self, FormFigure};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
@@ -844,6 +845,8 @@ pub fn wire_person(person: &PersonRecord, balance_cents: u64) -> bureau_wire::Pe
         personal_account_balance: money_text(balance_cents),
         arrears_amount: person.facts.arrears.to_string(),
         retired: person.row.retired,
+        // GetPerson fills it from the person's transfers (persons::latest_continuity).
+        benefit_continuity: None,
     }
 }
 
@@ -889,6 +892,22 @@ pub fn wire_transfer(
         refusal_message: refusal.map(|r| r.message().to_owned()).unwrap_or_default(),
         created_at: Some(timestamp(document.created_at)),
         updated_at: Some(timestamp(document.updated_at)),
+        benefit_continuity: document.continuity.as_ref().map(wire_continuity),
+    }
+}
+
+/// Benefit continuity on the wire.
+pub fn wire_continuity(continuity: &Continuity) -> bureau_wire::BenefitContinuity {
+    let (back_pay_allowed, back_pay_months) = match continuity.back_pay {
+        BackPay::Allowed { months } => (true, months),
+        BackPay::NotAllowed => (false, 0),
+    };
+    bureau_wire::BenefitContinuity {
+        gap_months: continuity.gap_months,
+        back_pay_allowed,
+        back_pay_months,
+        waiting_period_months: u32::from(continuity.waiting_period_months),
+        benefits_start_month: continuity.benefits_start.to_string(),
     }
 }
 

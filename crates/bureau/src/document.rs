@@ -12,6 +12,7 @@ use yibao_domain::application::BankAccount;
 use yibao_domain::classify::{
     BalanceDisposition, BankAccountGiven, FlowKind, RetireePayout, Settlement,
 };
+use yibao_domain::continuity::Continuity;
 use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::{Initiator, Side, TransferState};
 
@@ -50,6 +51,10 @@ pub struct TransferDocument {
     /// versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_scheme: Option<Scheme>,
+    /// At the transfer-in bureau, once credited: when benefits start here (DOMAIN.md,
+    /// continuity); absent before, and in documents of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continuity: Option<Continuity>,
     /// Whether both regions settle at once (秒到账).
     pub settlement: Settlement,
     /// The day the person applied (China time), from which deadlines count.
@@ -87,6 +92,7 @@ impl TransferDocument {
             bank_account: None,
             retiree_payout: RetireePayout::NotRequested,
             in_scheme: None,
+            continuity: None,
             settlement: Settlement::Asynchronous,
             applied_on,
             form_received_on: None,

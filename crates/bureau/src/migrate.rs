@@ -115,6 +115,7 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
             RetireePayout::NotRequested
         },
         in_scheme: None,
+        continuity: None,
         settlement: if old.instant {
             Settlement::Instant
         } else {

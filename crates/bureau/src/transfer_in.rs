@@ -7,7 +7,7 @@ use yibao_domain::application::BankAccount;
 use yibao_domain::classify::{self, RetireePayout};
 use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
-use yibao_domain::month::ContributionPeriod;
+use yibao_domain::month::{ContributionPeriod, YearMonth};
 use yibao_domain::region::RegionCode;
 use yibao_domain::review;
 use yibao_domain::scheme::Scheme;
@@ -330,6 +330,7 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
             let credit = months_credited(step, form, person.as_ref());
             document.amount_cents = form.balance.cents();
             document.contribution_months = credit.months;
+            document.continuity = continuity(step, form, person.as_ref());
             brought_in = credit.brought_in;
         }
         save_form_arrival(step, &mut document, before, form)?;
@@ -366,6 +367,27 @@ fn months_credited(
         scheme.unwrap_or(Scheme::Employee),
         in_policy,
     )
+}
+
+/// When the person's benefits start here after this move (DOMAIN.md, continuity rules), from
+/// the form's periods and the person's record here; `None` without either.
+fn continuity(
+    step: &Step<'_>,
+    form: &InsuranceForm,
+    person: Option<&crate::persons::PersonRecord>,
+) -> Option<yibao_domain::continuity::Continuity> {
+    let person = person?;
+    let enrolled_from = YearMonth::parse(&person.row.fst_insu_ym).ok()?;
+    let input = yibao_domain::continuity::input_of_move(
+        &form.periods,
+        form.scheme.unwrap_or(person.facts.scheme),
+        &person.periods,
+        form.in_region,
+        enrolled_from,
+        person.facts.scheme,
+    )?;
+    let policy = step.ctx.site.policy(form.in_region);
+    Some(yibao_domain::continuity::benefit_start(&input, policy))
 }
 
 /// A form for a transfer this bureau knows: from the transfer's own regions, moving its

@@ -34,9 +34,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::classify::SchemeChange;
-use crate::month::YearMonth;
+use crate::classify::{SchemeChange, scheme_change};
+use crate::month::{ContributionPeriod, YearMonth};
 use crate::policy::{NATIONAL_BACK_PAY_WINDOW_MONTHS, RegionPolicy};
+use crate::region::RegionCode;
+use crate::scheme::Scheme;
 
 /// Continuous months of insurance before the gap that a scheme switcher needs for back-pay: 2 years.
 pub const SCHEME_SWITCH_CONTINUOUS_MONTHS: u32 = 24;
@@ -122,6 +124,49 @@ pub fn benefit_start(input: &ContinuityInput, policy: &RegionPolicy) -> Continui
     }
 }
 
+/// The continuity facts of a credited move, from the form's periods (everything paid before the
+/// move, wherever) and the person's record at the transfer-in region: the last month paid
+/// before the move; the first month paid at the destination (its earliest period there, else
+/// the month the record says the person was first insured there); the unbroken run of months up
+/// to the last one; the scheme change. `None` when the form lists no period.
+pub fn input_of_move(
+    form_periods: &[ContributionPeriod],
+    form_scheme: Scheme,
+    held: &[ContributionPeriod],
+    destination: RegionCode,
+    enrolled_from: YearMonth,
+    scheme_at_destination: Scheme,
+) -> Option<ContinuityInput> {
+    let last = form_periods.iter().map(ContributionPeriod::to).max()?;
+    let pool = destination.pooling_region();
+    let first_here = held
+        .iter()
+        .filter(|p| p.region().pooling_region() == pool && p.to() > last)
+        .map(ContributionPeriod::from)
+        .min()
+        .unwrap_or(enrolled_from);
+    Some(ContinuityInput {
+        last_paid_month_at_origin: last,
+        first_paid_month_at_destination: first_here,
+        continuous_months_before_gap: continuous_months_up_to(form_periods, last),
+        scheme_change: scheme_change(form_scheme, scheme_at_destination),
+    })
+}
+
+/// How many months without a break the periods cover, counting back from `last`.
+fn continuous_months_up_to(periods: &[ContributionPeriod], last: YearMonth) -> u32 {
+    let mut month = last;
+    let mut run = 0u32;
+    while periods.iter().any(|p| p.from() <= month && month <= p.to()) {
+        run = run.saturating_add(1);
+        match month.plus_months(-1) {
+            Some(earlier) => month = earlier,
+            None => break,
+        }
+    }
+    run
+}
+
 /// Calendar months strictly between `last_paid` and `first_paid`; 0 when they are adjacent or
 /// overlap.
 pub fn gap_months(last_paid: YearMonth, first_paid: YearMonth) -> u32 {
@@ -135,6 +180,60 @@ mod tests {
 
     fn ym(text: &str) -> YearMonth {
         YearMonth::parse(text).unwrap()
+    }
+
+    fn period(from: &str, to: &str, scheme: Scheme, region: &str) -> ContributionPeriod {
+        ContributionPeriod::new(ym(from), ym(to), scheme, RegionCode::parse(region).unwrap())
+            .unwrap()
+    }
+
+    #[test]
+    fn a_move_reads_the_gap_the_run_and_the_scheme_change_from_the_form_and_the_record() {
+        let lhasa = RegionCode::parse("540100").unwrap();
+        let form = [
+            period("201801", "201912", Scheme::Employee, "610100"),
+            period("202003", "202512", Scheme::Employee, "150100"),
+        ];
+        let input = input_of_move(
+            &form,
+            Scheme::Employee,
+            &[],
+            lhasa,
+            ym("202604"),
+            Scheme::Employee,
+        )
+        .expect("periods on the form");
+        assert_eq!(input.last_paid_month_at_origin, ym("202512"));
+        assert_eq!(input.first_paid_month_at_destination, ym("202604"));
+        assert_eq!(
+            input.continuous_months_before_gap, 70,
+            "2020-03 .. 2025-12, the 2-month break ends the run"
+        );
+        assert_eq!(input.scheme_change, SchemeChange::Same);
+        // A period paid here after the move says when payment began here.
+        let here = [period("202603", "202612", Scheme::Resident, "540100")];
+        let input = input_of_move(
+            &form,
+            Scheme::Employee,
+            &here,
+            lhasa,
+            ym("202604"),
+            Scheme::Resident,
+        )
+        .expect("periods on the form");
+        assert_eq!(input.first_paid_month_at_destination, ym("202603"));
+        assert_eq!(input.scheme_change, SchemeChange::EmployeeToResident);
+        assert!(
+            input_of_move(
+                &[],
+                Scheme::Employee,
+                &[],
+                lhasa,
+                ym("202604"),
+                Scheme::Employee
+            )
+            .is_none()
+        );
     }
 
     /// A move where the last month at the origin is 202512 and payment resumes `gap` months later.

@@ -308,7 +308,12 @@ impl BureauService for BureauApi {
             .read(move |tx| -> Result<wire::PersonRecord, Error> {
                 let (person, balance) = crate::persons::shown(tx, certno.expose_unmasked())?
                     .ok_or_else(|| Error::NotFound("person".to_owned()))?;
-                Ok(convert::wire_person(&person, balance))
+                let mut shown = convert::wire_person(&person, balance);
+                shown.benefit_continuity =
+                    crate::persons::latest_continuity(tx, certno.expose_unmasked())?
+                        .as_ref()
+                        .map(convert::wire_continuity);
+                Ok(shown)
             })
             .await?;
         Ok(Response::new(wire::GetPersonResponse {
