@@ -102,24 +102,6 @@ pub fn row_of(
     })
 }
 
-/// The benefit continuity of the person's latest transfer credited at this bureau, if any.
-pub fn latest_continuity(
-    tx: &mut dyn Tx,
-    certno: &str,
-) -> Result<Option<yibao_domain::continuity::Continuity>, Error> {
-    let mut latest = None;
-    for row in tx.transfers_of(certno)? {
-        let document = crate::record::decode_document(&row.document)?;
-        if let Some(continuity) = document.continuity {
-            match &latest {
-                Some((at, _)) if *at >= document.updated_at => {}
-                _ => latest = Some((document.updated_at, continuity)),
-            }
-        }
-    }
-    Ok(latest.map(|(_, continuity)| continuity))
-}
-
 /// A person as the APIs show them: the decoded record and the personal-account balance in
 /// cents; `None` for a person this bureau does not know.
 pub fn shown(tx: &mut dyn Tx, certno: &str) -> Result<Option<(PersonRecord, u64)>, Error> {

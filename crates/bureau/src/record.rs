@@ -287,3 +287,21 @@ fn row_of(ctx: &StepContext, document: &TransferDocument) -> Result<TransferRow,
             .map_err(|error| Error::Internal(format!("transfer document: {error}")))?,
     })
 }
+
+/// The benefit continuity of the person's latest transfer credited at this bureau, if any.
+pub fn latest_continuity(
+    tx: &mut dyn Tx,
+    certno: &str,
+) -> Result<Option<yibao_domain::continuity::Continuity>, Error> {
+    let mut latest = None;
+    for row in tx.transfers_of(certno)? {
+        let document = decode_document(&row.document)?;
+        if let Some(continuity) = document.continuity {
+            match &latest {
+                Some((at, _)) if *at >= document.updated_at => {}
+                _ => latest = Some((document.updated_at, continuity)),
+            }
+        }
+    }
+    Ok(latest.map(|(_, continuity)| continuity))
+}

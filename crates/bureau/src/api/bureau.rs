@@ -309,10 +309,9 @@ impl BureauService for BureauApi {
                 let (person, balance) = crate::persons::shown(tx, certno.expose_unmasked())?
                     .ok_or_else(|| Error::NotFound("person".to_owned()))?;
                 let mut shown = convert::wire_person(&person, balance);
-                shown.benefit_continuity =
-                    crate::persons::latest_continuity(tx, certno.expose_unmasked())?
-                        .as_ref()
-                        .map(convert::wire_continuity);
+                shown.benefit_continuity = record::latest_continuity(tx, certno.expose_unmasked())?
+                    .as_ref()
+                    .map(convert::wire_continuity);
                 Ok(shown)
             })
             .await?;
