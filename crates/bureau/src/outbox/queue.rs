@@ -3,6 +3,7 @@
 //! decided on, however often it retries.
 
 use chrono::DateTime;
+use yibao_runtime::clock::china_time;
 use yibao_store::NewOutboxMessage;
 
 use crate::error::Error;
@@ -90,7 +91,10 @@ pub fn withdraw(step: &mut Step<'_>, transfer_id: &str, kind: Kind) -> Result<()
 /// moves to at least the current second and otherwise by one: ids never repeat, across
 /// restarts too, and a burst of more than 10,000 messages in one second borrows the next
 /// seconds' numbers instead of wrapping around (the id's time then runs ahead of the clock by
-/// at most the burst's excess, and falls back as soon as the rate does).
+/// at most the burst's excess, and falls back as soon as the rate does). The counter counts
+/// seconds since the Unix epoch; the id writes its second in China Standard Time, as every
+/// platform date and time is written (DOMAIN.md), so only the rendering is shifted, never the
+/// counter: ids minted before and after this rule still never repeat.
 pub fn mint_msgid(step: &mut Step<'_>) -> Result<String, Error> {
     let second = u64::try_from(step.ctx.now.timestamp())
         .map_err(|_| Error::Internal("the clock is before 1970".to_owned()))?;
@@ -104,7 +108,30 @@ pub fn mint_msgid(step: &mut Step<'_>) -> Result<String, Error> {
     Ok(format!(
         "{}{}{:04}",
         step.ctx.site.institution,
-        stamp.format("%Y%m%d%H%M%S"),
+        china_time(stamp).format("%Y%m%d%H%M%S"),
         slot % 10_000
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+    use yibao_runtime::directory::BureauRole;
+
+    /// DOMAIN.md: every platform date is China time; a msgid's yyyyMMddHHmmss is too.
+    #[tokio::test]
+    async fn a_msgid_carries_the_china_time_and_never_repeats() {
+        let services = testing::services(BureauRole::TransferOut);
+        // The tests' clock starts at 02:00 UTC on Monday 2 March 2026: 10:00 in Beijing.
+        let minted = services
+            .write(|step| Ok::<_, Error>((mint_msgid(step)?, mint_msgid(step)?)))
+            .await
+            .expect("minted");
+        let institution = &services.site.institution;
+        assert_eq!(minted.0.len(), 30);
+        assert!(minted.0.starts_with(&format!("{institution}202603021000")));
+        assert!(minted.1.starts_with(&format!("{institution}202603021000")));
+        assert_ne!(minted.0, minted.1, "ids never repeat");
+    }
 }
