@@ -872,6 +872,22 @@ pub fn wire_snapshot(document: &TransferDocument) -> platform::TransferSnapshot 
 mod tests {
     use super::*;
 
+    /// bureau.proto, "Status codes": the `yibao-refusal-reason` trailer is the RefusalReason
+    /// value name, for every reason.
+    #[test]
+    fn the_refusal_reason_trailer_is_the_contracts_enum_value_name() {
+        for reason in RefusalReason::ALL {
+            assert_eq!(
+                crate::error::refusal_trailer(reason),
+                wire_reason(reason).as_str_name()
+            );
+        }
+        assert_eq!(
+            crate::error::refusal_trailer(RefusalReason::Arrears),
+            "REFUSAL_REASON_ARREARS"
+        );
+    }
+
     #[test]
     fn a_bound_counts_characters_and_names_the_field_never_the_value() {
         let fifty = "张".repeat(50);
