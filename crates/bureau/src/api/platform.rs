@@ -702,8 +702,8 @@ impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
         }
     }
     type Body = InsuranceForm;
-    fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
-        convert::form(self.form.as_ref())
+    fn body(&self, received_at: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::form(self.form.as_ref(), received_at)
     }
     fn step(form: Self::Body, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error> {
         let outcome = transfer_in::receive_form(step, &form)?;
