@@ -11,6 +11,7 @@ use yibao_domain::credit::{self, FormFigure};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
 use yibao_domain::month::{ContributionPeriod, YearMonth};
+use yibao_domain::overdue::Overdue;
 use yibao_domain::population::Flow;
 use yibao_domain::region::RegionCode;
 use yibao_domain::scheme::Scheme;
@@ -813,13 +814,19 @@ pub fn wire_transfer(
 ) -> bureau_wire::Transfer {
     let deadlines = site
         .deadlines(document.applied_on, document.form_received_on)
-        .map(|d| bureau_wire::Deadlines {
-            transfer_out_due_on: d.transfer_out_due.due_on.to_string(),
-            transfer_in_due_on: d.transfer_in_due.due_on.to_string(),
-            whole_process_due_on: d.whole_process_due.due_on.to_string(),
-            overdue: !document.state.is_terminal() && d.whole_process_due.is_overdue(today),
-            estimated_weekends_only: !d.whole_process_due.basis.is_official()
-                || !d.transfer_in_due.basis.is_official(),
+        .map(|d| {
+            let overdue = Overdue::of(&d, document.state.stage(), today);
+            bureau_wire::Deadlines {
+                transfer_out_due_on: d.transfer_out_due.due_on.to_string(),
+                transfer_in_due_on: d.transfer_in_due.due_on.to_string(),
+                whole_process_due_on: d.whole_process_due.due_on.to_string(),
+                overdue: overdue.any(),
+                estimated_weekends_only: !d.whole_process_due.basis.is_official()
+                    || !d.transfer_in_due.basis.is_official(),
+                transfer_out_overdue: overdue.transfer_out,
+                transfer_in_overdue: overdue.transfer_in,
+                whole_process_overdue: overdue.whole_process,
+            }
         });
     let refusal = document.state.refusal();
     bureau_wire::Transfer {

@@ -10,9 +10,10 @@
 //!
 //! **One home for every rule:** the eligibility and refusal rules (审核) live in [`review`], what
 //! moves and what is credited in [`credit`], the insurance certificate (参保凭证) in
-//! [`certificate`], what an application must give in [`application`], the flows in [`classify`]
-//! and the two state machines in [`transfer`]. A bureau resolves facts from its store, asks these
-//! modules, and performs what they answer.
+//! [`certificate`], what an application must give in [`application`], the flows in [`classify`],
+//! the two state machines in [`transfer`] and which statutory deadlines a transfer missed in
+//! [`overdue`]. A bureau resolves facts from its store, asks these modules, and performs what
+//! they answer.
 
 pub mod application;
 pub mod calendar;
@@ -23,6 +24,7 @@ pub mod credit;
 pub mod id;
 pub mod money;
 pub mod month;
+pub mod overdue;
 pub mod policy;
 pub mod population;
 pub mod region;
