@@ -82,7 +82,7 @@ pub fn issue(
         .ctx
         .site
         .directory
-        .region(person.facts.region.pooling_region())
+        .region(person.facts.region)
         .map(|entry| entry.name_zh.clone())
         .unwrap_or_default();
     let code = certificate::verification_code(rand::random::<u128>());

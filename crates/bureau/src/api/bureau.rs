@@ -302,6 +302,7 @@ impl BureauService for BureauApi {
     ) -> Result<Response<wire::GetPersonResponse>, Status> {
         let today = self.services.clock.today();
         let certno = convert::certno("certno", &request.into_inner().certno, today)?;
+        let site = self.services.site.clone();
         let person = self
             .services
             .store
@@ -319,7 +320,10 @@ impl BureauService for BureauApi {
                 Ok(wire::PersonRecord {
                     masked_certno: certno.masked(),
                     masked_psn_name: convert::masked_name(&person.row.psn_name),
-                    poolarea_no: person.facts.region.pooling_region().to_string(),
+                    poolarea_no: site
+                        .directory
+                        .pooling_region(person.facts.region)
+                        .to_string(),
                     insu_admdvs: person.row.insu_admdvs.clone(),
                     insutype: convert::wire_scheme(person.facts.scheme) as i32,
                     psn_insu_stas: i32::from(person.row.psn_insu_stas),

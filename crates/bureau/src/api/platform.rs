@@ -817,8 +817,16 @@ async fn query(
         })
         .await
         .map_err(Status::from)?;
-    let sender = envelope.sender_region_code.as_str();
-    match document.filter(|d| d.trafin_admdvs == sender || d.trafout_admdvs == sender) {
+    let sender = &envelope.sender_region_code;
+    let party = |stored: &str| {
+        let pooled = |text: &str| {
+            yibao_domain::region::RegionCode::parse(text)
+                .ok()
+                .map(|code| services.site.directory.pooling_region(code))
+        };
+        pooled(stored).is_some_and(|region| pooled(sender) == Some(region))
+    };
+    match document.filter(|d| party(&d.trafin_admdvs) || party(&d.trafout_admdvs)) {
         Some(document) => Ok((ok(&reference), Some(convert::wire_snapshot(&document)))),
         None => {
             let refusal = Refusal::UnknownTransfer("transfer_id".to_owned());
