@@ -93,7 +93,29 @@ async fn each_request_of_a_batch_is_answered_as_if_sent_alone() {
         answers[1], answers[0],
         "a repeat in the same batch gets the first answer"
     );
+    // platform.proto, Reply.inf_refmsgid: the receiver's reference, laid out like a msgid with
+    // the transfer-out bureau's institution code (B, its first region 150100, instance 00001);
+    // the repeat above carried the same. A modified request, kept nowhere, names its msgid.
+    let reference = accepted
+        .reply
+        .as_ref()
+        .map(|r| r.inf_refmsgid.clone())
+        .unwrap_or_default();
+    assert_eq!(reference.len(), 30, "{reference}");
+    assert!(reference.starts_with("B15010000001"), "{reference}");
+    assert!(
+        reference[12..].bytes().all(|b| b.is_ascii_digit()),
+        "{reference}"
+    );
     assert_eq!(infcode(&answers[2]), Some(1004), "same msgid, other body");
+    let refused_reference = match &answers[2].answer {
+        Some(platform::transfer_out_answer::Answer::Response(response)) => {
+            response.reply.as_ref().map(|r| r.inf_refmsgid.clone())
+        }
+        _ => None,
+    };
+    let msgid = request.envelope.as_ref().map(|e| e.msgid.clone());
+    assert_eq!(refused_reference, msgid);
     assert_eq!(infcode(&answers[3]), Some(1001), "no envelope");
     assert_eq!(
         infcode(&answers[4]),

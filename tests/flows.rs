@@ -243,7 +243,10 @@ async fn a_relocated_retiree_is_paid_out_only_on_request() {
         .await
         .expect_err("not a transfer");
     assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-    assert_eq!(refusal_of(&status), "RETIREE_MUST_REGISTER_RELOCATION");
+    assert_eq!(
+        refusal_of(&status),
+        "REFUSAL_REASON_RETIREE_MUST_REGISTER_RELOCATION"
+    );
 
     let who = someone(Flow::RetireePayout);
     let mut request = with_bank(&who);
@@ -338,7 +341,7 @@ async fn applications_that_cannot_be_transfers_are_refused_at_once() {
         (status.code(), refusal_of(&status).as_str()),
         (
             tonic::Code::FailedPrecondition,
-            "NOT_ENROLLED_AT_TRANSFER_IN"
+            "REFUSAL_REASON_NOT_ENROLLED_AT_TRANSFER_IN"
         )
     );
 
@@ -346,13 +349,13 @@ async fn applications_that_cannot_be_transfers_are_refused_at_once() {
     let status = apply(pair.out_endpoint(), with_bank(&stranger))
         .await
         .expect_err("refused");
-    assert_eq!(refusal_of(&status), "UNKNOWN_PERSON");
+    assert_eq!(refusal_of(&status), "REFUSAL_REASON_UNKNOWN_PERSON");
 
     let mover = someone(Flow::CrossProvince);
     let mut same = application(&mover);
     same.trafin_admdvs = "150105".to_owned(); // a county of Hohhot itself
     let status = apply(pair.out_endpoint(), same).await.expect_err("refused");
-    assert_eq!(refusal_of(&status), "SAME_POOLING_REGION");
+    assert_eq!(refusal_of(&status), "REFUSAL_REASON_SAME_POOLING_REGION");
 
     let first = apply(pair.in_endpoint(), application(&mover))
         .await

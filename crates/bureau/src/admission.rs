@@ -18,7 +18,7 @@
 
 use std::sync::Arc;
 
-use yibao_domain::region::RegionCode;
+use yibao_domain::region::{Pooling, RegionCode};
 use yibao_domain::transfer::TransferId;
 use yibao_runtime::directory::BureauRole;
 
@@ -44,9 +44,13 @@ pub enum Caller {
 }
 
 impl Caller {
-    fn covers(&self, region: RegionCode) -> bool {
+    /// Whether the caller speaks for `region`: its certificate names `region`'s pooling region
+    /// (as `pooling` groups codes).
+    fn covers(&self, pooling: &Pooling, region: RegionCode) -> bool {
         match self {
-            Caller::Certified(regions) => regions.iter().any(|r| r.same_pooling_region(region)),
+            Caller::Certified(regions) => regions
+                .iter()
+                .any(|named| pooling.same_pooling_region(*named, region)),
             Caller::Plaintext => true,
         }
     }
@@ -94,7 +98,8 @@ pub fn check(site: &Site, caller: &Caller, parties: &Parties<'_>) -> Result<Regi
             "envelope.sender_region_code: {error}"
         )))
     })?;
-    if !caller.covers(sender) {
+    let pooling = site.pooling();
+    if !caller.covers(pooling, sender) {
         return Err(Denied::NotCertified(format!(
             "envelope.sender_region_code: the caller's certificate does not name region {sender}"
         )));
@@ -107,7 +112,7 @@ pub fn check(site: &Site, caller: &Caller, parties: &Parties<'_>) -> Result<Regi
         ))));
     }
     let institution = institution_region(parties.msgid)
-        .filter(|region| hosted_by(site, *region, role) && caller.covers(*region));
+        .filter(|region| hosted_by(site, *region, role) && caller.covers(pooling, *region));
     if institution.is_none() {
         return Err(Denied::Refused(Refusal::UnknownSender(
             "envelope.msgid: must begin with the sender's institution code: B, a region its \
@@ -117,8 +122,10 @@ pub fn check(site: &Site, caller: &Caller, parties: &Parties<'_>) -> Result<Regi
     }
     if let Ok(id) = TransferId::parse(parties.transfer_id) {
         let minted = match parties.minted_by {
-            Minter::Sender => id.minted_by(sender),
-            Minter::EitherParty => id.minted_by(sender) || id.minted_by(parties.receiver),
+            Minter::Sender => id.minted_by(pooling, sender),
+            Minter::EitherParty => {
+                id.minted_by(pooling, sender) || id.minted_by(pooling, parties.receiver)
+            }
         };
         if !minted {
             let who = match parties.minted_by {

@@ -21,7 +21,7 @@ use yibao_store::Store;
 
 use crate::admission::Transport;
 use crate::bank::SimulatedBank;
-use crate::context::{Broken, Site};
+use crate::context::{Broken, ConnectivityOverrides, Site};
 use crate::faults::FaultRules;
 use crate::outbox::dispatcher;
 use crate::peer::Peer;
@@ -92,6 +92,8 @@ impl Application {
         let tls = platform_tls(&config, &hosted)?;
         let (listener, address) = bind(config.listen).await?;
         let (platform_listener, platform_address) = bind(config.platform_listen).await?;
+        let connectivity_overrides =
+            Arc::new(ConnectivityOverrides::new(directory.pooling().clone()));
         let site = Site {
             role: config.role,
             hosted,
@@ -99,7 +101,7 @@ impl Application {
             directory,
             calendar,
             default_policy: Default::default(),
-            connectivity_overrides: Arc::default(),
+            connectivity_overrides,
             broken: broken()?,
         };
         let faults = fault_rules(&config, &site)?;

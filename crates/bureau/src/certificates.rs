@@ -82,7 +82,7 @@ pub fn issue(
         .ctx
         .site
         .directory
-        .region(person.facts.region.pooling_region())
+        .region(person.facts.region)
         .map(|entry| entry.name_zh.clone())
         .unwrap_or_default();
     let code = certificate::verification_code(rand::random::<u128>());
@@ -229,7 +229,8 @@ mod tests {
         ] {
             let status = status(refusal.into());
             assert_eq!(status.code(), tonic::Code::FailedPrecondition);
-            assert_eq!(trailer(&status).as_deref(), Some(refusal.code()));
+            let name = format!("REFUSAL_REASON_{}", refusal.code());
+            assert_eq!(trailer(&status), Some(name));
         }
         let none = status(CertificateRefusal::NoContributionRecord.into());
         assert!(

@@ -8,7 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use yibao_domain::calendar::{StatutoryDeadlines, WorkingCalendar};
 use yibao_domain::classify::Connectivity;
 use yibao_domain::policy::RegionPolicy;
-use yibao_domain::region::RegionCode;
+use yibao_domain::region::{Pooling, RegionCode};
 use yibao_domain::review::Hosting;
 use yibao_runtime::directory::{BureauRole, RegionDirectory, RegionEntry};
 
@@ -74,7 +74,11 @@ impl Broken {
 /// after one (and once after start).
 #[derive(Debug, Default)]
 pub struct ConnectivityOverrides {
-    map: std::sync::RwLock<std::collections::HashMap<RegionCode, Connectivity>>,
+    /// The overrides, by pooling region.
+    set: std::sync::RwLock<std::collections::HashMap<RegionCode, Connectivity>>,
+    /// How codes group into pooling regions (the directory's), so that any code of a pooling
+    /// region finds its override.
+    pooling: Pooling,
     /// Changes so far (starting at 1: the directory read at start is one).
     generation: std::sync::atomic::AtomicU64,
     /// The generation the sweep last reviewed waiting applications at (0: never).
@@ -82,26 +86,34 @@ pub struct ConnectivityOverrides {
 }
 
 impl ConnectivityOverrides {
+    /// No override yet, for codes grouped as `pooling` groups them.
+    pub fn new(pooling: Pooling) -> Self {
+        Self {
+            set: std::sync::RwLock::default(),
+            pooling,
+            generation: std::sync::atomic::AtomicU64::default(),
+            reviewed: std::sync::atomic::AtomicU64::default(),
+        }
+    }
+
     /// The override of `code`'s pooling region, if one is set.
     pub fn get(&self, code: RegionCode) -> Option<Connectivity> {
-        self.map
-            .read()
-            .ok()
-            .and_then(|map| map.get(&code.pooling_region()).copied())
+        let key = self.pooling.pooling_region(code);
+        self.set.read().ok().and_then(|map| map.get(&key).copied())
     }
 
     /// Sets an override.
     pub fn set(&self, code: RegionCode, connectivity: Connectivity) {
-        if let Ok(mut map) = self.map.write() {
-            map.insert(code.pooling_region(), connectivity);
+        if let Ok(mut map) = self.set.write() {
+            map.insert(self.pooling.pooling_region(code), connectivity);
         }
         self.changed();
     }
 
     /// Removes an override.
     pub fn unset(&self, code: RegionCode) {
-        if let Ok(mut map) = self.map.write() {
-            map.remove(&code.pooling_region());
+        if let Ok(mut map) = self.set.write() {
+            map.remove(&self.pooling.pooling_region(code));
         }
         self.changed();
     }
@@ -123,12 +135,29 @@ impl ConnectivityOverrides {
 impl Site {
     /// Whether this bureau hosts the pooling region of `code`.
     pub fn hosts(&self, code: RegionCode) -> bool {
-        self.hosted.contains(&code.pooling_region())
+        self.hosted.contains(&self.directory.pooling_region(code))
+    }
+
+    /// How codes group into pooling regions: the directory's, for every pooling-region rule.
+    pub fn pooling(&self) -> &Pooling {
+        self.directory.pooling()
+    }
+
+    /// The pooling region of a region code a stored document holds (`field` names it): the
+    /// directory's grouping. A code that does not parse is a broken document, never a default.
+    pub fn stored_pooling_region(&self, field: &str, stored: &str) -> Result<RegionCode, Error> {
+        RegionCode::parse(stored)
+            .map(|code| self.directory.pooling_region(code))
+            .map_err(|_| {
+                Error::Internal(format!(
+                    "stored transfer document unreadable: {field} is not a region code"
+                ))
+            })
     }
 
     /// The directory entry for a pooling region, or an invalid-argument error naming `field`.
     pub fn region(&self, field: &'static str, code: RegionCode) -> Result<&RegionEntry, Error> {
-        self.directory.region(code.pooling_region()).ok_or_else(|| {
+        self.directory.region(code).ok_or_else(|| {
             Error::invalid(
                 field,
                 format!("region {code} is not in the region directory"),
@@ -139,7 +168,7 @@ impl Site {
     /// The policy of a pooling region (national defaults for unknown regions).
     pub fn policy(&self, code: RegionCode) -> &RegionPolicy {
         self.directory
-            .region(code.pooling_region())
+            .region(code)
             .map_or(&self.default_policy, |entry| &entry.policy)
     }
 
@@ -149,7 +178,7 @@ impl Site {
         if let Some(connectivity) = self.connectivity_overrides.get(code) {
             return connectivity;
         }
-        match self.directory.region(code.pooling_region()) {
+        match self.directory.region(code) {
             Some(entry) if entry.connected => Connectivity::Connected,
             _ => Connectivity::NotConnected,
         }
@@ -158,7 +187,7 @@ impl Site {
     /// Whether the peer bureau hosts a region.
     pub fn hosting(&self, code: RegionCode) -> Hosting {
         let peer = Some(self.role.peer());
-        match self.directory.region(code.pooling_region()) {
+        match self.directory.region(code) {
             Some(entry) if entry.bureau == peer => Hosting::ByPeer,
             _ => Hosting::NotByPeer,
         }

@@ -12,6 +12,7 @@ use yibao_domain::credit::{self, FormFigure};
 use yibao_domain::id::{ResidentId, mask_name};
 use yibao_domain::money::Money;
 use yibao_domain::month::{ContributionPeriod, YearMonth};
+use yibao_domain::overdue::Overdue;
 use yibao_domain::population::Flow;
 use yibao_domain::region::RegionCode;
 use yibao_domain::scheme::Scheme;
@@ -19,6 +20,7 @@ use yibao_domain::transfer::{Initiator, RefusalReason, Side, Stage, TransferId};
 use yibao_proto::bureau::v1 as bureau_wire;
 use yibao_proto::common::v1 as wire;
 use yibao_proto::platform::v1 as platform;
+use yibao_runtime::clock::china_date;
 use yibao_store::EventRow;
 
 use crate::certificates::Certificate;
@@ -84,9 +86,10 @@ pub fn population_flow(field: &'static str, text: &str) -> Result<Flow, Error> {
     })
 }
 
-/// A resident ID number from a request field.
-pub fn certno(field: &'static str, text: &str) -> Result<ResidentId, Error> {
-    ResidentId::parse(text).map_err(|error| Error::invalid(field, error))
+/// A resident ID number from a request field, received on `today` (the China date of the
+/// service clock): a birth date after `today` is refused like any malformed number.
+pub fn certno(field: &'static str, text: &str, today: NaiveDate) -> Result<ResidentId, Error> {
+    ResidentId::parse_received_on(text, today).map_err(|error| Error::invalid(field, error))
 }
 
 /// A region code from a request field.
@@ -458,7 +461,7 @@ pub fn application(
     check_name(&wire.psn_name).map_err(|error| Error::from(error).within("application."))?;
     Ok(TransferApplication {
         transfer_id: transfer_id("application.transfer_id", &wire.transfer_id)?,
-        certno: certno("application.certno", &wire.certno)?,
+        certno: certno("application.certno", &wire.certno, china_date(received_at))?,
         psn_name: wire.psn_name.clone(),
         in_scheme: scheme(wire.insutype_at_transfer_in),
         out_region: region("application.trafout_admdvs", &wire.trafout_admdvs)?,
@@ -506,8 +509,11 @@ pub fn wire_form(form: InsuranceForm) -> platform::InsuranceInformationForm {
     }
 }
 
-/// An insurance information form from the platform.
-pub fn form(wire: Option<&platform::InsuranceInformationForm>) -> Result<InsuranceForm, Error> {
+/// An insurance information form from the platform, received at `received_at`.
+pub fn form(
+    wire: Option<&platform::InsuranceInformationForm>,
+    received_at: DateTime<Utc>,
+) -> Result<InsuranceForm, Error> {
     let wire = wire.ok_or_else(|| Error::invalid("form", "required"))?;
     check_name(&wire.psn_name).map_err(|error| Error::from(error).within("form."))?;
     bounded("form.fst_insu_ym", &wire.fst_insu_ym, bound::MONTH)?;
@@ -525,7 +531,7 @@ pub fn form(wire: Option<&platform::InsuranceInformationForm>) -> Result<Insuran
         .map_err(over_cap)?;
     Ok(InsuranceForm {
         transfer_id: transfer_id("form.transfer_id", &wire.transfer_id)?,
-        certno: certno("form.certno", &wire.certno)?,
+        certno: certno("form.certno", &wire.certno, china_date(received_at))?,
         psn_name: wire.psn_name.clone(),
         scheme: scheme(wire.insutype),
         out_region: region("form.trafout_admdvs", &wire.trafout_admdvs)?,
@@ -859,13 +865,19 @@ pub fn wire_transfer(
 ) -> bureau_wire::Transfer {
     let deadlines = site
         .deadlines(document.applied_on, document.form_received_on)
-        .map(|d| bureau_wire::Deadlines {
-            transfer_out_due_on: d.transfer_out_due.due_on.to_string(),
-            transfer_in_due_on: d.transfer_in_due.due_on.to_string(),
-            whole_process_due_on: d.whole_process_due.due_on.to_string(),
-            overdue: !document.state.is_terminal() && d.whole_process_due.is_overdue(today),
-            estimated_weekends_only: !d.whole_process_due.basis.is_official()
-                || !d.transfer_in_due.basis.is_official(),
+        .map(|d| {
+            let overdue = Overdue::of(&d, document.state.stage(), today);
+            bureau_wire::Deadlines {
+                transfer_out_due_on: d.transfer_out_due.due_on.to_string(),
+                transfer_in_due_on: d.transfer_in_due.due_on.to_string(),
+                whole_process_due_on: d.whole_process_due.due_on.to_string(),
+                overdue: overdue.any(),
+                estimated_weekends_only: !d.whole_process_due.basis.is_official()
+                    || !d.transfer_in_due.basis.is_official(),
+                transfer_out_overdue: overdue.transfer_out,
+                transfer_in_overdue: overdue.transfer_in,
+                whole_process_overdue: overdue.whole_process,
+            }
         });
     let refusal = document.state.refusal();
     bureau_wire::Transfer {
@@ -939,6 +951,22 @@ pub fn wire_snapshot(document: &TransferDocument) -> platform::TransferSnapshot 
 mod tests {
     use super::*;
 
+    /// bureau.proto, "Status codes": the `yibao-refusal-reason` trailer is the RefusalReason
+    /// value name, for every reason.
+    #[test]
+    fn the_refusal_reason_trailer_is_the_contracts_enum_value_name() {
+        for reason in RefusalReason::ALL {
+            assert_eq!(
+                crate::error::refusal_trailer(reason),
+                wire_reason(reason).as_str_name()
+            );
+        }
+        assert_eq!(
+            crate::error::refusal_trailer(RefusalReason::Arrears),
+            "REFUSAL_REASON_ARREARS"
+        );
+    }
+
     #[test]
     fn a_bound_counts_characters_and_names_the_field_never_the_value() {
         let fifty = "张".repeat(50);
@@ -969,6 +997,65 @@ mod tests {
         assert!(cut.ends_with('…'));
     }
 
+    /// 10:00 on Tuesday 10 March 2026, China time.
+    fn received_at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-03-10T02:00:00Z")
+            .expect("a valid time")
+            .with_timezone(&Utc)
+    }
+
+    /// A valid ID number of someone born on `birth` (YYYYMMDD).
+    fn born(birth: &str) -> String {
+        let birth = NaiveDate::parse_from_str(birth, "%Y%m%d").expect("a date");
+        let region = RegionCode::parse("150102").expect("a region");
+        ResidentId::from_parts(region, birth, 1)
+            .expect("valid parts")
+            .expose_unmasked()
+            .to_owned()
+    }
+
+    /// Future birth dates: an ID number whose birth date is after the China date it arrives on
+    /// is refused naming the field, in an application and in a form alike; born that day (in
+    /// China, though still the day before in UTC) is accepted.
+    #[test]
+    fn a_platform_certno_born_after_today_is_refused_naming_the_field() {
+        let application_of = |certno: String| platform::TransferApplication {
+            transfer_id: "540100202603100000001".to_owned(),
+            certno,
+            psn_name: "刘娟涛".to_owned(),
+            trafout_admdvs: "150100".to_owned(),
+            trafin_admdvs: "540100".to_owned(),
+            ..Default::default()
+        };
+        let form_of = |certno: String| platform::InsuranceInformationForm {
+            transfer_id: "150100202603100000001".to_owned(),
+            certno,
+            psn_name: "刘娟涛".to_owned(),
+            trafout_admdvs: "150100".to_owned(),
+            trafin_admdvs: "540100".to_owned(),
+            personal_account_balance: "0.00".to_owned(),
+            ..Default::default()
+        };
+        // 00:30 on 11 March in Beijing is still 10 March in UTC.
+        let just_after_midnight = DateTime::parse_from_rfc3339("2026-03-10T16:30:00Z")
+            .expect("a valid time")
+            .with_timezone(&Utc);
+        assert!(application(Some(&application_of(born("20260311"))), just_after_midnight).is_ok());
+        assert!(form(Some(&form_of(born("20260311"))), just_after_midnight).is_ok());
+        let refused = application(Some(&application_of(born("20260311"))), received_at())
+            .expect_err("born tomorrow");
+        assert!(
+            refused.to_string().starts_with("application.certno: "),
+            "{refused}"
+        );
+        let refused =
+            form(Some(&form_of(born("20260311"))), received_at()).expect_err("born tomorrow");
+        assert!(
+            refused.to_string().starts_with("form.certno: "),
+            "{refused}"
+        );
+    }
+
     #[test]
     fn a_form_over_a_national_cap_is_refused_naming_the_figure() {
         let valid = platform::InsuranceInformationForm {
@@ -981,11 +1068,17 @@ mod tests {
             contribution_months: 600,
             ..Default::default()
         };
-        assert!(form(Some(&valid)).is_ok(), "a million and fifty years pass");
+        let received_at = received_at();
+        assert!(
+            form(Some(&valid), received_at).is_ok(),
+            "a million and fifty years pass"
+        );
         let over = |change: fn(&mut platform::InsuranceInformationForm)| {
             let mut wire = valid.clone();
             change(&mut wire);
-            form(Some(&wire)).expect_err("over a cap").to_string()
+            form(Some(&wire), received_at)
+                .expect_err("over a cap")
+                .to_string()
         };
         let message = over(|f| f.contribution_months = 1_201);
         assert!(

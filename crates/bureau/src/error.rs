@@ -158,32 +158,48 @@ impl From<yibao_domain::transfer::IllegalEvent> for Error {
     }
 }
 
+/// The trailer naming a refusal's reason: the contract's name of its `RefusalReason` value
+/// (bureau.proto, "Status codes").
+pub const REFUSAL_REASON_TRAILER: &str = "yibao-refusal-reason";
+
+/// The value of the [`REFUSAL_REASON_TRAILER`] for `reason`: the name of its `RefusalReason`
+/// value in the contract, e.g. `REFUSAL_REASON_ARREARS` (convert.rs checks every reason against
+/// the generated enum). A certificate refusal that no `RefusalReason` means is named the same
+/// way, e.g. `REFUSAL_REASON_NO_CONTRIBUTION_RECORD` (bureau.proto, IssueCertificate).
+pub fn refusal_trailer(reason: RefusalReason) -> String {
+    format!("REFUSAL_REASON_{}", reason.code())
+}
+
+/// `status` with the ASCII trailer `name: value` (a value that is not a valid header value is
+/// left out rather than sent garbled; every value here is an enum name or a transfer id).
+fn with_trailer(mut status: Status, name: &'static str, value: &str) -> Status {
+    if let Ok(value) = value.parse() {
+        status.metadata_mut().insert(name, value);
+    }
+    status
+}
+
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
             Error::InvalidArgument { .. } => Status::invalid_argument(error.to_string()),
-            Error::Refused(reason) => {
-                let mut status = Status::failed_precondition(reason.to_string());
-                if let Ok(value) = reason.code().parse() {
-                    status.metadata_mut().insert("yibao-refusal-reason", value);
-                }
-                status
-            }
-            Error::CertificateRefused(refusal) => {
-                let mut status = Status::failed_precondition(error.to_string());
-                if let Ok(value) = refusal.code().parse() {
-                    status.metadata_mut().insert("yibao-refusal-reason", value);
-                }
-                status
-            }
+            Error::Refused(reason) => with_trailer(
+                Status::failed_precondition(reason.to_string()),
+                REFUSAL_REASON_TRAILER,
+                &refusal_trailer(reason),
+            ),
+            Error::CertificateRefused(refusal) => with_trailer(
+                Status::failed_precondition(error.to_string()),
+                REFUSAL_REASON_TRAILER,
+                &format!("REFUSAL_REASON_{}", refusal.code()),
+            ),
             Error::OpenTransferExists(ref id) => {
-                let mut status = Status::already_exists(error.to_string());
-                if let Ok(value) = id.parse() {
-                    status
-                        .metadata_mut()
-                        .insert("yibao-open-transfer-id", value);
-                }
-                status
+                let status = with_trailer(
+                    Status::already_exists(error.to_string()),
+                    REFUSAL_REASON_TRAILER,
+                    &refusal_trailer(RefusalReason::OpenTransferExists),
+                );
+                with_trailer(status, "yibao-open-transfer-id", id)
             }
             Error::NotFound(_) => Status::not_found(error.to_string()),
             Error::AlreadyExists(message) => Status::already_exists(message),
@@ -215,6 +231,38 @@ impl From<Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn trailer(status: &Status, name: &str) -> Option<String> {
+        status
+            .metadata()
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// bureau.proto, "Status codes": FAILED_PRECONDITION carries the RefusalReason value name,
+    /// and ALREADY_EXISTS carries REFUSAL_REASON_OPEN_TRANSFER_EXISTS and the open transfer.
+    #[test]
+    fn the_refusal_reason_trailer_is_the_refusal_reason_value_name() {
+        let arrears = Status::from(Error::Refused(RefusalReason::Arrears));
+        assert_eq!(arrears.code(), Code::FailedPrecondition);
+        assert_eq!(
+            trailer(&arrears, REFUSAL_REASON_TRAILER).as_deref(),
+            Some("REFUSAL_REASON_ARREARS")
+        );
+        let open = Status::from(Error::OpenTransferExists(
+            "540100202603020000001".to_owned(),
+        ));
+        assert_eq!(open.code(), Code::AlreadyExists);
+        assert_eq!(
+            trailer(&open, REFUSAL_REASON_TRAILER).as_deref(),
+            Some("REFUSAL_REASON_OPEN_TRANSFER_EXISTS")
+        );
+        assert_eq!(
+            trailer(&open, "yibao-open-transfer-id").as_deref(),
+            Some("540100202603020000001")
+        );
+    }
 
     #[test]
     fn unreadable_stored_data_is_named_without_quoting_its_values() {

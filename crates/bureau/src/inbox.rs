@@ -6,6 +6,12 @@
 //!
 //! The envelope is checked by the handler before anything reaches the store; this module sees
 //! only what it admitted, so it knows no wire type beyond "an encodable answer".
+//!
+//! Every answer kept with a msgid carries the receiver's own reference (`inf_refmsgid`), minted
+//! in the message's step from the same durable counter as this bureau's msgids, so it is laid
+//! out like one (this bureau's institution code, China time, a 4-digit sequence), never repeats
+//! and is replayed with the stored answer. An answer that is not kept (a modified request here,
+//! a refusal of the envelope before the store) names the refused msgid instead.
 
 use prost::Message;
 use sha2::{Digest, Sha256};
@@ -97,8 +103,9 @@ impl Refusal {
     }
 }
 
-/// Builds a message's answer for a refusal, given the `inf_refmsgid` it carries (the refused
-/// msgid itself, or empty when there is none).
+/// Builds a message's answer for a refusal, given the `inf_refmsgid` it carries: the reference
+/// minted in the message's step for a refusal that is kept, otherwise the refused msgid itself
+/// (or empty when there is none).
 pub type Refuse<Resp> = fn(&Refusal, &str) -> Resp;
 
 /// A message whose envelope was checked: what the store step needs.
@@ -119,28 +126,26 @@ pub fn body_hash(message: &impl Message) -> Vec<u8> {
     Sha256::digest(message.encode_to_vec()).to_vec()
 }
 
-/// The receiver's reference for a msgid: the msgid with its first character replaced by `R`.
-pub fn refmsgid(msgid: &str) -> String {
-    match msgid.get(1..) {
-        Some(rest) if !msgid.is_empty() => format!("R{rest}"),
-        _ => String::new(),
-    }
+/// Mints the receiver's reference for an answer (`inf_refmsgid`) inside the step: laid out like
+/// a msgid of this bureau and drawn from the same durable counter, so that it never repeats
+/// and never equals a msgid this bureau sends.
+pub fn mint_reference(step: &mut Step<'_>) -> Result<String, Error> {
+    step.mint_msgid()
 }
 
 /// Receives one admitted message inside the caller's step: a msgid seen before gets its first
-/// answer (or infcode 1004 for a different body); otherwise `work` runs and its answer is
-/// recorded with the msgid, in the same transaction.
+/// answer (or infcode 1004 for a different body, naming the msgid); otherwise a reference is
+/// minted, `work` runs with it and its answer (or the refusal it ran into, under the same
+/// reference) is recorded with the msgid, in the same transaction.
 pub fn receive<Resp>(
     step: &mut Step<'_>,
     admitted: &Admitted,
     refuse: Refuse<Resp>,
-    work: impl FnOnce(&mut Step<'_>) -> Result<Resp, Error>,
+    work: impl FnOnce(&mut Step<'_>, &str) -> Result<Resp, Error>,
 ) -> Result<Resp, Error>
 where
     Resp: Message + Default,
 {
-    // A refused message's answer names the refused msgid itself; an applied one's
-    // names the receiver's reference, built by the step.
     let msgid = &admitted.msgid;
     let forget = step.ctx.site.broken == Broken::ForgetMsgids;
     if let Some(seen) = step.tx.processed_message(msgid)?.filter(|_| !forget) {
@@ -150,13 +155,14 @@ where
         }
         return Ok(refuse(&Refusal::Modified, msgid));
     }
-    let answer = match work(step) {
+    let reference = mint_reference(step)?;
+    let answer = match work(step, &reference) {
         Ok(answer) => answer,
         Err(Error::InvalidArgument { field, rule }) => {
-            refuse(&Refusal::Invalid(format!("{field}: {rule}")), msgid)
+            refuse(&Refusal::Invalid(format!("{field}: {rule}")), &reference)
         }
-        Err(Error::NotFound(what)) => refuse(&Refusal::UnknownTransfer(what), msgid),
-        Err(Error::OutOfOrder(what)) => refuse(&Refusal::OutOfOrder(what), msgid),
+        Err(Error::NotFound(what)) => refuse(&Refusal::UnknownTransfer(what), &reference),
+        Err(Error::OutOfOrder(what)) => refuse(&Refusal::OutOfOrder(what), &reference),
         Err(error) => return Err(error),
     };
     if forget {
@@ -201,7 +207,7 @@ pub async fn once<Resp>(
     services: &Services,
     admitted: Admitted,
     refuse: Refuse<Resp>,
-    work: impl FnOnce(&mut Step<'_>) -> Result<Resp, Error> + Send + 'static,
+    work: impl FnOnce(&mut Step<'_>, &str) -> Result<Resp, Error> + Send + 'static,
 ) -> Result<Resp, Status>
 where
     Resp: Message + Default + Send + 'static,
@@ -278,27 +284,34 @@ mod tests {
         }
     }
 
-    fn admitted(body: &[u8]) -> Admitted {
+    const MSGID: &str = "B540100000022026113012000000001";
+
+    fn admitted(msgid: &str, body: &[u8]) -> Admitted {
         Admitted {
-            msgid: "B540100000022026113012000000001".to_owned(),
+            msgid: msgid.to_owned(),
             body_sha256: Sha256::digest(body).to_vec(),
             transfer_id: "540100202611300000001".to_owned(),
             infno: "9102".to_owned(),
         }
     }
 
-    /// Receives `body` once, with a step that refuses its field (or answers 0, counting runs).
-    async fn receive_once(services: &Services, body: &'static [u8], malformed: bool) -> Answer {
-        let admitted = admitted(body);
+    /// Receives `body` under `msgid` once, with a step that refuses its field (or answers 0).
+    async fn receive_as(
+        services: &Services,
+        msgid: &str,
+        body: &'static [u8],
+        malformed: bool,
+    ) -> Answer {
+        let admitted = admitted(msgid, body);
         services
             .write(move |step| {
-                receive(step, &admitted, refused, |_| {
+                receive(step, &admitted, refused, |_, reference| {
                     if malformed {
                         Err(Error::invalid("form.certno", "must be 18 characters"))
                     } else {
                         Ok(Answer {
                             infcode: 0,
-                            refmsgid: "R540100000022026113012000000001".to_owned(),
+                            refmsgid: reference.to_owned(),
                         })
                     }
                 })
@@ -307,13 +320,29 @@ mod tests {
             .expect("the step runs")
     }
 
+    async fn receive_once(services: &Services, body: &'static [u8], malformed: bool) -> Answer {
+        receive_as(services, MSGID, body, malformed).await
+    }
+
+    /// A reference is one of this bureau's: its institution code, China time, 4 digits.
+    fn assert_ours(services: &Services, reference: &str) {
+        assert_eq!(reference.len(), 30, "{reference}");
+        assert!(
+            reference.starts_with(&services.site.institution),
+            "{reference}"
+        );
+        assert!(reference[12..].bytes().all(|b| b.is_ascii_digit()));
+        // The tests' clock: 10:00 on 2 March 2026 in Beijing (02:00 UTC).
+        assert!(reference[12..].starts_with("202603021000"), "{reference}");
+    }
+
     #[tokio::test]
     async fn a_message_out_of_place_is_answered_1006_and_the_answer_is_kept() {
         let services = testing::services(BureauRole::TransferIn);
-        let admitted = admitted(b"confirm");
+        let admitted = admitted(MSGID, b"confirm");
         let answer = services
             .write(move |step| {
-                receive(step, &admitted, refused, |_| {
+                receive(step, &admitted, refused, |_, _| {
                     let out_of_place = yibao_domain::transfer::IllegalEvent {
                         state: "APPLIED",
                         event: "SETTLEMENT_CONFIRMED",
@@ -324,31 +353,43 @@ mod tests {
             .await
             .expect("answered, not failed");
         assert_eq!(answer.infcode, infcode::OUT_OF_ORDER);
+        assert_ours(&services, &answer.refmsgid);
         let again = receive_once(&services, b"confirm", false).await;
         assert_eq!(again, answer, "the refusal was recorded with the msgid");
     }
 
     #[tokio::test]
-    async fn a_refused_message_is_answered_naming_its_msgid_and_the_refusal_is_kept() {
+    async fn a_refused_message_is_kept_under_a_reference_and_a_modified_one_names_its_msgid() {
         let services = testing::services(BureauRole::TransferIn);
         let first = receive_once(&services, b"body", true).await;
         assert_eq!(first.infcode, infcode::INVALID_MESSAGE);
-        assert_eq!(first.refmsgid, "B540100000022026113012000000001");
+        assert_ours(&services, &first.refmsgid);
         // The same msgid and body again: the first answer, even though the step would now pass.
         let again = receive_once(&services, b"body", false).await;
         assert_eq!(again, first);
-        // The same msgid with another body: a modified request.
+        // The same msgid with another body: a modified request, kept nowhere, naming the msgid.
         let modified = receive_once(&services, b"other body", false).await;
         assert_eq!(modified.infcode, infcode::MODIFIED_REQUEST);
-        assert_eq!(modified.refmsgid, "B540100000022026113012000000001");
+        assert_eq!(modified.refmsgid, MSGID);
     }
 
-    #[test]
-    fn the_reference_of_a_msgid_replaces_its_first_character() {
-        assert_eq!(
-            refmsgid("B540100000022026113012000000001"),
-            "R540100000022026113012000000001"
-        );
-        assert_eq!(refmsgid(""), "");
+    /// platform.proto, Reply.inf_refmsgid: the receiver's reference, laid out like a msgid with
+    /// the receiver's institution code, unique, and repeated by a replayed answer.
+    #[tokio::test]
+    async fn an_answers_reference_is_the_receivers_unique_and_replayed() {
+        let services = testing::services(BureauRole::TransferIn);
+        let first = receive_as(&services, MSGID, b"one", false).await;
+        let second = receive_as(&services, "B540100000022026113012000000002", b"two", false).await;
+        assert_ours(&services, &first.refmsgid);
+        assert_ours(&services, &second.refmsgid);
+        assert_ne!(first.refmsgid, second.refmsgid, "unique");
+        let replayed = receive_as(&services, MSGID, b"one", false).await;
+        assert_eq!(replayed.refmsgid, first.refmsgid, "a replay repeats it");
+        // A msgid this bureau sends next is not a reference it gave.
+        let sent = services
+            .write(|step| step.mint_msgid())
+            .await
+            .expect("minted");
+        assert!(sent != first.refmsgid && sent != second.refmsgid);
     }
 }

@@ -4,6 +4,8 @@
 
 /// Journal account names.
 pub mod account {
+    use yibao_domain::region::RegionCode;
+
     /// Balances that left a personal account and have not arrived.
     pub const TRANSIT: &str = "transit";
     /// Paid to people's bank accounts.
@@ -16,14 +18,16 @@ pub mod account {
         format!("person:{certno}")
     }
 
-    /// Settled to a transfer-in region.
-    pub fn settled(region: &str) -> String {
-        format!("settled:{region}")
+    /// Settled to a transfer-in pooling region (give the pooling region, as the directory
+    /// groups codes: every code of one pooling region settles to one account).
+    pub fn settled(pooling_region: RegionCode) -> String {
+        format!("settled:{pooling_region}")
     }
 
-    /// Arrived from a transfer-out region over the platform.
-    pub fn platform(region: &str) -> String {
-        format!("platform:{region}")
+    /// Arrived from a transfer-out pooling region over the platform (give the pooling region,
+    /// as for [`settled`]).
+    pub fn platform(pooling_region: RegionCode) -> String {
+        format!("platform:{pooling_region}")
     }
 }
 

@@ -1,12 +1,15 @@
 //! One protocol step's unit of work ([`Step`]): the store transaction, the step's context, and
 //! the changes it made, which the step hands back explicitly to whoever notifies watchers — and
 //! what a step reads and writes through it: transfer documents (checked after reading: one that
-//! does not decode is an error, never a default), their history, postings, person facts.
+//! does not decode is an error, never a default), their history, postings, person facts, and
+//! the ids it mints (msgids and answer references, transfer ids).
 
 use std::sync::Arc;
 
+use chrono::DateTime;
 use yibao_domain::region::RegionCode;
 use yibao_domain::transfer::TransferId;
+use yibao_runtime::clock::china_time;
 use yibao_store::{EventRow, Posting, TransferRow, Tx};
 
 use crate::context::StepContext;
@@ -243,6 +246,36 @@ impl<'a> Step<'a> {
             .map_err(|_| Error::Internal("a personal account is negative".to_owned()))
     }
 
+    /// Mints a 30-character msgid: institution code (12) + yyyyMMddHHmmss (14) + sequence (4),
+    /// for a message this bureau sends (`outbox::queue`) and for the reference of an answer it
+    /// gives (`inbox`): one counter for both, so neither ever equals the other.
+    ///
+    /// The time and sequence come from one durable counter, `second × 10,000 + sequence`, that
+    /// moves to at least the current second and otherwise by one: ids never repeat, across
+    /// restarts too, and a burst of more than 10,000 ids in one second borrows the next seconds'
+    /// numbers instead of wrapping around (the id's time then runs ahead of the clock by at most
+    /// the burst's excess, and falls back as soon as the rate does). The counter counts seconds
+    /// since the Unix epoch; the id writes its second in China Standard Time, as every platform
+    /// date and time is written (DOMAIN.md), so only the rendering is shifted, never the
+    /// counter: ids minted before and after this rule still never repeat.
+    pub fn mint_msgid(&mut self) -> Result<String, Error> {
+        let second = u64::try_from(self.ctx.now.timestamp())
+            .map_err(|_| Error::Internal("the clock is before 1970".to_owned()))?;
+        let slot = self
+            .tx
+            .next_sequence_at_least("msgid_slot", second.saturating_mul(10_000))?;
+        let stamp = i64::try_from(slot / 10_000)
+            .ok()
+            .and_then(|second| DateTime::from_timestamp(second, 0))
+            .ok_or_else(|| Error::Internal("msgid counter out of range".to_owned()))?;
+        Ok(format!(
+            "{}{}{:04}",
+            self.ctx.site.institution,
+            china_time(stamp).format("%Y%m%d%H%M%S"),
+            slot % 10_000
+        ))
+    }
+
     /// Mints the id of a transfer applied for today at `region`: the region, the date (China
     /// time) and this bureau's durable sequence for the day.
     pub fn mint_transfer_id(&mut self, region: RegionCode) -> Result<String, Error> {
@@ -271,10 +304,14 @@ pub fn decode_document(text: &str) -> Result<TransferDocument, Error> {
 
 /// The row the store keeps for a document.
 fn row_of(ctx: &StepContext, document: &TransferDocument) -> Result<TransferRow, Error> {
+    // An application waiting for its region to join the platform has no deadline running: it
+    // is neither swept nor counted overdue until it proceeds (its deadlines then count anew).
+    let waiting = document.state.stage() == yibao_domain::transfer::Stage::AwaitingConnection;
     let due = ctx
         .site
         .deadlines(document.applied_on, document.form_received_on)
-        .map(|deadlines| deadlines.whole_process_due.due_on);
+        .map(|deadlines| deadlines.whole_process_due.due_on)
+        .filter(|_| !waiting);
     Ok(TransferRow {
         transfer_id: document.transfer_id.clone(),
         certno: document.certno.clone(),

@@ -17,7 +17,7 @@ use yibao_store::{EventRow, OutboxMessage, PersonRow, Posting, Store, Tx};
 
 use crate::api::admin::materialise;
 use crate::bank::SimulatedBank;
-use crate::context::Site;
+use crate::context::{ConnectivityOverrides, Site};
 use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::{account, reason};
@@ -43,7 +43,12 @@ pub fn start() -> DateTime<Utc> {
 
 /// The site of a bureau of `role` under the shipped directory and calendar.
 pub fn site(role: BureauRole) -> Site {
-    let directory = RegionDirectory::parse(DIRECTORY).expect("the shipped directory parses");
+    site_with(role, DIRECTORY)
+}
+
+/// The site of a bureau of `role` under the directory `directory` and the shipped calendar.
+pub fn site_with(role: BureauRole, directory: &str) -> Site {
+    let directory = RegionDirectory::parse(directory).expect("the test's directory parses");
     let (calendar, _) = yibao_runtime::calendar::load_calendar(None, start().date_naive())
         .expect("the shipped calendar loads");
     let hosted = directory.hosted_by(role);
@@ -54,6 +59,7 @@ pub fn site(role: BureauRole) -> Site {
         BureauRole::TransferOut => 1,
         BureauRole::TransferIn => 2,
     };
+    let connectivity_overrides = Arc::new(ConnectivityOverrides::new(directory.pooling().clone()));
     Site {
         role,
         hosted,
@@ -61,7 +67,7 @@ pub fn site(role: BureauRole) -> Site {
         directory,
         calendar,
         default_policy: Default::default(),
-        connectivity_overrides: Arc::default(),
+        connectivity_overrides,
         broken: crate::context::Broken::No,
     }
 }
@@ -74,9 +80,18 @@ pub fn services(role: BureauRole) -> Arc<Services> {
 
 /// As [`services`], with its peer at `peer` (plaintext).
 pub fn services_with_peer(role: BureauRole, peer: &str) -> Arc<Services> {
+    services_of(site(role), peer)
+}
+
+/// As [`services`], under the region directory `directory`.
+pub fn services_with_directory(role: BureauRole, directory: &str) -> Arc<Services> {
+    services_of(site_with(role, directory), "http://127.0.0.1:9")
+}
+
+/// A bureau of `site` over a fresh in-memory store, its clock at [`start`], its peer at `peer`.
+fn services_of(site: Site, peer: &str) -> Arc<Services> {
     let offset = start() - Clock::system().now();
     let clock = Clock::adjustable(offset).expect("an offset within a century");
-    let site = site(role);
     let faults = Arc::new(crate::faults::FaultRules::new(
         site.connectivity_overrides.clone(),
     ));

@@ -61,6 +61,7 @@ pub fn apply_here(
         application.in_region,
         site.connectivity(application.out_region),
         site.hosting(application.out_region),
+        site.pooling(),
     )
     .map_err(Error::from)?;
     let in_scheme = person.map(|person| person.facts.scheme);
@@ -297,6 +298,7 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         &form.transfer_id,
         form.in_region,
         !form.balance.is_zero(),
+        step.ctx.site.pooling(),
     );
     let (mut document, before, transition) = match existing {
         Some(document) => {
@@ -305,7 +307,7 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         }
         // Only a form its sender minted the id of may open a transfer here.
         None if !TransferId::parse(&form.transfer_id)
-            .is_ok_and(|id| id.minted_by(form.out_region)) =>
+            .is_ok_and(|id| id.minted_by(step.ctx.site.pooling(), form.out_region)) =>
         {
             return Err(Error::NotFound("transfer".to_owned()));
         }
@@ -465,8 +467,12 @@ fn credit_form(
     document: &TransferDocument,
     brought_in: &[ContributionPeriod],
 ) -> Result<(), Error> {
+    let origin = step
+        .ctx
+        .site
+        .stored_pooling_region("trafout_admdvs", &document.trafout_admdvs)?;
     step.post(Movement {
-        from: account::platform(&document.trafout_admdvs),
+        from: account::platform(origin),
         to: account::person(&document.certno),
         amount_cents: document.amount_cents,
         transfer_id: &document.transfer_id,
@@ -566,7 +572,7 @@ fn abort_unknown(step: &mut Step<'_>, message: &Addressed) -> Result<TransferDoc
     let minted_by_sender = TransferId::parse(&message.transfer_id)
         .ok()
         .zip(RegionCode::parse(&message.out_region).ok())
-        .is_some_and(|(id, sender)| id.minted_by(sender));
+        .is_some_and(|(id, sender)| id.minted_by(step.ctx.site.pooling(), sender));
     if !minted_by_sender {
         return Err(Error::NotFound("transfer".to_owned()));
     }

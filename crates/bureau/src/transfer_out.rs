@@ -12,6 +12,7 @@ use yibao_domain::scheme::EnrolmentState;
 use yibao_domain::transfer::out_side::{self, InCredit, OutAction, OutEvent, OutState, Review};
 use yibao_domain::transfer::{Initiator, TransferState, Transition};
 
+use crate::context::StepContext;
 use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::{Movement, account, reason};
@@ -101,6 +102,7 @@ fn review(
         in_policy: site.policy(application.in_region),
         destination: site.connectivity(application.in_region),
         destination_hosting: site.hosting(application.in_region),
+        pooling: site.pooling(),
     };
     // A person this bureau knows must be named as its record names them.
     let identity = match &person {
@@ -431,6 +433,15 @@ pub fn resolve(
     Ok(document)
 }
 
+/// The journal account a transfer's balance is settled to: its transfer-in pooling region's, as
+/// the directory groups codes.
+fn settled_account(ctx: &StepContext, document: &TransferDocument) -> Result<String, Error> {
+    let region = ctx
+        .site
+        .stored_pooling_region("trafin_admdvs", &document.trafin_admdvs)?;
+    Ok(account::settled(region))
+}
+
 /// Performs the machine's actions, in order, in the caller's step. `person` is the record the
 /// opening step read (only sending the form needs it).
 fn perform(
@@ -462,7 +473,7 @@ fn perform(
             ))?,
             OutAction::SettleTransitToTransferIn => step.post(movement(
                 account::TRANSIT.to_owned(),
-                account::settled(&document.trafin_admdvs),
+                settled_account(step.ctx, document)?,
                 reason::SETTLE,
             ))?,
             OutAction::ReverseTransitToAccount => step.post(movement(

@@ -87,6 +87,9 @@ pub fn transfer_json(transfer: &Transfer) -> Value {
             "transfer_in_due_on": due.transfer_in_due_on,
             "whole_process_due_on": due.whole_process_due_on,
             "overdue": due.overdue,
+            "transfer_out_overdue": due.transfer_out_overdue,
+            "transfer_in_overdue": due.transfer_in_overdue,
+            "whole_process_overdue": due.whole_process_overdue,
             "estimated_weekends_only": due.estimated_weekends_only,
         })
     });
@@ -182,7 +185,15 @@ pub fn transfer_text(transfer: &Transfer) -> String {
             or_dash(&due.whole_process_due_on)
         );
         if due.overdue {
-            text.push_str("  OVERDUE");
+            let missed: Vec<&str> = [
+                (due.transfer_out_overdue, "transfer-out"),
+                (due.transfer_in_overdue, "transfer-in"),
+                (due.whole_process_overdue, "whole process"),
+            ]
+            .into_iter()
+            .filter_map(|(late, name)| late.then_some(name))
+            .collect();
+            text.push_str(&format!("  OVERDUE: {}", missed.join(", ")));
         }
         if due.estimated_weekends_only {
             text.push_str("  (estimated: weekends only)");

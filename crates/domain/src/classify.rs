@@ -14,7 +14,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::{EmployeeToResidentBalance, RegionPolicy};
-use crate::region::RegionCode;
+use crate::region::{Pooling, RegionCode};
 use crate::review::refused::regions_differ;
 use crate::scheme::Scheme;
 use crate::transfer::RefusalReason;
@@ -42,6 +42,8 @@ pub struct ApplicationFacts<'a> {
     pub retiree_payout: RetireePayout,
     /// Whether the application names a bank account for a payout.
     pub bank_account: BankAccountGiven,
+    /// How regions group into pooling regions (the region directory's), for rule 1.
+    pub pooling: &'a Pooling,
 }
 
 /// Whether a region has joined the national platform (未接入 = not connected).
@@ -289,7 +291,8 @@ pub fn instant_mode(out_policy: &RegionPolicy, in_policy: &RegionPolicy) -> Sett
 /// Classifies an application. The rules are tried in this order and the first that matches
 /// decides:
 ///
-/// 1. Both regions in one pooling region → [`Refusal::SamePoolingRegion`].
+/// 1. Both regions in one pooling region (as `facts.pooling` groups them) →
+///    [`Refusal::SamePoolingRegion`].
 /// 2. A retired person → the balance is paid to the bank ([`PayoutReason::RetireeRelocated`],
 ///    years [`YearsDisposition::NotTransferred`]) only when the move is cross-province, the
 ///    transfer-out policy has `retiree_payout_on_request`, the retiree asked for it **and** the
@@ -314,7 +317,8 @@ pub fn instant_mode(out_policy: &RegionPolicy, in_policy: &RegionPolicy) -> Sett
 /// Settlement is [`Settlement::Instant`] only when both policies have `instant_mode`, the
 /// destination is connected and nothing is paid to a bank.
 pub fn classify(facts: &ApplicationFacts) -> Result<TransferPlan, Refusal> {
-    regions_differ(facts.out_region, facts.in_region).map_err(|_| Refusal::SamePoolingRegion)?;
+    regions_differ(facts.pooling, facts.out_region, facts.in_region)
+        .map_err(|_| Refusal::SamePoolingRegion)?;
     let geography = if facts.out_region.same_province(facts.in_region) {
         Geography::IntraProvince
     } else {
@@ -517,6 +521,7 @@ impl Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::region::CITY_LEVEL;
     use proptest::prelude::*;
 
     const HOHHOT: &str = "150100";
@@ -549,6 +554,7 @@ mod tests {
             person: PersonStatus::Working,
             retiree_payout: RetireePayout::NotRequested,
             bank_account: BankAccountGiven::NotGiven,
+            pooling: &CITY_LEVEL,
         }
     }
 
@@ -781,6 +787,18 @@ mod tests {
         assert_eq!(refusal, Refusal::SamePoolingRegion);
         assert_eq!(refusal.reason_code(), "SAME_POOLING_REGION");
         assert!(refusal.to_string().contains("same pooling region"));
+    }
+
+    /// DOMAIN.md: a pooling region is a city or a province. Where the province pools at
+    /// province level, a move between two of its cities is not a transfer either.
+    #[test]
+    fn a_move_within_a_province_pooled_at_province_level_is_not_a_transfer() {
+        let policy = RegionPolicy::default();
+        let inner_mongolia = Pooling::city_level().with_province_level(region(HOHHOT).province());
+        let mut facts = facts(HOHHOT_COUNTY, ULANQAB, &policy, &policy);
+        assert!(classify(&facts).is_ok(), "two pooling regions by city");
+        facts.pooling = &inner_mongolia;
+        assert_eq!(classify(&facts), Err(Refusal::SamePoolingRegion));
     }
 
     #[test]
@@ -1043,10 +1061,11 @@ mod tests {
                 person: pick(flags[3], PersonStatus::Working, PersonStatus::Retired),
                 retiree_payout: pick(flags[4], RetireePayout::Requested, RetireePayout::NotRequested),
                 bank_account: pick(flags[5], BankAccountGiven::Given, BankAccountGiven::NotGiven),
+                pooling: &CITY_LEVEL,
             };
             match classify(&facts) {
                 Ok(plan) => {
-                    prop_assert!(!facts.out_region.same_pooling_region(facts.in_region));
+                    prop_assert!(!CITY_LEVEL.same_pooling_region(facts.out_region, facts.in_region));
                     if plan.pays_to_bank() {
                         prop_assert_eq!(plan.flow_kind().payout_reason(), plan.payout_reason());
                     }
@@ -1071,7 +1090,7 @@ mod tests {
                     );
                 }
                 Err(Refusal::SamePoolingRegion) => {
-                    prop_assert!(facts.out_region.same_pooling_region(facts.in_region));
+                    prop_assert!(CITY_LEVEL.same_pooling_region(facts.out_region, facts.in_region));
                 }
                 Err(Refusal::RetireeMustRegisterRelocation) => {
                     prop_assert_eq!(facts.person, PersonStatus::Retired);

@@ -84,6 +84,11 @@ pub enum ResidentIdError {
         /// The check character the first 17 digits call for.
         expected: char,
     },
+    /// Digits 7–14 are a birth date after the day the number was received: nobody is born in
+    /// the future, so the number is mistyped (or invented). The date is not named: it is
+    /// personal data.
+    #[error("digits 7-14 of a resident ID number must be a birth date no later than today")]
+    BornAfterToday,
     /// A sequence number for [`ResidentId::from_parts`] had more than three digits.
     #[error("the sequence of a resident ID number must be 0-999, got {sequence}")]
     SequenceOutOfRange {
@@ -132,6 +137,19 @@ impl ResidentId {
             birth,
             sex,
         })
+    }
+
+    /// Parses an ID number received from outside on `today` (the China date of the receiving
+    /// service's clock): as [`ResidentId::parse`], and a birth date after `today` is refused
+    /// with [`ResidentIdError::BornAfterToday`]. A person born today is accepted. Every ID
+    /// number that comes in from outside (applications, certificate requests, platform
+    /// messages) is read this way; `parse` alone is for numbers already stored.
+    pub fn parse_received_on(text: &str, today: NaiveDate) -> Result<ResidentId, ResidentIdError> {
+        let id = ResidentId::parse(text)?;
+        if id.birth > today {
+            return Err(ResidentIdError::BornAfterToday);
+        }
+        Ok(id)
     }
 
     /// Builds the ID number of a person registered in `region`, born on `birth`, with this
@@ -375,6 +393,32 @@ mod tests {
         assert_eq!(
             ResidentId::from_parts(region("110105"), date(10_000, 1, 1), 1),
             Err(ResidentIdError::BadBirthDate)
+        );
+    }
+
+    /// Future birth dates are refused: an ID number received today whose birth date is after
+    /// today names nobody; born today is fine.
+    #[test]
+    fn future_birth_dates_are_refused() {
+        let today = date(2026, 3, 2);
+        let born = |day: NaiveDate| {
+            let built = ResidentId::from_parts(region("150102"), day, 1).expect("valid parts");
+            ResidentId::parse_received_on(built.expose_unmasked(), today)
+        };
+        assert!(born(date(1990, 2, 28)).is_ok());
+        assert!(born(today).is_ok(), "born today");
+        assert_eq!(born(date(2026, 3, 3)), Err(ResidentIdError::BornAfterToday));
+        let refusal = born(date(2031, 1, 1))
+            .expect_err("in the future")
+            .to_string();
+        assert!(
+            !refusal.contains("2031"),
+            "the date is not shown: {refusal}"
+        );
+        // The other rules still come first.
+        assert_eq!(
+            ResidentId::parse_received_on("15010219700101000", today),
+            Err(ResidentIdError::WrongLength { length: 17 })
         );
     }
 

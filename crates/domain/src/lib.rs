@@ -11,9 +11,10 @@
 //! **One home for every rule:** the eligibility and refusal rules (审核) live in [`review`], what
 //! moves and what is credited in [`credit`], the insurance certificate (参保凭证) in
 //! [`certificate`], what an application must give in [`application`], the flows in [`classify`],
-//! the two state machines in [`transfer`], and what enrolling, stopping, paying and retiring do
-//! to a person's record in [`lifecycle`]. A bureau resolves facts from its store, asks these
-//! modules, and performs what they answer.
+//! the two state machines in [`transfer`], which statutory deadlines a transfer missed in
+//! [`overdue`], and what enrolling, stopping, paying and retiring do to a person's record in
+//! [`lifecycle`]. A bureau resolves facts from its store, asks these modules, and performs what
+//! they answer.
 
 pub mod application;
 pub mod calendar;
@@ -25,6 +26,7 @@ pub mod id;
 pub mod lifecycle;
 pub mod money;
 pub mod month;
+pub mod overdue;
 pub mod policy;
 pub mod population;
 pub mod region;

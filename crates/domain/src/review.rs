@@ -19,7 +19,7 @@ use crate::classify::{
 };
 use crate::money::Money;
 use crate::policy::RegionPolicy;
-use crate::region::RegionCode;
+use crate::region::{Pooling, RegionCode};
 use crate::scheme::{EnrolmentState, Scheme};
 use crate::transfer::in_side::FormCheck;
 use crate::transfer::out_side::{BalanceRoute, Review};
@@ -85,6 +85,8 @@ pub struct RegionFacts<'a> {
     pub destination: Connectivity,
     /// Whether the peer bureau hosts the destination.
     pub destination_hosting: Hosting,
+    /// How regions group into pooling regions (the directory's).
+    pub pooling: &'a Pooling,
 }
 
 /// An accepted transfer-out review.
@@ -118,8 +120,8 @@ pub fn review_transfer_out(
     request: &TransferOutRequest,
     regions: &RegionFacts<'_>,
 ) -> Result<Accepted, Refused> {
-    regions_differ(request.out_region, request.in_region)?;
-    let person = stopped_and_paid_up_at(person, request.out_region)?;
+    regions_differ(regions.pooling, request.out_region, request.in_region)?;
+    let person = stopped_and_paid_up_at(person, request.out_region, regions.pooling)?;
     if let Some(open) = open_transfer {
         return Err(Refused::open_transfer_exists(open));
     }
@@ -134,6 +136,7 @@ pub fn review_transfer_out(
         person: person.status,
         retiree_payout: request.retiree_payout,
         bank_account: request.bank_account,
+        pooling: regions.pooling,
     };
     // DOMAIN.md (not connected): the payout is something the person may ask for; otherwise the
     // application waits until the region joins the platform, the record and the balance kept
@@ -166,12 +169,13 @@ pub fn review_transfer_out(
 
 /// Rules 2–4 of [`review_transfer_out`]: the person is known in `out_region`'s pooling region,
 /// has stopped contributing and owes nothing.
-fn stopped_and_paid_up_at(
-    person: Option<&InsuredPerson>,
+fn stopped_and_paid_up_at<'p>(
+    person: Option<&'p InsuredPerson>,
     out_region: RegionCode,
-) -> Result<&InsuredPerson, RefusalReason> {
+    pooling: &Pooling,
+) -> Result<&'p InsuredPerson, RefusalReason> {
     let person = person
-        .filter(|person| person.region.same_pooling_region(out_region))
+        .filter(|person| pooling.same_pooling_region(person.region, out_region))
         .ok_or(RefusalReason::UnknownPerson)?;
     // A retiree contributes no more and keeps the relationship (DOMAIN.md: retired employees
     // do not transfer): their enrolment state does not gate the retiree rules classify applies.
@@ -215,10 +219,15 @@ pub fn check_identity(name_on_record: &str, given_name: &str) -> Result<(), Refu
 }
 
 /// Whether the person is enrolled normally (正常参保, [`EnrolmentState::Normal`]) in `region`'s
-/// pooling region.
-pub fn enrolled_normally_in(person: Option<&InsuredPerson>, region: RegionCode) -> bool {
+/// pooling region (as `pooling` groups them).
+pub fn enrolled_normally_in(
+    person: Option<&InsuredPerson>,
+    region: RegionCode,
+    pooling: &Pooling,
+) -> bool {
     person.is_some_and(|person| {
-        person.enrolment == EnrolmentState::Normal && person.region.same_pooling_region(region)
+        person.enrolment == EnrolmentState::Normal
+            && pooling.same_pooling_region(person.region, region)
     })
 }
 
@@ -235,9 +244,10 @@ pub fn review_transfer_in_application(
     in_region: RegionCode,
     origin: Connectivity,
     origin_hosting: Hosting,
+    pooling: &Pooling,
 ) -> Result<(), Refused> {
-    regions_differ(out_region, in_region)?;
-    if !enrolled_normally_in(person, in_region) {
+    regions_differ(pooling, out_region, in_region)?;
+    if !enrolled_normally_in(person, in_region, pooling) {
         return Err(RefusalReason::NotEnrolledAtTransferIn.into());
     }
     if let Some(open) = open_transfer {
@@ -265,8 +275,9 @@ pub fn check_form(
     transfer_id: &str,
     in_region: RegionCode,
     balance_to_account: bool,
+    pooling: &Pooling,
 ) -> FormCheck {
-    if !enrolled_normally_in(person, in_region) {
+    if !enrolled_normally_in(person, in_region, pooling) {
         FormCheck::Refuse(RefusalReason::NotEnrolledAtTransferIn)
     } else if open_transfer.is_some_and(|open| open != transfer_id) {
         FormCheck::Refuse(RefusalReason::OpenTransferExists)
@@ -281,6 +292,7 @@ pub fn check_form(
 mod tests {
     use super::*;
     use crate::classify::{Geography, SchemeChange, Settlement, YearsDisposition};
+    use crate::region::CITY_LEVEL;
 
     const HOHHOT: &str = "150100";
     const HOHHOT_COUNTY: &str = "150102";
@@ -329,6 +341,7 @@ mod tests {
             in_policy: policy,
             destination: Connectivity::Connected,
             destination_hosting: Hosting::ByPeer,
+            pooling: &CITY_LEVEL,
         }
     }
 
@@ -360,10 +373,13 @@ mod tests {
     #[test]
     fn a_move_within_one_pooling_region_is_not_a_transfer_and_is_refused_first() {
         assert_eq!(
-            regions_differ(region(HOHHOT_COUNTY), region(HOHHOT)),
+            regions_differ(&CITY_LEVEL, region(HOHHOT_COUNTY), region(HOHHOT)),
             Err(RefusalReason::SamePoolingRegion.into())
         );
-        assert_eq!(regions_differ(region(HOHHOT), region(LHASA)), Ok(()));
+        assert_eq!(
+            regions_differ(&CITY_LEVEL, region(HOHHOT), region(LHASA)),
+            Ok(())
+        );
         let policy = RegionPolicy::default();
         let same = TransferOutRequest {
             in_region: region(HOHHOT_COUNTY),
@@ -382,6 +398,7 @@ mod tests {
                 region(LHASA_COUNTY),
                 Connectivity::NotConnected,
                 Hosting::NotByPeer,
+                &CITY_LEVEL,
             ),
             Err(RefusalReason::SamePoolingRegion.into())
         );
@@ -453,6 +470,52 @@ mod tests {
         assert_eq!(
             refusal.open_transfer.as_deref(),
             Some("150100202601050000001")
+        );
+    }
+
+    /// DOMAIN.md: compare pooling regions, not county codes — and a pooling region may be a
+    /// whole province. With Inner Mongolia pooling at province level, Hohhot → Ulanqab is a
+    /// move within one pooling region at either bureau, and a person enrolled anywhere in the
+    /// province is enrolled in it.
+    #[test]
+    fn a_move_between_two_counties_of_a_province_pooled_province_is_not_a_transfer() {
+        let policy = RegionPolicy::default();
+        let province = Pooling::city_level().with_province_level(region(HOHHOT).province());
+        let to_ulanqab = TransferOutRequest {
+            in_region: region("150902"),
+            ..request()
+        };
+        assert!(
+            review_transfer_out(Some(&leaver()), None, &to_ulanqab, &connected(&policy)).is_ok()
+        );
+        let pooled = RegionFacts {
+            pooling: &province,
+            ..connected(&policy)
+        };
+        assert_eq!(
+            review_transfer_out(Some(&leaver()), None, &to_ulanqab, &pooled),
+            refused(RefusalReason::SamePoolingRegion)
+        );
+        let in_ulanqab = InsuredPerson {
+            region: region("150902"),
+            ..arrival()
+        };
+        assert!(enrolled_normally_in(
+            Some(&in_ulanqab),
+            region("150000"),
+            &province
+        ));
+        assert_eq!(
+            review_transfer_in_application(
+                Some(&in_ulanqab),
+                None,
+                region(HOHHOT_COUNTY),
+                region("150902"),
+                Connectivity::Connected,
+                Hosting::ByPeer,
+                &province,
+            ),
+            Err(RefusalReason::SamePoolingRegion.into())
         );
     }
 
@@ -637,14 +700,18 @@ mod tests {
     #[test]
     fn a_person_is_enrolled_normally_only_when_normal_in_the_pooling_region() {
         let here = region(LHASA);
-        assert!(enrolled_normally_in(Some(&arrival()), here));
-        assert!(!enrolled_normally_in(None, here));
-        assert!(!enrolled_normally_in(Some(&arrival()), region(HOHHOT)));
+        assert!(enrolled_normally_in(Some(&arrival()), here, &CITY_LEVEL));
+        assert!(!enrolled_normally_in(None, here, &CITY_LEVEL));
+        assert!(!enrolled_normally_in(
+            Some(&arrival()),
+            region(HOHHOT),
+            &CITY_LEVEL
+        ));
         let suspended = InsuredPerson {
             enrolment: EnrolmentState::Suspended,
             ..arrival()
         };
-        assert!(!enrolled_normally_in(Some(&suspended), here));
+        assert!(!enrolled_normally_in(Some(&suspended), here, &CITY_LEVEL));
     }
 
     #[test]
@@ -657,6 +724,7 @@ mod tests {
                 region(LHASA),
                 origin,
                 hosting,
+                &CITY_LEVEL,
             )
         };
         let (connected, by_peer) = (Connectivity::Connected, Hosting::ByPeer);
@@ -694,11 +762,11 @@ mod tests {
             ..arrival()
         };
         assert_eq!(
-            check_form(Some(&resident), None, id, here, true),
+            check_form(Some(&resident), None, id, here, true, &CITY_LEVEL),
             FormCheck::Refuse(RefusalReason::FormMismatch)
         );
         assert_eq!(
-            check_form(Some(&resident), None, id, here, false),
+            check_form(Some(&resident), None, id, here, false, &CITY_LEVEL),
             FormCheck::Accept,
             "years alone move to the resident scheme"
         );
@@ -709,24 +777,38 @@ mod tests {
         let here = region(LHASA);
         let id = "150100202601050000001";
         assert_eq!(
-            check_form(Some(&arrival()), None, id, here, true),
+            check_form(Some(&arrival()), None, id, here, true, &CITY_LEVEL),
             FormCheck::Accept
         );
         assert_eq!(
-            check_form(Some(&arrival()), Some(id), id, here, true),
+            check_form(Some(&arrival()), Some(id), id, here, true, &CITY_LEVEL),
             FormCheck::Accept,
             "the form's own transfer does not block it"
         );
         assert_eq!(
-            check_form(Some(&arrival()), Some("other"), id, here, false),
+            check_form(
+                Some(&arrival()),
+                Some("other"),
+                id,
+                here,
+                false,
+                &CITY_LEVEL
+            ),
             FormCheck::Refuse(RefusalReason::OpenTransferExists)
         );
         assert_eq!(
-            check_form(None, Some("other"), id, here, false),
+            check_form(None, Some("other"), id, here, false, &CITY_LEVEL),
             FormCheck::Refuse(RefusalReason::NotEnrolledAtTransferIn)
         );
         assert_eq!(
-            check_form(Some(&arrival()), None, id, region(HOHHOT), false),
+            check_form(
+                Some(&arrival()),
+                None,
+                id,
+                region(HOHHOT),
+                false,
+                &CITY_LEVEL
+            ),
             FormCheck::Refuse(RefusalReason::NotEnrolledAtTransferIn)
         );
     }

@@ -25,7 +25,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::region::RegionCode;
+use crate::region::{Pooling, RegionCode};
 use in_side::InState;
 use out_side::OutState;
 
@@ -467,9 +467,10 @@ impl TransferId {
         self.1
     }
 
-    /// Whether `region`'s pooling region minted the id: only it may create a transfer under it.
-    pub fn minted_by(&self, region: RegionCode) -> bool {
-        self.region().same_pooling_region(region)
+    /// Whether `region`'s pooling region (as `pooling` groups them) minted the id: only it may
+    /// create a transfer under it.
+    pub fn minted_by(&self, pooling: &Pooling, region: RegionCode) -> bool {
+        pooling.same_pooling_region(self.region(), region)
     }
 }
 
@@ -494,8 +495,12 @@ mod tests {
     fn only_the_minting_pooling_region_may_create_a_transfer_under_an_id() {
         let id = TransferId::parse("540100202611230000042").expect("valid id");
         assert_eq!(id.region().to_string(), "540100");
-        assert!(id.minted_by(RegionCode::parse("540100").expect("code")));
-        assert!(!id.minted_by(RegionCode::parse("150100").expect("code")));
+        let pooling = crate::region::CITY_LEVEL.clone();
+        assert!(id.minted_by(&pooling, RegionCode::parse("540100").expect("code")));
+        assert!(id.minted_by(&pooling, RegionCode::parse("540102").expect("code")));
+        assert!(!id.minted_by(&pooling, RegionCode::parse("150100").expect("code")));
+        let tibet = pooling.with_province_level(id.region().province());
+        assert!(id.minted_by(&tibet, RegionCode::parse("540000").expect("code")));
         assert!(TransferId::parse("999999202611230000042").is_err());
     }
 

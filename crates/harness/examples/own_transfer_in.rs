@@ -39,7 +39,7 @@ use yibao_proto::platform::v1 as platform;
 use yibao_proto::platform::v1::transfer_in_platform_service_server::{
     TransferInPlatformService, TransferInPlatformServiceServer,
 };
-use yibao_runtime::clock::Clock;
+use yibao_runtime::clock::{Clock, china_time};
 
 /// What can go wrong in the example: anything, reported as text.
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -297,7 +297,8 @@ impl Books {
     /// A reply: `infcode` (0 for success), its explanation, and a fresh reference id.
     fn reply(&mut self, infcode: i32, err_msg: &str) -> Option<platform::Reply> {
         self.sequence = (self.sequence + 1) % 10_000;
-        let now = Clock::system().now().format("%Y%m%d%H%M%S");
+        // Laid out like a msgid: the time is China time, as every platform time is.
+        let now = china_time(Clock::system().now()).format("%Y%m%d%H%M%S");
         Some(platform::Reply {
             infcode,
             err_msg: err_msg.to_owned(),

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, Utc};
 use tokio::sync::watch;
 
 /// The largest single step [`Clock::advance`] accepts: a year and a day, enough to cross any
@@ -188,11 +188,16 @@ fn max_offset() -> TimeDelta {
 /// The calendar date in China Standard Time at instant `at`.
 #[must_use]
 pub fn china_date(at: DateTime<Utc>) -> NaiveDate {
-    let shifted = at
-        .naive_utc()
+    china_time(at).date()
+}
+
+/// The wall-clock date and time in China Standard Time at instant `at`, as every time written
+/// into a platform id (msgid, `inf_refmsgid`) reads.
+#[must_use]
+pub fn china_time(at: DateTime<Utc>) -> NaiveDateTime {
+    at.naive_utc()
         .checked_add_signed(TimeDelta::seconds(CHINA_STANDARD_TIME_OFFSET_SECONDS))
-        .unwrap_or(at.naive_utc());
-    shifted.date()
+        .unwrap_or(at.naive_utc())
 }
 
 #[cfg(test)]
@@ -283,5 +288,17 @@ mod tests {
         );
         let clock = Clock::system();
         assert_eq!(clock.today(), china_date(clock.now()));
+    }
+
+    #[test]
+    fn china_time_is_eight_hours_ahead_of_utc() {
+        let late_utc = Utc
+            .with_ymd_and_hms(2026, 1, 4, 16, 30, 5)
+            .single()
+            .expect("valid instant");
+        assert_eq!(
+            china_time(late_utc).format("%Y%m%d%H%M%S").to_string(),
+            "20260105003005"
+        );
     }
 }

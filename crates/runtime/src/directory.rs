@@ -11,15 +11,25 @@
 //! name_zh = "呼和浩特市"
 //! bureau = "transfer-out"  # or "transfer-in"; omit for a region no local service hosts
 //! connected = true         # joined the national platform (接入国家医保信息平台)
+//! pooling = "city"         # or "province"; omit for "city" (see below)
 //! [region.policy]          # a yibao_domain::policy::RegionPolicy; omitted keys take defaults
 //! instant_mode = true
 //! ```
 //!
+//! **Pooling.** A pooling region is a prefecture-level city (`xxxx00`) by default, a whole
+//! municipality (`xx0000`: Beijing, Tianjin, Shanghai, Chongqing), or a county-level unit its
+//! province administers directly (省直辖县级行政区划: 3rd and 4th digits `90`, e.g. `429004`
+//! Xiantao), which is listed under its own code. A province whose whole territory is one
+//! pooling region is listed once, under its province code (`xx0000`) with
+//! `pooling = "province"`: every code of that province, directly administered units included,
+//! then belongs to it ([`RegionDirectory::pooling`], which every pooling-region rule asks).
+//!
 //! Everything is checked on load, and each error names the region and the field: codes parse and
-//! are unique, each code is its own pooling region (a county code is not a pooling region), a
-//! region listed in the shipped GB/T 2260 table carries that table's names, a hosted region is
-//! connected (a bureau here always speaks over the platform), and the policy passes its own
-//! validation.
+//! are unique, each code is its own pooling region (a county code is not a pooling region, nor
+//! a city of a province pooled at province level; a province's code is one only with
+//! `pooling = "province"`, which only a province's code may carry), a region listed in the
+//! shipped GB/T 2260 table carries that table's names, a hosted region is connected (a bureau
+//! here always speaks over the platform), and the policy passes its own validation.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -27,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use yibao_domain::policy::RegionPolicy;
-use yibao_domain::region::RegionCode;
+use yibao_domain::region::{Pooling, RegionCode};
 
 /// Which of the two simulated bureaus a service is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
@@ -65,6 +75,18 @@ impl fmt::Display for BureauRole {
     }
 }
 
+/// At which level an entry's region pools (its `pooling` key).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PoolingLevel {
+    /// A prefecture-level city, a municipality or a directly administered county-level unit:
+    /// the code's own rule (the default).
+    #[default]
+    City,
+    /// The whole province (the entry's code is the province's, `xx0000`).
+    Province,
+}
+
 /// One pooling region of the directory, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionEntry {
@@ -82,6 +104,8 @@ pub struct RegionEntry {
     pub connected: bool,
     /// The region's transfer policy (validated).
     pub policy: RegionPolicy,
+    /// Whether the entry is a whole province pooled at province level.
+    pub pooling: PoolingLevel,
 }
 
 /// Every region the services know, keyed by code. Built only by [`RegionDirectory::parse`] or
@@ -89,6 +113,8 @@ pub struct RegionEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegionDirectory {
     regions: BTreeMap<RegionCode, RegionEntry>,
+    /// How codes group into pooling regions: the provinces listed with `pooling = "province"`.
+    pooling: Pooling,
 }
 
 /// Why a region directory was refused.
@@ -141,6 +167,8 @@ struct RawRegion {
     #[serde(default)]
     bureau: Option<BureauRole>,
     connected: bool,
+    #[serde(default)]
+    pooling: PoolingLevel,
     /// Kept as a TOML value so that a policy error can name its region.
     #[serde(default)]
     policy: Option<toml::Value>,
@@ -172,9 +200,10 @@ impl RegionDirectory {
         if raw.region.is_empty() {
             return Err(DirectoryError::Empty);
         }
+        let pooling = pooling_of(&raw.region)?;
         let mut regions = BTreeMap::new();
         for (index, raw_region) in raw.region.into_iter().enumerate() {
-            let entry = validate_region(index, raw_region)?;
+            let entry = validate_region(index, raw_region, &pooling)?;
             let code = entry.code;
             if regions.insert(code, entry).is_some() {
                 return Err(invalid(
@@ -184,13 +213,32 @@ impl RegionDirectory {
                 ));
             }
         }
-        Ok(Self { regions })
+        Ok(Self { regions, pooling })
     }
 
-    /// The entry for the pooling region that `code` belongs to (a county code finds its city).
+    /// The entry for the pooling region that `code` belongs to (a county code finds its city,
+    /// or its province where the province pools at province level).
     #[must_use]
     pub fn region(&self, code: RegionCode) -> Option<&RegionEntry> {
-        self.regions.get(&code.pooling_region())
+        self.regions.get(&self.pooling.pooling_region(code))
+    }
+
+    /// How codes group into pooling regions here: what every pooling-region rule is given.
+    #[must_use]
+    pub fn pooling(&self) -> &Pooling {
+        &self.pooling
+    }
+
+    /// The pooling region `code` belongs to, listed or not ([`Pooling::pooling_region`]).
+    #[must_use]
+    pub fn pooling_region(&self, code: RegionCode) -> RegionCode {
+        self.pooling.pooling_region(code)
+    }
+
+    /// Whether both codes belong to one pooling region ([`Pooling::same_pooling_region`]).
+    #[must_use]
+    pub fn same_pooling_region(&self, one: RegionCode, other: RegionCode) -> bool {
+        self.pooling.same_pooling_region(one, other)
     }
 
     /// The regions the service in `role` hosts, in code order.
@@ -283,28 +331,79 @@ fn check_names(label: &str, code: RegionCode, raw: &RawRegion) -> Result<(), Dir
     Ok(())
 }
 
-/// Checks one `[[region]]` entry (at `index`, counting from 0) and builds it.
-fn validate_region(index: usize, raw: RawRegion) -> Result<RegionEntry, DirectoryError> {
-    let code = RegionCode::parse(&raw.code).map_err(|e| {
+/// The code of the entry at `index` (counting from 0), or the error naming it by position.
+fn code_of(index: usize, raw: &RawRegion) -> Result<RegionCode, DirectoryError> {
+    RegionCode::parse(&raw.code).map_err(|e| {
         invalid(
             format!("#{} ({:?})", index + 1, raw.code),
             "code",
             e.to_string(),
         )
-    })?;
+    })
+}
+
+/// The directory's pooling: the provinces listed with `pooling = "province"`, each under its
+/// province code.
+fn pooling_of(regions: &[RawRegion]) -> Result<Pooling, DirectoryError> {
+    let mut pooling = Pooling::city_level();
+    for (index, raw) in regions.iter().enumerate() {
+        if raw.pooling != PoolingLevel::Province {
+            continue;
+        }
+        let code = code_of(index, raw)?;
+        if code.province_code() != code {
+            return Err(invalid(
+                code.to_string(),
+                "pooling",
+                format!(
+                    "\"province\" pools a whole province, listed under its province code {}",
+                    code.province_code()
+                ),
+            ));
+        }
+        pooling = pooling.with_province_level(code.province());
+    }
+    Ok(pooling)
+}
+
+/// Checks that `code` names a pooling region of its own under `pooling` (module docs).
+fn check_pooling_region(
+    code: RegionCode,
+    level: PoolingLevel,
+    pooling: &Pooling,
+) -> Result<(), DirectoryError> {
     let label = code.to_string();
-    if code.pooling_region() != code {
+    let pooled = pooling.pooling_region(code);
+    if pooled != code {
         return Err(invalid(
             label,
             "code",
-            format!(
-                "not a pooling region; its pooling region is {}",
-                code.pooling_region()
-            ),
+            format!("not a pooling region; its pooling region is {pooled}"),
         ));
     }
-    // A region hosted here may be off the platform for now (it joins later, at run time:
-    // AdminService.SetRegionConnectivity); applications to it wait until it does.
+    let province_only = code.province_code() == code
+        && level == PoolingLevel::City
+        && !pooling.pools_at_province_level(code.province());
+    if province_only {
+        return Err(invalid(
+            label,
+            "pooling",
+            "a province's code is a pooling region only when the whole province pools at \
+             province level: set pooling = \"province\", or list its cities",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one `[[region]]` entry (at `index`, counting from 0) and builds it.
+fn validate_region(
+    index: usize,
+    raw: RawRegion,
+    pooling: &Pooling,
+) -> Result<RegionEntry, DirectoryError> {
+    let code = code_of(index, &raw)?;
+    let label = code.to_string();
+    check_pooling_region(code, raw.pooling, pooling)?;
     check_names(&label, code, &raw)?;
     let policy = match raw.policy {
         None => RegionPolicy::default(),
@@ -325,6 +424,7 @@ fn validate_region(index: usize, raw: RawRegion) -> Result<RegionEntry, Director
         bureau: raw.bureau,
         connected: raw.connected,
         policy,
+        pooling: raw.pooling,
     })
 }
 
@@ -400,6 +500,98 @@ connected = true
         );
         assert!(directory.region(code("650100")).is_none());
         assert!(!directory.is_connected(code("650100")));
+    }
+
+    const HAINAN: &str = r#"
+[[region]]
+code = "460000"
+name = "Hainan"
+name_zh = "海南省"
+connected = true
+pooling = "province"
+"#;
+
+    const XIANTAO: &str = r#"
+[[region]]
+code = "429004"
+name = "Xiantao"
+name_zh = "仙桃市"
+connected = true
+"#;
+
+    /// DOMAIN.md: a pooling region is a city or a province. A province listed with
+    /// `pooling = "province"` is one pooling region: two of its counties are the same one, a
+    /// move between them is no transfer, and each finds the province's entry.
+    #[test]
+    fn a_province_pooled_at_province_level_is_one_pooling_region() {
+        let directory = RegionDirectory::parse(&format!("{HOHHOT}{HAINAN}")).expect("valid");
+        let hainan = directory
+            .region(code("460105"))
+            .expect("a county of Haikou");
+        assert_eq!(
+            (hainan.code, hainan.pooling),
+            (code("460000"), PoolingLevel::Province)
+        );
+        assert_eq!(directory.pooling_region(code("460202")), code("460000"));
+        assert!(directory.same_pooling_region(code("460105"), code("460202")));
+        assert!(directory.same_pooling_region(code("460105"), code("469001")));
+        // Every other province keeps pooling by city, as before.
+        assert_eq!(
+            directory.region(code("150102")).map(|e| e.pooling),
+            Some(PoolingLevel::City)
+        );
+        assert!(!directory.same_pooling_region(code("150100"), code("150900")));
+    }
+
+    /// GB/T 2260: a county-level unit its province administers directly (digits 3-4 `90`) is
+    /// its own pooling region, listed under its own code.
+    #[test]
+    fn a_directly_administered_county_is_its_own_pooling_region() {
+        let directory = RegionDirectory::parse(&format!("{HOHHOT}{XIANTAO}")).expect("valid");
+        assert_eq!(
+            directory.region(code("429004")).map(|e| e.code),
+            Some(code("429004"))
+        );
+        assert!(
+            directory.region(code("429006")).is_none(),
+            "Tianmen is another"
+        );
+        assert!(
+            directory.region(code("420102")).is_none(),
+            "nor is Wuhan part of it"
+        );
+        assert!(!directory.same_pooling_region(code("429004"), code("429006")));
+    }
+
+    #[test]
+    fn a_pooling_level_must_fit_the_code() {
+        // A city of a province pooled at province level is no pooling region of its own.
+        let haikou = "[[region]]\ncode = \"460100\"\nname = \"Haikou\"\nname_zh = \"海口市\"\n\
+                      connected = true\n";
+        let (region, field, message) = invalid_field(&format!("{HAINAN}{haikou}"));
+        assert_eq!((region.as_str(), field), ("460100", "code"));
+        assert!(message.contains("460000"), "{message}");
+        // "province" on a city's code.
+        let (region, field, _) = invalid_field(&format!("{haikou}pooling = \"province\"\n"));
+        assert_eq!((region.as_str(), field), ("460100", "pooling"));
+        // A province's code pooled by city names nothing a county belongs to.
+        let (region, field, _) = invalid_field(&HAINAN.replace("pooling = \"province\"", ""));
+        assert_eq!((region.as_str(), field), ("460000", "pooling"));
+        // A directly administered unit of a province pooled at province level is the province's.
+        let (region, field, message) = invalid_field(&format!(
+            "{}{XIANTAO}",
+            HAINAN
+                .replace("460000", "420000")
+                .replace("Hainan", "Hubei")
+                .replace("海南省", "湖北省")
+        ));
+        assert_eq!((region.as_str(), field), ("429004", "code"));
+        assert!(message.contains("420000"), "{message}");
+        // An unknown level is a syntax error.
+        assert!(matches!(
+            RegionDirectory::parse(&HAINAN.replace("\"province\"", "\"county\"")),
+            Err(DirectoryError::Syntax { .. })
+        ));
     }
 
     #[test]

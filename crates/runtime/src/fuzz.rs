@@ -171,7 +171,7 @@ fn check_directory(text: &str) -> Result<(), TestCaseError> {
         Ok(directory) => {
             prop_assert!(!directory.is_empty());
             for entry in directory.regions() {
-                prop_assert_eq!(entry.code.pooling_region(), entry.code);
+                prop_assert_eq!(directory.pooling_region(entry.code), entry.code);
                 prop_assert_eq!(entry.policy.validate(), Ok(()));
                 prop_assert!(!entry.name.trim().is_empty() && !entry.name_zh.trim().is_empty());
             }

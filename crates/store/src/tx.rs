@@ -112,6 +112,16 @@ pub trait Tx {
     /// How many open transfers are due strictly before `day` (overdue when `day` is today).
     fn count_open_transfers_due_before(&mut self, day: NaiveDate) -> Result<u64, Error>;
 
+    /// How many open transfers in `state` are due on or after `from` and strictly before
+    /// `before` (the ones late on an earlier deadline than the whole process's, counted from the
+    /// day that deadline maps to).
+    fn count_open_transfers_in_state_due_between(
+        &mut self,
+        state: &str,
+        from: NaiveDate,
+        before: NaiveDate,
+    ) -> Result<u64, Error>;
+
     /// How many transfers are in each state, ordered by state.
     fn count_transfers_by_state(&mut self) -> Result<Vec<(String, u64)>, Error>;
 

@@ -1335,6 +1335,38 @@ async fn overdue_queries_filter_by_state_and_count_without_loading() {
 }
 
 #[tokio::test]
+async fn counting_a_state_between_two_days_takes_the_first_and_not_the_second() {
+    let (_directory, store) = fresh();
+    let counted = store
+        .write(|tx| -> Result<u64, Error> {
+            for (id, certno, state, due, open) in [
+                ("A", "c1", "APPLIED", "2026-03-22", true),
+                ("B", "c2", "APPLIED", "2026-03-23", true),
+                ("C", "c3", "APPLIED", "2026-03-27", true),
+                ("D", "c4", "APPLIED", "2026-03-28", true),
+                ("E", "c5", "IN_TRANSIT", "2026-03-24", true),
+                ("F", "c6", "APPLIED", "2026-03-24", false),
+            ] {
+                let mut row = transfer(id, certno, open);
+                row.state = state.to_owned();
+                row.whole_process_due_on = Some(day(due));
+                tx.insert_transfer(&row)?;
+            }
+            tx.count_open_transfers_in_state_due_between(
+                "APPLIED",
+                day("2026-03-23"),
+                day("2026-03-28"),
+            )
+        })
+        .await
+        .expect("write");
+    assert_eq!(
+        counted, 2,
+        "B and C: open, in the state, from the first day, before the second"
+    );
+}
+
+#[tokio::test]
 async fn a_table_walk_pages_through_every_transfer_in_id_order() {
     let (_directory, store) = fresh();
     let pages = store

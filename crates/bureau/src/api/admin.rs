@@ -126,6 +126,32 @@ fn parked_count(tx: &mut dyn Tx, now: chrono::DateTime<chrono::Utc>) -> Result<u
     Ok(parked.len() as u64)
 }
 
+/// How many open transfers have missed one of their statutory deadlines
+/// ([`Overdue`](yibao_domain::overdue::Overdue)), counted without loading them: those past the
+/// whole-process deadline, plus those in a state whose transfer-out duty is outstanding that
+/// passed the transfer-out deadline although not yet the whole process's (the store keeps the
+/// whole-process day; the domain's cutoff maps one deadline onto the other exactly). A
+/// transfer-in deadline adds none: while the form is missing it falls on the whole-process day,
+/// and a received form is credited or refused in the step that receives it.
+fn count_overdue(
+    tx: &mut dyn Tx,
+    site: &crate::context::Site,
+    states: &[(String, u64)],
+    today: chrono::NaiveDate,
+) -> Result<u64, Error> {
+    let mut overdue = tx.count_open_transfers_due_before(today)?;
+    let cutoff = yibao_domain::overdue::transfer_out_overdue_cutoff(&site.calendar, today)
+        .map_err(|error| Error::Internal(format!("the transfer-out overdue cutoff: {error}")))?;
+    let owing = states.iter().map(|(state, _)| state).filter(|state| {
+        Stage::of_state_name(state)
+            .is_some_and(|stage| yibao_domain::overdue::Outstanding::at(stage).transfer_out)
+    });
+    for state in owing {
+        overdue += tx.count_open_transfers_in_state_due_between(state, today, cutoff)?;
+    }
+    Ok(overdue)
+}
+
 /// An operator's name or reason: 1 to 200 characters, no control characters.
 fn operator_text(field: &'static str, text: &str) -> Result<String, Error> {
     let text = text.trim();
@@ -354,7 +380,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::CreatePersonRequest>,
     ) -> Result<Response<wire::CreatePersonResponse>, Status> {
-        let new = people::new_person(&self.services.site, request.get_ref())?;
+        let new = people::new_person(
+            &self.services.site,
+            request.get_ref(),
+            self.services.clock.today(),
+        )?;
         let person = self
             .services
             .write(move |step| -> Result<_, Error> {
@@ -373,7 +403,11 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::EnrolPersonRequest>,
     ) -> Result<Response<wire::EnrolPersonResponse>, Status> {
-        let asked = people::enrolment(&self.services.site, request.get_ref())?;
+        let asked = people::enrolment(
+            &self.services.site,
+            request.get_ref(),
+            self.services.clock.today(),
+        )?;
         let (person, _) = self.change_person(asked).await?;
         Ok(Response::new(wire::EnrolPersonResponse {
             person: Some(person),
@@ -384,7 +418,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::StopContributingRequest>,
     ) -> Result<Response<wire::StopContributingResponse>, Status> {
-        let asked = people::stop(request.get_ref())?;
+        let asked = people::stop(request.get_ref(), self.services.clock.today())?;
         let (person, _) = self.change_person(asked).await?;
         Ok(Response::new(wire::StopContributingResponse {
             person: Some(person),
@@ -395,7 +429,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::PayArrearsRequest>,
     ) -> Result<Response<wire::PayArrearsResponse>, Status> {
-        let asked = people::payment(request.get_ref())?;
+        let asked = people::payment(request.get_ref(), self.services.clock.today())?;
         let (person, paid) = self.change_person(asked).await?;
         Ok(Response::new(wire::PayArrearsResponse {
             person: Some(person),
@@ -407,7 +441,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::RetirePersonRequest>,
     ) -> Result<Response<wire::RetirePersonResponse>, Status> {
-        let asked = people::retirement(request.get_ref())?;
+        let asked = people::retirement(request.get_ref(), self.services.clock.today())?;
         let (person, _) = self.change_person(asked).await?;
         Ok(Response::new(wire::RetirePersonResponse {
             person: Some(person),
@@ -562,7 +596,7 @@ impl AdminService for AdminApi {
                 let text = |cents: i64| money_text(u64::try_from(cents).unwrap_or(0));
                 let states = tx.count_transfers_by_state()?;
                 let today = bureau.clock.today();
-                let overdue = tx.count_open_transfers_due_before(today)?;
+                let overdue = count_overdue(tx, &bureau.site, &states, today)?;
                 let open = states
                     .iter()
                     .filter(|(state, _)| {

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 use yibao_domain::application::{BankAccount, check_name};
@@ -109,7 +110,7 @@ impl BureauApi {
             in_scheme,
             payout_requested,
             key,
-        } = applicant(request)?;
+        } = applicant(request, self.services.clock.today())?;
         let site = &self.services.site;
         let hint = WatchHint::ExpectWatchOfNew;
         if site.hosts(in_region) && !site.hosts(out_region) {
@@ -205,7 +206,7 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::ListTransfersRequest>,
     ) -> Result<Response<wire::ListTransfersResponse>, Status> {
-        let (certno, stage) = listing(&request.into_inner())?;
+        let (certno, stage) = listing(&request.into_inner(), self.services.clock.today())?;
         let documents = self
             .services
             .store
@@ -301,7 +302,9 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::GetPersonRequest>,
     ) -> Result<Response<wire::GetPersonResponse>, Status> {
-        let certno = convert::certno("certno", &request.into_inner().certno)?;
+        let today = self.services.clock.today();
+        let certno = convert::certno("certno", &request.into_inner().certno, today)?;
+        let site = self.services.site.clone();
         let person = self
             .services
             .store
@@ -309,6 +312,10 @@ impl BureauService for BureauApi {
                 let (person, balance) = crate::persons::shown(tx, certno.expose_unmasked())?
                     .ok_or_else(|| Error::NotFound("person".to_owned()))?;
                 let mut shown = convert::wire_person(&person, balance);
+                shown.poolarea_no = site
+                    .directory
+                    .pooling_region(person.facts.region)
+                    .to_string();
                 shown.benefit_continuity = record::latest_continuity(tx, certno.expose_unmasked())?
                     .as_ref()
                     .map(convert::wire_continuity);
@@ -325,7 +332,7 @@ impl BureauService for BureauApi {
         request: Request<wire::IssueCertificateRequest>,
     ) -> Result<Response<wire::IssueCertificateResponse>, Status> {
         let request = request.into_inner();
-        let certno = holder(&request)?;
+        let certno = holder(&request, self.services.clock.today())?;
         let certificate = self
             .services
             .write(move |step| {
@@ -380,9 +387,10 @@ struct Applicant {
     key: Option<Key>,
 }
 
-/// Converts an `ApplyTransferRequest`; a field that does not convert is refused, naming it.
-fn applicant(request: wire::ApplyTransferRequest) -> Result<Applicant, Error> {
-    let certno = convert::certno("certno", &request.certno)?;
+/// Converts an `ApplyTransferRequest` received on `today`; a field that does not convert is
+/// refused, naming it.
+fn applicant(request: wire::ApplyTransferRequest, today: NaiveDate) -> Result<Applicant, Error> {
+    let certno = convert::certno("certno", &request.certno, today)?;
     check_name(&request.psn_name)?;
     let out_region = convert::region("trafout_admdvs", &request.trafout_admdvs)?;
     let in_region = convert::region("trafin_admdvs", &request.trafin_admdvs)?;
@@ -405,6 +413,7 @@ fn applicant(request: wire::ApplyTransferRequest) -> Result<Applicant, Error> {
 /// a terminal stage needs a person, since only open transfers are listed by state alone.
 fn listing(
     request: &wire::ListTransfersRequest,
+    today: NaiveDate,
 ) -> Result<(Option<ResidentId>, Option<Stage>), Error> {
     let stage = match request.state {
         0 => None,
@@ -419,14 +428,15 @@ fn listing(
             return Err(Error::invalid("state", rule));
         }
         ("", Some(_)) => None,
-        (certno, _) => Some(convert::certno("certno", certno)?),
+        (certno, _) => Some(convert::certno("certno", certno, today)?),
     };
     Ok((certno, stage))
 }
 
-/// Converts an `IssueCertificateRequest`: the person's ID number, once the name is checked.
-fn holder(request: &wire::IssueCertificateRequest) -> Result<ResidentId, Error> {
-    let certno = convert::certno("certno", &request.certno)?;
+/// Converts an `IssueCertificateRequest` received on `today`: the person's ID number, once the
+/// name is checked.
+fn holder(request: &wire::IssueCertificateRequest, today: NaiveDate) -> Result<ResidentId, Error> {
+    let certno = convert::certno("certno", &request.certno, today)?;
     check_name(&request.psn_name)?;
     Ok(certno)
 }

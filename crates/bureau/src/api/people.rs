@@ -4,6 +4,7 @@
 //! answer shows. The rules themselves are the domain's (`yibao_domain::lifecycle`); the step
 //! that applies them is `crate::lifecycle`.
 
+use chrono::NaiveDate;
 use yibao_domain::application::check_name;
 use yibao_domain::classify::PersonStatus;
 use yibao_domain::id::ResidentId;
@@ -23,8 +24,12 @@ use crate::lifecycle::{Asked, NewPerson};
 use crate::persons;
 
 /// A `CreatePersonRequest` in domain values.
-pub fn new_person(site: &Site, request: &wire::CreatePersonRequest) -> Result<NewPerson, Error> {
-    let certno = convert::certno("certno", &request.certno)?;
+pub fn new_person(
+    site: &Site,
+    request: &wire::CreatePersonRequest,
+    today: NaiveDate,
+) -> Result<NewPerson, Error> {
+    let certno = convert::certno("certno", &request.certno, today)?;
     check_name(&request.psn_name)?;
     let region = hosted_region(site, "insu_admdvs", &request.insu_admdvs)?;
     if request.periods.len() > lifecycle::MAX_PERIODS {
@@ -57,8 +62,12 @@ pub fn new_person(site: &Site, request: &wire::CreatePersonRequest) -> Result<Ne
 }
 
 /// An `EnrolPersonRequest` in domain values.
-pub fn enrolment(site: &Site, request: &wire::EnrolPersonRequest) -> Result<Asked, Error> {
-    let certno = convert::certno("certno", &request.certno)?;
+pub fn enrolment(
+    site: &Site,
+    request: &wire::EnrolPersonRequest,
+    today: NaiveDate,
+) -> Result<Asked, Error> {
+    let certno = convert::certno("certno", &request.certno, today)?;
     check_name(&request.psn_name)?;
     let enrolment = Enrolment {
         region: hosted_region(site, "insu_admdvs", &request.insu_admdvs)?,
@@ -73,9 +82,9 @@ pub fn enrolment(site: &Site, request: &wire::EnrolPersonRequest) -> Result<Aske
 }
 
 /// A `StopContributingRequest` in domain values.
-pub fn stop(request: &wire::StopContributingRequest) -> Result<Asked, Error> {
+pub fn stop(request: &wire::StopContributingRequest, today: NaiveDate) -> Result<Asked, Error> {
     Ok(Asked {
-        certno: convert::certno("certno", &request.certno)?,
+        certno: convert::certno("certno", &request.certno, today)?,
         psn_name: None,
         change: Change::Stop {
             from: month("from_month", &request.from_month)?,
@@ -85,8 +94,8 @@ pub fn stop(request: &wire::StopContributingRequest) -> Result<Asked, Error> {
 
 /// A `PayArrearsRequest` in domain values: an amount above zero when given, and both back-pay
 /// months or neither, in order.
-pub fn payment(request: &wire::PayArrearsRequest) -> Result<Asked, Error> {
-    let certno = convert::certno("certno", &request.certno)?;
+pub fn payment(request: &wire::PayArrearsRequest, today: NaiveDate) -> Result<Asked, Error> {
+    let certno = convert::certno("certno", &request.certno, today)?;
     let amount = match request.amount.as_str() {
         "" => None,
         text => match convert::money("amount", text)? {
@@ -136,9 +145,9 @@ pub fn payment(request: &wire::PayArrearsRequest) -> Result<Asked, Error> {
 }
 
 /// A `RetirePersonRequest` in domain values.
-pub fn retirement(request: &wire::RetirePersonRequest) -> Result<Asked, Error> {
+pub fn retirement(request: &wire::RetirePersonRequest, today: NaiveDate) -> Result<Asked, Error> {
     Ok(Asked {
-        certno: convert::certno("certno", &request.certno)?,
+        certno: convert::certno("certno", &request.certno, today)?,
         psn_name: None,
         change: Change::Retire {
             from: month("from_month", &request.from_month)?,

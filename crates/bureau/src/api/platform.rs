@@ -74,14 +74,14 @@ trait PlatformMessage: Message + Clone + Send + Sized + 'static {
     fn step(body: Self::Body, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error>;
 }
 
-/// The store step of an admitted message: its converted body's step, or — for a body that did
-/// not convert — the refusal, recorded with the msgid like any answer (so that a later message
-/// under the same msgid with another body is a modified request, as for any message).
+/// The store step of an admitted message, given the reference the inbox minted for its answer:
+/// its converted body's step, or — for a body that did not convert — the refusal, recorded with
+/// the msgid like any answer (so that a later message under the same msgid with another body
+/// is a modified request, as for any message).
 fn work<M: PlatformMessage>(
     body: Result<M::Body, Error>,
-    refmsgid: String,
-) -> impl FnOnce(&mut Step<'_>) -> Result<M::Answer, Error> {
-    move |step| M::step(body?, step, &refmsgid)
+) -> impl FnOnce(&mut Step<'_>, &str) -> Result<M::Answer, Error> {
+    move |step, reference| M::step(body?, step, reference)
 }
 
 fn reply(code: i32, err_msg: String, refmsgid: &str) -> Option<platform::Reply> {
@@ -303,21 +303,14 @@ async fn answer_single<M: PlatformMessage>(
     if let Some(early) = before_processing::<M>(action.as_ref(), hold, &admitted.msgid).await {
         return early.map(Response::new);
     }
-    let reference = inbox::refmsgid(&admitted.msgid);
     let body = request.body(services.clock.now());
     let again = admitted.clone();
-    let answer = inbox::once(
-        services,
-        admitted,
-        M::refused,
-        work::<M>(body, reference.clone()),
-    )
-    .await?;
+    let answer = inbox::once(services, admitted, M::refused, work::<M>(body)).await?;
     match action {
         Some(Action::LoseAnswer) => Err(lost_answer()),
         Some(Action::DeliverTwice) => {
             let body = request.body(services.clock.now());
-            let answer = inbox::once(services, again, M::refused, work::<M>(body, reference));
+            let answer = inbox::once(services, again, M::refused, work::<M>(body));
             Ok(Response::new(answer.await?))
         }
         _ => Ok(Response::new(answer)),
@@ -496,7 +489,7 @@ fn slot<M: PlatformMessage, A: 'static>(
         Err(NotAdmitted::Status(status)) => Slot::Failed(status),
         Ok(admitted) => {
             let body = request.body(services.clock.now());
-            let work = work::<M>(body, inbox::refmsgid(&admitted.msgid));
+            let work = work::<M>(body);
             Slot::Pending(Box::new(move |step| {
                 inbox::receive(step, &admitted, M::refused, work).map(wrap)
             }))
@@ -703,8 +696,8 @@ impl PlatformMessage for platform::DeliverInsuranceRecordRequest {
         }
     }
     type Body = InsuranceForm;
-    fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
-        convert::form(self.form.as_ref())
+    fn body(&self, received_at: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::form(self.form.as_ref(), received_at)
     }
     fn step(form: Self::Body, step: &mut Step<'_>, refmsgid: &str) -> Result<Self::Answer, Error> {
         let outcome = transfer_in::receive_form(step, &form)?;
@@ -795,7 +788,8 @@ const QUERY_INFNO: &str = "9105";
 
 /// Answers a query (infno 9105) sent by a bureau of `sender_role`: the envelope is checked as
 /// any message's, and a transfer is shown only to a party of it (to anyone else it is unknown,
-/// 1005). Queries change nothing, so they are not kept by msgid.
+/// 1005). Queries change nothing, so they are not kept by msgid; the answer's reference is
+/// minted like any other (one small write: queries are sent only for an overdue form).
 async fn query(
     services: &Services,
     caller: &Caller,
@@ -816,15 +810,24 @@ async fn query(
         }
         Err(Blocked::Denied(status)) => return Err(status),
     };
-    let reference = inbox::refmsgid(&envelope.msgid);
     let id = transfer_id.to_owned();
-    let document = services
-        .store
-        .read(move |tx| crate::record::load(tx, &id))
+    let (reference, document) = services
+        .write(move |step| -> Result<_, Error> {
+            let reference = inbox::mint_reference(step)?;
+            Ok((reference, crate::record::load(step.tx, &id)?))
+        })
         .await
         .map_err(Status::from)?;
-    let sender = envelope.sender_region_code.as_str();
-    match document.filter(|d| d.trafin_admdvs == sender || d.trafout_admdvs == sender) {
+    let sender = &envelope.sender_region_code;
+    let party = |stored: &str| {
+        let pooled = |text: &str| {
+            yibao_domain::region::RegionCode::parse(text)
+                .ok()
+                .map(|code| services.site.directory.pooling_region(code))
+        };
+        pooled(stored).is_some_and(|region| pooled(sender) == Some(region))
+    };
+    match document.filter(|d| party(&d.trafin_admdvs) || party(&d.trafout_admdvs)) {
         Some(document) => Ok((ok(&reference), Some(convert::wire_snapshot(&document)))),
         None => {
             let refusal = Refusal::UnknownTransfer("transfer_id".to_owned());

@@ -31,7 +31,7 @@ pub fn enqueue(
 ) -> Result<(), Error> {
     let now = step.ctx.now;
     let kind = message.kind();
-    let msgid = mint_msgid(step)?;
+    let msgid = step.mint_msgid()?;
     let envelope = Envelope {
         infno: kind.infno(),
         msgid: msgid.clone(),
@@ -84,27 +84,25 @@ pub fn withdraw(step: &mut Step<'_>, transfer_id: &str, kind: Kind) -> Result<()
     Ok(())
 }
 
-/// Mints a 30-character msgid: institution code (12) + yyyyMMddHHmmss (14) + sequence (4).
-///
-/// The time and sequence come from one durable counter, `second × 10,000 + sequence`, that
-/// moves to at least the current second and otherwise by one: ids never repeat, across
-/// restarts too, and a burst of more than 10,000 messages in one second borrows the next
-/// seconds' numbers instead of wrapping around (the id's time then runs ahead of the clock by
-/// at most the burst's excess, and falls back as soon as the rate does).
-pub fn mint_msgid(step: &mut Step<'_>) -> Result<String, Error> {
-    let second = u64::try_from(step.ctx.now.timestamp())
-        .map_err(|_| Error::Internal("the clock is before 1970".to_owned()))?;
-    let slot = step
-        .tx
-        .next_sequence_at_least("msgid_slot", second.saturating_mul(10_000))?;
-    let stamp = i64::try_from(slot / 10_000)
-        .ok()
-        .and_then(|second| DateTime::from_timestamp(second, 0))
-        .ok_or_else(|| Error::Internal("msgid counter out of range".to_owned()))?;
-    Ok(format!(
-        "{}{}{:04}",
-        step.ctx.site.institution,
-        stamp.format("%Y%m%d%H%M%S"),
-        slot % 10_000
-    ))
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing;
+    use yibao_runtime::directory::BureauRole;
+
+    /// DOMAIN.md: every platform date is China time; a msgid's yyyyMMddHHmmss is too.
+    #[tokio::test]
+    async fn a_msgid_carries_the_china_time_and_never_repeats() {
+        let services = testing::services(BureauRole::TransferOut);
+        // The tests' clock starts at 02:00 UTC on Monday 2 March 2026: 10:00 in Beijing.
+        let minted = services
+            .write(|step| Ok::<_, Error>((step.mint_msgid()?, step.mint_msgid()?)))
+            .await
+            .expect("minted");
+        let institution = &services.site.institution;
+        assert_eq!(minted.0.len(), 30);
+        assert!(minted.0.starts_with(&format!("{institution}202603021000")));
+        assert!(minted.1.starts_with(&format!("{institution}202603021000")));
+        assert_ne!(minted.0, minted.1, "ids never repeat");
+    }
 }

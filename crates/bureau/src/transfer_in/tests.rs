@@ -307,7 +307,7 @@ async fn a_form_is_credited_exactly_once() {
     );
     let events = testing::events(&services, &id).await;
     assert_eq!(testing::kinds(&events), vec!["APPLIED", "FORM_ARRIVED"]);
-    let platform = testing::balance(&services, &account::platform(HOHHOT)).await;
+    let platform = testing::balance(&services, &account::platform(testing::region(HOHHOT))).await;
     assert_eq!(platform, -cents(&person));
     testing::assert_money_conserved(&services, 0).await;
 }

@@ -58,6 +58,60 @@ async fn opened(services: &Services, application: TransferApplication) -> String
     }
 }
 
+/// Inner Mongolia pooled at province level and hosted here, Lhasa by the peer: a test
+/// directory (the shipped one pools Inner Mongolia by city).
+const INNER_MONGOLIA_POOLED: &str = r#"
+[[region]]
+code = "150000"
+name = "Inner Mongolia"
+name_zh = "内蒙古自治区"
+bureau = "transfer-out"
+connected = true
+pooling = "province"
+
+[[region]]
+code = "540100"
+name = "Lhasa"
+name_zh = "拉萨市"
+bureau = "transfer-in"
+connected = true
+"#;
+
+/// DOMAIN.md: a move within one pooling region is not a transfer, and a pooling region may be
+/// a whole province. Where the directory pools Inner Mongolia at province level, a Hohhot
+/// leaver bound for a county of Ulanqab is refused SAME_POOLING_REGION and nothing moves;
+/// under the shipped (city-level) directory the same move is a transfer.
+#[tokio::test]
+async fn a_move_between_two_cities_of_a_province_pooled_province_is_not_a_transfer() {
+    let services = testing::services_with_directory(BureauRole::TransferOut, INNER_MONGOLIA_POOLED);
+    let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+    assert_eq!(
+        services.site.directory.pooling_region(person.out_region),
+        testing::region("150000"),
+        "the whole province"
+    );
+    let within = || TransferApplication {
+        in_region: testing::region("150902"),
+        in_scheme: Some(Scheme::Employee),
+        ..testing::transfer_out_request(&person, 1)
+    };
+    let refused = review(&services, within(), Initiator::TransferOut).await;
+    match refused {
+        Ok(Opened::Refused(refused)) => {
+            assert_eq!(refused.reason, RefusalReason::SamePoolingRegion);
+        }
+        other => panic!("refused as one pooling region, got {other:?}"),
+    }
+    let opening = i64::try_from(person.balance.cents()).expect("a small balance");
+    testing::assert_money_conserved(&services, opening).await;
+    assert_eq!(testing::transit(&services).await, 0, "nothing moved");
+    // The shipped directory pools by city: the same move is a transfer there.
+    let by_city = testing::services(BureauRole::TransferOut);
+    testing::seed(&by_city, Flow::CrossProvince, 0).await;
+    let accepted = review(&by_city, within(), Initiator::TransferOut).await;
+    assert!(matches!(accepted, Ok(Opened::Accepted(_))), "{accepted:?}");
+}
+
 fn out_state(state: TransferState) -> OutState {
     match state {
         TransferState::Out(state) => state,
@@ -242,7 +296,7 @@ async fn a_credited_form_completes_the_transfer_settles_transit_and_ends_the_rel
     form_answered(&services, &id, credit(person.balance.cents())).await;
     assert_eq!(state_of(&services, &id).await, OutState::Completed);
     assert_eq!(testing::transit(&services).await, 0);
-    let settled = testing::balance(&services, &account::settled(LHASA)).await;
+    let settled = testing::balance(&services, &account::settled(testing::region(LHASA))).await;
     assert_eq!(settled, opening);
     let totals = testing::totals(&services).await;
     assert_eq!(totals.get(reason::SETTLE).copied(), Some(opening));
@@ -252,7 +306,7 @@ async fn a_credited_form_completes_the_transfer_settles_transit_and_ends_the_rel
     // A repeated answer changes nothing.
     form_answered(&services, &id, credit(person.balance.cents())).await;
     assert_eq!(
-        testing::balance(&services, &account::settled(LHASA)).await,
+        testing::balance(&services, &account::settled(testing::region(LHASA))).await,
         opening
     );
     assert_eq!(testing::events(&services, &id).await.len(), 2);
@@ -368,7 +422,7 @@ async fn an_abort_answered_credited_completes_the_transfer_and_settles_transit()
     abort_answered(&services, &id, InCredit::Credited).await;
     assert_eq!(state_of(&services, &id).await, OutState::Completed);
     assert_eq!(testing::transit(&services).await, 0);
-    let settled = testing::balance(&services, &account::settled(LHASA)).await;
+    let settled = testing::balance(&services, &account::settled(testing::region(LHASA))).await;
     assert_eq!(settled, opening);
     let certno = person.certno.expose_unmasked();
     let row = testing::person_row(&services, certno).await;
@@ -518,7 +572,7 @@ async fn a_balance_paid_out_after_the_credit_waits_in_transit_until_the_bank_pai
     assert_eq!(state_of(&services, &id).await, OutState::PaidToBank);
     assert_eq!(testing::transit(&services).await, 0);
     assert_eq!(testing::balance(&services, account::BANK).await, opening);
-    let settled = testing::balance(&services, &account::settled(LHASA)).await;
+    let settled = testing::balance(&services, &account::settled(testing::region(LHASA))).await;
     assert_eq!(settled, 0, "nothing settled to the transfer-in region");
     testing::assert_money_conserved(&services, opening).await;
 }
@@ -756,7 +810,7 @@ async fn an_operator_told_the_form_was_credited_completes_the_transfer() {
         .expect("resolved");
     assert_eq!(state_of(&services, &id).await, OutState::Completed);
     assert_eq!(
-        testing::balance(&services, &account::settled(LHASA)).await,
+        testing::balance(&services, &account::settled(testing::region(LHASA))).await,
         opening
     );
     testing::assert_money_conserved(&services, opening).await;

@@ -2,7 +2,7 @@
 //! transfer": a move between two counties of the same pooling region is not a transfer). A leaf
 //! module, so that both `classify()` and the reviews in its parent can use it.
 
-use crate::region::RegionCode;
+use crate::region::{Pooling, RegionCode};
 use crate::transfer::RefusalReason;
 
 /// A refusal, with the transfer that blocks the person when the reason is
@@ -34,10 +34,15 @@ impl Refused {
     }
 }
 
-/// The pooling-region rule: a move within one pooling region (between counties of one city) is
-/// not a transfer. The one place this refusal is written; `classify()` and both reviews use it.
-pub fn regions_differ(out_region: RegionCode, in_region: RegionCode) -> Result<(), Refused> {
-    if out_region.same_pooling_region(in_region) {
+/// The pooling-region rule: a move within one pooling region (between counties of one city, or
+/// of a province that pools at province level, as `pooling` says) is not a transfer. The one
+/// place this refusal is written; `classify()` and both reviews use it.
+pub fn regions_differ(
+    pooling: &Pooling,
+    out_region: RegionCode,
+    in_region: RegionCode,
+) -> Result<(), Refused> {
+    if pooling.same_pooling_region(out_region, in_region) {
         Err(RefusalReason::SamePoolingRegion.into())
     } else {
         Ok(())

@@ -569,6 +569,27 @@ impl Tx for SqliteTx<'_> {
         count(number, "transfers")
     }
 
+    fn count_open_transfers_in_state_due_between(
+        &mut self,
+        state: &str,
+        from: NaiveDate,
+        before: NaiveDate,
+    ) -> Result<u64, Error> {
+        let mut statement = self
+            .connection
+            .prepare_cached(
+                "SELECT COUNT(*) FROM transfers WHERE open = 1 AND state = ?1 \
+                 AND whole_process_due_on >= ?2 AND whole_process_due_on < ?3",
+            )
+            .context("count overdue transfers in a state")?;
+        let number: i64 = statement
+            .query_row(params![state, date_text(from), date_text(before)], |row| {
+                row.get(0)
+            })
+            .context("count overdue transfers in a state")?;
+        count(number, "transfers")
+    }
+
     fn count_transfers_by_state(&mut self) -> Result<Vec<(String, u64)>, Error> {
         self.grouped(
             "SELECT state, COUNT(*) FROM transfers GROUP BY state ORDER BY state",

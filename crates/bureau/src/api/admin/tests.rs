@@ -8,6 +8,9 @@
 //! Found this way: an `AdvanceClock` of `by.seconds` beyond `i64::MAX / 1000` panicked in
 //! chrono's `Duration::seconds` (a panicking handler drops the caller's connection); it is now
 //! refused naming `by` (the regression test below).
+//!
+//! Also here: the ledger's count of overdue transfers agrees with the flags `GetTransfer`
+//! shows, for each of the three statutory deadlines.
 
 use proptest::prelude::*;
 use prost::Message;
@@ -116,6 +119,83 @@ async fn an_advance_beyond_time_arithmetic_is_refused_naming_by() {
         assert_eq!(status.code(), tonic::Code::InvalidArgument, "{seconds}");
         assert!(status.message().starts_with("by: "), "{}", status.message());
     }
+}
+
+/// The ledger's `overdue_transfers` and `GetTransfer`'s deadline flags, on `today`.
+async fn overdue_seen(
+    services: &std::sync::Arc<crate::services::Services>,
+    transfer_id: &str,
+) -> (u64, (bool, bool, bool, bool)) {
+    use yibao_proto::bureau::v1::GetTransferRequest;
+    use yibao_proto::bureau::v1::bureau_service_server::BureauService;
+    let totals = AdminApi::new(services.clone())
+        .get_ledger_totals(Request::new(wire::GetLedgerTotalsRequest {}))
+        .await
+        .expect("totals")
+        .into_inner()
+        .totals
+        .expect("totals");
+    let transfer = crate::api::bureau::BureauApi::new(services.clone())
+        .get_transfer(Request::new(GetTransferRequest {
+            transfer_id: transfer_id.to_owned(),
+        }))
+        .await
+        .expect("the transfer")
+        .into_inner()
+        .transfer
+        .expect("the transfer");
+    let due = transfer.deadlines.expect("deadlines");
+    let flags = (
+        due.overdue,
+        due.transfer_out_overdue,
+        due.transfer_in_overdue,
+        due.whole_process_overdue,
+    );
+    (totals.overdue_transfers, flags)
+}
+
+/// The 10-working-day transfer-out deadline and the 5-working-day transfer-in deadline are
+/// flagged overdue, not only the 15-day whole process: an application made at transfer-in on
+/// Monday 2 March 2026 whose form never came is late on the transfer-out deadline from
+/// Tuesday 17 March, and on all three from Tuesday 24 March; the ledger counts it from the
+/// first day (the domain's tests check the count's cutoff against every day of 2026).
+#[tokio::test]
+async fn every_statutory_deadline_is_flagged_and_counted_overdue() {
+    use yibao_domain::population::Flow;
+    let services = testing::services(BureauRole::TransferIn);
+    let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+    let application = testing::application_at_transfer_in(&person);
+    let document = testing::step(&services, move |step| {
+        crate::transfer_in::apply_here(step, &application)
+    })
+    .await
+    .expect("applied");
+    let id = document.transfer_id;
+    let later = |days: i64| {
+        services
+            .clock
+            .advance(chrono::TimeDelta::days(days))
+            .expect("the test clock moves");
+    };
+    assert_eq!(
+        overdue_seen(&services, &id).await,
+        (0, (false, false, false, false))
+    );
+    later(14); // Monday 16 March: the transfer-out deadline's own day is on time.
+    assert_eq!(
+        overdue_seen(&services, &id).await,
+        (0, (false, false, false, false))
+    );
+    later(1); // Tuesday 17 March.
+    assert_eq!(
+        overdue_seen(&services, &id).await,
+        (1, (true, true, false, false))
+    );
+    later(7); // Tuesday 24 March: the transfer-in and whole-process deadlines passed too.
+    assert_eq!(
+        overdue_seen(&services, &id).await,
+        (1, (true, true, true, true))
+    );
 }
 
 proptest! {

@@ -22,6 +22,11 @@ use crate::testing::{byte_edits, converted, edited_bytes};
 const CERTNO: &str = "150102197001010001";
 const NAME: &str = "刘娟涛";
 
+/// The China date the requests arrive on: the tests' clock's day.
+fn today() -> chrono::NaiveDate {
+    crate::testing::start().date_naive()
+}
+
 /// A valid request of every kind, encoded.
 fn valid_requests() -> Vec<Vec<u8>> {
     let account = common::BankAccount {
@@ -81,7 +86,7 @@ fn convert_every_request(bytes: &[u8]) -> Result<(), TestCaseError> {
             "bank_account",
             "client_request_id",
         ];
-        converted(applicant(request), &fields)?;
+        converted(applicant(request, today()), &fields)?;
     }
     if let Ok(request) = wire::GetTransferRequest::decode(bytes) {
         let id = convert::transfer_id("transfer_id", &request.transfer_id);
@@ -92,13 +97,16 @@ fn convert_every_request(bytes: &[u8]) -> Result<(), TestCaseError> {
         converted(id, &["transfer_id"])?;
     }
     if let Ok(request) = wire::ListTransfersRequest::decode(bytes) {
-        converted(listing(&request), &["certno", "state"])?;
+        converted(listing(&request, today()), &["certno", "state"])?;
     }
     if let Ok(request) = wire::GetPersonRequest::decode(bytes) {
-        converted(convert::certno("certno", &request.certno), &["certno"])?;
+        converted(
+            convert::certno("certno", &request.certno, today()),
+            &["certno"],
+        )?;
     }
     if let Ok(request) = wire::IssueCertificateRequest::decode(bytes) {
-        converted(holder(&request), &["certno", "psn_name"])?;
+        converted(holder(&request, today()), &["certno", "psn_name"])?;
     }
     if let Ok(request) = wire::VerifyCertificateRequest::decode(bytes) {
         let code = convert::verification_code(&request.verification_code);
@@ -166,17 +174,48 @@ fn any_application() -> impl Strategy<Value = wire::ApplyTransferRequest> {
     )
 }
 
+/// Future birth dates: every bureau-API request that names a person refuses an ID number
+/// whose birth date is after today, naming certno.
+#[test]
+fn a_certno_born_after_today_is_refused_naming_certno() {
+    let tomorrow = today().succ_opt().expect("a date");
+    let region = yibao_domain::region::RegionCode::parse("150102").expect("a region");
+    let unborn = yibao_domain::id::ResidentId::from_parts(region, tomorrow, 1).expect("parts");
+    let certno = unborn.expose_unmasked().to_owned();
+    let refused = |result: Result<(), crate::error::Error>| {
+        let error = result.expect_err("born tomorrow").to_string();
+        assert!(error.starts_with("certno: "), "{error}");
+    };
+    let requests = valid_requests();
+    let mut apply = wire::ApplyTransferRequest::decode(requests[0].as_slice()).expect("decodes");
+    apply.certno.clone_from(&certno);
+    refused(applicant(apply, today()).map(|_| ()));
+    let list = wire::ListTransfersRequest {
+        certno: certno.clone(),
+        state: 0,
+    };
+    refused(listing(&list, today()).map(|_| ()));
+    let issue = wire::IssueCertificateRequest {
+        certno: certno.clone(),
+        psn_name: NAME.to_owned(),
+    };
+    refused(holder(&issue, today()).map(|_| ()));
+    refused(convert::certno("certno", &certno, today()).map(|_| ()));
+    // The day after, the same number is someone born yesterday.
+    assert!(convert::certno("certno", &certno, tomorrow).is_ok());
+}
+
 #[test]
 fn the_valid_requests_convert() {
     let requests = valid_requests();
     let apply = wire::ApplyTransferRequest::decode(requests[0].as_slice()).expect("decodes");
-    let applied = applicant(apply).expect("converts");
+    let applied = applicant(apply, today()).expect("converts");
     assert_eq!(applied.certno.expose_unmasked(), CERTNO);
     assert!(applied.key.is_some() && applied.bank_account.is_some());
     let list = wire::ListTransfersRequest::decode(requests[3].as_slice()).expect("decodes");
-    assert!(listing(&list).is_ok());
+    assert!(listing(&list, today()).is_ok());
     let issue = wire::IssueCertificateRequest::decode(requests[5].as_slice()).expect("decodes");
-    assert!(holder(&issue).is_ok());
+    assert!(holder(&issue, today()).is_ok());
 }
 
 proptest! {
@@ -203,7 +242,7 @@ proptest! {
             "bank_account",
             "client_request_id",
         ];
-        converted(applicant(request), &fields)?;
+        converted(applicant(request, today()), &fields)?;
     }
 
     #[test]
@@ -211,6 +250,6 @@ proptest! {
         certno in field(&[CERTNO, ""]),
         state in prop_oneof![-2i32..20, any::<i32>()],
     ) {
-        converted(listing(&wire::ListTransfersRequest { certno, state }), &["certno", "state"])?;
+        converted(listing(&wire::ListTransfersRequest { certno, state }, today()), &["certno", "state"])?;
     }
 }

@@ -111,15 +111,15 @@ fn convert_every_request(bytes: &[u8]) -> Result<(), TestCaseError> {
         let mut fields = common.to_vec();
         fields.extend(["psn_insu_stas", "fst_insu_ym", "periods"]);
         fields.extend(["personal_account_balance", "arrears_amount"]);
-        converted(new_person(&site, &request), &fields)?;
+        converted(new_person(&site, &request, testing::day()), &fields)?;
     }
     if let Ok(request) = wire::EnrolPersonRequest::decode(bytes) {
         let mut fields = common.to_vec();
         fields.push("from_month");
-        converted(enrolment(&site, &request), &fields)?;
+        converted(enrolment(&site, &request, testing::day()), &fields)?;
     }
     if let Ok(request) = wire::StopContributingRequest::decode(bytes) {
-        converted(stop(&request), &["certno", "from_month"])?;
+        converted(stop(&request, testing::day()), &["certno", "from_month"])?;
     }
     if let Ok(request) = wire::PayArrearsRequest::decode(bytes) {
         let fields = [
@@ -128,10 +128,13 @@ fn convert_every_request(bytes: &[u8]) -> Result<(), TestCaseError> {
             "back_pay_from_month",
             "back_pay_to_month",
         ];
-        converted(payment(&request), &fields)?;
+        converted(payment(&request, testing::day()), &fields)?;
     }
     if let Ok(request) = wire::RetirePersonRequest::decode(bytes) {
-        converted(retirement(&request), &["certno", "from_month"])?;
+        converted(
+            retirement(&request, testing::day()),
+            &["certno", "from_month"],
+        )?;
     }
     Ok(())
 }
@@ -142,17 +145,17 @@ fn the_valid_requests_convert() {
     let requests = valid_requests();
     let decode = |index: usize| requests[index].as_slice();
     let create = wire::CreatePersonRequest::decode(decode(0)).expect("decodes");
-    let new = new_person(&site, &create).expect("converts");
+    let new = new_person(&site, &create, testing::day()).expect("converts");
     assert_eq!(new.balance.to_string(), "1234.56");
     assert_eq!(new.record.periods.len(), 2);
     let enrol = wire::EnrolPersonRequest::decode(decode(1)).expect("decodes");
-    assert!(enrolment(&site, &enrol).is_ok());
+    assert!(enrolment(&site, &enrol, testing::day()).is_ok());
     let stopped = wire::StopContributingRequest::decode(decode(2)).expect("decodes");
-    assert!(stop(&stopped).is_ok());
+    assert!(stop(&stopped, testing::day()).is_ok());
     let paid = wire::PayArrearsRequest::decode(decode(3)).expect("decodes");
-    assert!(payment(&paid).is_ok());
+    assert!(payment(&paid, testing::day()).is_ok());
     let retired = wire::RetirePersonRequest::decode(decode(4)).expect("decodes");
-    assert!(retirement(&retired).is_ok());
+    assert!(retirement(&retired, testing::day()).is_ok());
 }
 
 #[test]
@@ -168,7 +171,9 @@ fn a_region_this_bureau_does_not_host_is_refused_naming_insu_admdvs() {
             insu_admdvs: code.to_owned(),
             ..creation()
         };
-        let error = new_person(&site, &request).expect_err(code).to_string();
+        let error = new_person(&site, &request, testing::day())
+            .expect_err(code)
+            .to_string();
         assert!(
             error.starts_with(&format!("insu_admdvs: {rule}")),
             "{error}"
@@ -200,7 +205,9 @@ fn a_payment_names_the_field_it_cannot_read() {
             "back_pay_to_month: must not be before",
         ),
     ] {
-        let error = payment(&request).expect_err(field).to_string();
+        let error = payment(&request, testing::day())
+            .expect_err(field)
+            .to_string();
         assert!(error.starts_with(field), "{error}");
     }
 }

@@ -239,6 +239,40 @@ proptest! {
     }
 }
 
+/// Future birth dates: a request whose applicant was born after today (the tests' clock, China
+/// date) is answered infcode 1001 naming application.certno, and opens nothing.
+#[tokio::test]
+async fn a_certno_born_after_today_is_an_invalid_message_naming_the_field() {
+    let services = testing::services(BureauRole::TransferOut);
+    let api = PlatformApi::new(services.clone());
+    let tomorrow = services.clock.today().succ_opt().expect("a date");
+    let region = RegionCode::parse("150102").expect("code");
+    let unborn = yibao_domain::id::ResidentId::from_parts(region, tomorrow, 1).expect("parts");
+    let mut request = valid().request;
+    if let Some(application) = request.application.as_mut() {
+        application.certno = unborn.expose_unmasked().to_owned();
+    }
+    let answer = api
+        .request_transfer_out(from(&Caller::Plaintext, request))
+        .await
+        .expect("answered")
+        .into_inner();
+    let reply = answer.reply.expect("a reply");
+    assert_eq!(reply.infcode, crate::inbox::infcode::INVALID_MESSAGE);
+    assert!(
+        reply.err_msg.starts_with("application.certno: "),
+        "{}",
+        reply.err_msg
+    );
+    assert!(answer.decision.is_none());
+    assert!(
+        testing::find_document(&services, "540100202603100000001")
+            .await
+            .is_none(),
+        "nothing opened"
+    );
+}
+
 #[tokio::test]
 async fn a_call_the_platform_guard_did_not_see_is_refused() {
     let api = PlatformApi::new(testing::services(BureauRole::TransferOut));

@@ -1,0 +1,247 @@
+//! Which statutory deadlines a transfer has missed (DOMAIN.md, "The transfer", steps 3 and 4;
+//! 医保办发〔2021〕43号): the transfer-out bureau's 10 working days to issue the form and send
+//! the balance, the transfer-in bureau's 5 working days to credit it, and the whole process's
+//! 15.
+//!
+//! A deadline is missed when its day has passed and the duty it bounds is still outstanding.
+//! Where a transfer stands ([`Stage`]) says which duties are:
+//!
+//! | stage | transfer-out duty | transfer-in duty | whole process |
+//! | --- | --- | --- | --- |
+//! | `Applied`, `Accepted`, `Querying` (no form yet) | outstanding | outstanding | open |
+//! | `InTransit`, `Aborting`, `NeedsOperator` (form issued, no credit known) | done | outstanding | open |
+//! | `PayoutPending` (the balance is still to be paid to the bank) | outstanding | none owed | open |
+//! | `Credited` (credited, a confirmation awaited) | done | done | open |
+//! | any terminal stage | — | — | ended |
+//!
+//! So a transfer whose form went out on time but waits for the credit past the 15th working day
+//! is late on the transfer-in and whole-process deadlines, not on the transfer-out one; and one
+//! whose form is still missing on the 11th working day is late on the transfer-out deadline
+//! although the whole process has days left.
+
+use chrono::{Days, NaiveDate};
+
+use crate::calendar::{DeadlineError, StatutoryDeadlines, WorkingCalendar};
+use crate::transfer::Stage;
+
+/// Which duties of a transfer are still outstanding (the table in the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outstanding {
+    /// The transfer-out bureau has neither issued the form nor paid the balance out.
+    pub transfer_out: bool,
+    /// The transfer-in bureau has not credited, and a credit is owed.
+    pub transfer_in: bool,
+    /// The transfer has not ended.
+    pub whole_process: bool,
+}
+
+impl Outstanding {
+    /// The duties outstanding at `stage`.
+    pub fn at(stage: Stage) -> Outstanding {
+        let (transfer_out, transfer_in) = match stage {
+            Stage::Applied | Stage::Accepted | Stage::Querying => (true, true),
+            Stage::InTransit | Stage::Aborting | Stage::NeedsOperator => (false, true),
+            Stage::PayoutPending => (true, false),
+            Stage::Credited | Stage::AwaitingConnection => (false, false),
+            Stage::Completed
+            | Stage::Rejected
+            | Stage::Returned
+            | Stage::PaidToBank
+            | Stage::Aborted => (false, false),
+        };
+        Outstanding {
+            transfer_out,
+            transfer_in,
+            // Waiting for a region to join the platform, no deadline runs.
+            whole_process: !stage.is_terminal() && stage != Stage::AwaitingConnection,
+        }
+    }
+}
+
+/// The deadlines a transfer has missed on a day.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Overdue {
+    /// `transfer_out_due` passed with the transfer-out duty outstanding.
+    pub transfer_out: bool,
+    /// `transfer_in_due` passed with the transfer-in duty outstanding.
+    pub transfer_in: bool,
+    /// `whole_process_due` passed and the transfer has not ended.
+    pub whole_process: bool,
+}
+
+impl Overdue {
+    /// The deadlines of a transfer at `stage` that have passed on `today` with their duty still
+    /// outstanding (a deadline's own day is on time).
+    pub fn of(deadlines: &StatutoryDeadlines, stage: Stage, today: NaiveDate) -> Overdue {
+        let outstanding = Outstanding::at(stage);
+        Overdue {
+            transfer_out: outstanding.transfer_out && deadlines.transfer_out_due.is_overdue(today),
+            transfer_in: outstanding.transfer_in && deadlines.transfer_in_due.is_overdue(today),
+            whole_process: outstanding.whole_process
+                && deadlines.whole_process_due.is_overdue(today),
+        }
+    }
+
+    /// Whether any deadline is missed.
+    pub fn any(self) -> bool {
+        self.transfer_out || self.transfer_in || self.whole_process
+    }
+}
+
+/// The day `D` such that a transfer's transfer-out deadline has passed on `today` exactly when
+/// its whole-process deadline is before `D`: a store that keeps only the whole-process day can
+/// count the transfers late on the transfer-out one.
+///
+/// Why it is exact: the whole-process deadline is the transfer-out deadline plus 5 working days,
+/// and both are working days. The transfer-out deadline has passed when it is on or before `L`,
+/// the last working day before `today`; counting 5 working days on from two working days keeps
+/// their order, so that is when the whole-process deadline is on or before `L` + 5 working days,
+/// that is, before the day after it.
+///
+/// # Errors
+/// [`DeadlineError::NotFound`] if no working day is found in the year before `today`;
+/// [`DeadlineError::OutOfRange`] if a date runs past the last representable one.
+pub fn transfer_out_overdue_cutoff(
+    calendar: &WorkingCalendar,
+    today: NaiveDate,
+) -> Result<NaiveDate, DeadlineError> {
+    /// Far more than any run of days off (weekends, the longest holiday and its weekends).
+    const SEARCHED_DAYS: usize = 366;
+    let gap = StatutoryDeadlines::WHOLE_PROCESS_WORKING_DAYS
+        - StatutoryDeadlines::TRANSFER_OUT_WORKING_DAYS;
+    let out_of_range = DeadlineError::OutOfRange {
+        start: today,
+        days: gap,
+    };
+    let last_working = std::iter::successors(today.pred_opt(), |day| day.pred_opt())
+        .take(SEARCHED_DAYS)
+        .find(|day| calendar.is_working(*day))
+        .ok_or(DeadlineError::NotFound {
+            start: today,
+            days: gap,
+            searched: SEARCHED_DAYS,
+        })?;
+    calendar
+        .add_working_days(last_working, gap)?
+        .due_on
+        .checked_add_days(Days::new(1))
+        .ok_or(out_of_range)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(year: i32, month: u32, date: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(year, month, date).expect("a valid date")
+    }
+
+    fn calendar() -> WorkingCalendar {
+        WorkingCalendar::shipped().expect("the shipped calendar")
+    }
+
+    /// Applied on Monday 2 March 2026: transfer-out due Monday 16 March, transfer-in and whole
+    /// process due Monday 23 March (no holiday in between).
+    fn deadlines() -> StatutoryDeadlines {
+        StatutoryDeadlines::statutory(&calendar(), day(2026, 3, 2), None).expect("counted")
+    }
+
+    #[test]
+    fn the_transfer_out_deadline_is_overdue_while_no_form_was_issued() {
+        let deadlines = deadlines();
+        assert_eq!(deadlines.transfer_out_due.due_on, day(2026, 3, 16));
+        let on_the_day = Overdue::of(&deadlines, Stage::Accepted, day(2026, 3, 16));
+        assert!(!on_the_day.any(), "its own day is on time");
+        let after = Overdue::of(&deadlines, Stage::Accepted, day(2026, 3, 17));
+        assert_eq!(
+            after,
+            Overdue {
+                transfer_out: true,
+                transfer_in: false,
+                whole_process: false,
+            }
+        );
+        // The form went out: the transfer-out bureau did its part, however late it is now.
+        assert!(!Overdue::of(&deadlines, Stage::InTransit, day(2026, 3, 17)).any());
+        // A payout not yet made is the transfer-out bureau's duty still.
+        assert!(Overdue::of(&deadlines, Stage::PayoutPending, day(2026, 3, 17)).transfer_out);
+    }
+
+    #[test]
+    fn the_transfer_in_deadline_is_overdue_while_nothing_was_credited() {
+        let deadlines = deadlines();
+        assert_eq!(deadlines.transfer_in_due.due_on, day(2026, 3, 23));
+        let late = Overdue::of(&deadlines, Stage::InTransit, day(2026, 3, 24));
+        assert_eq!(
+            late,
+            Overdue {
+                transfer_out: false,
+                transfer_in: true,
+                whole_process: true,
+            }
+        );
+        // Credited: only the whole process is still open.
+        let credited = Overdue::of(&deadlines, Stage::Credited, day(2026, 3, 24));
+        assert_eq!(
+            credited,
+            Overdue {
+                transfer_out: false,
+                transfer_in: false,
+                whole_process: true,
+            }
+        );
+        // A form received late gives the transfer-in bureau its own 5 working days.
+        let received =
+            StatutoryDeadlines::statutory(&calendar(), day(2026, 3, 2), Some(day(2026, 3, 20)))
+                .expect("counted");
+        assert_eq!(received.transfer_in_due.due_on, day(2026, 3, 27));
+        let waiting = Overdue::of(&received, Stage::Accepted, day(2026, 3, 24));
+        assert!(!waiting.transfer_in && waiting.whole_process && waiting.transfer_out);
+    }
+
+    #[test]
+    fn an_ended_transfer_is_never_overdue() {
+        let deadlines = deadlines();
+        for stage in [
+            Stage::Completed,
+            Stage::Rejected,
+            Stage::Returned,
+            Stage::PaidToBank,
+            Stage::Aborted,
+        ] {
+            assert!(
+                !Overdue::of(&deadlines, stage, day(2026, 12, 31)).any(),
+                "{stage:?}"
+            );
+        }
+        assert!(Overdue::of(&deadlines, Stage::NeedsOperator, day(2026, 3, 24)).any());
+    }
+
+    /// The cutoff agrees with the deadlines themselves on every day of 2026 and every
+    /// application day of 2026, holidays and make-up days included.
+    #[test]
+    fn the_cutoff_counts_exactly_the_transfers_late_on_the_transfer_out_deadline() {
+        let calendar = calendar();
+        let days: Vec<NaiveDate> = day(2026, 1, 1)
+            .iter_days()
+            .take_while(|d| *d <= day(2026, 12, 31))
+            .collect();
+        let deadlines: Vec<StatutoryDeadlines> = days
+            .iter()
+            .step_by(3)
+            .map(|applied| StatutoryDeadlines::statutory(&calendar, *applied, None))
+            .collect::<Result<_, _>>()
+            .expect("counted");
+        for today in days.iter().copied() {
+            let cutoff = transfer_out_overdue_cutoff(&calendar, today).expect("a cutoff");
+            for due in &deadlines {
+                assert_eq!(
+                    due.whole_process_due.due_on < cutoff,
+                    due.transfer_out_due.is_overdue(today),
+                    "today {today}, transfer-out due {}",
+                    due.transfer_out_due.due_on
+                );
+            }
+        }
+    }
+}
