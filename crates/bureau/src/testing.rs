@@ -301,6 +301,7 @@ pub fn transfer_out_request(person: &SyntheticPerson, sequence: u32) -> Transfer
         retiree_payout: RetireePayout::NotRequested,
         // The population's people of a not-connected destination ask for the payout.
         payout_requested: person.flow == Flow::NotConnected,
+        channel: yibao_domain::application::ApplicationChannel::Online,
     }
 }
 
@@ -314,6 +315,7 @@ pub fn application_at_transfer_in(person: &SyntheticPerson) -> transfer_in::Appl
         in_region,
         bank_account: None,
         retiree_payout: RetireePayout::NotRequested,
+        channel: yibao_domain::application::ApplicationChannel::Online,
     }
 }
 

@@ -98,6 +98,8 @@ impl BureauApi {
 
     /// Opens the transfer at whichever side this bureau plays for it; the answer is the
     /// transfer as the application's own step left it.
+    // Long because the applicant is checked once and each side's opening reads top to bottom
+    // from it; splitting would pass its eight fields around twice.
     async fn open(&self, request: wire::ApplyTransferRequest) -> Result<Arc<Snapshot>, Error> {
         let Applicant {
             certno,
@@ -108,6 +110,7 @@ impl BureauApi {
             retiree_payout,
             in_scheme,
             payout_requested,
+            channel,
             key,
         } = applicant(request)?;
         let site = &self.services.site;
@@ -120,6 +123,7 @@ impl BureauApi {
                 in_region,
                 bank_account,
                 retiree_payout,
+                channel,
             };
             return self
                 .services
@@ -158,6 +162,7 @@ impl BureauApi {
                         bank_account,
                         retiree_payout,
                         payout_requested,
+                        channel,
                     };
                     match transfer_out::review_and_open(step, &application, Initiator::TransferOut)?
                     {
@@ -377,6 +382,7 @@ struct Applicant {
     retiree_payout: RetireePayout,
     in_scheme: Option<Scheme>,
     payout_requested: bool,
+    channel: yibao_domain::application::ApplicationChannel,
     key: Option<Key>,
 }
 
@@ -397,6 +403,7 @@ fn applicant(request: wire::ApplyTransferRequest) -> Result<Applicant, Error> {
         retiree_payout: RetireePayout::from(request.retiree_payout_requested),
         in_scheme: convert::scheme(request.insutype_at_transfer_in),
         payout_requested: request.payout_requested,
+        channel: convert::channel(request.channel),
         key,
     })
 }
