@@ -43,7 +43,29 @@ pub fn start() -> DateTime<Utc> {
 
 /// The site of a bureau of `role` under the shipped directory and calendar.
 pub fn site(role: BureauRole) -> Site {
-    let directory = RegionDirectory::parse(DIRECTORY).expect("the shipped directory parses");
+    site_with(role, DIRECTORY)
+}
+
+/// The shipped directory with `policy_lines` added to Hohhot's (150100) policy table.
+pub fn directory_with_hohhot_policy(policy_lines: &str) -> String {
+    let hohhot = DIRECTORY
+        .find("code = \"150100\"")
+        .expect("Hohhot is in the shipped directory");
+    let table = hohhot
+        + DIRECTORY[hohhot..]
+            .find("[region.policy]\n")
+            .expect("Hohhot has a policy table")
+        + "[region.policy]\n".len();
+    format!(
+        "{}{policy_lines}\n{}",
+        &DIRECTORY[..table],
+        &DIRECTORY[table..]
+    )
+}
+
+/// The site of a bureau of `role` under the directory `directory_text` and the shipped calendar.
+pub fn site_with(role: BureauRole, directory_text: &str) -> Site {
+    let directory = RegionDirectory::parse(directory_text).expect("the directory parses");
     let (calendar, _) = yibao_runtime::calendar::load_calendar(None, start().date_naive())
         .expect("the shipped calendar loads");
     let hosted = directory.hosted_by(role);
@@ -74,9 +96,17 @@ pub fn services(role: BureauRole) -> Arc<Services> {
 
 /// As [`services`], with its peer at `peer` (plaintext).
 pub fn services_with_peer(role: BureauRole, peer: &str) -> Arc<Services> {
+    services_on(site(role), peer)
+}
+
+/// A bureau of `role` under the directory `directory_text`, over a fresh in-memory store.
+pub fn services_with_directory(role: BureauRole, directory_text: &str) -> Arc<Services> {
+    services_on(site_with(role, directory_text), "http://127.0.0.1:9")
+}
+
+fn services_on(site: Site, peer: &str) -> Arc<Services> {
     let offset = start() - Clock::system().now();
     let clock = Clock::adjustable(offset).expect("an offset within a century");
-    let site = site(role);
     let faults = Arc::new(crate::faults::FaultRules::new(
         site.connectivity_overrides.clone(),
     ));
