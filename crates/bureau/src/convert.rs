@@ -4,7 +4,9 @@
 //! transport call these; nothing else in the crate sees a generated type.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use yibao_domain::application::{BankAccount, check_name, check_payout_account};
+use yibao_domain::application::{
+    ApplicationChannel, BankAccount, check_name, check_payout_account,
+};
 use yibao_domain::certificate;
 use yibao_domain::classify::{BalanceDisposition, FlowKind, PayoutReason, RetireePayout};
 use yibao_domain::continuity::{BackPay, Continuity};
@@ -309,6 +311,7 @@ pub fn wire_stage(stage: Stage) -> wire::TransferState {
         Stage::NeedsOperator => W::NeedsOperator,
         Stage::Querying => W::Querying,
         Stage::AwaitingConnection => W::AwaitingConnection,
+        Stage::UnderReview => W::UnderReview,
     }
 }
 
@@ -448,6 +451,7 @@ pub fn wire_application(application: TransferApplication) -> platform::TransferA
         applied_at: Some(timestamp(application.applied_at)),
         bank_account: application.bank_account.as_ref().map(wire_bank_account),
         retiree_payout_requested,
+        channel: wire_channel(application.channel) as i32,
     }
 }
 
@@ -476,7 +480,26 @@ pub fn application(
         // A request from the transfer-in bureau is for a connected destination: never a payout
         // asked for because the region is not connected.
         payout_requested: false,
+        channel: channel(wire.channel),
     })
+}
+
+/// The channel on the wire.
+pub fn wire_channel(channel: ApplicationChannel) -> wire::ApplicationChannel {
+    match channel {
+        ApplicationChannel::Online => wire::ApplicationChannel::Online,
+        ApplicationChannel::Counter => wire::ApplicationChannel::Counter,
+    }
+}
+
+/// A channel from the wire (either package's enum has the same values): counter when it says
+/// so, online otherwise (unspecified, or a value from a later version, is read as online).
+pub fn channel(value: i32) -> ApplicationChannel {
+    if value == wire::ApplicationChannel::Counter as i32 {
+        ApplicationChannel::Counter
+    } else {
+        ApplicationChannel::Online
+    }
 }
 
 /// An insurance information form on the wire (taken by value: it is built to be sent).
@@ -710,6 +733,17 @@ pub fn wire_decision(decision: &Decision) -> platform::request_transfer_out_resp
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
         }),
+        Decision::UnderReview {
+            received_at,
+            decided_on,
+            transfer_out_due_on,
+        } => W::UnderReview(platform::TransferUnderReview {
+            received_at: Some(timestamp(*received_at)),
+            decided_on: decided_on.map(|d| d.to_string()).unwrap_or_default(),
+            transfer_out_due_on: transfer_out_due_on
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+        }),
         Decision::Refused { reason, .. } => W::Rejected(wire_rejection(*reason)),
     }
 }
@@ -721,6 +755,13 @@ pub fn decision(wire: &platform::request_transfer_out_response::Decision) -> Dec
         W::Accepted(acceptance) => Decision::Accepted {
             accepted_at: time("accepted_at", acceptance.accepted_at.as_ref()).unwrap_or_default(),
             transfer_out_due_on: day("transfer_out_due_on", &acceptance.transfer_out_due_on)
+                .ok()
+                .flatten(),
+        },
+        W::UnderReview(review) => Decision::UnderReview {
+            received_at: time("received_at", review.received_at.as_ref()).unwrap_or_default(),
+            decided_on: day("decided_on", &review.decided_on).ok().flatten(),
+            transfer_out_due_on: day("transfer_out_due_on", &review.transfer_out_due_on)
                 .ok()
                 .flatten(),
         },

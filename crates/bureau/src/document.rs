@@ -8,7 +8,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use yibao_domain::application::BankAccount;
+use yibao_domain::application::{ApplicationChannel, BankAccount};
 use yibao_domain::classify::{
     BalanceDisposition, BankAccountGiven, FlowKind, RetireePayout, Settlement,
 };
@@ -51,6 +51,10 @@ pub struct TransferDocument {
     /// versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_scheme: Option<Scheme>,
+    /// How the person applied (its review may take longer at a counter); online in documents
+    /// of earlier versions, which did not keep it.
+    #[serde(default, skip_serializing_if = "is_online")]
+    pub channel: ApplicationChannel,
     /// At the transfer-in bureau, once credited: when benefits start here (DOMAIN.md,
     /// continuity); absent before, and in documents of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -92,6 +96,7 @@ impl TransferDocument {
             bank_account: None,
             retiree_payout: RetireePayout::NotRequested,
             in_scheme: None,
+            channel: ApplicationChannel::Online,
             continuity: None,
             settlement: Settlement::Asynchronous,
             applied_on,
@@ -122,4 +127,10 @@ impl fmt::Debug for TransferDocument {
             .field("amount_cents", &self.amount_cents)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether a channel is the default one, left out of the stored document (so documents of
+/// earlier versions and today's online ones read and write alike).
+fn is_online(channel: &ApplicationChannel) -> bool {
+    *channel == ApplicationChannel::Online
 }

@@ -6,7 +6,7 @@
 //! bureau-to-bureau transfers (see `proto/yibao/platform/v1/platform.proto`).
 
 use chrono::{DateTime, NaiveDate, Utc};
-use yibao_domain::application::BankAccount;
+use yibao_domain::application::{ApplicationChannel, BankAccount};
 use yibao_domain::classify::{BalanceDisposition, FlowKind, RetireePayout};
 use yibao_domain::id::ResidentId;
 use yibao_domain::money::Money;
@@ -128,6 +128,8 @@ pub struct TransferApplication {
     /// Whether the person asked for the payout because the destination is not connected
     /// (applications at the transfer-out bureau only; never over the platform).
     pub payout_requested: bool,
+    /// How the person applied (the transfer-out region's review may take longer at a counter).
+    pub channel: ApplicationChannel,
 }
 
 /// The insurance information form (参保人员基本医疗保险信息表).
@@ -212,6 +214,16 @@ pub enum Decision {
     Accepted {
         /// When.
         accepted_at: DateTime<Utc>,
+        /// The transfer-out deadline.
+        transfer_out_due_on: Option<NaiveDate>,
+    },
+    /// Received and under review until `decided_on` (the region's review takes working days):
+    /// accepted pending, the form expected once the review accepts.
+    UnderReview {
+        /// When the request was received.
+        received_at: DateTime<Utc>,
+        /// The day the review is decided.
+        decided_on: Option<NaiveDate>,
         /// The transfer-out deadline.
         transfer_out_due_on: Option<NaiveDate>,
     },

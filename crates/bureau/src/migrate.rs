@@ -115,6 +115,8 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
             RetireePayout::NotRequested
         },
         in_scheme: None,
+        // Earlier formats did not keep it; their reviews were decided at once anyway.
+        channel: yibao_domain::application::ApplicationChannel::Online,
         continuity: None,
         settlement: if old.instant {
             Settlement::Instant

@@ -10,12 +10,15 @@
 //! | in | `APPLIED`, `REQUESTED` | the transfer-out deadline (the form's) passed | `FormOverdue` → `QUERYING` |
 //! | in | `QUERYING`, `CREDITED` | the whole-process deadline passed | `DeadlinePassed` → `REJECTED` / `COMPLETED` |
 //! | out | `AWAITING_CONNECTION` | a region's connection changed (and once after start) | `Resumed` → as reviewed again |
+//! | out | `UNDER_REVIEW` | its review day came (the region's review time, by channel) | `Reviewed` → as reviewed that day |
 //!
 //! `PAYOUT_PENDING`'s timer is its payout request's own retry schedule in the outbox (the
 //! gateway is idempotent by transfer id); `NEEDS_OPERATOR` waits for a person by design.
 
 use chrono::NaiveDate;
 use yibao_domain::calendar::StatutoryDeadlines;
+use yibao_domain::transfer::TransferState;
+use yibao_domain::transfer::out_side::OutState;
 use yibao_store::TransferRow;
 
 use crate::error::Error;
@@ -92,6 +95,60 @@ pub async fn sweep_deadlines(services: &Services) {
     }
     if services.site.connectivity_overrides.take_change() {
         resume_waiting(services).await;
+    }
+    review_due(services, today).await;
+}
+
+/// The most transfers under review looked at per sweep (earliest id, so earliest received,
+/// first); the due ones among them are reviewed, each in a step of its own.
+const REVIEW_CHUNK: u32 = 1_000;
+
+/// `UNDER_REVIEW`'s timer: each transfer whose review day came is reviewed with the facts of
+/// today and proceeds or is refused.
+async fn review_due(services: &Services, today: NaiveDate) {
+    let waiting = services
+        .store
+        .read(|tx| tx.open_transfers_in_state("UNDER_REVIEW", REVIEW_CHUNK))
+        .await;
+    let rows = match waiting {
+        Ok(rows) => rows,
+        Err(error) => {
+            tracing::warn!(%error, "the sweep could not read the transfers under review");
+            return;
+        }
+    };
+    let jobs: Vec<_> = rows
+        .into_iter()
+        .filter(|row| review_day_came(row, today))
+        .map(|row| {
+            move |step: &mut Step<'_>| -> Result<bool, Error> {
+                transfer_out::review_day_came(step, &row.transfer_id)
+            }
+        })
+        .collect();
+    if jobs.is_empty() {
+        return;
+    }
+    let mut reviewed = 0;
+    for result in services.write_each(jobs).await {
+        match result {
+            Ok(true) => reviewed += 1,
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "a transfer under review could not be reviewed"),
+        }
+    }
+    if reviewed > 0 {
+        tracing::info!(reviewed, "reviews whose day came were decided");
+    }
+}
+
+/// Whether a stored transfer under review has reached its review day; a row that does not
+/// decode is left to its step, which reports it.
+fn review_day_came(row: &TransferRow, today: NaiveDate) -> bool {
+    match crate::record::decode_document(&row.document).map(|document| document.state) {
+        Ok(TransferState::Out(OutState::UnderReview { due_on })) => due_on <= today,
+        Ok(_) => false,
+        Err(_) => true,
     }
 }
 

@@ -46,9 +46,26 @@ pub fn site(role: BureauRole) -> Site {
     site_with(role, DIRECTORY)
 }
 
-/// The site of a bureau of `role` under the directory `directory` and the shipped calendar.
-pub fn site_with(role: BureauRole, directory: &str) -> Site {
-    let directory = RegionDirectory::parse(directory).expect("the test's directory parses");
+/// The shipped directory with `policy_lines` added to Hohhot's (150100) policy table.
+pub fn directory_with_hohhot_policy(policy_lines: &str) -> String {
+    let hohhot = DIRECTORY
+        .find("code = \"150100\"")
+        .expect("Hohhot is in the shipped directory");
+    let table = hohhot
+        + DIRECTORY[hohhot..]
+            .find("[region.policy]\n")
+            .expect("Hohhot has a policy table")
+        + "[region.policy]\n".len();
+    format!(
+        "{}{policy_lines}\n{}",
+        &DIRECTORY[..table],
+        &DIRECTORY[table..]
+    )
+}
+
+/// The site of a bureau of `role` under the directory `directory_text` and the shipped calendar.
+pub fn site_with(role: BureauRole, directory_text: &str) -> Site {
+    let directory = RegionDirectory::parse(directory_text).expect("the directory parses");
     let (calendar, _) = yibao_runtime::calendar::load_calendar(None, start().date_naive())
         .expect("the shipped calendar loads");
     let hosted = directory.hosted_by(role);
@@ -80,16 +97,15 @@ pub fn services(role: BureauRole) -> Arc<Services> {
 
 /// As [`services`], with its peer at `peer` (plaintext).
 pub fn services_with_peer(role: BureauRole, peer: &str) -> Arc<Services> {
-    services_of(site(role), peer)
+    services_on(site(role), peer)
 }
 
-/// As [`services`], under the region directory `directory`.
-pub fn services_with_directory(role: BureauRole, directory: &str) -> Arc<Services> {
-    services_of(site_with(role, directory), "http://127.0.0.1:9")
+/// A bureau of `role` under the directory `directory_text`, over a fresh in-memory store.
+pub fn services_with_directory(role: BureauRole, directory_text: &str) -> Arc<Services> {
+    services_on(site_with(role, directory_text), "http://127.0.0.1:9")
 }
 
-/// A bureau of `site` over a fresh in-memory store, its clock at [`start`], its peer at `peer`.
-fn services_of(site: Site, peer: &str) -> Arc<Services> {
+fn services_on(site: Site, peer: &str) -> Arc<Services> {
     let offset = start() - Clock::system().now();
     let clock = Clock::adjustable(offset).expect("an offset within a century");
     let faults = Arc::new(crate::faults::FaultRules::new(
@@ -316,6 +332,7 @@ pub fn transfer_out_request(person: &SyntheticPerson, sequence: u32) -> Transfer
         retiree_payout: RetireePayout::NotRequested,
         // The population's people of a not-connected destination ask for the payout.
         payout_requested: person.flow == Flow::NotConnected,
+        channel: yibao_domain::application::ApplicationChannel::Online,
     }
 }
 
@@ -329,6 +346,7 @@ pub fn application_at_transfer_in(person: &SyntheticPerson) -> transfer_in::Appl
         in_region,
         bank_account: None,
         retiree_payout: RetireePayout::NotRequested,
+        channel: yibao_domain::application::ApplicationChannel::Online,
     }
 }
 

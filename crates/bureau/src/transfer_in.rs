@@ -39,6 +39,9 @@ pub struct Application {
     pub bank_account: Option<BankAccount>,
     /// Whether a retiree asked for a payout.
     pub retiree_payout: RetireePayout,
+    /// How the person applied, passed on: the transfer-out region's review may take longer for
+    /// a counter application.
+    pub channel: yibao_domain::application::ApplicationChannel,
 }
 
 /// Opens a transfer applied for here and queues the request to the transfer-out bureau.
@@ -79,6 +82,7 @@ pub fn apply_here(
         trafin_admdvs: application.in_region.to_string(),
         bank_account: application.bank_account.clone(),
         retiree_payout: application.retiree_payout,
+        channel: application.channel,
         settlement,
         ..TransferDocument::opening(
             transfer_id.clone(),
@@ -130,6 +134,7 @@ fn request_transfer_out(
         bank_account: document.bank_account.clone(),
         retiree_payout: document.retiree_payout,
         payout_requested: false,
+        channel: application.channel,
     };
     let route = Route {
         sender: &document.trafin_admdvs,
@@ -277,6 +282,15 @@ pub fn request_answered(
         Decision::Accepted { .. } => (
             InEvent::RequestAccepted,
             "the transfer-out bureau accepted".to_owned(),
+        ),
+        // Accepted pending: the form comes once the review accepts, and the form's timer counts
+        // from the transfer-out deadline as after an acceptance.
+        Decision::UnderReview { decided_on, .. } => (
+            InEvent::RequestAccepted,
+            match decided_on {
+                Some(day) => format!("the transfer-out bureau reviews the request until {day}"),
+                None => "the transfer-out bureau reviews the request".to_owned(),
+            },
         ),
         Decision::Refused { reason, .. } => (
             InEvent::RequestRefused(*reason),

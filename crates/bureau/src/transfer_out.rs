@@ -2,6 +2,7 @@
 //! the store → ask the domain (`review`, `credit`) → move the machine (`out_side`) → save → perform
 //! the actions the machine returned, all inside the caller's [`Step`]. No rule is decided here.
 
+use chrono::NaiveDate;
 use yibao_domain::classify::{BankAccountGiven, Connectivity};
 use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
@@ -120,7 +121,8 @@ fn review(
     Ok((verdict, person))
 }
 
-/// Opens an accepted transfer: the machine's first transition, saved and performed.
+/// Opens an accepted transfer: the machine's first transition, saved and performed. Where the
+/// region's review takes working days, it opens under review until its review day.
 fn open(
     step: &mut Step<'_>,
     application: &TransferApplication,
@@ -129,12 +131,21 @@ fn open(
     accepted: review::Accepted,
 ) -> Result<TransferDocument, Error> {
     let certno = application.certno.expose_unmasked();
-    let amount_cents = if credit::review_moves_balance(accepted.review) {
+    let site = step.ctx.site.clone();
+    let review_day = review::review_day(
+        site.policy(application.out_region),
+        application.channel,
+        step.ctx.today(),
+        &site.calendar,
+    )
+    .map_err(|error| Error::Internal(format!("the review day: {error}")))?;
+    let opening = review::defer_to_review_day(accepted.review, review_day.map(|d| d.due_on));
+    let amount_cents = if credit::review_moves_balance(opening) {
         step.balance_of(certno)?
     } else {
         0
     };
-    let transition = out_side::open(accepted.review);
+    let transition = out_side::open(opening);
     let mut document = TransferDocument {
         certno: certno.to_owned(),
         psn_name: application.psn_name.clone(),
@@ -151,6 +162,7 @@ fn open(
         bank_account: application.bank_account.clone(),
         retiree_payout: application.retiree_payout,
         in_scheme: application.in_scheme,
+        channel: application.channel,
         settlement: accepted.plan.settlement,
         ..TransferDocument::opening(
             application.transfer_id.clone(),
@@ -160,7 +172,14 @@ fn open(
             step.ctx.now,
         )
     };
-    let detail = format!("reviewed and accepted: {}", review_detail(accepted.review));
+    let detail = match opening {
+        Review::UnderReview { due_on } => format!(
+            "received; {}{}",
+            review_detail(opening),
+            late_note(step, &document, due_on)
+        ),
+        _ => format!("reviewed and accepted: {}", review_detail(opening)),
+    };
     step.insert(
         &mut document,
         Happening {
@@ -246,30 +265,56 @@ pub fn apply(
 /// (its deadlines count from today, the balance of today moves), or is refused if the person's
 /// record no longer allows it. Returns whether anything changed.
 pub fn resume_if_connected(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
-    let Some(mut document) = step.load(transfer_id)? else {
+    let Some(document) = step.load(transfer_id)? else {
         return Ok(false);
     };
     if document.state != TransferState::Out(OutState::AwaitingConnection) {
         return Ok(false);
     }
-    let broken = |what: &str| Error::Internal(format!("stored transfer has {what}"));
-    let application = TransferApplication {
-        transfer_id: document.transfer_id.clone(),
-        certno: ResidentId::parse(&document.certno).map_err(|_| broken("a bad ID number"))?,
-        psn_name: document.psn_name.clone(),
-        in_scheme: document.in_scheme,
-        out_region: RegionCode::parse(&document.trafout_admdvs)
-            .map_err(|_| broken("a bad region"))?,
-        in_region: RegionCode::parse(&document.trafin_admdvs)
-            .map_err(|_| broken("a bad region"))?,
-        applied_at: step.ctx.now,
-        bank_account: document.bank_account.clone(),
-        retiree_payout: document.retiree_payout,
-        payout_requested: false,
-    };
-    if step.ctx.site.connectivity(application.in_region) == Connectivity::NotConnected {
+    let in_region = RegionCode::parse(&document.trafin_admdvs)
+        .map_err(|_| Error::Internal("stored transfer has a bad region".to_owned()))?;
+    if step.ctx.site.connectivity(in_region) == Connectivity::NotConnected {
         return Ok(false);
     }
+    review_again(step, document, Again::Connected)
+}
+
+/// The review day of a transfer under review came (or passed): it is reviewed with the facts
+/// of today and proceeds as reviewed (the form goes, the balance with it) or is refused. Its
+/// deadlines still count from the application. Returns whether anything changed.
+pub fn review_day_came(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let Some(document) = step.load(transfer_id)? else {
+        return Ok(false);
+    };
+    let TransferState::Out(OutState::UnderReview { due_on }) = document.state else {
+        return Ok(false);
+    };
+    if due_on > step.ctx.today() {
+        return Ok(false);
+    }
+    review_again(step, document, Again::ReviewDay)
+}
+
+/// Why a transfer that waited is reviewed again.
+#[derive(Clone, Copy)]
+enum Again {
+    /// Its destination joined the platform: it proceeds as if applied today.
+    Connected,
+    /// Its review day came.
+    ReviewDay,
+}
+
+/// Reviews a waiting transfer again with the facts of today, moves its machine by the outcome,
+/// saves it and performs the actions (a form, a debit, a payout, or nothing on a refusal).
+fn review_again(
+    step: &mut Step<'_>,
+    mut document: TransferDocument,
+    why: Again,
+) -> Result<bool, Error> {
+    let TransferState::Out(before) = document.state else {
+        return Ok(false);
+    };
+    let application = stored_application(step, &document)?;
     let (verdict, person) = review(step, &application, document.initiator)?;
     let next_review = match &verdict {
         Ok(accepted) => {
@@ -283,24 +328,65 @@ pub fn resume_if_connected(step: &mut Step<'_>, transfer_id: &str) -> Result<boo
         }
         Err(refused) => Review::Refused(refused.reason),
     };
-    let transition = out_side::apply(OutState::AwaitingConnection, OutEvent::Resumed(next_review))?;
-    document.applied_on = step.ctx.today();
+    let (event, detail) = match why {
+        Again::Connected => {
+            document.applied_on = step.ctx.today();
+            let detail = "the destination joined the national platform; reviewed again";
+            (OutEvent::Resumed(next_review), detail)
+        }
+        Again::ReviewDay => (
+            OutEvent::Reviewed(next_review),
+            "the review day came; reviewed",
+        ),
+    };
+    let transition = out_side::apply(before, event)?;
     document.state = TransferState::Out(transition.next);
-    let detail = format!(
-        "the destination joined the national platform; reviewed again: {}",
-        review_detail(next_review)
-    );
     step.update(
         &mut document,
         Happening {
-            kind: OutEvent::Resumed(next_review).name(),
-            from_state: OutState::AwaitingConnection.name(),
-            detail,
+            kind: event.name(),
+            from_state: before.name(),
+            detail: format!("{detail}: {}", review_detail(next_review)),
             attempt: 0,
         },
     )?;
     perform(step, &mut document, person.as_ref(), &transition.actions)?;
     Ok(true)
+}
+
+/// The application a stored transfer was opened from, as of today, for a second review.
+fn stored_application(
+    step: &Step<'_>,
+    document: &TransferDocument,
+) -> Result<TransferApplication, Error> {
+    let broken = |what: &str| Error::Internal(format!("stored transfer has {what}"));
+    Ok(TransferApplication {
+        transfer_id: document.transfer_id.clone(),
+        certno: ResidentId::parse(&document.certno).map_err(|_| broken("a bad ID number"))?,
+        psn_name: document.psn_name.clone(),
+        in_scheme: document.in_scheme,
+        out_region: RegionCode::parse(&document.trafout_admdvs)
+            .map_err(|_| broken("a bad region"))?,
+        in_region: RegionCode::parse(&document.trafin_admdvs)
+            .map_err(|_| broken("a bad region"))?,
+        applied_at: step.ctx.now,
+        bank_account: document.bank_account.clone(),
+        retiree_payout: document.retiree_payout,
+        payout_requested: false,
+        channel: document.channel,
+    })
+}
+
+/// A note for the history when the review day falls after the transfer-out deadline: the
+/// deadline will be missed, and the transfer is shown overdue once it has passed.
+fn late_note(step: &Step<'_>, document: &TransferDocument, review_day: NaiveDate) -> String {
+    match step.ctx.site.deadlines(document.applied_on, None) {
+        Some(deadlines) if review_day > deadlines.transfer_out_due.due_on => format!(
+            "; the review day is after the transfer-out deadline {}: overdue from then",
+            deadlines.transfer_out_due.due_on
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The transfer-in bureau answered the form.
@@ -585,6 +671,9 @@ fn review_detail(review: Review) -> &'static str {
             "waiting: the destination region is not connected to the national platform; the \
              application proceeds when it joins (the record, the years and the balance stay here \
              meanwhile)"
+        }
+        Review::UnderReview { .. } => {
+            "under review: the region's review takes working days; nothing moves until it is decided"
         }
         Review::Refused(_) => "refused",
     }

@@ -460,6 +460,7 @@ impl Ctx {
             applied_at: Some(timestamp(self.now().await)),
             bank_account: None,
             retiree_payout_requested: false,
+            channel: common::ApplicationChannel::Online as i32,
         }
     }
 
@@ -928,6 +929,9 @@ fn decision_text(answer: &platform::RequestTransferOutResponse) -> String {
         }
         Some(platform::request_transfer_out_response::Decision::Rejected(r)) => {
             format!(", rejected {}", reason_name(r.reason_code))
+        }
+        Some(platform::request_transfer_out_response::Decision::UnderReview(u)) => {
+            format!(", under review until {}", u.decided_on)
         }
         None => String::new(),
     };

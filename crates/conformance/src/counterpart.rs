@@ -683,6 +683,9 @@ fn describe(answer: &Answer) -> String {
                     reason_name(j.reason_code)
                 )
             }
+            Some(platform::request_transfer_out_response::Decision::UnderReview(u)) => {
+                format!("{}, under review until {}", reply(&r.reply), u.decided_on)
+            }
             None => reply(&r.reply),
         },
         Answer::Form(r) => match r.acknowledgement.as_ref().and_then(|a| a.outcome.as_ref()) {

@@ -21,6 +21,19 @@ pub const MAX_ACCOUNT_DIGITS: usize = 30;
 /// How many trailing digits of an account number stay visible when masked.
 const VISIBLE_ACCOUNT_DIGITS: usize = 4;
 
+/// How the person applied (DOMAIN.md, "The transfer" step 2: online or at a counter). Some
+/// regions review an online application faster than one made at a counter
+/// ([`crate::policy::ReviewTime`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplicationChannel {
+    /// Online: the national app or a bureau's website. The default where a sender did not say.
+    #[default]
+    Online,
+    /// At a bureau's counter (窗口).
+    Counter,
+}
+
 /// A rule an application broke, naming the field as the contract does.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {rule}")]

@@ -118,14 +118,16 @@ pub fn balance_on_form(disposition: BalanceDisposition, balance: Money) -> Money
 }
 
 /// Whether the transfer-out review moves money out of the personal account at all: every
-/// review except one whose form goes with no money ([`BalanceRoute::StaysPut`]) and a refusal.
+/// review except one whose form goes with no money ([`BalanceRoute::StaysPut`]), a refusal, and
+/// one not decided yet (waiting for a connection or for its review day).
 pub fn review_moves_balance(review: Review) -> bool {
     match review {
         Review::DeliverForm(BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit)
         | Review::PayToBankOnly => true,
         Review::DeliverForm(BalanceRoute::StaysPut)
         | Review::Refused(_)
-        | Review::AwaitConnection => false,
+        | Review::AwaitConnection
+        | Review::UnderReview { .. } => false,
     }
 }
 

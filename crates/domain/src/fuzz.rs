@@ -17,7 +17,7 @@ use crate::calendar::{OFFICIAL_2026, WorkingCalendar, YearCalendar};
 use crate::id::ResidentId;
 use crate::money::Money;
 use crate::month::YearMonth;
-use crate::policy::{EmployeeToResidentBalance, MinimumContribution, RegionPolicy};
+use crate::policy::{EmployeeToResidentBalance, MinimumContribution, RegionPolicy, ReviewTime};
 use crate::region::RegionCode;
 use crate::transfer::TransferId;
 
@@ -241,16 +241,18 @@ fn any_policy() -> impl Strategy<Value = RegionPolicy> {
     let flags = any::<[bool; 4]>();
     let months = (any::<u8>(), any::<u8>(), proptest::option::of(any::<u8>()));
     let minimum = (any::<u16>(), any::<u16>());
+    let review = (any::<u16>(), any::<u16>());
     let balance = prop_oneof![
         Just(EmployeeToResidentBalance::PayToBank),
         Just(EmployeeToResidentBalance::KeepUsable),
     ];
-    (flags, months, minimum, balance).prop_map(
+    (flags, months, minimum, balance, review).prop_map(
         |(
             [shared, pays_out, retiree, instant],
             (back_pay, waiting, conversion),
             (male, female),
             balance,
+            (online, counter),
         )| {
             RegionPolicy {
                 shared_provincial_account: shared,
@@ -262,6 +264,7 @@ fn any_policy() -> impl Strategy<Value = RegionPolicy> {
                 employee_to_resident_balance: balance,
                 instant_mode: instant,
                 minimum_contribution_months: MinimumContribution { male, female },
+                review_working_days: ReviewTime { online, counter },
             }
         },
     )
@@ -278,6 +281,7 @@ resident_to_employee_months_per_year = 3
 employee_to_resident_balance = "keep_usable"
 instant_mode = true
 minimum_contribution_months = { male = 180, female = 180 }
+review_working_days = { online = 3, counter = 20 }
 "#;
 
 /// Parses a policy and checks what is accepted: it passes validation and prints back to TOML

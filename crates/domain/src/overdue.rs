@@ -39,7 +39,8 @@ impl Outstanding {
     /// The duties outstanding at `stage`.
     pub fn at(stage: Stage) -> Outstanding {
         let (transfer_out, transfer_in) = match stage {
-            Stage::Applied | Stage::Accepted | Stage::Querying => (true, true),
+            // Under review at transfer-out: the form is still owed, so is the credit.
+            Stage::Applied | Stage::Accepted | Stage::Querying | Stage::UnderReview => (true, true),
             Stage::InTransit | Stage::Aborting | Stage::NeedsOperator => (false, true),
             Stage::PayoutPending => (true, false),
             Stage::Credited | Stage::AwaitingConnection => (false, false),

@@ -15,6 +15,11 @@ pub const NATIONAL_MAX_WAITING_PERIOD_MONTHS: u8 = 6;
 /// A sanity limit on a minimum-contribution requirement: 50 years. Not a national rule; it only
 /// catches configuration mistakes such as a requirement given in days instead of months.
 pub const MAX_MINIMUM_CONTRIBUTION_MONTHS: u16 = 600;
+/// A sanity limit on how long a region's review (审核) of an application may take: 250 working
+/// days, about a year. Not a national rule (the national rule is the transfer-out bureau's 10
+/// working days, which a longer review breaks and is flagged for); it only catches a review time
+/// given in calendar days or hours by mistake.
+pub const MAX_REVIEW_WORKING_DAYS: u16 = 250;
 
 /// One pooling region's transfer policy.
 ///
@@ -52,6 +57,22 @@ pub struct RegionPolicy {
     pub instant_mode: bool,
     /// Contribution months needed for lifelong benefits at retirement. Default 360 / 300.
     pub minimum_contribution_months: MinimumContribution,
+    /// How many working days the region's transfer-out review (审核) of an application takes,
+    /// by the channel the person applied through (DOMAIN.md, "Timings seen in practice": online
+    /// faster than at the counter). 0 means decided at once, in the answer to the request.
+    /// Default 0 for both.
+    pub review_working_days: ReviewTime,
+}
+
+/// How many working days a review takes, by application channel. Each at most
+/// [`MAX_REVIEW_WORKING_DAYS`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewTime {
+    /// An application made online (the national app, a website). Default 0.
+    pub online: u16,
+    /// An application made at a counter (窗口). Default 0.
+    pub counter: u16,
 }
 
 /// What happens to a personal-account balance when its owner moves to the resident scheme, which
@@ -121,13 +142,24 @@ pub enum PolicyError {
         /// The limit, [`MAX_MINIMUM_CONTRIBUTION_MONTHS`].
         max: u16,
     },
+    /// A `review_working_days` value is above [`MAX_REVIEW_WORKING_DAYS`].
+    #[error("review_working_days.{field} must be at most {max} working days, got {days}")]
+    ReviewTimeOutOfRange {
+        /// `online` or `counter`.
+        field: &'static str,
+        /// The configured value.
+        days: u16,
+        /// The limit, [`MAX_REVIEW_WORKING_DAYS`].
+        max: u16,
+    },
 }
 
 impl Default for RegionPolicy {
     /// The national defaults: no shared provincial account, transfers rather than payouts,
     /// retirees register relocation, back-pay window 3 months, waiting period 6 months, no
     /// resident-year conversion, employee→resident balance paid to the bank, asynchronous
-    /// settlement, minimum contribution 360 months for men and 300 for women.
+    /// settlement, minimum contribution 360 months for men and 300 for women, reviews decided at
+    /// once.
     fn default() -> Self {
         Self {
             shared_provincial_account: false,
@@ -139,6 +171,7 @@ impl Default for RegionPolicy {
             employee_to_resident_balance: EmployeeToResidentBalance::PayToBank,
             instant_mode: false,
             minimum_contribution_months: MinimumContribution::default(),
+            review_working_days: ReviewTime::default(),
         }
     }
 }
@@ -183,7 +216,8 @@ impl RegionPolicy {
         {
             return Err(PolicyError::ConversionOutOfRange { months });
         }
-        self.minimum_contribution_months.validate()
+        self.minimum_contribution_months.validate()?;
+        self.review_working_days.validate()
     }
 
     /// The back-pay window, clamped to the national cap so that an unvalidated policy cannot
@@ -197,6 +231,21 @@ impl RegionPolicy {
     pub fn effective_waiting_period_months(&self) -> u8 {
         self.waiting_period_months
             .min(NATIONAL_MAX_WAITING_PERIOD_MONTHS)
+    }
+}
+
+impl ReviewTime {
+    fn validate(&self) -> Result<(), PolicyError> {
+        for (field, days) in [("online", self.online), ("counter", self.counter)] {
+            if days > MAX_REVIEW_WORKING_DAYS {
+                return Err(PolicyError::ReviewTimeOutOfRange {
+                    field,
+                    days,
+                    max: MAX_REVIEW_WORKING_DAYS,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -272,6 +321,40 @@ minimum_contribution_months = { male = 180, female = 180 }
                 female: 180
             }
         );
+    }
+
+    #[test]
+    fn review_time_varies_by_region_and_channel_and_is_bounded() {
+        let policy =
+            RegionPolicy::parse_toml("review_working_days = { online = 3, counter = 15 }").unwrap();
+        assert_eq!(
+            policy.review_working_days,
+            ReviewTime {
+                online: 3,
+                counter: 15
+            }
+        );
+        let only_counter = RegionPolicy::parse_toml("review_working_days = { counter = 30 }")
+            .unwrap()
+            .review_working_days;
+        assert_eq!((only_counter.online, only_counter.counter), (0, 30));
+        assert_eq!(
+            RegionPolicy::default().review_working_days,
+            ReviewTime::default(),
+            "decided at once unless a region says otherwise"
+        );
+        assert_eq!(
+            RegionPolicy::parse_toml("review_working_days = { online = 251 }"),
+            Err(PolicyError::ReviewTimeOutOfRange {
+                field: "online",
+                days: 251,
+                max: MAX_REVIEW_WORKING_DAYS
+            })
+        );
+        assert!(matches!(
+            RegionPolicy::parse_toml("review_working_days = { post = 3 }"),
+            Err(PolicyError::Toml { .. })
+        ));
     }
 
     #[test]

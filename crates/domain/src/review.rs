@@ -26,8 +26,10 @@ use crate::transfer::out_side::{BalanceRoute, Review};
 use crate::transfer::{Initiator, RefusalReason};
 
 pub(crate) mod refused;
+pub mod timing;
 
 pub use refused::{Refused, regions_differ};
+pub use timing::{defer_to_review_day, review_day};
 
 /// What a bureau's record says about a person (resolved by the driver from its store). It holds
 /// no personal data, so its `Debug` output is safe to log.

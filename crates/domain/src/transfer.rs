@@ -146,6 +146,8 @@ pub enum Stage {
     Querying,
     /// Waiting at the transfer-out bureau until the destination joins the national platform.
     AwaitingConnection,
+    /// Transfer-out side: the region's review takes working days; decided on its review day.
+    UnderReview,
 }
 
 impl RefusalReason {
@@ -270,6 +272,7 @@ impl TransferState {
                 OutState::Aborting { .. } => Stage::Aborting,
                 OutState::NeedsOperator { .. } => Stage::NeedsOperator,
                 OutState::AwaitingConnection => Stage::AwaitingConnection,
+                OutState::UnderReview { .. } => Stage::UnderReview,
                 OutState::PayoutPending => Stage::PayoutPending,
                 OutState::Completed => Stage::Completed,
                 OutState::Rejected(_) => Stage::Rejected,
@@ -314,7 +317,7 @@ impl From<InState> for TransferState {
 
 impl Stage {
     /// Every stage, for exhaustive tests and tables.
-    pub const ALL: [Stage; 14] = [
+    pub const ALL: [Stage; 15] = [
         Self::Applied,
         Self::Accepted,
         Self::InTransit,
@@ -329,6 +332,7 @@ impl Stage {
         Self::NeedsOperator,
         Self::Querying,
         Self::AwaitingConnection,
+        Self::UnderReview,
     ];
 
     /// Whether a transfer at this stage has ended.
@@ -340,7 +344,7 @@ impl Stage {
     }
 
     /// Every stored machine-state name of either machine.
-    pub const STATE_NAMES: [&'static str; 14] = [
+    pub const STATE_NAMES: [&'static str; 15] = [
         "APPLIED",
         "REQUESTED",
         "QUERYING",
@@ -355,6 +359,7 @@ impl Stage {
         "ABORTED",
         "NEEDS_OPERATOR",
         "AWAITING_CONNECTION",
+        "UNDER_REVIEW",
     ];
 
     /// The stored machine-state names shown as this stage.
@@ -382,6 +387,7 @@ impl Stage {
             "NEEDS_OPERATOR" => Self::NeedsOperator,
             "QUERYING" => Self::Querying,
             "AWAITING_CONNECTION" => Self::AwaitingConnection,
+            "UNDER_REVIEW" => Self::UnderReview,
             _ => return None,
         })
     }
@@ -552,6 +558,10 @@ mod tests {
             }
             .into(),
             OutState::AwaitingConnection.into(),
+            OutState::UnderReview {
+                due_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 16).expect("a day"),
+            }
+            .into(),
             OutState::PayoutPending.into(),
             OutState::Completed.into(),
             OutState::Rejected(RefusalReason::Arrears).into(),

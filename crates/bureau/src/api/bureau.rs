@@ -99,6 +99,8 @@ impl BureauApi {
 
     /// Opens the transfer at whichever side this bureau plays for it; the answer is the
     /// transfer as the application's own step left it.
+    // Long because the applicant is checked once and each side's opening reads top to bottom
+    // from it; splitting would pass its eight fields around twice.
     async fn open(&self, request: wire::ApplyTransferRequest) -> Result<Arc<Snapshot>, Error> {
         let Applicant {
             certno,
@@ -109,6 +111,7 @@ impl BureauApi {
             retiree_payout,
             in_scheme,
             payout_requested,
+            channel,
             key,
         } = applicant(request, self.services.clock.today())?;
         let site = &self.services.site;
@@ -121,6 +124,7 @@ impl BureauApi {
                 in_region,
                 bank_account,
                 retiree_payout,
+                channel,
             };
             return self
                 .services
@@ -159,6 +163,7 @@ impl BureauApi {
                         bank_account,
                         retiree_payout,
                         payout_requested,
+                        channel,
                     };
                     match transfer_out::review_and_open(step, &application, Initiator::TransferOut)?
                     {
@@ -384,6 +389,7 @@ struct Applicant {
     retiree_payout: RetireePayout,
     in_scheme: Option<Scheme>,
     payout_requested: bool,
+    channel: yibao_domain::application::ApplicationChannel,
     key: Option<Key>,
 }
 
@@ -405,6 +411,7 @@ fn applicant(request: wire::ApplyTransferRequest, today: NaiveDate) -> Result<Ap
         retiree_payout: RetireePayout::from(request.retiree_payout_requested),
         in_scheme: convert::scheme(request.insutype_at_transfer_in),
         payout_requested: request.payout_requested,
+        channel: convert::channel(request.channel),
         key,
     })
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use prost::Message;
 use tonic::{Request, Response, Status};
-use yibao_domain::transfer::Initiator;
+use yibao_domain::transfer::out_side::OutState;
+use yibao_domain::transfer::{Initiator, TransferState};
 use yibao_proto::platform::v1 as platform;
 use yibao_proto::platform::v1::transfer_in_platform_service_server::TransferInPlatformService;
 use yibao_proto::platform::v1::transfer_out_platform_service_server::TransferOutPlatformService;
@@ -644,14 +645,26 @@ impl PlatformMessage for platform::RequestTransferOutRequest {
     ) -> Result<Self::Answer, Error> {
         let decision =
             match transfer_out::review_and_open(step, &application, Initiator::TransferIn)? {
-                Opened::Accepted(document) => Decision::Accepted {
-                    accepted_at: document.created_at,
-                    transfer_out_due_on: step
+                Opened::Accepted(document) => {
+                    let transfer_out_due_on = step
                         .ctx
                         .site
                         .deadlines(document.applied_on, None)
-                        .map(|d| d.transfer_out_due.due_on),
-                },
+                        .map(|d| d.transfer_out_due.due_on);
+                    match document.state {
+                        TransferState::Out(OutState::UnderReview { due_on }) => {
+                            Decision::UnderReview {
+                                received_at: document.created_at,
+                                decided_on: Some(due_on),
+                                transfer_out_due_on,
+                            }
+                        }
+                        _ => Decision::Accepted {
+                            accepted_at: document.created_at,
+                            transfer_out_due_on,
+                        },
+                    }
+                }
                 Opened::Refused(refused) => Decision::Refused {
                     reason: refused.reason,
                     open_transfer: refused.open_transfer,

@@ -755,3 +755,41 @@ async fn the_resident_scheme_has_no_personal_account_a_balance_for_one_is_refuse
         FormOutcome::Credited(_)
     ));
 }
+
+#[tokio::test]
+async fn under_review_at_transfer_out_is_accepted_pending_here_and_a_refusal_on_the_review_day_is_learnt_by_the_query()
+ {
+    let (services, person) = bureau_with(Flow::CrossProvince).await;
+    let id = applied(&services, &person).await;
+    let decision = Decision::UnderReview {
+        received_at: testing::start(),
+        decided_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 5),
+        transfer_out_due_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 16),
+    };
+    let answered = id.clone();
+    step(&services, move |step| {
+        transfer_in::request_answered(step, &answered, &decision, 1)
+    })
+    .await
+    .expect("the decision applies");
+    assert_eq!(
+        in_state(&services, &id).await,
+        InState::Requested,
+        "accepted pending"
+    );
+    let events = testing::events(&services, &id).await;
+    assert!(
+        events[1].detail.contains("until 2026-03-05"),
+        "{}",
+        events[1].detail
+    );
+    // No new form is expected before the transfer-out deadline: nothing moves until it passes.
+    days_later(&services, 14).await;
+    assert_eq!(in_state(&services, &id).await, InState::Requested);
+    days_later(&services, 1).await;
+    assert_eq!(in_state(&services, &id).await, InState::Querying);
+    // The review refused on its day: the query's answer ends the transfer here.
+    let refused = RefusalReason::NotStoppedAtTransferOut;
+    query_answered(&services, &id, TransferOutView::Refused(refused)).await;
+    assert_eq!(in_state(&services, &id).await, InState::Rejected(refused));
+}

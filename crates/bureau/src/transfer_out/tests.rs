@@ -815,3 +815,107 @@ async fn an_operator_told_the_form_was_credited_completes_the_transfer() {
     );
     testing::assert_money_conserved(&services, opening).await;
 }
+
+/// A transfer-out bureau whose Hohhot reviews take 3 working days online and 20 at a counter,
+/// knowing one cross-province leaver; their opening balance in cents.
+async fn reviewing_bureau() -> (Arc<Services>, SyntheticPerson, i64) {
+    let directory =
+        testing::directory_with_hohhot_policy("review_working_days = { online = 3, counter = 20 }");
+    let services = testing::services_with_directory(BureauRole::TransferOut, &directory);
+    let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+    let opening = i64::try_from(person.balance.cents()).expect("a small balance");
+    (services, person, opening)
+}
+
+#[tokio::test]
+async fn under_review_nothing_moves_before_the_review_day_then_the_form_goes_with_the_balance() {
+    let (services, person, opening) = reviewing_bureau().await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    // Received Mon 2026-03-02 online: 3 working days, decided Thu 03-05.
+    let due_on = chrono::NaiveDate::from_ymd_opt(2026, 3, 5).expect("a day");
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::UnderReview { due_on }
+    );
+    assert!(
+        testing::queued_for(&services, &id).await.is_empty(),
+        "no form yet"
+    );
+    assert_eq!(
+        testing::transit(&services).await,
+        0,
+        "nothing left the account"
+    );
+    let certno = person.certno.expose_unmasked().to_owned();
+    assert_eq!(testing::person_balance(&services, &certno).await, opening);
+
+    days_later(&services, 2).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::UnderReview { due_on },
+        "the day before the review day changes nothing"
+    );
+    days_later(&services, 1).await;
+    assert!(matches!(
+        state_of(&services, &id).await,
+        OutState::InTransit {
+            balance: BalanceRoute::MovesWithForm
+        }
+    ));
+    let queued = testing::queued_for(&services, &id).await;
+    let kinds: Vec<&str> = queued.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![Kind::DeliverForm.as_str()],
+        "the form goes on the review day"
+    );
+    assert_eq!(
+        testing::transit(&services).await,
+        opening,
+        "the balance goes with the form"
+    );
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn under_review_the_review_day_decides_on_that_days_facts_a_refusal_moves_nothing() {
+    let (services, person, opening) = reviewing_bureau().await;
+    let mut application = testing::transfer_out_request(&person, 1);
+    application.channel = yibao_domain::application::ApplicationChannel::Counter;
+    let id = opened(&services, application).await;
+    // At a counter: 20 working days from Mon 2026-03-02, past the transfer-out deadline (03-16).
+    let due_on = chrono::NaiveDate::from_ymd_opt(2026, 3, 30).expect("a day");
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::UnderReview { due_on }
+    );
+    let events = testing::events(&services, &id).await;
+    assert!(
+        events[0]
+            .detail
+            .contains("after the transfer-out deadline 2026-03-16"),
+        "{}",
+        events[0].detail
+    );
+    // Meanwhile the person resumes contributing here.
+    let certno = person.certno.expose_unmasked().to_owned();
+    let mut row = testing::person_row(&services, &certno).await;
+    row.psn_insu_stas = EnrolmentState::Normal.code();
+    step(&services, move |step| {
+        step.tx.update_person(&row).map_err(Error::from)
+    })
+    .await
+    .expect("the person is updated");
+    days_later(&services, 28).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::Rejected(RefusalReason::NotStoppedAtTransferOut)
+    );
+    assert!(
+        testing::queued_for(&services, &id).await.is_empty(),
+        "no form"
+    );
+    assert_eq!(testing::transit(&services).await, 0);
+    assert_eq!(testing::person_balance(&services, &certno).await, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}

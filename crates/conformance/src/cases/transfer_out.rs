@@ -124,6 +124,7 @@ fn text(answer: &platform::RequestTransferOutResponse) -> String {
     let decision = match &answer.decision {
         Some(Decision::Accepted(a)) => format!(", accepted, due {}", a.transfer_out_due_on),
         Some(Decision::Rejected(r)) => format!(", rejected {}", reason_name(r.reason_code)),
+        Some(Decision::UnderReview(u)) => format!(", under review until {}", u.decided_on),
         None => String::new(),
     };
     format!("{}{decision}", reply_text(answer.reply.as_ref()))

@@ -177,7 +177,8 @@ impl TransferOutView {
             | Stage::Aborting
             | Stage::NeedsOperator
             | Stage::Querying
-            | Stage::AwaitingConnection => Self::Open,
+            | Stage::AwaitingConnection
+            | Stage::UnderReview => Self::Open,
         }
     }
 }

@@ -9,9 +9,16 @@
 //!       │                                           │ └──IN did not──▶ Returned | PayoutPending
 //!       │                                           └──abort overdue──▶ NeedsOperator
 //!       │                            (an answer, or an operator's resolution: as from Aborting)
-//!       └─ pay to bank only ──▶ PayoutPending ──bank paid──▶ PaidToBank
-//!                                (pay requested)           (transit → bank posted)
+//!       ├─ pay to bank only ──▶ PayoutPending ──bank paid──▶ PaidToBank
+//!       │                        (pay requested)           (transit → bank posted)
+//!       └─ review takes time ──▶ UnderReview ──review day: reviewed again──▶ as opened then
+//!                                (nothing moves)             (form | payout | wait | Rejected)
 //! ```
+//!
+//! A region whose review takes working days (`review::timing`) opens an application it would
+//! accept in `UnderReview`, with the day its review is decided; on that day it is reviewed
+//! again with the facts of the day ([`OutEvent::Reviewed`]) and proceeds as if opened then. No
+//! money moves and no form goes before that.
 //!
 //! Every money movement is an action: the driver posts journal entries only when an action says
 //! so. Entering `PayoutPending` *requests* the payout from the bank gateway
@@ -28,6 +35,7 @@
 //! proof. An abort that stays unanswered past its bound ([`OutEvent::AbortOverdue`]) parks the
 //! transfer in `NeedsOperator`, its balance still in transit.
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{IllegalEvent, RefusalReason, Transition};
@@ -61,6 +69,12 @@ pub enum OutState {
     /// they are, until the region joins the platform (then the transfer proceeds as if applied
     /// that day).
     AwaitingConnection,
+    /// The region's review takes time: the application waits, nothing moved, until the review
+    /// is decided on `due_on` (then it proceeds as reviewed that day, or is refused).
+    UnderReview {
+        /// The day the review is decided.
+        due_on: NaiveDate,
+    },
     /// The balance is being paid to the person's bank account through the bank gateway.
     PayoutPending,
     /// Terminal: the transfer-in bureau credited, and any balance was settled to it.
@@ -109,6 +123,12 @@ pub enum Review {
     /// The destination is not connected and the person did not ask for the payout: wait until
     /// it joins the platform; nothing moves meanwhile.
     AwaitConnection,
+    /// Not decided yet: the region's review takes time and is decided on `due_on`; nothing
+    /// moves meanwhile.
+    UnderReview {
+        /// The day the review is decided.
+        due_on: NaiveDate,
+    },
     /// Refused, for this reason; nothing moves.
     Refused(RefusalReason),
 }
@@ -143,6 +163,9 @@ pub enum OutEvent {
     /// A waiting application was reviewed again once its destination joined the platform, with
     /// this outcome.
     Resumed(Review),
+    /// The review day of a transfer under review came: it was reviewed with the facts of that
+    /// day, with this outcome.
+    Reviewed(Review),
 }
 
 /// What the driver does after persisting a transition, in order.
@@ -183,6 +206,7 @@ impl OutState {
             Self::Aborting { .. } => "ABORTING",
             Self::NeedsOperator { .. } => "NEEDS_OPERATOR",
             Self::AwaitingConnection => "AWAITING_CONNECTION",
+            Self::UnderReview { .. } => "UNDER_REVIEW",
             Self::PayoutPending => "PAYOUT_PENDING",
             Self::Completed => "COMPLETED",
             Self::Rejected(_) => "REJECTED",
@@ -204,6 +228,7 @@ impl OutEvent {
             Self::AbortOverdue => "ABORT_OVERDUE",
             Self::OperatorResolved(_) => "OPERATOR_RESOLVED",
             Self::Resumed(_) => "RESUMED",
+            Self::Reviewed(_) => "REVIEWED",
         }
     }
 }
@@ -214,6 +239,7 @@ pub fn open(review: Review) -> Transition<OutState, OutAction> {
     match review {
         Review::Refused(reason) => Transition::to(OutState::Rejected(reason), vec![]),
         Review::AwaitConnection => Transition::to(OutState::AwaitingConnection, vec![]),
+        Review::UnderReview { due_on } => Transition::to(OutState::UnderReview { due_on }, vec![]),
         Review::PayToBankOnly => Transition::to(
             OutState::PayoutPending,
             vec![DebitAccountToTransit, PayTransitToBank],
@@ -285,6 +311,9 @@ pub fn apply(
         | (OutState::NeedsOperator { .. }, OutEvent::AbortOverdue) => Ok(Transition::stay(state)),
         // Reviewed again: it proceeds as if opened today (or, still not connected, waits on).
         (OutState::AwaitingConnection, OutEvent::Resumed(review)) => Ok(open(review)),
+        // The review day came: it opens as reviewed that day (a review that is still not
+        // decided, a later day; a repeated review day, before any form, the same).
+        (OutState::UnderReview { .. }, OutEvent::Reviewed(review)) => Ok(open(review)),
         (OutState::PayoutPending, OutEvent::BankPaid) => Ok(Transition::to(
             OutState::PaidToBank,
             vec![PostTransitToBank],
@@ -357,6 +386,9 @@ mod tests {
             any_route().prop_map(Review::DeliverForm),
             Just(Review::PayToBankOnly),
             any_reason().prop_map(Review::Refused),
+            Just(Review::UnderReview {
+                due_on: NaiveDate::from_ymd_opt(2026, 3, 16).expect("a day")
+            }),
         ]
     }
 
@@ -371,6 +403,8 @@ mod tests {
             Just(OutEvent::AbortOverdue),
             Just(OutEvent::OperatorResolved(InCredit::Credited)),
             Just(OutEvent::OperatorResolved(InCredit::NotCredited)),
+            any_review().prop_map(OutEvent::Reviewed),
+            any_review().prop_map(OutEvent::Resumed),
         ]
     }
 
@@ -423,6 +457,66 @@ mod tests {
             vec![OutAction::DebitAccountToTransit, OutAction::SendForm]
         );
         assert!(apply(OutState::AwaitingConnection, OutEvent::FormCredited).is_err());
+    }
+
+    #[test]
+    fn under_review_nothing_moves_until_the_review_day_decides() {
+        let due_on = NaiveDate::from_ymd_opt(2026, 3, 16).expect("a day");
+        let waiting = open(Review::UnderReview { due_on });
+        assert_eq!(waiting.next, OutState::UnderReview { due_on });
+        assert!(waiting.actions.is_empty(), "no debit, no form");
+        assert!(!waiting.next.is_terminal());
+        let accepted = apply(
+            waiting.next,
+            OutEvent::Reviewed(Review::DeliverForm(BalanceRoute::MovesWithForm)),
+        )
+        .expect("legal");
+        assert_eq!(
+            accepted.actions,
+            vec![OutAction::DebitAccountToTransit, OutAction::SendForm],
+            "the balance leaves the account only when the form goes"
+        );
+        let refused = apply(
+            waiting.next,
+            OutEvent::Reviewed(Review::Refused(RefusalReason::Arrears)),
+        )
+        .expect("legal");
+        assert_eq!(refused.next, OutState::Rejected(RefusalReason::Arrears));
+        assert!(refused.actions.is_empty());
+    }
+
+    #[test]
+    fn under_review_answers_credits_aborts_and_payouts_are_out_of_place() {
+        let waiting = OutState::UnderReview {
+            due_on: NaiveDate::from_ymd_opt(2026, 3, 16).expect("a day"),
+        };
+        for event in [
+            OutEvent::FormCredited,
+            OutEvent::FormRefused(RefusalReason::Aborted),
+            OutEvent::DeadlinePassed(AbortFallback::ReturnToAccount),
+            OutEvent::AbortAnswered(InCredit::NotCredited),
+            OutEvent::BankPaid,
+            OutEvent::AbortOverdue,
+            OutEvent::OperatorResolved(InCredit::Credited),
+            OutEvent::Resumed(Review::PayToBankOnly),
+        ] {
+            let error = apply(waiting, event).expect_err("out of place");
+            assert_eq!(error.state, "UNDER_REVIEW");
+        }
+        assert!(
+            apply(
+                OutState::AwaitingConnection,
+                OutEvent::Reviewed(Review::PayToBankOnly)
+            )
+            .is_err()
+        );
+        let done = apply(
+            OutState::Completed,
+            OutEvent::Reviewed(Review::PayToBankOnly),
+        )
+        .expect("terminal states absorb");
+        assert_eq!(done.next, OutState::Completed);
+        assert!(done.actions.is_empty());
     }
 
     #[test]
@@ -621,6 +715,9 @@ mod tests {
             OutState::NeedsOperator {
                 balance: BalanceRoute::ToBankAfterCredit,
                 fallback: AbortFallback::ReturnToAccount,
+            },
+            OutState::UnderReview {
+                due_on: NaiveDate::from_ymd_opt(2026, 3, 16).expect("a day"),
             },
             OutState::PayoutPending,
             OutState::Completed,

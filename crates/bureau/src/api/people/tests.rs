@@ -237,6 +237,7 @@ async fn review(services: &Arc<Services>, sequence: u32) -> Opened {
         bank_account: None,
         retiree_payout: RetireePayout::NotRequested,
         payout_requested: false,
+        channel: yibao_domain::application::ApplicationChannel::Online,
     };
     testing::step(services, move |step| {
         transfer_out::review_and_open(step, &application, Initiator::TransferIn)
