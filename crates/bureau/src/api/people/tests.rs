@@ -393,7 +393,7 @@ async fn an_enrolment_names_the_person_as_the_record_does() {
             .metadata()
             .get("yibao-refusal-reason")
             .and_then(|v| v.to_str().ok()),
-        Some("UNKNOWN_PERSON")
+        Some("REFUSAL_REASON_UNKNOWN_PERSON")
     );
     enrol.psn_name = NAME.to_owned();
     let enrolled = api
