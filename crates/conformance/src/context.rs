@@ -484,6 +484,24 @@ impl Ctx {
         });
     }
 
+    /// Awaits a call to the target and logs what came of it (`text` words an answer).
+    async fn logged<R>(
+        &self,
+        rpc: &'static str,
+        envelope: Option<&platform::Envelope>,
+        transfer_id: &str,
+        call: impl std::future::Future<Output = Result<tonic::Response<R>, Status>>,
+        text: impl FnOnce(&R) -> String,
+    ) -> Result<R, Status> {
+        let answer = call.await.map(tonic::Response::into_inner);
+        let outcome = match &answer {
+            Ok(r) => text(r),
+            Err(status) => status_text(status),
+        };
+        self.keep(rpc, envelope, transfer_id, outcome);
+        answer
+    }
+
     fn to_in(&self) -> TransferInPlatformServiceClient<Channel> {
         TransferInPlatformServiceClient::new(self.target.platform.clone())
     }
@@ -506,21 +524,16 @@ impl Ctx {
             .as_ref()
             .map(|f| f.transfer_id.clone())
             .unwrap_or_default();
-        let answer = self
-            .to_in()
-            .deliver_insurance_record(timed(request))
-            .await
-            .map(tonic::Response::into_inner);
-        self.keep(
+        let mut client = self.to_in();
+        let call = client.deliver_insurance_record(timed(request));
+        self.logged(
             "DeliverInsuranceRecord",
             envelope.as_ref(),
             &id,
-            match &answer {
-                Ok(r) => form_answer_text(r),
-                Err(status) => status_text(status),
-            },
-        );
-        answer
+            call,
+            form_answer_text,
+        )
+        .await
     }
 
     /// Sends AbortTransfer.
@@ -533,29 +546,20 @@ impl Ctx {
     ) -> Result<platform::AbortTransferResponse, Status> {
         let envelope = request.envelope.clone();
         let id = request.transfer_id.clone();
-        let answer = self
-            .to_in()
-            .abort_transfer(timed(request))
-            .await
-            .map(tonic::Response::into_inner);
-        self.keep(
-            "AbortTransfer",
-            envelope.as_ref(),
-            &id,
-            match &answer {
-                Ok(r) => format!(
-                    "{}, credited = {}{}",
-                    reply_text(r.reply.as_ref()),
-                    r.credited,
-                    r.credit
-                        .as_ref()
-                        .map(|c| format!(", amount {}", c.credited_amount))
-                        .unwrap_or_default()
-                ),
-                Err(status) => status_text(status),
-            },
-        );
-        answer
+        let mut client = self.to_in();
+        let call = client.abort_transfer(timed(request));
+        self.logged("AbortTransfer", envelope.as_ref(), &id, call, |r| {
+            format!(
+                "{}, credited = {}{}",
+                reply_text(r.reply.as_ref()),
+                r.credited,
+                r.credit
+                    .as_ref()
+                    .map(|c| format!(", amount {}", c.credited_amount))
+                    .unwrap_or_default()
+            )
+        })
+        .await
     }
 
     /// Sends a batch of transfer-in messages.
@@ -637,21 +641,12 @@ impl Ctx {
             envelope: Some(envelope.clone()),
             transfer_id: transfer_id.to_owned(),
         };
-        let answer = self
-            .to_in()
-            .query_transfer_in(timed(request))
-            .await
-            .map(tonic::Response::into_inner);
-        self.keep(
-            "QueryTransferIn",
-            Some(&envelope),
-            transfer_id,
-            match &answer {
-                Ok(r) => query_text(r.reply.as_ref(), r.transfer.as_ref()),
-                Err(status) => status_text(status),
-            },
-        );
-        answer
+        let mut client = self.to_in();
+        let call = client.query_transfer_in(timed(request));
+        self.logged("QueryTransferIn", Some(&envelope), transfer_id, call, |r| {
+            query_text(r.reply.as_ref(), r.transfer.as_ref())
+        })
+        .await
     }
 
     /// Sends RequestTransferOut.
@@ -668,21 +663,12 @@ impl Ctx {
             .as_ref()
             .map(|a| a.transfer_id.clone())
             .unwrap_or_default();
-        let answer = self
-            .to_out()
-            .request_transfer_out(timed(request))
-            .await
-            .map(tonic::Response::into_inner);
-        self.keep(
-            "RequestTransferOut",
-            envelope.as_ref(),
-            &id,
-            match &answer {
-                Ok(r) => decision_text(r),
-                Err(status) => status_text(status),
-            },
-        );
-        answer
+        let mut client = self.to_out();
+        let call = client.request_transfer_out(timed(request));
+        self.logged("RequestTransferOut", envelope.as_ref(), &id, call, |r| {
+            decision_text(r)
+        })
+        .await
     }
 
     /// Sends a batch of transfer requests.
@@ -745,21 +731,16 @@ impl Ctx {
             envelope: Some(envelope.clone()),
             transfer_id: transfer_id.to_owned(),
         };
-        let answer = self
-            .to_out()
-            .query_transfer_out(timed(request))
-            .await
-            .map(tonic::Response::into_inner);
-        self.keep(
+        let mut client = self.to_out();
+        let call = client.query_transfer_out(timed(request));
+        self.logged(
             "QueryTransferOut",
             Some(&envelope),
             transfer_id,
-            match &answer {
-                Ok(r) => query_text(r.reply.as_ref(), r.transfer.as_ref()),
-                Err(status) => status_text(status),
-            },
-        );
-        answer
+            call,
+            |r| query_text(r.reply.as_ref(), r.transfer.as_ref()),
+        )
+        .await
     }
 
     /// The target's state of a transfer, asked over the platform (QueryTransferIn or
