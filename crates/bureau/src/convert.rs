@@ -312,6 +312,7 @@ pub fn wire_stage(stage: Stage) -> wire::TransferState {
         Stage::Querying => W::Querying,
         Stage::AwaitingConnection => W::AwaitingConnection,
         Stage::UnderReview => W::UnderReview,
+        Stage::AwaitingFunds => W::AwaitingFunds,
     }
 }
 

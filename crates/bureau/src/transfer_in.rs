@@ -102,16 +102,12 @@ pub fn apply_here(
         },
     )?;
     for action in actions {
-        match action {
-            InAction::SendTransferOutRequest => {
-                request_transfer_out(step, &document, application, in_scheme)?;
-            }
-            InAction::CreditForm | InAction::QueryTransferOut | InAction::WithdrawRequest => {
-                return Err(Error::Internal(
-                    "an application asked for more than its request".to_owned(),
-                ));
-            }
+        if action != InAction::SendTransferOutRequest {
+            return Err(Error::Internal(
+                "an application asked for more than its request".to_owned(),
+            ));
         }
+        request_transfer_out(step, &document, application, in_scheme)?;
     }
     Ok(document)
 }
@@ -186,7 +182,11 @@ pub fn apply(
                 queue::withdraw(step, transfer_id, Kind::RequestTransferOut)?;
                 queue::withdraw(step, transfer_id, Kind::QueryTransferOut)?;
             }
-            InAction::CreditForm | InAction::SendTransferOutRequest => {
+            InAction::CreditForm
+            | InAction::CreditYears
+            | InAction::CreditBalance
+            | InAction::HoldRemittance
+            | InAction::SendTransferOutRequest => {
                 return Err(Error::Internal(format!(
                     "event {} asked for an action only a form or an application may ask for",
                     event.name()
@@ -353,7 +353,10 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         for action in &transition.actions {
             match action {
                 InAction::CreditForm => credit_form(step, &document, &brought_in)?,
-                InAction::SendTransferOutRequest
+                InAction::CreditYears
+                | InAction::CreditBalance
+                | InAction::HoldRemittance
+                | InAction::SendTransferOutRequest
                 | InAction::QueryTransferOut
                 | InAction::WithdrawRequest => {
                     return Err(Error::Internal(

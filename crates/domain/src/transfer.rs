@@ -148,6 +148,9 @@ pub enum Stage {
     AwaitingConnection,
     /// Transfer-out side: the region's review takes working days; decided on its review day.
     UnderReview,
+    /// Transfer-in side: the years are credited; the balance waits for its remittance between
+    /// the fund accounts (划转).
+    AwaitingFunds,
 }
 
 impl RefusalReason {
@@ -284,6 +287,9 @@ impl TransferState {
                 InState::Requested => Stage::Accepted,
                 InState::Querying => Stage::Querying,
                 InState::Credited => Stage::Credited,
+                InState::AwaitingFunds => Stage::AwaitingFunds,
+                // The remittance did not match or did not come: an operator decides.
+                InState::FundsHeld(_) => Stage::NeedsOperator,
                 InState::Completed => Stage::Completed,
                 InState::Rejected(_) => Stage::Rejected,
                 InState::Aborted => Stage::Aborted,
@@ -317,7 +323,7 @@ impl From<InState> for TransferState {
 
 impl Stage {
     /// Every stage, for exhaustive tests and tables.
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 16] = [
         Self::Applied,
         Self::Accepted,
         Self::InTransit,
@@ -333,6 +339,7 @@ impl Stage {
         Self::Querying,
         Self::AwaitingConnection,
         Self::UnderReview,
+        Self::AwaitingFunds,
     ];
 
     /// Whether a transfer at this stage has ended.
@@ -344,7 +351,7 @@ impl Stage {
     }
 
     /// Every stored machine-state name of either machine.
-    pub const STATE_NAMES: [&'static str; 15] = [
+    pub const STATE_NAMES: [&'static str; 17] = [
         "APPLIED",
         "REQUESTED",
         "QUERYING",
@@ -360,6 +367,8 @@ impl Stage {
         "NEEDS_OPERATOR",
         "AWAITING_CONNECTION",
         "UNDER_REVIEW",
+        "AWAITING_FUNDS",
+        "FUNDS_HELD",
     ];
 
     /// The stored machine-state names shown as this stage.
@@ -388,6 +397,8 @@ impl Stage {
             "QUERYING" => Self::Querying,
             "AWAITING_CONNECTION" => Self::AwaitingConnection,
             "UNDER_REVIEW" => Self::UnderReview,
+            "AWAITING_FUNDS" => Self::AwaitingFunds,
+            "FUNDS_HELD" => Self::NeedsOperator,
             _ => return None,
         })
     }
@@ -574,6 +585,9 @@ mod tests {
                 InState::Requested,
                 InState::Querying,
                 InState::Credited,
+                InState::AwaitingFunds,
+                InState::FundsHeld(in_side::FundsProblem::Short),
+                InState::FundsHeld(in_side::FundsProblem::Overdue),
                 InState::Completed,
                 InState::Rejected(RefusalReason::NotEnrolledAtTransferIn),
                 InState::Aborted,
