@@ -472,6 +472,15 @@ async fn deliver(peer: &PlatformApi, message: &OutboxMessage) -> Outcome {
                 }),
             Err(_) => Outcome::Park("undecodable".to_owned()),
         },
+        Some(Kind::RemitBalance) => match platform::RemitBalanceRequest::decode(payload) {
+            Ok(wire) => peer
+                .remit_balance(request(wire))
+                .await
+                .map_or_else(status, |answer| {
+                    transport::remittance_answered(answer.into_inner())
+                }),
+            Err(_) => Outcome::Park("undecodable".to_owned()),
+        },
         Some(Kind::BankPayout) => Outcome::Answered(Answer::BankPaid),
         _ => Outcome::Park(format!("the simulation does not deliver {}", message.kind)),
     }

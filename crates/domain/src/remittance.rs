@@ -5,6 +5,7 @@
 //! later, on the working calendar. The transfer-in bureau credits the years when it accepts the
 //! form, and the balance only when the remittance arrives and matches the form's balance to the
 //! cent (核对无误后计入). A remittance that does not arrive by [`remittance_deadline`] is overdue.
+//! Whether a balance goes apart at all is the review's (`review::remittance_route`).
 //!
 //! Nothing here reads a clock: the days are computed from the day the form went or arrived.
 

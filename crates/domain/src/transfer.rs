@@ -276,6 +276,8 @@ impl TransferState {
                 OutState::NeedsOperator { .. } => Stage::NeedsOperator,
                 OutState::AwaitingConnection => Stage::AwaitingConnection,
                 OutState::UnderReview { .. } => Stage::UnderReview,
+                // The fund leg: the balance is still in transit until the remittance matched.
+                OutState::RemittanceDue | OutState::Remitted => Stage::InTransit,
                 OutState::PayoutPending => Stage::PayoutPending,
                 OutState::Completed => Stage::Completed,
                 OutState::Rejected(_) => Stage::Rejected,
@@ -351,7 +353,7 @@ impl Stage {
     }
 
     /// Every stored machine-state name of either machine.
-    pub const STATE_NAMES: [&'static str; 17] = [
+    pub const STATE_NAMES: [&'static str; 19] = [
         "APPLIED",
         "REQUESTED",
         "QUERYING",
@@ -369,6 +371,8 @@ impl Stage {
         "UNDER_REVIEW",
         "AWAITING_FUNDS",
         "FUNDS_HELD",
+        "REMITTANCE_DUE",
+        "REMITTED",
     ];
 
     /// The stored machine-state names shown as this stage.
@@ -399,6 +403,7 @@ impl Stage {
             "UNDER_REVIEW" => Self::UnderReview,
             "AWAITING_FUNDS" => Self::AwaitingFunds,
             "FUNDS_HELD" => Self::NeedsOperator,
+            "REMITTANCE_DUE" | "REMITTED" => Self::InTransit,
             _ => return None,
         })
     }
@@ -573,6 +578,8 @@ mod tests {
                 due_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 16).expect("a day"),
             }
             .into(),
+            OutState::RemittanceDue.into(),
+            OutState::Remitted.into(),
             OutState::PayoutPending.into(),
             OutState::Completed.into(),
             OutState::Rejected(RefusalReason::Arrears).into(),

@@ -366,6 +366,12 @@ impl TransferInPlatformService for SingleOnly {
     ) -> Result<tonic::Response<platform::QueryTransferInResponse>, tonic::Status> {
         self.0.query_transfer_in(request).await
     }
+    async fn remit_balance(
+        &self,
+        request: Request<platform::RemitBalanceRequest>,
+    ) -> Result<tonic::Response<platform::RemitBalanceResponse>, tonic::Status> {
+        self.0.remit_balance(request).await
+    }
     async fn submit_transfer_in_messages(
         &self,
         _request: Request<platform::SubmitTransferInMessagesRequest>,
