@@ -9,37 +9,14 @@ use yibao_domain::population::Flow;
 use yibao_proto::common::v1::TransferState;
 use yibao_tests::*;
 
-/// The shipped directory with Hohhot's review taking 3 working days online and 20 at a
-/// counter, written to `dir`.
-fn directory_with_review(dir: &tempfile::TempDir) -> std::path::PathBuf {
-    let shipped = std::fs::read_to_string(PairOptions::default().directory).expect("regions");
-    let hohhot = shipped.find("code = \"150100\"").expect("Hohhot is listed");
-    let table = hohhot
-        + shipped[hohhot..]
-            .find("[region.policy]\n")
-            .expect("Hohhot has a policy table")
-        + "[region.policy]\n".len();
-    let changed = format!(
-        "{}review_working_days = {{ online = 3, counter = 20 }}\n{}",
-        &shipped[..table],
-        &shipped[table..]
-    );
-    let path = dir.path().join("regions.toml");
-    std::fs::write(&path, changed).expect("write the directory");
-    path
-}
-
 #[tokio::test]
 async fn a_review_that_takes_working_days_waits_under_review_then_the_transfer_completes() {
     let regions = tempfile::tempdir().expect("temporary directory");
-    let pair = Pair::start(PairOptions {
-        seed: SEED,
-        persons: PERSONS,
-        directory: directory_with_review(&regions),
-        ..PairOptions::default()
-    })
-    .await
-    .expect("the pair starts");
+    let pair = pair_with_hohhot_policy(
+        &regions,
+        "review_working_days = { online = 3, counter = 20 }",
+    )
+    .await;
     let who = someone(Flow::CrossProvince);
     let applied = pair.apply(&who).await.expect("applied at transfer-in");
     let id = applied.transfer_id.clone();

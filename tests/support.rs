@@ -258,3 +258,35 @@ pub async fn counterparts(
     .expect("the transfer-out counterpart starts");
     (out, inn, root)
 }
+
+/// The shipped region directory with `policy_line` added to Hohhot's (150100) policy table,
+/// written to `dir`: a pair whose Hohhot has a policy the shipped file leaves at its default.
+pub fn directory_with_hohhot_policy(
+    dir: &tempfile::TempDir,
+    policy_line: &str,
+) -> std::path::PathBuf {
+    let shipped = std::fs::read_to_string(PairOptions::default().directory).expect("regions");
+    let hohhot = shipped.find("code = \"150100\"").expect("Hohhot is listed");
+    let table = hohhot
+        + shipped[hohhot..]
+            .find("[region.policy]\n")
+            .expect("Hohhot has a policy table")
+        + "[region.policy]\n".len();
+    let changed = format!("{}{policy_line}\n{}", &shipped[..table], &shipped[table..]);
+    let path = dir.path().join("regions.toml");
+    std::fs::write(&path, changed).expect("write the directory");
+    path
+}
+
+/// A pair whose Hohhot has `policy_line` in its policy (see [`directory_with_hohhot_policy`]);
+/// keep `dir` alive as long as the pair.
+pub async fn pair_with_hohhot_policy(dir: &tempfile::TempDir, policy_line: &str) -> Pair {
+    Pair::start(PairOptions {
+        seed: SEED,
+        persons: PERSONS,
+        directory: directory_with_hohhot_policy(dir, policy_line),
+        ..PairOptions::default()
+    })
+    .await
+    .expect("the pair starts")
+}

@@ -17,6 +17,7 @@ use yibao_domain::month::{ContributionPeriod, YearMonth};
 use yibao_domain::overdue::Overdue;
 use yibao_domain::population::Flow;
 use yibao_domain::region::RegionCode;
+use yibao_domain::remittance::RemittanceCheck;
 use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::{Initiator, RefusalReason, Side, Stage, TransferId};
 use yibao_proto::bureau::v1 as bureau_wire;
@@ -31,7 +32,8 @@ use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::faults::{Direction, Fault, Rule, RuleSpec};
 use crate::messages::{
-    Addressed, Credit, Decision, Envelope, FormOutcome, InsuranceForm, TransferApplication,
+    Addressed, Credit, Decision, Envelope, FormOutcome, InsuranceForm, Remittance,
+    TransferApplication,
 };
 use crate::persons::PersonRecord;
 
@@ -312,6 +314,7 @@ pub fn wire_stage(stage: Stage) -> wire::TransferState {
         Stage::Querying => W::Querying,
         Stage::AwaitingConnection => W::AwaitingConnection,
         Stage::UnderReview => W::UnderReview,
+        Stage::AwaitingFunds => W::AwaitingFunds,
     }
 }
 
@@ -529,6 +532,7 @@ pub fn wire_form(form: InsuranceForm) -> platform::InsuranceInformationForm {
         issuing_bureau_region_code: out_region.clone(),
         trafout_admdvs: out_region,
         applied_on: form.applied_on.map(|d| d.to_string()).unwrap_or_default(),
+        remittance_follows: form.remittance_follows,
     }
 }
 
@@ -569,7 +573,43 @@ pub fn form(
         initiator: initiator(wire.initiator),
         issued_at: time("form.issued_at", wire.issued_at.as_ref()).unwrap_or_default(),
         applied_on: day("form.applied_on", &wire.applied_on)?,
+        remittance_follows: wire.remittance_follows,
     })
+}
+
+/// A remittance (infno 9106) from the platform: the amount within the form's cap.
+pub fn remittance(wire: &platform::RemitBalanceRequest) -> Result<Remittance, Error> {
+    let amount = money("amount", &wire.amount)?;
+    credit::form_figures_within_caps(0, 0, amount).map_err(|_| {
+        Error::invalid(
+            "amount",
+            "is above the national cap of a form's balance (10000000.00)",
+        )
+    })?;
+    Ok(Remittance {
+        addressed: addressed(wire.envelope.as_ref(), &wire.transfer_id)?,
+        amount,
+        remitted_at: time("remitted_at", wire.remitted_at.as_ref())?,
+    })
+}
+
+/// A remittance's check on the wire.
+pub fn wire_remittance_check(check: RemittanceCheck) -> platform::RemittanceCheck {
+    match check {
+        RemittanceCheck::Matches => platform::RemittanceCheck::Matched,
+        RemittanceCheck::Short => platform::RemittanceCheck::Short,
+        RemittanceCheck::Over => platform::RemittanceCheck::Over,
+    }
+}
+
+/// The domain check of a wire value; `None` for unspecified or unknown values.
+pub fn remittance_check(value: i32) -> Option<RemittanceCheck> {
+    match platform::RemittanceCheck::try_from(value).ok()? {
+        platform::RemittanceCheck::Matched => Some(RemittanceCheck::Matches),
+        platform::RemittanceCheck::Short => Some(RemittanceCheck::Short),
+        platform::RemittanceCheck::Over => Some(RemittanceCheck::Over),
+        platform::RemittanceCheck::Unspecified => None,
+    }
 }
 
 /// The refusal of a form figure over its national cap, naming the field and the cap.

@@ -65,6 +65,14 @@ pub struct TransferDocument {
     pub applied_on: NaiveDate,
     /// The day the transfer-in bureau received the form.
     pub form_received_on: Option<NaiveDate>,
+    /// Transfer-in side, the fund leg: the last day the remittance of the balance is on time
+    /// (set when a form that said a remittance follows was credited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remittance_due_on: Option<NaiveDate>,
+    /// Transfer-out side, the fund leg: the day the balance is remitted apart from the form (set
+    /// when the form's credit was answered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remit_on: Option<NaiveDate>,
     /// When the document was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -101,6 +109,8 @@ impl TransferDocument {
             settlement: Settlement::Asynchronous,
             applied_on,
             form_received_on: None,
+            remittance_due_on: None,
+            remit_on: None,
             created_at: now,
             updated_at: now,
         }

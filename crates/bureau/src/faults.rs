@@ -725,4 +725,11 @@ mod tests {
         std::fs::write(&path, "[[rule]]\nfault = \"teleport\"\n").expect("write");
         assert!(rules.load_file(&path).is_err());
     }
+
+    #[test]
+    fn a_rule_names_the_remittance_by_its_kind_or_its_infno() {
+        for text in ["REMIT_BALANCE", "remit_balance", "9106"] {
+            assert_eq!(kind_name(text).as_deref(), Some("REMIT_BALANCE"), "{text}");
+        }
+    }
 }

@@ -13,6 +13,12 @@ pub mod account {
     /// The source of seeded balances.
     pub const OPENING: &str = "opening";
 
+    /// Remitted money that did not match its form (the fund leg): held apart, credited to no
+    /// one, until an operator returns it to the region that sent it.
+    pub fn suspense(pooling_region: RegionCode) -> String {
+        format!("suspense:{pooling_region}")
+    }
+
     /// The personal account of `certno`.
     pub fn person(certno: &str) -> String {
         format!("person:{certno}")
@@ -43,8 +49,12 @@ pub mod reason {
     pub const REVERSE: &str = "reverse_to_account";
     /// In transit → the person's bank account.
     pub const PAY_TO_BANK: &str = "pay_to_bank";
-    /// Arrived from the transfer-out region → personal account.
+    /// Arrived from the transfer-out region → personal account (with the form, or on a
+    /// matching remittance).
     pub const CREDIT: &str = "credit_from_platform";
+    /// Arrived from the transfer-out region on a remittance that did not match its form →
+    /// suspense.
+    pub const HOLD: &str = "hold_in_suspense";
 }
 
 /// One movement of money for a transfer.

@@ -44,17 +44,20 @@ pub enum Kind {
     BankPayout,
     /// IN → OUT: where does the transfer stand? (9105; asked when the form is overdue).
     QueryTransferOut,
+    /// OUT → IN: the balance of a form that said a remittance follows (9106; the fund leg).
+    RemitBalance,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::RequestTransferOut,
         Kind::DeliverForm,
         Kind::ConfirmSettlement,
         Kind::Abort,
         Kind::BankPayout,
         Kind::QueryTransferOut,
+        Kind::RemitBalance,
     ];
 
     /// The stable name stored in the outbox.
@@ -66,6 +69,7 @@ impl Kind {
             Kind::Abort => "ABORT",
             Kind::BankPayout => "BANK_PAYOUT",
             Kind::QueryTransferOut => "QUERY_TRANSFER_OUT",
+            Kind::RemitBalance => "REMIT_BALANCE",
         }
     }
 
@@ -83,6 +87,7 @@ impl Kind {
             Kind::Abort => "9104",
             Kind::BankPayout => "9201",
             Kind::QueryTransferOut => "9105",
+            Kind::RemitBalance => "9106",
         }
     }
 }
@@ -167,6 +172,20 @@ pub struct InsuranceForm {
     pub issued_at: DateTime<Utc>,
     /// The day the person applied, from which deadlines count.
     pub applied_on: Option<NaiveDate>,
+    /// Whether the balance is remitted apart from the form (the fund leg): the transfer-in
+    /// bureau credits the years now and the balance on a matching remittance.
+    pub remittance_follows: bool,
+}
+
+/// A remittance of a form's balance between the bureaus' fund accounts (划转, infno 9106).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remittance {
+    /// The transfer, with the regions the envelope names.
+    pub addressed: Addressed,
+    /// The amount remitted.
+    pub amount: Money,
+    /// When the transfer-out bureau remitted it.
+    pub remitted_at: DateTime<Utc>,
 }
 
 /// Why a transfer-out bureau aborts.
@@ -192,6 +211,11 @@ pub enum Outgoing {
     },
     /// To the transfer-out bureau: where does the transfer stand?
     QueryTransferOut,
+    /// To the transfer-in bureau: the balance in transit, remitted apart from the form.
+    RemitBalance {
+        /// The amount.
+        amount_cents: u64,
+    },
 }
 
 impl Outgoing {
@@ -203,6 +227,7 @@ impl Outgoing {
             Outgoing::Abort(_) => Kind::Abort,
             Outgoing::BankPayout { .. } => Kind::BankPayout,
             Outgoing::QueryTransferOut => Kind::QueryTransferOut,
+            Outgoing::RemitBalance { .. } => Kind::RemitBalance,
         }
     }
 }
@@ -271,4 +296,6 @@ pub enum Answer {
     BankPaid,
     /// The transfer-out bureau said where the transfer stands (or that it does not know it).
     TransferOutSays(TransferOutView),
+    /// The transfer-in bureau checked a remittance against its form.
+    RemittanceChecked(yibao_domain::remittance::RemittanceCheck),
 }

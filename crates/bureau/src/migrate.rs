@@ -125,6 +125,8 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
         },
         applied_on: old.applied_on,
         form_received_on: old.form_received_on,
+        remittance_due_on: None,
+        remit_on: None,
         created_at: old.created_at,
         updated_at: old.updated_at,
     })

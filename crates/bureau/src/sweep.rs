@@ -11,9 +11,12 @@
 //! | in | `QUERYING`, `CREDITED` | the whole-process deadline passed | `DeadlinePassed` → `REJECTED` / `COMPLETED` |
 //! | out | `AWAITING_CONNECTION` | a region's connection changed (and once after start) | `Resumed` → as reviewed again |
 //! | out | `UNDER_REVIEW` | its review day came (the region's review time, by channel) | `Reviewed` → as reviewed that day |
+//! | out | `REMITTANCE_DUE` | its remittance day came (the region's remittance delay) | `RemittanceDay` → `REMITTED` |
+//! | in | `AWAITING_FUNDS` | its remittance deadline passed (the delay plus 5 working days) | `RemittanceOverdue` → `FUNDS_HELD` |
 //!
 //! `PAYOUT_PENDING`'s timer is its payout request's own retry schedule in the outbox (the
-//! gateway is idempotent by transfer id); `NEEDS_OPERATOR` waits for a person by design.
+//! gateway is idempotent by transfer id), and so is `REMITTED`'s (its remittance's);
+//! `NEEDS_OPERATOR` and `FUNDS_HELD` wait for a person by design.
 
 use chrono::NaiveDate;
 use yibao_domain::calendar::StatutoryDeadlines;
@@ -21,6 +24,7 @@ use yibao_domain::transfer::TransferState;
 use yibao_domain::transfer::out_side::OutState;
 use yibao_store::TransferRow;
 
+use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::record::Step;
 use crate::services::Services;
@@ -96,58 +100,101 @@ pub async fn sweep_deadlines(services: &Services) {
     if services.site.connectivity_overrides.take_change() {
         resume_waiting(services).await;
     }
-    review_due(services, today).await;
+    days_due(services, today).await;
 }
 
-/// The most transfers under review looked at per sweep (earliest id, so earliest received,
-/// first); the due ones among them are reviewed, each in a step of its own.
-const REVIEW_CHUNK: u32 = 1_000;
+/// The most transfers of one state looked at per sweep by a timer whose day is in the document
+/// (earliest id, so earliest opened, first); the due ones among them fire, each in a step of its
+/// own.
+const DAY_CHUNK: u32 = 1_000;
+
+/// A timer whose day each transfer's document holds: a review day, a remittance day, a
+/// remittance deadline.
+struct DayTimer {
+    /// The stored state name it watches.
+    state: &'static str,
+    /// Whether a transfer's day came, from its document and today.
+    due: fn(&TransferDocument, NaiveDate) -> bool,
+    /// The step it runs for each due transfer.
+    fire: Fire,
+}
 
 /// `UNDER_REVIEW`'s timer: each transfer whose review day came is reviewed with the facts of
-/// today and proceeds or is refused.
-async fn review_due(services: &Services, today: NaiveDate) {
+/// today and proceeds or is refused. The fund leg's: `REMITTANCE_DUE` remits on its remittance
+/// day; `AWAITING_FUNDS` is flagged once its remittance deadline passed.
+async fn days_due(services: &Services, today: NaiveDate) {
+    let timers = [
+        DayTimer {
+            state: "UNDER_REVIEW",
+            due: |document, today| match document.state {
+                TransferState::Out(OutState::UnderReview { due_on }) => due_on <= today,
+                _ => false,
+            },
+            fire: transfer_out::review_day_came,
+        },
+        DayTimer {
+            state: "REMITTANCE_DUE",
+            due: |document, today| document.remit_on.is_none_or(|day| day <= today),
+            fire: transfer_out::remittance_day_came,
+        },
+        DayTimer {
+            state: "AWAITING_FUNDS",
+            due: |document, today| document.remittance_due_on.is_some_and(|day| day < today),
+            fire: transfer_in::remittance_overdue,
+        },
+    ];
+    for timer in timers {
+        fire_due(services, timer, today).await;
+    }
+}
+
+/// Fires one day timer for its transfers whose day came.
+async fn fire_due(services: &Services, timer: DayTimer, today: NaiveDate) {
+    let state = timer.state;
     let waiting = services
         .store
-        .read(|tx| tx.open_transfers_in_state("UNDER_REVIEW", REVIEW_CHUNK))
+        .read(move |tx| tx.open_transfers_in_state(state, DAY_CHUNK))
         .await;
     let rows = match waiting {
         Ok(rows) => rows,
         Err(error) => {
-            tracing::warn!(%error, "the sweep could not read the transfers under review");
+            tracing::warn!(%error, state, "the sweep could not read the waiting transfers");
             return;
         }
     };
+    let fire = timer.fire;
     let jobs: Vec<_> = rows
         .into_iter()
-        .filter(|row| review_day_came(row, today))
+        .filter(|row| day_came(row, timer.due, today))
         .map(|row| {
-            move |step: &mut Step<'_>| -> Result<bool, Error> {
-                transfer_out::review_day_came(step, &row.transfer_id)
-            }
+            move |step: &mut Step<'_>| -> Result<bool, Error> { fire(step, &row.transfer_id) }
         })
         .collect();
     if jobs.is_empty() {
         return;
     }
-    let mut reviewed = 0;
+    let mut fired = 0;
     for result in services.write_each(jobs).await {
         match result {
-            Ok(true) => reviewed += 1,
+            Ok(true) => fired += 1,
             Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "a transfer under review could not be reviewed"),
+            Err(error) => tracing::warn!(%error, state, "a timer could not move a transfer"),
         }
     }
-    if reviewed > 0 {
-        tracing::info!(reviewed, "reviews whose day came were decided");
+    if fired > 0 {
+        tracing::info!(fired, state, "transfers whose day came moved");
     }
 }
 
-/// Whether a stored transfer under review has reached its review day; a row that does not
-/// decode is left to its step, which reports it.
-fn review_day_came(row: &TransferRow, today: NaiveDate) -> bool {
-    match crate::record::decode_document(&row.document).map(|document| document.state) {
-        Ok(TransferState::Out(OutState::UnderReview { due_on })) => due_on <= today,
-        Ok(_) => false,
+/// Whether a stored transfer's day came; a row that does not decode is left to its step, which
+/// reports it.
+fn day_came(
+    row: &TransferRow,
+    due: fn(&TransferDocument, NaiveDate) -> bool,
+    today: NaiveDate,
+) -> bool {
+    match crate::record::decode_document(&row.document) {
+        Ok(document) => due(&document, today),
         Err(_) => true,
     }
 }

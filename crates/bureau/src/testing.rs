@@ -31,7 +31,7 @@ use crate::transfer_in;
 pub const SEED: u64 = 20_260_302;
 
 /// The region directory both services ship with.
-const DIRECTORY: &str = include_str!("../../../deploy/regions.toml");
+pub const DIRECTORY: &str = include_str!("../../../deploy/regions.toml");
 
 /// The moment every test starts at: Monday 2 March 2026, 10:00 China time (a working day well
 /// inside the shipped 2026 calendar, so every statutory deadline can be counted).

@@ -7,8 +7,10 @@ use yibao_domain::application::BankAccount;
 use yibao_domain::classify::{self, RetireePayout};
 use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
+use yibao_domain::money::Money;
 use yibao_domain::month::{ContributionPeriod, YearMonth};
 use yibao_domain::region::RegionCode;
+use yibao_domain::remittance::RemittanceCheck;
 use yibao_domain::review;
 use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::in_side::{self, InAction, InEvent, InState, TransferOutView};
@@ -19,7 +21,8 @@ use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::{Movement, account, reason};
 use crate::messages::{
-    Addressed, Credit, Decision, FormOutcome, InsuranceForm, Kind, Outgoing, TransferApplication,
+    Addressed, Credit, Decision, FormOutcome, InsuranceForm, Kind, Outgoing, Remittance,
+    TransferApplication,
 };
 use crate::outbox::queue::{self, Route};
 use crate::record::{Happening, Step};
@@ -102,16 +105,12 @@ pub fn apply_here(
         },
     )?;
     for action in actions {
-        match action {
-            InAction::SendTransferOutRequest => {
-                request_transfer_out(step, &document, application, in_scheme)?;
-            }
-            InAction::CreditForm | InAction::QueryTransferOut | InAction::WithdrawRequest => {
-                return Err(Error::Internal(
-                    "an application asked for more than its request".to_owned(),
-                ));
-            }
+        if action != InAction::SendTransferOutRequest {
+            return Err(Error::Internal(
+                "an application asked for more than its request".to_owned(),
+            ));
         }
+        request_transfer_out(step, &document, application, in_scheme)?;
     }
     Ok(document)
 }
@@ -186,7 +185,11 @@ pub fn apply(
                 queue::withdraw(step, transfer_id, Kind::RequestTransferOut)?;
                 queue::withdraw(step, transfer_id, Kind::QueryTransferOut)?;
             }
-            InAction::CreditForm | InAction::SendTransferOutRequest => {
+            InAction::CreditForm
+            | InAction::CreditYears
+            | InAction::CreditBalance
+            | InAction::HoldRemittance
+            | InAction::SendTransferOutRequest => {
                 return Err(Error::Internal(format!(
                     "event {} asked for an action only a form or an application may ask for",
                     event.name()
@@ -314,6 +317,13 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         !form.balance.is_zero(),
         step.ctx.site.pooling(),
     );
+    // The fund leg: a form whose balance is remitted apart credits its years only.
+    let check = match check {
+        in_side::FormCheck::Accept if form.remittance_follows => {
+            in_side::FormCheck::AcceptYearsAwaitFunds
+        }
+        other => other,
+    };
     let (mut document, before, transition) = match existing {
         Some(document) => {
             let (before, transition) = form_for_known(&document, form, check)?;
@@ -341,29 +351,52 @@ pub fn receive_form(step: &mut Step<'_>, form: &InsuranceForm) -> Result<FormOut
         document.balance = form.balance_disposition;
         document.form_received_on = Some(step.ctx.today());
         let mut brought_in = Vec::new();
-        if transition.actions.contains(&InAction::CreditForm) {
-            // The document records what the credit below moves.
+        if transition
+            .actions
+            .iter()
+            .any(|action| matches!(action, InAction::CreditForm | InAction::CreditYears))
+        {
+            // The document records what the credit below moves (with a remittance to come, the
+            // balance it must match).
             let credit = months_credited(step, form, person.as_ref());
             document.amount_cents = form.balance.cents();
+            document.remittance_due_on = remittance_due_on(step, form, transition.next)?;
             document.contribution_months = credit.months;
             document.continuity = continuity(step, form, person.as_ref());
             brought_in = credit.brought_in;
         }
         save_form_arrival(step, &mut document, before, form)?;
-        for action in &transition.actions {
-            match action {
-                InAction::CreditForm => credit_form(step, &document, &brought_in)?,
-                InAction::SendTransferOutRequest
-                | InAction::QueryTransferOut
-                | InAction::WithdrawRequest => {
-                    return Err(Error::Internal(
-                        "a form asked for more than its credit".to_owned(),
-                    ));
-                }
+        credit_form(step, &document, &transition.actions, &brought_in)?;
+    }
+    Ok(outcome(&document, step.ctx.now))
+}
+
+/// Performs a form's actions: the years, and the balance unless a remittance brings it.
+fn credit_form(
+    step: &mut Step<'_>,
+    document: &TransferDocument,
+    actions: &[InAction],
+    brought_in: &[ContributionPeriod],
+) -> Result<(), Error> {
+    for action in actions {
+        match action {
+            InAction::CreditForm => {
+                credit_balance(step, document)?;
+                credit_years(step, document, brought_in)?;
+            }
+            InAction::CreditYears => credit_years(step, document, brought_in)?,
+            InAction::CreditBalance
+            | InAction::HoldRemittance
+            | InAction::SendTransferOutRequest
+            | InAction::QueryTransferOut
+            | InAction::WithdrawRequest => {
+                return Err(Error::Internal(
+                    "a form asked for more than its credit".to_owned(),
+                ));
             }
         }
     }
-    Ok(outcome(&document, step.ctx.now))
+    Ok(())
 }
 
 /// What a form credits: every month of its periods the person's record here does not hold yet,
@@ -457,6 +490,15 @@ fn save_form_arrival(
             "form checked; credited {} months and {}",
             document.contribution_months, form.balance
         ),
+        TransferState::In(InState::AwaitingFunds) => format!(
+            "form checked; credited {} months; the balance {} is credited when its remittance \
+             arrives and matches (due by {})",
+            document.contribution_months,
+            form.balance,
+            document
+                .remittance_due_on
+                .map_or_else(String::new, |day| day.to_string())
+        ),
         TransferState::In(InState::Rejected(reason)) => {
             format!("form refused: {}", reason.message())
         }
@@ -474,12 +516,41 @@ fn save_form_arrival(
     }
 }
 
-/// `InAction::CreditForm`: the balance into the personal account, the months as deemed months,
-/// and the periods brought in kept on the person's record (a later transfer's form lists them).
-fn credit_form(
+/// The last day the remittance of a form credited now is on time, when the machine waits for
+/// one: the transfer-out region's delay and a grace, on the working calendar.
+fn remittance_due_on(
+    step: &Step<'_>,
+    form: &InsuranceForm,
+    next: InState,
+) -> Result<Option<chrono::NaiveDate>, Error> {
+    if next != InState::AwaitingFunds {
+        return Ok(None);
+    }
+    let policy = step.ctx.site.policy(form.out_region).remittance;
+    yibao_domain::remittance::remittance_deadline(
+        Some(policy),
+        step.ctx.today(),
+        &step.ctx.site.calendar,
+    )
+    .map(|deadline| Some(deadline.due_on))
+    .map_err(|error| Error::Internal(format!("the remittance deadline: {error}")))
+}
+
+/// `InAction::CreditForm` and `CreditBalance`: the form's balance from the transfer-out
+/// region's fund into the personal account.
+fn credit_balance(step: &mut Step<'_>, document: &TransferDocument) -> Result<(), Error> {
+    let to = |_| account::person(&document.certno);
+    post_from_origin(step, document, to, document.amount_cents, reason::CREDIT)
+}
+
+/// Posts `amount_cents` from the transfer's transfer-out pooling region's account to the
+/// account `to` names (given that region).
+fn post_from_origin(
     step: &mut Step<'_>,
     document: &TransferDocument,
-    brought_in: &[ContributionPeriod],
+    to: impl FnOnce(RegionCode) -> String,
+    amount_cents: u64,
+    reason: &'static str,
 ) -> Result<(), Error> {
     let origin = step
         .ctx
@@ -487,11 +558,20 @@ fn credit_form(
         .stored_pooling_region("trafout_admdvs", &document.trafout_admdvs)?;
     step.post(Movement {
         from: account::platform(origin),
-        to: account::person(&document.certno),
-        amount_cents: document.amount_cents,
+        to: to(origin),
+        amount_cents,
         transfer_id: &document.transfer_id,
-        reason: reason::CREDIT,
-    })?;
+        reason,
+    })
+}
+
+/// `InAction::CreditForm` and `CreditYears`: the months as deemed months, and the periods
+/// brought in kept on the person's record (a later transfer's form lists them).
+fn credit_years(
+    step: &mut Step<'_>,
+    document: &TransferDocument,
+    brought_in: &[ContributionPeriod],
+) -> Result<(), Error> {
     if let Some(mut person) = step.tx.person(&document.certno)? {
         person.deemed_months =
             credit::deemed_months_after_credit(person.deemed_months, document.contribution_months);
@@ -506,12 +586,104 @@ fn credit_form(
     Ok(())
 }
 
+/// Checks a remittance of a form's balance (the fund leg, infno 9106) against the form and
+/// credits it exactly once when it matches to the cent; a remittance that does not match is
+/// held in suspense, crediting no one. Answers what it found (`Matches` again for a transfer
+/// already credited in full).
+pub fn receive_remittance(
+    step: &mut Step<'_>,
+    remittance: &Remittance,
+) -> Result<RemittanceCheck, Error> {
+    let transfer_id = remittance.addressed.transfer_id.as_str();
+    let mut document = step.load_existing(transfer_id)?;
+    check_addressed(&document, &remittance.addressed)?;
+    let TransferState::In(before) = document.state else {
+        return Err(Error::Internal(
+            "a remittance for a transfer-out document".to_owned(),
+        ));
+    };
+    // Credited in full already: by a matching remittance (answered so again), or with a form
+    // that carried the balance (no remittance was ever due: out of order).
+    if before.has_credited_balance() {
+        return match document.remittance_due_on {
+            Some(_) => Ok(RemittanceCheck::Matches),
+            None => Err(yibao_domain::transfer::IllegalEvent {
+                state: before.name(),
+                event: InEvent::RemittanceArrived(RemittanceCheck::Matches).name(),
+            }
+            .into()),
+        };
+    }
+    let expected = Money::from_cents(document.amount_cents)
+        .map_err(|_| Error::Internal("stored transfer has a bad amount".to_owned()))?;
+    let check = RemittanceCheck::of(expected, remittance.amount);
+    let event = InEvent::RemittanceArrived(check);
+    let Transition { next, actions } = in_side::apply(before, event)?;
+    document.state = TransferState::In(next);
+    let detail = match check {
+        RemittanceCheck::Matches => {
+            format!("the remittance of {expected} matched the form; credited")
+        }
+        RemittanceCheck::Short | RemittanceCheck::Over => format!(
+            "the remittance of {} does not match the form's {expected}; refused, held in suspense",
+            remittance.amount
+        ),
+    };
+    let happening = Happening {
+        kind: event.name(),
+        from_state: before.name(),
+        detail,
+        attempt: 0,
+    };
+    step.update(&mut document, happening)?;
+    for action in actions {
+        match action {
+            InAction::CreditBalance => credit_balance(step, &document)?,
+            InAction::HoldRemittance => hold_remittance(step, &document, remittance.amount)?,
+            other => {
+                return Err(Error::Internal(format!("a remittance asked for {other:?}")));
+            }
+        }
+    }
+    Ok(check)
+}
+
+/// `InAction::HoldRemittance`: remitted money that does not match its form, from the
+/// transfer-out region's fund into suspense.
+fn hold_remittance(
+    step: &mut Step<'_>,
+    document: &TransferDocument,
+    amount: Money,
+) -> Result<(), Error> {
+    post_from_origin(
+        step,
+        document,
+        account::suspense,
+        amount.cents(),
+        reason::HOLD,
+    )
+}
+
+/// The remittance deadline passed without a remittance: the transfer is flagged for an
+/// operator (a matching remittance arriving later still completes it). Returns whether
+/// anything changed.
+pub fn remittance_overdue(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let detail = "the remittance of the balance did not arrive by its deadline; an operator is \
+                  asked to follow it up";
+    timer_fired(step, transfer_id, InEvent::RemittanceOverdue, detail)
+}
+
 /// The answer a form gets from the transfer's current state.
 pub fn outcome(document: &TransferDocument, now: chrono::DateTime<chrono::Utc>) -> FormOutcome {
     match document.state {
         TransferState::In(state) if state.has_credited() => FormOutcome::Credited(Credit {
             months: document.contribution_months,
-            amount_cents: document.amount_cents,
+            // Awaiting its remittance, the balance is not credited yet.
+            amount_cents: if state.has_credited_balance() {
+                document.amount_cents
+            } else {
+                0
+            },
             at: now,
         }),
         state => FormOutcome::Refused(state.refusal().unwrap_or(RefusalReason::Aborted)),

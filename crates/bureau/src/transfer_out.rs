@@ -8,6 +8,7 @@ use yibao_domain::credit;
 use yibao_domain::id::ResidentId;
 use yibao_domain::money::Money;
 use yibao_domain::region::RegionCode;
+use yibao_domain::remittance::RemittanceCheck;
 use yibao_domain::review::{self, Refused, RegionFacts, TransferOutRequest};
 use yibao_domain::scheme::EnrolmentState;
 use yibao_domain::transfer::out_side::{self, InCredit, OutAction, OutEvent, OutState, Review};
@@ -245,6 +246,9 @@ pub fn apply(
         return Ok(document);
     }
     document.state = TransferState::Out(next);
+    if next == OutState::RemittanceDue && before != next {
+        document.remit_on = Some(remittance_day(step.ctx, &document)?);
+    }
     step.update(
         &mut document,
         Happening {
@@ -412,6 +416,52 @@ pub fn form_answered(
     apply(step, transfer_id, event, detail, attempt).map(drop)
 }
 
+/// The day the balance of a transfer whose form was credited is remitted: the transfer-out
+/// region's remittance delay after today, on the working calendar (today when it has none).
+fn remittance_day(ctx: &StepContext, document: &TransferDocument) -> Result<NaiveDate, Error> {
+    let region = RegionCode::parse(&document.trafout_admdvs)
+        .map_err(|_| Error::Internal("stored transfer has a bad region".to_owned()))?;
+    let today = ctx.today();
+    let day = yibao_domain::remittance::remittance_day(
+        ctx.site.policy(region).remittance,
+        today,
+        &ctx.site.calendar,
+    )
+    .map_err(|error| Error::Internal(format!("the remittance day: {error}")))?;
+    Ok(day.map_or(today, |deadline| deadline.due_on))
+}
+
+/// The remittance day of a transfer whose form was credited came (or passed): the balance is
+/// remitted. Returns whether anything changed.
+pub fn remittance_day_came(step: &mut Step<'_>, transfer_id: &str) -> Result<bool, Error> {
+    let Some(document) = step.load(transfer_id)? else {
+        return Ok(false);
+    };
+    if document.remit_on.is_some_and(|day| day > step.ctx.today()) {
+        return Ok(false);
+    }
+    let detail = "the remittance day came: the balance is remitted to the transfer-in fund";
+    timer_fired(step, document, OutEvent::RemittanceDay, detail)
+}
+
+/// The transfer-in bureau checked the remittance against the form.
+pub fn remittance_answered(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    check: RemittanceCheck,
+    attempt: u32,
+) -> Result<(), Error> {
+    let detail = match check {
+        RemittanceCheck::Matches => "the transfer-in bureau found the remittance matches the form",
+        RemittanceCheck::Short | RemittanceCheck::Over => {
+            "the transfer-in bureau refused the remittance as not matching the form and holds \
+             it; an operator must resolve the transfer"
+        }
+    };
+    let event = OutEvent::RemittanceAnswered(check);
+    apply(step, transfer_id, event, detail.to_owned(), attempt).map(drop)
+}
+
 /// The transfer-in bureau answered the abort: it had credited, or it never will.
 pub fn abort_answered(
     step: &mut Step<'_>,
@@ -528,6 +578,9 @@ fn settled_account(ctx: &StepContext, document: &TransferDocument) -> Result<Str
     Ok(account::settled(region))
 }
 
+/// Long because it is one arm per action of the machine, each a line or two: the one place
+/// where the machine's actions become postings and messages.
+///
 /// Performs the machine's actions, in order, in the caller's step. `person` is the record the
 /// opening step read (only sending the form needs it).
 fn perform(
@@ -594,6 +647,10 @@ fn perform(
                 queue::enqueue(step, &id, to_peer, abort)?;
             }
             OutAction::ParkAbort => queue::park(step, &id, Kind::Abort, ABORT_PARKED)?,
+            OutAction::SendRemittance => {
+                let remittance = Outgoing::RemitBalance { amount_cents };
+                queue::enqueue(step, &id, to_peer, remittance)?;
+            }
         }
     }
     end_relationship_if_done(step, document)
@@ -651,6 +708,12 @@ fn form(
         initiator: document.initiator,
         issued_at: step.ctx.now,
         applied_on: Some(document.applied_on),
+        remittance_follows: matches!(
+            document.state,
+            TransferState::Out(OutState::InTransit {
+                balance: out_side::BalanceRoute::RemittedApart
+            })
+        ),
     })
 }
 
@@ -665,6 +728,10 @@ fn review_detail(review: Review) -> &'static str {
         }
         Review::DeliverForm(BalanceRoute::StaysPut) => {
             "the form goes to the transfer-in bureau; no money moves"
+        }
+        Review::DeliverForm(BalanceRoute::RemittedApart) => {
+            "the form goes to the transfer-in bureau; the balance is remitted apart on the \
+             region's remittance day"
         }
         Review::PayToBankOnly => "the balance is paid to the person's bank account",
         Review::AwaitConnection => {

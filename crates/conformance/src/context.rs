@@ -441,6 +441,8 @@ impl Ctx {
             issued_at: Some(timestamp(now)),
             issuing_bureau_region_code: self.identity.own_region.clone(),
             applied_on: crate::identity::china_date(now).to_string(),
+            // The balance travels on the form, as under the default policy.
+            remittance_follows: false,
         }
     }
 
@@ -587,6 +589,9 @@ impl Ctx {
                 Some(platform::transfer_in_message::Message::ConfirmSettlement(r)) => {
                     (r.envelope.clone(), r.transfer_id.clone())
                 }
+                Some(platform::transfer_in_message::Message::RemitBalance(r)) => {
+                    (r.envelope.clone(), r.transfer_id.clone())
+                }
                 None => (None, String::new()),
             })
             .collect();
@@ -610,6 +615,9 @@ impl Ctx {
                     }
                     Some(platform::transfer_in_answer::Answer::ConfirmSettlement(r)) => {
                         reply_text(r.reply.as_ref())
+                    }
+                    Some(platform::transfer_in_answer::Answer::RemitBalance(r)) => {
+                        format!("{}, check = {}", reply_text(r.reply.as_ref()), r.check)
                     }
                     Some(platform::transfer_in_answer::Answer::Failed(s)) => {
                         format!("status {}: {}", s.code, s.message)

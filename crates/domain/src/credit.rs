@@ -122,7 +122,11 @@ pub fn balance_on_form(disposition: BalanceDisposition, balance: Money) -> Money
 /// one not decided yet (waiting for a connection or for its review day).
 pub fn review_moves_balance(review: Review) -> bool {
     match review {
-        Review::DeliverForm(BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit)
+        Review::DeliverForm(
+            BalanceRoute::MovesWithForm
+            | BalanceRoute::ToBankAfterCredit
+            | BalanceRoute::RemittedApart,
+        )
         | Review::PayToBankOnly => true,
         Review::DeliverForm(BalanceRoute::StaysPut)
         | Review::Refused(_)

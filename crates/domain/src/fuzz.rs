@@ -265,6 +265,8 @@ fn any_policy() -> impl Strategy<Value = RegionPolicy> {
                 instant_mode: instant,
                 minimum_contribution_months: MinimumContribution { male, female },
                 review_working_days: ReviewTime { online, counter },
+                // Kept at the default here; FULL_POLICY and policy.rs test the other form.
+                remittance: crate::policy::Remittance::WithForm,
             }
         },
     )
@@ -282,6 +284,7 @@ employee_to_resident_balance = "keep_usable"
 instant_mode = true
 minimum_contribution_months = { male = 180, female = 180 }
 review_working_days = { online = 3, counter = 20 }
+remittance = { after_working_days = 10 }
 "#;
 
 /// Parses a policy and checks what is accepted: it passes validation and prints back to TOML

@@ -30,6 +30,7 @@ pub mod overdue;
 pub mod policy;
 pub mod population;
 pub mod region;
+pub mod remittance;
 pub mod review;
 pub mod scheme;
 pub mod transfer;

@@ -43,7 +43,9 @@ impl Outstanding {
             Stage::Applied | Stage::Accepted | Stage::Querying | Stage::UnderReview => (true, true),
             Stage::InTransit | Stage::Aborting | Stage::NeedsOperator => (false, true),
             Stage::PayoutPending => (true, false),
-            Stage::Credited | Stage::AwaitingConnection => (false, false),
+            // Awaiting funds: the years are credited and the balance waits for the remittance,
+            // which has its own deadline (crate::remittance).
+            Stage::Credited | Stage::AwaitingConnection | Stage::AwaitingFunds => (false, false),
             Stage::Completed
             | Stage::Rejected
             | Stage::Returned

@@ -21,6 +21,10 @@ pub const MAX_MINIMUM_CONTRIBUTION_MONTHS: u16 = 600;
 /// given in calendar days or hours by mistake.
 pub const MAX_REVIEW_WORKING_DAYS: u16 = 250;
 
+/// The most working days a region's remittance (划转) may follow its form by: about a year, as
+/// for the review ([`MAX_REVIEW_WORKING_DAYS`]).
+pub const MAX_REMITTANCE_WORKING_DAYS: u16 = 250;
+
 /// One pooling region's transfer policy.
 ///
 /// Every field has a default (see [`RegionPolicy::default`]), so a region's TOML names only
@@ -62,6 +66,26 @@ pub struct RegionPolicy {
     /// faster than at the counter). 0 means decided at once, in the answer to the request.
     /// Default 0 for both.
     pub review_working_days: ReviewTime,
+    /// How this region, as the transfer-out region, moves the balance to the transfer-in
+    /// region's fund (DOMAIN.md, the transfer, steps 3-4: 划转, then 核对无误后计入). Default
+    /// [`Remittance::WithForm`], the balance credited on the form's word.
+    pub remittance: Remittance,
+}
+
+/// How a transfer-out region remits a balance between the bureaus' fund accounts.
+///
+/// In TOML: `remittance = "with_form"` or `remittance = { after_working_days = 10 }`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Remittance {
+    /// The balance travels on the form: the transfer-in bureau credits it on the form's word
+    /// (the behaviour before the fund leg, and the default).
+    #[default]
+    WithForm,
+    /// A separate remittance follows the form this many working days later (at most
+    /// [`MAX_REMITTANCE_WORKING_DAYS`]); the transfer-in bureau credits the years on the form
+    /// and the balance only when the remittance arrives and matches it.
+    AfterWorkingDays(u16),
 }
 
 /// How many working days a review takes, by application channel. Each at most
@@ -142,6 +166,14 @@ pub enum PolicyError {
         /// The limit, [`MAX_MINIMUM_CONTRIBUTION_MONTHS`].
         max: u16,
     },
+    /// `remittance.after_working_days` is above [`MAX_REMITTANCE_WORKING_DAYS`].
+    #[error("remittance.after_working_days must be at most {max} working days, got {days}")]
+    RemittanceDelayOutOfRange {
+        /// The configured value.
+        days: u16,
+        /// The limit, [`MAX_REMITTANCE_WORKING_DAYS`].
+        max: u16,
+    },
     /// A `review_working_days` value is above [`MAX_REVIEW_WORKING_DAYS`].
     #[error("review_working_days.{field} must be at most {max} working days, got {days}")]
     ReviewTimeOutOfRange {
@@ -172,6 +204,7 @@ impl Default for RegionPolicy {
             instant_mode: false,
             minimum_contribution_months: MinimumContribution::default(),
             review_working_days: ReviewTime::default(),
+            remittance: Remittance::WithForm,
         }
     }
 }
@@ -217,7 +250,8 @@ impl RegionPolicy {
             return Err(PolicyError::ConversionOutOfRange { months });
         }
         self.minimum_contribution_months.validate()?;
-        self.review_working_days.validate()
+        self.review_working_days.validate()?;
+        self.remittance.validate()
     }
 
     /// The back-pay window, clamped to the national cap so that an unvalidated policy cannot
@@ -231,6 +265,25 @@ impl RegionPolicy {
     pub fn effective_waiting_period_months(&self) -> u8 {
         self.waiting_period_months
             .min(NATIONAL_MAX_WAITING_PERIOD_MONTHS)
+    }
+}
+
+impl Remittance {
+    /// Whether the balance travels apart from the form, so the form says a remittance follows.
+    pub fn follows_form(self) -> bool {
+        matches!(self, Self::AfterWorkingDays(_))
+    }
+
+    fn validate(self) -> Result<(), PolicyError> {
+        match self {
+            Self::AfterWorkingDays(days) if days > MAX_REMITTANCE_WORKING_DAYS => {
+                Err(PolicyError::RemittanceDelayOutOfRange {
+                    days,
+                    max: MAX_REMITTANCE_WORKING_DAYS,
+                })
+            }
+            Self::WithForm | Self::AfterWorkingDays(_) => Ok(()),
+        }
     }
 }
 
@@ -321,6 +374,27 @@ minimum_contribution_months = { male = 180, female = 180 }
                 female: 180
             }
         );
+    }
+
+    #[test]
+    fn remittance_is_with_the_form_unless_a_region_delays_it_within_a_bound() {
+        assert_eq!(RegionPolicy::default().remittance, Remittance::WithForm);
+        assert!(!Remittance::WithForm.follows_form());
+        let with_form = RegionPolicy::parse_toml("remittance = \"with_form\"").unwrap();
+        assert_eq!(with_form.remittance, Remittance::WithForm);
+        let delayed = RegionPolicy::parse_toml("remittance = { after_working_days = 10 }").unwrap();
+        assert_eq!(delayed.remittance, Remittance::AfterWorkingDays(10));
+        assert!(delayed.remittance.follows_form());
+        let shown = toml::to_string(&delayed).expect("prints");
+        assert_eq!(RegionPolicy::parse_toml(&shown), Ok(delayed));
+        assert_eq!(
+            RegionPolicy::parse_toml("remittance = { after_working_days = 251 }"),
+            Err(PolicyError::RemittanceDelayOutOfRange {
+                days: 251,
+                max: MAX_REMITTANCE_WORKING_DAYS
+            })
+        );
+        assert!(RegionPolicy::parse_toml("remittance = \"by_mail\"").is_err());
     }
 
     #[test]

@@ -158,7 +158,11 @@ pub fn review_transfer_out(
         });
     }
     let plan = classify::classify(&facts).map_err(|refusal| refusal.refusal_reason())?;
-    let review = review_of_plan(&plan);
+    let review = remittance_route(
+        review_of_plan(&plan),
+        regions.out_policy.remittance,
+        plan.settlement,
+    );
     if review == Review::PayToBankOnly && request.initiator == Initiator::TransferIn {
         return Err(RefusalReason::RetireeMustRegisterRelocation.into());
     }
@@ -188,6 +192,24 @@ fn stopped_and_paid_up_at<'p>(
         return Err(RefusalReason::Arrears);
     }
     Ok(person)
+}
+
+/// How a balance that moves to the transfer-in account goes under the transfer-out region's
+/// policy: apart from the form when the policy says so, except in instant mode (秒到账), which
+/// stays instant (both sides finish together, the balance with the form).
+pub fn remittance_route(
+    review: Review,
+    policy: crate::policy::Remittance,
+    settlement: crate::classify::Settlement,
+) -> Review {
+    match (review, policy, settlement) {
+        (
+            Review::DeliverForm(BalanceRoute::MovesWithForm),
+            crate::policy::Remittance::AfterWorkingDays(_),
+            crate::classify::Settlement::Asynchronous,
+        ) => Review::DeliverForm(BalanceRoute::RemittedApart),
+        _ => review,
+    }
 }
 
 /// How an accepted plan opens at the transfer-out bureau: a balance that moves goes with the
@@ -825,5 +847,34 @@ mod tests {
         let refused = check_identity("张三", "李四").expect_err("another name");
         assert_eq!(refused.reason, RefusalReason::UnknownPerson);
         assert_eq!(refused.open_transfer, None);
+    }
+
+    #[test]
+    fn a_balance_goes_apart_only_under_the_policy_and_never_in_instant_mode() {
+        let moves = Review::DeliverForm(BalanceRoute::MovesWithForm);
+        let apart = crate::policy::Remittance::AfterWorkingDays(10);
+        assert_eq!(
+            remittance_route(moves, apart, crate::classify::Settlement::Asynchronous),
+            Review::DeliverForm(BalanceRoute::RemittedApart)
+        );
+        assert_eq!(
+            remittance_route(moves, apart, crate::classify::Settlement::Instant),
+            moves,
+            "instant stays instant"
+        );
+        assert_eq!(
+            remittance_route(
+                moves,
+                crate::policy::Remittance::WithForm,
+                crate::classify::Settlement::Asynchronous
+            ),
+            moves
+        );
+        let stays = Review::DeliverForm(BalanceRoute::StaysPut);
+        assert_eq!(
+            remittance_route(stays, apart, crate::classify::Settlement::Asynchronous),
+            stays,
+            "no money, no remittance"
+        );
     }
 }

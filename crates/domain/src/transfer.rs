@@ -148,6 +148,9 @@ pub enum Stage {
     AwaitingConnection,
     /// Transfer-out side: the region's review takes working days; decided on its review day.
     UnderReview,
+    /// Transfer-in side: the years are credited; the balance waits for its remittance between
+    /// the fund accounts (划转).
+    AwaitingFunds,
 }
 
 impl RefusalReason {
@@ -273,6 +276,8 @@ impl TransferState {
                 OutState::NeedsOperator { .. } => Stage::NeedsOperator,
                 OutState::AwaitingConnection => Stage::AwaitingConnection,
                 OutState::UnderReview { .. } => Stage::UnderReview,
+                // The fund leg: the balance is still in transit until the remittance matched.
+                OutState::RemittanceDue | OutState::Remitted => Stage::InTransit,
                 OutState::PayoutPending => Stage::PayoutPending,
                 OutState::Completed => Stage::Completed,
                 OutState::Rejected(_) => Stage::Rejected,
@@ -284,6 +289,9 @@ impl TransferState {
                 InState::Requested => Stage::Accepted,
                 InState::Querying => Stage::Querying,
                 InState::Credited => Stage::Credited,
+                InState::AwaitingFunds => Stage::AwaitingFunds,
+                // The remittance did not match or did not come: an operator decides.
+                InState::FundsHeld(_) => Stage::NeedsOperator,
                 InState::Completed => Stage::Completed,
                 InState::Rejected(_) => Stage::Rejected,
                 InState::Aborted => Stage::Aborted,
@@ -317,7 +325,7 @@ impl From<InState> for TransferState {
 
 impl Stage {
     /// Every stage, for exhaustive tests and tables.
-    pub const ALL: [Stage; 15] = [
+    pub const ALL: [Stage; 16] = [
         Self::Applied,
         Self::Accepted,
         Self::InTransit,
@@ -333,6 +341,7 @@ impl Stage {
         Self::Querying,
         Self::AwaitingConnection,
         Self::UnderReview,
+        Self::AwaitingFunds,
     ];
 
     /// Whether a transfer at this stage has ended.
@@ -344,7 +353,7 @@ impl Stage {
     }
 
     /// Every stored machine-state name of either machine.
-    pub const STATE_NAMES: [&'static str; 15] = [
+    pub const STATE_NAMES: [&'static str; 19] = [
         "APPLIED",
         "REQUESTED",
         "QUERYING",
@@ -360,6 +369,10 @@ impl Stage {
         "NEEDS_OPERATOR",
         "AWAITING_CONNECTION",
         "UNDER_REVIEW",
+        "AWAITING_FUNDS",
+        "FUNDS_HELD",
+        "REMITTANCE_DUE",
+        "REMITTED",
     ];
 
     /// The stored machine-state names shown as this stage.
@@ -388,6 +401,9 @@ impl Stage {
             "QUERYING" => Self::Querying,
             "AWAITING_CONNECTION" => Self::AwaitingConnection,
             "UNDER_REVIEW" => Self::UnderReview,
+            "AWAITING_FUNDS" => Self::AwaitingFunds,
+            "FUNDS_HELD" => Self::NeedsOperator,
+            "REMITTANCE_DUE" | "REMITTED" => Self::InTransit,
             _ => return None,
         })
     }
@@ -562,6 +578,8 @@ mod tests {
                 due_on: chrono::NaiveDate::from_ymd_opt(2026, 3, 16).expect("a day"),
             }
             .into(),
+            OutState::RemittanceDue.into(),
+            OutState::Remitted.into(),
             OutState::PayoutPending.into(),
             OutState::Completed.into(),
             OutState::Rejected(RefusalReason::Arrears).into(),
@@ -574,6 +592,9 @@ mod tests {
                 InState::Requested,
                 InState::Querying,
                 InState::Credited,
+                InState::AwaitingFunds,
+                InState::FundsHeld(in_side::FundsProblem::Short),
+                InState::FundsHeld(in_side::FundsProblem::Overdue),
                 InState::Completed,
                 InState::Rejected(RefusalReason::NotEnrolledAtTransferIn),
                 InState::Aborted,

@@ -414,6 +414,16 @@ impl TransferInPlatformService for OwnTransferIn {
         })
     }
 
+    async fn remit_balance(
+        &self,
+        _request: Request<platform::RemitBalanceRequest>,
+    ) -> Result<Response<platform::RemitBalanceResponse>, Status> {
+        // The directory this example runs with remits the balance with the form.
+        Err(Status::unimplemented(
+            "this example credits the balance with the form",
+        ))
+    }
+
     async fn query_transfer_in(
         &self,
         request: Request<platform::QueryTransferInRequest>,

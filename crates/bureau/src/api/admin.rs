@@ -612,6 +612,7 @@ impl AdminService for AdminApi {
                     returned_total: text(sum(reason::REVERSE)),
                     credited_total: text(sum(reason::CREDIT)),
                     paid_to_bank_total: text(sum(reason::PAY_TO_BANK)),
+                    held_in_suspense_total: text(class("suspense")),
                     transfers_by_state: states
                         .iter()
                         .map(|(state, count)| wire::StateCount {
@@ -627,7 +628,8 @@ impl AdminService for AdminApi {
                     open_transfers: open,
                     overdue_transfers: overdue,
                     as_of: Some(timestamp(bureau.clock.now())),
-                    needs_operator_transfers: count_in(&states, "NEEDS_OPERATOR"),
+                    needs_operator_transfers: count_in(&states, "NEEDS_OPERATOR")
+                        + count_in(&states, "FUNDS_HELD"),
                     parked_messages: parked_count(tx, bureau.clock.now())?,
                 })
             })

@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{self, Action, Direction, Seen};
 use crate::inbox::{self, Admitted, Refusal, Slot};
-use crate::messages::{Addressed, Decision, InsuranceForm, Kind, TransferApplication};
+use crate::messages::{Addressed, Decision, InsuranceForm, Kind, Remittance, TransferApplication};
 use crate::record::Step;
 use crate::services::Services;
 use crate::transfer_in;
@@ -331,6 +331,7 @@ fn journal_transfer_in_batch(
             Some(Answer::DeliverInsuranceRecord(r)) => reply_infcode(r.reply.as_ref()),
             Some(Answer::ConfirmSettlement(r)) => reply_infcode(r.reply.as_ref()),
             Some(Answer::AbortTransfer(r)) => reply_infcode(r.reply.as_ref()),
+            Some(Answer::RemitBalance(r)) => reply_infcode(r.reply.as_ref()),
             Some(Answer::Failed(status)) => message_status_text(status),
             None => Happened::Failed(String::new()),
         };
@@ -345,6 +346,7 @@ fn batch_item_entry(services: &Services, item: &platform::TransferInMessage) -> 
         Item::DeliverInsuranceRecord(r) => (Kind::DeliverForm, r.envelope.as_ref()?),
         Item::ConfirmSettlement(r) => (Kind::ConfirmSettlement, r.envelope.as_ref()?),
         Item::AbortTransfer(r) => (Kind::Abort, r.envelope.as_ref()?),
+        Item::RemitBalance(r) => (Kind::RemitBalance, r.envelope.as_ref()?),
     };
     Some(received_entry(services, kind, envelope))
 }
@@ -796,6 +798,44 @@ impl PlatformMessage for platform::AbortTransferRequest {
     }
 }
 
+/// infno 9106 at the transfer-in bureau: a remittance of a form's balance (the fund leg),
+/// checked against the form and credited when it matches.
+impl PlatformMessage for platform::RemitBalanceRequest {
+    type Answer = platform::RemitBalanceResponse;
+    fn infcode(answer: &Self::Answer) -> i32 {
+        answer.reply.as_ref().map_or(0, |reply| reply.infcode)
+    }
+    const KIND: Kind = Kind::RemitBalance;
+    const SENDER: BureauRole = BureauRole::TransferOut;
+    fn envelope(&self) -> Option<&platform::Envelope> {
+        self.envelope.as_ref()
+    }
+    fn body_transfer_id(&self) -> Option<&str> {
+        Some(self.transfer_id.as_str())
+    }
+    fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
+        Self::Answer {
+            reply: refusal_reply(refusal, refmsgid),
+            check: platform::RemittanceCheck::Unspecified as i32,
+        }
+    }
+    type Body = Remittance;
+    fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::remittance(self)
+    }
+    fn step(
+        remittance: Self::Body,
+        step: &mut Step<'_>,
+        refmsgid: &str,
+    ) -> Result<Self::Answer, Error> {
+        let check = transfer_in::receive_remittance(step, &remittance)?;
+        Ok(Self::Answer {
+            reply: ok(refmsgid),
+            check: convert::wire_remittance_check(check) as i32,
+        })
+    }
+}
+
 /// The infno of both query RPCs.
 const QUERY_INFNO: &str = "9105";
 
@@ -945,6 +985,13 @@ impl TransferInPlatformService for PlatformApi {
         single(&self.services, request).await
     }
 
+    async fn remit_balance(
+        &self,
+        request: Request<platform::RemitBalanceRequest>,
+    ) -> Result<Response<platform::RemitBalanceResponse>, Status> {
+        single(&self.services, request).await
+    }
+
     async fn query_transfer_in(
         &self,
         request: Request<platform::QueryTransferInRequest>,
@@ -999,6 +1046,12 @@ impl TransferInPlatformService for PlatformApi {
                 Some(Kind::AbortTransfer(request)) => {
                     let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::AbortTransfer(r)),
+                    };
+                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
+                }
+                Some(Kind::RemitBalance(request)) => {
+                    let wrap = |r| platform::TransferInAnswer {
+                        answer: Some(Answer::RemitBalance(r)),
                     };
                     faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
                 }

@@ -151,6 +151,9 @@ fn apply_answer(step: &mut Step<'_>, message: &OutboxMessage, answer: Answer) ->
         Answer::TransferOutSays(view) => {
             transfer_in::transfer_out_answered(step, transfer_id, view, attempt)
         }
+        Answer::RemittanceChecked(check) => {
+            transfer_out::remittance_answered(step, transfer_id, check, attempt)
+        }
     }
 }
 

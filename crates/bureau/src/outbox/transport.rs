@@ -56,7 +56,9 @@ impl Target {
     pub fn of(kind: Option<Kind>) -> Self {
         match kind {
             Some(Kind::RequestTransferOut) => Target::TransferOut,
-            Some(Kind::DeliverForm | Kind::ConfirmSettlement | Kind::Abort) => Target::TransferIn,
+            Some(
+                Kind::DeliverForm | Kind::ConfirmSettlement | Kind::Abort | Kind::RemitBalance,
+            ) => Target::TransferIn,
             Some(Kind::QueryTransferOut) => Target::TransferOutQuery,
             Some(Kind::BankPayout) | None => Target::Bank,
         }
@@ -90,6 +92,13 @@ pub fn encode(envelope: Envelope, message: Outgoing) -> Vec<u8> {
         Outgoing::QueryTransferOut => platform::QueryTransferOutRequest {
             envelope: wire_envelope,
             transfer_id,
+        }
+        .encode_to_vec(),
+        Outgoing::RemitBalance { amount_cents } => platform::RemitBalanceRequest {
+            remitted_at: wire_envelope.as_ref().and_then(|e| e.sent_at),
+            envelope: wire_envelope,
+            transfer_id,
+            amount: convert::money_text(amount_cents),
         }
         .encode_to_vec(),
     }
@@ -585,6 +594,7 @@ fn transfer_in_item(message: &OutboxMessage) -> Result<platform::TransferInMessa
         Some(Kind::DeliverForm) => Wire::DeliverInsuranceRecord(decoded(message)?),
         Some(Kind::ConfirmSettlement) => Wire::ConfirmSettlement(decoded(message)?),
         Some(Kind::Abort) => Wire::AbortTransfer(decoded(message)?),
+        Some(Kind::RemitBalance) => Wire::RemitBalance(decoded(message)?),
         _ => {
             let why = format!("unknown message kind {}", message.kind);
             return Err(Outcome::Park(why));
@@ -635,6 +645,7 @@ async fn send_to_transfer_in(
                 }
             }
             Some(Wire::AbortTransfer(response)) => abort_answered(response),
+            Some(Wire::RemitBalance(response)) => remittance_answered(response),
             Some(Wire::Failed(status)) => failed_message(&status),
             None => Outcome::Park("the answer was empty".to_owned()),
         },
@@ -703,6 +714,12 @@ async fn messages_one_by_one(
             })
             .await
             .map(Wire::AbortTransfer),
+            Some(Item::RemitBalance(remittance)) => attempt(timeout, remittance, |call| {
+                let mut client = client.clone();
+                async move { client.remit_balance(call).await }
+            })
+            .await
+            .map(Wire::RemitBalance),
             None => Err(tonic::Status::invalid_argument("message: required")),
         };
         trips.push(Some(Trip::since(started)));
@@ -753,6 +770,17 @@ pub(crate) fn abort_answered(response: platform::AbortTransferResponse) -> Outco
     } else {
         InCredit::NotCredited
     }))
+}
+
+/// The transfer-in bureau's answer to a remittance: what it found against the form.
+pub(crate) fn remittance_answered(response: platform::RemitBalanceResponse) -> Outcome {
+    if let Some(failure) = failed_reply(response.reply.as_ref()) {
+        return Outcome::Park(failure);
+    }
+    match convert::remittance_check(response.check) {
+        Some(check) => Outcome::Answered(Answer::RemittanceChecked(check)),
+        None => Outcome::Park("the answer to the remittance names no check".to_owned()),
+    }
 }
 
 /// One payout through the bank gateway.

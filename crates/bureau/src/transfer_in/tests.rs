@@ -76,6 +76,7 @@ fn form(person: &SyntheticPerson, transfer_id: &str, initiator: Initiator) -> In
         initiator,
         issued_at: testing::start(),
         applied_on: Some(testing::day()),
+        remittance_follows: false,
     }
 }
 
@@ -792,4 +793,171 @@ async fn under_review_at_transfer_out_is_accepted_pending_here_and_a_refusal_on_
     let refused = RefusalReason::NotStoppedAtTransferOut;
     query_answered(&services, &id, TransferOutView::Refused(refused)).await;
     assert_eq!(in_state(&services, &id).await, InState::Rejected(refused));
+}
+
+/// A transfer-in bureau whose directory has Hohhot remit balances 3 working days after the form
+/// (the fund leg), with one person enrolled here.
+async fn bureau_with_remittance() -> (Arc<Services>, SyntheticPerson) {
+    let directory =
+        testing::directory_with_hohhot_policy("remittance = { after_working_days = 3 }");
+    let services = testing::services_with_directory(BureauRole::TransferIn, &directory);
+    let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+    (services, person)
+}
+
+/// The form of `person`'s transfer `transfer_id`, saying its balance is remitted apart.
+fn form_remittance_follows(person: &SyntheticPerson, transfer_id: &str) -> InsuranceForm {
+    InsuranceForm {
+        remittance_follows: true,
+        ..form(person, transfer_id, Initiator::TransferIn)
+    }
+}
+
+/// The remittance of `cents` for `person`'s transfer `transfer_id`, as its transfer-out bureau
+/// sends it.
+async fn remit(
+    services: &Services,
+    person: &SyntheticPerson,
+    transfer_id: &str,
+    cents: u64,
+) -> Result<yibao_domain::remittance::RemittanceCheck, Error> {
+    let remittance = crate::messages::Remittance {
+        addressed: abort_message(person, transfer_id),
+        amount: yibao_domain::money::Money::from_cents(cents).expect("an amount"),
+        remitted_at: testing::start(),
+    };
+    step(services, move |step| {
+        transfer_in::receive_remittance(step, &remittance)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn the_years_are_credited_at_once_and_the_balance_only_when_the_remittance_matches() {
+    use yibao_domain::remittance::RemittanceCheck;
+    let (services, person) = bureau_with_remittance().await;
+    let id = applied(&services, &person).await;
+    let certno = person.certno.expose_unmasked();
+    let months = yibao_domain::month::total_months(&person.periods);
+    let answer = receive(&services, form_remittance_follows(&person, &id)).await;
+    assert_eq!(
+        credited_cents(answer),
+        0,
+        "the form's answer credits no money"
+    );
+    assert_eq!(state_of(&services, &id).await, InState::AwaitingFunds);
+    assert_eq!(
+        testing::person_row(&services, certno).await.deemed_months,
+        months,
+        "the years at once"
+    );
+    assert_eq!(testing::person_balance(&services, certno).await, 0);
+    assert!(
+        testing::document(&services, &id)
+            .await
+            .remittance_due_on
+            .is_some()
+    );
+    let matched = remit(&services, &person, &id, person.balance.cents()).await;
+    assert_eq!(
+        matched.expect("the remittance step runs"),
+        RemittanceCheck::Matches
+    );
+    assert_eq!(state_of(&services, &id).await, InState::Completed);
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        cents(&person)
+    );
+    let again = remit(&services, &person, &id, person.balance.cents()).await;
+    assert_eq!(again.expect("answered"), RemittanceCheck::Matches);
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        cents(&person),
+        "credited once"
+    );
+    let events = testing::events(&services, &id).await;
+    assert_eq!(
+        testing::kinds(&events),
+        vec!["APPLIED", "FORM_ARRIVED", "REMITTANCE_ARRIVED"]
+    );
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+#[tokio::test]
+async fn a_short_remittance_is_refused_credits_nothing_and_is_held_in_suspense() {
+    use yibao_domain::remittance::RemittanceCheck;
+    use yibao_domain::transfer::in_side::FundsProblem;
+    let (services, person) = bureau_with_remittance().await;
+    let id = applied(&services, &person).await;
+    receive(&services, form_remittance_follows(&person, &id)).await;
+    let short = person.balance.cents() - 1;
+    let check = remit(&services, &person, &id, short).await;
+    assert_eq!(
+        check.expect("the remittance step runs"),
+        RemittanceCheck::Short
+    );
+    assert_eq!(
+        state_of(&services, &id).await,
+        InState::FundsHeld(FundsProblem::Short)
+    );
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        0,
+        "nothing credited"
+    );
+    let hohhot = testing::region(HOHHOT);
+    let held = testing::balance(&services, &account::suspense(hohhot)).await;
+    assert_eq!(held, i64::try_from(short).expect("small"));
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+#[tokio::test]
+async fn a_remittance_for_a_form_credited_with_its_balance_is_out_of_order() {
+    let (services, person) = bureau_with_remittance().await;
+    let id = applied(&services, &person).await;
+    receive(&services, form(&person, &id, Initiator::TransferIn)).await;
+    let credited = remit(&services, &person, &id, 1).await;
+    assert!(
+        credited.is_err(),
+        "the balance came with the form: {credited:?}"
+    );
+    let other = applied_other(&services).await;
+    let refused = remit(&services, &person, &other.0, 1).await;
+    assert!(refused.is_err(), "no form awaits funds: {refused:?}");
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+/// A second person's transfer, applied for here, with no form yet.
+async fn applied_other(services: &Arc<Services>) -> (String, SyntheticPerson) {
+    let other = testing::seed(services, Flow::CrossProvince, 1).await;
+    (applied(services, &other).await, other)
+}
+
+#[tokio::test]
+async fn a_missing_remittance_is_flagged_at_its_deadline_and_a_late_match_still_completes() {
+    use yibao_domain::transfer::in_side::FundsProblem;
+    let (services, person) = bureau_with_remittance().await;
+    let id = applied(&services, &person).await;
+    receive(&services, form_remittance_follows(&person, &id)).await;
+    let due_on = testing::document(&services, &id)
+        .await
+        .remittance_due_on
+        .expect("a remittance deadline");
+    let days_to_deadline = (due_on - services.clock.today()).num_days();
+    days_later(&services, days_to_deadline).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        InState::AwaitingFunds,
+        "on time on the day"
+    );
+    days_later(&services, 1).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        InState::FundsHeld(FundsProblem::Overdue)
+    );
+    let late = remit(&services, &person, &id, person.balance.cents()).await;
+    assert!(late.is_ok());
+    assert_eq!(state_of(&services, &id).await, InState::Completed);
+    testing::assert_money_conserved(&services, 0).await;
 }

@@ -919,3 +919,94 @@ async fn under_review_the_review_day_decides_on_that_days_facts_a_refusal_moves_
     assert_eq!(testing::person_balance(&services, &certno).await, opening);
     testing::assert_money_conserved(&services, opening).await;
 }
+
+/// A transfer-out bureau whose directory has Hohhot remit balances apart from the form, 3
+/// working days after the form's credit (the fund leg); its leaver's opening balance.
+async fn remitting_bureau() -> (Arc<Services>, SyntheticPerson, i64) {
+    let directory =
+        testing::directory_with_hohhot_policy("remittance = { after_working_days = 3 }");
+    let services = testing::services_with_directory(BureauRole::TransferOut, &directory);
+    let person = testing::seed(&services, Flow::CrossProvince, 0).await;
+    let opening = i64::try_from(person.balance.cents()).expect("a small balance");
+    (services, person, opening)
+}
+
+async fn remittance_answered(
+    services: &Services,
+    transfer_id: &str,
+    check: yibao_domain::remittance::RemittanceCheck,
+) {
+    let id = transfer_id.to_owned();
+    step(services, move |step| {
+        transfer_out::remittance_answered(step, &id, check, 1)
+    })
+    .await
+    .expect("the remittance's answer applies");
+}
+
+#[tokio::test]
+async fn remitted_apart_the_balance_waits_in_transit_for_the_remittance_day_and_settles_on_a_match()
+{
+    use yibao_domain::remittance::RemittanceCheck;
+    let (services, person, opening) = remitting_bureau().await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    assert_eq!(
+        state_of(&services, &id).await,
+        OutState::InTransit {
+            balance: BalanceRoute::RemittedApart
+        }
+    );
+    assert_eq!(
+        testing::transit(&services).await,
+        opening,
+        "debited with the form"
+    );
+    // Credited (the years) on Mon 2026-03-02: remitted 3 working days later, Thu 03-05.
+    form_answered(&services, &id, credit(0)).await;
+    assert_eq!(state_of(&services, &id).await, OutState::RemittanceDue);
+    let remit_on = chrono::NaiveDate::from_ymd_opt(2026, 3, 5).expect("a day");
+    assert_eq!(
+        testing::document(&services, &id).await.remit_on,
+        Some(remit_on)
+    );
+    assert_eq!(
+        testing::transit(&services).await,
+        opening,
+        "nothing settles on the years"
+    );
+    days_later(&services, 2).await;
+    assert_eq!(state_of(&services, &id).await, OutState::RemittanceDue);
+    days_later(&services, 1).await;
+    assert_eq!(state_of(&services, &id).await, OutState::Remitted);
+    let queued = testing::queued_for(&services, &id).await;
+    assert!(
+        queued.contains(&(Kind::RemitBalance.as_str().to_owned(), LHASA.to_owned())),
+        "the remittance goes on its day: {queued:?}"
+    );
+    remittance_answered(&services, &id, RemittanceCheck::Matches).await;
+    assert_eq!(state_of(&services, &id).await, OutState::Completed);
+    assert_eq!(testing::transit(&services).await, 0);
+    let settled = testing::balance(&services, &account::settled(testing::region(LHASA))).await;
+    assert_eq!(settled, opening);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn a_remittance_refused_as_short_leaves_the_balance_in_transit_for_an_operator() {
+    use yibao_domain::remittance::RemittanceCheck;
+    let (services, person, opening) = remitting_bureau().await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    form_answered(&services, &id, credit(0)).await;
+    days_later(&services, 3).await;
+    remittance_answered(&services, &id, RemittanceCheck::Short).await;
+    assert!(matches!(
+        state_of(&services, &id).await,
+        OutState::NeedsOperator { .. }
+    ));
+    assert_eq!(
+        testing::transit(&services).await,
+        opening,
+        "nothing settled"
+    );
+    testing::assert_money_conserved(&services, opening).await;
+}

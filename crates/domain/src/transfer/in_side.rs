@@ -10,7 +10,20 @@
 //!          Querying ──answer: unknown / refused──▶ Rejected    ──answer: paid out──▶ Aborted
 //!          Applied | Requested | Querying ──deadline──▶ Rejected(DEADLINE_EXPIRED)
 //!          Credited ──deadline──▶ Completed
+//!
+//! fund leg (the form says a remittance follows, 划转):
+//!          form accepted ──▶ AwaitingFunds (years credited)
+//!          AwaitingFunds | FundsHeld ──remittance matches──▶ Completed (balance credited)
+//!          AwaitingFunds | FundsHeld ──remittance short / over──▶ FundsHeld (held in suspense)
+//!          AwaitingFunds ──remittance deadline──▶ FundsHeld(Overdue)
 //! ```
+//!
+//! With a separate remittance (the transfer-out region's `remittance` policy, `crate::remittance`)
+//! the form credits the years only; the balance is credited when the remittance arrives and
+//! matches the form to the cent. A short or over remittance is refused: nothing is credited and
+//! the money is held apart (a suspense account) for an operator, who sees `FundsHeld` and why.
+//! `FundsHeld` waits for an operator (as the transfer-out side's `NeedsOperator` does), and a
+//! corrected or late remittance that matches still completes it.
 //!
 //! The credit completes the transfer here: the answer to the form is the receipt (回执) the
 //! transfer-out bureau settles on, and nothing the transfer-in bureau does waits for that.
@@ -32,6 +45,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{IllegalEvent, RefusalReason, Stage, Transition};
+pub use crate::remittance::RemittanceCheck;
 
 /// Where a transfer stands at the transfer-in bureau.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -48,6 +62,13 @@ pub enum InState {
     /// The form was checked and credited, and a settlement confirmation is awaited: only in
     /// transfers stored by earlier versions, which waited for one.
     Credited,
+    /// The form was checked and its years credited; the balance waits for the remittance
+    /// between the fund accounts (划转), due by the remittance deadline.
+    AwaitingFunds,
+    /// The remittance did not match the form, or did not come by its deadline: the years are
+    /// credited, the balance is not, and an operator sees why. A remittance that matches still
+    /// completes the transfer.
+    FundsHeld(FundsProblem),
     /// Terminal: the form was checked and the years and balance credited.
     Completed,
     /// Terminal: refused by either bureau; nothing was credited.
@@ -56,11 +77,26 @@ pub enum InState {
     Aborted,
 }
 
+/// Why the balance of a transfer waits for an operator at the transfer-in bureau.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FundsProblem {
+    /// Less than the form's balance was remitted; it was refused and held.
+    Short,
+    /// More than the form's balance was remitted; it was refused and held.
+    Over,
+    /// No remittance came by the remittance deadline.
+    Overdue,
+}
+
 /// The transfer-in bureau's check (审核) of an arriving form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormCheck {
     /// The form is in order: credit years and balance.
     Accept,
+    /// The form is in order and says its balance is remitted apart: credit the years now and
+    /// wait for the remittance.
+    AcceptYearsAwaitFunds,
     /// The form is refused, for this reason.
     Refuse(RefusalReason),
 }
@@ -84,6 +120,10 @@ pub enum InEvent {
     TransferOutAnswered(TransferOutView),
     /// The whole-process deadline passed (15 working days from the application).
     DeadlinePassed,
+    /// The remittance of the balance arrived and was checked against the form.
+    RemittanceArrived(RemittanceCheck),
+    /// The remittance deadline passed without a remittance.
+    RemittanceOverdue,
 }
 
 /// What the transfer-out bureau's answer to a query (QueryTransferOut) means here.
@@ -107,6 +147,12 @@ pub enum InAction {
     SendTransferOutRequest,
     /// Journal and person record: credit the form's years (as deemed years) and balance.
     CreditForm,
+    /// Person record: credit the form's years only (its balance is remitted apart).
+    CreditYears,
+    /// Journal: credit the remitted balance from the fund account to the personal account.
+    CreditBalance,
+    /// Journal: hold a remittance that does not match in the suspense account.
+    HoldRemittance,
     /// Outbox: ask the transfer-out bureau where the transfer stands (QueryTransferOut).
     QueryTransferOut,
     /// Outbox: withdraw a request still queued (the transfer ended before it was answered).
@@ -121,6 +167,14 @@ impl InState {
 
     /// Whether the form has been credited here (the answer an abort gets).
     pub fn has_credited(self) -> bool {
+        matches!(
+            self,
+            Self::Credited | Self::Completed | Self::AwaitingFunds | Self::FundsHeld(_)
+        )
+    }
+
+    /// Whether the balance has been credited here (with the form, or on a matching remittance).
+    pub fn has_credited_balance(self) -> bool {
         matches!(self, Self::Credited | Self::Completed)
     }
 
@@ -131,6 +185,8 @@ impl InState {
             Self::Requested => "REQUESTED",
             Self::Querying => "QUERYING",
             Self::Credited => "CREDITED",
+            Self::AwaitingFunds => "AWAITING_FUNDS",
+            Self::FundsHeld(_) => "FUNDS_HELD",
             Self::Completed => "COMPLETED",
             Self::Rejected(_) => "REJECTED",
             Self::Aborted => "ABORTED",
@@ -150,6 +206,8 @@ impl InEvent {
             Self::FormOverdue => "FORM_OVERDUE",
             Self::TransferOutAnswered(_) => "TRANSFER_OUT_ANSWERED",
             Self::DeadlinePassed => "DEADLINE_PASSED",
+            Self::RemittanceArrived(_) => "REMITTANCE_ARRIVED",
+            Self::RemittanceOverdue => "REMITTANCE_OVERDUE",
         }
     }
 }
@@ -178,7 +236,8 @@ impl TransferOutView {
             | Stage::NeedsOperator
             | Stage::Querying
             | Stage::AwaitingConnection
-            | Stage::UnderReview => Self::Open,
+            | Stage::UnderReview
+            | Stage::AwaitingFunds => Self::Open,
         }
     }
 }
@@ -211,6 +270,9 @@ pub fn apply(
         state: state.name(),
         event: event.name(),
     };
+    if matches!(state, InState::AwaitingFunds | InState::FundsHeld(_)) {
+        return awaiting_funds(state, event).ok_or_else(illegal);
+    }
     match (state, event) {
         (InState::Applied, InEvent::RequestAccepted) => {
             Ok(Transition::to(InState::Requested, vec![]))
@@ -274,9 +336,54 @@ fn ended(reason: RefusalReason) -> Transition<InState, InAction> {
     Transition::to(InState::Rejected(reason), vec![InAction::WithdrawRequest])
 }
 
+/// An event while the years are credited and the balance waits for its remittance; `None` when
+/// the event is out of place.
+fn awaiting_funds(state: InState, event: InEvent) -> Option<Transition<InState, InAction>> {
+    match (state, event) {
+        (_, InEvent::RemittanceArrived(check)) => Some(remittance_arrived(check)),
+        (InState::AwaitingFunds, InEvent::RemittanceOverdue) => Some(Transition::to(
+            InState::FundsHeld(FundsProblem::Overdue),
+            vec![],
+        )),
+        // The years are credited: news about the form or the request changes nothing, and the
+        // whole-process deadline leaves the balance to the remittance deadline.
+        (
+            _,
+            InEvent::RequestAccepted
+            | InEvent::FormArrived(_)
+            | InEvent::AbortArrived
+            | InEvent::FormOverdue
+            | InEvent::TransferOutAnswered(_)
+            | InEvent::DeadlinePassed
+            | InEvent::RemittanceOverdue,
+        ) => Some(Transition::stay(state)),
+        (_, InEvent::RequestRefused(_) | InEvent::SettlementConfirmed) => None,
+    }
+}
+
+/// A remittance checked against the form: credited when it matches, held when it does not.
+fn remittance_arrived(check: RemittanceCheck) -> Transition<InState, InAction> {
+    match check {
+        RemittanceCheck::Matches => {
+            Transition::to(InState::Completed, vec![InAction::CreditBalance])
+        }
+        RemittanceCheck::Short => Transition::to(
+            InState::FundsHeld(FundsProblem::Short),
+            vec![InAction::HoldRemittance],
+        ),
+        RemittanceCheck::Over => Transition::to(
+            InState::FundsHeld(FundsProblem::Over),
+            vec![InAction::HoldRemittance],
+        ),
+    }
+}
+
 fn form_arrived(check: FormCheck) -> Transition<InState, InAction> {
     match check {
         FormCheck::Accept => Transition::to(InState::Completed, vec![InAction::CreditForm]),
+        FormCheck::AcceptYearsAwaitFunds => {
+            Transition::to(InState::AwaitingFunds, vec![InAction::CreditYears])
+        }
         FormCheck::Refuse(reason) => Transition::to(InState::Rejected(reason), vec![]),
     }
 }
@@ -284,6 +391,7 @@ fn form_arrived(check: FormCheck) -> Transition<InState, InAction> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transfer::TransferState;
     use proptest::prelude::*;
 
     fn any_reason() -> impl Strategy<Value = RefusalReason> {
@@ -306,6 +414,11 @@ mod tests {
                 TransferOutView::EndedWithoutForm
             )),
             any_reason().prop_map(|r| InEvent::TransferOutAnswered(TransferOutView::Refused(r))),
+            Just(InEvent::FormArrived(FormCheck::AcceptYearsAwaitFunds)),
+            Just(InEvent::RemittanceArrived(RemittanceCheck::Matches)),
+            Just(InEvent::RemittanceArrived(RemittanceCheck::Short)),
+            Just(InEvent::RemittanceArrived(RemittanceCheck::Over)),
+            Just(InEvent::RemittanceOverdue),
         ]
     }
 
@@ -318,6 +431,7 @@ mod tests {
                 actions: vec![InAction::CreditForm],
             }),
             Just(form_first(FormCheck::Accept)),
+            Just(form_first(FormCheck::AcceptYearsAwaitFunds)),
             any_reason().prop_map(|r| form_first(FormCheck::Refuse(r))),
         ]
     }
@@ -406,20 +520,26 @@ mod tests {
 
         #[test]
         fn a_form_is_credited_at_most_once_and_never_after_an_abort(opening in any_opening(), events in prop::collection::vec(any_event(), 0..12)) {
-            let mut credits = opening.actions.iter().filter(|a| **a == InAction::CreditForm).count();
+            let years = |actions: &[InAction]| actions.iter().filter(|a| matches!(a, InAction::CreditForm | InAction::CreditYears)).count();
+            let balance = |actions: &[InAction]| actions.iter().filter(|a| matches!(a, InAction::CreditForm | InAction::CreditBalance)).count();
+            let mut credits = years(&opening.actions);
+            let mut balances = balance(&opening.actions);
             let mut state = opening.next;
             let mut ended = false;
             for event in events {
                 if let Ok(transition) = apply(state, event) {
-                    let credited_now = transition.actions.contains(&InAction::CreditForm);
-                    prop_assert!(!(ended && credited_now), "credited after it ended: {state:?}");
-                    credits += usize::from(credited_now);
+                    let credited_now = years(&transition.actions) + balance(&transition.actions);
+                    prop_assert!(!(ended && credited_now > 0), "credited after it ended: {state:?}");
+                    credits += years(&transition.actions);
+                    balances += balance(&transition.actions);
                     state = transition.next;
                     ended |= matches!(state, InState::Aborted | InState::Rejected(_));
                 }
             }
             prop_assert!(credits <= 1);
+            prop_assert!(balances <= 1);
             prop_assert_eq!(credits == 1, state.has_credited());
+            prop_assert_eq!(balances == 1, state.has_credited_balance());
         }
     }
 
@@ -520,5 +640,101 @@ mod tests {
         let late = apply(opened.next, InEvent::FormArrived(FormCheck::Accept)).expect("absorbed");
         assert_eq!(late.next, InState::Aborted);
         assert!(late.actions.is_empty(), "a late form is never credited");
+    }
+
+    #[test]
+    fn a_form_whose_balance_is_remitted_apart_credits_the_years_at_once() {
+        let accepted = apply(
+            InState::Requested,
+            InEvent::FormArrived(FormCheck::AcceptYearsAwaitFunds),
+        )
+        .expect("legal");
+        assert_eq!(accepted.next, InState::AwaitingFunds);
+        assert_eq!(accepted.actions, vec![InAction::CreditYears]);
+        assert!(
+            accepted.next.has_credited(),
+            "an abort now answers credited"
+        );
+        assert!(!accepted.next.has_credited_balance());
+        assert!(!accepted.next.is_terminal(), "the remittance deadline runs");
+        let first = form_first(FormCheck::AcceptYearsAwaitFunds);
+        assert_eq!(first.next, InState::AwaitingFunds);
+    }
+
+    #[test]
+    fn the_balance_is_credited_only_when_the_remittance_matches() {
+        let done = apply(
+            InState::AwaitingFunds,
+            InEvent::RemittanceArrived(RemittanceCheck::Matches),
+        )
+        .expect("legal");
+        assert_eq!(done.next, InState::Completed);
+        assert_eq!(done.actions, vec![InAction::CreditBalance]);
+        let again = apply(
+            done.next,
+            InEvent::RemittanceArrived(RemittanceCheck::Matches),
+        )
+        .expect("absorbed");
+        assert!(again.actions.is_empty(), "never credited twice");
+    }
+
+    #[test]
+    fn a_short_or_over_remittance_is_refused_and_held_for_an_operator() {
+        for (check, problem) in [
+            (RemittanceCheck::Short, FundsProblem::Short),
+            (RemittanceCheck::Over, FundsProblem::Over),
+        ] {
+            let held =
+                apply(InState::AwaitingFunds, InEvent::RemittanceArrived(check)).expect("legal");
+            assert_eq!(held.next, InState::FundsHeld(problem));
+            assert_eq!(held.actions, vec![InAction::HoldRemittance]);
+            assert_eq!(TransferState::In(held.next).stage(), Stage::NeedsOperator);
+            let corrected = apply(
+                held.next,
+                InEvent::RemittanceArrived(RemittanceCheck::Matches),
+            )
+            .expect("legal");
+            assert_eq!(corrected.next, InState::Completed, "a corrected remittance");
+            assert_eq!(corrected.actions, vec![InAction::CreditBalance]);
+        }
+    }
+
+    #[test]
+    fn a_missing_remittance_is_flagged_overdue_and_a_late_one_still_completes() {
+        let overdue = apply(InState::AwaitingFunds, InEvent::RemittanceOverdue).expect("legal");
+        assert_eq!(overdue.next, InState::FundsHeld(FundsProblem::Overdue));
+        assert!(overdue.actions.is_empty(), "nothing moves");
+        let again = apply(overdue.next, InEvent::RemittanceOverdue).expect("legal");
+        assert_eq!(again.next, overdue.next, "flagged once");
+        let late = apply(
+            overdue.next,
+            InEvent::RemittanceArrived(RemittanceCheck::Matches),
+        )
+        .expect("legal");
+        assert_eq!(late.next, InState::Completed);
+        assert_eq!(late.actions, vec![InAction::CreditBalance]);
+        let deadline = apply(InState::AwaitingFunds, InEvent::DeadlinePassed).expect("legal");
+        assert_eq!(
+            deadline.next,
+            InState::AwaitingFunds,
+            "the years are credited: the remittance deadline decides"
+        );
+    }
+
+    #[test]
+    fn a_remittance_before_the_form_or_for_a_credited_form_is_illegal() {
+        for state in [
+            InState::Applied,
+            InState::Requested,
+            InState::Querying,
+            InState::Credited,
+        ] {
+            let error = apply(state, InEvent::RemittanceArrived(RemittanceCheck::Matches))
+                .expect_err("no form awaits funds");
+            assert_eq!(error.event, "REMITTANCE_ARRIVED");
+        }
+        let error = apply(InState::AwaitingFunds, InEvent::SettlementConfirmed)
+            .expect_err("no settlement confirmation awaits funds");
+        assert_eq!(error.state, "AWAITING_FUNDS");
     }
 }

@@ -13,7 +13,18 @@
 //!       │                        (pay requested)           (transit → bank posted)
 //!       └─ review takes time ──▶ UnderReview ──review day: reviewed again──▶ as opened then
 //!                                (nothing moves)             (form | payout | wait | Rejected)
+//!
+//! fund leg (the region remits apart from the form, BalanceRoute::RemittedApart):
+//!   InTransit ──credited (the years)──▶ RemittanceDue ──remittance day──▶ Remitted
+//!   Remitted ──matched──▶ Completed (balance settled to IN)
+//!   Remitted ──short / over──▶ NeedsOperator (balance still in transit)
 //! ```
+//!
+//! With [`BalanceRoute::RemittedApart`] the form goes first and its credit at the transfer-in
+//! bureau is the years only; the balance stays in transit until the remittance day (the
+//! region's `remittance` policy, on the working calendar), when the remittance goes
+//! ([`OutAction::SendRemittance`]), and is settled only when the transfer-in bureau answers that
+//! it matched the form.
 //!
 //! A region whose review takes working days (`review::timing`) opens an application it would
 //! accept in `UnderReview`, with the day its review is decided; on that day it is reviewed
@@ -39,6 +50,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::{IllegalEvent, RefusalReason, Transition};
+use crate::remittance::RemittanceCheck;
 
 /// Where a transfer stands at the transfer-out bureau.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -75,6 +87,12 @@ pub enum OutState {
         /// The day the review is decided.
         due_on: NaiveDate,
     },
+    /// The fund leg: the form was credited (the years); the balance waits in transit for the
+    /// remittance day the driver recorded with the transfer.
+    RemittanceDue,
+    /// The fund leg: the remittance was sent; the balance is settled when the transfer-in bureau
+    /// answers that it matched the form (its timer: the outbox's retry schedule).
+    Remitted,
     /// The balance is being paid to the person's bank account through the bank gateway.
     PayoutPending,
     /// Terminal: the transfer-in bureau credited, and any balance was settled to it.
@@ -100,6 +118,9 @@ pub enum BalanceRoute {
     ToBankAfterCredit,
     /// No money leaves the account (shared provincial account, kept usable, no account).
     StaysPut,
+    /// The balance waits in transit and is remitted apart from the form on the region's
+    /// remittance day (the fund leg, 划转); it is settled when the remittance matched.
+    RemittedApart,
 }
 
 /// What happens to a balance in transit when the transfer-in bureau confirms an abort.
@@ -166,6 +187,10 @@ pub enum OutEvent {
     /// The review day of a transfer under review came: it was reviewed with the facts of that
     /// day, with this outcome.
     Reviewed(Review),
+    /// The fund leg: the remittance day came.
+    RemittanceDay,
+    /// The fund leg: the transfer-in bureau checked the remittance against the form.
+    RemittanceAnswered(RemittanceCheck),
 }
 
 /// What the driver does after persisting a transition, in order.
@@ -188,6 +213,8 @@ pub enum OutAction {
     SendAbort,
     /// Outbox: stop sending the abort; it stays parked for an operator to retry.
     ParkAbort,
+    /// Outbox: remit the balance in transit to the transfer-in bureau's fund (RemitBalance).
+    SendRemittance,
 }
 
 impl OutState {
@@ -207,6 +234,8 @@ impl OutState {
             Self::NeedsOperator { .. } => "NEEDS_OPERATOR",
             Self::AwaitingConnection => "AWAITING_CONNECTION",
             Self::UnderReview { .. } => "UNDER_REVIEW",
+            Self::RemittanceDue => "REMITTANCE_DUE",
+            Self::Remitted => "REMITTED",
             Self::PayoutPending => "PAYOUT_PENDING",
             Self::Completed => "COMPLETED",
             Self::Rejected(_) => "REJECTED",
@@ -229,6 +258,8 @@ impl OutEvent {
             Self::OperatorResolved(_) => "OPERATOR_RESOLVED",
             Self::Resumed(_) => "RESUMED",
             Self::Reviewed(_) => "REVIEWED",
+            Self::RemittanceDay => "REMITTANCE_DAY",
+            Self::RemittanceAnswered(_) => "REMITTANCE_ANSWERED",
         }
     }
 }
@@ -247,9 +278,9 @@ pub fn open(review: Review) -> Transition<OutState, OutAction> {
         Review::DeliverForm(balance) => {
             let actions = match balance {
                 BalanceRoute::StaysPut => vec![SendForm],
-                BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit => {
-                    vec![DebitAccountToTransit, SendForm]
-                }
+                BalanceRoute::MovesWithForm
+                | BalanceRoute::ToBankAfterCredit
+                | BalanceRoute::RemittedApart => vec![DebitAccountToTransit, SendForm],
             };
             Transition::to(OutState::InTransit { balance }, actions)
         }
@@ -269,6 +300,9 @@ pub fn apply(
         state: state.name(),
         event: event.name(),
     };
+    if matches!(state, OutState::RemittanceDue | OutState::Remitted) {
+        return remitting(state, event).ok_or_else(illegal);
+    }
     match (state, event) {
         // The form's own answer may arrive after the abort was sent (it was queued first); it
         // is as good an answer as the abort's. A late answer resolves a transfer waiting for an
@@ -322,6 +356,44 @@ pub fn apply(
     }
 }
 
+/// An event of the fund leg once the form was credited; `None` when it is out of place.
+fn remitting(state: OutState, event: OutEvent) -> Option<Transition<OutState, OutAction>> {
+    match (state, event) {
+        (OutState::RemittanceDue, OutEvent::RemittanceDay) => Some(Transition::to(
+            OutState::Remitted,
+            vec![OutAction::SendRemittance],
+        )),
+        (OutState::Remitted, OutEvent::RemittanceAnswered(RemittanceCheck::Matches)) => {
+            Some(Transition::to(
+                OutState::Completed,
+                vec![OutAction::SettleTransitToTransferIn],
+            ))
+        }
+        // The transfer-in bureau refused the money and holds it: an operator sorts it out,
+        // the balance still in transit here.
+        (
+            OutState::Remitted,
+            OutEvent::RemittanceAnswered(RemittanceCheck::Short | RemittanceCheck::Over),
+        ) => Some(Transition::to(
+            OutState::NeedsOperator {
+                balance: BalanceRoute::RemittedApart,
+                fallback: AbortFallback::ReturnToAccount,
+            },
+            vec![],
+        )),
+        // The credit is known: a repeated answer, a late abort answer, the whole-process
+        // deadline or a repeated remittance day change nothing.
+        (
+            _,
+            OutEvent::FormCredited
+            | OutEvent::AbortAnswered(InCredit::Credited)
+            | OutEvent::DeadlinePassed(_),
+        )
+        | (OutState::Remitted, OutEvent::RemittanceDay) => Some(Transition::stay(state)),
+        _ => None,
+    }
+}
+
 /// The transfer-in bureau did not credit and never will: the balance returns to the account,
 /// or goes to the bank when the application named an account.
 fn not_credited(balance: BalanceRoute, fallback: AbortFallback) -> Transition<OutState, OutAction> {
@@ -342,6 +414,7 @@ fn credited(balance: BalanceRoute) -> Transition<OutState, OutAction> {
             Transition::to(OutState::Completed, vec![SettleTransitToTransferIn])
         }
         BalanceRoute::StaysPut => Transition::to(OutState::Completed, vec![]),
+        BalanceRoute::RemittedApart => Transition::to(OutState::RemittanceDue, vec![]),
         BalanceRoute::ToBankAfterCredit => {
             Transition::to(OutState::PayoutPending, vec![PayTransitToBank])
         }
@@ -351,9 +424,9 @@ fn credited(balance: BalanceRoute) -> Transition<OutState, OutAction> {
 fn reverse(balance: BalanceRoute) -> Vec<OutAction> {
     match balance {
         BalanceRoute::StaysPut => vec![],
-        BalanceRoute::MovesWithForm | BalanceRoute::ToBankAfterCredit => {
-            vec![OutAction::ReverseTransitToAccount]
-        }
+        BalanceRoute::MovesWithForm
+        | BalanceRoute::ToBankAfterCredit
+        | BalanceRoute::RemittedApart => vec![OutAction::ReverseTransitToAccount],
     }
 }
 
@@ -371,6 +444,7 @@ mod tests {
             BalanceRoute::MovesWithForm,
             BalanceRoute::ToBankAfterCredit,
             BalanceRoute::StaysPut,
+            BalanceRoute::RemittedApart,
         ])
     }
 
@@ -405,6 +479,10 @@ mod tests {
             Just(OutEvent::OperatorResolved(InCredit::NotCredited)),
             any_review().prop_map(OutEvent::Reviewed),
             any_review().prop_map(OutEvent::Resumed),
+            Just(OutEvent::RemittanceDay),
+            Just(OutEvent::RemittanceAnswered(RemittanceCheck::Matches)),
+            Just(OutEvent::RemittanceAnswered(RemittanceCheck::Short)),
+            Just(OutEvent::RemittanceAnswered(RemittanceCheck::Over)),
         ]
     }
 
@@ -420,7 +498,8 @@ mod tests {
                 OutAction::PayTransitToBank
                 | OutAction::SendForm
                 | OutAction::SendAbort
-                | OutAction::ParkAbort => {}
+                | OutAction::ParkAbort
+                | OutAction::SendRemittance => {}
             }
         }
         in_transit
@@ -809,5 +888,70 @@ mod tests {
                 "{:?}", actions
             );
         }
+    }
+
+    #[test]
+    fn a_balance_remitted_apart_is_settled_only_on_a_matching_remittance() {
+        let opened = open(Review::DeliverForm(BalanceRoute::RemittedApart));
+        assert_eq!(
+            opened.actions,
+            vec![OutAction::DebitAccountToTransit, OutAction::SendForm]
+        );
+        let credited = apply(opened.next, OutEvent::FormCredited).expect("legal");
+        assert_eq!(credited.next, OutState::RemittanceDue);
+        assert!(credited.actions.is_empty(), "nothing settles on the years");
+        let waiting = apply(
+            credited.next,
+            OutEvent::DeadlinePassed(AbortFallback::PayToBank),
+        )
+        .expect("legal");
+        assert_eq!(waiting.next, OutState::RemittanceDue, "the credit is known");
+        let sent = apply(credited.next, OutEvent::RemittanceDay).expect("legal");
+        assert_eq!(sent.next, OutState::Remitted);
+        assert_eq!(sent.actions, vec![OutAction::SendRemittance]);
+        let again = apply(sent.next, OutEvent::RemittanceDay).expect("legal");
+        assert!(again.actions.is_empty(), "remitted once");
+        let done = apply(
+            sent.next,
+            OutEvent::RemittanceAnswered(RemittanceCheck::Matches),
+        )
+        .expect("legal");
+        assert_eq!(done.next, OutState::Completed);
+        assert_eq!(done.actions, vec![OutAction::SettleTransitToTransferIn]);
+    }
+
+    #[test]
+    fn a_remittance_refused_as_short_leaves_the_balance_in_transit_for_an_operator() {
+        let held = apply(
+            OutState::Remitted,
+            OutEvent::RemittanceAnswered(RemittanceCheck::Short),
+        )
+        .expect("legal");
+        assert!(matches!(held.next, OutState::NeedsOperator { .. }));
+        assert!(held.actions.is_empty(), "nothing settles, nothing returns");
+    }
+
+    #[test]
+    fn remittance_events_out_of_place_are_errors() {
+        let early = apply(
+            OutState::InTransit {
+                balance: BalanceRoute::RemittedApart,
+            },
+            OutEvent::RemittanceDay,
+        )
+        .expect_err("the form is not credited yet");
+        assert_eq!(early.event, "REMITTANCE_DAY");
+        let unasked = apply(
+            OutState::RemittanceDue,
+            OutEvent::RemittanceAnswered(RemittanceCheck::Matches),
+        )
+        .expect_err("no remittance was sent");
+        assert_eq!(unasked.state, "REMITTANCE_DUE");
+        let refused = apply(
+            OutState::Remitted,
+            OutEvent::FormRefused(RefusalReason::Arrears),
+        )
+        .expect_err("the form was credited");
+        assert_eq!(refused.state, "REMITTED");
     }
 }

@@ -111,6 +111,7 @@ struct Valid {
     abort: platform::AbortTransferRequest,
     confirm: platform::ConfirmSettlementRequest,
     query: platform::QueryTransferOutRequest,
+    remit: platform::RemitBalanceRequest,
 }
 
 fn valid() -> Valid {
@@ -163,6 +164,15 @@ fn valid() -> Valid {
             envelope: Some(envelope("9105", "540100", "150100")),
             transfer_id: id.to_owned(),
         },
+        remit: platform::RemitBalanceRequest {
+            envelope: Some(envelope("9106", "150100", "540100")),
+            transfer_id: id.to_owned(),
+            amount: "1234.50".to_owned(),
+            remitted_at: Some(prost_types::Timestamp {
+                seconds: 1_772_400_000,
+                nanos: 0,
+            }),
+        },
     }
 }
 
@@ -181,7 +191,9 @@ async fn every_rpc(
     let mut abort = edited(&valid.abort, edits);
     let mut confirm = edited(&valid.confirm, edits);
     let mut query = edited(&valid.query, edits);
+    let mut remit = edited(&valid.remit, edits);
     if let Some(envelope) = envelope {
+        remit.envelope = Some(envelope.clone());
         request.envelope = Some(envelope.clone());
         form.envelope = Some(envelope.clone());
         abort.envelope = Some(envelope.clone());
@@ -206,6 +218,7 @@ async fn every_rpc(
     let _ = inn.abort_transfer(from(caller, abort.clone())).await;
     let _ = inn.confirm_settlement(from(caller, confirm)).await;
     let _ = inn.query_transfer_in(from(caller, query_in)).await;
+    let _ = inn.remit_balance(from(caller, remit.clone())).await;
     let batch = platform::SubmitTransferInMessagesRequest {
         messages: vec![
             platform::TransferInMessage {
@@ -213,6 +226,9 @@ async fn every_rpc(
             },
             platform::TransferInMessage {
                 message: Some(platform::transfer_in_message::Message::AbortTransfer(abort)),
+            },
+            platform::TransferInMessage {
+                message: Some(platform::transfer_in_message::Message::RemitBalance(remit)),
             },
             platform::TransferInMessage { message: None },
         ],
@@ -366,6 +382,12 @@ impl TransferInPlatformService for SingleOnly {
     ) -> Result<tonic::Response<platform::QueryTransferInResponse>, tonic::Status> {
         self.0.query_transfer_in(request).await
     }
+    async fn remit_balance(
+        &self,
+        request: Request<platform::RemitBalanceRequest>,
+    ) -> Result<tonic::Response<platform::RemitBalanceResponse>, tonic::Status> {
+        self.0.remit_balance(request).await
+    }
     async fn submit_transfer_in_messages(
         &self,
         _request: Request<platform::SubmitTransferInMessagesRequest>,
@@ -454,4 +476,37 @@ fn assert_timed_one_by_one(out: &crate::services::Services, transfers: &[String]
         .to_std()
         .expect("the second ended later");
     assert!(gap >= trips[1], "{gap:?} < {trips:?}");
+}
+
+/// The fund leg's message at the platform edge: a remittance for a transfer the receiver does
+/// not know is 1005, a malformed amount is 1001 naming the field, and neither moves money.
+#[tokio::test]
+async fn a_remittance_for_an_unknown_transfer_or_with_a_malformed_amount_is_refused() {
+    let services = testing::services(BureauRole::TransferIn);
+    let api = PlatformApi::new(services.clone());
+    let unknown = api
+        .remit_balance(from(&Caller::Plaintext, valid().remit))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert_eq!(unknown.reply.expect("a reply").infcode, 1005);
+    let mut malformed = valid().remit;
+    // An id the sender minted, so the receiver reads the body before it looks for the transfer.
+    let sender_minted = "150100202603100000001";
+    malformed.amount = "1,234.50".to_owned();
+    malformed.transfer_id = sender_minted.to_owned();
+    if let Some(envelope) = malformed.envelope.as_mut() {
+        envelope.msgid = "B15010000009202603100930050002".to_owned();
+        envelope.transfer_id = sender_minted.to_owned();
+    }
+    let reply = api
+        .remit_balance(from(&Caller::Plaintext, malformed))
+        .await
+        .expect("answered")
+        .into_inner()
+        .reply
+        .expect("a reply");
+    assert_eq!(reply.infcode, 1001);
+    assert!(reply.err_msg.contains("amount"), "{}", reply.err_msg);
+    testing::assert_money_conserved(&services, 0).await;
 }
