@@ -51,6 +51,9 @@ pub struct BureauTotals {
     pub credited_total: Money,
     /// Cumulative: in-transit money paid to people's bank accounts.
     pub paid_to_bank_total: Money,
+    /// Current, transfer-in side: remitted money that did not match its form, held for an
+    /// operator (the fund leg); zero from bureaus that predate the field.
+    pub held_in_suspense_total: Money,
     /// Transfers not yet in a terminal state.
     pub open_transfers: u64,
     /// Open transfers past one of their deadlines.
@@ -89,6 +92,10 @@ impl BureauTotals {
             returned_total: amount("returned_total", &totals.returned_total)?,
             credited_total: amount("credited_total", &totals.credited_total)?,
             paid_to_bank_total: amount("paid_to_bank_total", &totals.paid_to_bank_total)?,
+            held_in_suspense_total: match totals.held_in_suspense_total.as_str() {
+                "" => Money::ZERO,
+                text => amount("held_in_suspense_total", text)?,
+            },
             open_transfers: totals.open_transfers,
             overdue_transfers: totals.overdue_transfers,
             needs_operator_transfers: totals.needs_operator_transfers,
@@ -134,6 +141,14 @@ pub fn check(transfer_out: BureauTotals, transfer_in: BureauTotals) -> LedgerRep
     let paid = sum(|t| t.paid_to_bank_total);
     let quiescent = transfer_out.open_transfers == 0 && transfer_in.open_transfers == 0;
 
+    let held = sum(|t| t.held_in_suspense_total);
+    if quiescent && held != 0 {
+        violations.push(format!(
+            "no transfer is open, yet {} of remitted money is held in suspense: every held \
+             remittance belongs to a transfer waiting for an operator",
+            yuan(held),
+        ));
+    }
     if quiescent {
         let accounted = credited + in_transit + paid + returned;
         if debited != accounted {
@@ -334,7 +349,7 @@ impl fmt::Display for BureauLedgerReport {
 }
 
 /// The amounts a report shows, in order.
-const AMOUNTS: [(&str, Field); 7] = [
+const AMOUNTS: [(&str, Field); 8] = [
     ("accounts_balance_total", |t| t.accounts_balance_total),
     ("debited_to_transit_total", |t| t.debited_to_transit_total),
     ("in_transit_total", |t| t.in_transit_total),
@@ -342,6 +357,7 @@ const AMOUNTS: [(&str, Field); 7] = [
     ("returned_total", |t| t.returned_total),
     ("paid_to_bank_total", |t| t.paid_to_bank_total),
     ("credited_total", |t| t.credited_total),
+    ("held_in_suspense_total", |t| t.held_in_suspense_total),
 ];
 
 /// A report's last line(s): whether it holds, within what, and each violation.
@@ -403,6 +419,7 @@ mod tests {
             returned_total: Money::ZERO,
             credited_total: Money::ZERO,
             paid_to_bank_total: Money::ZERO,
+            held_in_suspense_total: Money::ZERO,
             open_transfers: 0,
             overdue_transfers: 0,
             needs_operator_transfers: 0,
@@ -442,6 +459,24 @@ mod tests {
         assert!(!report.holds);
         assert!(
             report.violations.iter().any(|v| v.contains("-0.01")),
+            "{report}"
+        );
+    }
+
+    #[test]
+    fn money_held_in_suspense_with_nothing_open_is_a_violation() {
+        let held = BureauTotals {
+            held_in_suspense_total: money("12.34"),
+            ..credited_in("100.00")
+        };
+        let report = check(settled_out(), held);
+        assert!(report.quiescent);
+        assert!(!report.holds);
+        assert!(
+            report
+                .violations
+                .iter()
+                .any(|v| v.contains("12.34") && v.contains("suspense")),
             "{report}"
         );
     }
