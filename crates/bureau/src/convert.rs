@@ -16,7 +16,7 @@ use yibao_domain::money::Money;
 use yibao_domain::month::{ContributionPeriod, YearMonth};
 use yibao_domain::overdue::Overdue;
 use yibao_domain::population::Flow;
-use yibao_domain::region::RegionCode;
+use yibao_domain::region::{Pooling, RegionCode};
 use yibao_domain::remittance::RemittanceCheck;
 use yibao_domain::scheme::Scheme;
 use yibao_domain::transfer::{Initiator, RefusalReason, Side, Stage, TransferId};
@@ -913,11 +913,15 @@ pub fn masked_name(name: &str) -> String {
 
 /// A person's record as the APIs show it (参保信息): personal data masked, the balance in
 /// `balance_cents`.
-pub fn wire_person(person: &PersonRecord, balance_cents: u64) -> bureau_wire::PersonRecord {
+pub fn wire_person(
+    person: &PersonRecord,
+    balance_cents: u64,
+    pooling: &Pooling,
+) -> bureau_wire::PersonRecord {
     bureau_wire::PersonRecord {
         masked_certno: masked_certno(&person.row.certno),
         masked_psn_name: masked_name(&person.row.psn_name),
-        poolarea_no: person.facts.region.pooling_region().to_string(),
+        poolarea_no: pooling.pooling_region(person.facts.region).to_string(),
         insu_admdvs: person.row.insu_admdvs.clone(),
         insutype: wire_scheme(person.facts.scheme) as i32,
         psn_insu_stas: i32::from(person.row.psn_insu_stas),
@@ -926,6 +930,7 @@ pub fn wire_person(person: &PersonRecord, balance_cents: u64) -> bureau_wire::Pe
             &person.periods,
             person.row.deemed_months,
             person.facts.region,
+            pooling,
         ),
         periods: person.periods.iter().map(wire_period).collect(),
         deemed_months: person.row.deemed_months,

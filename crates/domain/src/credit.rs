@@ -8,12 +8,13 @@ use crate::classify::{BalanceDisposition, BankAccountGiven, PayoutReason};
 use crate::money::Money;
 use crate::month::{self, ContributionPeriod, YearMonth};
 use crate::policy::RegionPolicy;
-use crate::region::RegionCode;
+use crate::region::{Pooling, RegionCode};
 use crate::scheme::Scheme;
 use crate::transfer::out_side::{AbortFallback, BalanceRoute, OutState, Review};
 
 /// Months on a person's record at `region` (the figure its information form carries): the
-/// distinct months paid in `region`'s pooling region plus the deemed months (视同缴费年限) its
+/// distinct months paid in `region`'s pooling region (as `pooling` groups codes: a city, or a
+/// whole province that pools at province level) plus the deemed months (视同缴费年限) its
 /// earlier transfers credited there. Periods brought in from other regions stay on the record
 /// (the form lists them) but count through the deemed months, so nothing is counted twice.
 /// Saturates at `u32::MAX`.
@@ -21,12 +22,13 @@ pub fn months_on_record(
     periods: &[ContributionPeriod],
     deemed_months: u32,
     region: RegionCode,
+    pooling: &Pooling,
 ) -> u32 {
-    let pool = region.pooling_region();
+    let pool = pooling.pooling_region(region);
     let local: Vec<ContributionPeriod> = periods
         .iter()
         .copied()
-        .filter(|p| p.region().pooling_region() == pool)
+        .filter(|p| pooling.pooling_region(p.region()) == pool)
         .collect();
     month::total_months(&local).saturating_add(deemed_months)
 }
@@ -280,12 +282,32 @@ mod tests {
             // Brought in from Lhasa by an earlier transfer: counted by the deemed months.
             period_in("201801", "201912", Scheme::Employee, "540100"),
         ];
-        assert_eq!(months_on_record(&periods, 0, hohhot()), 18);
-        assert_eq!(months_on_record(&periods, 24, hohhot()), 42);
-        assert_eq!(months_on_record(&[], 7, hohhot()), 7);
+        assert_eq!(
+            months_on_record(&periods, 0, hohhot(), &Pooling::city_level()),
+            18
+        );
+        assert_eq!(
+            months_on_record(&periods, 24, hohhot(), &Pooling::city_level()),
+            42
+        );
+        assert_eq!(
+            months_on_record(&[], 7, hohhot(), &Pooling::city_level()),
+            7
+        );
         // A county of Hohhot is Hohhot's pooling region.
         let county = [period_in("202101", "202112", Scheme::Employee, "150102")];
-        assert_eq!(months_on_record(&county, 0, hohhot()), 12);
+        assert_eq!(
+            months_on_record(&county, 0, hohhot(), &Pooling::city_level()),
+            12
+        );
+        // Where the whole province pools at province level, another city of it is local too.
+        let baotou = [period_in("201901", "201912", Scheme::Employee, "150200")];
+        let inner_mongolia = Pooling::city_level().with_province_level(hohhot().province());
+        assert_eq!(
+            months_on_record(&baotou, 0, hohhot(), &Pooling::city_level()),
+            0
+        );
+        assert_eq!(months_on_record(&baotou, 0, hohhot(), &inner_mongolia), 12);
     }
 
     #[test]
@@ -300,7 +322,7 @@ mod tests {
         at_b.extend(a_to_b.brought_in);
         let lhasa = RegionCode::parse("540100").unwrap();
         assert_eq!(
-            months_on_record(&at_b, a_to_b.months, lhasa),
+            months_on_record(&at_b, a_to_b.months, lhasa, &Pooling::city_level()),
             96,
             "the form B sends"
         );

@@ -61,7 +61,10 @@ impl AdminApi {
         self.services
             .write(move |step| -> Result<_, Error> {
                 let changed = lifecycle::change(step, &asked)?;
-                Ok((people::shown(step.tx, &asked.certno)?, changed.paid))
+                Ok((
+                    people::shown(step.tx, step.ctx.site.directory.pooling(), &asked.certno)?,
+                    changed.paid,
+                ))
             })
             .await
     }
@@ -391,7 +394,7 @@ impl AdminService for AdminApi {
                 lifecycle::create(step, &new)?;
                 let certno = new.certno.expose_unmasked();
                 open_account(step.tx, certno, new.balance.cents(), step.ctx.now)?;
-                people::shown(step.tx, &new.certno)
+                people::shown(step.tx, step.ctx.site.directory.pooling(), &new.certno)
             })
             .await?;
         Ok(Response::new(wire::CreatePersonResponse {

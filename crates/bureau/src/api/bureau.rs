@@ -316,11 +316,7 @@ impl BureauService for BureauApi {
             .read(move |tx| -> Result<wire::PersonRecord, Error> {
                 let (person, balance) = crate::persons::shown(tx, certno.expose_unmasked())?
                     .ok_or_else(|| Error::NotFound("person".to_owned()))?;
-                let mut shown = convert::wire_person(&person, balance);
-                shown.poolarea_no = site
-                    .directory
-                    .pooling_region(person.facts.region)
-                    .to_string();
+                let mut shown = convert::wire_person(&person, balance, site.directory.pooling());
                 shown.benefit_continuity = record::latest_continuity(tx, certno.expose_unmasked())?
                     .as_ref()
                     .map(convert::wire_continuity);

@@ -11,7 +11,7 @@ use yibao_domain::id::ResidentId;
 use yibao_domain::lifecycle::{self, Change, Enrolment, Months, Payment, Record};
 use yibao_domain::money::Money;
 use yibao_domain::month::YearMonth;
-use yibao_domain::region::RegionCode;
+use yibao_domain::region::{Pooling, RegionCode};
 use yibao_domain::scheme::{EnrolmentState, Scheme};
 use yibao_proto::admin::v1 as wire;
 use yibao_proto::bureau::v1 as bureau_wire;
@@ -156,10 +156,14 @@ pub fn retirement(request: &wire::RetirePersonRequest, today: NaiveDate) -> Resu
 }
 
 /// The person's record as the answers show it (personal data masked).
-pub fn shown(tx: &mut dyn Tx, certno: &ResidentId) -> Result<bureau_wire::PersonRecord, Error> {
+pub fn shown(
+    tx: &mut dyn Tx,
+    pooling: &Pooling,
+    certno: &ResidentId,
+) -> Result<bureau_wire::PersonRecord, Error> {
     let (person, balance) = persons::shown(tx, certno.expose_unmasked())?
         .ok_or_else(|| Error::Internal("a person just saved is not there".to_owned()))?;
-    Ok(convert::wire_person(&person, balance))
+    Ok(convert::wire_person(&person, balance, pooling))
 }
 
 /// A region this bureau hosts: a region code, in the directory, whose pooling region this

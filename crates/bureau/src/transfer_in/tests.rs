@@ -687,7 +687,12 @@ async fn contribution_years_accumulate_a_credit_keeps_every_period_for_the_next_
     // The form this record sends on counts its own months and the deemed ones, once each.
     let local = yibao_domain::month::total_months(&held);
     assert_eq!(
-        yibao_domain::credit::months_on_record(&kept, after.deemed_months, testing::region(LHASA)),
+        yibao_domain::credit::months_on_record(
+            &kept,
+            after.deemed_months,
+            testing::region(LHASA),
+            &yibao_domain::region::Pooling::city_level(),
+        ),
         local + before.deemed_months + paid + 24
     );
 }

@@ -217,7 +217,11 @@ async fn shown(services: &Arc<Services>) -> Option<PersonRecord> {
     let certno = ResidentId::parse(CERTNO).expect("a valid ID number");
     testing::read(services, move |tx| {
         match crate::persons::shown(tx, certno.expose_unmasked())? {
-            Some((person, balance)) => Ok(Some(crate::convert::wire_person(&person, balance))),
+            Some((person, balance)) => Ok(Some(crate::convert::wire_person(
+                &person,
+                balance,
+                &yibao_domain::region::Pooling::city_level(),
+            ))),
             None => Ok(None),
         }
     })
