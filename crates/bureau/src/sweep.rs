@@ -162,28 +162,11 @@ async fn fire_due(services: &Services, timer: DayTimer, today: NaiveDate) {
             return;
         }
     };
-    let fire = timer.fire;
-    let jobs: Vec<_> = rows
+    let due: Vec<_> = rows
         .into_iter()
         .filter(|row| day_came(row, timer.due, today))
-        .map(|row| {
-            move |step: &mut Step<'_>| -> Result<bool, Error> { fire(step, &row.transfer_id) }
-        })
         .collect();
-    if jobs.is_empty() {
-        return;
-    }
-    let mut fired = 0;
-    for result in services.write_each(jobs).await {
-        match result {
-            Ok(true) => fired += 1,
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, state, "a timer could not move a transfer"),
-        }
-    }
-    if fired > 0 {
-        tracing::info!(fired, state, "transfers whose day came moved");
-    }
+    fire_each(services, due, timer.fire, state).await;
 }
 
 /// Whether a stored transfer's day came; a row that does not decode is left to its step, which
@@ -216,28 +199,13 @@ async fn resume_waiting(services: &Services) {
             return;
         }
     };
-    let jobs: Vec<_> = rows
-        .into_iter()
-        .map(|row| {
-            move |step: &mut Step<'_>| -> Result<bool, Error> {
-                transfer_out::resume_if_connected(step, &row.transfer_id)
-            }
-        })
-        .collect();
-    let mut resumed = 0;
-    for result in services.write_each(jobs).await {
-        match result {
-            Ok(true) => resumed += 1,
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "a waiting application could not be resumed"),
-        }
-    }
-    if resumed > 0 {
-        tracing::info!(
-            resumed,
-            "applications whose destination joined the platform proceed"
-        );
-    }
+    fire_each(
+        services,
+        rows,
+        transfer_out::resume_if_connected,
+        "AWAITING_CONNECTION",
+    )
+    .await;
 }
 
 /// Fires one state's timer for its transfers whose whole-process deadline is before `cutoff`.
@@ -261,8 +229,16 @@ async fn sweep_state(services: &Services, timer: Timer, cutoff: NaiveDate, today
         let calendar = &services.site.calendar;
         due.retain(|row| abort_answer_overdue(calendar, row, today));
     }
-    let fire = timer.fire;
-    let jobs: Vec<_> = due
+    fire_each(services, due, timer.fire, state).await;
+}
+
+/// Runs `fire` for each transfer, each in a step of its own (one that fails holds up no other),
+/// and logs how many it moved.
+async fn fire_each(services: &Services, rows: Vec<TransferRow>, fire: Fire, state: &'static str) {
+    if rows.is_empty() {
+        return;
+    }
+    let jobs: Vec<_> = rows
         .into_iter()
         .map(|row| {
             move |step: &mut Step<'_>| -> Result<bool, Error> { fire(step, &row.transfer_id) }
@@ -277,7 +253,7 @@ async fn sweep_state(services: &Services, timer: Timer, cutoff: NaiveDate, today
         }
     }
     if fired > 0 {
-        tracing::info!(fired, state, "timers moved overdue transfers");
+        tracing::info!(fired, state, "timers moved transfers");
     }
 }
 
