@@ -95,18 +95,23 @@ pub(super) fn cases() -> Vec<Case> {
     ]
 }
 
-/// A form request for `person` under a fresh transfer id, held by the suite.
-async fn new_form(ctx: &Ctx, person: &SyntheticPerson) -> platform::DeliverInsuranceRecordRequest {
+/// A form request for `person` under a fresh transfer id, held by the suite: the id and the
+/// request.
+async fn new_form(
+    ctx: &Ctx,
+    person: &SyntheticPerson,
+) -> (String, platform::DeliverInsuranceRecordRequest) {
     let id = ctx.new_transfer_id().await;
     let form = ctx.form(person, &id).await;
     ctx.counterpart.hold(&id, person.certno.expose_unmasked());
     if let Ok(mut tally) = ctx.tally.lock() {
         tally.sent.push((id.clone(), person.balance));
     }
-    platform::DeliverInsuranceRecordRequest {
+    let request = platform::DeliverInsuranceRecordRequest {
         envelope: Some(ctx.envelope("9102", &id)),
         form: Some(form),
-    }
+    };
+    (id, request)
 }
 
 fn credit_of(answer: &platform::DeliverInsuranceRecordResponse) -> Option<&platform::Credited> {
@@ -159,12 +164,7 @@ fn credited_or_completed(state: crate::context::TransferStateView) -> bool {
 
 async fn form_credited(ctx: Ctx) -> Checked {
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let request = new_form(&ctx, &person).await;
-    let id = request
-        .envelope
-        .as_ref()
-        .map(|e| e.transfer_id.clone())
-        .unwrap_or_default();
+    let (id, request) = new_form(&ctx, &person).await;
     let answer = deliver(&ctx, request).await?;
     credits_balance(&answer, &person)?;
     ctx.until_target_state(
@@ -234,7 +234,7 @@ async fn applied_transfer_completes(ctx: Ctx) -> Checked {
 
 async fn repeated_msgid_same_answer(ctx: Ctx) -> Checked {
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let request = new_form(&ctx, &person).await;
+    let (_, request) = new_form(&ctx, &person).await;
     let first = deliver(&ctx, request.clone()).await?;
     credits_balance(&first, &person)?;
     let second = deliver(&ctx, request).await?;
@@ -243,7 +243,7 @@ async fn repeated_msgid_same_answer(ctx: Ctx) -> Checked {
 
 async fn modified_body_1004(ctx: Ctx) -> Checked {
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let request = new_form(&ctx, &person).await;
+    let (_, request) = new_form(&ctx, &person).await;
     let first = deliver(&ctx, request.clone()).await?;
     credits_balance(&first, &person)?;
     let mut modified = request.clone();
@@ -269,12 +269,7 @@ async fn modified_body_1004(ctx: Ctx) -> Checked {
 
 async fn wrong_infno_1003(ctx: Ctx) -> Checked {
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let mut request = new_form(&ctx, &person).await;
-    let id = request
-        .envelope
-        .as_ref()
-        .map(|e| e.transfer_id.clone())
-        .unwrap_or_default();
+    let (id, mut request) = new_form(&ctx, &person).await;
     if let Some(envelope) = request.envelope.as_mut() {
         envelope.infno = "9101".to_owned();
     }
@@ -301,12 +296,7 @@ async fn nothing_opened(ctx: &Ctx, id: &str) -> Checked {
 
 async fn region_not_hosted_1002(ctx: Ctx) -> Checked {
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let mut request = new_form(&ctx, &person).await;
-    let id = request
-        .envelope
-        .as_ref()
-        .map(|e| e.transfer_id.clone())
-        .unwrap_or_default();
+    let (id, mut request) = new_form(&ctx, &person).await;
     let elsewhere = ctx.settings.unhosted_region.clone();
     if let Some(envelope) = request.envelope.as_mut() {
         envelope.receiver_region_code.clone_from(&elsewhere);
@@ -358,12 +348,7 @@ async fn abort_before_credit(ctx: Ctx) -> Checked {
 
 async fn form_after_abort_refused(ctx: Ctx) -> Checked {
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let request = new_form(&ctx, &person).await;
-    let id = request
-        .envelope
-        .as_ref()
-        .map(|e| e.transfer_id.clone())
-        .unwrap_or_default();
+    let (id, request) = new_form(&ctx, &person).await;
     let aborted = abort(&ctx, &id).await?;
     expect(
         !aborted.credited,
@@ -388,12 +373,7 @@ async fn form_after_abort_refused(ctx: Ctx) -> Checked {
 
 async fn abort_after_credit(ctx: Ctx) -> Checked {
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let request = new_form(&ctx, &person).await;
-    let id = request
-        .envelope
-        .as_ref()
-        .map(|e| e.transfer_id.clone())
-        .unwrap_or_default();
+    let (id, request) = new_form(&ctx, &person).await;
     let answer = deliver(&ctx, request).await?;
     credits_balance(&answer, &person)?;
     let aborted = abort(&ctx, &id).await?;
@@ -431,12 +411,7 @@ async fn abort_after_credit(ctx: Ctx) -> Checked {
 async fn lost_answer_retried_once(ctx: Ctx) -> Checked {
     let before = ctx.target_totals().await;
     let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-    let request = new_form(&ctx, &person).await;
-    let id = request
-        .envelope
-        .as_ref()
-        .map(|e| e.transfer_id.clone())
-        .unwrap_or_default();
+    let (id, request) = new_form(&ctx, &person).await;
     // The first answer is "lost": the suite acts as if it never read it.
     let _lost = ctx.deliver(request.clone()).await;
     let retried = deliver(&ctx, request.clone()).await?;
@@ -463,27 +438,21 @@ async fn lost_answer_retried_once(ctx: Ctx) -> Checked {
 async fn batch_one_bad_message(ctx: Ctx) -> Checked {
     let mut people = Vec::new();
     let mut messages = Vec::new();
+    let mut bad_id = String::new();
     for position in 0..3 {
         let person = ctx.person(Flow::CrossProvinceOutInitiated).await?;
-        let mut request = new_form(&ctx, &person).await;
+        let (id, mut request) = new_form(&ctx, &person).await;
         if position == 1
             && let Some(envelope) = request.envelope.as_mut()
         {
             envelope.infno = "9101".to_owned();
+            bad_id = id;
         }
         people.push(person);
         messages.push(platform::TransferInMessage {
             message: Some(platform::transfer_in_message::Message::DeliverInsuranceRecord(request)),
         });
     }
-    let bad_id = match messages.get(1).and_then(|m| m.message.as_ref()) {
-        Some(platform::transfer_in_message::Message::DeliverInsuranceRecord(r)) => r
-            .envelope
-            .as_ref()
-            .map(|e| e.transfer_id.clone())
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
     let answer = match ctx
         .batch_in(platform::SubmitTransferInMessagesRequest { messages })
         .await
@@ -584,8 +553,8 @@ async fn deadline_form_never_arrives(ctx: Ctx) -> Checked {
 
 async fn conservation(ctx: Ctx) -> Checked {
     let sent = ctx.tally.lock().map(|t| t.sent.clone()).unwrap_or_default();
-    let mut credited = Money::from_cents(0).unwrap_or_default();
-    let mut returned = Money::from_cents(0).unwrap_or_default();
+    let mut credited = Money::ZERO;
+    let mut returned = Money::ZERO;
     let mut open = Vec::new();
     for (id, balance) in &sent {
         ctx.track(id);
