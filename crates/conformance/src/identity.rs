@@ -3,8 +3,9 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use yibao_proto::platform::v1::Envelope;
+use yibao_runtime::clock::china_time;
 
 use crate::Role;
 
@@ -12,17 +13,8 @@ use crate::Role;
 /// a number no yibao bureau uses, so its messages are told apart in a target's logs.
 pub const INSTANCE: &str = "90417";
 
-/// China Standard Time, in which every platform date is written.
-fn china() -> FixedOffset {
-    // 8 hours east of UTC is always a valid offset.
-    FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"))
-}
-
-/// The China date of an instant.
-#[must_use]
-pub fn china_date(at: DateTime<Utc>) -> NaiveDate {
-    at.with_timezone(&china()).date_naive()
-}
+/// China Standard Time's date of an instant, in which every platform date is written.
+pub use yibao_runtime::clock::china_date;
 
 /// The suite's identity in the handshake.
 #[derive(Debug)]
@@ -64,7 +56,7 @@ impl Identity {
         format!(
             "B{}{INSTANCE}{}{n:04}",
             self.own_region,
-            now.with_timezone(&china()).format("%Y%m%d%H%M%S")
+            china_time(now).format("%Y%m%d%H%M%S")
         )
     }
 
