@@ -267,7 +267,12 @@ impl BureauService for BureauApi {
         let idle = self.services.streams.idle();
         let stream = async_stream(move |sender| async move {
             let _place = place;
-            let mut last = first.document.updated_at;
+            // A change is a new history event or a new save time: two steps of one transfer
+            // may commit within the same millisecond (times are stored to the millisecond), so
+            // the time alone would hide the second one — and a watcher that skipped the final
+            // step would wait in silence for a change that never comes.
+            let seen = |snapshot: &Snapshot| (snapshot.events.len(), snapshot.document.updated_at);
+            let mut last = seen(&first);
             let mut terminal = first.document.state.is_terminal();
             let response = |snapshot: &Snapshot| wire::WatchTransferResponse {
                 transfer: Some(api.show(snapshot)),
@@ -289,10 +294,10 @@ impl BureauService for BureauApi {
                 let Ok(snapshot) = api.latest(&id).await else {
                     return;
                 };
-                if snapshot.document.updated_at == last {
+                if seen(&snapshot) == last {
                     continue;
                 }
-                last = snapshot.document.updated_at;
+                last = seen(&snapshot);
                 terminal = snapshot.document.state.is_terminal();
                 if sender.send(Ok(response(&snapshot))).await.is_err() {
                     return;

@@ -253,3 +253,87 @@ proptest! {
         converted(listing(&wire::ListTransfersRequest { certno, state }, today()), &["certno", "state"])?;
     }
 }
+
+/// A watch reports every change of a transfer, even one whose save time equals the last one it
+/// sent (two steps of one transfer can commit within the same millisecond, and stored times
+/// keep only milliseconds): here a history event appended without a new save time.
+#[tokio::test]
+async fn a_watch_reports_a_change_whose_save_time_is_unchanged() {
+    use std::time::Duration;
+
+    use tokio_stream::StreamExt;
+    use tonic::Request;
+    use yibao_domain::transfer::in_side::InState;
+    use yibao_domain::transfer::{Initiator, TransferState};
+    use yibao_proto::bureau::v1::bureau_service_server::BureauService;
+    use yibao_runtime::directory::BureauRole;
+
+    use crate::document::TransferDocument;
+    use crate::record::Happening;
+    use crate::testing;
+
+    let services = testing::services(BureauRole::TransferIn);
+    let id = testing::transfer_id("540100", 1);
+    let opened = id.clone();
+    testing::step(&services, move |step| {
+        let now = step.ctx.now;
+        let mut document = TransferDocument::opening(
+            opened,
+            Initiator::TransferIn,
+            TransferState::In(InState::Requested),
+            testing::day(),
+            now,
+        );
+        step.insert(
+            &mut document,
+            Happening {
+                kind: "opened",
+                from_state: "",
+                detail: "a test transfer".to_owned(),
+                attempt: 0,
+            },
+        )
+    })
+    .await
+    .expect("opened");
+    let api = super::BureauApi::new(services.clone());
+    let mut stream = api
+        .watch_transfer(Request::new(wire::WatchTransferRequest {
+            transfer_id: id.clone(),
+        }))
+        .await
+        .expect("a watch")
+        .into_inner();
+    let first = stream.next().await.expect("the first message").expect("ok");
+    let before = first.transfer.expect("a transfer");
+    let noted = id.clone();
+    testing::step(&services, move |step| {
+        step.note(
+            &noted,
+            Happening {
+                kind: "delivery_attempted",
+                from_state: "REQUESTED",
+                detail: "attempt 2".to_owned(),
+                attempt: 2,
+            },
+        )
+    })
+    .await
+    .expect("noted");
+    let next = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the watch spoke within 10 s")
+        .expect("a second message")
+        .expect("ok")
+        .transfer
+        .expect("a transfer");
+    assert_eq!(
+        next.updated_at, before.updated_at,
+        "the save time did not move"
+    );
+    assert_eq!(
+        next.history.len(),
+        before.history.len() + 1,
+        "one more event"
+    );
+}
