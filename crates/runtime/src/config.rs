@@ -14,7 +14,7 @@
 //! | data directory | `data_dir` | `YIBAO_DATA_DIR` | `--data-dir` | `data/<role>` |
 //! | PostgreSQL database instead of SQLite | `database_url` | `YIBAO_DATABASE_URL` | `--database-url` | none: SQLite in `data_dir` |
 //! | region directory | `directory` | `YIBAO_DIRECTORY` | `--directory` | `deploy/regions.toml` |
-//! | peer bureau | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default platform address |
+//! | peer bureau (several replicas: comma-separated, failed over in turn) | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default platform address |
 //! | admin API | `admin_enabled` | `YIBAO_ADMIN` | `--admin[=BOOL]` | `false` |
 //! | admin token | `admin_token` | `YIBAO_ADMIN_TOKEN` | — (a flag would show in `ps`) | none: loopback callers only |
 //! | test clock | `test_clock` | `YIBAO_TEST_CLOCK` | `--test-clock[=BOOL]` | `false` |
@@ -569,12 +569,15 @@ impl ServiceConfig {
         } else {
             "https://"
         };
-        if !self.peer_endpoint.starts_with("file:") && !self.peer_endpoint.starts_with(scheme) {
+        let mut endpoints = self.peer_endpoint.split(',').map(str::trim);
+        if let Some(bad) = endpoints
+            .find(|endpoint| !endpoint.starts_with("file:") && !endpoint.starts_with(scheme))
+        {
             return Err(invalid(
                 "peer_endpoint",
                 format!(
-                    "{:?} must start with {scheme} when plaintext is {}",
-                    self.peer_endpoint, self.plaintext
+                    "{bad:?} must start with {scheme} when plaintext is {}",
+                    self.plaintext
                 ),
             ));
         }
@@ -915,7 +918,16 @@ fn check_ms(setting: &'static str, value: u64) -> Result<(), ConfigError> {
 
 /// A peer endpoint must be an absolute `http` or `https` URI with a host and port, and no path,
 /// or `file:PATH` naming the file the peer writes its address to (read lazily by the service).
-fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
+fn validate_endpoint(endpoints: &str) -> Result<(), ConfigError> {
+    // Several replicas of the peer: each endpoint on its own.
+    endpoints
+        .split(',')
+        .map(str::trim)
+        .try_for_each(validate_one_endpoint)
+}
+
+/// One endpoint of `peer_endpoint`.
+fn validate_one_endpoint(endpoint: &str) -> Result<(), ConfigError> {
     if let Some(path) = endpoint.strip_prefix("file:") {
         return if path.is_empty() {
             Err(invalid("peer_endpoint", "file: needs a path".to_owned()))

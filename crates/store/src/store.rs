@@ -112,6 +112,8 @@ struct Inner {
     health: watch::Receiver<Health>,
     /// Probes made, the value each probe writes (so that it always changes a row).
     probes: AtomicU64,
+    /// Whether other processes may share the database (PostgreSQL): replicas of one bureau.
+    shared: bool,
     /// The database file, `:memory:`, or the database URL with its password masked, for
     /// `Debug`.
     location: String,
@@ -258,8 +260,9 @@ impl Store {
         Ok(Store {
             inner: Arc::new(Inner {
                 queue,
-                queue_wait: Duration::from_millis(options.queue_wait_ms),
+                shared: matches!(reads, Reads::Postgres(_)),
                 reads,
+                queue_wait: Duration::from_millis(options.queue_wait_ms),
                 stopped,
                 counters,
                 faults,
@@ -406,6 +409,13 @@ impl Store {
     /// The fault every commit suffers now.
     pub fn commit_fault(&self) -> CommitFault {
         self.inner.faults.get()
+    }
+
+    /// Whether other processes may write to this store's database at the same time (PostgreSQL,
+    /// where several replicas of one bureau may share it): then the outbox is claimed
+    /// ([`Tx::claim_due_messages`]) and the timers run under a lease ([`Tx::take_lease`]).
+    pub fn shared_by_replicas(&self) -> bool {
+        self.inner.shared
     }
 
     /// How many jobs wait in the writer's queue right now, for metrics.

@@ -1542,3 +1542,193 @@ async fn open_transfers_in_a_state_are_found_with_or_without_a_due_date(db: Db) 
         .expect("write");
     assert_eq!(found, vec!["A".to_owned(), "B".to_owned()]);
 }
+
+/// Replicas of one bureau: several stores open one PostgreSQL database (only PostgreSQL may be
+/// shared; a SQLite store claims nothing and always holds every lease).
+mod replicas {
+    use super::*;
+
+    /// Two stores on one fresh database, or `None` when no server is configured.
+    fn two_replicas(test: &str) -> Option<(Db, Store, Store)> {
+        let db = Db::postgres(test)?;
+        let (first, second) = (db.open(), db.open());
+        assert!(first.shared_by_replicas() && second.shared_by_replicas());
+        Some((db, first, second))
+    }
+
+    fn ids(messages: &[yibao_store::OutboxMessage]) -> Vec<i64> {
+        messages.iter().map(|message| message.id).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_claim_disjoint_messages_until_a_claim_ends_or_expires() {
+        let Some((_db, first, second)) = two_replicas("claims") else {
+            return;
+        };
+        first
+            .write(|tx| {
+                (0..10).try_for_each(|n| tx.enqueue(&message(&format!("M{n}"), at(n))).map(drop))
+            })
+            .await
+            .unwrap();
+        let claim = |store: &Store, claimant: &'static str, now: i64, limit: u32| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx| {
+                        tx.claim_due_messages(at(now), limit, &[], claimant, at(now + 1_000))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let a = claim(&first, "a", 100, 6).await;
+        let b = claim(&second, "b", 100, 6).await;
+        assert_eq!(a.len(), 6);
+        assert_eq!(b.len(), 4, "only what the first did not claim");
+        assert!(
+            ids(&a).iter().all(|id| !ids(&b).contains(id)),
+            "{a:?} {b:?}"
+        );
+        assert!(claim(&first, "a", 200, 10).await.is_empty(), "all claimed");
+
+        // One of the first replica's messages is rescheduled (its claim ends); the rest stay
+        // claimed until their lease runs out, when the other replica takes them over.
+        let rescheduled = a[0].id;
+        first
+            .write(move |tx| tx.message_retry_later(rescheduled, 1, at(150), "unavailable"))
+            .await
+            .unwrap();
+        assert_eq!(ids(&claim(&second, "b", 300, 10).await), vec![rescheduled]);
+        let taken_over = claim(&second, "b", 1_200, 10).await;
+        assert_eq!(taken_over.len(), 9, "every expired claim: {taken_over:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_replica_at_a_time_holds_a_lease_until_it_expires() {
+        let Some((_db, first, second)) = two_replicas("lease") else {
+            return;
+        };
+        let take = |store: &Store, holder: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx| tx.take_lease("sweep", holder, at(now), at(now + 5_000)))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(take(&first, "a", 0).await);
+        assert!(!take(&second, "b", 1_000).await, "held by a");
+        assert!(take(&first, "a", 4_000).await, "renewed by its holder");
+        assert!(!take(&second, "b", 8_000).await, "renewed until 9 s");
+        assert!(take(&second, "b", 9_000).await, "expired: taken over");
+        assert!(!take(&first, "a", 9_500).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sequences_shared_by_replicas_never_repeat() {
+        let Some((_db, first, second)) = two_replicas("sequences") else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for index in 0..100 {
+            let store = if index % 2 == 0 { &first } else { &second }.clone();
+            tasks.push(tokio::spawn(async move {
+                store.write(|tx| tx.next_sequence("msgid")).await.unwrap()
+            }));
+        }
+        let mut numbers = Vec::new();
+        for task in tasks {
+            numbers.push(task.await.unwrap());
+        }
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=100).collect::<Vec<u64>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_message_two_replicas_receive_at_once_is_handled_once_and_answered_from_its_record() {
+        let Some((_db, first, second)) = two_replicas("msgid") else {
+            return;
+        };
+        // The first replica handles the message and has not committed yet.
+        let (release, held) = std_mpsc::channel::<()>();
+        let (recorded, handling) = tokio::sync::oneshot::channel();
+        let handler = tokio::spawn({
+            let first = first.clone();
+            async move {
+                first
+                    .write(move |tx| {
+                        assert_eq!(tx.processed_message("IN-7")?, None);
+                        tx.record_processed("IN-7", &[1; 32], b"first answer", at(1))?;
+                        recorded.send(()).unwrap();
+                        let _ = held.recv();
+                        Ok::<_, Error>(())
+                    })
+                    .await
+            }
+        });
+        handling.await.unwrap();
+        // The second replica's look-up waits for the first to commit, then finds its record.
+        let second_look = tokio::spawn({
+            let second = second.clone();
+            async move { second.write(|tx| tx.processed_message("IN-7")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !second_look.is_finished(),
+            "the look-up waits for the first replica"
+        );
+        release.send(()).unwrap();
+        handler.await.unwrap().unwrap();
+        let found = second_look
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the first answer");
+        assert_eq!(found.answer, b"first answer");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_transfer_read_to_be_changed_waits_for_the_other_replicas_change() {
+        let Some((_db, first, second)) = two_replicas("transfer_lock") else {
+            return;
+        };
+        first
+            .write(|tx| tx.insert_transfer(&transfer("T1", CERTNO, true)))
+            .await
+            .unwrap();
+        let (release, held) = std_mpsc::channel::<()>();
+        let (read, reading) = tokio::sync::oneshot::channel();
+        let changer = tokio::spawn({
+            let first = first.clone();
+            async move {
+                first
+                    .write(move |tx| {
+                        tx.transfer("T1")?;
+                        let mut moved = transfer("T1", CERTNO, true);
+                        moved.state = "REQUESTED".to_owned();
+                        tx.update_transfer(&moved)?;
+                        read.send(()).unwrap();
+                        let _ = held.recv();
+                        Ok::<_, Error>(())
+                    })
+                    .await
+            }
+        });
+        reading.await.unwrap();
+        let other = tokio::spawn({
+            let second = second.clone();
+            async move { second.write(|tx| tx.transfer("T1")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!other.is_finished(), "the second replica waits for the row");
+        release.send(()).unwrap();
+        changer.await.unwrap().unwrap();
+        let seen = other.await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            seen.state, "REQUESTED",
+            "it sees the first replica's change"
+        );
+    }
+}

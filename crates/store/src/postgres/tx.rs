@@ -833,6 +833,52 @@ impl Tx for PgTx<'_> {
         )
     }
 
+    fn claim_due_messages(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+        except: &[i64],
+        claimant: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<OutboxMessage>, Error> {
+        let (now, until, limit) = (
+            now.timestamp_millis(),
+            until.timestamp_millis(),
+            i64::from(limit),
+        );
+        let mut claimed = self.messages_where(
+            concat!(
+                "UPDATE outbox SET claimed_until_ms = $4, claimed_by = $5 WHERE id IN (\
+                 SELECT id FROM outbox WHERE next_attempt_at_ms <= $1 AND claimed_until_ms <= $1 \
+                 AND NOT (id = ANY ($3)) ORDER BY next_attempt_at_ms, id LIMIT $2 \
+                 FOR UPDATE SKIP LOCKED) RETURNING ",
+                outbox_columns!()
+            ),
+            &[&now, &limit, &except, &until, &claimant],
+            "claim due messages",
+        )?;
+        claimed.sort_by_key(|message| (message.next_attempt_at, message.id));
+        Ok(claimed)
+    }
+
+    fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let (now, until) = (now.timestamp_millis(), until.timestamp_millis());
+        let held = self.query_opt(
+            "INSERT INTO leases (name, holder, until_ms) VALUES ($1, $2, $4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms \
+             WHERE leases.holder = excluded.holder OR leases.until_ms <= $3 RETURNING holder",
+            &[&name, &holder, &now, &until],
+            "take lease",
+        )?;
+        Ok(held.is_some())
+    }
+
     fn next_due_at(&mut self) -> Result<Option<DateTime<Utc>>, Error> {
         let row = self.query_one(
             "SELECT MIN(next_attempt_at_ms) FROM outbox",
