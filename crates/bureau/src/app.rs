@@ -170,6 +170,12 @@ impl Application {
             settings,
             dispatcher_stopped.clone(),
         ));
+        if self.services.store.shared_by_replicas() {
+            tokio::spawn(crate::watchers::poll_shared(
+                self.services.watchers.clone(),
+                dispatcher_stopped.clone(),
+            ));
+        }
         let store = self.services.store.clone();
         let (readiness, ready) =
             tokio::sync::watch::channel(health::readiness(*store.health().borrow()));
