@@ -170,6 +170,12 @@ impl Application {
             settings,
             dispatcher_stopped.clone(),
         ));
+        if self.services.store.shared_by_replicas() {
+            tokio::spawn(crate::watchers::poll_shared(
+                self.services.watchers.clone(),
+                dispatcher_stopped.clone(),
+            ));
+        }
         let store = self.services.store.clone();
         let (readiness, ready) =
             tokio::sync::watch::channel(health::readiness(*store.health().borrow()));
@@ -252,10 +258,11 @@ fn open_store(config: &ServiceConfig) -> Result<Store, StartError> {
         queue_wait_ms: config.limits.store_queue_wait_ms,
         ..yibao_store::Options::default()
     };
-    Ok(Store::open(
-        &config.data_dir.join("bureau.sqlite3"),
-        &options,
-    )?)
+    let store = match &config.database_url {
+        Some(url) => Store::open_url(url.expose(), &options)?,
+        None => Store::open(&config.data_dir.join("bureau.sqlite3"), &options)?,
+    };
+    Ok(store)
 }
 
 /// The limits on watch streams, from `[limits]`.

@@ -35,6 +35,7 @@ pub mod outbox;
 pub mod peer;
 pub mod persons;
 pub mod record;
+pub mod replica;
 pub mod services;
 #[cfg(test)]
 mod sim;

@@ -5,6 +5,11 @@
 //! backoff has passed (100 ms doubling to 5 s; every caller in between is told UNAVAILABLE at
 //! once), and a TCP connection that connected to itself — possible when the peer's port lies in
 //! the ephemeral range and nothing listens there — is dropped at once instead of being used.
+//!
+//! **Several replicas of the peer** may be named, comma-separated: calls go to one of them until
+//! it fails as unreachable, then to the next; the backoff starts only once every one failed in a
+//! row. Any replica may take any message: they share one store, and a repeated msgid is answered
+//! with its first answer wherever it lands.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -30,6 +35,10 @@ pub const MAX_REDIAL_PAUSE: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct Peer {
     spec: String,
+    /// The endpoints `spec` names, one per replica of the peer.
+    endpoints: Vec<String>,
+    /// The one calls go to now, an index into `endpoints`.
+    current: std::sync::atomic::AtomicUsize,
     tls: Option<ClientTlsConfig>,
     channel: Mutex<Option<Channel>>,
     dial: Mutex<Redial>,
@@ -70,8 +79,15 @@ impl Redial {
 impl Peer {
     /// A peer at `spec`, reached over TLS when `tls` is given; nothing is connected yet.
     pub fn new(spec: String, tls: Option<ClientTlsConfig>) -> Self {
+        let endpoints = spec
+            .split(',')
+            .map(|endpoint| endpoint.trim().to_owned())
+            .filter(|endpoint| !endpoint.is_empty())
+            .collect();
         Self {
             spec,
+            endpoints,
+            current: std::sync::atomic::AtomicUsize::new(0),
             tls,
             channel: Mutex::new(None),
             dial: Mutex::new(Redial::default()),
@@ -139,11 +155,18 @@ impl Peer {
     }
 
     /// A call to the peer failed as unreachable: forget the channel (a peer read from a file may
-    /// come back elsewhere) and back off before dialling again.
+    /// come back elsewhere), turn to the next replica of the peer, and back off before dialling
+    /// again once every replica failed in a row.
     pub fn unreachable(&self) {
+        let replicas = u32::try_from(self.endpoints.len().max(1)).unwrap_or(u32::MAX);
+        self.current
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut dial) = self.dial.lock() {
             dial.failures = dial.failures.saturating_add(1);
-            dial.not_before = Some(Instant::now() + Redial::pause(dial.failures));
+            if dial.failures >= replicas {
+                let pause = Redial::pause(dial.failures - replicas + 1);
+                dial.not_before = Some(Instant::now() + pause);
+            }
         }
         if let Ok(mut cached) = self.channel.lock() {
             *cached = None;
@@ -167,9 +190,19 @@ impl Peer {
         (not_before > now).then(|| not_before - now)
     }
 
+    /// The endpoint calls go to now.
+    fn endpoint(&self) -> &str {
+        let current = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        match self.endpoints.len() {
+            0 => &self.spec,
+            replicas => &self.endpoints[current % replicas],
+        }
+    }
+
     fn resolve(&self) -> Result<String, tonic::Status> {
-        match self.spec.strip_prefix("file:") {
-            None => Ok(self.spec.clone()),
+        let endpoint = self.endpoint();
+        match endpoint.strip_prefix("file:") {
+            None => Ok(endpoint.to_owned()),
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|_| {
                     tonic::Status::unavailable("the peer has not published its address yet")
@@ -228,6 +261,27 @@ mod tests {
         assert_eq!(Redial::pause(2), FIRST_REDIAL_PAUSE * 2);
         assert_eq!(Redial::pause(4), FIRST_REDIAL_PAUSE * 8);
         assert_eq!(Redial::pause(40), MAX_REDIAL_PAUSE);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replica_of_the_peer_that_failed_hands_over_to_the_next_and_all_failing_backs_off() {
+        let peer = Peer::new("http://127.0.0.1:9, http://127.0.0.1:10".to_owned(), None);
+        assert_eq!(peer.resolve().ok().as_deref(), Some("http://127.0.0.1:9"));
+        peer.unreachable();
+        assert!(peer.channel().is_ok(), "the other replica, at once");
+        assert_eq!(peer.resolve().ok().as_deref(), Some("http://127.0.0.1:10"));
+        peer.unreachable();
+        let refused = peer.channel().expect_err("both failed: backing off");
+        assert_eq!(refused.code(), tonic::Code::Unavailable);
+        tokio::time::advance(FIRST_REDIAL_PAUSE).await;
+        assert_eq!(
+            peer.resolve().ok().as_deref(),
+            Some("http://127.0.0.1:9"),
+            "round again"
+        );
+        peer.reachable();
+        peer.unreachable();
+        assert!(peer.channel().is_ok(), "a success starts the count again");
     }
 
     #[tokio::test(start_paused = true)]

@@ -44,9 +44,39 @@ struct Timer {
     fire: Fire,
 }
 
+/// How long the timers' lease lasts: a replica that stopped sweeping (it died) is replaced by
+/// another within this, and a live one renews it every sweep (once a second).
+const SWEEP_LEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Whether this process runs the timers now: always on a store of its own (SQLite); on a store
+/// shared by replicas only while it holds the `sweep` lease, so each timer fires in one replica.
+async fn holds_the_timers(services: &Services) -> bool {
+    if !services.store.shared_by_replicas() {
+        return true;
+    }
+    let now = services.clock.now();
+    let until = now + chrono::Duration::from_std(SWEEP_LEASE).unwrap_or_default();
+    let me = crate::replica::id();
+    let held = services
+        .store
+        .write(move |tx| tx.take_lease("sweep", me, now, until))
+        .await;
+    held.unwrap_or_else(|error: yibao_store::Error| {
+        tracing::warn!(%error, "the timers' lease could not be read; not sweeping this time");
+        false
+    })
+}
+
 /// Sweeps once: each state's due transfers, each in a step of its own, so that one that fails
-/// holds up no other.
+/// holds up no other. On a store shared by replicas, only the replica holding the timers' lease
+/// sweeps (a transfer whose change of connectivity was announced here is resumed here).
 pub async fn sweep_deadlines(services: &Services) {
+    if !holds_the_timers(services).await {
+        if services.site.connectivity_overrides.take_change() {
+            resume_waiting(services).await;
+        }
+        return;
+    }
     let today = services.clock.today();
     let calendar = &services.site.calendar;
     let form_cutoff = StatutoryDeadlines::form_overdue_cutoff(calendar, today).unwrap_or(today);

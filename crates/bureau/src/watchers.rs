@@ -166,6 +166,41 @@ impl Watchers {
     }
 }
 
+impl Watchers {
+    /// Wakes every watcher of every watched transfer, each of which then reads its transfer and
+    /// goes on waiting if it did not change.
+    pub fn notify_all(&self) {
+        if let Ok(waiting) = self.waiting.lock() {
+            for watched in waiting.values() {
+                for notify in &watched.notifies {
+                    notify.notify_one();
+                }
+            }
+        }
+    }
+}
+
+/// How often the watchers of a bureau whose store other replicas share look again: a change
+/// another replica committed reaches them within this (its own changes, at once).
+pub const SHARED_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// On a store shared by replicas, wakes every watcher each [`SHARED_POLL`] until `shutdown`, so a
+/// watch ends even when another replica moved its transfer: bounded, one read per open watch
+/// stream per interval (and the streams are bounded, `[limits]`).
+pub async fn poll_shared(
+    watchers: Arc<Watchers>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(SHARED_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !*shutdown.borrow() {
+        tokio::select! {
+            _ = ticks.tick() => watchers.notify_all(),
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
 impl Watch {
     /// Resolves at the next change of the transfer.
     pub async fn changed(&self) {

@@ -54,6 +54,7 @@
 //! ```
 
 mod counterpart;
+mod database;
 mod error;
 mod member;
 mod pair;
@@ -70,6 +71,7 @@ pub mod tls;
 
 pub use admin::{ADMIN_TOKEN_ENV, AdminClient, AdminToken, admin_client};
 pub use counterpart::{Counterpart, CounterpartOptions, CounterpartPorts, CounterpartTls};
+pub use database::{REQUIRE_POSTGRES_ENV, TEST_DATABASE_URL_ENV, TestDatabase};
 pub use error::{HarnessError, code_name};
 pub use ledger::LedgerReport;
 pub use locate::{default_bin_dir, default_directory};

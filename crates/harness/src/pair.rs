@@ -87,6 +87,11 @@ pub struct PairOptions {
     pub ready_timeout: Duration,
     /// Further environment variables for both services (for example `RUST_LOG`), applied last.
     pub extra_env: Vec<(OsString, OsString)>,
+    /// Further environment variables for transfer-out only, applied after `extra_env` (for
+    /// example its own `YIBAO_DATABASE_URL`).
+    pub out_env: Vec<(OsString, OsString)>,
+    /// Further environment variables for transfer-in only, applied after `extra_env`.
+    pub in_env: Vec<(OsString, OsString)>,
     /// A different region directory for transfer-in, to test bureaus whose directories disagree
     /// (a message to a region its receiver does not host is refused and parked). Default: none,
     /// both read `directory`.
@@ -160,6 +165,8 @@ impl Default for PairOptions {
             test_clock: true,
             ready_timeout: Duration::from_secs(30),
             extra_env: Vec::new(),
+            out_env: Vec::new(),
+            in_env: Vec::new(),
             in_directory: None,
             platform: PlatformMode::default(),
             fixed_ports: None,
@@ -540,20 +547,22 @@ fn specs(
         (Some(fixed), Side::In) => (fixed.inn, fixed.in_platform),
     };
     let peer = |side: Side| peer_from_port_file(&platform_port_file(root, side.other().service()));
-    let out = layout.spec(Service {
+    let mut out = layout.spec(Service {
         name: Side::Out.service(),
         directory,
         peer: peer(Side::Out),
         platform: out_platform,
         ports: ports(Side::Out),
     });
-    let inn = layout.spec(Service {
+    out.extra_env.extend(options.out_env.iter().cloned());
+    let mut inn = layout.spec(Service {
         name: Side::In.service(),
         directory: &in_directory,
         peer: peer(Side::In),
         platform: in_platform,
         ports: ports(Side::In),
     });
+    inn.extra_env.extend(options.in_env.iter().cloned());
     Ok((out, inn))
 }
 

@@ -12,8 +12,9 @@
 //! | platform without TLS | `plaintext` | `YIBAO_PLAINTEXT` | `--plaintext[=BOOL]` | `false` |
 //! | the peer's batch RPCs | `peer_batches` | `YIBAO_PEER_BATCHES` | `--peer-batches` | `auto` |
 //! | data directory | `data_dir` | `YIBAO_DATA_DIR` | `--data-dir` | `data/<role>` |
+//! | PostgreSQL database instead of SQLite | `database_url` | `YIBAO_DATABASE_URL` | `--database-url` | none: SQLite in `data_dir` |
 //! | region directory | `directory` | `YIBAO_DIRECTORY` | `--directory` | `deploy/regions.toml` |
-//! | peer bureau | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default platform address |
+//! | peer bureau (several replicas: comma-separated, failed over in turn) | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default platform address |
 //! | admin API | `admin_enabled` | `YIBAO_ADMIN` | `--admin[=BOOL]` | `false` |
 //! | admin token | `admin_token` | `YIBAO_ADMIN_TOKEN` | — (a flag would show in `ps`) | none: loopback callers only |
 //! | test clock | `test_clock` | `YIBAO_TEST_CLOCK` | `--test-clock[=BOOL]` | `false` |
@@ -32,6 +33,11 @@
 //! (`yibao certs` makes a development set), unless `plaintext` is true, which opts the platform
 //! out of TLS explicitly (and then any `tls_*` setting is ignored). The peer endpoint is `https://`
 //! with TLS and `http://` without; the default follows `plaintext`.
+//!
+//! **The store** is SQLite in `data_dir` unless `database_url` names a PostgreSQL database
+//! (`postgres://user:password@host:port/database`); several replicas of one bureau may share one
+//! such database. The URL's password never shows in logs, errors or `Debug` (prefer the
+//! environment or the settings file to the flag, which `ps` shows).
 //!
 //! Relative paths are relative to the working directory. An empty environment variable counts as
 //! unset. The role (transfer-out or transfer-in) is fixed by the binary, never configured. Every
@@ -98,6 +104,10 @@ pub struct ServiceArgs {
     /// Region directory file. Environment: YIBAO_DIRECTORY.
     #[arg(long, value_name = "PATH")]
     pub directory: Option<PathBuf>,
+    /// PostgreSQL database for the ledger instead of SQLite in the data directory, e.g.
+    /// postgres://yibao:secret@127.0.0.1:5432/bureau. Environment: YIBAO_DATABASE_URL.
+    #[arg(long, value_name = "URL")]
+    pub database_url: Option<String>,
     /// The other bureau's endpoint, e.g. http://127.0.0.1:50052. Environment: YIBAO_PEER.
     #[arg(long, value_name = "URL")]
     pub peer: Option<String>,
@@ -216,8 +226,10 @@ pub struct ServiceConfig {
     pub platform_port_file: Option<PathBuf>,
     /// A file of fault rules to put in force at start.
     pub faults: Option<PathBuf>,
-    /// Where the bureau keeps its ledger.
+    /// Where the bureau keeps its ledger (SQLite, when no `database_url` is set).
     pub data_dir: PathBuf,
+    /// The PostgreSQL database holding the ledger instead, when set.
+    pub database_url: Option<DatabaseUrl>,
     /// The region directory file both services read.
     pub directory: PathBuf,
     /// The other bureau's platform endpoint (`https://host:port`, or `http://` in plaintext), or
@@ -300,6 +312,7 @@ struct FileLayer {
     peer_batches: Option<PeerBatches>,
     faults: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    database_url: Option<DatabaseUrl>,
     directory: Option<PathBuf>,
     peer_endpoint: Option<String>,
     admin_enabled: Option<bool>,
@@ -400,6 +413,7 @@ impl ServiceConfig {
             peer_endpoint: format!("https://{}", default_platform_listen(role.peer())),
             admin_enabled: false,
             admin_token: None,
+            database_url: None,
             test_clock: false,
             calendar_dir: None,
             log_format: LogFormat::Text,
@@ -485,6 +499,14 @@ impl ServiceConfig {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
+        if let Some(url) = &self.database_url
+            && !(url.0.starts_with("postgres://") || url.0.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "database_url",
+                format!("{url:?} must start with postgres:// or postgresql://"),
+            ));
+        }
         if self.directory.as_os_str().is_empty() {
             return Err(invalid("directory", "must not be empty"));
         }
@@ -547,12 +569,15 @@ impl ServiceConfig {
         } else {
             "https://"
         };
-        if !self.peer_endpoint.starts_with("file:") && !self.peer_endpoint.starts_with(scheme) {
+        let mut endpoints = self.peer_endpoint.split(',').map(str::trim);
+        if let Some(bad) = endpoints
+            .find(|endpoint| !endpoint.starts_with("file:") && !endpoint.starts_with(scheme))
+        {
             return Err(invalid(
                 "peer_endpoint",
                 format!(
-                    "{:?} must start with {scheme} when plaintext is {}",
-                    self.peer_endpoint, self.plaintext
+                    "{bad:?} must start with {scheme} when plaintext is {}",
+                    self.plaintext
                 ),
             ));
         }
@@ -593,6 +618,7 @@ impl ServiceConfig {
             peer_batches,
             faults,
             data_dir,
+            database_url,
             directory,
             peer_endpoint,
             admin_enabled,
@@ -607,6 +633,7 @@ impl ServiceConfig {
             limits,
         } = file;
         self.admin_token = admin_token.or(self.admin_token.take());
+        self.database_url = database_url.or(self.database_url.take());
         override_with(&mut self.listen, listen);
         override_with(&mut self.platform_listen, platform_listen);
         self.platform_port_file = platform_port_file.or(self.platform_port_file.take());
@@ -630,6 +657,8 @@ impl ServiceConfig {
         override_with(&mut self.limits, limits);
     }
 
+    // Long because it is a flat list, one variable after another, each read and parsed where
+    // it is named; splitting it would only hide some variables from a reader looking for one.
     fn apply_environment(
         &mut self,
         environment: &impl Fn(&str) -> Option<String>,
@@ -671,6 +700,8 @@ impl ServiceConfig {
         if let Some(value) = environment("YIBAO_DATA_DIR") {
             self.data_dir = PathBuf::from(value);
         }
+        let database_url = environment("YIBAO_DATABASE_URL").map(DatabaseUrl);
+        self.database_url = database_url.or(self.database_url.take());
         if let Some(value) = environment("YIBAO_DIRECTORY") {
             self.directory = PathBuf::from(value);
         }
@@ -718,6 +749,9 @@ impl ServiceConfig {
         override_with(&mut self.peer_batches, args.peer_batches);
         override_with(&mut self.data_dir, args.data_dir.clone());
         override_with(&mut self.directory, args.directory.clone());
+        if let Some(url) = &args.database_url {
+            self.database_url = Some(DatabaseUrl(url.clone()));
+        }
         override_with(&mut self.peer_endpoint, args.peer.clone());
         override_with(&mut self.admin_enabled, args.admin);
         override_with(&mut self.test_clock, args.test_clock);
@@ -747,6 +781,39 @@ impl AdminToken {
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AdminToken(****)")
+    }
+}
+
+/// A PostgreSQL database URL; its `Debug` output hides the password (and the user), so a
+/// logged configuration does not leak them.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    /// A URL as given.
+    pub fn new(url: impl Into<String>) -> Self {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL itself, to connect with.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Everything between the scheme and the host (`user:password@`) is hidden; so is any
+        // query (it may carry `password=`).
+        let url = self.0.split('?').next().unwrap_or_default();
+        let shown = match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}://***@{}", &url[..scheme], &url[at + 1..])
+            }
+            _ => url.to_owned(),
+        };
+        write!(f, "DatabaseUrl({shown})")
     }
 }
 
@@ -851,7 +918,16 @@ fn check_ms(setting: &'static str, value: u64) -> Result<(), ConfigError> {
 
 /// A peer endpoint must be an absolute `http` or `https` URI with a host and port, and no path,
 /// or `file:PATH` naming the file the peer writes its address to (read lazily by the service).
-fn validate_endpoint(endpoint: &str) -> Result<(), ConfigError> {
+fn validate_endpoint(endpoints: &str) -> Result<(), ConfigError> {
+    // Several replicas of the peer: each endpoint on its own.
+    endpoints
+        .split(',')
+        .map(str::trim)
+        .try_for_each(validate_one_endpoint)
+}
+
+/// One endpoint of `peer_endpoint`.
+fn validate_one_endpoint(endpoint: &str) -> Result<(), ConfigError> {
     if let Some(path) = endpoint.strip_prefix("file:") {
         return if path.is_empty() {
             Err(invalid("peer_endpoint", "file: needs a path".to_owned()))
@@ -937,6 +1013,39 @@ mod tests {
             !message.contains(secret),
             "the token is never quoted: {message}"
         );
+    }
+
+    #[test]
+    fn a_database_url_comes_from_the_environment_or_the_flag_and_never_shows_its_password() {
+        let sqlite = load(BureauRole::TransferOut, &[], &[]).expect("defaults");
+        assert_eq!(
+            sqlite.database_url, None,
+            "unset: SQLite in the data directory"
+        );
+        let url = "postgres://yibao:s3cret-pw@127.0.0.1:5432/out";
+        let from_env = load(BureauRole::TransferOut, &[], &[("YIBAO_DATABASE_URL", url)])
+            .expect("environment");
+        assert_eq!(from_env.database_url, Some(DatabaseUrl::new(url)));
+        let flag = "postgres://yibao@127.0.0.1:5433/in";
+        let from_flag = load(
+            BureauRole::TransferIn,
+            &["--database-url", flag],
+            &[("YIBAO_DATABASE_URL", url)],
+        )
+        .expect("flag");
+        assert_eq!(from_flag.database_url, Some(DatabaseUrl::new(flag)));
+        let shown = format!("{from_env:?}");
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("127.0.0.1:5432/out"), "{shown}");
+        let refused = load(
+            BureauRole::TransferOut,
+            &["--database-url", "mysql://root:s3cret-pw@db/x"],
+            &[],
+        )
+        .expect_err("not PostgreSQL");
+        let message = refused.to_string();
+        assert!(message.contains("database_url"), "{message}");
+        assert!(!message.contains("s3cret-pw"), "{message}");
     }
 
     #[test]

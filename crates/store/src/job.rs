@@ -22,6 +22,10 @@ pub(crate) trait Job: Send {
     /// Runs the caller's closure once; returns whether it succeeded (its writes are kept).
     fn run(&mut self, tx: &mut dyn Tx) -> bool;
 
+    /// Replaces the result of a job that ran and succeeded with `error`: the backend undid its
+    /// writes after all (a statement of it failed and the job went on regardless).
+    fn overrule(&mut self, error: Error);
+
     /// Answers the caller. `transaction` says whether the transaction the job ran in became
     /// durable (writes) or was read consistently (reads).
     fn reply(self: Box<Self>, transaction: Result<(), Error>);
@@ -83,6 +87,12 @@ where
         let succeeded = matches!(outcome, Ok(Ok(_)));
         self.outcome = Some(outcome);
         succeeded
+    }
+
+    fn overrule(&mut self, error: Error) {
+        if matches!(self.outcome, Some(Ok(Ok(_)))) {
+            self.outcome = Some(Ok(Err(E::from(error))));
+        }
     }
 
     fn reply(self: Box<Self>, transaction: Result<(), Error>) {

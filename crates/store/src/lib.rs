@@ -6,9 +6,9 @@
 //! closure that receives `&mut dyn` [`Tx`], an object-safe, synchronous trait of storage
 //! operations; everything the closure does lands together or not at all. A protocol step — the
 //! state change, its journal postings, its outbox rows and the processed-message record — is one
-//! such closure. SQLite implements `Tx` today; a PostgreSQL backend can implement the same trait
-//! later without touching service code. Being synchronous, a transaction can never be held
-//! across an `.await`.
+//! such closure. SQLite ([`Store::open`]) and PostgreSQL ([`Store::open_url`]) implement `Tx`;
+//! service code does not know which it runs on. Being synchronous, a transaction can never be
+//! held across an `.await`.
 //!
 //! **Group commit.** One writer thread owns the write connection. It drains up to
 //! [`Options::batch_limit`] queued closures, runs each in its own savepoint inside one
@@ -33,6 +33,23 @@
 //! does not depend on the domain crate, and the service owns the meaning of codes and JSON
 //! documents. `Debug` and error messages mask ID numbers and names.
 //!
+//! **PostgreSQL: what differs.** The same writer thread and group commit (`BEGIN`, a savepoint
+//! per job, one `COMMIT`) over one connection, reads on a pool of `REPEATABLE READ READ ONLY`
+//! connections, migrations of their own (`migrations/postgres/`, versioned in `schema_version`,
+//! applied under an advisory lock). Money is BIGINT cents and times BIGINT milliseconds, as in
+//! SQLite, so rows round-trip exactly; days are DATE; text keys sort byte-wise (`COLLATE "C"`).
+//! Durability is the server's (`synchronous_commit`), not [`Synchronous`]. A failed statement
+//! aborts a PostgreSQL transaction, so every operation that may break a constraint runs in a
+//! savepoint of its own or as `ON CONFLICT DO NOTHING`, and a job that goes on past any other
+//! failed statement is undone and answered with its error. Only person accounts have a cached
+//! balance row; the other accounts' balances are summed from the journal when read, so the
+//! transit and fund accounts every posting touches are not a row lock every writer queues on.
+//! The commit fault seam rolls back instead of committing. Several stores may share one database
+//! (replicas of a bureau): a write transaction locks a transfer's row when it reads it, takes an
+//! advisory lock on a msgid before looking it up, and numbers sequences and events under row
+//! locks; a step that loses a deadlock, or waits on a lock longer than 10 s, is undone and
+//! answered [`Error::Unavailable`], which its caller retries.
+//!
 //! **Architecture Invariant:** a person has at most one open transfer (a unique partial index),
 //! a `person:` account never goes negative, and every posting moves a positive amount between
 //! two different accounts, so the balances of all accounts always sum to zero.
@@ -41,13 +58,16 @@ mod error;
 mod fault;
 mod job;
 mod mask;
+mod postgres;
 mod rows;
 mod sqlite;
 mod store;
 mod tx;
+mod writer;
 
 pub use error::Error;
 pub use fault::{CommitFault, Health};
+pub use postgres::connection::mask_database_url;
 pub use rows::{
     CertificateRow, EventRow, InsertCount, JournalCheck, NewOutboxMessage, OutboxMessage,
     PersonRow, Posting, ProcessedMessage, TransferRow,

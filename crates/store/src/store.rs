@@ -14,10 +14,13 @@ use tokio::sync::{mpsc, watch};
 
 use crate::fault::{CommitFault, Faults, Health};
 use crate::job;
+use crate::postgres::connection::mask_database_url;
+use crate::postgres::reader::PgReadPool;
 use crate::sqlite::connection::{self, Synchronous};
 use crate::sqlite::reader::ReadPool;
 use crate::sqlite::schema;
-use crate::sqlite::writer::{Command, Counters, Shared, Writer};
+use crate::sqlite::writer::SqliteWriter;
+use crate::writer::{Backend, Command, Counters, Shared, Writer};
 use crate::{Error, Tx};
 
 /// How a store is opened. Every field has a default, so a configuration file may name only what
@@ -25,7 +28,8 @@ use crate::{Error, Tx};
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Options {
-    /// Durability of each commit; see [`Synchronous`].
+    /// Durability of each commit on SQLite; see [`Synchronous`]. (PostgreSQL's durability is
+    /// the server's `synchronous_commit`.)
     pub synchronous: Synchronous,
     /// At most this many jobs share one transaction (one fsync). Larger batches amortise the
     /// fsync further but make every job of a batch wait for the slowest.
@@ -36,7 +40,8 @@ pub struct Options {
     pub queue_limit: usize,
     /// How long a job may wait for room in a full queue, in milliseconds (at least 1).
     pub queue_wait_ms: u64,
-    /// At most this many reads run at once, each on its own connection.
+    /// At most this many reads run at once, each on its own connection (on PostgreSQL: at most
+    /// this many read connections, plus the writer's).
     pub read_connections: usize,
 }
 
@@ -107,7 +112,10 @@ struct Inner {
     health: watch::Receiver<Health>,
     /// Probes made, the value each probe writes (so that it always changes a row).
     probes: AtomicU64,
-    /// The database file, or `:memory:`, for `Debug`.
+    /// Whether other processes may share the database (PostgreSQL): replicas of one bureau.
+    shared: bool,
+    /// The database file, `:memory:`, or the database URL with its password masked, for
+    /// `Debug`.
     location: String,
 }
 
@@ -117,6 +125,8 @@ enum Reads {
     Pool(Arc<ReadPool>),
     /// On the writer's thread, between batches (an in-memory database has one connection).
     Writer,
+    /// On a pool of PostgreSQL connections.
+    Postgres(Arc<PgReadPool>),
 }
 
 impl Store {
@@ -136,8 +146,11 @@ impl Store {
         let mut writer = connection::open_writer(path, options.synchronous)?;
         let version = schema::migrate(&mut writer)?;
         let pool = ReadPool::new(path.to_path_buf(), options.read_connections);
+        let faults = Arc::new(Faults::default());
+        let writer = SqliteWriter::new(writer, Arc::clone(&faults))?;
         let store = Store::start(
             writer,
+            faults,
             options,
             Reads::Pool(Arc::new(pool)),
             path.display().to_string(),
@@ -158,12 +171,71 @@ impl Store {
         let options = Options::default();
         let mut writer = connection::open_memory()?;
         schema::migrate(&mut writer)?;
-        Store::start(writer, &options, Reads::Writer, ":memory:".to_owned())
+        let faults = Arc::new(Faults::default());
+        let writer = SqliteWriter::new(writer, Arc::clone(&faults))?;
+        Store::start(
+            writer,
+            faults,
+            &options,
+            Reads::Writer,
+            ":memory:".to_owned(),
+        )
+    }
+
+    /// Opens the PostgreSQL database at `url` (`postgres://user:password@host:port/database`),
+    /// applies pending migrations and starts the writer thread with its own connection; reads
+    /// use up to [`Options::read_connections`] more. Several stores (replicas of one bureau, in
+    /// several processes) may open one database: see the crate documentation for what keeps
+    /// them apart. Blocks while connecting; never shows the URL's password.
+    pub fn open_url(url: &str, options: &Options) -> Result<Store, Error> {
+        options.validate()?;
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::Invalid(format!(
+                "database URL {} is not postgres:// or postgresql://",
+                mask_database_url(url)
+            )));
+        }
+        let config = crate::postgres::connection::config(url)?;
+        let owned = url.to_owned();
+        let connecting = config.clone();
+        // The `postgres` crate drives its connection on a runtime of its own, which must not
+        // start on an async worker: connect and migrate on a thread of our own.
+        let (writer, version) = std::thread::spawn(move || {
+            let mut writer = crate::postgres::connection::connect(&connecting, &owned)?;
+            let version = crate::postgres::schema::migrate(&mut writer)?;
+            // A lock held longer than this by another replica fails the step (retryably)
+            // instead of holding up this writer's whole batch without end.
+            writer
+                .client
+                .batch_execute("SET lock_timeout = '10s'")
+                .map_err(|error| crate::postgres::tx::map_error("configure session", &error))?;
+            Ok::<_, Error>((writer, version))
+        })
+        .join()
+        .map_err(|_| Error::Backend("connecting to PostgreSQL panicked".to_owned()))??;
+        let pool = PgReadPool::new(config, url.to_owned(), options.read_connections);
+        let faults = Arc::new(Faults::default());
+        let location = mask_database_url(url);
+        let store = Store::start(
+            crate::postgres::writer::PgWriter::new(writer),
+            faults,
+            options,
+            Reads::Postgres(Arc::new(pool)),
+            location.clone(),
+        )?;
+        tracing::info!(
+            url = %location,
+            schema_version = version,
+            batch_limit = options.batch_limit,
+            "store opened (PostgreSQL)"
+        );
+        Ok(store)
     }
 
     /// Starts the writer thread over a migrated connection.
     fn start(
-        connection: rusqlite::Connection,
+        connection: impl Backend,
+        faults: Arc<Faults>,
         options: &Options,
         reads: Reads,
         location: String,
@@ -171,7 +243,6 @@ impl Store {
         let (queue, receiver) = mpsc::channel(options.queue_limit);
         let (stopped_sender, stopped) = watch::channel(());
         let counters = Arc::new(Counters::default());
-        let faults = Arc::new(Faults::default());
         let (health_sender, health) = watch::channel(Health::Committing);
         let shared = Shared {
             counters: Arc::clone(&counters),
@@ -184,13 +255,14 @@ impl Store {
             options.batch_limit,
             shared,
             stopped_sender,
-        )?
+        )
         .spawn()?;
         Ok(Store {
             inner: Arc::new(Inner {
                 queue,
-                queue_wait: Duration::from_millis(options.queue_wait_ms),
+                shared: matches!(reads, Reads::Postgres(_)),
                 reads,
+                queue_wait: Duration::from_millis(options.queue_wait_ms),
                 stopped,
                 counters,
                 faults,
@@ -278,6 +350,7 @@ impl Store {
     {
         match &self.inner.reads {
             Reads::Pool(pool) => pool.read(work).await,
+            Reads::Postgres(pool) => pool.read(work).await,
             Reads::Writer => {
                 let (job, answer) = job::job(work);
                 self.enqueue(Command::Read(job)).await.map_err(E::from)?;
@@ -291,8 +364,10 @@ impl Store {
     /// that another handle already closed is harmless. Dropping every handle also stops the
     /// writer, without waiting.
     pub async fn close(self) -> Result<(), Error> {
-        if let Reads::Pool(pool) = &self.inner.reads {
-            pool.close();
+        match &self.inner.reads {
+            Reads::Pool(pool) => pool.close(),
+            Reads::Postgres(pool) => pool.close(),
+            Reads::Writer => {}
         }
         // If the queue is already closed, the writer is stopping anyway.
         let _ = self.inner.queue.send(Command::Close).await;
@@ -334,6 +409,13 @@ impl Store {
     /// The fault every commit suffers now.
     pub fn commit_fault(&self) -> CommitFault {
         self.inner.faults.get()
+    }
+
+    /// Whether other processes may write to this store's database at the same time (PostgreSQL,
+    /// where several replicas of one bureau may share it): then the outbox is claimed
+    /// ([`Tx::claim_due_messages`]) and the timers run under a lease ([`Tx::take_lease`]).
+    pub fn shared_by_replicas(&self) -> bool {
+        self.inner.shared
     }
 
     /// How many jobs wait in the writer's queue right now, for metrics.

@@ -157,6 +157,42 @@ pub trait Tx {
         except: &[i64],
     ) -> Result<Vec<OutboxMessage>, Error>;
 
+    /// As [`Tx::due_messages_except`], and claims the messages for `claimant` until `until`, so
+    /// that another replica of the bureau sharing this database does not send them meanwhile:
+    /// messages another claimant holds (claimed until after `now`, or locked by its open
+    /// transaction) are left out. A claim ends when the message is acknowledged or rescheduled
+    /// ([`Tx::message_retry_later`]), or when it expires (its claimant died): then any replica
+    /// may send it again, and the peer answers a repeated msgid with its first answer.
+    ///
+    /// A store only one process opens (SQLite) has nobody to claim from: by default this is
+    /// [`Tx::due_messages_except`].
+    fn claim_due_messages(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: u32,
+        except: &[i64],
+        claimant: &str,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<OutboxMessage>, Error> {
+        let _ = (claimant, until);
+        self.due_messages_except(now, limit, except)
+    }
+
+    /// Takes or renews the lease `name` for `holder` until `until`, if nobody else holds it past
+    /// `now`; returns whether `holder` holds it now. The replicas of a bureau run the timers'
+    /// sweep only while they hold its lease, so a transfer's timer fires once. A store only one
+    /// process opens always grants it.
+    fn take_lease(
+        &mut self,
+        name: &str,
+        holder: &str,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let _ = (name, holder, now, until);
+        Ok(true)
+    }
+
     /// The earliest `next_attempt_at` in the outbox, `None` when it is empty.
     fn next_due_at(&mut self) -> Result<Option<DateTime<Utc>>, Error>;
 

@@ -72,7 +72,14 @@ impl BureauApi {
 
     /// The newest committed state: the snapshot a step offered, or a read.
     async fn latest(&self, transfer_id: &str) -> Result<Arc<Snapshot>, Error> {
-        match self.services.watchers.latest(transfer_id) {
+        // Another replica sharing the store may have moved the transfer since this one's last
+        // snapshot of it: read the store.
+        let cached = if self.services.store.shared_by_replicas() {
+            None
+        } else {
+            self.services.watchers.latest(transfer_id)
+        };
+        match cached {
             Some((_, snapshot)) => Ok(snapshot),
             None => self.read(transfer_id.to_owned()).await.map(Arc::new),
         }

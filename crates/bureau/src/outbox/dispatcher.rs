@@ -41,6 +41,11 @@ pub struct Settings {
 /// How often overdue transfers are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long a replica's claim on the outbox messages it sends lasts (store shared by replicas):
+/// well beyond an attempt, so a live replica's claim never lapses while its batch is out; a dead
+/// replica's messages are sent by another once it lapsed.
+const CLAIM_LEASE: Duration = Duration::from_secs(60);
+
 /// The messages in flight, by outbox id: never read twice while a batch carries them.
 type InFlightSet = Arc<Mutex<HashSet<i64>>>;
 
@@ -146,15 +151,23 @@ impl Dispatcher {
             .lock()
             .map(|set| set.iter().copied().collect())
             .unwrap_or_default();
-        let due = self
-            .services
-            .store
-            .read(move |tx| tx.due_messages_except(now, read_limit, &busy))
-            .await
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "outbox read failed; retrying");
-                Vec::new()
-            });
+        let store = &self.services.store;
+        let due = if store.shared_by_replicas() {
+            // Other replicas send from the same outbox: claim what this one sends.
+            let until = now + chrono::Duration::from_std(CLAIM_LEASE).unwrap_or_default();
+            let me = crate::replica::id();
+            store
+                .write(move |tx| tx.claim_due_messages(now, read_limit, &busy, me, until))
+                .await
+        } else {
+            store
+                .read(move |tx| tx.due_messages_except(now, read_limit, &busy))
+                .await
+        };
+        let due = due.unwrap_or_else(|error| {
+            tracing::warn!(%error, "outbox read failed; retrying");
+            Vec::new()
+        });
         let mut started = 0;
         let mut permit = Some(permit);
         for (target, batch) in self.group(due) {

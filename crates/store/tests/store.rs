@@ -1,12 +1,17 @@
-//! Store tests on fresh SQLite databases: group commit, durability across reopen, and the rules
-//! the ledger enforces (one open transfer per person, no overdrawn person account, a balanced
-//! journal), plus the outbox, processed-message log and sequences the protocol relies on.
+//! One store test suite run against both backends: group commit, durability across reopen, and
+//! the rules the ledger enforces (one open transfer per person, no overdrawn person account, a
+//! balanced journal), plus the outbox, processed-message log and sequences the protocol relies on.
+//!
+//! Every test runs on a fresh SQLite file (module `sqlite`) and on a fresh PostgreSQL database
+//! (module `postgres`) created on the server `YIBAO_TEST_DATABASE_URL` names and dropped after,
+//! so tests run in parallel. Without that variable the PostgreSQL tests say they were skipped —
+//! unless `YIBAO_REQUIRE_POSTGRES=1`, which makes a missing URL a failure (CI sets both;
+//! `scripts/postgres-test-cluster.sh` starts a private server).
 
 // clippy's allow-unwrap-in-tests covers `#[test]` functions but not the helpers of an
 // integration test file; here a failed unwrap is a failed test, which is what we want.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
 use std::sync::mpsc as std_mpsc;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -19,18 +24,176 @@ use yibao_store::{
 const CERTNO: &str = "11010519491231002X";
 const OTHER_CERTNO: &str = "150102199002280378";
 
-fn fresh() -> (TempDir, Store) {
-    let directory = tempfile::tempdir().unwrap();
-    let store = Store::open(&database(&directory), &Options::default()).unwrap();
-    (directory, store)
+/// Generates each listed test once per backend: `sqlite::NAME` always, `postgres::NAME` on a
+/// database of its own when a server is configured.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    super::$name(super::Db::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $name() {
+                    if let Some(db) = super::Db::postgres(stringify!($name)) {
+                        super::$name(db).await;
+                    }
+                }
+            )*
+        }
+    };
 }
 
-fn database(directory: &TempDir) -> std::path::PathBuf {
+on_both_backends!(
+    a_full_queue_refuses_a_write_after_its_short_wait_and_admits_again_once_drained,
+    two_hundred_concurrent_writes_all_land_and_each_gets_its_own_answer,
+    a_failing_job_inside_a_batch_rolls_back_only_its_own_writes,
+    when_the_commit_fails_every_job_of_the_batch_gets_the_error_and_nothing_lands,
+    a_batch_the_full_disk_refuses_leaves_no_trace_and_the_store_commits_again_after,
+    an_io_error_at_commit_is_unavailable_and_a_probe_finds_the_store_committing_again,
+    a_jobs_own_failure_leaves_the_store_committing_a_refused_commit_does_not,
+    a_panicking_job_resumes_its_panic_in_the_caller_and_the_writer_goes_on,
+    reopening_the_file_keeps_everything,
+    one_open_transfer_per_person_is_enforced,
+    updating_a_transfer_that_does_not_exist_is_not_found,
+    posting_refuses_to_overdraw_a_person_account_and_leaves_nothing_written,
+    a_posting_must_move_a_positive_amount_between_two_accounts,
+    the_journal_verifies_after_many_postings_and_all_balances_sum_to_zero,
+    verify_journal_reports_a_cached_balance_that_drifted_from_the_journal,
+    outbox_messages_come_due_in_order_and_retry_later_moves_them,
+    a_processed_message_round_trips_and_cannot_be_recorded_twice,
+    next_sequence_is_monotonic_across_reopen,
+    a_floored_sequence_jumps_to_the_floor_and_never_goes_back,
+    opening_an_existing_database_again_migrates_nothing_and_loses_nothing,
+    persons_insert_if_absent_and_are_sampled_by_flow,
+    events_are_numbered_per_transfer_from_one,
+    open_transfers_due_before_a_day_are_the_overdue_ones,
+    certificates_are_stored_once_per_code,
+    a_read_refuses_to_write,
+    closing_finishes_queued_writes_and_then_refuses_new_ones,
+    options_read_from_configuration_default_to_full_durability,
+    withdrawing_messages_removes_only_that_kind_for_that_transfer,
+    parked_messages_are_listed_apart_from_due_ones_and_keep_their_attempts,
+    overdue_queries_filter_by_state_and_count_without_loading,
+    counting_a_state_between_two_days_takes_the_first_and_not_the_second,
+    a_table_walk_pages_through_every_transfer_in_id_order,
+    open_transfers_in_a_state_are_found_with_or_without_a_due_date,
+);
+
+/// A fresh database of one backend, removed when dropped.
+enum Db {
+    /// A SQLite file in a temporary directory.
+    Sqlite(TempDir),
+    /// A PostgreSQL database of its own on the test server.
+    Postgres(PgDatabase),
+}
+
+/// A database created for one test on the server of `YIBAO_TEST_DATABASE_URL`.
+struct PgDatabase {
+    /// The server's URL (its maintenance database).
+    server: String,
+    /// The database's name.
+    name: String,
+    /// The URL of the database.
+    url: String,
+}
+
+impl Db {
+    fn sqlite() -> Db {
+        Db::Sqlite(tempfile::tempdir().unwrap())
+    }
+
+    /// A fresh PostgreSQL database for `test`, or `None` (and a note) when no server is
+    /// configured; a failure instead when `YIBAO_REQUIRE_POSTGRES=1`.
+    fn postgres(test: &str) -> Option<Db> {
+        let server = std::env::var("YIBAO_TEST_DATABASE_URL")
+            .ok()
+            .filter(|url| !url.is_empty());
+        let Some(server) = server else {
+            assert!(
+                std::env::var("YIBAO_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "YIBAO_REQUIRE_POSTGRES=1 but YIBAO_TEST_DATABASE_URL is unset: the PostgreSQL \
+                 tests cannot run (scripts/postgres-test-cluster.sh starts a server)"
+            );
+            eprintln!("skipped {test} on PostgreSQL: YIBAO_TEST_DATABASE_URL is unset");
+            return None;
+        };
+        let name = format!("yibao_test_{:016x}", random_suffix(test));
+        sql_on(&server, &format!("CREATE DATABASE {name}"));
+        let url = database_url(&server, &name);
+        Some(Db::Postgres(PgDatabase { server, name, url }))
+    }
+
+    fn open(&self) -> Store {
+        self.open_with(&Options::default()).unwrap()
+    }
+
+    fn open_with(&self, options: &Options) -> Result<Store, Error> {
+        match self {
+            Db::Sqlite(directory) => Store::open(&sqlite_path(directory), options),
+            Db::Postgres(database) => Store::open_url(&database.url, options),
+        }
+    }
+
+    /// Runs SQL behind the store's back (a trap, damage): the SQLite text on SQLite, the
+    /// PostgreSQL text on PostgreSQL.
+    fn behind_the_back(&self, sqlite: &str, postgres: &str) {
+        match self {
+            Db::Sqlite(directory) => {
+                let connection = rusqlite::Connection::open(sqlite_path(directory)).unwrap();
+                connection.execute_batch(sqlite).unwrap();
+            }
+            Db::Postgres(database) => sql_on(&database.url, postgres),
+        }
+    }
+}
+
+fn sqlite_path(directory: &TempDir) -> std::path::PathBuf {
     directory.path().join("bureau").join("store.sqlite")
 }
 
-fn reopen(path: &Path) -> Store {
-    Store::open(path, &Options::default()).unwrap()
+/// The URL of database `name` on the server of `server` (whose path names another database).
+fn database_url(server: &str, name: &str) -> String {
+    let (base, query) = match server.find('?') {
+        Some(at) => server.split_at(at),
+        None => (server, ""),
+    };
+    let authority_start = base.find("://").map_or(0, |at| at + 3);
+    let host_end = base[authority_start..]
+        .find('/')
+        .map_or(base.len(), |at| authority_start + at);
+    format!("{}/{name}{query}", &base[..host_end])
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        // FORCE ends the connections of a store still open.
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        sql_on(&self.server, &sql);
+    }
+}
+
+/// Runs SQL on a PostgreSQL database, on a thread of its own (the `postgres` crate's client
+/// must not run on an async worker).
+fn sql_on(url: &str, sql: &str) {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        client.batch_execute(&sql).unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+/// A suffix no other test of any run shares: the test's name, the process and a random seed.
+fn random_suffix(test: &str) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one((test, std::process::id()))
 }
 
 /// A time `millis` milliseconds into 2026.
@@ -129,15 +292,13 @@ async fn wait_until_queued(store: &Store, jobs: usize) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_full_queue_refuses_a_write_after_its_short_wait_and_admits_again_once_drained() {
-    let directory = tempfile::tempdir().unwrap();
+async fn a_full_queue_refuses_a_write_after_its_short_wait_and_admits_again_once_drained(db: Db) {
     let options = Options {
         queue_limit: 2,
         queue_wait_ms: 50,
         ..Options::default()
     };
-    let store = Store::open(&database(&directory), &options).unwrap();
+    let store = db.open_with(&options).unwrap();
     let (release, holder) = hold_the_writer(&store).await;
     let mut queued = Vec::new();
     for _ in 0..2 {
@@ -164,9 +325,8 @@ async fn a_full_queue_refuses_a_write_after_its_short_wait_and_admits_again_once
     assert_eq!(store.write(|_tx| Ok::<_, Error>(())).await, Ok(()));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn two_hundred_concurrent_writes_all_land_and_each_gets_its_own_answer() {
-    let (_directory, store) = fresh();
+async fn two_hundred_concurrent_writes_all_land_and_each_gets_its_own_answer(db: Db) {
+    let store = db.open();
     let writers: Vec<_> = (0..200)
         .map(|index| {
             let store = store.clone();
@@ -210,9 +370,8 @@ async fn two_hundred_concurrent_writes_all_land_and_each_gets_its_own_answer() {
     assert!(stats.transactions_committed <= 200);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failing_job_inside_a_batch_rolls_back_only_its_own_writes() {
-    let (_directory, store) = fresh();
+async fn a_failing_job_inside_a_batch_rolls_back_only_its_own_writes(db: Db) {
+    let store = db.open();
     let (release, holder) = hold_the_writer(&store).await;
     let transactions_before = store.write_stats().transactions_committed;
 
@@ -272,23 +431,22 @@ async fn a_failing_job_inside_a_batch_rolls_back_only_its_own_writes() {
     assert_eq!(check.postings, 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn when_the_commit_fails_every_job_of_the_batch_gets_the_error_and_nothing_lands() {
-    let directory = tempfile::tempdir().unwrap();
-    let path = database(&directory);
-    let store = reopen(&path);
+async fn when_the_commit_fails_every_job_of_the_batch_gets_the_error_and_nothing_lands(db: Db) {
+    let store = db.open();
     // A trap behind the store's back: setting "trap" records a deferred foreign-key violation,
-    // which SQLite reports only at COMMIT, after every job of the batch has succeeded.
-    let connection = rusqlite::Connection::open(&path).unwrap();
-    connection
-        .execute_batch(
-            "CREATE TABLE trap (transfer_id TEXT REFERENCES transfers (transfer_id)
-                 DEFERRABLE INITIALLY DEFERRED);
-             CREATE TRIGGER spring AFTER INSERT ON settings WHEN new.key = 'trap'
-             BEGIN INSERT INTO trap VALUES ('no such transfer'); END;",
-        )
-        .unwrap();
-    drop(connection);
+    // which the database reports only at COMMIT, after every job of the batch has succeeded.
+    db.behind_the_back(
+        "CREATE TABLE trap (transfer_id TEXT REFERENCES transfers (transfer_id)
+             DEFERRABLE INITIALLY DEFERRED);
+         CREATE TRIGGER spring AFTER INSERT ON settings WHEN new.key = 'trap'
+         BEGIN INSERT INTO trap VALUES ('no such transfer'); END;",
+        "CREATE TABLE trap (transfer_id TEXT COLLATE \"C\" REFERENCES transfers (transfer_id)
+             DEFERRABLE INITIALLY DEFERRED);
+         CREATE FUNCTION spring() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO trap VALUES ('no such transfer'); RETURN NULL; END $$;
+         CREATE TRIGGER spring AFTER INSERT ON settings FOR EACH ROW
+         WHEN (new.key = 'trap') EXECUTE FUNCTION spring();",
+    );
 
     let (release, holder) = hold_the_writer(&store).await;
     let mut jobs = Vec::new();
@@ -360,11 +518,8 @@ async fn traces_of(store: &Store, certno: &'static str) -> (bool, i64, Option<St
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_batch_the_full_disk_refuses_leaves_no_trace_and_the_store_commits_again_after() {
-    let directory = tempfile::tempdir().unwrap();
-    let path = database(&directory);
-    let store = reopen(&path);
+async fn a_batch_the_full_disk_refuses_leaves_no_trace_and_the_store_commits_again_after(db: Db) {
+    let store = db.open();
     let mut health = store.health();
     assert_eq!(*health.borrow_and_update(), Health::Committing);
     assert_eq!(store.commit_fault(), CommitFault::Off, "off by default");
@@ -399,7 +554,7 @@ async fn a_batch_the_full_disk_refuses_leaves_no_trace_and_the_store_commits_aga
     assert_eq!(*health.borrow_and_update(), Health::Committing);
     store.close().await.unwrap();
 
-    let reopened = reopen(&path);
+    let reopened = db.open();
     for certno in [CERTNO, OTHER_CERTNO] {
         assert_eq!(
             traces_of(&reopened, certno).await,
@@ -414,9 +569,8 @@ async fn a_batch_the_full_disk_refuses_leaves_no_trace_and_the_store_commits_aga
     reopened.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn an_io_error_at_commit_is_unavailable_and_a_probe_finds_the_store_committing_again() {
-    let (_directory, store) = fresh();
+async fn an_io_error_at_commit_is_unavailable_and_a_probe_finds_the_store_committing_again(db: Db) {
+    let store = db.open();
     store.set_commit_fault(CommitFault::IoError);
     let refused = store.write(|tx| tx.put_setting("lost", "yes")).await;
     assert_eq!(
@@ -446,9 +600,8 @@ async fn an_io_error_at_commit_is_unavailable_and_a_probe_finds_the_store_commit
     store.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_jobs_own_failure_leaves_the_store_committing_a_refused_commit_does_not() {
-    let (_directory, store) = fresh();
+async fn a_jobs_own_failure_leaves_the_store_committing_a_refused_commit_does_not(db: Db) {
+    let store = db.open();
     let mut health = store.health();
     // A job that breaks the journal's balance is refused alone; the batch commits.
     let alone = store
@@ -471,9 +624,8 @@ async fn a_jobs_own_failure_leaves_the_store_committing_a_refused_commit_does_no
     store.close().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_panicking_job_resumes_its_panic_in_the_caller_and_the_writer_goes_on() {
-    let (_directory, store) = fresh();
+async fn a_panicking_job_resumes_its_panic_in_the_caller_and_the_writer_goes_on(db: Db) {
+    let store = db.open();
     let panicking = tokio::spawn({
         let store = store.clone();
         async move {
@@ -501,11 +653,8 @@ async fn a_panicking_job_resumes_its_panic_in_the_caller_and_the_writer_goes_on(
     assert_eq!(after.as_deref(), Some("kept"));
 }
 
-#[tokio::test]
-async fn reopening_the_file_keeps_everything() {
-    let directory = tempfile::tempdir().unwrap();
-    let path = database(&directory);
-    let store = reopen(&path);
+async fn reopening_the_file_keeps_everything(db: Db) {
+    let store = db.open();
     store
         .write(|tx| {
             tx.insert_persons(&[person(CERTNO, "cross_province")])?;
@@ -535,7 +684,7 @@ async fn reopening_the_file_keeps_everything() {
         .unwrap();
     store.close().await.unwrap();
 
-    let store = reopen(&path);
+    let store = db.open();
     let seen = store
         .read(|tx| {
             Ok::<_, Error>((
@@ -569,9 +718,8 @@ async fn reopening_the_file_keeps_everything() {
     store.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn one_open_transfer_per_person_is_enforced() {
-    let (_directory, store) = fresh();
+async fn one_open_transfer_per_person_is_enforced(db: Db) {
+    let store = db.open();
     store
         .write(|tx| tx.insert_transfer(&transfer("T1", CERTNO, true)))
         .await
@@ -631,9 +779,8 @@ async fn one_open_transfer_per_person_is_enforced() {
     );
 }
 
-#[tokio::test]
-async fn updating_a_transfer_that_does_not_exist_is_not_found() {
-    let (_directory, store) = fresh();
+async fn updating_a_transfer_that_does_not_exist_is_not_found(db: Db) {
+    let store = db.open();
     let updated = store
         .write(|tx| tx.update_transfer(&transfer("missing", CERTNO, true)))
         .await;
@@ -655,9 +802,8 @@ async fn updating_a_transfer_that_does_not_exist_is_not_found() {
     assert!(matches!(event, Err(Error::NotFound(_))), "{event:?}");
 }
 
-#[tokio::test]
-async fn posting_refuses_to_overdraw_a_person_account_and_leaves_nothing_written() {
-    let (_directory, store) = fresh();
+async fn posting_refuses_to_overdraw_a_person_account_and_leaves_nothing_written(db: Db) {
+    let store = db.open();
     let account = person_account(CERTNO);
     store
         .write({
@@ -716,9 +862,8 @@ async fn posting_refuses_to_overdraw_a_person_account_and_leaves_nothing_written
     assert_eq!(job.as_deref(), Some("committed"));
 }
 
-#[tokio::test]
-async fn a_posting_must_move_a_positive_amount_between_two_accounts() {
-    let (_directory, store) = fresh();
+async fn a_posting_must_move_a_positive_amount_between_two_accounts(db: Db) {
+    let store = db.open();
     for bad in [
         posting("fund:seed", "transit:1", 0, "seed"),
         posting("fund:seed", "transit:1", -5, "seed"),
@@ -729,9 +874,8 @@ async fn a_posting_must_move_a_positive_amount_between_two_accounts() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_journal_verifies_after_many_postings_and_all_balances_sum_to_zero() {
-    let (_directory, store) = fresh();
+async fn the_journal_verifies_after_many_postings_and_all_balances_sum_to_zero(db: Db) {
+    let store = db.open();
     let people: Vec<String> = (0..20).map(|index| format!("person:{index:018}")).collect();
     let mut writers = Vec::new();
     for (index, account) in people.iter().cloned().enumerate() {
@@ -796,27 +940,18 @@ async fn the_journal_verifies_after_many_postings_and_all_balances_sum_to_zero()
     );
 }
 
-#[tokio::test]
-async fn verify_journal_reports_a_cached_balance_that_drifted_from_the_journal() {
-    let directory = tempfile::tempdir().unwrap();
-    let path = database(&directory);
-    let store = reopen(&path);
+async fn verify_journal_reports_a_cached_balance_that_drifted_from_the_journal(db: Db) {
+    let store = db.open();
     store
         .write(|tx| tx.post(&posting("fund:seed", &person_account(CERTNO), 700, "seed")))
         .await
         .unwrap();
     store.close().await.unwrap();
     // Damage the cache behind the store's back, as a bug or a bad manual fix would.
-    let connection = rusqlite::Connection::open(&path).unwrap();
-    connection
-        .execute(
-            "UPDATE accounts SET balance_cents = 701 WHERE account LIKE 'person:%'",
-            [],
-        )
-        .unwrap();
-    drop(connection);
+    let damage = "UPDATE accounts SET balance_cents = 701 WHERE account LIKE 'person:%'";
+    db.behind_the_back(damage, damage);
 
-    let store = reopen(&path);
+    let store = db.open();
     let check = store.read(|tx| tx.verify_journal()).await.unwrap();
     assert!(!check.cached_matches_journal);
     assert!(!check.is_sound());
@@ -825,9 +960,8 @@ async fn verify_journal_reports_a_cached_balance_that_drifted_from_the_journal()
     store.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn outbox_messages_come_due_in_order_and_retry_later_moves_them() {
-    let (_directory, store) = fresh();
+async fn outbox_messages_come_due_in_order_and_retry_later_moves_them(db: Db) {
+    let store = db.open();
     let ids = store
         .write(|tx| {
             Ok::<_, Error>([
@@ -910,9 +1044,8 @@ async fn outbox_messages_come_due_in_order_and_retry_later_moves_them() {
     assert_eq!(pending, 2);
 }
 
-#[tokio::test]
-async fn a_processed_message_round_trips_and_cannot_be_recorded_twice() {
-    let (_directory, store) = fresh();
+async fn a_processed_message_round_trips_and_cannot_be_recorded_twice(db: Db) {
+    let store = db.open();
     let hash = [0xab_u8; 32];
     store
         .write(move |tx| tx.record_processed("OUT-42", &hash, b"ACCEPTED", at(7)))
@@ -939,11 +1072,8 @@ async fn a_processed_message_round_trips_and_cannot_be_recorded_twice() {
     assert_eq!(missing, None);
 }
 
-#[tokio::test]
-async fn next_sequence_is_monotonic_across_reopen() {
-    let directory = tempfile::tempdir().unwrap();
-    let path = database(&directory);
-    let store = reopen(&path);
+async fn next_sequence_is_monotonic_across_reopen(db: Db) {
+    let store = db.open();
     for expected in 1..=3 {
         assert_eq!(
             store.write(|tx| tx.next_sequence("msgid")).await,
@@ -953,16 +1083,13 @@ async fn next_sequence_is_monotonic_across_reopen() {
     assert_eq!(store.write(|tx| tx.next_sequence("other")).await, Ok(1));
     store.close().await.unwrap();
 
-    let store = reopen(&path);
+    let store = db.open();
     assert_eq!(store.write(|tx| tx.next_sequence("msgid")).await, Ok(4));
     store.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_floored_sequence_jumps_to_the_floor_and_never_goes_back() {
-    let directory = tempfile::tempdir().unwrap();
-    let path = database(&directory);
-    let store = reopen(&path);
+async fn a_floored_sequence_jumps_to_the_floor_and_never_goes_back(db: Db) {
+    let store = db.open();
     let next = |floor: u64| {
         let store = store.clone();
         async move {
@@ -984,7 +1111,7 @@ async fn a_floored_sequence_jumps_to_the_floor_and_never_goes_back() {
     );
     assert_eq!(next(60_000).await, Ok(60_000), "a later floor jumps");
     store.close().await.unwrap();
-    let store = reopen(&path);
+    let store = db.open();
     assert_eq!(
         store.write(|tx| tx.next_sequence_at_least("slot", 0)).await,
         Ok(60_001),
@@ -993,12 +1120,9 @@ async fn a_floored_sequence_jumps_to_the_floor_and_never_goes_back() {
     store.close().await.unwrap();
 }
 
-#[tokio::test]
-async fn opening_an_existing_database_again_migrates_nothing_and_loses_nothing() {
-    let directory = tempfile::tempdir().unwrap();
-    let path = database(&directory);
+async fn opening_an_existing_database_again_migrates_nothing_and_loses_nothing(db: Db) {
     for round in 0..3 {
-        let store = reopen(&path);
+        let store = db.open();
         let count = store
             .write(move |tx| tx.insert_persons(&[person(&format!("{round:018}"), "")]))
             .await
@@ -1010,9 +1134,8 @@ async fn opening_an_existing_database_again_migrates_nothing_and_loses_nothing()
     }
 }
 
-#[tokio::test]
-async fn persons_insert_if_absent_and_are_sampled_by_flow() {
-    let (_directory, store) = fresh();
+async fn persons_insert_if_absent_and_are_sampled_by_flow(db: Db) {
+    let store = db.open();
     let first = store
         .write(|tx| {
             tx.insert_persons(&[
@@ -1066,9 +1189,8 @@ async fn persons_insert_if_absent_and_are_sampled_by_flow() {
     assert_eq!(sampled, vec![person(OTHER_CERTNO, "bank_payout")]);
 }
 
-#[tokio::test]
-async fn events_are_numbered_per_transfer_from_one() {
-    let (_directory, store) = fresh();
+async fn events_are_numbered_per_transfer_from_one(db: Db) {
+    let store = db.open();
     let event = |transfer_id: &str, seq: u32, kind: &str| EventRow {
         transfer_id: transfer_id.to_owned(),
         seq,
@@ -1103,9 +1225,8 @@ async fn events_are_numbered_per_transfer_from_one() {
     assert_eq!(kinds, vec![(1, "one"), (2, "two"), (7, "given")]);
 }
 
-#[tokio::test]
-async fn open_transfers_due_before_a_day_are_the_overdue_ones() {
-    let (_directory, store) = fresh();
+async fn open_transfers_due_before_a_day_are_the_overdue_ones(db: Db) {
+    let store = db.open();
     store
         .write(|tx| {
             let mut due_early = transfer("early", CERTNO, true);
@@ -1149,9 +1270,8 @@ async fn open_transfers_due_before_a_day_are_the_overdue_ones() {
     assert_eq!(ids(limited), vec!["early"]);
 }
 
-#[tokio::test]
-async fn certificates_are_stored_once_per_code() {
-    let (_directory, store) = fresh();
+async fn certificates_are_stored_once_per_code(db: Db) {
+    let store = db.open();
     store
         .write(|tx| tx.put_certificate("C1", CERTNO, "{}", at(1)))
         .await
@@ -1172,11 +1292,14 @@ async fn certificates_are_stored_once_per_code() {
     assert_eq!(stored.issued_at, at(1));
 }
 
-#[tokio::test]
-async fn a_read_refuses_to_write() {
-    let (_directory, store) = fresh();
+async fn a_read_refuses_to_write(db: Db) {
+    let store = db.open();
     let written = store.read(|tx| tx.put_setting("k", "v")).await;
     assert!(matches!(written, Err(Error::Backend(_))), "{written:?}");
+}
+
+#[tokio::test]
+async fn an_in_memory_store_refuses_to_write_in_a_read_and_writes_again_after() {
     let in_memory = Store::open_in_memory().unwrap();
     let written = in_memory.read(|tx| tx.put_setting("k", "v")).await;
     assert!(matches!(written, Err(Error::Backend(_))), "{written:?}");
@@ -1195,9 +1318,8 @@ async fn a_read_refuses_to_write() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn closing_finishes_queued_writes_and_then_refuses_new_ones() {
-    let (_directory, store) = fresh();
+async fn closing_finishes_queued_writes_and_then_refuses_new_ones(db: Db) {
+    let store = db.open();
     let (release, holder) = hold_the_writer(&store).await;
     let queued = tokio::spawn({
         let store = store.clone();
@@ -1223,28 +1345,22 @@ async fn closing_finishes_queued_writes_and_then_refuses_new_ones() {
     handle.close().await.expect("closing twice is harmless");
 }
 
-#[tokio::test]
-async fn options_read_from_configuration_default_to_full_durability() {
+async fn options_read_from_configuration_default_to_full_durability(db: Db) {
     let options: Options = serde_json::from_str(r#"{ "batch_limit": 64 }"#).unwrap();
     assert_eq!(options.synchronous, Synchronous::Full);
     assert_eq!(options.batch_limit, 64);
     let normal: Options = serde_json::from_str(r#"{ "synchronous": "normal" }"#).unwrap();
     assert_eq!(normal.synchronous, Synchronous::Normal);
 
-    let directory = tempfile::tempdir().unwrap();
-    let refused = Store::open(
-        &database(&directory),
-        &Options {
-            batch_limit: 0,
-            ..Options::default()
-        },
-    );
+    let refused = db.open_with(&Options {
+        batch_limit: 0,
+        ..Options::default()
+    });
     assert!(matches!(refused, Err(Error::Invalid(_))));
 }
 
-#[tokio::test]
-async fn withdrawing_messages_removes_only_that_kind_for_that_transfer() {
-    let (_directory, store) = fresh();
+async fn withdrawing_messages_removes_only_that_kind_for_that_transfer(db: Db) {
+    let store = db.open();
     let withdrawn = store
         .write(|tx| -> Result<u64, Error> {
             tx.enqueue(&message("M1", at(0)))?;
@@ -1267,9 +1383,8 @@ async fn withdrawing_messages_removes_only_that_kind_for_that_transfer() {
     assert_eq!(msgids, vec!["M2", "M3"]);
 }
 
-#[tokio::test]
-async fn parked_messages_are_listed_apart_from_due_ones_and_keep_their_attempts() {
-    let (_directory, store) = fresh();
+async fn parked_messages_are_listed_apart_from_due_ones_and_keep_their_attempts(db: Db) {
+    let store = db.open();
     let parked = store
         .write(|tx| -> Result<u64, Error> {
             tx.enqueue(&message("M1", at(0)))?;
@@ -1299,9 +1414,8 @@ async fn parked_messages_are_listed_apart_from_due_ones_and_keep_their_attempts(
     assert_eq!(listed[0].last_error.as_deref(), Some("needs an operator"));
 }
 
-#[tokio::test]
-async fn overdue_queries_filter_by_state_and_count_without_loading() {
-    let (_directory, store) = fresh();
+async fn overdue_queries_filter_by_state_and_count_without_loading(db: Db) {
+    let store = db.open();
     let (listed, counted) = store
         .write(|tx| -> Result<(Vec<String>, u64), Error> {
             for (id, certno, state) in [
@@ -1334,9 +1448,8 @@ async fn overdue_queries_filter_by_state_and_count_without_loading() {
     assert_eq!(counted, 3);
 }
 
-#[tokio::test]
-async fn counting_a_state_between_two_days_takes_the_first_and_not_the_second() {
-    let (_directory, store) = fresh();
+async fn counting_a_state_between_two_days_takes_the_first_and_not_the_second(db: Db) {
+    let store = db.open();
     let counted = store
         .write(|tx| -> Result<u64, Error> {
             for (id, certno, state, due, open) in [
@@ -1366,9 +1479,8 @@ async fn counting_a_state_between_two_days_takes_the_first_and_not_the_second() 
     );
 }
 
-#[tokio::test]
-async fn a_table_walk_pages_through_every_transfer_in_id_order() {
-    let (_directory, store) = fresh();
+async fn a_table_walk_pages_through_every_transfer_in_id_order(db: Db) {
+    let store = db.open();
     let pages = store
         .write(|tx| -> Result<Vec<Vec<String>>, Error> {
             for (id, certno) in [
@@ -1405,9 +1517,8 @@ async fn a_table_walk_pages_through_every_transfer_in_id_order() {
     );
 }
 
-#[tokio::test]
-async fn open_transfers_in_a_state_are_found_with_or_without_a_due_date() {
-    let (_directory, store) = fresh();
+async fn open_transfers_in_a_state_are_found_with_or_without_a_due_date(db: Db) {
+    let store = db.open();
     let found = store
         .write(|tx| -> Result<Vec<String>, Error> {
             for (id, certno, state, due, open) in [
@@ -1430,4 +1541,194 @@ async fn open_transfers_in_a_state_are_found_with_or_without_a_due_date() {
         .await
         .expect("write");
     assert_eq!(found, vec!["A".to_owned(), "B".to_owned()]);
+}
+
+/// Replicas of one bureau: several stores open one PostgreSQL database (only PostgreSQL may be
+/// shared; a SQLite store claims nothing and always holds every lease).
+mod replicas {
+    use super::*;
+
+    /// Two stores on one fresh database, or `None` when no server is configured.
+    fn two_replicas(test: &str) -> Option<(Db, Store, Store)> {
+        let db = Db::postgres(test)?;
+        let (first, second) = (db.open(), db.open());
+        assert!(first.shared_by_replicas() && second.shared_by_replicas());
+        Some((db, first, second))
+    }
+
+    fn ids(messages: &[yibao_store::OutboxMessage]) -> Vec<i64> {
+        messages.iter().map(|message| message.id).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn replicas_claim_disjoint_messages_until_a_claim_ends_or_expires() {
+        let Some((_db, first, second)) = two_replicas("claims") else {
+            return;
+        };
+        first
+            .write(|tx| {
+                (0..10).try_for_each(|n| tx.enqueue(&message(&format!("M{n}"), at(n))).map(drop))
+            })
+            .await
+            .unwrap();
+        let claim = |store: &Store, claimant: &'static str, now: i64, limit: u32| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx| {
+                        tx.claim_due_messages(at(now), limit, &[], claimant, at(now + 1_000))
+                    })
+                    .await
+                    .unwrap()
+            }
+        };
+        let a = claim(&first, "a", 100, 6).await;
+        let b = claim(&second, "b", 100, 6).await;
+        assert_eq!(a.len(), 6);
+        assert_eq!(b.len(), 4, "only what the first did not claim");
+        assert!(
+            ids(&a).iter().all(|id| !ids(&b).contains(id)),
+            "{a:?} {b:?}"
+        );
+        assert!(claim(&first, "a", 200, 10).await.is_empty(), "all claimed");
+
+        // One of the first replica's messages is rescheduled (its claim ends); the rest stay
+        // claimed until their lease runs out, when the other replica takes them over.
+        let rescheduled = a[0].id;
+        first
+            .write(move |tx| tx.message_retry_later(rescheduled, 1, at(150), "unavailable"))
+            .await
+            .unwrap();
+        assert_eq!(ids(&claim(&second, "b", 300, 10).await), vec![rescheduled]);
+        let taken_over = claim(&second, "b", 1_200, 10).await;
+        assert_eq!(taken_over.len(), 9, "every expired claim: {taken_over:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn one_replica_at_a_time_holds_a_lease_until_it_expires() {
+        let Some((_db, first, second)) = two_replicas("lease") else {
+            return;
+        };
+        let take = |store: &Store, holder: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .write(move |tx| tx.take_lease("sweep", holder, at(now), at(now + 5_000)))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(take(&first, "a", 0).await);
+        assert!(!take(&second, "b", 1_000).await, "held by a");
+        assert!(take(&first, "a", 4_000).await, "renewed by its holder");
+        assert!(!take(&second, "b", 8_000).await, "renewed until 9 s");
+        assert!(take(&second, "b", 9_000).await, "expired: taken over");
+        assert!(!take(&first, "a", 9_500).await);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sequences_shared_by_replicas_never_repeat() {
+        let Some((_db, first, second)) = two_replicas("sequences") else {
+            return;
+        };
+        let mut tasks = Vec::new();
+        for index in 0..100 {
+            let store = if index % 2 == 0 { &first } else { &second }.clone();
+            tasks.push(tokio::spawn(async move {
+                store.write(|tx| tx.next_sequence("msgid")).await.unwrap()
+            }));
+        }
+        let mut numbers = Vec::new();
+        for task in tasks {
+            numbers.push(task.await.unwrap());
+        }
+        numbers.sort_unstable();
+        assert_eq!(numbers, (1..=100).collect::<Vec<u64>>());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_message_two_replicas_receive_at_once_is_handled_once_and_answered_from_its_record() {
+        let Some((_db, first, second)) = two_replicas("msgid") else {
+            return;
+        };
+        // The first replica handles the message and has not committed yet.
+        let (release, held) = std_mpsc::channel::<()>();
+        let (recorded, handling) = tokio::sync::oneshot::channel();
+        let handler = tokio::spawn({
+            let first = first.clone();
+            async move {
+                first
+                    .write(move |tx| {
+                        assert_eq!(tx.processed_message("IN-7")?, None);
+                        tx.record_processed("IN-7", &[1; 32], b"first answer", at(1))?;
+                        recorded.send(()).unwrap();
+                        let _ = held.recv();
+                        Ok::<_, Error>(())
+                    })
+                    .await
+            }
+        });
+        handling.await.unwrap();
+        // The second replica's look-up waits for the first to commit, then finds its record.
+        let second_look = tokio::spawn({
+            let second = second.clone();
+            async move { second.write(|tx| tx.processed_message("IN-7")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(
+            !second_look.is_finished(),
+            "the look-up waits for the first replica"
+        );
+        release.send(()).unwrap();
+        handler.await.unwrap().unwrap();
+        let found = second_look
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("the first answer");
+        assert_eq!(found.answer, b"first answer");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_transfer_read_to_be_changed_waits_for_the_other_replicas_change() {
+        let Some((_db, first, second)) = two_replicas("transfer_lock") else {
+            return;
+        };
+        first
+            .write(|tx| tx.insert_transfer(&transfer("T1", CERTNO, true)))
+            .await
+            .unwrap();
+        let (release, held) = std_mpsc::channel::<()>();
+        let (read, reading) = tokio::sync::oneshot::channel();
+        let changer = tokio::spawn({
+            let first = first.clone();
+            async move {
+                first
+                    .write(move |tx| {
+                        tx.transfer("T1")?;
+                        let mut moved = transfer("T1", CERTNO, true);
+                        moved.state = "REQUESTED".to_owned();
+                        tx.update_transfer(&moved)?;
+                        read.send(()).unwrap();
+                        let _ = held.recv();
+                        Ok::<_, Error>(())
+                    })
+                    .await
+            }
+        });
+        reading.await.unwrap();
+        let other = tokio::spawn({
+            let second = second.clone();
+            async move { second.write(|tx| tx.transfer("T1")).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!other.is_finished(), "the second replica waits for the row");
+        release.send(()).unwrap();
+        changer.await.unwrap().unwrap();
+        let seen = other.await.unwrap().unwrap().unwrap();
+        assert_eq!(
+            seen.state, "REQUESTED",
+            "it sees the first replica's change"
+        );
+    }
 }
