@@ -22,6 +22,8 @@
 //! | port file | `port_file` | `YIBAO_PORT_FILE` | `--port-file` | none |
 //! | platform port file | `platform_port_file` | `YIBAO_PLATFORM_PORT_FILE` | `--platform-port-file` | none |
 //! | fault rules file (TOML `[[rule]]`s) | `faults` | `YIBAO_FAULTS` | `--faults` | none |
+//! | OTLP/gRPC trace collector | `otlp_endpoint` | `YIBAO_OTLP_ENDPOINT` | `--otlp-endpoint` | none: no export |
+//! | trace file (finished spans as JSON lines) | `trace_file` | `YIBAO_TRACE_FILE` | `--trace-file` | none |
 //! | shutdown bound | `shutdown_timeout_ms` | — | — | 5000 |
 //! | outbox dispatcher | `[dispatcher]` table | — | — | see [`DispatcherSettings`] |
 //! | simulated bank | `[bank]` table | — | — | see [`BankSettings`] |
@@ -148,6 +150,14 @@ pub struct ServiceArgs {
     /// RPCs). Environment: YIBAO_PEER_BATCHES.
     #[arg(long, value_name = "MODE", value_enum)]
     pub peer_batches: Option<PeerBatches>,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317. Environment:
+    /// YIBAO_OTLP_ENDPOINT.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Append finished spans to this file, one JSON object a line. Environment:
+    /// YIBAO_TRACE_FILE.
+    #[arg(long, value_name = "PATH")]
+    pub trace_file: Option<PathBuf>,
 }
 
 /// Whether a bureau sends its peer batches.
@@ -244,6 +254,10 @@ pub struct ServiceConfig {
     pub bank: BankSettings,
     /// The overload limits: calls in flight, streams, queues, message sizes.
     pub limits: LimitSettings,
+    /// The OTLP/gRPC collector traces are exported to; none: not exported.
+    pub otlp_endpoint: Option<String>,
+    /// The file finished spans are appended to; none: no file.
+    pub trace_file: Option<PathBuf>,
 }
 
 /// Why the settings could not be loaded. Each message names the setting (or file) at fault.
@@ -312,6 +326,8 @@ struct FileLayer {
     dispatcher: Option<DispatcherSettings>,
     bank: Option<BankSettings>,
     limits: Option<LimitSettings>,
+    otlp_endpoint: Option<String>,
+    trace_file: Option<PathBuf>,
 }
 
 impl Default for DispatcherSettings {
@@ -408,6 +424,8 @@ impl ServiceConfig {
             dispatcher: DispatcherSettings::default(),
             bank: BankSettings::default(),
             limits: LimitSettings::default(),
+            otlp_endpoint: None,
+            trace_file: None,
         }
     }
 
@@ -502,6 +520,7 @@ impl ServiceConfig {
         {
             return Err(invalid("port_file", "must not be empty when set"));
         }
+        self.validate_traces()?;
         check_ms("shutdown_timeout_ms", self.shutdown_timeout_ms)?;
         self.limits
             .validate()
@@ -575,6 +594,38 @@ impl ServiceConfig {
         Ok(())
     }
 
+    /// An OTLP endpoint is an `http://` or `https://` URL; a trace file is a path.
+    fn validate_traces(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(invalid(
+                "otlp_endpoint",
+                format!(
+                    "{endpoint:?} must be an http:// or https:// URL, e.g. http://127.0.0.1:4317"
+                ),
+            ));
+        }
+        if self
+            .trace_file
+            .as_ref()
+            .is_some_and(|file| file.as_os_str().is_empty())
+        {
+            return Err(invalid("trace_file", "must not be empty when set"));
+        }
+        Ok(())
+    }
+
+    /// Where this service's traces go; its service name is its role.
+    #[must_use]
+    pub fn trace_export(&self) -> crate::telemetry::TraceExport {
+        crate::telemetry::TraceExport {
+            service_name: self.role.as_str().to_owned(),
+            otlp_endpoint: self.otlp_endpoint.clone(),
+            trace_file: self.trace_file.clone(),
+        }
+    }
+
     /// The longest graceful shutdown may take.
     #[must_use]
     pub fn shutdown_timeout(&self) -> Duration {
@@ -605,7 +656,11 @@ impl ServiceConfig {
             dispatcher,
             bank,
             limits,
+            otlp_endpoint,
+            trace_file,
         } = file;
+        self.otlp_endpoint = otlp_endpoint.or(self.otlp_endpoint.take());
+        self.trace_file = trace_file.or(self.trace_file.take());
         self.admin_token = admin_token.or(self.admin_token.take());
         override_with(&mut self.listen, listen);
         override_with(&mut self.platform_listen, platform_listen);
@@ -650,6 +705,7 @@ impl ServiceConfig {
             ("YIBAO_TLS_CERT", &mut self.tls_cert),
             ("YIBAO_TLS_KEY", &mut self.tls_key),
             ("YIBAO_FAULTS", &mut self.faults),
+            ("YIBAO_TRACE_FILE", &mut self.trace_file),
         ] {
             if let Some(value) = environment(variable) {
                 *slot = Some(PathBuf::from(value));
@@ -673,6 +729,9 @@ impl ServiceConfig {
         }
         if let Some(value) = environment("YIBAO_DIRECTORY") {
             self.directory = PathBuf::from(value);
+        }
+        if let Some(value) = environment("YIBAO_OTLP_ENDPOINT") {
+            self.otlp_endpoint = Some(value);
         }
         if let Some(value) = environment("YIBAO_PEER") {
             self.peer_endpoint = value;
@@ -709,6 +768,7 @@ impl ServiceConfig {
             (&mut self.tls_cert, &args.tls_cert),
             (&mut self.tls_key, &args.tls_key),
             (&mut self.faults, &args.faults),
+            (&mut self.trace_file, &args.trace_file),
         ] {
             if let Some(value) = value {
                 *slot = Some(value.clone());
@@ -719,6 +779,9 @@ impl ServiceConfig {
         override_with(&mut self.data_dir, args.data_dir.clone());
         override_with(&mut self.directory, args.directory.clone());
         override_with(&mut self.peer_endpoint, args.peer.clone());
+        if let Some(endpoint) = &args.otlp_endpoint {
+            self.otlp_endpoint = Some(endpoint.clone());
+        }
         override_with(&mut self.admin_enabled, args.admin);
         override_with(&mut self.test_clock, args.test_clock);
         if let Some(dir) = &args.calendar_dir {
@@ -937,6 +1000,32 @@ mod tests {
             !message.contains(secret),
             "the token is never quoted: {message}"
         );
+    }
+
+    #[test]
+    fn traces_are_exported_only_where_configured_and_named_by_role() {
+        let config = load(BureauRole::TransferIn, &[], &[]).expect("defaults");
+        let export = config.trace_export();
+        assert_eq!((export.otlp_endpoint, export.trace_file), (None, None));
+        assert_eq!(export.service_name, "transfer-in");
+        let env = [
+            ("YIBAO_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("YIBAO_TRACE_FILE", "env.jsonl"),
+        ];
+        let flags = ["--trace-file", "flag.jsonl"];
+        let config = load(BureauRole::TransferOut, &flags, &env).expect("configured");
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(config.trace_file, Some(PathBuf::from("flag.jsonl")));
+        assert_eq!(config.trace_export().service_name, "transfer-out");
+        let flags = ["--otlp-endpoint", "127.0.0.1:4317"];
+        let error = load(BureauRole::TransferOut, &flags, &[]);
+        assert_eq!(setting_of(error), "otlp_endpoint");
+        let layer = parse_file_layer(Path::new("s.toml"), "trace_file = \"t.jsonl\"\n")
+            .expect("a file key");
+        assert_eq!(layer.trace_file, Some(PathBuf::from("t.jsonl")));
     }
 
     #[test]
