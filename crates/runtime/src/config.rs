@@ -476,6 +476,7 @@ impl ServiceConfig {
             config.apply_file(file);
         }
         config.apply_environment(&environment)?;
+        config.apply_trace_environment(&environment);
         config.apply_args(args);
         if config.plaintext && config.peer_endpoint == Self::defaults(role).peer_endpoint {
             config.peer_endpoint = format!("http://{}", default_platform_listen(role.peer()));
@@ -616,16 +617,6 @@ impl ServiceConfig {
         Ok(())
     }
 
-    /// Where this service's traces go; its service name is its role.
-    #[must_use]
-    pub fn trace_export(&self) -> crate::telemetry::TraceExport {
-        crate::telemetry::TraceExport {
-            service_name: self.role.as_str().to_owned(),
-            otlp_endpoint: self.otlp_endpoint.clone(),
-            trace_file: self.trace_file.clone(),
-        }
-    }
-
     /// The longest graceful shutdown may take.
     #[must_use]
     pub fn shutdown_timeout(&self) -> Duration {
@@ -705,7 +696,6 @@ impl ServiceConfig {
             ("YIBAO_TLS_CERT", &mut self.tls_cert),
             ("YIBAO_TLS_KEY", &mut self.tls_key),
             ("YIBAO_FAULTS", &mut self.faults),
-            ("YIBAO_TRACE_FILE", &mut self.trace_file),
         ] {
             if let Some(value) = environment(variable) {
                 *slot = Some(PathBuf::from(value));
@@ -729,9 +719,6 @@ impl ServiceConfig {
         }
         if let Some(value) = environment("YIBAO_DIRECTORY") {
             self.directory = PathBuf::from(value);
-        }
-        if let Some(value) = environment("YIBAO_OTLP_ENDPOINT") {
-            self.otlp_endpoint = Some(value);
         }
         if let Some(value) = environment("YIBAO_PEER") {
             self.peer_endpoint = value;
@@ -757,6 +744,14 @@ impl ServiceConfig {
             self.port_file = Some(PathBuf::from(value));
         }
         Ok(())
+    }
+
+    /// Where traces go, from `YIBAO_OTLP_ENDPOINT` and `YIBAO_TRACE_FILE`.
+    fn apply_trace_environment(&mut self, environment: &impl Fn(&str) -> Option<String>) {
+        self.otlp_endpoint = environment("YIBAO_OTLP_ENDPOINT").or(self.otlp_endpoint.take());
+        if let Some(file) = environment("YIBAO_TRACE_FILE") {
+            self.trace_file = Some(PathBuf::from(file));
+        }
     }
 
     fn apply_args(&mut self, args: &ServiceArgs) {
@@ -1003,11 +998,9 @@ mod tests {
     }
 
     #[test]
-    fn traces_are_exported_only_where_configured_and_named_by_role() {
+    fn traces_are_exported_only_where_configured() {
         let config = load(BureauRole::TransferIn, &[], &[]).expect("defaults");
-        let export = config.trace_export();
-        assert_eq!((export.otlp_endpoint, export.trace_file), (None, None));
-        assert_eq!(export.service_name, "transfer-in");
+        assert_eq!((config.otlp_endpoint, config.trace_file), (None, None));
         let env = [
             ("YIBAO_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
             ("YIBAO_TRACE_FILE", "env.jsonl"),
@@ -1019,7 +1012,6 @@ mod tests {
             Some("http://127.0.0.1:4317")
         );
         assert_eq!(config.trace_file, Some(PathBuf::from("flag.jsonl")));
-        assert_eq!(config.trace_export().service_name, "transfer-out");
         let flags = ["--otlp-endpoint", "127.0.0.1:4317"];
         let error = load(BureauRole::TransferOut, &flags, &[]);
         assert_eq!(setting_of(error), "otlp_endpoint");
