@@ -409,7 +409,34 @@ pub async fn main_for(
             return std::process::ExitCode::from(2);
         }
     };
-    yibao_runtime::server::init_tracing(config.log_format);
+    let export = yibao_runtime::telemetry::TraceExport {
+        // The service name is the bureau's role.
+        service_name: role.as_str().to_owned(),
+        otlp_endpoint: config.otlp_endpoint.clone(),
+        trace_file: config.trace_file.clone(),
+    };
+    let telemetry = match yibao_runtime::telemetry::init(config.log_format, &export) {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            eprintln!("{role}: traces: {error}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    if config.otlp_endpoint.is_some() || config.trace_file.is_some() {
+        tracing::info!(
+            otlp_endpoint = config.otlp_endpoint.as_deref().unwrap_or("-"),
+            trace_file = %config.trace_file.as_deref().unwrap_or(std::path::Path::new("-")).display(),
+            "traces exported"
+        );
+    }
+    let code = run(config).await;
+    // Graceful stop: the spans still queued are exported (a SIGKILL loses them).
+    telemetry.shutdown();
+    code
+}
+
+/// Builds the bureau and serves until a shutdown signal.
+async fn run(config: ServiceConfig) -> std::process::ExitCode {
     let application = match Application::build(config).await {
         Ok(application) => application,
         Err(error) => {

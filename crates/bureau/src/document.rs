@@ -73,6 +73,11 @@ pub struct TransferDocument {
     /// when the form's credit was answered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remit_on: Option<NaiveDate>,
+    /// The transfer's trace (W3C trace context of the span that opened it here), when traces
+    /// are exported: every later step and message of the transfer joins it. Absent when traces
+    /// were off, and in documents of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceContext>,
     /// When the document was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -111,6 +116,7 @@ impl TransferDocument {
             form_received_on: None,
             remittance_due_on: None,
             remit_on: None,
+            trace: None,
             created_at: now,
             updated_at: now,
         }
@@ -125,6 +131,17 @@ impl TransferDocument {
     pub fn bank_account_given(&self) -> BankAccountGiven {
         BankAccountGiven::of(self.bank_account.as_ref())
     }
+}
+
+/// A span's W3C trace context, as the `traceparent` and `tracestate` headers write it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceContext {
+    /// `00-<trace id>-<span id>-<flags>`.
+    pub traceparent: String,
+    /// Vendor entries, often empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub tracestate: String,
 }
 
 /// Personal data stays out of logs: the debug form names the transfer and where it stands.

@@ -202,17 +202,18 @@ impl<A> std::fmt::Debug for Slot<A> {
     }
 }
 
-/// Runs one message once per msgid as its own store step.
+/// Runs one message once per msgid as its own store step, inside `span` (the message's step
+/// span, with its transfer id).
 pub async fn once<Resp>(
     services: &Services,
     admitted: Admitted,
+    span: tracing::Span,
     refuse: Refuse<Resp>,
     work: impl FnOnce(&mut Step<'_>, &str) -> Result<Resp, Error> + Send + 'static,
 ) -> Result<Resp, Status>
 where
     Resp: Message + Default + Send + 'static,
 {
-    let span = tracing::info_span!("platform", transfer_id = %admitted.transfer_id, infno = %admitted.infno);
     services
         .write(move |step| receive(step, &admitted, refuse, work))
         // Instrument the future, never enter a span across an await: the guard would follow

@@ -43,6 +43,7 @@ pub mod streams;
 pub mod sweep;
 #[cfg(test)]
 mod testing;
+pub mod trace;
 pub mod transfer_in;
 pub mod transfer_out;
 pub mod watchers;

@@ -127,6 +127,7 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
         form_received_on: old.form_received_on,
         remittance_due_on: None,
         remit_on: None,
+        trace: None,
         created_at: old.created_at,
         updated_at: old.updated_at,
     })

@@ -173,6 +173,17 @@ impl<'a> Step<'a> {
     ) -> Result<(), Error> {
         let now = self.ctx.now;
         document.updated_at = now;
+        if document.trace.is_none() {
+            // The span that opened the transfer here (or the first traced step of one opened
+            // with traces off): every later step and message of the transfer joins its trace.
+            document.trace = crate::trace::current();
+        }
+        tracing::debug!(
+            event = happening.kind,
+            from = happening.from_state,
+            to = document.state.name(),
+            "transfer saved"
+        );
         let row = row_of(self.ctx, document)?;
         match write {
             Write::Insert => self.tx.insert_transfer(&row)?,
@@ -286,7 +297,20 @@ impl<'a> Step<'a> {
             .and_then(|sequence| TransferId::new(region, today, sequence))
             .map(|id| id.to_string())
             .ok_or_else(|| Error::FailedPrecondition("too many transfers today".to_owned()))
+            .inspect(|id| {
+                // The application's span learns its transfer here.
+                tracing::Span::current().record("transfer_id", id.as_str());
+            })
     }
+}
+
+/// Runs `work` (a step) inside `span` (a step span with its transfer id), on whichever thread
+/// runs it: the store's writer, for a job of a batch.
+pub fn within<T>(
+    span: tracing::Span,
+    work: impl FnOnce(&mut Step<'_>) -> T,
+) -> impl FnOnce(&mut Step<'_>) -> T {
+    move |step| span.in_scope(|| work(step))
 }
 
 /// Loads a transfer document; one that does not decode is an error.

@@ -161,7 +161,10 @@ impl Services {
         let clock = self.clock.clone();
         let site = self.site.clone();
         let watchers = self.watchers.clone();
+        // The caller's span (a step's, with its transfer_id) follows the job to the writer.
+        let span = tracing::Span::current();
         move |tx| {
+            let _entered = span.enter();
             // Read in the writer, when the step runs: steps run in the order they were queued,
             // so their times (history, postings, msgids) follow their order.
             let ctx = StepContext {

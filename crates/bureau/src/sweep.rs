@@ -271,7 +271,11 @@ async fn fire_each(services: &Services, rows: Vec<TransferRow>, fire: Fire, stat
     let jobs: Vec<_> = rows
         .into_iter()
         .map(|row| {
-            move |step: &mut Step<'_>| -> Result<bool, Error> { fire(step, &row.transfer_id) }
+            // Each timer's step joins its transfer's trace, and its log lines name the transfer.
+            let span = crate::trace::timer(state, &row.transfer_id, stored_trace(&row));
+            crate::record::within(span, move |step: &mut Step<'_>| -> Result<bool, Error> {
+                fire(step, &row.transfer_id)
+            })
         })
         .collect();
     let mut fired = 0;
@@ -284,6 +288,18 @@ async fn fire_each(services: &Services, rows: Vec<TransferRow>, fire: Fire, stat
     }
     if fired > 0 {
         tracing::info!(fired, state, "timers moved transfers");
+    }
+}
+
+/// The trace context a stored transfer keeps, when traces are exported; none when it keeps
+/// none or does not decode (its step reports that).
+fn stored_trace(row: &TransferRow) -> opentelemetry::Context {
+    if !crate::trace::enabled() {
+        return opentelemetry::Context::new();
+    }
+    match crate::record::decode_document(&row.document) {
+        Ok(document) => crate::trace::stored(&document),
+        Err(_) => opentelemetry::Context::new(),
     }
 }
 

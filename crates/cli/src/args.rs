@@ -420,6 +420,16 @@ pub struct UpArgs {
     /// development certificates made in DATA_DIR/certs).
     #[arg(long)]
     pub plaintext: bool,
+
+    /// Export both bureaus' traces over OTLP/gRPC to this collector, e.g.
+    /// http://127.0.0.1:4317 (a local Jaeger). Each bureau's own setting: --otlp-endpoint.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
+    /// Each bureau appends its finished spans to DATA_DIR/<service>.traces.jsonl. Each
+    /// bureau's own setting: --trace-file.
+    #[arg(long)]
+    pub trace_files: bool,
 }
 
 /// Arguments of `yibao certs`, parsed by the command itself: its `--out` is a directory, not the

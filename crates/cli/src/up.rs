@@ -9,6 +9,7 @@
 //! It starts the services with the harness's process code, so `up` and the tests run them the
 //! same way; only the ports differ (fixed here, ephemeral in tests).
 
+use std::ffi::OsString;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -75,7 +76,7 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
         logs: LogFiles::in_directory(&data_dir, side.service()),
         test_clock: true,
         admin_token: endpoints.admin_token.clone(),
-        extra_env: Vec::new(),
+        extra_env: traces(args, &data_dir, side),
     };
     let out_spec = spec(Side::Out, listen_out, &out_peer);
     let in_spec = spec(Side::In, listen_in, &in_peer);
@@ -104,6 +105,20 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
 }
 
 /// Creates the data directory if needed; its absolute path.
+/// Where `side` exports its traces, as `yibao up` was asked to (as environment variables:
+/// the harness passes none of its own `YIBAO_*` on).
+fn traces(args: &UpArgs, data_dir: &Path, side: Side) -> Vec<(OsString, OsString)> {
+    let mut env = Vec::new();
+    if let Some(endpoint) = &args.otlp_endpoint {
+        env.push(("YIBAO_OTLP_ENDPOINT".into(), endpoint.into()));
+    }
+    if args.trace_files {
+        let file = data_dir.join(format!("{}.traces.jsonl", side.service()));
+        env.push(("YIBAO_TRACE_FILE".into(), file.into_os_string()));
+    }
+    env
+}
+
 fn prepare_data_dir(data_dir: &Path) -> Result<PathBuf, CliError> {
     std::fs::create_dir_all(data_dir).map_err(|error| {
         CliError::Failed(format!("cannot create {}: {error}", data_dir.display()))

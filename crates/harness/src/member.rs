@@ -8,6 +8,7 @@
 //! <root>/<service>.port             the address of its bureau and admin APIs, written by it
 //! <root>/<service>.platform.port    the address of its platform listener, written by it
 //! <root>/<service>.log              its output (stdout and stderr), appended across restarts
+//! <root>/<service>.traces.jsonl     its finished spans, when trace files are asked for
 //! <root>/certs/                     development certificates, when the harness makes them
 //! ```
 
@@ -275,6 +276,11 @@ impl Layout<'_> {
 /// Where `service` writes its platform listener's address under `root`.
 pub(crate) fn platform_port_file(root: &Path, service: &str) -> PathBuf {
     root.join(format!("{service}.platform.port"))
+}
+
+/// Where `service` appends its finished spans under `root` (`YIBAO_TRACE_FILE`), when asked to.
+pub(crate) fn trace_file(root: &Path, service: &str) -> PathBuf {
+    root.join(format!("{service}.traces.jsonl"))
 }
 
 /// The path made absolute against the current directory, so that it means the same to a child.

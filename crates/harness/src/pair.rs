@@ -26,7 +26,9 @@ use crate::admin::{AdminClient, AdminToken, admin_client};
 use crate::clock::{self, ClockTimes};
 use crate::ledger::{self, LedgerReport};
 use crate::locate::{default_bin_dir, default_directory};
-use crate::member::{DataRoot, Layout, Member, Service, platform_port_file, region_directory};
+use crate::member::{
+    DataRoot, Layout, Member, Service, platform_port_file, region_directory, trace_file,
+};
 use crate::population::{self, Seeded, applies_at};
 use crate::process::{LogFiles, ServiceSpec, peer_from_port_file};
 use crate::seed::seed_both;
@@ -107,6 +109,9 @@ pub struct PairOptions {
     /// the pair's own admin clients ([`Pair::admin`], seeding, clocks, the ledger check)
     /// present it. Default none: the services answer loopback admin callers only.
     pub admin_token: Option<AdminToken>,
+    /// Whether each service appends its finished spans to `<data dir>/<service>.traces.jsonl`
+    /// ([`Pair::trace_file`]; `YIBAO_TRACE_FILE`), one JSON object a line. Default false.
+    pub trace_files: bool,
 }
 
 /// The four loopback ports of a pair with fixed ports.
@@ -171,6 +176,7 @@ impl Default for PairOptions {
             platform: PlatformMode::default(),
             fixed_ports: None,
             admin_token: None,
+            trace_files: false,
         }
     }
 }
@@ -326,6 +332,13 @@ impl Pair {
     /// An `AdminService` client of the transfer-in bureau.
     pub fn admin_in(&self) -> AdminClient {
         self.admin(Side::In)
+    }
+
+    /// The file `side` appends its finished spans to, when the pair was started with
+    /// [`PairOptions::trace_files`] (flushed when the service stops gracefully, and every few
+    /// seconds while it runs).
+    pub fn trace_file(&self, side: Side) -> PathBuf {
+        trace_file(&self.root.path, side.service())
     }
 
     /// The data directory holding both services' data, port files and logs.
@@ -547,6 +560,14 @@ fn specs(
         (Some(fixed), Side::In) => (fixed.inn, fixed.in_platform),
     };
     let peer = |side: Side| peer_from_port_file(&platform_port_file(root, side.other().service()));
+    let traced = |mut spec: ServiceSpec| {
+        if options.trace_files {
+            let file = trace_file(root, spec.service).into_os_string();
+            // First, so a test's own extra_env may still say otherwise.
+            spec.extra_env.insert(0, ("YIBAO_TRACE_FILE".into(), file));
+        }
+        spec
+    };
     let mut out = layout.spec(Service {
         name: Side::Out.service(),
         directory,
@@ -563,7 +584,7 @@ fn specs(
         ports: ports(Side::In),
     });
     inn.extra_env.extend(options.in_env.iter().cloned());
-    Ok((out, inn))
+    Ok((traced(out), traced(inn)))
 }
 
 #[cfg(test)]

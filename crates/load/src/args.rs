@@ -42,6 +42,10 @@ pub struct LoadArgs {
     /// admin APIs and need no TLS material from the load generator either way.
     #[arg(long, requires = "spawn")]
     pub plaintext_platform: bool,
+    /// Each spawned bureau writes its finished spans to a trace file in its temporary data
+    /// directory (`--trace-file`), to measure what traces cost.
+    #[arg(long, requires = "spawn")]
+    pub trace_files: bool,
     /// Drive one yibao bureau whose platform peer is your own service: `out` (yibao's
     /// transfer-out at --out, facing your transfer-in) or `in` (yibao's transfer-in at --in,
     /// facing your transfer-out). Only flows that start there apply (default mix: out
@@ -228,6 +232,7 @@ fn target(args: &LoadArgs) -> Result<Target, LoadError> {
             plaintext_platform: args.plaintext_platform,
             peer: args.peer.clone(),
             certs: args.certs.clone(),
+            trace_files: args.trace_files,
         }));
     }
     let named =

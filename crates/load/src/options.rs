@@ -171,6 +171,9 @@ pub struct SpawnOptions {
     /// user's service trusts (`yibao certs --out DIR --bureau NAME=REGIONS`); the spawned
     /// bureau's certificate is made there by that CA.
     pub certs: Option<PathBuf>,
+    /// Each spawned bureau appends its finished spans to `<service>.traces.jsonl` in its data
+    /// directory (`--trace-file`), to measure what traces cost.
+    pub trace_files: bool,
 }
 
 /// How applications are paced.

@@ -134,6 +134,7 @@ fn pair_options(
     if options.plaintext_platform {
         pair.platform = yibao_harness::PlatformMode::Plaintext;
     }
+    pair.trace_files = options.trace_files;
     pair
 }
 

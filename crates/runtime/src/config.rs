@@ -23,6 +23,8 @@
 //! | port file | `port_file` | `YIBAO_PORT_FILE` | `--port-file` | none |
 //! | platform port file | `platform_port_file` | `YIBAO_PLATFORM_PORT_FILE` | `--platform-port-file` | none |
 //! | fault rules file (TOML `[[rule]]`s) | `faults` | `YIBAO_FAULTS` | `--faults` | none |
+//! | OTLP/gRPC trace collector | `otlp_endpoint` | `YIBAO_OTLP_ENDPOINT` | `--otlp-endpoint` | none: no export |
+//! | trace file (finished spans as JSON lines) | `trace_file` | `YIBAO_TRACE_FILE` | `--trace-file` | none |
 //! | shutdown bound | `shutdown_timeout_ms` | — | — | 5000 |
 //! | outbox dispatcher | `[dispatcher]` table | — | — | see [`DispatcherSettings`] |
 //! | simulated bank | `[bank]` table | — | — | see [`BankSettings`] |
@@ -158,6 +160,14 @@ pub struct ServiceArgs {
     /// RPCs). Environment: YIBAO_PEER_BATCHES.
     #[arg(long, value_name = "MODE", value_enum)]
     pub peer_batches: Option<PeerBatches>,
+    /// Export traces over OTLP/gRPC to this collector, e.g. http://127.0.0.1:4317. Environment:
+    /// YIBAO_OTLP_ENDPOINT.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// Append finished spans to this file, one JSON object a line. Environment:
+    /// YIBAO_TRACE_FILE.
+    #[arg(long, value_name = "PATH")]
+    pub trace_file: Option<PathBuf>,
 }
 
 /// Whether a bureau sends its peer batches.
@@ -256,6 +266,10 @@ pub struct ServiceConfig {
     pub bank: BankSettings,
     /// The overload limits: calls in flight, streams, queues, message sizes.
     pub limits: LimitSettings,
+    /// The OTLP/gRPC collector traces are exported to; none: not exported.
+    pub otlp_endpoint: Option<String>,
+    /// The file finished spans are appended to; none: no file.
+    pub trace_file: Option<PathBuf>,
 }
 
 /// Why the settings could not be loaded. Each message names the setting (or file) at fault.
@@ -325,6 +339,8 @@ struct FileLayer {
     dispatcher: Option<DispatcherSettings>,
     bank: Option<BankSettings>,
     limits: Option<LimitSettings>,
+    otlp_endpoint: Option<String>,
+    trace_file: Option<PathBuf>,
 }
 
 impl Default for DispatcherSettings {
@@ -422,6 +438,8 @@ impl ServiceConfig {
             dispatcher: DispatcherSettings::default(),
             bank: BankSettings::default(),
             limits: LimitSettings::default(),
+            otlp_endpoint: None,
+            trace_file: None,
         }
     }
 
@@ -472,6 +490,7 @@ impl ServiceConfig {
             config.apply_file(file);
         }
         config.apply_environment(&environment)?;
+        config.apply_trace_environment(&environment);
         config.apply_args(args);
         if config.plaintext && config.peer_endpoint == Self::defaults(role).peer_endpoint {
             config.peer_endpoint = format!("http://{}", default_platform_listen(role.peer()));
@@ -524,6 +543,7 @@ impl ServiceConfig {
         {
             return Err(invalid("port_file", "must not be empty when set"));
         }
+        self.validate_traces()?;
         check_ms("shutdown_timeout_ms", self.shutdown_timeout_ms)?;
         self.limits
             .validate()
@@ -600,6 +620,28 @@ impl ServiceConfig {
         Ok(())
     }
 
+    /// An OTLP endpoint is an `http://` or `https://` URL; a trace file is a path.
+    fn validate_traces(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = &self.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(invalid(
+                "otlp_endpoint",
+                format!(
+                    "{endpoint:?} must be an http:// or https:// URL, e.g. http://127.0.0.1:4317"
+                ),
+            ));
+        }
+        if self
+            .trace_file
+            .as_ref()
+            .is_some_and(|file| file.as_os_str().is_empty())
+        {
+            return Err(invalid("trace_file", "must not be empty when set"));
+        }
+        Ok(())
+    }
+
     /// The longest graceful shutdown may take.
     #[must_use]
     pub fn shutdown_timeout(&self) -> Duration {
@@ -631,7 +673,11 @@ impl ServiceConfig {
             dispatcher,
             bank,
             limits,
+            otlp_endpoint,
+            trace_file,
         } = file;
+        self.otlp_endpoint = otlp_endpoint.or(self.otlp_endpoint.take());
+        self.trace_file = trace_file.or(self.trace_file.take());
         self.admin_token = admin_token.or(self.admin_token.take());
         self.database_url = database_url.or(self.database_url.take());
         override_with(&mut self.listen, listen);
@@ -731,6 +777,14 @@ impl ServiceConfig {
         Ok(())
     }
 
+    /// Where traces go, from `YIBAO_OTLP_ENDPOINT` and `YIBAO_TRACE_FILE`.
+    fn apply_trace_environment(&mut self, environment: &impl Fn(&str) -> Option<String>) {
+        self.otlp_endpoint = environment("YIBAO_OTLP_ENDPOINT").or(self.otlp_endpoint.take());
+        if let Some(file) = environment("YIBAO_TRACE_FILE") {
+            self.trace_file = Some(PathBuf::from(file));
+        }
+    }
+
     fn apply_args(&mut self, args: &ServiceArgs) {
         override_with(&mut self.listen, args.listen);
         override_with(&mut self.platform_listen, args.platform_listen);
@@ -740,6 +794,7 @@ impl ServiceConfig {
             (&mut self.tls_cert, &args.tls_cert),
             (&mut self.tls_key, &args.tls_key),
             (&mut self.faults, &args.faults),
+            (&mut self.trace_file, &args.trace_file),
         ] {
             if let Some(value) = value {
                 *slot = Some(value.clone());
@@ -753,6 +808,9 @@ impl ServiceConfig {
             self.database_url = Some(DatabaseUrl(url.clone()));
         }
         override_with(&mut self.peer_endpoint, args.peer.clone());
+        if let Some(endpoint) = &args.otlp_endpoint {
+            self.otlp_endpoint = Some(endpoint.clone());
+        }
         override_with(&mut self.admin_enabled, args.admin);
         override_with(&mut self.test_clock, args.test_clock);
         if let Some(dir) = &args.calendar_dir {
@@ -1046,6 +1104,29 @@ mod tests {
         let message = refused.to_string();
         assert!(message.contains("database_url"), "{message}");
         assert!(!message.contains("s3cret-pw"), "{message}");
+    }
+
+    #[test]
+    fn traces_are_exported_only_where_configured() {
+        let config = load(BureauRole::TransferIn, &[], &[]).expect("defaults");
+        assert_eq!((config.otlp_endpoint, config.trace_file), (None, None));
+        let env = [
+            ("YIBAO_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+            ("YIBAO_TRACE_FILE", "env.jsonl"),
+        ];
+        let flags = ["--trace-file", "flag.jsonl"];
+        let config = load(BureauRole::TransferOut, &flags, &env).expect("configured");
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://127.0.0.1:4317")
+        );
+        assert_eq!(config.trace_file, Some(PathBuf::from("flag.jsonl")));
+        let flags = ["--otlp-endpoint", "127.0.0.1:4317"];
+        let error = load(BureauRole::TransferOut, &flags, &[]);
+        assert_eq!(setting_of(error), "otlp_endpoint");
+        let layer = parse_file_layer(Path::new("s.toml"), "trace_file = \"t.jsonl\"\n")
+            .expect("a file key");
+        assert_eq!(layer.trace_file, Some(PathBuf::from("t.jsonl")));
     }
 
     #[test]

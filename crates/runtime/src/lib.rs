@@ -25,6 +25,7 @@ pub mod directory;
 pub mod limits;
 pub mod retry;
 pub mod server;
+pub mod telemetry;
 pub mod tls;
 
 pub use clock::Clock;

@@ -31,7 +31,6 @@ use tonic::transport::{Server, ServerTlsConfig};
 use tonic_health::ServingStatus;
 use tower::layer::util::{Identity, Stack};
 use tracing::{info, warn};
-use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 use crate::limits::{InFlightLayer, LimitSettings};
@@ -78,17 +77,15 @@ pub struct Contract<'a> {
 }
 
 /// Installs the global tracing subscriber: the `RUST_LOG` filter (default `info`), written as
-/// text or JSON lines. A second call, or a call after a test harness installed its own
-/// subscriber, leaves the first one in place.
+/// text or JSON lines, exporting no traces ([`crate::telemetry::init`] exports them). A second
+/// call, or a call after a test harness installed its own subscriber, leaves the first one in
+/// place.
 pub fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    let installed = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-    // An error only means a subscriber is already installed; keeping it is the intended outcome.
-    drop(installed);
+    // Without exporters nothing can fail; an error would only mean a subscriber is installed.
+    drop(crate::telemetry::init(
+        format,
+        &crate::telemetry::TraceExport::default(),
+    ));
 }
 
 /// How many times [`bind`] tries a port that is in use: pauses of 50 ms doubling to 1.6 s, about

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::TimeDelta;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 use yibao_domain::classify::Connectivity;
 use yibao_domain::money::Money;
 use yibao_domain::population::{self, Flow, SyntheticPerson};
@@ -28,6 +29,7 @@ use crate::lifecycle::{self, Asked};
 use crate::outbox::queue;
 use crate::record::{Happening, Step};
 use crate::services::Services;
+use crate::trace;
 use crate::transfer_out::{self, Resolution};
 
 /// The most parked messages one `ListOutboxMessages` or `RetryOutboxMessages` call handles.
@@ -682,9 +684,17 @@ impl AdminService for AdminApi {
         request: Request<wire::ResolveTransferRequest>,
     ) -> Result<Response<wire::ResolveTransferResponse>, Status> {
         let (transfer_id, resolution) = resolution(request.get_ref())?;
+        let parent = if trace::enabled() {
+            self.services.document_of(&transfer_id).await
+        } else {
+            None
+        };
+        let parent = parent.map_or_else(opentelemetry::Context::new, |d| trace::stored(&d));
+        let span = trace::resolve(&transfer_id, parent);
         let document = self
             .services
             .write(move |step| transfer_out::resolve(step, &transfer_id, &resolution))
+            .instrument(span)
             .await?;
         tracing::info!(transfer_id = %document.transfer_id, state = document.state.name(), "an operator resolved a transfer");
         self.services.dispatch_now.notify_one();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::NaiveDate;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
+use tracing::Instrument;
 use yibao_domain::application::{BankAccount, check_name};
 use yibao_domain::classify::RetireePayout;
 use yibao_domain::id::ResidentId;
@@ -191,11 +192,20 @@ impl BureauService for BureauApi {
         &self,
         request: Request<wire::ApplyTransferRequest>,
     ) -> Result<Response<wire::ApplyTransferResponse>, Status> {
-        let mut snapshot = self.open(request.into_inner()).await?;
+        // A client's own traceparent is continued: its trace holds the whole transfer.
+        let span = crate::trace::application(yibao_runtime::telemetry::extract(request.metadata()));
+        let mut snapshot = self
+            .open(request.into_inner())
+            .instrument(span.clone())
+            .await?;
         let transfer_id = snapshot.document.transfer_id.clone();
-        tracing::debug!(%transfer_id, "transfer applied");
+        // A repeated application minted nothing: its span learns the transfer here.
+        span.record("transfer_id", transfer_id.as_str());
+        tracing::debug!(parent: &span, %transfer_id, "transfer applied");
         if snapshot.document.settlement == yibao_domain::classify::Settlement::Instant {
-            self.settle_instantly(&transfer_id).await;
+            self.settle_instantly(&transfer_id)
+                .instrument(span.clone())
+                .await;
             snapshot = self.latest(&transfer_id).await?;
         }
         Ok(Response::new(wire::ApplyTransferResponse {

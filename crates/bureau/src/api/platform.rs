@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use opentelemetry::Context;
 use prost::Message;
 use tonic::{Request, Response, Status};
 use yibao_domain::transfer::out_side::OutState;
@@ -25,8 +26,8 @@ use crate::inbox::{self, Admitted, Refusal, Slot};
 use crate::messages::{Addressed, Decision, InsuranceForm, Kind, Remittance, TransferApplication};
 use crate::record::Step;
 use crate::services::Services;
-use crate::transfer_in;
 use crate::transfer_out::{self, Opened};
+use crate::{trace, transfer_in};
 
 /// The most messages one batch may hold.
 pub const MAX_BATCH: usize = 1_000;
@@ -293,6 +294,7 @@ async fn answer_single<M: PlatformMessage>(
 ) -> Result<Response<M::Answer>, Status> {
     let caller = caller_of(&request)?;
     let hold = caller_deadline(&request);
+    let parent = yibao_runtime::telemetry::extract(request.metadata());
     let request = request.into_inner();
     let admitted = match admit(services, &caller, &request) {
         Ok(admitted) => admitted,
@@ -306,12 +308,20 @@ async fn answer_single<M: PlatformMessage>(
     }
     let body = request.body(services.clock.now());
     let again = admitted.clone();
-    let answer = inbox::once(services, admitted, M::refused, work::<M>(body)).await?;
+    let span = trace::received(M::KIND, &admitted.transfer_id, &admitted.msgid, parent);
+    let answer = inbox::once(
+        services,
+        admitted,
+        span.clone(),
+        M::refused,
+        work::<M>(body),
+    );
+    let answer = answer.await?;
     match action {
         Some(Action::LoseAnswer) => Err(lost_answer()),
         Some(Action::DeliverTwice) => {
             let body = request.body(services.clock.now());
-            let answer = inbox::once(services, again, M::refused, work::<M>(body));
+            let answer = inbox::once(services, again, span, M::refused, work::<M>(body));
             Ok(Response::new(answer.await?))
         }
         _ => Ok(Response::new(answer)),
@@ -480,11 +490,12 @@ fn caller_deadline<T>(request: &Request<T>) -> Duration {
     })
 }
 
-/// Admits one message of a batch, its answer wrapped as `A`.
+/// Admits one message of a batch, its answer wrapped as `A`; its step runs in a span of its
+/// own, a child of `parent` (the sender's context for this message).
 fn slot<M: PlatformMessage, A: 'static>(
     services: &Services,
     caller: &Caller,
-    request: M,
+    (request, parent): (M, Context),
     wrap: fn(M::Answer) -> A,
 ) -> Slot<A> {
     match admit(services, caller, &request) {
@@ -493,9 +504,10 @@ fn slot<M: PlatformMessage, A: 'static>(
         Ok(admitted) => {
             let body = request.body(services.clock.now());
             let work = work::<M>(body);
-            Slot::Pending(Box::new(move |step| {
+            let span = trace::received(M::KIND, &admitted.transfer_id, &admitted.msgid, parent);
+            Slot::Pending(Box::new(crate::record::within(span, move |step| {
                 inbox::receive(step, &admitted, M::refused, work).map(wrap)
-            }))
+            })))
         }
     }
 }
@@ -534,12 +546,12 @@ async fn faulted_slot<M: PlatformMessage, A: 'static>(
     services: &Services,
     caller: &Caller,
     hold: Duration,
-    (index, request): (usize, M),
+    ((index, parent), request): ((usize, Context), M),
     wrap: fn(M::Answer) -> A,
     after: &mut After<A>,
 ) -> Slot<A> {
     if services.faults.is_empty() || admit(services, caller, &request).is_err() {
-        return slot(services, caller, request, wrap);
+        return slot(services, caller, (request, parent), wrap);
     }
     let action = received_fault(services, &request).await;
     if let Some(action) = &action {
@@ -557,13 +569,12 @@ async fn faulted_slot<M: PlatformMessage, A: 'static>(
     match action {
         Some(Action::LoseAnswer) => after.lost.push(index),
         Some(Action::DeliverTwice) => {
-            after
-                .again
-                .push(slot(services, caller, request.clone(), wrap));
+            let again = (request.clone(), parent.clone());
+            after.again.push(slot(services, caller, again, wrap));
         }
         _ => {}
     }
-    slot(services, caller, request, wrap)
+    slot(services, caller, (request, parent), wrap)
 }
 
 /// Runs a batch's slots and then its faults' after-effects.
@@ -925,6 +936,8 @@ impl TransferOutPlatformService for PlatformApi {
         use platform::transfer_out_answer::Answer;
         let caller = caller_of(&request)?;
         let hold = caller_deadline(&request);
+        let count = request.get_ref().requests.len();
+        let parents = yibao_runtime::telemetry::extract_each(request.metadata(), count);
         let requests = request.into_inner().requests;
         check_batch(requests.len(), "requests")?;
         let mut after = After::default();
@@ -937,7 +950,8 @@ impl TransferOutPlatformService for PlatformApi {
                     .map(|e| received_entry(&self.services, Kind::RequestTransferOut, e))
             })
             .collect();
-        for message in requests.into_iter().enumerate() {
+        for ((index, message), parent) in requests.into_iter().enumerate().zip(parents) {
+            let message = ((index, parent), message);
             let wrap = |response| platform::TransferOutAnswer {
                 answer: Some(Answer::Response(response)),
             };
@@ -1020,6 +1034,8 @@ impl TransferInPlatformService for PlatformApi {
         use platform::transfer_in_message::Message as Kind;
         let caller = caller_of(&request)?;
         let hold = caller_deadline(&request);
+        let count = request.get_ref().messages.len();
+        let parents = yibao_runtime::telemetry::extract_each(request.metadata(), count);
         let messages = request.into_inner().messages;
         check_batch(messages.len(), "messages")?;
         let services = &self.services;
@@ -1029,31 +1045,32 @@ impl TransferInPlatformService for PlatformApi {
             .iter()
             .map(|item| batch_item_entry(services, item))
             .collect();
-        for (index, message) in messages.into_iter().enumerate() {
+        for ((index, message), parent) in messages.into_iter().enumerate().zip(parents) {
+            let at = (index, parent);
             let slot = match message.message {
                 Some(Kind::DeliverInsuranceRecord(request)) => {
                     let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::DeliverInsuranceRecord(r)),
                     };
-                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
+                    faulted_slot(services, &caller, hold, (at, request), wrap, &mut after).await
                 }
                 Some(Kind::ConfirmSettlement(request)) => {
                     let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::ConfirmSettlement(r)),
                     };
-                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
+                    faulted_slot(services, &caller, hold, (at, request), wrap, &mut after).await
                 }
                 Some(Kind::AbortTransfer(request)) => {
                     let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::AbortTransfer(r)),
                     };
-                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
+                    faulted_slot(services, &caller, hold, (at, request), wrap, &mut after).await
                 }
                 Some(Kind::RemitBalance(request)) => {
                     let wrap = |r| platform::TransferInAnswer {
                         answer: Some(Answer::RemitBalance(r)),
                     };
-                    faulted_slot(services, &caller, hold, (index, request), wrap, &mut after).await
+                    faulted_slot(services, &caller, hold, (at, request), wrap, &mut after).await
                 }
                 None => Slot::Ready(platform::TransferInAnswer {
                     answer: Some(Answer::Failed(platform::MessageStatus {

@@ -12,15 +12,17 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use opentelemetry::Context;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use yibao_runtime::retry::Backoff;
 use yibao_store::{Health, OutboxMessage};
 
 use crate::messages::Kind;
-use crate::outbox::settle::settle;
-use crate::outbox::transport::{self, Target};
+use crate::outbox::settle::settle_traced;
+use crate::outbox::transport::{self, Deliveries, Target};
+use crate::record;
 use crate::services::Services;
-use crate::sweep;
+use crate::{sweep, trace};
 
 /// How the dispatcher behaves; from the service configuration.
 #[derive(Debug, Clone)]
@@ -36,6 +38,42 @@ pub struct Settings {
     /// Batches in flight at once. While they are out, due messages gather for the next ones,
     /// which is what makes batches grow with the load.
     pub concurrency: usize,
+}
+
+/// Each message's delivery attempt span (`send <kind>`), a child of its transfer's stored trace
+/// context (read here, in one read for the batch); none with traces off.
+async fn delivery_spans(services: &Services, batch: &[OutboxMessage]) -> Vec<tracing::Span> {
+    if !trace::enabled() {
+        return Vec::new();
+    }
+    let ids: Vec<String> = batch.iter().map(|m| m.transfer_id.clone()).collect();
+    let stored = services
+        .store
+        .read(move |tx| -> Result<Vec<Context>, crate::error::Error> {
+            ids.iter()
+                .map(
+                    |id| Ok(record::load(tx, id)?.map_or_else(Context::new, |d| trace::stored(&d))),
+                )
+                .collect()
+        })
+        .await;
+    let parents = match stored {
+        Ok(parents) => parents,
+        Err(error) => {
+            // A trace is never a reason to hold a message back: these start traces of their own.
+            tracing::warn!(%error, "could not read the transfers' trace contexts");
+            Vec::new()
+        }
+    };
+    let mut parents = parents.into_iter();
+    batch
+        .iter()
+        .map(|message| {
+            let kind = Kind::parse(&message.kind);
+            let parent = parents.next().unwrap_or_default();
+            trace::sending(kind, &message.transfer_id, &message.msgid, parent)
+        })
+        .collect()
 }
 
 /// How often overdue transfers are looked for.
@@ -223,8 +261,19 @@ impl Dispatcher {
         };
         tokio::spawn(async move {
             let _slot = slot;
-            let outcomes = transport::send(&services, attempt_timeout, target, &batch).await;
-            settle(&services, backoff, batch, outcomes).await;
+            let spans = delivery_spans(&services, &batch).await;
+            let deliveries = Deliveries::new(
+                batch
+                    .iter()
+                    .zip(&spans)
+                    .map(|(message, span)| (message.msgid.clone(), trace::context_of(span))),
+            );
+            let sent = transport::send(&services, attempt_timeout, target, &batch, &deliveries);
+            let outcomes = sent.await;
+            // The attempts end here; their answers are applied in steps of their own.
+            let parents = spans.iter().map(trace::context_of).collect();
+            drop(spans);
+            settle_traced(&services, backoff, batch, outcomes, parents).await;
             // A finished batch frees a slot and may leave messages due: look again.
             services.dispatch_now.notify_one();
         });

@@ -3,6 +3,7 @@
 //! a group commit); a message without a usable answer is rescheduled with backoff and jitter, or
 //! parked, and its transfer's history says why.
 
+use opentelemetry::Context;
 use rand::SeedableRng;
 use yibao_domain::transfer::TransferState;
 use yibao_domain::transfer::out_side::OutState;
@@ -16,7 +17,7 @@ use crate::outbox::queue;
 use crate::outbox::transport::Outcome;
 use crate::record::{Happening, Step};
 use crate::services::Services;
-use crate::{transfer_in, transfer_out};
+use crate::{trace, transfer_in, transfer_out};
 
 /// What becomes of a message that was not answered usably.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,11 +35,30 @@ pub async fn settle(
     batch: Vec<OutboxMessage>,
     outcomes: Vec<Outcome>,
 ) {
+    settle_traced(services, backoff, batch, outcomes, Vec::new()).await;
+}
+
+/// [`settle`], each message's step in a span (`answer <kind>`, with its transfer id) whose
+/// parent is that message's delivery attempt (`parents`, in the batch's order; a message
+/// beyond them starts from nothing).
+pub async fn settle_traced(
+    services: &Services,
+    backoff: Backoff,
+    batch: Vec<OutboxMessage>,
+    outcomes: Vec<Outcome>,
+    parents: Vec<Context>,
+) {
+    let mut parents = parents.into_iter();
     let jobs: Vec<_> = batch
         .into_iter()
         .zip(outcomes)
         .map(|(message, outcome)| {
-            move |step: &mut Step<'_>| settle_one(step, &backoff, message, outcome)
+            let kind = Kind::parse(&message.kind);
+            let parent = parents.next().unwrap_or_default();
+            let span = trace::answer(kind, &message.transfer_id, &message.msgid, parent);
+            crate::record::within(span, move |step: &mut Step<'_>| {
+                settle_one(step, &backoff, message, outcome)
+            })
         })
         .collect();
     let results = services.write_each(jobs).await;
@@ -60,10 +80,12 @@ pub async fn settle(
     let jobs: Vec<_> = unsettled
         .into_iter()
         .map(|message| {
-            move |step: &mut Step<'_>| -> Result<(), Error> {
+            let kind = Kind::parse(&message.kind);
+            let span = trace::answer(kind, &message.transfer_id, &message.msgid, Context::new());
+            crate::record::within(span, move |step: &mut Step<'_>| -> Result<(), Error> {
                 let why = "the answer could not be applied";
                 reschedule(step, &backoff, &message, Later::Retry, why)
-            }
+            })
         })
         .collect();
     for result in services.write_each(jobs).await {

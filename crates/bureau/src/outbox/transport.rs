@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+use std::collections::HashMap;
+
+use opentelemetry::Context;
 use prost::Message;
 use tokio::time::Instant;
 use yibao_domain::transfer::in_side::TransferOutView;
@@ -62,6 +65,30 @@ impl Target {
             Some(Kind::QueryTransferOut) => Target::TransferOutQuery,
             Some(Kind::BankPayout) | None => Target::Bank,
         }
+    }
+}
+
+/// Each message's delivery span context by msgid, which its call carries to the receiver (W3C
+/// `traceparent` in the metadata); empty with traces off.
+#[derive(Debug, Default)]
+pub struct Deliveries(HashMap<String, Context>);
+
+impl Deliveries {
+    /// The contexts of `(msgid, context)` pairs.
+    pub fn new(contexts: impl IntoIterator<Item = (String, Context)>) -> Self {
+        Self(contexts.into_iter().collect())
+    }
+
+    /// The context each message of `messages` travels with, in order; nothing at all when no
+    /// message has one.
+    fn of_each<'a>(&self, messages: impl IntoIterator<Item = &'a OutboxMessage>) -> Vec<Context> {
+        if self.0.is_empty() {
+            return Vec::new();
+        }
+        messages
+            .into_iter()
+            .map(|message| self.0.get(&message.msgid).cloned().unwrap_or_default())
+            .collect()
     }
 }
 
@@ -173,12 +200,14 @@ pub async fn send(
     attempt_timeout: Duration,
     target: Target,
     batch: &[OutboxMessage],
+    deliveries: &Deliveries,
 ) -> Vec<Outcome> {
     let (outcomes, faults, trips) = if services.faults.is_empty() {
-        let (outcomes, trips) = send_plain(services, attempt_timeout, target, batch).await;
+        let sent = send_plain(services, attempt_timeout, target, batch, deliveries).await;
+        let (outcomes, trips) = sent;
         (outcomes, Vec::new(), trips)
     } else {
-        send_faulted(services, attempt_timeout, target, batch).await
+        send_faulted(services, attempt_timeout, target, batch, deliveries).await
     };
     journal_sent(services, batch, &outcomes, &faults, &trips);
     outcomes
@@ -234,6 +263,7 @@ async fn send_faulted(
     attempt_timeout: Duration,
     target: Target,
     batch: &[OutboxMessage],
+    deliveries: &Deliveries,
 ) -> (Vec<Outcome>, Vec<Option<Action>>, RoundTrips) {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut actions = Vec::with_capacity(batch.len());
@@ -249,7 +279,8 @@ async fn send_faulted(
         }
         actions.push(action);
     }
-    let (answers, sent_trips) = send_plain(services, attempt_timeout, target, &wire).await;
+    let (answers, sent_trips) =
+        send_plain(services, attempt_timeout, target, &wire, deliveries).await;
     let mut answers = answers.into_iter();
     let held: Vec<bool> = outcomes.iter().map(Option::is_some).collect();
     let trips = RoundTrips::placed(&held, sent_trips);
@@ -266,7 +297,7 @@ async fn send_faulted(
             }
             Some(Action::DeliverTwice) => {
                 let again = std::slice::from_ref(message);
-                let _ = send_plain(services, attempt_timeout, target, again).await;
+                let _ = send_plain(services, attempt_timeout, target, again, deliveries).await;
                 answer
             }
             _ => answer,
@@ -339,13 +370,18 @@ async fn send_plain(
     attempt_timeout: Duration,
     target: Target,
     batch: &[OutboxMessage],
+    deliveries: &Deliveries,
 ) -> (Vec<Outcome>, RoundTrips) {
     if batch.is_empty() {
         return (Vec::new(), RoundTrips::None);
     }
     match target {
-        Target::TransferOut => send_to_transfer_out(services, attempt_timeout, batch).await,
-        Target::TransferIn => send_to_transfer_in(services, attempt_timeout, batch).await,
+        Target::TransferOut => {
+            send_to_transfer_out(services, attempt_timeout, batch, deliveries).await
+        }
+        Target::TransferIn => {
+            send_to_transfer_in(services, attempt_timeout, batch, deliveries).await
+        }
         Target::Bank => {
             let outcomes = batch
                 .iter()
@@ -357,7 +393,9 @@ async fn send_plain(
             let mut outcomes = Vec::with_capacity(batch.len());
             let mut trips = Vec::with_capacity(batch.len());
             for message in batch {
-                let (outcome, trip) = query_transfer_out(services, attempt_timeout, message).await;
+                let contexts = deliveries.of_each([message]);
+                let (outcome, trip) =
+                    query_transfer_out(services, attempt_timeout, message, &contexts).await;
                 outcomes.push(outcome);
                 trips.push(trip);
             }
@@ -372,6 +410,7 @@ async fn query_transfer_out(
     services: &Services,
     timeout: Duration,
     message: &OutboxMessage,
+    contexts: &[Context],
 ) -> (Outcome, Option<Trip>) {
     let request = match decoded::<platform::QueryTransferOutRequest>(message) {
         Ok(request) => request,
@@ -383,7 +422,7 @@ async fn query_transfer_out(
     };
     let mut client = TransferOutPlatformServiceClient::new(channel);
     let started = Instant::now();
-    let answer = attempt(timeout, request, |call| async move {
+    let answer = attempt(timeout, request, contexts, |call| async move {
         client.query_transfer_out(call).await
     })
     .await;
@@ -471,9 +510,9 @@ type Answered<A> = (Vec<A>, Option<Vec<Option<Trip>>>);
 /// round trips come back with the outcomes.
 async fn exchange<M, A, Fut>(
     services: &Services,
-    batch: &[OutboxMessage],
+    (batch, deliveries): (&[OutboxMessage], &Deliveries),
     decode: impl Fn(&OutboxMessage) -> Result<M, Outcome>,
-    call: impl FnOnce(tonic::transport::Channel, Vec<M>) -> Fut,
+    call: impl FnOnce(tonic::transport::Channel, Vec<M>, Vec<Context>) -> Fut,
     read: impl Fn(A) -> Outcome,
 ) -> (Vec<Outcome>, RoundTrips)
 where
@@ -481,15 +520,18 @@ where
 {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(batch.len());
     let mut wire = Vec::with_capacity(batch.len());
+    let mut wired = Vec::with_capacity(batch.len());
     for message in batch {
         match decode(message) {
             Ok(item) => {
                 wire.push(item);
+                wired.push(message);
                 outcomes.push(None);
             }
             Err(outcome) => outcomes.push(Some(outcome)),
         }
     }
+    let contexts = deliveries.of_each(wired);
     let sent = wire.len();
     let mut trips = RoundTrips::None;
     if sent > 0 {
@@ -498,7 +540,7 @@ where
             Err(status) => (0..sent).map(|_| failed(&status)).collect(),
             Ok(channel) => {
                 let started = Instant::now();
-                let answered = call(channel, wire).await;
+                let answered = call(channel, wire, contexts).await;
                 let whole = Trip::since(started);
                 let (answered, each) = match answered {
                     Ok((answers, each)) => (Ok(answers), each),
@@ -551,21 +593,23 @@ async fn send_to_transfer_out(
     services: &Services,
     timeout: Duration,
     batch: &[OutboxMessage],
+    deliveries: &Deliveries,
 ) -> (Vec<Outcome>, RoundTrips) {
     use platform::transfer_out_answer::Answer as Wire;
     exchange(
         services,
-        batch,
+        (batch, deliveries),
         decoded::<platform::RequestTransferOutRequest>,
-        |channel, requests| async move {
+        |channel, requests, contexts| async move {
             let mut client = TransferOutPlatformServiceClient::new(channel);
             if services.peer.batches() == Batches::Unsupported {
-                return Ok(requests_one_by_one(&mut client, timeout, requests).await);
+                let one_by_one = requests_one_by_one(&mut client, timeout, requests, &contexts);
+                return Ok(one_by_one.await);
             }
             let request = platform::SubmitTransferOutRequestsRequest {
                 requests: requests.clone(),
             };
-            let answered = attempt(timeout, request, |call| {
+            let answered = attempt(timeout, request, &contexts, |call| {
                 let mut client = client.clone();
                 async move { client.submit_transfer_out_requests(call).await }
             })
@@ -573,7 +617,8 @@ async fn send_to_transfer_out(
             match answered {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
                     services.peer.batches_unsupported();
-                    Ok(requests_one_by_one(&mut client, timeout, requests).await)
+                    let one_by_one = requests_one_by_one(&mut client, timeout, requests, &contexts);
+                    Ok(one_by_one.await)
                 }
                 other => other.map(|response| (response.answers, None)),
             }
@@ -609,21 +654,23 @@ async fn send_to_transfer_in(
     services: &Services,
     timeout: Duration,
     batch: &[OutboxMessage],
+    deliveries: &Deliveries,
 ) -> (Vec<Outcome>, RoundTrips) {
     use platform::transfer_in_answer::Answer as Wire;
     exchange(
         services,
-        batch,
+        (batch, deliveries),
         transfer_in_item,
-        |channel, messages| async move {
+        |channel, messages, contexts| async move {
             let mut client = TransferInPlatformServiceClient::new(channel);
             if services.peer.batches() == Batches::Unsupported {
-                return Ok(messages_one_by_one(&mut client, timeout, messages).await);
+                let one_by_one = messages_one_by_one(&mut client, timeout, messages, &contexts);
+                return Ok(one_by_one.await);
             }
             let request = platform::SubmitTransferInMessagesRequest {
                 messages: messages.clone(),
             };
-            let answered = attempt(timeout, request, |call| {
+            let answered = attempt(timeout, request, &contexts, |call| {
                 let mut client = client.clone();
                 async move { client.submit_transfer_in_messages(call).await }
             })
@@ -631,7 +678,8 @@ async fn send_to_transfer_in(
             match answered {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
                     services.peer.batches_unsupported();
-                    Ok(messages_one_by_one(&mut client, timeout, messages).await)
+                    let one_by_one = messages_one_by_one(&mut client, timeout, messages, &contexts);
+                    Ok(one_by_one.await)
                 }
                 other => other.map(|response| (response.answers, None)),
             }
@@ -660,13 +708,15 @@ async fn requests_one_by_one(
     client: &mut TransferOutPlatformServiceClient<tonic::transport::Channel>,
     timeout: Duration,
     requests: Vec<platform::RequestTransferOutRequest>,
+    contexts: &[Context],
 ) -> Answered<platform::TransferOutAnswer> {
     use platform::transfer_out_answer::Answer as Wire;
     let mut answers = Vec::with_capacity(requests.len());
     let mut trips = Vec::with_capacity(requests.len());
-    for request in requests {
+    for (index, request) in requests.into_iter().enumerate() {
         let started = Instant::now();
-        let answered = attempt(timeout, request, |call| {
+        let context = contexts.get(index..=index).unwrap_or_default();
+        let answered = attempt(timeout, request, context, |call| {
             let mut client = client.clone();
             async move { client.request_transfer_out(call).await }
         })
@@ -687,34 +737,36 @@ async fn messages_one_by_one(
     client: &mut TransferInPlatformServiceClient<tonic::transport::Channel>,
     timeout: Duration,
     messages: Vec<platform::TransferInMessage>,
+    contexts: &[Context],
 ) -> Answered<platform::TransferInAnswer> {
     use platform::transfer_in_answer::Answer as Wire;
     use platform::transfer_in_message::Message as Item;
     let mut answers = Vec::with_capacity(messages.len());
     let mut trips = Vec::with_capacity(messages.len());
-    for message in messages {
+    for (index, message) in messages.into_iter().enumerate() {
         let client = client.clone();
         let started = Instant::now();
+        let context = contexts.get(index..=index).unwrap_or_default();
         let answer = match message.message {
-            Some(Item::DeliverInsuranceRecord(form)) => attempt(timeout, form, |call| {
+            Some(Item::DeliverInsuranceRecord(form)) => attempt(timeout, form, context, |call| {
                 let mut client = client.clone();
                 async move { client.deliver_insurance_record(call).await }
             })
             .await
             .map(Wire::DeliverInsuranceRecord),
-            Some(Item::ConfirmSettlement(settled)) => attempt(timeout, settled, |call| {
+            Some(Item::ConfirmSettlement(settled)) => attempt(timeout, settled, context, |call| {
                 let mut client = client.clone();
                 async move { client.confirm_settlement(call).await }
             })
             .await
             .map(Wire::ConfirmSettlement),
-            Some(Item::AbortTransfer(abort)) => attempt(timeout, abort, |call| {
+            Some(Item::AbortTransfer(abort)) => attempt(timeout, abort, context, |call| {
                 let mut client = client.clone();
                 async move { client.abort_transfer(call).await }
             })
             .await
             .map(Wire::AbortTransfer),
-            Some(Item::RemitBalance(remittance)) => attempt(timeout, remittance, |call| {
+            Some(Item::RemitBalance(remittance)) => attempt(timeout, remittance, context, |call| {
                 let mut client = client.clone();
                 async move { client.remit_balance(call).await }
             })
@@ -801,10 +853,12 @@ fn pay_out(services: &Services, message: &OutboxMessage) -> Outcome {
 }
 
 /// One RPC attempt with the per-attempt deadline both as `grpc-timeout` (so the peer can give
-/// up too) and as a local timeout (so a peer that never answers cannot hold the slot).
+/// up too) and as a local timeout (so a peer that never answers cannot hold the slot), and its
+/// messages' trace contexts (`contexts`, in the request's order) in the metadata.
 async fn attempt<Req, Resp, Fut>(
     timeout: Duration,
     request: Req,
+    contexts: &[Context],
     send: impl FnOnce(tonic::Request<Req>) -> Fut,
 ) -> Result<Resp, tonic::Status>
 where
@@ -812,6 +866,7 @@ where
 {
     let mut call = tonic::Request::new(request);
     call.set_timeout(timeout);
+    yibao_runtime::telemetry::inject_each(contexts, call.metadata_mut());
     let response = tokio::time::timeout(timeout, send(call))
         .await
         .map_err(|_| tonic::Status::deadline_exceeded("attempt timed out"))??;

@@ -263,39 +263,15 @@ async fn a_watch_reports_a_change_whose_save_time_is_unchanged() {
 
     use tokio_stream::StreamExt;
     use tonic::Request;
-    use yibao_domain::transfer::in_side::InState;
-    use yibao_domain::transfer::{Initiator, TransferState};
     use yibao_proto::bureau::v1::bureau_service_server::BureauService;
     use yibao_runtime::directory::BureauRole;
 
-    use crate::document::TransferDocument;
     use crate::record::Happening;
     use crate::testing;
 
     let services = testing::services(BureauRole::TransferIn);
     let id = testing::transfer_id("540100", 1);
-    let opened = id.clone();
-    testing::step(&services, move |step| {
-        let now = step.ctx.now;
-        let mut document = TransferDocument::opening(
-            opened,
-            Initiator::TransferIn,
-            TransferState::In(InState::Requested),
-            testing::day(),
-            now,
-        );
-        step.insert(
-            &mut document,
-            Happening {
-                kind: "opened",
-                from_state: "",
-                detail: "a test transfer".to_owned(),
-                attempt: 0,
-            },
-        )
-    })
-    .await
-    .expect("opened");
+    open_a_transfer(&services, &id).await;
     let api = super::BureauApi::new(services.clone());
     let mut stream = api
         .watch_transfer(Request::new(wire::WatchTransferRequest {
@@ -336,4 +312,36 @@ async fn a_watch_reports_a_change_whose_save_time_is_unchanged() {
         before.history.len() + 1,
         "one more event"
     );
+}
+
+/// Stores a transfer-in transfer under `id`, as an application would open it.
+async fn open_a_transfer(services: &std::sync::Arc<crate::services::Services>, id: &str) {
+    use yibao_domain::transfer::in_side::InState;
+    use yibao_domain::transfer::{Initiator, TransferState};
+
+    use crate::document::TransferDocument;
+    use crate::record::Happening;
+
+    let opened = id.to_owned();
+    crate::testing::step(services, move |step| {
+        let now = step.ctx.now;
+        let mut document = TransferDocument::opening(
+            opened,
+            Initiator::TransferIn,
+            TransferState::In(InState::Requested),
+            crate::testing::day(),
+            now,
+        );
+        step.insert(
+            &mut document,
+            Happening {
+                kind: "opened",
+                from_state: "",
+                detail: "a test transfer".to_owned(),
+                attempt: 0,
+            },
+        )
+    })
+    .await
+    .expect("opened");
 }

@@ -436,6 +436,7 @@ async fn a_peer_without_batches_gets_every_message_through_its_single_rpcs() {
         std::time::Duration::from_secs(5),
         crate::outbox::transport::Target::TransferIn,
         &queued,
+        &crate::outbox::transport::Deliveries::default(),
     )
     .await;
     assert_eq!(
