@@ -127,6 +127,8 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
         form_received_on: old.form_received_on,
         remittance_due_on: None,
         remit_on: None,
+        remittance_msgid: None,
+        held_cents: 0,
         created_at: old.created_at,
         updated_at: old.updated_at,
     })
