@@ -138,8 +138,10 @@ pub enum Stage {
     Aborting,
     /// Terminal: aborted before any credit.
     Aborted,
-    /// Transfer-out side: the abort could not be delivered within its bound; the balance stays
-    /// in transit until an operator resolves the transfer (terminal for automation only).
+    /// Transfer-out side: the abort could not be delivered within its bound, or the remittance
+    /// was refused and waits to come back; the balance stays in transit until an operator
+    /// resolves the transfer (terminal for automation only). Transfer-in side: a remittance
+    /// refused and held, or overdue.
     NeedsOperator,
     /// Transfer-in side: the request or the form is overdue; the transfer-out bureau was asked
     /// where the transfer stands, and the answer or the deadline ends it.
