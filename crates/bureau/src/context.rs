@@ -36,7 +36,7 @@ pub struct Site {
     pub broken: Broken,
 }
 
-/// The environment variable that breaks a bureau on purpose: `forget-msgids`.
+/// The environment variable that breaks a bureau on purpose: `forget-msgids`, `remit-short`.
 pub const BROKEN_ENV: &str = "YIBAO_BROKEN_FOR_TESTS";
 
 /// A deliberate protocol bug a bureau can be started with (`YIBAO_BROKEN_FOR_TESTS`), so that
@@ -50,6 +50,9 @@ pub enum Broken {
     /// Ignores duplicates: every message is processed as if its msgid were new (no replayed
     /// answer, no infcode 1004 for a modified body), and nothing is remembered.
     ForgetMsgids,
+    /// The fund leg: the first remittance of each transfer goes one cent short (one sent again
+    /// after a return is exact), to drive a short remittance end to end.
+    RemitShort,
 }
 
 impl Broken {
@@ -61,8 +64,10 @@ impl Broken {
         match std::env::var(BROKEN_ENV).ok().as_deref() {
             None | Some("") => Ok(Broken::No),
             Some("forget-msgids") => Ok(Broken::ForgetMsgids),
+            Some("remit-short") => Ok(Broken::RemitShort),
             Some(other) => Err(format!(
-                "{BROKEN_ENV}={other:?}: the only deliberate bug is \"forget-msgids\""
+                "{BROKEN_ENV}={other:?}: the deliberate bugs are \"forget-msgids\" and \
+                 \"remit-short\""
             )),
         }
     }

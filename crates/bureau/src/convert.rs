@@ -33,7 +33,7 @@ use crate::error::Error;
 use crate::faults::{Direction, Fault, Rule, RuleSpec};
 use crate::messages::{
     Addressed, Credit, Decision, Envelope, FormOutcome, InsuranceForm, Remittance,
-    TransferApplication,
+    RemittanceReturn, TransferApplication,
 };
 use crate::persons::PersonRecord;
 
@@ -590,6 +590,53 @@ pub fn remittance(wire: &platform::RemitBalanceRequest) -> Result<Remittance, Er
         addressed: addressed(wire.envelope.as_ref(), &wire.transfer_id)?,
         amount,
         remitted_at: time("remitted_at", wire.remitted_at.as_ref())?,
+        msgid: wire
+            .envelope
+            .as_ref()
+            .map(|envelope| envelope.msgid.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// A returned remittance (infno 9107) from the platform: the remittance's msgid, the amount
+/// within the form's cap, and why it was refused (short or over).
+pub fn remittance_return(
+    wire: &platform::ReturnRemittanceRequest,
+) -> Result<RemittanceReturn, Error> {
+    let amount = money("amount", &wire.amount)?;
+    credit::form_figures_within_caps(0, 0, amount).map_err(|_| {
+        Error::invalid(
+            "amount",
+            "is above the national cap of a form's balance (10000000.00)",
+        )
+    })?;
+    let msgid = &wire.remittance_msgid;
+    if msgid.len() != 30 || !msgid.bytes().all(|b| b.is_ascii_alphanumeric()) {
+        return Err(Error::invalid(
+            "remittance_msgid",
+            "must be the 30 ASCII letters and digits of the remittance's msgid",
+        ));
+    }
+    let check = match remittance_check(wire.check) {
+        Some(check @ (RemittanceCheck::Short | RemittanceCheck::Over)) => check,
+        Some(RemittanceCheck::Matches) | None => {
+            return Err(Error::invalid(
+                "check",
+                "must be SHORT or OVER: only a refused remittance is returned",
+            ));
+        }
+    };
+    // Sent by the transfer-in bureau: the envelope's sender is the transfer-in region.
+    let sent = addressed(wire.envelope.as_ref(), &wire.transfer_id)?;
+    Ok(RemittanceReturn {
+        addressed: Addressed {
+            transfer_id: sent.transfer_id,
+            out_region: sent.in_region,
+            in_region: sent.out_region,
+        },
+        remittance_msgid: msgid.clone(),
+        amount,
+        check,
     })
 }
 
@@ -952,7 +999,8 @@ pub fn wire_transfer(
     let deadlines = site
         .deadlines(document.applied_on, document.form_received_on)
         .map(|d| {
-            let overdue = Overdue::of(&d, document.state.stage(), today);
+            let remittance_due_on = document.remittance_deadline(&site.calendar);
+            let overdue = Overdue::of_transfer(&d, document.state, remittance_due_on, today);
             bureau_wire::Deadlines {
                 transfer_out_due_on: d.transfer_out_due.due_on.to_string(),
                 transfer_in_due_on: d.transfer_in_due.due_on.to_string(),
@@ -963,6 +1011,10 @@ pub fn wire_transfer(
                 transfer_out_overdue: overdue.transfer_out,
                 transfer_in_overdue: overdue.transfer_in,
                 whole_process_overdue: overdue.whole_process,
+                remittance_due_on: remittance_due_on
+                    .map(|day| day.to_string())
+                    .unwrap_or_default(),
+                remittance_overdue: overdue.remittance,
             }
         });
     let refusal = document.state.refusal();

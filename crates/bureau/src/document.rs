@@ -78,6 +78,15 @@ pub struct TransferDocument {
     /// were off, and in documents of earlier versions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<TraceContext>,
+    /// The fund leg: at the transfer-out bureau the msgid of the latest remittance sent (a
+    /// return of another is stale); at the transfer-in bureau that of the latest remittance
+    /// held (a return names it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remittance_msgid: Option<String>,
+    /// Transfer-in side, the fund leg: remitted money held in suspense for this transfer, in
+    /// cents (short or over remittances not yet returned).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub held_cents: u64,
     /// When the document was created.
     pub created_at: DateTime<Utc>,
     /// When it last changed.
@@ -117,6 +126,8 @@ impl TransferDocument {
             remittance_due_on: None,
             remit_on: None,
             trace: None,
+            remittance_msgid: None,
+            held_cents: 0,
             created_at: now,
             updated_at: now,
         }
@@ -125,6 +136,26 @@ impl TransferDocument {
     /// This bureau's side, which the machine's state says.
     pub fn side(&self) -> Side {
         self.state.side()
+    }
+
+    /// The fund leg: the last day the remittance of the balance is on time — at the
+    /// transfer-in bureau its remittance deadline, at the transfer-out bureau its remittance
+    /// day plus the transfer-in bureau's grace; `None` when no remittance is awaited.
+    pub fn remittance_deadline(
+        &self,
+        calendar: &yibao_domain::calendar::WorkingCalendar,
+    ) -> Option<NaiveDate> {
+        if !self.state.awaits_remittance() {
+            return None;
+        }
+        match self.side() {
+            Side::In => self.remittance_due_on,
+            Side::Out => self.remit_on.and_then(|day| {
+                yibao_domain::remittance::remittance_settled_by(day, calendar)
+                    .ok()
+                    .map(|deadline| deadline.due_on)
+            }),
+        }
     }
 
     /// Whether the application named a bank account.
@@ -160,4 +191,9 @@ impl fmt::Debug for TransferDocument {
 /// earlier versions and today's online ones read and write alike).
 fn is_online(channel: &ApplicationChannel) -> bool {
     *channel == ApplicationChannel::Online
+}
+
+/// Whether nothing is held (the field is left out of the stored document then).
+fn is_zero(cents: &u64) -> bool {
+    *cents == 0
 }

@@ -55,6 +55,9 @@ pub mod reason {
     /// Arrived from the transfer-out region on a remittance that did not match its form →
     /// suspense.
     pub const HOLD: &str = "hold_in_suspense";
+    /// Held in suspense → back to the transfer-out region's fund (a refused remittance
+    /// returned, 退回).
+    pub const RETURN_HELD: &str = "return_from_suspense";
 }
 
 /// One movement of money for a transfer.

@@ -46,11 +46,14 @@ pub enum Kind {
     QueryTransferOut,
     /// OUT → IN: the balance of a form that said a remittance follows (9106; the fund leg).
     RemitBalance,
+    /// IN → OUT: a remittance refused as short or over was returned to the transfer-out
+    /// region's fund (9107, invented; the fund leg's 退回).
+    ReturnRemittance,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::RequestTransferOut,
         Kind::DeliverForm,
         Kind::ConfirmSettlement,
@@ -58,6 +61,7 @@ impl Kind {
         Kind::BankPayout,
         Kind::QueryTransferOut,
         Kind::RemitBalance,
+        Kind::ReturnRemittance,
     ];
 
     /// The stable name stored in the outbox.
@@ -70,6 +74,7 @@ impl Kind {
             Kind::BankPayout => "BANK_PAYOUT",
             Kind::QueryTransferOut => "QUERY_TRANSFER_OUT",
             Kind::RemitBalance => "REMIT_BALANCE",
+            Kind::ReturnRemittance => "RETURN_REMITTANCE",
         }
     }
 
@@ -88,6 +93,7 @@ impl Kind {
             Kind::BankPayout => "9201",
             Kind::QueryTransferOut => "9105",
             Kind::RemitBalance => "9106",
+            Kind::ReturnRemittance => "9107",
         }
     }
 }
@@ -186,6 +192,22 @@ pub struct Remittance {
     pub amount: Money,
     /// When the transfer-out bureau remitted it.
     pub remitted_at: DateTime<Utc>,
+    /// The msgid it travelled under (a return names it).
+    pub msgid: String,
+}
+
+/// A remittance refused as short or over and returned to the transfer-out region's fund (退回,
+/// infno 9107).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RemittanceReturn {
+    /// The transfer, with the regions the envelope names (sender: the transfer-in region).
+    pub addressed: Addressed,
+    /// The msgid of the remittance returned.
+    pub remittance_msgid: String,
+    /// The amount returned.
+    pub amount: Money,
+    /// Why it was refused.
+    pub check: yibao_domain::remittance::RemittanceCheck,
 }
 
 /// Why a transfer-out bureau aborts.
@@ -216,6 +238,15 @@ pub enum Outgoing {
         /// The amount.
         amount_cents: u64,
     },
+    /// To the transfer-out bureau: the money of a refused remittance went back to its fund.
+    ReturnRemittance {
+        /// The amount returned.
+        amount_cents: u64,
+        /// The msgid of the remittance returned.
+        remittance_msgid: String,
+        /// Why it was refused.
+        check: yibao_domain::remittance::RemittanceCheck,
+    },
 }
 
 impl Outgoing {
@@ -228,6 +259,7 @@ impl Outgoing {
             Outgoing::BankPayout { .. } => Kind::BankPayout,
             Outgoing::QueryTransferOut => Kind::QueryTransferOut,
             Outgoing::RemitBalance { .. } => Kind::RemitBalance,
+            Outgoing::ReturnRemittance { .. } => Kind::ReturnRemittance,
         }
     }
 }
@@ -298,4 +330,7 @@ pub enum Answer {
     TransferOutSays(TransferOutView),
     /// The transfer-in bureau checked a remittance against its form.
     RemittanceChecked(yibao_domain::remittance::RemittanceCheck),
+    /// The transfer-out bureau took note of a returned remittance (and whether it remits
+    /// again).
+    ReturnAcknowledged,
 }

@@ -128,6 +128,8 @@ pub fn upgrade(text: &str) -> Result<TransferDocument, Error> {
         remittance_due_on: None,
         remit_on: None,
         trace: None,
+        remittance_msgid: None,
+        held_cents: 0,
         created_at: old.created_at,
         updated_at: old.updated_at,
     })

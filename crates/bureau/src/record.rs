@@ -331,11 +331,16 @@ fn row_of(ctx: &StepContext, document: &TransferDocument) -> Result<TransferRow,
     // An application waiting for its region to join the platform has no deadline running: it
     // is neither swept nor counted overdue until it proceeds (its deadlines then count anew).
     let waiting = document.state.stage() == yibao_domain::transfer::Stage::AwaitingConnection;
-    let due = ctx
-        .site
-        .deadlines(document.applied_on, document.form_received_on)
-        .map(|deadlines| deadlines.whole_process_due.due_on)
-        .filter(|_| !waiting);
+    // The fund leg: once the balance waits for its remittance, that deadline is the one that
+    // counts (domain `overdue`); no sweep timer reads it for those states.
+    let due = if document.state.awaits_remittance() {
+        document.remittance_deadline(&ctx.site.calendar)
+    } else {
+        ctx.site
+            .deadlines(document.applied_on, document.form_received_on)
+            .map(|deadlines| deadlines.whole_process_due.due_on)
+            .filter(|_| !waiting)
+    };
     Ok(TransferRow {
         transfer_id: document.transfer_id.clone(),
         certno: document.certno.clone(),

@@ -16,7 +16,9 @@
 //!
 //! `PAYOUT_PENDING`'s timer is its payout request's own retry schedule in the outbox (the
 //! gateway is idempotent by transfer id), and so is `REMITTED`'s (its remittance's);
-//! `NEEDS_OPERATOR` and `FUNDS_HELD` wait for a person by design.
+//! `NEEDS_OPERATOR` and `FUNDS_HELD` wait for a person by design, and so does
+//! `REMITTANCE_REFUSED` (transfer-out: the transfer-in bureau's operator returns the money,
+//! and its ReturnRemittance remits again; or transfer-out's operator records a return).
 
 use chrono::NaiveDate;
 use yibao_domain::calendar::StatutoryDeadlines;

@@ -32,7 +32,7 @@ use crate::document::{TraceContext, TransferDocument};
 use crate::messages::Kind;
 
 /// The short name a message kind's spans carry: `request`, `form`, `settlement`, `abort`,
-/// `remittance`, `query`, `payout`.
+/// `remittance`, `return`, `query`, `payout`.
 pub fn kind_name(kind: Option<Kind>) -> &'static str {
     match kind {
         Some(Kind::RequestTransferOut) => "request",
@@ -40,6 +40,7 @@ pub fn kind_name(kind: Option<Kind>) -> &'static str {
         Some(Kind::ConfirmSettlement) => "settlement",
         Some(Kind::Abort) => "abort",
         Some(Kind::RemitBalance) => "remittance",
+        Some(Kind::ReturnRemittance) => "return",
         Some(Kind::QueryTransferOut) => "query",
         Some(Kind::BankPayout) => "payout",
         None => "unknown",

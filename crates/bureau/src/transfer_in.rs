@@ -189,6 +189,7 @@ pub fn apply(
             | InAction::CreditYears
             | InAction::CreditBalance
             | InAction::HoldRemittance
+            | InAction::ReturnHeld
             | InAction::SendTransferOutRequest => {
                 return Err(Error::Internal(format!(
                     "event {} asked for an action only a form or an application may ask for",
@@ -387,6 +388,7 @@ fn credit_form(
             InAction::CreditYears => credit_years(step, document, brought_in)?,
             InAction::CreditBalance
             | InAction::HoldRemittance
+            | InAction::ReturnHeld
             | InAction::SendTransferOutRequest
             | InAction::QueryTransferOut
             | InAction::WithdrawRequest => {
@@ -620,15 +622,17 @@ pub fn receive_remittance(
     let event = InEvent::RemittanceArrived(check);
     let Transition { next, actions } = in_side::apply(before, event)?;
     document.state = TransferState::In(next);
-    let detail = match check {
-        RemittanceCheck::Matches => {
-            format!("the remittance of {expected} matched the form; credited")
-        }
-        RemittanceCheck::Short | RemittanceCheck::Over => format!(
-            "the remittance of {} does not match the form's {expected}; refused, held in suspense",
-            remittance.amount
-        ),
-    };
+    let mut detail = remittance_detail(check, expected, remittance.amount);
+    let returned = held_to_return(&mut document, before, &actions)?;
+    if let Some(held) = &returned {
+        detail.push_str(&format!(
+            "; the {} held before goes back to the transfer-out region's fund",
+            held.amount_text()
+        ));
+    }
+    if actions.contains(&InAction::HoldRemittance) {
+        note_held(&mut document, remittance)?;
+    }
     let happening = Happening {
         kind: event.name(),
         from_state: before.name(),
@@ -640,12 +644,186 @@ pub fn receive_remittance(
         match action {
             InAction::CreditBalance => credit_balance(step, &document)?,
             InAction::HoldRemittance => hold_remittance(step, &document, remittance.amount)?,
+            InAction::ReturnHeld => {
+                let held = returned.as_ref().ok_or_else(|| {
+                    Error::Internal("a return asked for with nothing held".to_owned())
+                })?;
+                return_held(step, &document, held)?;
+            }
             other => {
                 return Err(Error::Internal(format!("a remittance asked for {other:?}")));
             }
         }
     }
     Ok(check)
+}
+
+/// What the history says of a remittance checked against the form's `expected` balance.
+fn remittance_detail(check: RemittanceCheck, expected: Money, amount: Money) -> String {
+    match check {
+        RemittanceCheck::Matches => {
+            format!("the remittance of {expected} matched the form; credited")
+        }
+        RemittanceCheck::Short | RemittanceCheck::Over => format!(
+            "the remittance of {amount} does not match the form's {expected}; refused, held in \
+             suspense"
+        ),
+    }
+}
+
+/// A remittance held (`InAction::HoldRemittance`): its amount added to what the transfer holds,
+/// its msgid kept for the return.
+fn note_held(document: &mut TransferDocument, remittance: &Remittance) -> Result<(), Error> {
+    document.held_cents = document
+        .held_cents
+        .checked_add(remittance.amount.cents())
+        .ok_or_else(|| Error::Internal("held money overflows".to_owned()))?;
+    document.remittance_msgid = Some(remittance.msgid.clone());
+    Ok(())
+}
+
+/// Money held for a transfer, on its way back to the transfer-out region's fund.
+#[derive(Debug)]
+struct HeldReturn {
+    /// How much, in cents.
+    amount_cents: u64,
+    /// The remittance it came on (the latest one held).
+    remittance_msgid: String,
+    /// Why it was refused.
+    check: RemittanceCheck,
+}
+
+impl HeldReturn {
+    fn amount_text(&self) -> String {
+        Money::from_cents(self.amount_cents).map_or_else(
+            |_| format!("{} cents", self.amount_cents),
+            |money| money.to_string(),
+        )
+    }
+}
+
+/// When the machine returns held money (`InAction::ReturnHeld`): what goes back, taken off the
+/// document (nothing is held after it).
+fn held_to_return(
+    document: &mut TransferDocument,
+    before: InState,
+    actions: &[InAction],
+) -> Result<Option<HeldReturn>, Error> {
+    if !actions.contains(&InAction::ReturnHeld) {
+        return Ok(None);
+    }
+    let check = match before {
+        InState::FundsHeld(in_side::FundsProblem::Over) => RemittanceCheck::Over,
+        _ => RemittanceCheck::Short,
+    };
+    let remittance_msgid = document.remittance_msgid.take().ok_or_else(|| {
+        Error::Internal("held money without the msgid of its remittance".to_owned())
+    })?;
+    let amount_cents = std::mem::take(&mut document.held_cents);
+    if amount_cents == 0 {
+        return Err(Error::Internal("a return with nothing held".to_owned()));
+    }
+    Ok(Some(HeldReturn {
+        amount_cents,
+        remittance_msgid,
+        check,
+    }))
+}
+
+/// `InAction::ReturnHeld`: the held money from suspense back to the transfer-out region's fund,
+/// and ReturnRemittance (9107) to tell its bureau, which remits again.
+fn return_held(
+    step: &mut Step<'_>,
+    document: &TransferDocument,
+    held: &HeldReturn,
+) -> Result<(), Error> {
+    let origin = step
+        .ctx
+        .site
+        .stored_pooling_region("trafout_admdvs", &document.trafout_admdvs)?;
+    step.post(Movement {
+        from: account::suspense(origin),
+        to: account::platform(origin),
+        amount_cents: held.amount_cents,
+        transfer_id: &document.transfer_id,
+        reason: reason::RETURN_HELD,
+    })?;
+    let route = Route {
+        sender: &document.trafin_admdvs,
+        receiver: &document.trafout_admdvs,
+    };
+    let message = Outgoing::ReturnRemittance {
+        amount_cents: held.amount_cents,
+        remittance_msgid: held.remittance_msgid.clone(),
+        check: held.check,
+    };
+    queue::enqueue(step, &document.transfer_id, route, message)
+}
+
+/// Who returned held money, and why: recorded in the transfer's history.
+#[derive(Debug, Clone)]
+pub struct Returning {
+    /// The operator's name or staff number.
+    pub operator: String,
+    /// Why (what the transfer-out bureau was told, and how).
+    pub reason: String,
+}
+
+/// An operator returns the money held for a transfer whose remittance was refused as short or
+/// over (退回): it leaves suspense for the transfer-out region's fund, ReturnRemittance tells the
+/// transfer-out bureau (which remits again), and the transfer waits for funds again, its
+/// remittance deadline 5 working days from today. A transfer holding nothing is refused
+/// (`FAILED_PRECONDITION`, naming its state) and nothing changes, so a repeated call returns
+/// nothing twice.
+pub fn return_held_remittance(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    returning: &Returning,
+) -> Result<TransferDocument, Error> {
+    let mut document = step.load_existing(transfer_id)?;
+    let before = match document.state {
+        TransferState::In(state @ InState::FundsHeld(problem)) if problem.holds_money() => state,
+        state => {
+            return Err(Error::FailedPrecondition(format!(
+                "outcome: transfer {transfer_id} is {} and holds no remittance; only a transfer \
+                 whose remittance was refused as short or over (FUNDS_HELD, money held) has \
+                 money to return",
+                state.name()
+            )));
+        }
+    };
+    let event = InEvent::HeldReturned;
+    let Transition { next, actions } = in_side::apply(before, event)?;
+    let held = held_to_return(&mut document, before, &actions)?
+        .ok_or_else(|| Error::Internal("an operator's return returned nothing".to_owned()))?;
+    document.state = TransferState::In(next);
+    let deadline = step
+        .ctx
+        .site
+        .calendar
+        .add_working_days(
+            step.ctx.today(),
+            yibao_domain::remittance::REMITTANCE_GRACE_WORKING_DAYS,
+        )
+        .map_err(|error| Error::Internal(format!("the remittance deadline: {error}")))?;
+    document.remittance_due_on = Some(deadline.due_on);
+    let detail = format!(
+        "returned by operator {}: the {} held goes back to the transfer-out region's fund, \
+         which is asked to remit the balance again by {}; {}",
+        returning.operator,
+        held.amount_text(),
+        deadline.due_on,
+        returning.reason
+    );
+    let happening = Happening {
+        kind: "OPERATOR_RESOLVED",
+        from_state: before.name(),
+        detail,
+        attempt: 0,
+    };
+    step.update(&mut document, happening)?;
+    return_held(step, &document, &held)?;
+    Ok(document)
 }
 
 /// `InAction::HoldRemittance`: remitted money that does not match its form, from the

@@ -250,6 +250,14 @@ pub fn apply(
     if next == OutState::RemittanceDue && before != next {
         document.remit_on = Some(remittance_day(step.ctx, &document)?);
     }
+    if actions.contains(&OutAction::SendRemittance) {
+        // A new remittance, a new msgid: its answer, and a return, must name this one.
+        document.remittance_msgid = Some(step.mint_msgid()?);
+        if event == OutEvent::RemittanceReturned {
+            // Remitted again today: its deadline at the transfer-in bureau counts from today.
+            document.remit_on = Some(step.ctx.today());
+        }
+    }
     step.update(
         &mut document,
         Happening {
@@ -445,13 +453,20 @@ pub fn remittance_day_came(step: &mut Step<'_>, transfer_id: &str) -> Result<boo
     timer_fired(step, document, OutEvent::RemittanceDay, detail)
 }
 
-/// The transfer-in bureau checked the remittance against the form.
+/// The transfer-in bureau checked the remittance sent under `msgid` against the form. The
+/// answer to an earlier remittance than the latest (one returned, whose row was withdrawn
+/// while its answer was on the way) changes nothing.
 pub fn remittance_answered(
     step: &mut Step<'_>,
     transfer_id: &str,
+    msgid: &str,
     check: RemittanceCheck,
     attempt: u32,
 ) -> Result<(), Error> {
+    let latest = step.load_existing(transfer_id)?.remittance_msgid;
+    if latest.as_deref().is_some_and(|latest| latest != msgid) {
+        return Ok(());
+    }
     let detail = match check {
         RemittanceCheck::Matches => "the transfer-in bureau found the remittance matches the form",
         RemittanceCheck::Short | RemittanceCheck::Over => {
@@ -461,6 +476,77 @@ pub fn remittance_answered(
     };
     let event = OutEvent::RemittanceAnswered(check);
     apply(step, transfer_id, event, detail.to_owned(), attempt).map(drop)
+}
+
+/// The transfer-in bureau returned a remittance it refused (ReturnRemittance, 9107): when it is
+/// the latest remittance of an unsettled transfer, the balance is remitted again (a new
+/// message, a new msgid); a return of an earlier remittance, or for a transfer settled or not
+/// yet remitted, changes nothing. Returns whether the balance is remitted again.
+pub fn remittance_returned(
+    step: &mut Step<'_>,
+    returned: &crate::messages::RemittanceReturn,
+) -> Result<bool, Error> {
+    let transfer_id = returned.addressed.transfer_id.as_str();
+    let document = step.load_existing(transfer_id)?;
+    check_parties(&document, &returned.addressed)?;
+    let TransferState::Out(state) = document.state else {
+        return Err(Error::Internal(
+            "a returned remittance for a transfer-in document".to_owned(),
+        ));
+    };
+    let remitted_apart = document.remit_on.is_some()
+        || matches!(
+            state,
+            OutState::InTransit {
+                balance: out_side::BalanceRoute::RemittedApart
+            }
+        );
+    if !remitted_apart {
+        return Err(yibao_domain::transfer::IllegalEvent {
+            state: state.name(),
+            event: OutEvent::RemittanceReturned.name(),
+        }
+        .into());
+    }
+    if document.remittance_msgid.as_deref() != Some(returned.remittance_msgid.as_str()) {
+        return Ok(false);
+    }
+    let event = OutEvent::RemittanceReturned;
+    let transition = out_side::apply(state, event)?;
+    if transition.actions.is_empty() {
+        return Ok(false);
+    }
+    let detail = format!(
+        "the transfer-in bureau returned the remittance of {} it refused as {}; the balance is \
+         remitted again",
+        returned.amount,
+        match returned.check {
+            RemittanceCheck::Over => "over",
+            RemittanceCheck::Short | RemittanceCheck::Matches => "short",
+        }
+    );
+    apply(step, transfer_id, event, detail, 0)?;
+    Ok(true)
+}
+
+/// A message about a transfer must come from and go to its own two regions.
+fn check_parties(
+    document: &TransferDocument,
+    message: &crate::messages::Addressed,
+) -> Result<(), Error> {
+    if document.trafin_admdvs != message.in_region {
+        return Err(Error::invalid(
+            "envelope.sender_region_code",
+            "is not the transfer's transfer-in region",
+        ));
+    }
+    if document.trafout_admdvs != message.out_region {
+        return Err(Error::invalid(
+            "envelope.receiver_region_code",
+            "is not the transfer's transfer-out region",
+        ));
+    }
+    Ok(())
 }
 
 /// The transfer-in bureau answered the abort: it had credited, or it never will.
@@ -546,6 +632,13 @@ pub fn resolve(
     resolution: &Resolution,
 ) -> Result<TransferDocument, Error> {
     let document = step.load_existing(transfer_id)?;
+    if document.state == TransferState::Out(OutState::RemittanceRefused) {
+        return Err(Error::FailedPrecondition(format!(
+            "outcome: transfer {transfer_id} is REMITTANCE_REFUSED: its form was credited and \
+             its remittance refused; once the transfer-in bureau returned it, resolve with \
+             RESOLVE_OUTCOME_REMITTANCE_RETURNED"
+        )));
+    }
     if !matches!(
         document.state,
         TransferState::Out(OutState::NeedsOperator { .. })
@@ -568,6 +661,32 @@ pub fn resolve(
     // The parked abort has its answer now; an operator must not be offered it again.
     queue::withdraw(step, transfer_id, Kind::Abort)?;
     Ok(document)
+}
+
+/// An operator records that the transfer-in bureau returned a remittance it refused outside the
+/// platform (no ReturnRemittance came): the balance, still in transit, is remitted again under
+/// a new msgid, so a late ReturnRemittance of the old one changes nothing. Only a transfer whose
+/// remittance was refused (`REMITTANCE_REFUSED`) can be; any other is refused
+/// (`FAILED_PRECONDITION`) and nothing changes.
+pub fn remittance_returned_by_operator(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    operator: &str,
+    reason: &str,
+) -> Result<TransferDocument, Error> {
+    let document = step.load_existing(transfer_id)?;
+    if document.state != TransferState::Out(OutState::RemittanceRefused) {
+        return Err(Error::FailedPrecondition(format!(
+            "outcome: transfer {transfer_id} is {}; only a transfer whose remittance the \
+             transfer-in bureau refused (REMITTANCE_REFUSED) can be recorded as returned",
+            document.state.name()
+        )));
+    }
+    let detail = format!(
+        "resolved by operator {operator}: the transfer-in bureau returned the refused \
+         remittance; the balance is remitted again; {reason}"
+    );
+    apply(step, transfer_id, OutEvent::RemittanceReturned, detail, 0)
 }
 
 /// The journal account a transfer's balance is settled to: its transfer-in pooling region's, as
@@ -649,12 +768,40 @@ fn perform(
             }
             OutAction::ParkAbort => queue::park(step, &id, Kind::Abort, ABORT_PARKED)?,
             OutAction::SendRemittance => {
+                // Only the latest remittance is ever due: an earlier one still queued (its
+                // answer lost, then returned) must not follow it.
+                queue::withdraw(step, &id, Kind::RemitBalance)?;
+                let msgid = document
+                    .remittance_msgid
+                    .clone()
+                    .ok_or_else(|| Error::Internal("a remittance without its msgid".to_owned()))?;
+                let amount_cents = remitted_amount(step, &id, amount_cents)?;
                 let remittance = Outgoing::RemitBalance { amount_cents };
-                queue::enqueue(step, &id, to_peer, remittance)?;
+                queue::enqueue_as(step, &id, to_peer, remittance, msgid)?;
             }
         }
     }
     end_relationship_if_done(step, document)
+}
+
+/// The amount a remittance carries: the balance in transit — except at a bureau started with
+/// the test-only `YIBAO_BROKEN_FOR_TESTS=remit-short`, whose first remittance of a transfer is
+/// one cent short (one sent again after a return is exact), so that tests can drive a short
+/// remittance end to end.
+fn remitted_amount(step: &mut Step<'_>, transfer_id: &str, in_transit: u64) -> Result<u64, Error> {
+    if step.ctx.site.broken != crate::context::Broken::RemitShort {
+        return Ok(in_transit);
+    }
+    let returned_before = step
+        .tx
+        .events(transfer_id)?
+        .iter()
+        .any(|event| event.kind == OutEvent::RemittanceReturned.name());
+    Ok(if returned_before {
+        in_transit
+    } else {
+        in_transit.saturating_sub(1)
+    })
 }
 
 /// The relationship leaves this region once the transfer completed or was paid out: the

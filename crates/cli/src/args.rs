@@ -155,13 +155,19 @@ pub struct TransfersArgs {
     pub bureau: Bureau,
 }
 
-/// What the transfer-in bureau confirmed to the operator.
+/// What the other bureau confirmed to the operator, or what the operator does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum OutcomeArg {
     /// It credited the form: the transfer completes.
     Credited,
     /// It did not and never will: the balance returns (or is paid to the named bank account).
     NotCredited,
+    /// At the transfer-in bureau: return the money held for a remittance refused as short or
+    /// over to the transfer-out region's fund (退回), which is told and remits again.
+    ReturnRemittance,
+    /// At the transfer-out bureau: the transfer-in bureau returned the refused remittance
+    /// outside the platform; the balance is remitted again.
+    RemittanceReturned,
 }
 
 /// Arguments of `yibao resolve`.
@@ -174,11 +180,12 @@ pub struct ResolveArgs {
     #[arg(long)]
     pub operator: String,
 
-    /// Why: what the transfer-in bureau confirmed, and how; recorded in the history.
+    /// Why: what the other bureau confirmed, and how; recorded in the history.
     #[arg(long)]
     pub reason: String,
 
-    /// What the transfer-in bureau confirmed.
+    /// What the other bureau confirmed, or what to do (return-remittance is done at the
+    /// transfer-in bureau, the others at the transfer-out bureau).
     #[arg(long, value_enum)]
     pub outcome: OutcomeArg,
 }

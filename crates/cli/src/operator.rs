@@ -49,19 +49,24 @@ pub async fn transfers(
     Ok(Outcome::Success)
 }
 
-/// `yibao resolve`: records an operator's resolution of a transfer waiting for one (at the
-/// transfer-out bureau, where such transfers are).
+/// `yibao resolve`: records an operator's resolution of a transfer waiting for one, at the
+/// bureau whose outcome it is: returning a held remittance at the transfer-in bureau, the
+/// others at the transfer-out bureau.
 pub async fn resolve(
     args: &ResolveArgs,
     endpoints: &Endpoints,
     output: Output,
 ) -> Result<Outcome, CliError> {
-    let outcome = match args.outcome {
-        OutcomeArg::Credited => ResolveOutcome::Credited,
-        OutcomeArg::NotCredited => ResolveOutcome::NotCredited,
+    use crate::args::Bureau;
+    let (outcome, bureau) = match args.outcome {
+        OutcomeArg::Credited => (ResolveOutcome::Credited, Bureau::Out),
+        OutcomeArg::NotCredited => (ResolveOutcome::NotCredited, Bureau::Out),
+        OutcomeArg::ReturnRemittance => (ResolveOutcome::ReturnRemittance, Bureau::In),
+        OutcomeArg::RemittanceReturned => (ResolveOutcome::RemittanceReturned, Bureau::Out),
     };
+    let service = Side::from(bureau).service();
     let answer = endpoints
-        .admin(crate::args::Bureau::Out)
+        .admin(bureau)
         .await?
         .resolve_transfer(ResolveTransferRequest {
             transfer_id: args.transfer_id.clone(),
@@ -70,7 +75,7 @@ pub async fn resolve(
             outcome: outcome as i32,
         })
         .await
-        .map_err(CliError::rpc("transfer-out", "ResolveTransfer"))?
+        .map_err(CliError::rpc(service, "ResolveTransfer"))?
         .into_inner();
     let state = yibao_harness::state_name(answer.state());
     output.emit(

@@ -772,6 +772,18 @@ impl TransferOutPlatformService for Counterpart {
         }
     }
 
+    async fn return_remittance(
+        &self,
+        _request: Request<platform::ReturnRemittanceRequest>,
+    ) -> Result<Response<platform::ReturnRemittanceResponse>, Status> {
+        // The counterpart, as transfer-out, remits exactly what its forms say: a target that
+        // returns a remittance of it has refused a matching one, which the money-leg cases
+        // report; there is nothing to remit again.
+        Err(Status::unimplemented(
+            "the counterpart's remittances match their forms; none is returned",
+        ))
+    }
+
     async fn query_transfer_out(
         &self,
         request: Request<platform::QueryTransferOutRequest>,

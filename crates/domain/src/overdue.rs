@@ -18,11 +18,24 @@
 //! is late on the transfer-in and whole-process deadlines, not on the transfer-out one; and one
 //! whose form is still missing on the 11th working day is late on the transfer-out deadline
 //! although the whole process has days left.
+//!
+//! **The fund leg.** Where a region remits the balance apart from the form (its `remittance`
+//! policy; DOMAIN.md's timings: Nanjing pays about 30 working days after the transfer-out,
+//! Zhengzhou's city → province account about 3 months), the statutory days bound the handling
+//! of the relationship — the form issued, checked and its years credited — and the remittance
+//! follows on the region's own schedule. So once the form's years are credited and the balance
+//! waits for its remittance ([`TransferState::awaits_remittance`]), the three statutory flags
+//! are done (whatever day it is) and one flag of its own, [`Overdue::remittance`], says
+//! whether the remittance's deadline passed: at the transfer-in bureau the remittance deadline
+//! (`crate::remittance::remittance_deadline`), at the transfer-out bureau its remittance day
+//! plus the transfer-in bureau's grace (`crate::remittance::remittance_settled_by`). A form
+//! credited late is still late on the day it was: these flags describe the duties outstanding
+//! now.
 
 use chrono::{Days, NaiveDate};
 
 use crate::calendar::{DeadlineError, StatutoryDeadlines, WorkingCalendar};
-use crate::transfer::Stage;
+use crate::transfer::{Stage, TransferState};
 
 /// Which duties of a transfer are still outstanding (the table in the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,6 +83,9 @@ pub struct Overdue {
     pub transfer_in: bool,
     /// `whole_process_due` passed and the transfer has not ended.
     pub whole_process: bool,
+    /// The fund leg: the form's years are credited and the remittance of the balance is past
+    /// its own deadline (not a statutory one: the region's remittance policy's).
+    pub remittance: bool,
 }
 
 impl Overdue {
@@ -82,12 +98,31 @@ impl Overdue {
             transfer_in: outstanding.transfer_in && deadlines.transfer_in_due.is_overdue(today),
             whole_process: outstanding.whole_process
                 && deadlines.whole_process_due.is_overdue(today),
+            remittance: false,
         }
+    }
+
+    /// The deadlines a transfer in `state` has missed on `today`: the statutory ones, or, once
+    /// its balance waits for a remittance apart from the form, only the remittance's own
+    /// deadline `remittance_due_on` (the module docs say why).
+    pub fn of_transfer(
+        deadlines: &StatutoryDeadlines,
+        state: TransferState,
+        remittance_due_on: Option<NaiveDate>,
+        today: NaiveDate,
+    ) -> Overdue {
+        if state.awaits_remittance() {
+            return Overdue {
+                remittance: remittance_due_on.is_some_and(|due| today > due),
+                ..Overdue::default()
+            };
+        }
+        Overdue::of(deadlines, state.stage(), today)
     }
 
     /// Whether any deadline is missed.
     pub fn any(self) -> bool {
-        self.transfer_out || self.transfer_in || self.whole_process
+        self.transfer_out || self.transfer_in || self.whole_process || self.remittance
     }
 }
 
@@ -160,8 +195,7 @@ mod tests {
             after,
             Overdue {
                 transfer_out: true,
-                transfer_in: false,
-                whole_process: false,
+                ..Overdue::default()
             }
         );
         // The form went out: the transfer-out bureau did its part, however late it is now.
@@ -178,9 +212,9 @@ mod tests {
         assert_eq!(
             late,
             Overdue {
-                transfer_out: false,
                 transfer_in: true,
                 whole_process: true,
+                ..Overdue::default()
             }
         );
         // Credited: only the whole process is still open.
@@ -188,9 +222,8 @@ mod tests {
         assert_eq!(
             credited,
             Overdue {
-                transfer_out: false,
-                transfer_in: false,
                 whole_process: true,
+                ..Overdue::default()
             }
         );
         // A form received late gives the transfer-in bureau its own 5 working days.
@@ -218,6 +251,44 @@ mod tests {
             );
         }
         assert!(Overdue::of(&deadlines, Stage::NeedsOperator, day(2026, 3, 24)).any());
+    }
+
+    /// DOMAIN.md: 15 working days for the whole process; a region's remittance may follow weeks
+    /// later (Nanjing ≈ 30 working days). Once the form's years are credited, the balance is
+    /// judged by its remittance deadline, at both bureaus, not by the statutory days.
+    #[test]
+    fn a_balance_remitted_apart_is_judged_by_its_remittance_deadline_not_the_15_working_days() {
+        use crate::transfer::in_side::{FundsProblem, InState};
+        use crate::transfer::out_side::{BalanceRoute, OutState};
+        let deadlines = deadlines();
+        // Six weeks after the application: every statutory day has long passed.
+        let today = day(2026, 4, 13);
+        let remittance_due = Some(day(2026, 4, 20));
+        for state in [
+            TransferState::Out(OutState::RemittanceDue),
+            TransferState::Out(OutState::Remitted),
+            TransferState::Out(OutState::RemittanceRefused),
+            TransferState::In(InState::AwaitingFunds),
+            TransferState::In(InState::FundsHeld(FundsProblem::Short)),
+        ] {
+            let waiting = Overdue::of_transfer(&deadlines, state, remittance_due, today);
+            assert!(!waiting.any(), "{state:?}: on schedule for its remittance");
+            let late = Overdue::of_transfer(&deadlines, state, remittance_due, day(2026, 4, 21));
+            assert_eq!(
+                late,
+                Overdue {
+                    remittance: true,
+                    ..Overdue::default()
+                },
+                "{state:?}: late on the remittance only"
+            );
+        }
+        // Before the form's credit the statutory days still decide, remittance or not.
+        let in_transit = TransferState::Out(OutState::InTransit {
+            balance: BalanceRoute::RemittedApart,
+        });
+        let before = Overdue::of_transfer(&deadlines, in_transit, None, today);
+        assert!(before.transfer_in && before.whole_process && !before.remittance);
     }
 
     /// The cutoff agrees with the deadlines themselves on every day of 2026 and every

@@ -82,6 +82,18 @@ pub fn remittance_deadline(
     )
 }
 
+/// The last day a remittance sent (or due) on `remit_on` is on time, as the transfer-out bureau
+/// counts it: the transfer-in bureau's [`REMITTANCE_GRACE_WORKING_DAYS`] after it.
+///
+/// # Errors
+/// [`DeadlineError`] if the count runs past what the calendar can count.
+pub fn remittance_settled_by(
+    remit_on: NaiveDate,
+    calendar: &WorkingCalendar,
+) -> Result<Deadline, DeadlineError> {
+    calendar.add_working_days(remit_on, REMITTANCE_GRACE_WORKING_DAYS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

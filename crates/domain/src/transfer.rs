@@ -138,8 +138,10 @@ pub enum Stage {
     Aborting,
     /// Terminal: aborted before any credit.
     Aborted,
-    /// Transfer-out side: the abort could not be delivered within its bound; the balance stays
-    /// in transit until an operator resolves the transfer (terminal for automation only).
+    /// Transfer-out side: the abort could not be delivered within its bound, or the remittance
+    /// was refused and waits to come back; the balance stays in transit until an operator
+    /// resolves the transfer (terminal for automation only). Transfer-in side: a remittance
+    /// refused and held, or overdue.
     NeedsOperator,
     /// Transfer-in side: the request or the form is overdue; the transfer-out bureau was asked
     /// where the transfer stands, and the answer or the deadline ends it.
@@ -243,6 +245,17 @@ impl fmt::Display for RefusalReason {
 }
 
 impl TransferState {
+    /// Whether the form was credited and the balance waits for its remittance between the fund
+    /// accounts (the fund leg): its lateness is the remittance deadline's, not the statutory
+    /// days' (the overdue module says why).
+    pub fn awaits_remittance(self) -> bool {
+        matches!(
+            self,
+            Self::Out(OutState::RemittanceDue | OutState::Remitted | OutState::RemittanceRefused)
+                | Self::In(InState::AwaitingFunds | InState::FundsHeld(_))
+        )
+    }
+
     /// Which side's machine this is.
     pub fn side(self) -> Side {
         match self {
@@ -278,6 +291,8 @@ impl TransferState {
                 OutState::UnderReview { .. } => Stage::UnderReview,
                 // The fund leg: the balance is still in transit until the remittance matched.
                 OutState::RemittanceDue | OutState::Remitted => Stage::InTransit,
+                // Refused at transfer-in and held there: it waits for the money to come back.
+                OutState::RemittanceRefused => Stage::NeedsOperator,
                 OutState::PayoutPending => Stage::PayoutPending,
                 OutState::Completed => Stage::Completed,
                 OutState::Rejected(_) => Stage::Rejected,

@@ -174,24 +174,87 @@ fn operator_text(field: &'static str, text: &str) -> Result<String, Error> {
 }
 
 /// A `ResolveTransfer` request in domain values.
-fn resolution(request: &wire::ResolveTransferRequest) -> Result<(String, Resolution), Error> {
+fn resolution(request: &wire::ResolveTransferRequest) -> Result<(String, Resolving), Error> {
     let transfer_id = convert::transfer_id("transfer_id", &request.transfer_id)?;
-    let credit = match wire::ResolveOutcome::try_from(request.outcome) {
-        Ok(wire::ResolveOutcome::Credited) => InCredit::Credited,
-        Ok(wire::ResolveOutcome::NotCredited) => InCredit::NotCredited,
-        _ => {
+    let outcome = match wire::ResolveOutcome::try_from(request.outcome) {
+        Ok(wire::ResolveOutcome::Credited) => Outcome::Abort(InCredit::Credited),
+        Ok(wire::ResolveOutcome::NotCredited) => Outcome::Abort(InCredit::NotCredited),
+        Ok(wire::ResolveOutcome::ReturnRemittance) => Outcome::ReturnRemittance,
+        Ok(wire::ResolveOutcome::RemittanceReturned) => Outcome::RemittanceReturned,
+        Ok(wire::ResolveOutcome::Unspecified) | Err(_) => {
             return Err(Error::invalid(
                 "outcome",
-                "must be RESOLVE_OUTCOME_CREDITED or RESOLVE_OUTCOME_NOT_CREDITED",
+                "must be RESOLVE_OUTCOME_CREDITED, RESOLVE_OUTCOME_NOT_CREDITED, \
+                 RESOLVE_OUTCOME_RETURN_REMITTANCE or RESOLVE_OUTCOME_REMITTANCE_RETURNED",
             ));
         }
     };
-    let resolution = Resolution {
+    let resolving = Resolving {
         operator: operator_text("operator", &request.operator)?,
         reason: operator_text("reason", &request.reason)?,
-        credit,
+        outcome,
     };
-    Ok((transfer_id, resolution))
+    Ok((transfer_id, resolving))
+}
+
+/// What an operator resolving a transfer chose.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// Transfer-out: an abort left unanswered, with what the transfer-in bureau confirmed.
+    Abort(InCredit),
+    /// Transfer-in: return the money held for a refused remittance.
+    ReturnRemittance,
+    /// Transfer-out: the refused remittance was returned outside the platform.
+    RemittanceReturned,
+}
+
+/// A resolution, checked: who, why, and what.
+#[derive(Clone, Debug)]
+struct Resolving {
+    operator: String,
+    reason: String,
+    outcome: Outcome,
+}
+
+/// Runs a resolution at a bureau of `role`: the outcome must be one of that role's.
+fn resolve(
+    step: &mut Step<'_>,
+    role: BureauRole,
+    transfer_id: &str,
+    resolving: Resolving,
+) -> Result<crate::document::TransferDocument, Error> {
+    let Resolving {
+        operator,
+        reason,
+        outcome,
+    } = resolving;
+    match (role, outcome) {
+        (BureauRole::TransferOut, Outcome::Abort(credit)) => {
+            let resolution = Resolution {
+                operator,
+                reason,
+                credit,
+            };
+            transfer_out::resolve(step, transfer_id, &resolution)
+        }
+        (BureauRole::TransferOut, Outcome::RemittanceReturned) => {
+            transfer_out::remittance_returned_by_operator(step, transfer_id, &operator, &reason)
+        }
+        (BureauRole::TransferIn, Outcome::ReturnRemittance) => {
+            let returning = crate::transfer_in::Returning { operator, reason };
+            crate::transfer_in::return_held_remittance(step, transfer_id, &returning)
+        }
+        (BureauRole::TransferIn, _) => Err(Error::FailedPrecondition(
+            "outcome: a transfer-in bureau resolves only RESOLVE_OUTCOME_RETURN_REMITTANCE (a \
+             remittance refused and held); the others are the transfer-out bureau's"
+                .to_owned(),
+        )),
+        (BureauRole::TransferOut, Outcome::ReturnRemittance) => Err(Error::FailedPrecondition(
+            "outcome: RESOLVE_OUTCOME_RETURN_REMITTANCE is the transfer-in bureau's, which \
+             holds the refused remittance"
+                .to_owned(),
+        )),
+    }
 }
 
 /// A `SeedPopulationRequest` in domain values: the seed and the indices to write.
@@ -683,7 +746,7 @@ impl AdminService for AdminApi {
         &self,
         request: Request<wire::ResolveTransferRequest>,
     ) -> Result<Response<wire::ResolveTransferResponse>, Status> {
-        let (transfer_id, resolution) = resolution(request.get_ref())?;
+        let (transfer_id, resolving) = resolution(request.get_ref())?;
         let parent = if trace::enabled() {
             self.services.document_of(&transfer_id).await
         } else {
@@ -691,9 +754,10 @@ impl AdminService for AdminApi {
         };
         let parent = parent.map_or_else(opentelemetry::Context::new, |d| trace::stored(&d));
         let span = trace::resolve(&transfer_id, parent);
+        let role = self.services.site.role;
         let document = self
             .services
-            .write(move |step| transfer_out::resolve(step, &transfer_id, &resolution))
+            .write(move |step| resolve(step, role, &transfer_id, resolving.clone()))
             .instrument(span)
             .await?;
         tracing::info!(transfer_id = %document.transfer_id, state = document.state.name(), "an operator resolved a transfer");

@@ -23,7 +23,9 @@ use crate::error::Error;
 use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{self, Action, Direction, Seen};
 use crate::inbox::{self, Admitted, Refusal, Slot};
-use crate::messages::{Addressed, Decision, InsuranceForm, Kind, Remittance, TransferApplication};
+use crate::messages::{
+    Addressed, Decision, InsuranceForm, Kind, Remittance, RemittanceReturn, TransferApplication,
+};
 use crate::record::Step;
 use crate::services::Services;
 use crate::transfer_out::{self, Opened};
@@ -847,6 +849,44 @@ impl PlatformMessage for platform::RemitBalanceRequest {
     }
 }
 
+/// infno 9107 at the transfer-out bureau: a refused remittance came back to its fund; the
+/// balance is remitted again when it was the latest remittance.
+impl PlatformMessage for platform::ReturnRemittanceRequest {
+    type Answer = platform::ReturnRemittanceResponse;
+    fn infcode(answer: &Self::Answer) -> i32 {
+        answer.reply.as_ref().map_or(0, |reply| reply.infcode)
+    }
+    const KIND: Kind = Kind::ReturnRemittance;
+    const SENDER: BureauRole = BureauRole::TransferIn;
+    fn envelope(&self) -> Option<&platform::Envelope> {
+        self.envelope.as_ref()
+    }
+    fn body_transfer_id(&self) -> Option<&str> {
+        Some(self.transfer_id.as_str())
+    }
+    fn refused(refusal: &Refusal, refmsgid: &str) -> Self::Answer {
+        Self::Answer {
+            reply: refusal_reply(refusal, refmsgid),
+            remitting_again: false,
+        }
+    }
+    type Body = RemittanceReturn;
+    fn body(&self, _: DateTime<Utc>) -> Result<Self::Body, Error> {
+        convert::remittance_return(self)
+    }
+    fn step(
+        returned: Self::Body,
+        step: &mut Step<'_>,
+        refmsgid: &str,
+    ) -> Result<Self::Answer, Error> {
+        let remitting_again = transfer_out::remittance_returned(step, &returned)?;
+        Ok(Self::Answer {
+            reply: ok(refmsgid),
+            remitting_again,
+        })
+    }
+}
+
 /// The infno of both query RPCs.
 const QUERY_INFNO: &str = "9105";
 
@@ -927,6 +967,13 @@ impl TransferOutPlatformService for PlatformApi {
             reply,
             transfer,
         }))
+    }
+
+    async fn return_remittance(
+        &self,
+        request: Request<platform::ReturnRemittanceRequest>,
+    ) -> Result<Response<platform::ReturnRemittanceResponse>, Status> {
+        single(&self.services, request).await
     }
 
     async fn submit_transfer_out_requests(

@@ -29,9 +29,21 @@ pub fn enqueue(
     route: Route<'_>,
     message: Outgoing,
 ) -> Result<(), Error> {
+    let msgid = step.mint_msgid()?;
+    enqueue_as(step, transfer_id, route, message, msgid)
+}
+
+/// Queues `message` under `msgid`, minted earlier in the caller's step (by
+/// [`Step::mint_msgid`]) so that the transfer's document could name it.
+pub fn enqueue_as(
+    step: &mut Step<'_>,
+    transfer_id: &str,
+    route: Route<'_>,
+    message: Outgoing,
+    msgid: String,
+) -> Result<(), Error> {
     let now = step.ctx.now;
     let kind = message.kind();
-    let msgid = step.mint_msgid()?;
     let envelope = Envelope {
         infno: kind.infno(),
         msgid: msgid.clone(),

@@ -174,8 +174,11 @@ fn apply_answer(step: &mut Step<'_>, message: &OutboxMessage, answer: Answer) ->
             transfer_in::transfer_out_answered(step, transfer_id, view, attempt)
         }
         Answer::RemittanceChecked(check) => {
-            transfer_out::remittance_answered(step, transfer_id, check, attempt)
+            transfer_out::remittance_answered(step, transfer_id, &message.msgid, check, attempt)
         }
+        // The transfer-in bureau's own step already moved the money and the state; the
+        // transfer-out bureau's answer only says it took note.
+        Answer::ReturnAcknowledged => Ok(()),
     }
 }
 

@@ -49,7 +49,8 @@ pub enum Target {
     TransferIn,
     /// The bank gateway.
     Bank,
-    /// The transfer-out bureau's query rpc (one call per message: there is no batch form).
+    /// The transfer-out bureau's query and return rpcs (one call per message: there is no
+    /// batch form).
     TransferOutQuery,
 }
 
@@ -62,7 +63,7 @@ impl Target {
             Some(
                 Kind::DeliverForm | Kind::ConfirmSettlement | Kind::Abort | Kind::RemitBalance,
             ) => Target::TransferIn,
-            Some(Kind::QueryTransferOut) => Target::TransferOutQuery,
+            Some(Kind::QueryTransferOut | Kind::ReturnRemittance) => Target::TransferOutQuery,
             Some(Kind::BankPayout) | None => Target::Bank,
         }
     }
@@ -126,6 +127,18 @@ pub fn encode(envelope: Envelope, message: Outgoing) -> Vec<u8> {
             envelope: wire_envelope,
             transfer_id,
             amount: convert::money_text(amount_cents),
+        }
+        .encode_to_vec(),
+        Outgoing::ReturnRemittance {
+            amount_cents,
+            remittance_msgid,
+            check,
+        } => platform::ReturnRemittanceRequest {
+            envelope: wire_envelope,
+            transfer_id,
+            remittance_msgid,
+            amount: convert::money_text(amount_cents),
+            check: convert::wire_remittance_check(check) as i32,
         }
         .encode_to_vec(),
     }
@@ -394,8 +407,12 @@ async fn send_plain(
             let mut trips = Vec::with_capacity(batch.len());
             for message in batch {
                 let contexts = deliveries.of_each([message]);
-                let (outcome, trip) =
-                    query_transfer_out(services, attempt_timeout, message, &contexts).await;
+                let (outcome, trip) = if Kind::parse(&message.kind) == Some(Kind::ReturnRemittance)
+                {
+                    return_remittance(services, attempt_timeout, message, &contexts).await
+                } else {
+                    query_transfer_out(services, attempt_timeout, message, &contexts).await
+                };
                 outcomes.push(outcome);
                 trips.push(trip);
             }
@@ -437,6 +454,49 @@ async fn query_transfer_out(
             .unwrap_or_else(|| failed(&status)),
     };
     (outcome, trip)
+}
+
+/// One returned remittance to the transfer-out bureau (infno 9107), with its round trip, when
+/// it was sent.
+async fn return_remittance(
+    services: &Services,
+    timeout: Duration,
+    message: &OutboxMessage,
+    contexts: &[Context],
+) -> (Outcome, Option<Trip>) {
+    let request = match decoded::<platform::ReturnRemittanceRequest>(message) {
+        Ok(request) => request,
+        Err(outcome) => return (outcome, None),
+    };
+    let channel = match services.peer.channel() {
+        Ok(channel) => channel,
+        Err(status) => return (failed(&status), None),
+    };
+    let mut client = TransferOutPlatformServiceClient::new(channel);
+    let started = Instant::now();
+    let answer = attempt(timeout, request, contexts, |call| async move {
+        client.return_remittance(call).await
+    })
+    .await;
+    let trip = Some(Trip::since(started));
+    let outcome = match answer {
+        Ok(response) => {
+            services.peer.reachable();
+            return_acknowledged(&response)
+        }
+        Err(status) => all_failed(services, &status, 1)
+            .pop()
+            .unwrap_or_else(|| failed(&status)),
+    };
+    (outcome, trip)
+}
+
+/// The transfer-out bureau's answer to a returned remittance: taken note of, or refused.
+pub(crate) fn return_acknowledged(response: &platform::ReturnRemittanceResponse) -> Outcome {
+    match failed_reply(response.reply.as_ref()) {
+        Some(failure) => Outcome::Park(failure),
+        None => Outcome::Answered(Answer::ReturnAcknowledged),
+    }
 }
 
 /// The transfer-out bureau's answer to a query, as this bureau reads it.

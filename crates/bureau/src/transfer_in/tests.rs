@@ -15,6 +15,7 @@ use yibao_domain::transfer::out_side::InCredit;
 use yibao_domain::transfer::{Initiator, RefusalReason, TransferState};
 use yibao_runtime::directory::BureauRole;
 
+use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::account;
 use crate::messages::{Addressed, Answer, Decision, FormOutcome, InsuranceForm, Kind};
@@ -826,10 +827,25 @@ async fn remit(
     transfer_id: &str,
     cents: u64,
 ) -> Result<yibao_domain::remittance::RemittanceCheck, Error> {
+    remit_as(services, person, transfer_id, cents, REMITTANCE_MSGID).await
+}
+
+/// The msgid `remit` sends under.
+const REMITTANCE_MSGID: &str = "B15010000001202603021000000001";
+
+/// As [`remit`], under `msgid`.
+async fn remit_as(
+    services: &Services,
+    person: &SyntheticPerson,
+    transfer_id: &str,
+    cents: u64,
+    msgid: &str,
+) -> Result<yibao_domain::remittance::RemittanceCheck, Error> {
     let remittance = crate::messages::Remittance {
         addressed: abort_message(person, transfer_id),
         amount: yibao_domain::money::Money::from_cents(cents).expect("an amount"),
         remitted_at: testing::start(),
+        msgid: msgid.to_owned(),
     };
     step(services, move |step| {
         transfer_in::receive_remittance(step, &remittance)
@@ -914,6 +930,111 @@ async fn a_short_remittance_is_refused_credits_nothing_and_is_held_in_suspense()
     let hohhot = testing::region(HOHHOT);
     let held = testing::balance(&services, &account::suspense(hohhot)).await;
     assert_eq!(held, i64::try_from(short).expect("small"));
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+/// An operator's return of held money, at this bureau.
+async fn return_held(services: &Services, transfer_id: &str) -> Result<TransferDocument, Error> {
+    let id = transfer_id.to_owned();
+    step(services, move |step| {
+        let returning = transfer_in::Returning {
+            operator: "clerk 7".to_owned(),
+            reason: "agreed with Hohhot's fund office by phone".to_owned(),
+        };
+        transfer_in::return_held_remittance(step, &id, &returning)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_operator_returns_a_short_remittance_whole_and_the_corrected_one_is_credited_once() {
+    use yibao_domain::remittance::RemittanceCheck;
+    let (services, person) = bureau_with_remittance().await;
+    let id = applied(&services, &person).await;
+    receive(&services, form_remittance_follows(&person, &id)).await;
+    let short = person.balance.cents() - 1;
+    remit(&services, &person, &id, short).await.expect("held");
+    let hohhot = testing::region(HOHHOT);
+    let returned = return_held(&services, &id).await.expect("returned");
+    assert_eq!(returned.state, TransferState::In(InState::AwaitingFunds));
+    assert_eq!(returned.held_cents, 0);
+    assert!(returned.remittance_due_on.is_some(), "a new deadline");
+    assert_eq!(
+        testing::balance(&services, &account::suspense(hohhot)).await,
+        0,
+        "nothing held after the return"
+    );
+    let queued = testing::queued_for(&services, &id).await;
+    assert!(
+        queued.contains(&(
+            Kind::ReturnRemittance.as_str().to_owned(),
+            HOHHOT.to_owned()
+        )),
+        "the transfer-out bureau is told: {queued:?}"
+    );
+    let outbox = testing::outbox(&services).await;
+    let message = outbox
+        .iter()
+        .find(|m| m.kind == Kind::ReturnRemittance.as_str())
+        .expect("queued");
+    assert!(
+        message
+            .payload
+            .windows(REMITTANCE_MSGID.len())
+            .any(|window| window == REMITTANCE_MSGID.as_bytes()),
+        "the return names the remittance it returns"
+    );
+    // A second return finds nothing held: refused, nothing moves twice.
+    let again = return_held(&services, &id).await;
+    assert!(
+        matches!(&again, Err(Error::FailedPrecondition(why)) if why.contains("holds no remittance")),
+        "{again:?}"
+    );
+    // The corrected remittance, under a new msgid, matches and is credited once.
+    let corrected = "B15010000001202603021000000002";
+    let check = remit_as(&services, &person, &id, person.balance.cents(), corrected).await;
+    assert_eq!(check.expect("checked"), RemittanceCheck::Matches);
+    assert_eq!(state_of(&services, &id).await, InState::Completed);
+    let certno = person.certno.expose_unmasked();
+    assert_eq!(
+        testing::person_balance(&services, certno).await,
+        cents(&person)
+    );
+    testing::assert_money_conserved(&services, 0).await;
+}
+
+#[tokio::test]
+async fn a_matching_remittance_while_money_is_held_completes_and_returns_the_held_money() {
+    let (services, person) = bureau_with_remittance().await;
+    let id = applied(&services, &person).await;
+    receive(&services, form_remittance_follows(&person, &id)).await;
+    let over = person.balance.cents() + 500;
+    remit(&services, &person, &id, over).await.expect("held");
+    let corrected = "B15010000001202603021000000002";
+    remit_as(&services, &person, &id, person.balance.cents(), corrected)
+        .await
+        .expect("credited");
+    assert_eq!(state_of(&services, &id).await, InState::Completed);
+    let hohhot = testing::region(HOHHOT);
+    assert_eq!(
+        testing::balance(&services, &account::suspense(hohhot)).await,
+        0,
+        "no transfer ends holding money"
+    );
+    let queued = testing::queued_for(&services, &id).await;
+    assert!(
+        queued.contains(&(
+            Kind::ReturnRemittance.as_str().to_owned(),
+            HOHHOT.to_owned()
+        )),
+        "{queued:?}"
+    );
+    let overdue_only = applied_other(&services).await;
+    let refused = return_held(&services, &overdue_only.0).await;
+    assert!(
+        matches!(refused, Err(Error::FailedPrecondition(_))),
+        "{refused:?}"
+    );
     testing::assert_money_conserved(&services, 0).await;
 }
 

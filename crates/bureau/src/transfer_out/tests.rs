@@ -937,11 +937,135 @@ async fn remittance_answered(
     check: yibao_domain::remittance::RemittanceCheck,
 ) {
     let id = transfer_id.to_owned();
+    let msgid = testing::document(services, transfer_id)
+        .await
+        .remittance_msgid
+        .expect("a remittance was sent");
     step(services, move |step| {
-        transfer_out::remittance_answered(step, &id, check, 1)
+        transfer_out::remittance_answered(step, &id, &msgid, check, 1)
     })
     .await
     .expect("the remittance's answer applies");
+}
+
+/// The transfer-in bureau's ReturnRemittance of the remittance `msgid`; whether the balance is
+/// remitted again.
+async fn remittance_returned(services: &Services, id: &str, msgid: &str) -> bool {
+    let returned = crate::messages::RemittanceReturn {
+        addressed: crate::messages::Addressed {
+            transfer_id: id.to_owned(),
+            out_region: HOHHOT.to_owned(),
+            in_region: LHASA.to_owned(),
+        },
+        remittance_msgid: msgid.to_owned(),
+        amount: yibao_domain::money::Money::from_cents(1).expect("an amount"),
+        check: yibao_domain::remittance::RemittanceCheck::Short,
+    };
+    step(services, move |step| {
+        transfer_out::remittance_returned(step, &returned)
+    })
+    .await
+    .expect("the return applies")
+}
+
+#[tokio::test]
+async fn a_returned_remittance_is_sent_again_under_a_new_msgid_and_a_stale_return_changes_nothing()
+{
+    use yibao_domain::remittance::RemittanceCheck;
+    let (services, person, opening) = remitting_bureau().await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    form_answered(&services, &id, credit(0)).await;
+    days_later(&services, 3).await;
+    let first = testing::document(&services, &id)
+        .await
+        .remittance_msgid
+        .expect("sent");
+    remittance_answered(&services, &id, RemittanceCheck::Short).await;
+    assert_eq!(state_of(&services, &id).await, OutState::RemittanceRefused);
+    assert!(
+        remittance_returned(&services, &id, &first).await,
+        "remitted again"
+    );
+    assert_eq!(state_of(&services, &id).await, OutState::Remitted);
+    let second = testing::document(&services, &id)
+        .await
+        .remittance_msgid
+        .expect("sent");
+    assert_ne!(first, second, "a new message");
+    let remittances: Vec<_> = testing::outbox(&services)
+        .await
+        .into_iter()
+        .filter(|m| m.kind == Kind::RemitBalance.as_str())
+        .collect();
+    assert_eq!(remittances.len(), 1, "only the latest remittance is due");
+    assert_eq!(remittances[0].msgid, second);
+    // The first remittance's return, or its answer, again: nothing changes.
+    assert!(!remittance_returned(&services, &id, &first).await);
+    let first_again = first.clone();
+    let stale = id.clone();
+    step(&services, move |step| {
+        transfer_out::remittance_answered(step, &stale, &first_again, RemittanceCheck::Short, 2)
+    })
+    .await
+    .expect("a stale answer is ignored");
+    assert_eq!(state_of(&services, &id).await, OutState::Remitted);
+    remittance_answered(&services, &id, RemittanceCheck::Matches).await;
+    assert_eq!(state_of(&services, &id).await, OutState::Completed);
+    assert!(
+        !remittance_returned(&services, &id, &second).await,
+        "settled"
+    );
+    assert_eq!(testing::transit(&services).await, 0);
+    testing::assert_money_conserved(&services, opening).await;
+}
+
+#[tokio::test]
+async fn an_operator_records_a_remittance_returned_outside_the_platform() {
+    use yibao_domain::remittance::RemittanceCheck;
+    let (services, person, opening) = remitting_bureau().await;
+    let id = opened(&services, testing::transfer_out_request(&person, 1)).await;
+    form_answered(&services, &id, credit(0)).await;
+    let early = id.clone();
+    let refused = step(&services, move |step| {
+        transfer_out::remittance_returned_by_operator(step, &early, "clerk 9", "phoned")
+    })
+    .await;
+    assert!(
+        matches!(refused, Err(Error::FailedPrecondition(_))),
+        "{refused:?}"
+    );
+    days_later(&services, 3).await;
+    let first = testing::document(&services, &id)
+        .await
+        .remittance_msgid
+        .expect("sent");
+    remittance_answered(&services, &id, RemittanceCheck::Over).await;
+    let credited = id.clone();
+    let wrong = step(&services, move |step| {
+        let resolution = transfer_out::Resolution {
+            operator: "clerk 9".to_owned(),
+            reason: "phoned".to_owned(),
+            credit: InCredit::NotCredited,
+        };
+        transfer_out::resolve(step, &credited, &resolution)
+    })
+    .await;
+    assert!(
+        matches!(&wrong, Err(Error::FailedPrecondition(why)) if why.contains("REMITTANCE_RETURNED")),
+        "the years are credited there: never returned to the account here: {wrong:?}"
+    );
+    let resolved = id.clone();
+    step(&services, move |step| {
+        transfer_out::remittance_returned_by_operator(step, &resolved, "clerk 9", "phoned")
+    })
+    .await
+    .expect("recorded");
+    assert_eq!(state_of(&services, &id).await, OutState::Remitted);
+    assert!(
+        !remittance_returned(&services, &id, &first).await,
+        "the late message is stale"
+    );
+    testing::assert_money_conserved(&services, opening).await;
 }
 
 #[tokio::test]
@@ -999,10 +1123,7 @@ async fn a_remittance_refused_as_short_leaves_the_balance_in_transit_for_an_oper
     form_answered(&services, &id, credit(0)).await;
     days_later(&services, 3).await;
     remittance_answered(&services, &id, RemittanceCheck::Short).await;
-    assert!(matches!(
-        state_of(&services, &id).await,
-        OutState::NeedsOperator { .. }
-    ));
+    assert_eq!(state_of(&services, &id).await, OutState::RemittanceRefused);
     assert_eq!(
         testing::transit(&services).await,
         opening,

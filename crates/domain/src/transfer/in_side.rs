@@ -16,6 +16,8 @@
 //!          AwaitingFunds | FundsHeld ──remittance matches──▶ Completed (balance credited)
 //!          AwaitingFunds | FundsHeld ──remittance short / over──▶ FundsHeld (held in suspense)
 //!          AwaitingFunds ──remittance deadline──▶ FundsHeld(Overdue)
+//!          FundsHeld(Short | Over) ──operator returns the held money──▶ AwaitingFunds (退回)
+//!          FundsHeld(Short | Over) ──remittance matches──▶ Completed (held money returned too)
 //! ```
 //!
 //! With a separate remittance (the transfer-out region's `remittance` policy, `crate::remittance`)
@@ -24,6 +26,14 @@
 //! the money is held apart (a suspense account) for an operator, who sees `FundsHeld` and why.
 //! `FundsHeld` waits for an operator (as the transfer-out side's `NeedsOperator` does), and a
 //! corrected or late remittance that matches still completes it.
+//!
+//! A wrong remittance is returned whole, never topped up (退回重拨): the operator's
+//! [`InEvent::HeldReturned`] sends the held money back to the transfer-out region's fund
+//! ([`InAction::ReturnHeld`]: the journal, and a ReturnRemittance message that makes the
+//! transfer-out bureau remit again) and the transfer waits for funds again. A matching remittance
+//! arriving while wrong money is held is credited and the held money returned in the same step,
+//! so no transfer ends with money in suspense. Money is held exactly in the states
+//! `FundsHeld(Short | Over)`.
 //!
 //! The credit completes the transfer here: the answer to the form is the receipt (回执) the
 //! transfer-out bureau settles on, and nothing the transfer-in bureau does waits for that.
@@ -89,6 +99,14 @@ pub enum FundsProblem {
     Overdue,
 }
 
+impl FundsProblem {
+    /// Whether remitted money is held in suspense for the transfer (a short or over
+    /// remittance); an overdue one holds nothing.
+    pub fn holds_money(self) -> bool {
+        matches!(self, Self::Short | Self::Over)
+    }
+}
+
 /// The transfer-in bureau's check (审核) of an arriving form.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FormCheck {
@@ -124,6 +142,9 @@ pub enum InEvent {
     RemittanceArrived(RemittanceCheck),
     /// The remittance deadline passed without a remittance.
     RemittanceOverdue,
+    /// An operator returned the money held for a short or over remittance to the transfer-out
+    /// region's fund (退回), so that it remits again.
+    HeldReturned,
 }
 
 /// What the transfer-out bureau's answer to a query (QueryTransferOut) means here.
@@ -153,6 +174,9 @@ pub enum InAction {
     CreditBalance,
     /// Journal: hold a remittance that does not match in the suspense account.
     HoldRemittance,
+    /// Journal: the money held in suspense back to the transfer-out region's fund; outbox:
+    /// tell the transfer-out bureau (ReturnRemittance), which remits again.
+    ReturnHeld,
     /// Outbox: ask the transfer-out bureau where the transfer stands (QueryTransferOut).
     QueryTransferOut,
     /// Outbox: withdraw a request still queued (the transfer ended before it was answered).
@@ -208,6 +232,7 @@ impl InEvent {
             Self::DeadlinePassed => "DEADLINE_PASSED",
             Self::RemittanceArrived(_) => "REMITTANCE_ARRIVED",
             Self::RemittanceOverdue => "REMITTANCE_OVERDUE",
+            Self::HeldReturned => "HELD_RETURNED",
         }
     }
 }
@@ -340,7 +365,19 @@ fn ended(reason: RefusalReason) -> Transition<InState, InAction> {
 /// the event is out of place.
 fn awaiting_funds(state: InState, event: InEvent) -> Option<Transition<InState, InAction>> {
     match (state, event) {
+        // A matching remittance while wrong money is held: credit it and return the held.
+        (InState::FundsHeld(problem), InEvent::RemittanceArrived(RemittanceCheck::Matches))
+            if problem.holds_money() =>
+        {
+            Some(Transition::to(
+                InState::Completed,
+                vec![InAction::CreditBalance, InAction::ReturnHeld],
+            ))
+        }
         (_, InEvent::RemittanceArrived(check)) => Some(remittance_arrived(check)),
+        (InState::FundsHeld(problem), InEvent::HeldReturned) if problem.holds_money() => Some(
+            Transition::to(InState::AwaitingFunds, vec![InAction::ReturnHeld]),
+        ),
         (InState::AwaitingFunds, InEvent::RemittanceOverdue) => Some(Transition::to(
             InState::FundsHeld(FundsProblem::Overdue),
             vec![],
@@ -357,7 +394,9 @@ fn awaiting_funds(state: InState, event: InEvent) -> Option<Transition<InState, 
             | InEvent::DeadlinePassed
             | InEvent::RemittanceOverdue,
         ) => Some(Transition::stay(state)),
-        (_, InEvent::RequestRefused(_) | InEvent::SettlementConfirmed) => None,
+        (_, InEvent::RequestRefused(_) | InEvent::SettlementConfirmed | InEvent::HeldReturned) => {
+            None
+        }
     }
 }
 
@@ -419,6 +458,7 @@ mod tests {
             Just(InEvent::RemittanceArrived(RemittanceCheck::Short)),
             Just(InEvent::RemittanceArrived(RemittanceCheck::Over)),
             Just(InEvent::RemittanceOverdue),
+            Just(InEvent::HeldReturned),
         ]
     }
 
@@ -541,6 +581,72 @@ mod tests {
             prop_assert_eq!(credits == 1, state.has_credited());
             prop_assert_eq!(balances == 1, state.has_credited_balance());
         }
+    }
+
+    proptest! {
+        #[test]
+        fn held_money_is_returned_exactly_once_and_no_transfer_ends_holding_any(opening in any_opening(), events in prop::collection::vec(any_event(), 0..16)) {
+            let mut state = opening.next;
+            let mut held = false;
+            for event in events {
+                if let Ok(transition) = apply(state, event) {
+                    for action in &transition.actions {
+                        match action {
+                            InAction::HoldRemittance => held = true,
+                            InAction::ReturnHeld => {
+                                prop_assert!(held, "returned money that was not held: {state:?} {event:?}");
+                                held = false;
+                            }
+                            _ => {}
+                        }
+                    }
+                    state = transition.next;
+                    prop_assert_eq!(held, matches!(state, InState::FundsHeld(p) if p.holds_money()), "{:?}", state);
+                    prop_assert!(!(state.is_terminal() && held), "ended holding money: {state:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_operator_returns_held_money_whole_and_the_transfer_waits_for_a_new_remittance() {
+        for problem in [FundsProblem::Short, FundsProblem::Over] {
+            let returned =
+                apply(InState::FundsHeld(problem), InEvent::HeldReturned).expect("legal");
+            assert_eq!(returned.next, InState::AwaitingFunds);
+            assert_eq!(returned.actions, vec![InAction::ReturnHeld]);
+            let error = apply(returned.next, InEvent::HeldReturned).expect_err("nothing held now");
+            assert_eq!(error.state, "AWAITING_FUNDS");
+            let done = apply(
+                returned.next,
+                InEvent::RemittanceArrived(RemittanceCheck::Matches),
+            )
+            .expect("legal");
+            assert_eq!(done.next, InState::Completed);
+            assert_eq!(done.actions, vec![InAction::CreditBalance]);
+        }
+        let error = apply(
+            InState::FundsHeld(FundsProblem::Overdue),
+            InEvent::HeldReturned,
+        )
+        .expect_err("an overdue remittance holds nothing to return");
+        assert_eq!(error.event, "HELD_RETURNED");
+        let done = apply(InState::Completed, InEvent::HeldReturned).expect("absorbed");
+        assert!(done.actions.is_empty());
+    }
+
+    #[test]
+    fn a_matching_remittance_while_money_is_held_credits_it_and_returns_the_held() {
+        let done = apply(
+            InState::FundsHeld(FundsProblem::Short),
+            InEvent::RemittanceArrived(RemittanceCheck::Matches),
+        )
+        .expect("legal");
+        assert_eq!(done.next, InState::Completed);
+        assert_eq!(
+            done.actions,
+            vec![InAction::CreditBalance, InAction::ReturnHeld]
+        );
     }
 
     #[test]
@@ -695,7 +801,11 @@ mod tests {
             )
             .expect("legal");
             assert_eq!(corrected.next, InState::Completed, "a corrected remittance");
-            assert_eq!(corrected.actions, vec![InAction::CreditBalance]);
+            assert_eq!(
+                corrected.actions,
+                vec![InAction::CreditBalance, InAction::ReturnHeld],
+                "the wrong one goes back"
+            );
         }
     }
 

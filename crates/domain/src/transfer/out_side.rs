@@ -17,14 +17,19 @@
 //! fund leg (the region remits apart from the form, BalanceRoute::RemittedApart):
 //!   InTransit ──credited (the years)──▶ RemittanceDue ──remittance day──▶ Remitted
 //!   Remitted ──matched──▶ Completed (balance settled to IN)
-//!   Remitted ──short / over──▶ NeedsOperator (balance still in transit)
+//!   Remitted ──short / over──▶ RemittanceRefused (balance still in transit; NEEDS_OPERATOR)
+//!   RemittanceRefused | Remitted ──the remittance returned (message or operator)──▶ Remitted
+//!                                  (remitted again, a new msgid)
 //! ```
 //!
 //! With [`BalanceRoute::RemittedApart`] the form goes first and its credit at the transfer-in
 //! bureau is the years only; the balance stays in transit until the remittance day (the
 //! region's `remittance` policy, on the working calendar), when the remittance goes
 //! ([`OutAction::SendRemittance`]), and is settled only when the transfer-in bureau answers that
-//! it matched the form.
+//! it matched the form. A remittance refused as short or over waits in `RemittanceRefused`
+//! until the transfer-in bureau returns it (ReturnRemittance, or an operator who was told so,
+//! [`OutEvent::RemittanceReturned`]); only then is the balance remitted again, so the
+//! transfer-in fund never holds two remittances of one balance from this bureau.
 //!
 //! A region whose review takes working days (`review::timing`) opens an application it would
 //! accept in `UnderReview`, with the day its review is decided; on that day it is reviewed
@@ -93,6 +98,10 @@ pub enum OutState {
     /// The fund leg: the remittance was sent; the balance is settled when the transfer-in bureau
     /// answers that it matched the form (its timer: the outbox's retry schedule).
     Remitted,
+    /// The fund leg: the transfer-in bureau refused the remittance as short or over and holds
+    /// it; the balance stays in transit until the remittance is returned (by its
+    /// ReturnRemittance, or an operator who was told), then it is remitted again.
+    RemittanceRefused,
     /// The balance is being paid to the person's bank account through the bank gateway.
     PayoutPending,
     /// Terminal: the transfer-in bureau credited, and any balance was settled to it.
@@ -191,6 +200,9 @@ pub enum OutEvent {
     RemittanceDay,
     /// The fund leg: the transfer-in bureau checked the remittance against the form.
     RemittanceAnswered(RemittanceCheck),
+    /// The fund leg: the transfer-in bureau returned the latest remittance it refused (退回),
+    /// by its message or as an operator recorded.
+    RemittanceReturned,
 }
 
 /// What the driver does after persisting a transition, in order.
@@ -236,6 +248,7 @@ impl OutState {
             Self::UnderReview { .. } => "UNDER_REVIEW",
             Self::RemittanceDue => "REMITTANCE_DUE",
             Self::Remitted => "REMITTED",
+            Self::RemittanceRefused => "REMITTANCE_REFUSED",
             Self::PayoutPending => "PAYOUT_PENDING",
             Self::Completed => "COMPLETED",
             Self::Rejected(_) => "REJECTED",
@@ -260,6 +273,7 @@ impl OutEvent {
             Self::Reviewed(_) => "REVIEWED",
             Self::RemittanceDay => "REMITTANCE_DAY",
             Self::RemittanceAnswered(_) => "REMITTANCE_ANSWERED",
+            Self::RemittanceReturned => "REMITTANCE_RETURNED",
         }
     }
 }
@@ -300,7 +314,10 @@ pub fn apply(
         state: state.name(),
         event: event.name(),
     };
-    if matches!(state, OutState::RemittanceDue | OutState::Remitted) {
+    if matches!(
+        state,
+        OutState::RemittanceDue | OutState::Remitted | OutState::RemittanceRefused
+    ) {
         return remitting(state, event).ok_or_else(illegal);
     }
     match (state, event) {
@@ -369,27 +386,31 @@ fn remitting(state: OutState, event: OutEvent) -> Option<Transition<OutState, Ou
                 vec![OutAction::SettleTransitToTransferIn],
             ))
         }
-        // The transfer-in bureau refused the money and holds it: an operator sorts it out,
-        // the balance still in transit here.
+        // The transfer-in bureau refused the money and holds it: it waits to be returned, the
+        // balance still in transit here.
         (
             OutState::Remitted,
             OutEvent::RemittanceAnswered(RemittanceCheck::Short | RemittanceCheck::Over),
-        ) => Some(Transition::to(
-            OutState::NeedsOperator {
-                balance: BalanceRoute::RemittedApart,
-                fallback: AbortFallback::ReturnToAccount,
-            },
-            vec![],
-        )),
+        ) => Some(Transition::to(OutState::RemittanceRefused, vec![])),
+        // Returned (its refusal's answer may not have come yet): remit again, a new message.
+        (OutState::Remitted | OutState::RemittanceRefused, OutEvent::RemittanceReturned) => Some(
+            Transition::to(OutState::Remitted, vec![OutAction::SendRemittance]),
+        ),
         // The credit is known: a repeated answer, a late abort answer, the whole-process
-        // deadline or a repeated remittance day change nothing.
+        // deadline, a repeated remittance day or refusal, or a return of a remittance not yet
+        // sent (an earlier one's) change nothing.
         (
             _,
             OutEvent::FormCredited
             | OutEvent::AbortAnswered(InCredit::Credited)
             | OutEvent::DeadlinePassed(_),
         )
-        | (OutState::Remitted, OutEvent::RemittanceDay) => Some(Transition::stay(state)),
+        | (OutState::Remitted | OutState::RemittanceRefused, OutEvent::RemittanceDay)
+        | (
+            OutState::RemittanceRefused,
+            OutEvent::RemittanceAnswered(RemittanceCheck::Short | RemittanceCheck::Over),
+        )
+        | (OutState::RemittanceDue, OutEvent::RemittanceReturned) => Some(Transition::stay(state)),
         _ => None,
     }
 }
@@ -483,6 +504,7 @@ mod tests {
             Just(OutEvent::RemittanceAnswered(RemittanceCheck::Matches)),
             Just(OutEvent::RemittanceAnswered(RemittanceCheck::Short)),
             Just(OutEvent::RemittanceAnswered(RemittanceCheck::Over)),
+            Just(OutEvent::RemittanceReturned),
         ]
     }
 
@@ -844,6 +866,26 @@ mod tests {
         }
 
         #[test]
+        fn a_balance_is_remitted_again_only_after_its_last_remittance_came_back(review in any_review(), events in prop::collection::vec(any_event(), 0..16)) {
+            let mut state = open(review).next;
+            let mut outstanding = false;
+            for event in events {
+                if let Ok(transition) = apply(state, event) {
+                    if event == OutEvent::RemittanceReturned && !transition.actions.is_empty() {
+                        outstanding = false;
+                    }
+                    for action in &transition.actions {
+                        if *action == OutAction::SendRemittance {
+                            prop_assert!(!outstanding, "a second remittance while one is out: {state:?} {event:?}");
+                            outstanding = true;
+                        }
+                    }
+                    state = transition.next;
+                }
+            }
+        }
+
+        #[test]
         fn the_balance_in_transit_is_resolved_exactly_once(review in any_review(), events in prop::collection::vec(any_event(), 0..12)) {
             let opened = open(review);
             let mut state = opened.next;
@@ -922,13 +964,48 @@ mod tests {
 
     #[test]
     fn a_remittance_refused_as_short_leaves_the_balance_in_transit_for_an_operator() {
-        let held = apply(
-            OutState::Remitted,
-            OutEvent::RemittanceAnswered(RemittanceCheck::Short),
+        for check in [RemittanceCheck::Short, RemittanceCheck::Over] {
+            let held =
+                apply(OutState::Remitted, OutEvent::RemittanceAnswered(check)).expect("legal");
+            assert_eq!(held.next, OutState::RemittanceRefused);
+            assert_eq!(
+                crate::transfer::TransferState::Out(held.next).stage(),
+                crate::transfer::Stage::NeedsOperator
+            );
+            assert!(held.actions.is_empty(), "nothing settles, nothing returns");
+            for event in [
+                OutEvent::OperatorResolved(InCredit::Credited),
+                OutEvent::OperatorResolved(InCredit::NotCredited),
+                OutEvent::RemittanceAnswered(RemittanceCheck::Matches),
+                OutEvent::FormRefused(RefusalReason::Aborted),
+            ] {
+                let error = apply(held.next, event).expect_err("the years are credited there");
+                assert_eq!(error.state, "REMITTANCE_REFUSED");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refused_remittance_is_sent_again_only_once_it_was_returned() {
+        let again =
+            apply(OutState::RemittanceRefused, OutEvent::RemittanceReturned).expect("legal");
+        assert_eq!(again.next, OutState::Remitted);
+        assert_eq!(again.actions, vec![OutAction::SendRemittance]);
+        let waiting = apply(OutState::RemittanceRefused, OutEvent::RemittanceDay).expect("legal");
+        assert!(waiting.actions.is_empty(), "no timer remits it again");
+        let lost_answer = apply(OutState::Remitted, OutEvent::RemittanceReturned).expect("legal");
+        assert_eq!(lost_answer.actions, vec![OutAction::SendRemittance]);
+        let early = apply(OutState::RemittanceDue, OutEvent::RemittanceReturned).expect("legal");
+        assert!(early.actions.is_empty(), "nothing of ours was returned");
+        let done = apply(OutState::Completed, OutEvent::RemittanceReturned).expect("absorbed");
+        assert!(done.actions.is_empty());
+        let settled = apply(
+            again.next,
+            OutEvent::RemittanceAnswered(RemittanceCheck::Matches),
         )
         .expect("legal");
-        assert!(matches!(held.next, OutState::NeedsOperator { .. }));
-        assert!(held.actions.is_empty(), "nothing settles, nothing returns");
+        assert_eq!(settled.next, OutState::Completed);
+        assert_eq!(settled.actions, vec![OutAction::SettleTransitToTransferIn]);
     }
 
     #[test]
