@@ -29,7 +29,7 @@ pub mod tls;
 
 pub use clock::Clock;
 pub use config::{LogFormat, ServiceArgs, ServiceConfig};
-pub use directory::{BureauRole, RegionDirectory, RegionEntry};
+pub use directory::{BureauName, BureauRole, RegionDirectory, RegionEntry};
 
 #[cfg(test)]
 mod fuzz;

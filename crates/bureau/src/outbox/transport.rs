@@ -21,7 +21,7 @@ use crate::convert;
 use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{Action, Direction, Seen};
 use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
-use crate::peer::Batches;
+use crate::peer::{Batches, Peer};
 use crate::services::Services;
 
 /// What one delivery attempt of one message produced.
@@ -288,9 +288,9 @@ async fn sent_fault(services: &Services, message: &OutboxMessage) -> Option<Acti
     };
     let sender = document
         .as_ref()
-        .map_or("", |document| match services.site.role {
-            yibao_runtime::directory::BureauRole::TransferOut => &document.trafout_admdvs,
-            yibao_runtime::directory::BureauRole::TransferIn => &document.trafin_admdvs,
+        .map_or("", |document| match document.state.side() {
+            yibao_domain::transfer::Side::Out => &document.trafout_admdvs,
+            yibao_domain::transfer::Side::In => &document.trafin_admdvs,
         });
     let seen = Seen {
         direction: Direction::Sending,
@@ -377,7 +377,8 @@ async fn query_transfer_out(
         Ok(request) => request,
         Err(outcome) => return (outcome, None),
     };
-    let channel = match services.peer.channel() {
+    let peer = services.peer_for(&message.peer);
+    let channel = match peer.channel() {
         Ok(channel) => channel,
         Err(status) => return (failed(&status), None),
     };
@@ -390,10 +391,10 @@ async fn query_transfer_out(
     let trip = Some(Trip::since(started));
     let outcome = match answer {
         Ok(response) => {
-            services.peer.reachable();
+            peer.reachable();
             transfer_out_said(response)
         }
-        Err(status) => all_failed(services, &status, 1)
+        Err(status) => all_failed(peer, &status, 1)
             .pop()
             .unwrap_or_else(|| failed(&status)),
     };
@@ -425,10 +426,16 @@ pub(crate) fn transfer_out_said(response: platform::QueryTransferOutResponse) ->
     }
 }
 
+/// The peer reaching the bureau a batch goes to (the dispatcher groups a batch by bureau, so
+/// its first message's receiver speaks for all).
+fn peer_of<'a>(services: &'a Services, batch: &[OutboxMessage]) -> &'a Peer {
+    services.peer_for(batch.first().map_or("", |message| message.peer.as_str()))
+}
+
 /// The outcome of every message of a batch whose round trip failed as a whole.
-fn all_failed(services: &Services, status: &tonic::Status, count: usize) -> Vec<Outcome> {
+fn all_failed(peer: &Peer, status: &tonic::Status, count: usize) -> Vec<Outcome> {
     if status.code() == tonic::Code::Unavailable {
-        services.peer.unreachable();
+        peer.unreachable();
     }
     (0..count).map(|_| failed(status)).collect()
 }
@@ -493,7 +500,8 @@ where
     let sent = wire.len();
     let mut trips = RoundTrips::None;
     if sent > 0 {
-        let mut answers: Vec<Outcome> = match services.peer.channel() {
+        let peer = peer_of(services, batch);
+        let mut answers: Vec<Outcome> = match peer.channel() {
             // Not dialled (backing off): not another failure of the peer's.
             Err(status) => (0..sent).map(|_| failed(&status)).collect(),
             Ok(channel) => {
@@ -509,7 +517,7 @@ where
                     &held,
                     each.map_or(RoundTrips::Batch(whole), RoundTrips::Each),
                 );
-                read_answers(services, answered, sent, &read)
+                read_answers(peer, answered, sent, &read)
             }
         };
         answers.reverse();
@@ -526,14 +534,14 @@ where
 
 /// Each sent message's outcome from the batch's answers (`sent` of them, or the call's failure).
 fn read_answers<A>(
-    services: &Services,
+    peer: &Peer,
     answered: Result<Vec<A>, tonic::Status>,
     sent: usize,
     read: impl Fn(A) -> Outcome,
 ) -> Vec<Outcome> {
     match answered {
         Ok(answers) if answers.len() == sent => {
-            services.peer.reachable();
+            peer.reachable();
             answers.into_iter().map(read).collect()
         }
         Ok(answers) => {
@@ -543,7 +551,7 @@ fn read_answers<A>(
             );
             (0..sent).map(|_| Outcome::Park(problem.clone())).collect()
         }
-        Err(status) => all_failed(services, &status, sent),
+        Err(status) => all_failed(peer, &status, sent),
     }
 }
 
@@ -559,7 +567,7 @@ async fn send_to_transfer_out(
         decoded::<platform::RequestTransferOutRequest>,
         |channel, requests| async move {
             let mut client = TransferOutPlatformServiceClient::new(channel);
-            if services.peer.batches() == Batches::Unsupported {
+            if peer_of(services, batch).batches() == Batches::Unsupported {
                 return Ok(requests_one_by_one(&mut client, timeout, requests).await);
             }
             let request = platform::SubmitTransferOutRequestsRequest {
@@ -572,7 +580,7 @@ async fn send_to_transfer_out(
             .await;
             match answered {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
-                    services.peer.batches_unsupported();
+                    peer_of(services, batch).batches_unsupported();
                     Ok(requests_one_by_one(&mut client, timeout, requests).await)
                 }
                 other => other.map(|response| (response.answers, None)),
@@ -617,7 +625,7 @@ async fn send_to_transfer_in(
         transfer_in_item,
         |channel, messages| async move {
             let mut client = TransferInPlatformServiceClient::new(channel);
-            if services.peer.batches() == Batches::Unsupported {
+            if peer_of(services, batch).batches() == Batches::Unsupported {
                 return Ok(messages_one_by_one(&mut client, timeout, messages).await);
             }
             let request = platform::SubmitTransferInMessagesRequest {
@@ -630,7 +638,7 @@ async fn send_to_transfer_in(
             .await;
             match answered {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
-                    services.peer.batches_unsupported();
+                    peer_of(services, batch).batches_unsupported();
                     Ok(messages_one_by_one(&mut client, timeout, messages).await)
                 }
                 other => other.map(|response| (response.answers, None)),
