@@ -26,6 +26,7 @@ pub mod limits;
 pub mod retry;
 pub mod server;
 pub mod tls;
+pub mod topology;
 
 pub use clock::Clock;
 pub use config::{LogFormat, ServiceArgs, ServiceConfig};
