@@ -80,6 +80,6 @@ pub use ledger::LedgerReport;
 pub use locate::{default_bin_dir, default_directory};
 pub use member::{KEEP_DATA_ENV, STOP_GRACE};
 pub use pair::{FixedPorts, Pair, PairOptions, PlatformMode, Side};
-pub use topology::{Topology, TopologyOptions, three_bureau_directory};
+pub use topology::{Topology, TopologyOptions, intern as service_name, three_bureau_directory};
 pub use wait::{is_terminal, state_name};
 pub use yibao_runtime::config::PeerBatches;

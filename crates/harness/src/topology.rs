@@ -333,9 +333,9 @@ fn bureau_names(directory: &Path) -> Result<Vec<&'static str>, HarnessError> {
 }
 
 /// A bureau name as the `'static` service name the harness's processes and errors carry. Each
-/// distinct name is leaked once and reused, so a test process holds a few bytes per bureau
-/// name it ever started, however many topologies it starts.
-fn intern(name: &str) -> &'static str {
+/// distinct name is leaked once and reused, so a process holds a few bytes per bureau name it
+/// ever started, however many topologies it starts.
+pub fn intern(name: &str) -> &'static str {
     static NAMES: Mutex<Option<HashSet<&'static str>>> = Mutex::new(None);
     let mut names = NAMES
         .lock()
@@ -410,6 +410,9 @@ mod tests {
             "north=file:/d/north.platform.port,west=file:/d/west.platform.port"
         );
         let asked = String::from("north");
-        assert!(std::ptr::eq(intern("north"), intern(asked.as_str())), "leaked once");
+        assert!(
+            std::ptr::eq(intern("north"), intern(asked.as_str())),
+            "leaked once"
+        );
     }
 }
