@@ -16,6 +16,8 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use tonic::transport::Channel;
+use yibao_domain::population::SyntheticPerson;
+use yibao_domain::region::RegionCode;
 use yibao_proto::bureau::v1::Transfer;
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::common::v1::TransferState;
@@ -26,7 +28,8 @@ use crate::admin::{AdminClient, AdminToken, admin_client};
 use crate::ledger::{self, TopologyLedgerReport};
 use crate::locate::{binary_path, default_bin_dir};
 use crate::member::{DataRoot, Layout, Member, Service, platform_port_file, region_directory};
-use crate::pair::PlatformMode;
+use crate::pair::{PlatformMode, Side};
+use crate::population::{self, applies_at};
 use crate::process::{LogFiles, Platform, peer_from_port_file};
 use crate::tls::bureau_certificates;
 use crate::wait::{self, Look};
@@ -93,6 +96,8 @@ pub struct Topology {
     ready_timeout: Duration,
     /// The token the admin clients present.
     admin_token: Option<AdminToken>,
+    /// The region directory every bureau reads: who hosts which region.
+    directory: RegionDirectory,
 }
 
 impl Topology {
@@ -101,7 +106,11 @@ impl Topology {
     pub async fn start(options: TopologyOptions) -> Result<Topology, HarnessError> {
         let directory = region_directory(&options.directory)?;
         let mut root = DataRoot::new(options.data_dir.as_deref(), "yibao-topology-")?;
-        let names = bureau_names(&directory)?;
+        let loaded = RegionDirectory::load(&directory).map_err(|error| HarnessError::Io {
+            context: format!("reading region directory {}", directory.display()),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+        let names = bureau_names(&loaded, &directory)?;
         let platforms = platforms(&options, &directory, &root.path, &names)?;
         let layout = Layout {
             root: &root.path,
@@ -149,7 +158,46 @@ impl Topology {
             root,
             ready_timeout: options.ready_timeout,
             admin_token: options.admin_token,
+            directory: loaded,
         })
+    }
+
+    /// Seeds persons `0..persons` of the population `seed` at every bureau; each keeps the
+    /// people of the regions it hosts (their record where it hosts the origin, their enrolment
+    /// where it hosts the destination).
+    pub async fn seed(&self, seed: u64, persons: u64) -> Result<(), HarnessError> {
+        for (name, member) in &self.members {
+            let mut admin = admin_client(member.channel(), self.admin_token.as_ref());
+            crate::seed::seed_one(name, &mut admin, seed, persons).await?;
+        }
+        Ok(())
+    }
+
+    /// The bureau hosting `region`'s pooling region, if one of this topology does.
+    pub fn hosting(&self, region: RegionCode) -> Option<&'static str> {
+        let bureau = self.directory.bureau_of(region)?;
+        self.names()
+            .into_iter()
+            .find(|name| *name == bureau.as_str())
+    }
+
+    /// Applies for a seeded person's transfer the way their flow expects
+    /// ([`crate::population::apply_request`]) at the bureau hosting the region the flow applies
+    /// at, and returns that bureau's name and the transfer as created.
+    pub async fn apply(
+        &self,
+        person: &SyntheticPerson,
+    ) -> Result<(&'static str, Transfer), HarnessError> {
+        let region = match applies_at(person.flow) {
+            Side::Out => person.out_region,
+            Side::In => person.in_region,
+        };
+        let bureau = self.hosting(region).ok_or_else(|| HarnessError::Io {
+            context: format!("applying for a person of {}", person.flow.name()),
+            source: std::io::Error::other(format!("no bureau here hosts region {region}")),
+        })?;
+        let transfer = population::apply(self.bureau(bureau), bureau, person).await?;
+        Ok((bureau, transfer))
     }
 
     /// The bureaus' names, in name order.
@@ -312,12 +360,11 @@ impl Drop for Topology {
     }
 }
 
-/// The bureaus `directory` names, at least two, interned (see [`intern`]).
-fn bureau_names(directory: &Path) -> Result<Vec<&'static str>, HarnessError> {
-    let loaded = RegionDirectory::load(directory).map_err(|error| HarnessError::Io {
-        context: format!("reading region directory {}", directory.display()),
-        source: std::io::Error::other(error.to_string()),
-    })?;
+/// The bureaus `loaded` (read from `directory`) names, at least two, interned (see [`intern`]).
+fn bureau_names(
+    loaded: &RegionDirectory,
+    directory: &Path,
+) -> Result<Vec<&'static str>, HarnessError> {
     let names: Vec<&'static str> = loaded
         .bureaus()
         .iter()
