@@ -5,9 +5,10 @@
 //! 1. over mutual TLS, the caller's certificate names the envelope's sender region
 //!    (`PERMISSION_DENIED` otherwise; a caller without a certificate never gets this far:
 //!    `UNAUTHENTICATED`);
-//! 2. the region directory says the sender region is hosted by a bureau of the role that sends
-//!    this message (a transfer-in bureau asks for transfers, a transfer-out bureau delivers
-//!    forms and aborts) — infcode 1007;
+//! 2. the region directory says the sender region is hosted by a bureau, and not by this one
+//!    (every bureau plays both sides, so which side sends this message — the transfer-in side
+//!    asks for transfers, the transfer-out side delivers forms and aborts — is the transfer's
+//!    business, checked by the body's regions and the drivers) — infcode 1007;
 //! 3. the msgid begins with an institution code of that bureau: `B`, a region code the sender's
 //!    bureau hosts (and, over TLS, its certificate names), five digits — infcode 1007;
 //! 4. the transfer id was minted by one of the two parties: by the sender for a request (the
@@ -68,7 +69,7 @@ pub enum Denied {
 /// The envelope's claims about who sends a message.
 #[derive(Debug, Clone, Copy)]
 pub struct Parties<'a> {
-    /// The role whose bureaus send this message.
+    /// The side that sends this message (named in refusals).
     pub sender_role: BureauRole,
     /// Whether the transfer id must have been minted by the sender (a transfer request).
     pub minted_by: Minter,
@@ -105,14 +106,24 @@ pub fn check(site: &Site, caller: &Caller, parties: &Parties<'_>) -> Result<Regi
         )));
     }
     let role = parties.sender_role;
-    if !hosted_by(site, sender, role) {
-        return Err(Denied::Refused(Refusal::UnknownSender(format!(
-            "envelope.sender_region_code: region {sender} is not hosted by a {role} bureau \
-             (region directory)"
-        ))));
-    }
-    let institution = institution_region(parties.msgid)
-        .filter(|region| hosted_by(site, *region, role) && caller.covers(pooling, *region));
+    let bureau = match site.directory.bureau_of(sender) {
+        Some(bureau) if *bureau != site.name => bureau,
+        Some(_) => {
+            return Err(Denied::Refused(Refusal::UnknownSender(format!(
+                "envelope.sender_region_code: region {sender} is hosted by this bureau itself; \
+                 a {role} message comes from another bureau (region directory)"
+            ))));
+        }
+        None => {
+            return Err(Denied::Refused(Refusal::UnknownSender(format!(
+                "envelope.sender_region_code: region {sender} is hosted by no bureau, so no \
+                 {role} message comes from it (region directory)"
+            ))));
+        }
+    };
+    let institution = institution_region(parties.msgid).filter(|region| {
+        site.directory.bureau_of(*region) == Some(bureau) && caller.covers(pooling, *region)
+    });
     if institution.is_none() {
         return Err(Denied::Refused(Refusal::UnknownSender(
             "envelope.msgid: must begin with the sender's institution code: B, a region its \
@@ -139,13 +150,6 @@ pub fn check(site: &Site, caller: &Caller, parties: &Parties<'_>) -> Result<Regi
         }
     }
     Ok(sender)
-}
-
-/// Whether the directory says a bureau of `role` hosts `region`'s pooling region.
-fn hosted_by(site: &Site, region: RegionCode, role: BureauRole) -> bool {
-    site.directory
-        .region(region)
-        .is_some_and(|entry| entry.bureau == Some(role))
 }
 
 /// The region of a msgid's institution code (`B` + 6-digit region + 5 digits), if it has one.
@@ -203,9 +207,9 @@ mod tests {
     }
 
     #[test]
-    fn a_sender_region_no_bureau_of_the_sending_role_hosts_is_unknown() {
+    fn a_sender_region_hosted_here_or_by_no_bureau_is_unknown() {
         let site = testing::site(BureauRole::TransferOut);
-        // Hohhot is hosted by transfer-out, which never asks for transfers; Beijing by no one.
+        // Hohhot is hosted by this bureau itself; Beijing by no one.
         for sender in ["150100", "110100"] {
             let denied = check(&site, &Caller::Plaintext, &request(MSGID, sender, ID));
             assert!(
@@ -262,5 +266,37 @@ mod tests {
         let mut third = request(MSGID, "540100", "440300202603100000001");
         third.minted_by = Minter::EitherParty;
         assert!(check(&site, &Caller::Plaintext, &third).is_err());
+    }
+
+    /// Three bureaus: a message from the third is admitted when its msgid carries that
+    /// bureau's institution code, and refused when it carries another bureau's.
+    #[test]
+    fn any_other_bureau_may_send_under_its_own_institution_code() {
+        let directory = testing::DIRECTORY.replacen(
+            "code = \"540100\"\nname = \"Lhasa\"\nname_zh = \"拉萨市\"\nbureau = \"transfer-in\"",
+            "code = \"540100\"\nname = \"Lhasa\"\nname_zh = \"拉萨市\"\nbureau = \"west\"",
+            1,
+        );
+        assert_ne!(
+            directory,
+            testing::DIRECTORY,
+            "Lhasa moved to a third bureau"
+        );
+        let site = testing::site_with(BureauRole::TransferOut, &directory);
+        let west = Caller::Certified(Arc::from(vec![code("540100")]));
+        assert_eq!(
+            check(&site, &west, &request(MSGID, "540100", ID)),
+            Ok(code("540100"))
+        );
+        // Shenzhen's code is transfer-in's, not the west bureau's.
+        let denied = check(
+            &site,
+            &Caller::Plaintext,
+            &request("B44030000002202603100930050001", "540100", ID),
+        );
+        assert!(matches!(
+            denied,
+            Err(Denied::Refused(Refusal::UnknownSender(_)))
+        ));
     }
 }

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use yibao_domain::region::RegionCode;
 use yibao_runtime::clock::Clock;
 use yibao_runtime::config::ServiceConfig;
-use yibao_runtime::directory::{BureauRole, RegionDirectory};
+use yibao_runtime::directory::{BureauName, BureauRole, RegionDirectory};
 use yibao_runtime::server::{Contract, Readiness, ServeOptions, ServerError};
 use yibao_runtime::tls::PlatformTls;
 use yibao_store::Store;
@@ -24,7 +24,7 @@ use crate::bank::SimulatedBank;
 use crate::context::{Broken, ConnectivityOverrides, Site};
 use crate::faults::FaultRules;
 use crate::outbox::dispatcher;
-use crate::peer::Peer;
+use crate::peer::{Peer, Peers};
 use crate::services::{Admin, Services};
 use crate::streams::{StreamLimits, Streams};
 use crate::{api, health, migrate};
@@ -77,18 +77,16 @@ impl Application {
         let (calendar, _) =
             yibao_runtime::calendar::load_calendar(config.calendar_dir.as_deref(), clock.today())
                 .map_err(|e| StartError::Config(e.to_string()))?;
-        let hosted = directory.hosted_by(config.role);
+        let name = BureauName::parse(&config.bureau).map_err(StartError::Config)?;
+        let hosted = directory.hosted_by(&name);
         let Some(first) = hosted.first() else {
             return Err(StartError::Config(format!(
-                "the region directory gives {} no region to host",
-                config.role
+                "the region directory gives bureau {name} no region to host (its `bureau` keys \
+                 name {})",
+                names(&directory)
             )));
         };
-        let number = match config.role {
-            BureauRole::TransferOut => 1,
-            BureauRole::TransferIn => 2,
-        };
-        let institution = format!("B{first}{number:05}");
+        let institution = crate::context::institution_code(&name, *first);
         let tls = platform_tls(&config, &hosted)?;
         let (listener, address) = bind(config.listen).await?;
         let (platform_listener, platform_address) = bind(config.platform_listen).await?;
@@ -96,6 +94,7 @@ impl Application {
             Arc::new(ConnectivityOverrides::new(directory.pooling().clone()));
         let site = Site {
             role: config.role,
+            name,
             hosted,
             institution,
             directory,
@@ -109,7 +108,7 @@ impl Application {
             site: Arc::new(site),
             store,
             clock,
-            peer: peer(&config, tls.as_ref()),
+            peers: peers(&config, tls.as_ref()),
             bank: Arc::new(SimulatedBank::new(config.bank.failure_every)),
             watchers: Arc::default(),
             streams: Arc::new(Streams::new(stream_limits(&config))),
@@ -211,7 +210,7 @@ impl Application {
             Transport::Plaintext
         };
         tracing::info!(
-            role = %config.role, %address, platform = %platform_address, ?transport,
+            bureau = %services.site.name, role = %config.role, %address, platform = %platform_address, ?transport,
             regions = ?services.site.hosted, "bureau started"
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -356,11 +355,34 @@ fn fault_rules(config: &ServiceConfig, site: &Site) -> Result<Arc<FaultRules>, S
 }
 
 /// The peer, reached over TLS when the platform is, sent batches unless configured not to.
-fn peer(config: &ServiceConfig, tls: Option<&PlatformTls>) -> Peer {
-    let peer = Peer::new(config.peer_endpoint.clone(), tls.map(PlatformTls::client));
-    match config.peer_batches {
-        yibao_runtime::config::PeerBatches::Auto => peer,
-        yibao_runtime::config::PeerBatches::Never => peer.single_messages_only(),
+/// The peers: one per bureau `peers` names, and the default (`peer_endpoint`) for the rest.
+fn peers(config: &ServiceConfig, tls: Option<&PlatformTls>) -> Peers {
+    let peer = |endpoint: &str| {
+        let peer = Peer::new(endpoint.to_owned(), tls.map(PlatformTls::client));
+        match config.peer_batches {
+            yibao_runtime::config::PeerBatches::Auto => peer,
+            yibao_runtime::config::PeerBatches::Never => peer.single_messages_only(),
+        }
+    };
+    let named = config
+        .peers
+        .iter()
+        .map(|(name, endpoint)| (name.clone(), peer(endpoint)))
+        .collect();
+    Peers::named(peer(&config.peer_endpoint), named)
+}
+
+/// The bureaus a directory names, for an error message.
+fn names(directory: &RegionDirectory) -> String {
+    let names: Vec<String> = directory
+        .bureaus()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    if names.is_empty() {
+        "no bureau".to_owned()
+    } else {
+        names.join(", ")
     }
 }
 

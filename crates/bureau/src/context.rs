@@ -1,5 +1,5 @@
 //! The narrow context a protocol step runs in: the time it reads, and the site's fixed facts
-//! (role, hosted regions, directory, policies, calendar). Drivers see this, never the whole
+//! (name, hosted regions, directory, policies, calendar). Drivers see this, never the whole
 //! service: a step cannot reach the network, the watchers or another transfer's store job.
 
 use std::sync::Arc;
@@ -10,16 +10,19 @@ use yibao_domain::classify::Connectivity;
 use yibao_domain::policy::RegionPolicy;
 use yibao_domain::region::{Pooling, RegionCode};
 use yibao_domain::review::Hosting;
-use yibao_runtime::directory::{BureauRole, RegionDirectory, RegionEntry};
+use yibao_runtime::directory::{BureauName, BureauRole, RegionDirectory, RegionEntry};
 
 use crate::error::Error;
 
 /// What a bureau knows that never changes while it runs.
 #[derive(Debug)]
 pub struct Site {
-    /// Which side this process plays by default; decides which regions the peer hosts.
+    /// The binary's role: the defaults it started with. A bureau plays both sides, each
+    /// transfer its own; only a bureau named by its role reports its state counts under it.
     pub role: BureauRole,
-    /// The pooling regions this bureau hosts.
+    /// This bureau's name in the directory (`--bureau`; the role's name by default).
+    pub name: BureauName,
+    /// The pooling regions this bureau hosts: those the directory lists under its name.
     pub hosted: Vec<RegionCode>,
     /// The 12-character institution code at the head of every msgid this bureau sends.
     pub institution: String,
@@ -189,11 +192,10 @@ impl Site {
         }
     }
 
-    /// Whether the peer bureau hosts a region.
+    /// Whether another bureau — any bureau of the directory but this one — hosts a region.
     pub fn hosting(&self, code: RegionCode) -> Hosting {
-        let peer = Some(self.role.peer());
-        match self.directory.region(code) {
-            Some(entry) if entry.bureau == peer => Hosting::ByPeer,
+        match self.directory.bureau_of(code) {
+            Some(bureau) if *bureau != self.name => Hosting::ByPeer,
             _ => Hosting::NotByPeer,
         }
     }
@@ -206,6 +208,18 @@ impl Site {
     ) -> Option<StatutoryDeadlines> {
         StatutoryDeadlines::statutory(&self.calendar, applied_on, form_received_on).ok()
     }
+}
+
+/// The 12-character institution code at the head of a bureau's msgids: `B`, the first region
+/// it hosts, and five digits — 00001 for `transfer-out`, 00002 for `transfer-in` (as the pair
+/// always had), 00003 for any other name. The region makes it unique: no two bureaus host one.
+pub fn institution_code(name: &BureauName, first_hosted: RegionCode) -> String {
+    let number = match name.role() {
+        Some(BureauRole::TransferOut) => 1,
+        Some(BureauRole::TransferIn) => 2,
+        None => 3,
+    };
+    format!("B{first_hosted}{number:05}")
 }
 
 /// One step's view of the world: the moment it runs at and the site.

@@ -1,4 +1,7 @@
-//! The peer bureau's address and one long-lived HTTP/2 channel to it, redialled with backoff.
+//! The peer bureaus' addresses and one long-lived HTTP/2 channel to each, redialled with
+//! backoff. A message goes to the bureau hosting its receiving region ([`Peers::of`]): the peer
+//! configured under that bureau's name (`--peers`), else the default one (`--peer`), which is
+//! all two bureaus need.
 //!
 //! Two guards keep a bureau from hammering a peer that is down (and from keeping the peer's port
 //! busy so that it cannot restart): after a failed call the peer is not dialled again until a
@@ -224,6 +227,35 @@ impl Peer {
     }
 }
 
+/// Every peer bureau: those configured by name, and the default for any other.
+#[derive(Debug)]
+pub struct Peers {
+    /// Where a bureau not named in `named` is reached (`--peer`).
+    default: Peer,
+    /// Bureaus reached at endpoints of their own (`--peers NAME=URL`), by name.
+    named: std::collections::BTreeMap<String, Peer>,
+}
+
+impl Peers {
+    /// One peer for every bureau: the pair's case.
+    pub fn single(peer: Peer) -> Self {
+        Self::named(peer, std::collections::BTreeMap::new())
+    }
+
+    /// `named` by bureau name, and `default` for any other bureau.
+    pub fn named(default: Peer, named: std::collections::BTreeMap<String, Peer>) -> Self {
+        Self { default, named }
+    }
+
+    /// The peer that reaches `bureau` (`None`, a region no bureau hosts: the default peer,
+    /// whose answer, a refusal, parks the message).
+    pub fn of(&self, bureau: Option<&str>) -> &Peer {
+        bureau
+            .and_then(|name| self.named.get(name))
+            .unwrap_or(&self.default)
+    }
+}
+
 /// Dials the peer's TCP address (TLS, when configured, is layered on by tonic); a connection
 /// that reached itself is refused.
 async fn connect(uri: Uri) -> std::io::Result<TokioIo<TcpStream>> {
@@ -298,6 +330,18 @@ mod tests {
         assert!(peer.channel().is_err(), "the second pause is twice as long");
         peer.reachable();
         assert!(peer.channel().is_ok(), "an answer ends the backoff");
+    }
+
+    #[test]
+    fn a_bureau_is_reached_at_its_own_endpoint_or_the_default_one() {
+        let named = [("north", "http://127.0.0.1:1")]
+            .into_iter()
+            .map(|(name, spec)| (name.to_owned(), Peer::new(spec.to_owned(), None)))
+            .collect();
+        let peers = Peers::named(Peer::new("http://127.0.0.1:2".to_owned(), None), named);
+        assert_eq!(peers.of(Some("north")).spec, "http://127.0.0.1:1");
+        assert_eq!(peers.of(Some("south")).spec, "http://127.0.0.1:2");
+        assert_eq!(peers.of(None).spec, "http://127.0.0.1:2");
     }
 
     #[tokio::test]

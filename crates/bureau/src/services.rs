@@ -12,7 +12,7 @@ use yibao_store::{Store, Tx};
 use crate::bank::BankGateway;
 use crate::context::{Site, StepContext};
 use crate::faults::FaultRules;
-use crate::peer::Peer;
+use crate::peer::{Peer, Peers};
 use crate::record::{Changes, Step, WatchHint};
 use crate::streams::Streams;
 use crate::watchers::Watchers;
@@ -35,8 +35,8 @@ pub struct Services {
     pub store: Store,
     /// The service's clock (adjustable in tests).
     pub clock: Clock,
-    /// The peer bureau.
-    pub peer: Peer,
+    /// The peer bureaus, by name.
+    pub peers: Peers,
     /// The bank gateway payouts go through.
     pub bank: Arc<dyn BankGateway>,
     /// Who waits for which transfer to change.
@@ -56,6 +56,15 @@ pub struct Services {
 }
 
 impl Services {
+    /// The peer reaching the bureau that hosts `receiver`, a message's receiving region as the
+    /// outbox stores it (the directory says which bureau hosts it).
+    pub fn peer_for(&self, receiver: &str) -> &Peer {
+        let bureau = yibao_domain::region::RegionCode::parse(receiver)
+            .ok()
+            .and_then(|code| self.site.directory.bureau_of(code));
+        self.peers.of(bureau.map(|name| name.as_str()))
+    }
+
     /// Notes an injected fault in the history of `transfer_id`, when this bureau knows the
     /// transfer (a fault on a message that would create it is counted by its rule only). A
     /// failure to note is logged, never in the way of the fault itself.

@@ -44,7 +44,7 @@ use crate::journal::reason;
 use crate::messages::{Answer, Kind};
 use crate::outbox::settle::settle;
 use crate::outbox::transport::{self, Outcome};
-use crate::peer::Peer;
+use crate::peer::{Peer, Peers};
 use crate::services::{Admin, Services};
 use crate::testing;
 
@@ -102,7 +102,7 @@ fn services(role: BureauRole, store: Store, clock: Clock, directory: &str) -> Ar
         store,
         clock,
         // Never dialled: the scheduler delivers every message itself.
-        peer: Peer::new("http://127.0.0.1:9".to_owned(), None),
+        peers: Peers::single(Peer::new("http://127.0.0.1:9".to_owned(), None)),
         bank: Arc::new(SimulatedBank::new(0)),
         watchers: Arc::default(),
         streams: Arc::default(),

@@ -12,7 +12,7 @@ use yibao_domain::population::{self, Flow, SyntheticPerson};
 use yibao_domain::region::RegionCode;
 use yibao_domain::transfer::TransferId;
 use yibao_runtime::clock::Clock;
-use yibao_runtime::directory::{BureauRole, RegionDirectory};
+use yibao_runtime::directory::{BureauName, BureauRole, RegionDirectory};
 use yibao_store::{EventRow, OutboxMessage, PersonRow, Posting, Store, Tx};
 
 use crate::api::admin::materialise;
@@ -22,7 +22,7 @@ use crate::document::TransferDocument;
 use crate::error::Error;
 use crate::journal::{account, reason};
 use crate::messages::TransferApplication;
-use crate::peer::Peer;
+use crate::peer::{Peer, Peers};
 use crate::record::{self, Step};
 use crate::services::{Admin, Services};
 use crate::transfer_in;
@@ -66,21 +66,24 @@ pub fn directory_with_hohhot_policy(policy_lines: &str) -> String {
 /// The site of a bureau of `role` under the directory `directory_text` and the shipped calendar.
 pub fn site_with(role: BureauRole, directory_text: &str) -> Site {
     let directory = RegionDirectory::parse(directory_text).expect("the directory parses");
+    site_named(role, BureauName::of_role(role), directory)
+}
+
+/// The site of the bureau `name` (started by a binary of `role`) under `directory` and the
+/// shipped calendar.
+pub fn site_named(role: BureauRole, name: BureauName, directory: RegionDirectory) -> Site {
     let (calendar, _) = yibao_runtime::calendar::load_calendar(None, start().date_naive())
         .expect("the shipped calendar loads");
-    let hosted = directory.hosted_by(role);
+    let hosted = directory.hosted_by(&name);
     let first = *hosted
         .first()
-        .expect("the directory gives each role a region");
-    let number = match role {
-        BureauRole::TransferOut => 1,
-        BureauRole::TransferIn => 2,
-    };
+        .expect("the directory gives each bureau a region");
     let connectivity_overrides = Arc::new(ConnectivityOverrides::new(directory.pooling().clone()));
     Site {
         role,
+        institution: crate::context::institution_code(&name, first),
+        name,
         hosted,
-        institution: format!("B{first}{number:05}"),
         directory,
         calendar,
         default_policy: Default::default(),
@@ -115,7 +118,7 @@ fn services_on(site: Site, peer: &str) -> Arc<Services> {
         site: Arc::new(site),
         store: Store::open_in_memory().expect("an in-memory store opens"),
         clock,
-        peer: Peer::new(peer.to_owned(), None),
+        peers: Peers::single(Peer::new(peer.to_owned(), None)),
         bank: Arc::new(SimulatedBank::new(0)),
         watchers: Arc::default(),
         streams: Arc::default(),

@@ -437,6 +437,12 @@ pub struct UpArgs {
     /// bureau's own setting: --trace-file.
     #[arg(long)]
     pub trace_files: bool,
+
+    /// Start the bureaus of a topology file instead of the pair (e.g. deploy/topology-3.toml:
+    /// three bureaus over one region directory, on the ports the file gives each); `--out`,
+    /// `--in`, `--platform-*` and `--directory` are then the file's business.
+    #[arg(long, value_name = "PATH", conflicts_with = "directory")]
+    pub topology: Option<PathBuf>,
 }
 
 /// Arguments of `yibao certs`, parsed by the command itself: its `--out` is a directory, not the

@@ -1,13 +1,14 @@
 //! `yibao certs --out DIR`: the platform's development certificates. A CA (`ca.pem`, `ca.key`)
 //! and, for each bureau, `NAME.pem` and `NAME.key`, its certificate naming the regions it hosts
-//! as `urn:yibao:region:<code>` (the convention in `yibao_pki`). Without `--bureau`, the two
-//! bureaus of the region directory are certified; with it, the named ones (a team's own
+//! as `urn:yibao:region:<code>` (the convention in `yibao_pki`). Without `--bureau`, every
+//! bureau the region directory names is certified (the default pair's two, or each bureau of a
+//! topology's directory); with it, the named ones (a team's own
 //! bureau, say), by the CA already in DIR when there is one.
 
 use std::path::Path;
 
 use serde_json::json;
-use yibao_harness::tls::development_certificates;
+use yibao_harness::tls::bureau_certificates;
 
 use crate::Outcome;
 use crate::args::CertsArgs;
@@ -29,11 +30,10 @@ pub fn run(args: &[String], output: Output) -> Result<Outcome, CliError> {
 pub fn certs(args: &CertsArgs, output: Output) -> Result<Outcome, CliError> {
     let written = if args.bureau.is_empty() && args.host.is_empty() {
         let directory = crate::up::find_directory(args.directory.as_deref())?;
-        let (out, inn) = development_certificates(&args.out, &directory, &directory)?;
-        vec![
-            ("transfer-out".to_owned(), out.cert, out.key),
-            ("transfer-in".to_owned(), inn.cert, inn.key),
-        ]
+        bureau_certificates(&args.out, &directory)?
+            .into_iter()
+            .map(|(name, paths)| (name, paths.cert, paths.key))
+            .collect()
     } else {
         certify_named(args)?
     };
@@ -123,28 +123,26 @@ fn parse_bureau(spec: &str, hosts: &[String]) -> Result<yibao_pki::Bureau, CliEr
     })
 }
 
-/// The directory's two bureaus, valid for `hosts` too.
+/// Every bureau the directory names, valid for `hosts` too.
 fn directory_bureaus(
     directory: &Path,
     hosts: &[String],
 ) -> Result<Vec<yibao_pki::Bureau>, CliError> {
     let directory = yibao_runtime::directory::RegionDirectory::load(directory)
         .map_err(|error| CliError::Failed(error.to_string()))?;
-    Ok([
-        yibao_runtime::directory::BureauRole::TransferOut,
-        yibao_runtime::directory::BureauRole::TransferIn,
-    ]
-    .into_iter()
-    .map(|role| yibao_pki::Bureau {
-        name: role.as_str().to_owned(),
-        regions: directory
-            .hosted_by(role)
-            .iter()
-            .map(ToString::to_string)
-            .collect(),
-        hosts: hosts.to_vec(),
-    })
-    .collect())
+    Ok(directory
+        .bureaus()
+        .into_iter()
+        .map(|name| yibao_pki::Bureau {
+            name: name.to_string(),
+            regions: directory
+                .hosted_by(&name)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            hosts: hosts.to_vec(),
+        })
+        .collect())
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ pub mod operator;
 pub mod output;
 pub mod person;
 pub mod up;
+mod up_topology;
 
 use std::process::ExitCode;
 
@@ -121,7 +122,10 @@ async fn execute(
     output: Output,
 ) -> Result<Outcome, CliError> {
     match command {
-        Command::Up(args) => up::up(args, endpoints, output).await,
+        Command::Up(args) => match &args.topology {
+            Some(topology) => up_topology::up(topology, args, endpoints, output).await,
+            None => up::up(args, endpoints, output).await,
+        },
         Command::Certs(passthrough) => {
             certs::run(&load_args(&passthrough.args, endpoints, named), output)
         }

@@ -30,10 +30,10 @@ use crate::error::CliError;
 use crate::output::{Output, aligned};
 
 /// How long each service may take to become healthy.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long each service may take to stop after SIGTERM before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Runs `yibao up` until interrupted.
 pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<Outcome, CliError> {
@@ -119,7 +119,7 @@ fn traces(args: &UpArgs, data_dir: &Path, side: Side) -> Vec<(OsString, OsString
     env
 }
 
-fn prepare_data_dir(data_dir: &Path) -> Result<PathBuf, CliError> {
+pub(crate) fn prepare_data_dir(data_dir: &Path) -> Result<PathBuf, CliError> {
     std::fs::create_dir_all(data_dir).map_err(|error| {
         CliError::Failed(format!("cannot create {}: {error}", data_dir.display()))
     })?;
@@ -291,7 +291,7 @@ fn admin_text(endpoints: &Endpoints) -> &'static str {
 }
 
 /// A channel to a started service.
-fn channel(process: &ServiceProcess) -> Result<tonic::transport::Channel, CliError> {
+pub(crate) fn channel(process: &ServiceProcess) -> Result<tonic::transport::Channel, CliError> {
     let endpoint = process.endpoint();
     tonic::transport::Endpoint::from_shared(endpoint.clone())
         .map(|endpoint| endpoint.connect_lazy())
@@ -303,7 +303,7 @@ fn channel(process: &ServiceProcess) -> Result<tonic::transport::Channel, CliErr
 }
 
 /// Fails clearly when a port is taken, before a service would fail on it less clearly.
-fn ensure_free(address: SocketAddr) -> Result<(), CliError> {
+pub(crate) fn ensure_free(address: SocketAddr) -> Result<(), CliError> {
     TcpListener::bind(address).map(drop).map_err(|error| {
         CliError::Failed(format!(
             "cannot listen on {address}: {error} (is another `yibao up` running?)"
@@ -348,7 +348,7 @@ pub(crate) fn find_directory(given: Option<&Path>) -> Result<PathBuf, CliError> 
 }
 
 /// Resolves when the process receives SIGTERM; never on platforms without it.
-async fn terminate_signal() {
+pub(crate) async fn terminate_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -123,23 +123,51 @@ pub struct LedgerReport {
 
 /// Checks the identities on two snapshots: `transfer_in` read first, then `transfer_out`.
 pub fn check(transfer_out: BureauTotals, transfer_in: BureauTotals) -> LedgerReport {
-    let mut violations = Vec::new();
-    for (service, totals) in [
-        ("transfer-out", &transfer_out),
-        ("transfer-in", &transfer_in),
-    ] {
-        violations.extend(placement_violation(service, totals));
+    let (quiescent, violations) = violations_of(
+        &[
+            ("transfer-out", &transfer_out),
+            ("transfer-in", &transfer_in),
+        ],
+        MidFlight::CreditedWithinSettledAndInTransit,
+    );
+    LedgerReport {
+        transfer_out,
+        transfer_in,
+        quiescent,
+        holds: violations.is_empty(),
+        violations,
     }
+}
 
-    let both = [&transfer_out, &transfer_in];
-    let sum = |field: Field| cents(both.map(field));
+/// What is checked across bureaus while transfers are open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MidFlight {
+    /// `C ≤ S + T`: holds for a pair read transfer-in first (module docs).
+    CreditedWithinSettledAndInTransit,
+    /// Nothing across bureaus: when every bureau plays both sides no order of reading makes
+    /// a snapshot of several consistent, so only each bureau's own identity is checked.
+    EachBureauAlone,
+}
+
+/// Whether no transfer is open at any of `bureaus`, and every identity that did not hold.
+fn violations_of(bureaus: &[(&str, &BureauTotals)], mid_flight: MidFlight) -> (bool, Vec<String>) {
+    let mut violations: Vec<String> = bureaus
+        .iter()
+        .filter_map(|(service, totals)| placement_violation(service, totals))
+        .collect();
+    let sum = |field: Field| -> u128 {
+        bureaus
+            .iter()
+            .map(|(_, totals)| u128::from(field(totals).cents()))
+            .sum()
+    };
     let debited = sum(|t| t.debited_to_transit_total);
     let credited = sum(|t| t.credited_total);
     let in_transit = sum(|t| t.in_transit_total);
     let settled = sum(|t| t.settled_out_total);
     let returned = sum(|t| t.returned_total);
     let paid = sum(|t| t.paid_to_bank_total);
-    let quiescent = transfer_out.open_transfers == 0 && transfer_in.open_transfers == 0;
+    let quiescent = bureaus.iter().all(|(_, totals)| totals.open_transfers == 0);
 
     let held = sum(|t| t.held_in_suspense_total);
     if quiescent && held != 0 {
@@ -171,7 +199,9 @@ pub fn check(transfer_out: BureauTotals, transfer_in: BureauTotals) -> LedgerRep
                 signed_yuan(credited, settled),
             ));
         }
-    } else if credited > settled + in_transit {
+    } else if mid_flight == MidFlight::CreditedWithinSettledAndInTransit
+        && credited > settled + in_transit
+    {
         violations.push(format!(
             "credited {} exceeds settled_out {} + in_transit {}: money was credited that \
              never left an account (excess {})",
@@ -181,13 +211,63 @@ pub fn check(transfer_out: BureauTotals, transfer_in: BureauTotals) -> LedgerRep
             signed_yuan(credited, settled + in_transit),
         ));
     }
+    (quiescent, violations)
+}
 
-    LedgerReport {
-        transfer_out,
-        transfer_in,
+/// The check of several bureaus that each play both sides (a [`crate::Topology`]): each one's
+/// own identity always, and conservation across all of them once no transfer is open anywhere.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopologyLedgerReport {
+    /// Each bureau's name and totals, in the order read.
+    pub bureaus: Vec<(String, BureauTotals)>,
+    /// True when no bureau had an open transfer, so the exact equalities were checked.
+    pub quiescent: bool,
+    /// True when every identity checked held.
+    pub holds: bool,
+    /// One sentence, with the figures, per identity that did not hold.
+    pub violations: Vec<String>,
+}
+
+/// Checks the identities over every bureau of a topology (see [`TopologyLedgerReport`]).
+pub fn check_all(bureaus: Vec<(String, BureauTotals)>) -> TopologyLedgerReport {
+    let named: Vec<(&str, &BureauTotals)> = bureaus
+        .iter()
+        .map(|(name, totals)| (name.as_str(), totals))
+        .collect();
+    let (quiescent, violations) = violations_of(&named, MidFlight::EachBureauAlone);
+    TopologyLedgerReport {
+        bureaus,
         quiescent,
         holds: violations.is_empty(),
         violations,
+    }
+}
+
+impl fmt::Display for TopologyLedgerReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<26}", "")?;
+        for (name, _) in &self.bureaus {
+            write!(f, "{name:>20}")?;
+        }
+        writeln!(f)?;
+        for (label, field) in AMOUNTS {
+            write!(f, "{label:<26}")?;
+            for (_, totals) in &self.bureaus {
+                write!(f, "{:>20}", field(totals).to_string())?;
+            }
+            writeln!(f)?;
+        }
+        write!(f, "{:<26}", "open_transfers")?;
+        for (_, totals) in &self.bureaus {
+            write!(f, "{:>20}", totals.open_transfers)?;
+        }
+        writeln!(f)?;
+        let scope = if self.quiescent {
+            "exact: no transfer open"
+        } else {
+            "each bureau alone: transfers open"
+        };
+        verdict(f, self.holds, scope, &self.violations)
     }
 }
 

@@ -1,5 +1,5 @@
 //! The platform's mutual TLS for bureaus started here: a development CA and one certificate per
-//! bureau, naming the regions its region directory gives its role (`yibao_pki`'s convention),
+//! bureau, naming the regions its region directory gives it (`yibao_pki`'s convention),
 //! written into a directory. `yibao up`, the tests, [`crate::Pair`] and [`crate::Counterpart`]
 //! use the same functions.
 
@@ -95,14 +95,57 @@ fn certify<const N: usize>(
         .iter()
         .map(pki_bureau)
         .collect::<Result<Vec<_>, _>>()?;
+    write_set(dir, &bureaus)?
+        .try_into()
+        .map_err(|_| HarnessError::Io {
+            context: "writing development certificates".to_owned(),
+            source: std::io::Error::other("fewer certificates than bureaus"),
+        })
+}
+
+/// Writes a development CA into `dir` (an existing CA there is reused) and a certificate for
+/// every bureau `directory` names, each naming the regions listed under its name; returns each
+/// bureau's name and files, in name order. For a topology of several bureaus (`yibao up
+/// --topology`, [`crate::Topology`]).
+///
+/// # Errors
+/// As [`development_certificates`].
+pub fn bureau_certificates(
+    dir: &Path,
+    directory: &Path,
+) -> Result<Vec<(String, TlsPaths)>, HarnessError> {
+    let directory = read_directory(directory)?;
+    let bureaus: Vec<yibao_pki::Bureau> = directory
+        .bureaus()
+        .iter()
+        .map(|name| yibao_pki::Bureau {
+            name: name.to_string(),
+            regions: directory
+                .hosted_by(name)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            hosts: Vec::new(),
+        })
+        .collect();
+    let paths = write_set(dir, &bureaus)?;
+    Ok(bureaus
+        .into_iter()
+        .map(|bureau| bureau.name)
+        .zip(paths)
+        .collect())
+}
+
+/// Writes the CA (or reuses it) and each bureau's certificate; each one's files, in order.
+fn write_set(dir: &Path, bureaus: &[yibao_pki::Bureau]) -> Result<Vec<TlsPaths>, HarnessError> {
     let year = chrono::Datelike::year(&Clock::system().today());
     let set =
-        yibao_pki::write_development_set(dir, &bureaus, yibao_pki::Validity::years_from(year, 10))
+        yibao_pki::write_development_set(dir, bureaus, yibao_pki::Validity::years_from(year, 10))
             .map_err(|error| HarnessError::Io {
-                context: format!("writing development certificates into {}", dir.display()),
-                source: std::io::Error::other(error.to_string()),
-            })?;
-    let paths: Vec<TlsPaths> = set
+            context: format!("writing development certificates into {}", dir.display()),
+            source: std::io::Error::other(error.to_string()),
+        })?;
+    Ok(set
         .bureaus
         .iter()
         .map(|files| TlsPaths {
@@ -110,19 +153,20 @@ fn certify<const N: usize>(
             cert: files.cert.clone(),
             key: files.key.clone(),
         })
-        .collect();
-    paths.try_into().map_err(|_| HarnessError::Io {
-        context: "writing development certificates".to_owned(),
-        source: std::io::Error::other("fewer certificates than bureaus"),
+        .collect())
+}
+
+/// The region directory at `path`, or the error naming it.
+fn read_directory(path: &Path) -> Result<RegionDirectory, HarnessError> {
+    RegionDirectory::load(path).map_err(|error| HarnessError::Io {
+        context: format!("reading region directory {}", path.display()),
+        source: std::io::Error::other(error.to_string()),
     })
 }
 
 /// The bureau as the pki crate certifies it: the regions its directory gives its role.
 fn pki_bureau(bureau: &Certified<'_>) -> Result<yibao_pki::Bureau, HarnessError> {
-    let directory = RegionDirectory::load(bureau.directory).map_err(|error| HarnessError::Io {
-        context: format!("reading region directory {}", bureau.directory.display()),
-        source: std::io::Error::other(error.to_string()),
-    })?;
+    let directory = read_directory(bureau.directory)?;
     Ok(yibao_pki::Bureau {
         name: bureau.name.to_owned(),
         regions: directory

@@ -15,6 +15,8 @@
 //! | PostgreSQL database instead of SQLite | `database_url` | `YIBAO_DATABASE_URL` | `--database-url` | none: SQLite in `data_dir` |
 //! | region directory | `directory` | `YIBAO_DIRECTORY` | `--directory` | `deploy/regions.toml` |
 //! | peer bureau (several replicas: comma-separated, failed over in turn) | `peer_endpoint` | `YIBAO_PEER` | `--peer` | the other role's default platform address |
+//! | this bureau's name in the region directory | `bureau` | `YIBAO_BUREAU` | `--bureau` | the role's name |
+//! | peers by bureau name | `[peers]` table, `name = "URL"` | `YIBAO_PEERS` (`NAME=URL,…`) | `--peers NAME=URL,…` | none: every bureau at `peer_endpoint` |
 //! | admin API | `admin_enabled` | `YIBAO_ADMIN` | `--admin[=BOOL]` | `false` |
 //! | admin token | `admin_token` | `YIBAO_ADMIN_TOKEN` | — (a flag would show in `ps`) | none: loopback callers only |
 //! | test clock | `test_clock` | `YIBAO_TEST_CLOCK` | `--test-clock[=BOOL]` | `false` |
@@ -41,8 +43,15 @@
 //! such database. The URL's password never shows in logs, errors or `Debug` (prefer the
 //! environment or the settings file to the flag, which `ps` shows).
 //!
+//! **Several bureaus.** `bureau` names this bureau as the region directory's `bureau` keys do; it
+//! hosts the regions listed under that name. A platform message goes to the bureau hosting its
+//! receiving region: at the endpoint `peers` gives for that bureau's name, else at
+//! `peer_endpoint` (so two bureaus need only `peer_endpoint`). Each endpoint follows the rules of
+//! `peer_endpoint`.
+//!
 //! Relative paths are relative to the working directory. An empty environment variable counts as
-//! unset. The role (transfer-out or transfer-in) is fixed by the binary, never configured. Every
+//! unset. The role (transfer-out or transfer-in) is fixed by the binary, never configured: it
+//! picks the defaults (name, ports, data directory) of the default pair. Every
 //! value is validated after the layers are merged, and each error names the setting.
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -110,9 +119,18 @@ pub struct ServiceArgs {
     /// postgres://yibao:secret@127.0.0.1:5432/bureau. Environment: YIBAO_DATABASE_URL.
     #[arg(long, value_name = "URL")]
     pub database_url: Option<String>,
-    /// The other bureau's endpoint, e.g. http://127.0.0.1:50052. Environment: YIBAO_PEER.
+    /// The other bureau's endpoint, e.g. http://127.0.0.1:50052; with several bureaus, the
+    /// endpoint of every bureau `--peers` does not name. Environment: YIBAO_PEER.
     #[arg(long, value_name = "URL")]
     pub peer: Option<String>,
+    /// This bureau's name in the region directory (default: the role's, `transfer-out` or
+    /// `transfer-in`). Environment: YIBAO_BUREAU.
+    #[arg(long, value_name = "NAME")]
+    pub bureau: Option<String>,
+    /// Other bureaus' platform endpoints by name, e.g. `north=https://127.0.0.1:50063`
+    /// (repeat, or separate by commas). Environment: YIBAO_PEERS.
+    #[arg(long, value_name = "NAME=URL", value_delimiter = ',')]
+    pub peers: Vec<NamedPeer>,
     /// Serve the admin API (test clock, seeding, faults). Environment: YIBAO_ADMIN.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub admin: Option<bool>,
@@ -168,6 +186,30 @@ pub struct ServiceArgs {
     /// YIBAO_TRACE_FILE.
     #[arg(long, value_name = "PATH")]
     pub trace_file: Option<PathBuf>,
+}
+
+/// One entry of `--peers`: a bureau's name and its platform endpoint, as written (both checked
+/// with the rest of the settings).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedPeer {
+    /// The bureau's name in the region directory.
+    pub name: String,
+    /// Its platform endpoint.
+    pub endpoint: String,
+}
+
+impl std::str::FromStr for NamedPeer {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, endpoint) = text
+            .split_once('=')
+            .ok_or_else(|| format!("{text:?}: expected NAME=URL"))?;
+        Ok(NamedPeer {
+            name: name.trim().to_owned(),
+            endpoint: endpoint.trim().to_owned(),
+        })
+    }
 }
 
 /// Whether a bureau sends its peer batches.
@@ -243,8 +285,13 @@ pub struct ServiceConfig {
     /// The region directory file both services read.
     pub directory: PathBuf,
     /// The other bureau's platform endpoint (`https://host:port`, or `http://` in plaintext), or
-    /// `file:PATH` naming the file the peer writes that address to.
+    /// `file:PATH` naming the file the peer writes that address to. With several bureaus, the
+    /// endpoint of every bureau `peers` does not name.
     pub peer_endpoint: String,
+    /// This bureau's name in the region directory (checked as a `BureauName`).
+    pub bureau: String,
+    /// Other bureaus' platform endpoints by name (each as `peer_endpoint` is written).
+    pub peers: std::collections::BTreeMap<String, String>,
     /// Whether to serve the admin API; off unless asked for, since it can move the clock and seed.
     pub admin_enabled: bool,
     /// The bearer token admin calls must carry. Without one, the admin API answers loopback
@@ -329,6 +376,8 @@ struct FileLayer {
     database_url: Option<DatabaseUrl>,
     directory: Option<PathBuf>,
     peer_endpoint: Option<String>,
+    bureau: Option<String>,
+    peers: Option<std::collections::BTreeMap<String, String>>,
     admin_enabled: Option<bool>,
     admin_token: Option<AdminToken>,
     test_clock: Option<bool>,
@@ -427,6 +476,8 @@ impl ServiceConfig {
             data_dir: Path::new("data").join(role.as_str()),
             directory: PathBuf::from("deploy/regions.toml"),
             peer_endpoint: format!("https://{}", default_platform_listen(role.peer())),
+            bureau: role.as_str().to_owned(),
+            peers: std::collections::BTreeMap::new(),
             admin_enabled: false,
             admin_token: None,
             database_url: None,
@@ -491,6 +542,7 @@ impl ServiceConfig {
         }
         config.apply_environment(&environment)?;
         config.apply_trace_environment(&environment);
+        config.apply_bureau_environment(&environment)?;
         config.apply_args(args);
         if config.plaintext && config.peer_endpoint == Self::defaults(role).peer_endpoint {
             config.peer_endpoint = format!("http://{}", default_platform_listen(role.peer()));
@@ -505,6 +557,11 @@ impl ServiceConfig {
     /// [`ConfigError::Invalid`] naming the setting.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_endpoint(&self.peer_endpoint)?;
+        crate::directory::BureauName::parse(&self.bureau).map_err(|e| invalid("bureau", e))?;
+        for (name, endpoint) in &self.peers {
+            crate::directory::BureauName::parse(name).map_err(|e| invalid("peers", e))?;
+            validate_endpoint(endpoint).map_err(|e| invalid("peers", format!("{name}: {e}")))?;
+        }
         self.validate_platform()?;
         if let Some(AdminToken(token)) = &self.admin_token
             && (token.len() < MIN_ADMIN_TOKEN_LENGTH
@@ -589,17 +646,22 @@ impl ServiceConfig {
         } else {
             "https://"
         };
-        let mut endpoints = self.peer_endpoint.split(',').map(str::trim);
-        if let Some(bad) = endpoints
-            .find(|endpoint| !endpoint.starts_with("file:") && !endpoint.starts_with(scheme))
-        {
-            return Err(invalid(
-                "peer_endpoint",
-                format!(
-                    "{bad:?} must start with {scheme} when plaintext is {}",
-                    self.plaintext
-                ),
-            ));
+        let endpoints = std::iter::once(("peer_endpoint", &self.peer_endpoint))
+            .chain(self.peers.values().map(|endpoint| ("peers", endpoint)));
+        for (setting, endpoints) in endpoints {
+            // Several replicas of one bureau: comma-separated, each checked.
+            let mut each = endpoints.split(',').map(str::trim);
+            if let Some(bad) = each
+                .find(|endpoint| !endpoint.starts_with("file:") && !endpoint.starts_with(scheme))
+            {
+                return Err(invalid(
+                    setting,
+                    format!(
+                        "{bad:?} must start with {scheme} when plaintext is {}",
+                        self.plaintext
+                    ),
+                ));
+            }
         }
         if self.listen == self.platform_listen && self.listen.port() != 0 {
             return Err(invalid(
@@ -663,6 +725,8 @@ impl ServiceConfig {
             database_url,
             directory,
             peer_endpoint,
+            bureau,
+            peers,
             admin_enabled,
             admin_token,
             test_clock,
@@ -692,6 +756,8 @@ impl ServiceConfig {
         override_with(&mut self.data_dir, data_dir);
         override_with(&mut self.directory, directory);
         override_with(&mut self.peer_endpoint, peer_endpoint);
+        override_with(&mut self.bureau, bureau);
+        override_with(&mut self.peers, peers);
         override_with(&mut self.admin_enabled, admin_enabled);
         override_with(&mut self.test_clock, test_clock);
         self.calendar_dir = calendar_dir.or(self.calendar_dir.take());
@@ -785,6 +851,22 @@ impl ServiceConfig {
         }
     }
 
+    /// `YIBAO_BUREAU` and `YIBAO_PEERS`: which bureau this is, and where the others are.
+    fn apply_bureau_environment(
+        &mut self,
+        environment: &impl Fn(&str) -> Option<String>,
+    ) -> Result<(), ConfigError> {
+        if let Some(value) = environment("YIBAO_BUREAU") {
+            self.bureau = value;
+        }
+        if let Some(value) = environment("YIBAO_PEERS") {
+            let peers: Result<Vec<NamedPeer>, String> = value.split(',').map(str::parse).collect();
+            let peers = peers.map_err(|e| environment_error("YIBAO_PEERS", value.clone(), &e))?;
+            self.peers = named_peers(&peers);
+        }
+        Ok(())
+    }
+
     fn apply_args(&mut self, args: &ServiceArgs) {
         override_with(&mut self.listen, args.listen);
         override_with(&mut self.platform_listen, args.platform_listen);
@@ -810,6 +892,10 @@ impl ServiceConfig {
         override_with(&mut self.peer_endpoint, args.peer.clone());
         if let Some(endpoint) = &args.otlp_endpoint {
             self.otlp_endpoint = Some(endpoint.clone());
+        }
+        override_with(&mut self.bureau, args.bureau.clone());
+        if !args.peers.is_empty() {
+            self.peers = named_peers(&args.peers);
         }
         override_with(&mut self.admin_enabled, args.admin);
         override_with(&mut self.test_clock, args.test_clock);
@@ -934,6 +1020,14 @@ fn settings_parse_error(error: &toml::de::Error, text: &str) -> String {
         "TOML parse error at line {line}, column {column}: {}",
         error.message().trim()
     )
+}
+
+/// `--peers` or `YIBAO_PEERS` as the `peers` table (a name given twice: the last wins).
+fn named_peers(peers: &[NamedPeer]) -> std::collections::BTreeMap<String, String> {
+    peers
+        .iter()
+        .map(|peer| (peer.name.clone(), peer.endpoint.clone()))
+        .collect()
 }
 
 fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
@@ -1460,5 +1554,71 @@ requests_in_flight = 64
             &[("YIBAO_ADMIN_TOKEN", "short")],
         );
         assert!(short.is_err_and(|error| error.to_string().contains("admin_token")));
+    }
+
+    #[test]
+    fn a_bureau_is_named_and_finds_its_peers_by_name() {
+        let pair = load(BureauRole::TransferIn, &[], &[]).expect("defaults");
+        assert_eq!(pair.bureau, "transfer-in");
+        assert!(pair.peers.is_empty(), "two bureaus need only peer_endpoint");
+        let named = load(
+            BureauRole::TransferOut,
+            &[
+                "--bureau",
+                "north",
+                "--peers",
+                "south=http://127.0.0.1:1,east=http://127.0.0.1:2",
+                "--peers",
+                "west=file:/tmp/west.port",
+            ],
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(named.bureau, "north");
+        assert_eq!(
+            named.peers.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["east", "south", "west"]
+        );
+        let env = load(
+            BureauRole::TransferOut,
+            &[],
+            &[
+                ("YIBAO_BUREAU", "east"),
+                ("YIBAO_PEERS", "west=http://127.0.0.1:3"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(env.bureau, "east");
+        assert_eq!(
+            env.peers.get("west").map(String::as_str),
+            Some("http://127.0.0.1:3")
+        );
+        assert_eq!(
+            setting_of(load(
+                BureauRole::TransferOut,
+                &["--bureau", "North Pole"],
+                &[]
+            )),
+            "bureau"
+        );
+        for bad in [
+            "Bad Name=http://127.0.0.1:1",
+            "south=https://127.0.0.1:1",
+            "south=ftp://x:1",
+        ] {
+            assert_eq!(
+                setting_of(load(BureauRole::TransferOut, &["--peers", bad], &[])),
+                "peers",
+                "{bad}"
+            );
+        }
+        assert!(
+            load(
+                BureauRole::TransferOut,
+                &[],
+                &[("YIBAO_PEERS", "no-equals")]
+            )
+            .is_err()
+        );
     }
 }

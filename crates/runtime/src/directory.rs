@@ -9,12 +9,19 @@
 //! code = "150100"          # a pooling region's GB/T 2260 code
 //! name = "Hohhot"
 //! name_zh = "呼和浩特市"
-//! bureau = "transfer-out"  # or "transfer-in"; omit for a region no local service hosts
+//! bureau = "transfer-out"  # the bureau that hosts it; omit for a region no local bureau hosts
 //! connected = true         # joined the national platform (接入国家医保信息平台)
 //! pooling = "city"         # or "province"; omit for "city" (see below)
 //! [region.policy]          # a yibao_domain::policy::RegionPolicy; omitted keys take defaults
 //! instant_mode = true
 //! ```
+//!
+//! **Bureaus.** `bureau` names the bureau (one process, `--bureau NAME`) that hosts the region:
+//! any [`BureauName`] — lowercase letters, digits and `-`, starting with a letter, at most 32
+//! characters. The default pair is named `transfer-out` and `transfer-in`, but a directory may
+//! name any number of bureaus, each hosting its own regions (regions are listed once, so no two
+//! bureaus host one region). A bureau plays both sides: transfer-out for people leaving its
+//! regions, transfer-in for people arriving.
 //!
 //! **Pooling.** A pooling region is a prefecture-level city (`xxxx00`) by default, a whole
 //! municipality (`xx0000`: Beijing, Tianjin, Shanghai, Chongqing), or a county-level unit its
@@ -75,6 +82,76 @@ impl fmt::Display for BureauRole {
     }
 }
 
+impl AsRef<str> for BureauRole {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+/// The name of a bureau in the directory: lowercase ASCII letters, digits and `-`, starting
+/// with a letter, 1 to [`BureauName::MAX_LEN`] characters. The default pair's names are the
+/// roles' (`transfer-out`, `transfer-in`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BureauName(String);
+
+impl BureauName {
+    /// The longest name accepted.
+    pub const MAX_LEN: usize = 32;
+
+    /// Checks `text` against the naming rule.
+    ///
+    /// # Errors
+    /// A sentence naming the rule broken.
+    pub fn parse(text: &str) -> Result<BureauName, String> {
+        let well_formed = text.len() <= Self::MAX_LEN
+            && text.starts_with(|c: char| c.is_ascii_lowercase())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if well_formed {
+            Ok(BureauName(text.to_owned()))
+        } else {
+            Err(format!(
+                "{text:?} is no bureau name: lowercase letters, digits and '-', starting with a \
+                 letter, at most {} characters",
+                Self::MAX_LEN
+            ))
+        }
+    }
+
+    /// The name of the bureau of the default pair that plays `role`.
+    #[must_use]
+    pub fn of_role(role: BureauRole) -> BureauName {
+        BureauName(role.as_str().to_owned())
+    }
+
+    /// The role whose name this is, for the two names of the default pair.
+    #[must_use]
+    pub fn role(&self) -> Option<BureauRole> {
+        [BureauRole::TransferOut, BureauRole::TransferIn]
+            .into_iter()
+            .find(|role| role.as_str() == self.0)
+    }
+
+    /// The name as written.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for BureauName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for BureauName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// At which level an entry's region pools (its `pooling` key).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -96,9 +173,9 @@ pub struct RegionEntry {
     pub name: String,
     /// Chinese name, as on certificates.
     pub name_zh: String,
-    /// The local service that hosts this region's bureau, if any. A region hosted by neither is
-    /// still a valid origin or destination: it is simply not simulated here.
-    pub bureau: Option<BureauRole>,
+    /// The bureau that hosts this region, if any. A region no bureau hosts is still a valid
+    /// origin or destination: it is simply not simulated here.
+    pub bureau: Option<BureauName>,
     /// Whether the region has joined the national platform. A transfer to a region that has not
     /// is paid out to the person's bank account instead.
     pub connected: bool,
@@ -165,7 +242,7 @@ struct RawRegion {
     name: String,
     name_zh: String,
     #[serde(default)]
-    bureau: Option<BureauRole>,
+    bureau: Option<String>,
     connected: bool,
     #[serde(default)]
     pooling: PoolingLevel,
@@ -241,14 +318,33 @@ impl RegionDirectory {
         self.pooling.same_pooling_region(one, other)
     }
 
-    /// The regions the service in `role` hosts, in code order.
+    /// The regions the bureau named `bureau` (a [`BureauName`], or a [`BureauRole`] for the
+    /// default pair's names) hosts, in code order.
     #[must_use]
-    pub fn hosted_by(&self, role: BureauRole) -> Vec<RegionCode> {
+    pub fn hosted_by(&self, bureau: impl AsRef<str>) -> Vec<RegionCode> {
+        let bureau = bureau.as_ref();
         self.regions
             .values()
-            .filter(|entry| entry.bureau == Some(role))
+            .filter(|entry| entry.bureau.as_ref().is_some_and(|b| b.as_str() == bureau))
             .map(|entry| entry.code)
             .collect()
+    }
+
+    /// The bureau hosting the pooling region of `code`, if a bureau hosts it.
+    #[must_use]
+    pub fn bureau_of(&self, code: RegionCode) -> Option<&BureauName> {
+        self.region(code).and_then(|entry| entry.bureau.as_ref())
+    }
+
+    /// Every bureau the directory names, in name order.
+    #[must_use]
+    pub fn bureaus(&self) -> Vec<BureauName> {
+        let names: std::collections::BTreeSet<&BureauName> = self
+            .regions
+            .values()
+            .filter_map(|entry| entry.bureau.as_ref())
+            .collect();
+        names.into_iter().cloned().collect()
     }
 
     /// Whether the pooling region of `code` is listed and on the national platform. An unlisted
@@ -405,6 +501,12 @@ fn validate_region(
     let label = code.to_string();
     check_pooling_region(code, raw.pooling, pooling)?;
     check_names(&label, code, &raw)?;
+    let bureau = raw
+        .bureau
+        .as_deref()
+        .map(BureauName::parse)
+        .transpose()
+        .map_err(|message| invalid(label.clone(), "bureau", message))?;
     let policy = match raw.policy {
         None => RegionPolicy::default(),
         Some(value) => {
@@ -421,7 +523,7 @@ fn validate_region(
         code,
         name: raw.name,
         name_zh: raw.name_zh,
-        bureau: raw.bureau,
+        bureau,
         connected: raw.connected,
         policy,
         pooling: raw.pooling,
@@ -660,17 +762,22 @@ connected = true
     }
 
     #[test]
-    fn unknown_keys_and_unknown_bureaus_are_syntax_errors() {
+    fn unknown_keys_are_syntax_errors_and_bad_bureau_names_are_named() {
         let typo = HOHHOT.replace("connected", "conected");
         assert!(matches!(
             RegionDirectory::parse(&typo),
             Err(DirectoryError::Syntax { .. })
         ));
-        let bureau = HOHHOT.replace("transfer-out", "transfer-sideways");
-        assert!(matches!(
-            RegionDirectory::parse(&bureau),
-            Err(DirectoryError::Syntax { .. })
-        ));
+        for bad in [
+            "Transfer Out",
+            "",
+            "9north",
+            "a-name-far-longer-than-thirty-two-chars",
+        ] {
+            let bureau = HOHHOT.replace("\"transfer-out\"", &format!("{bad:?}"));
+            let (region, field, _) = invalid_field(&bureau);
+            assert_eq!((region.as_str(), field), ("150100", "bureau"), "{bad:?}");
+        }
         assert!(matches!(
             RegionDirectory::parse(""),
             Err(DirectoryError::Empty)
@@ -702,6 +809,39 @@ connected = true
             panic!("refused as syntax");
         };
         assert!(message.contains("at line 2"), "{message}");
+    }
+
+    const LHASA_AT_NORTH: &str = r#"
+[[region]]
+code = "540100"
+name = "Lhasa"
+name_zh = "拉萨市"
+bureau = "north-2"
+connected = true
+"#;
+
+    /// A directory may name any bureau; the default pair's names keep their roles.
+    #[test]
+    fn any_bureau_may_host_regions() {
+        let directory =
+            RegionDirectory::parse(&format!("{HOHHOT}{LHASA_AT_NORTH}")).expect("valid");
+        let north = BureauName::parse("north-2").expect("a name");
+        assert_eq!(directory.hosted_by(&north), vec![code("540100")]);
+        assert_eq!(
+            directory.hosted_by(BureauRole::TransferOut),
+            vec![code("150100")]
+        );
+        assert_eq!(directory.bureau_of(code("540102")), Some(&north));
+        assert_eq!(directory.bureau_of(code("650100")), None);
+        assert_eq!(
+            directory.bureaus(),
+            vec![north.clone(), BureauName::of_role(BureauRole::TransferOut)]
+        );
+        assert_eq!(north.role(), None);
+        assert_eq!(
+            BureauName::of_role(BureauRole::TransferIn).role(),
+            Some(BureauRole::TransferIn)
+        );
     }
 
     #[test]

@@ -130,6 +130,7 @@ fn region_table() -> impl Strategy<Value = String> {
         "bureau = \"transfer-out\"\n",
         "bureau = \"transfer-in\"\n",
         "bureau = \"both\"\n",
+        "bureau = \"Not A Name\"\n",
     ]);
     let connected = proptest::sample::select(vec![
         "connected = true\n",

@@ -27,10 +27,11 @@ pub mod retry;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod topology;
 
 pub use clock::Clock;
 pub use config::{LogFormat, ServiceArgs, ServiceConfig};
-pub use directory::{BureauRole, RegionDirectory, RegionEntry};
+pub use directory::{BureauName, BureauRole, RegionDirectory, RegionEntry};
 
 #[cfg(test)]
 mod fuzz;

@@ -75,8 +75,11 @@ impl AdminApi {
 /// This bureau's view of a synthetic person, if it hosts their region on its side.
 pub fn materialise(bureau: &Services, person: &SyntheticPerson) -> Option<(PersonRow, u64)> {
     let periods = serde_json::to_string(&person.periods).ok()?;
-    match bureau.site.role {
-        BureauRole::TransferOut if bureau.site.hosts(person.out_region) => Some((
+    // A bureau plays each side for the regions it hosts: the person's record before the move
+    // where it hosts the origin, the enrolment awaiting them where it hosts the destination.
+    let site = &bureau.site;
+    if site.hosts(person.out_region) {
+        Some((
             PersonRow {
                 certno: person.certno.expose_unmasked().to_owned(),
                 psn_name: person.name.clone(),
@@ -91,28 +94,37 @@ pub fn materialise(bureau: &Services, person: &SyntheticPerson) -> Option<(Perso
                 flow: person.flow.name().to_owned(),
             },
             person.balance.cents(),
-        )),
-        BureauRole::TransferIn
-            if bureau.site.hosts(person.in_region) && person.enrolled_at_transfer_in =>
-        {
-            Some((
-                PersonRow {
-                    certno: person.certno.expose_unmasked().to_owned(),
-                    psn_name: person.name.clone(),
-                    insu_admdvs: person.in_region.to_string(),
-                    insutype: person.in_scheme.code(),
-                    psn_insu_stas: EnrolmentState::Normal.code(),
-                    fst_insu_ym: person.in_enrolled_from.to_string(),
-                    retired: person.retired,
-                    arrears_cents: 0,
-                    deemed_months: 0,
-                    periods_json: "[]".to_owned(),
-                    flow: person.flow.name().to_owned(),
-                },
-                0,
-            ))
-        }
-        _ => None,
+        ))
+    } else if site.hosts(person.in_region) && person.enrolled_at_transfer_in {
+        Some((
+            PersonRow {
+                certno: person.certno.expose_unmasked().to_owned(),
+                psn_name: person.name.clone(),
+                insu_admdvs: person.in_region.to_string(),
+                insutype: person.in_scheme.code(),
+                psn_insu_stas: EnrolmentState::Normal.code(),
+                fst_insu_ym: person.in_enrolled_from.to_string(),
+                retired: person.retired,
+                arrears_cents: 0,
+                deemed_months: 0,
+                periods_json: "[]".to_owned(),
+                flow: person.flow.name().to_owned(),
+            },
+            0,
+        ))
+    } else {
+        None
+    }
+}
+
+/// The side a bureau reports its state counts under: a bureau named by a role (the default
+/// pair's) reports under that role's side, as it always did; any other bureau plays both sides
+/// and counts them together (unspecified), since a state name such as COMPLETED is both sides'.
+fn reported_side(site: &crate::context::Site) -> yibao_proto::common::v1::Side {
+    match site.name.role() {
+        Some(BureauRole::TransferOut) => convert::wire_side(Side::Out),
+        Some(BureauRole::TransferIn) => convert::wire_side(Side::In),
+        None => yibao_proto::common::v1::Side::Unspecified,
     }
 }
 
@@ -684,11 +696,7 @@ impl AdminService for AdminApi {
                     transfers_by_state: states
                         .iter()
                         .map(|(state, count)| wire::StateCount {
-                            // Each bureau plays one side for the transfers it holds.
-                            side: convert::wire_side(match bureau.site.role {
-                                BureauRole::TransferOut => Side::Out,
-                                BureauRole::TransferIn => Side::In,
-                            }) as i32,
+                            side: reported_side(&bureau.site) as i32,
                             state: convert::wire_state_of_name(state),
                             count: *count,
                         })

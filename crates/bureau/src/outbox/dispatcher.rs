@@ -238,15 +238,26 @@ impl Dispatcher {
                 continue;
             }
             let target = Target::of(Kind::parse(&message.kind));
-            match groups
-                .iter_mut()
-                .find(|(t, batch)| *t == target && batch.len() < self.batch_limit)
-            {
+            // One batch goes to one bureau: the one hosting its receiving region.
+            let bureau = self.bureau_of(&message);
+            match groups.iter_mut().find(|(t, batch)| {
+                *t == target
+                    && batch.len() < self.batch_limit
+                    && batch.first().map(|first| self.bureau_of(first)) == Some(bureau)
+            }) {
                 Some((_, batch)) => batch.push(message),
                 None => groups.push((target, vec![message])),
             }
         }
         groups
+    }
+
+    /// The bureau hosting a message's receiving region, if the directory names one.
+    fn bureau_of(&self, message: &OutboxMessage) -> Option<&str> {
+        yibao_domain::region::RegionCode::parse(&message.peer)
+            .ok()
+            .and_then(|code| self.services.site.directory.bureau_of(code))
+            .map(|name| name.as_str())
     }
 
     /// Sends one batch and settles it, in a task of its own holding `permit`.

@@ -24,7 +24,7 @@ use crate::convert;
 use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{Action, Direction, Seen};
 use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
-use crate::peer::Batches;
+use crate::peer::{Batches, Peer};
 use crate::services::Services;
 
 /// What one delivery attempt of one message produced.
@@ -332,9 +332,9 @@ async fn sent_fault(services: &Services, message: &OutboxMessage) -> Option<Acti
     };
     let sender = document
         .as_ref()
-        .map_or("", |document| match services.site.role {
-            yibao_runtime::directory::BureauRole::TransferOut => &document.trafout_admdvs,
-            yibao_runtime::directory::BureauRole::TransferIn => &document.trafin_admdvs,
+        .map_or("", |document| match document.state.side() {
+            yibao_domain::transfer::Side::Out => &document.trafout_admdvs,
+            yibao_domain::transfer::Side::In => &document.trafin_admdvs,
         });
     let seen = Seen {
         direction: Direction::Sending,
@@ -433,7 +433,8 @@ async fn query_transfer_out(
         Ok(request) => request,
         Err(outcome) => return (outcome, None),
     };
-    let channel = match services.peer.channel() {
+    let peer = services.peer_for(&message.peer);
+    let channel = match peer.channel() {
         Ok(channel) => channel,
         Err(status) => return (failed(&status), None),
     };
@@ -446,10 +447,10 @@ async fn query_transfer_out(
     let trip = Some(Trip::since(started));
     let outcome = match answer {
         Ok(response) => {
-            services.peer.reachable();
+            peer.reachable();
             transfer_out_said(response)
         }
-        Err(status) => all_failed(services, &status, 1)
+        Err(status) => all_failed(peer, &status, 1)
             .pop()
             .unwrap_or_else(|| failed(&status)),
     };
@@ -468,7 +469,8 @@ async fn return_remittance(
         Ok(request) => request,
         Err(outcome) => return (outcome, None),
     };
-    let channel = match services.peer.channel() {
+    let peer = services.peer_for(&message.peer);
+    let channel = match peer.channel() {
         Ok(channel) => channel,
         Err(status) => return (failed(&status), None),
     };
@@ -481,10 +483,10 @@ async fn return_remittance(
     let trip = Some(Trip::since(started));
     let outcome = match answer {
         Ok(response) => {
-            services.peer.reachable();
+            peer.reachable();
             return_acknowledged(&response)
         }
-        Err(status) => all_failed(services, &status, 1)
+        Err(status) => all_failed(peer, &status, 1)
             .pop()
             .unwrap_or_else(|| failed(&status)),
     };
@@ -524,10 +526,16 @@ pub(crate) fn transfer_out_said(response: platform::QueryTransferOutResponse) ->
     }
 }
 
+/// The peer reaching the bureau a batch goes to (the dispatcher groups a batch by bureau, so
+/// its first message's receiver speaks for all).
+fn peer_of<'a>(services: &'a Services, batch: &[OutboxMessage]) -> &'a Peer {
+    services.peer_for(batch.first().map_or("", |message| message.peer.as_str()))
+}
+
 /// The outcome of every message of a batch whose round trip failed as a whole.
-fn all_failed(services: &Services, status: &tonic::Status, count: usize) -> Vec<Outcome> {
+fn all_failed(peer: &Peer, status: &tonic::Status, count: usize) -> Vec<Outcome> {
     if status.code() == tonic::Code::Unavailable {
-        services.peer.unreachable();
+        peer.unreachable();
     }
     (0..count).map(|_| failed(status)).collect()
 }
@@ -595,7 +603,8 @@ where
     let sent = wire.len();
     let mut trips = RoundTrips::None;
     if sent > 0 {
-        let mut answers: Vec<Outcome> = match services.peer.channel() {
+        let peer = peer_of(services, batch);
+        let mut answers: Vec<Outcome> = match peer.channel() {
             // Not dialled (backing off): not another failure of the peer's.
             Err(status) => (0..sent).map(|_| failed(&status)).collect(),
             Ok(channel) => {
@@ -611,7 +620,7 @@ where
                     &held,
                     each.map_or(RoundTrips::Batch(whole), RoundTrips::Each),
                 );
-                read_answers(services, answered, sent, &read)
+                read_answers(peer, answered, sent, &read)
             }
         };
         answers.reverse();
@@ -628,14 +637,14 @@ where
 
 /// Each sent message's outcome from the batch's answers (`sent` of them, or the call's failure).
 fn read_answers<A>(
-    services: &Services,
+    peer: &Peer,
     answered: Result<Vec<A>, tonic::Status>,
     sent: usize,
     read: impl Fn(A) -> Outcome,
 ) -> Vec<Outcome> {
     match answered {
         Ok(answers) if answers.len() == sent => {
-            services.peer.reachable();
+            peer.reachable();
             answers.into_iter().map(read).collect()
         }
         Ok(answers) => {
@@ -645,7 +654,7 @@ fn read_answers<A>(
             );
             (0..sent).map(|_| Outcome::Park(problem.clone())).collect()
         }
-        Err(status) => all_failed(services, &status, sent),
+        Err(status) => all_failed(peer, &status, sent),
     }
 }
 
@@ -662,7 +671,7 @@ async fn send_to_transfer_out(
         decoded::<platform::RequestTransferOutRequest>,
         |channel, requests, contexts| async move {
             let mut client = TransferOutPlatformServiceClient::new(channel);
-            if services.peer.batches() == Batches::Unsupported {
+            if peer_of(services, batch).batches() == Batches::Unsupported {
                 let one_by_one = requests_one_by_one(&mut client, timeout, requests, &contexts);
                 return Ok(one_by_one.await);
             }
@@ -676,7 +685,7 @@ async fn send_to_transfer_out(
             .await;
             match answered {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
-                    services.peer.batches_unsupported();
+                    peer_of(services, batch).batches_unsupported();
                     let one_by_one = requests_one_by_one(&mut client, timeout, requests, &contexts);
                     Ok(one_by_one.await)
                 }
@@ -723,7 +732,7 @@ async fn send_to_transfer_in(
         transfer_in_item,
         |channel, messages, contexts| async move {
             let mut client = TransferInPlatformServiceClient::new(channel);
-            if services.peer.batches() == Batches::Unsupported {
+            if peer_of(services, batch).batches() == Batches::Unsupported {
                 let one_by_one = messages_one_by_one(&mut client, timeout, messages, &contexts);
                 return Ok(one_by_one.await);
             }
@@ -737,7 +746,7 @@ async fn send_to_transfer_in(
             .await;
             match answered {
                 Err(status) if status.code() == tonic::Code::Unimplemented => {
-                    services.peer.batches_unsupported();
+                    peer_of(services, batch).batches_unsupported();
                     let one_by_one = messages_one_by_one(&mut client, timeout, messages, &contexts);
                     Ok(one_by_one.await)
                 }

@@ -440,7 +440,7 @@ async fn a_peer_without_batches_gets_every_message_through_its_single_rpcs() {
     )
     .await;
     assert_eq!(
-        out.peer.batches(),
+        out.peers.of(None).batches(),
         crate::peer::Batches::Unsupported,
         "remembered"
     );
