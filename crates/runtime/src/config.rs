@@ -677,20 +677,13 @@ impl ServiceConfig {
         &mut self,
         environment: &impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
-        if let Some(value) = environment("YIBAO_LISTEN") {
-            self.listen = value
-                .parse()
-                .map_err(|_| environment_error("YIBAO_LISTEN", value, "expected host:port"))?;
-        }
-        if let Some(value) = environment("YIBAO_PLATFORM_LISTEN") {
-            self.platform_listen = value.parse().map_err(|_| {
-                environment_error("YIBAO_PLATFORM_LISTEN", value, "expected host:port")
-            })?;
-        }
-        if let Some(value) = environment("YIBAO_METRICS_LISTEN") {
-            self.metrics_listen = Some(value.parse().map_err(|_| {
-                environment_error("YIBAO_METRICS_LISTEN", value, "expected host:port")
-            })?);
+        override_with(&mut self.listen, address_from(environment, "YIBAO_LISTEN")?);
+        override_with(
+            &mut self.platform_listen,
+            address_from(environment, "YIBAO_PLATFORM_LISTEN")?,
+        );
+        if let Some(address) = address_from(environment, "YIBAO_METRICS_LISTEN")? {
+            self.metrics_listen = Some(address);
         }
         for (variable, slot) in [
             ("YIBAO_METRICS_PORT_FILE", &mut self.metrics_port_file),
@@ -831,6 +824,20 @@ fn override_with<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *slot = value;
     }
+}
+
+/// The `host:port` in the environment variable `variable`, if set.
+fn address_from(
+    environment: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    environment(variable)
+        .map(|value| {
+            value
+                .parse()
+                .map_err(|_| environment_error(variable, value, "expected host:port"))
+        })
+        .transpose()
 }
 
 fn read_file_layer(path: &Path) -> Result<FileLayer, ConfigError> {

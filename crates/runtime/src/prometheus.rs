@@ -23,7 +23,8 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+pub use metrics_exporter_prometheus::PrometheusHandle;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tonic::codegen::{Bytes, http};
@@ -114,9 +115,34 @@ fn build(bureau: &str) -> Result<PrometheusHandle, MetricsError> {
             .set_buckets_for_metric(Matcher::Full((*name).to_owned()), buckets)
             .map_err(|e| MetricsError::Build(e.to_string()))?;
     }
-    builder
+    let handle = builder
         .install_recorder()
-        .map_err(|e| MetricsError::Build(e.to_string()))
+        .map_err(|e| MetricsError::Build(e.to_string()))?;
+    describe();
+    Ok(handle)
+}
+
+/// The help lines of the metrics recorded in this crate and the store's writer.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        crate::rpc_metrics::RPC_TOTAL,
+        "gRPC calls answered, by service, method and status code"
+    );
+    describe_histogram!(
+        crate::rpc_metrics::RPC_SECONDS,
+        Unit::Seconds,
+        "gRPC call duration, request to the end of the answer, by service and method"
+    );
+    describe_histogram!(
+        "yibao_store_commit_seconds",
+        Unit::Seconds,
+        "one store transaction (a group commit), BEGIN to COMMIT returned"
+    );
+    describe_histogram!(
+        "yibao_store_batch_size",
+        "jobs (protocol steps) committed in one store transaction"
+    );
 }
 
 /// What runs before each render: reads that set gauges (boxed, since the bureau's reads are
