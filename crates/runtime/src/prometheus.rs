@@ -238,3 +238,65 @@ async fn answer(
 pub fn url(address: SocketAddr) -> String {
     format!("http://{address}/metrics")
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn get(address: SocketAddr, request_line: &str) -> String {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .expect("connect");
+        let request = format!("{request_line} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("send");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        answer
+    }
+
+    #[tokio::test]
+    async fn each_scrape_refreshes_first_and_renders_histograms_with_their_buckets() {
+        let handle = install("test-bureau").expect("installed");
+        assert!(install("test-bureau").is_ok(), "the same bureau again");
+        assert!(matches!(
+            install("another"),
+            Err(MetricsError::OtherBureau { .. })
+        ));
+        let scrapes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = scrapes.clone();
+        let refresh: Refresh = Arc::new(move || {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+            Box::pin(async move { metrics::gauge!("yibao_test_scrapes").set(n as f64) })
+        });
+        metrics::histogram!("yibao_store_batch_size").record(3.0);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(serve(listener, handle, refresh, async {
+            let _ = stopped.await;
+        }));
+        let page = get(address, "GET /metrics").await;
+        assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+        assert!(page.contains("text/plain; version=0.0.4"), "{page}");
+        assert!(
+            page.contains("yibao_test_scrapes{bureau=\"test-bureau\"} 1"),
+            "{page}"
+        );
+        assert!(
+            page.contains("yibao_store_batch_size_bucket{bureau=\"test-bureau\",le=\"4\"} 1"),
+            "{page}"
+        );
+        let again = get(address, "GET /metrics").await;
+        assert!(again.contains("yibao_test_scrapes{bureau=\"test-bureau\"} 2"));
+        assert!(get(address, "GET /").await.starts_with("HTTP/1.1 404"));
+        assert!(
+            get(address, "POST /metrics")
+                .await
+                .starts_with("HTTP/1.1 405")
+        );
+        let _ = stop.send(());
+        served.await.expect("the endpoint stops");
+    }
+}

@@ -8,7 +8,7 @@
 //! | `yibao_outbox_depth` | — | messages in the outbox, parked ones included |
 //! | `yibao_outbox_oldest_age_seconds` | — | age of the oldest message in the outbox (service clock), parked ones included; 0 when empty |
 //! | `yibao_platform_messages_parked` | `kind` | messages parked in the outbox now (a gauge; counted up to [`PARKED_COUNTED`]) |
-//! | `yibao_ledger_balance_cents` | `account_class` | the sum of the balances of each account class (`person`, `transit`, `platform`, `suspense`, `bank`, …), as `GetLedgerTotals` reads them |
+//! | `yibao_ledger_balance_cents` | `account_class` | the sum of the balances of each account class (`person`, `transit`, `bank`, `opening`, `settled`, `platform`, `suspense`), as `GetLedgerTotals` reads them |
 //!
 //! A state or account class that no longer has a row is set to 0, not left at its last value.
 
