@@ -15,6 +15,8 @@ use yibao_domain::region::RegionCode;
 use yibao_runtime::clock::Clock;
 use yibao_runtime::config::ServiceConfig;
 use yibao_runtime::directory::{BureauName, BureauRole, RegionDirectory};
+use yibao_runtime::prometheus::PrometheusHandle;
+use yibao_runtime::rpc_metrics::RpcMetricsLayer;
 use yibao_runtime::server::{Contract, Readiness, ServeOptions, ServerError};
 use yibao_runtime::tls::PlatformTls;
 use yibao_store::Store;
@@ -23,6 +25,7 @@ use crate::admission::Transport;
 use crate::bank::SimulatedBank;
 use crate::context::{Broken, ConnectivityOverrides, Site};
 use crate::faults::FaultRules;
+use crate::measure::gauges::StoreGauges;
 use crate::outbox::dispatcher;
 use crate::peer::{Peer, Peers};
 use crate::services::{Admin, Services};
@@ -63,7 +66,24 @@ pub struct Application {
     platform_listener: TcpListener,
     platform_address: SocketAddr,
     tls: Option<PlatformTls>,
+    /// The metrics listener, when `metrics_listen` is set.
+    metrics: Option<Metrics>,
     config: ServiceConfig,
+}
+
+/// The Prometheus endpoint of a bureau: its listener and the recorder it renders.
+struct Metrics {
+    listener: TcpListener,
+    address: SocketAddr,
+    handle: PrometheusHandle,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Application {
@@ -72,6 +92,8 @@ impl Application {
     pub async fn build(config: ServiceConfig) -> Result<Self, StartError> {
         let directory = RegionDirectory::load(&config.directory)
             .map_err(|e| StartError::Config(e.to_string()))?;
+        // Before the store opens, so that its writer's first commits are recorded.
+        let metrics = metrics(&config).await?;
         let store = open_store(&config)?;
         let clock = open_clock(&config, &store).await?;
         let (calendar, _) =
@@ -132,8 +154,14 @@ impl Application {
             platform_listener,
             platform_address,
             tls,
+            metrics,
             config,
         })
+    }
+
+    /// The bound address of the metrics endpoint, when metrics are on.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|metrics| metrics.address)
     }
 
     /// The bound address of the bureau and admin APIs (useful with port 0).
@@ -201,6 +229,7 @@ impl Application {
             platform_listener,
             platform_address,
             tls,
+            metrics,
             config,
         } = self;
         write_port_files(&config, address, platform_address).await?;
@@ -211,14 +240,19 @@ impl Application {
         };
         tracing::info!(
             bureau = %services.site.name, role = %config.role, %address, platform = %platform_address, ?transport,
-            regions = ?services.site.hosted, "bureau started"
+            regions = ?services.site.hosted,
+            metrics = ?metrics.as_ref().map(|m| yibao_runtime::prometheus::url(m.address)),
+            "bureau started"
         );
         let (stop, stopped) = tokio::sync::watch::channel(false);
+        let rpc_metrics =
+            serve_metrics(&config, &services, metrics, stopping(stopped.clone())).await?;
         let (routes, names) = api::routes(&services);
         let options = |tls: Option<_>| ServeOptions {
             tls,
             limits: config.limits.clone(),
             shutdown_timeout: config.shutdown_timeout(),
+            rpc_metrics: rpc_metrics.clone(),
         };
         let main = yibao_runtime::server::serve(
             listener,
@@ -248,6 +282,56 @@ impl Application {
         let result = until_stopped(main, platform, stop, shutdown).await;
         result.map_err(|e| StartError::Server(e.to_string()))
     }
+}
+
+/// The metrics endpoint, when `metrics_listen` is set: the process's recorder, labelled with
+/// the bureau's role, and its listener bound.
+async fn metrics(config: &ServiceConfig) -> Result<Option<Metrics>, StartError> {
+    let Some(listen) = config.metrics_listen else {
+        return Ok(None);
+    };
+    // The `bureau` label: the bureau's name (its role's, for the pair).
+    let handle = yibao_runtime::prometheus::install(&config.bureau)
+        .map_err(|e| StartError::Config(e.to_string()))?;
+    crate::measure::describe();
+    let (listener, address) = bind(listen).await?;
+    Ok(Some(Metrics {
+        listener,
+        address,
+        handle,
+    }))
+}
+
+/// With metrics on: writes the metrics port file (when configured) and serves `/metrics` until
+/// `stopped`, each scrape refreshing the gauges read from the store first. The layer that
+/// counts the listeners' calls, on with metrics.
+async fn serve_metrics(
+    config: &ServiceConfig,
+    services: &Arc<Services>,
+    metrics: Option<Metrics>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<RpcMetricsLayer, StartError> {
+    let Some(metrics) = metrics else {
+        return Ok(RpcMetricsLayer::off());
+    };
+    if let Some(path) = &config.metrics_port_file {
+        yibao_runtime::server::write_port_file(path, metrics.address)
+            .await
+            .map_err(|e| StartError::Config(format!("metrics port file: {e}")))?;
+    }
+    let gauges = Arc::new(StoreGauges::default());
+    let services = services.clone();
+    let refresh: yibao_runtime::prometheus::Refresh = Arc::new(move || {
+        let (gauges, services) = (gauges.clone(), services.clone());
+        Box::pin(async move { gauges.refresh(&services).await })
+    });
+    tokio::spawn(yibao_runtime::prometheus::serve(
+        metrics.listener,
+        metrics.handle,
+        refresh,
+        stopped,
+    ));
+    Ok(RpcMetricsLayer::on())
 }
 
 /// Opens the store with its queue bounded as `[limits]` says.

@@ -479,6 +479,7 @@ impl Rule {
         }
         let action = self.action()?;
         self.injected.fetch_add(1, Ordering::Relaxed);
+        crate::measure::fault_injected(&self.id);
         Some(Injected {
             rule_id: self.id.clone(),
             action,

@@ -29,6 +29,7 @@ pub mod health;
 pub mod inbox;
 pub mod journal;
 pub mod lifecycle;
+pub mod measure;
 pub mod messages;
 pub mod migrate;
 pub mod outbox;

@@ -443,6 +443,31 @@ pub struct UpArgs {
     /// `--in`, `--platform-*` and `--directory` are then the file's business.
     #[arg(long, value_name = "PATH", conflicts_with = "directory")]
     pub topology: Option<PathBuf>,
+
+    /// Where transfer-out serves Prometheus metrics (GET /metrics).
+    #[arg(long, default_value = "127.0.0.1:9464", value_name = "ADDR")]
+    pub metrics_out: SocketAddr,
+
+    /// Where transfer-in serves Prometheus metrics (GET /metrics).
+    #[arg(long, default_value = "127.0.0.1:9465", value_name = "ADDR")]
+    pub metrics_in: SocketAddr,
+
+    /// Serve no metrics (no metrics listener, nothing recorded).
+    #[arg(long, conflicts_with_all = ["metrics_out", "metrics_in"])]
+    pub no_metrics: bool,
+}
+
+impl UpArgs {
+    /// The metrics address of `side`, unless metrics are off.
+    pub fn metrics(&self, side: yibao_harness::Side) -> Option<SocketAddr> {
+        if self.no_metrics {
+            return None;
+        }
+        Some(match side {
+            yibao_harness::Side::Out => self.metrics_out,
+            yibao_harness::Side::In => self.metrics_in,
+        })
+    }
 }
 
 /// Arguments of `yibao certs`, parsed by the command itself: its `--out` is a directory, not the

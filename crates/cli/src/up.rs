@@ -2,8 +2,9 @@
 //! from beside this executable on the fixed ports of `--out` and `--in` (bureau and admin APIs,
 //! plaintext on loopback) and `--platform-out` / `--platform-in` (the bureau-to-bureau platform,
 //! mutual TLS with development certificates made in the data directory, unless `--plaintext`),
-//! with the admin API (requiring the token of `YIBAO_ADMIN_TOKEN` when that is set) and test
-//! clocks on, waits until both are healthy, seeds a demo population, prints who to apply for and
+//! with the admin API (requiring the token of `YIBAO_ADMIN_TOKEN` when that is set), test
+//! clocks and Prometheus metrics (`--metrics-out` / `--metrics-in`, 9464 and 9465; `--no-metrics`)
+//! on, waits until both are healthy, seeds a demo population, prints who to apply for and
 //! where the certificates are, and runs until Ctrl-C (or SIGTERM), when it stops both gracefully.
 //!
 //! It starts the services with the harness's process code, so `up` and the tests run them the
@@ -39,7 +40,9 @@ pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<Outcome, CliError> {
     let listen_out = listen_address(&endpoints.out)?;
     let listen_in = listen_address(&endpoints.inn)?;
-    for address in [listen_out, listen_in, args.platform_out, args.platform_in] {
+    let metrics = [Side::Out, Side::In].map(|side| args.metrics(side));
+    let fixed = [listen_out, listen_in, args.platform_out, args.platform_in];
+    for address in fixed.into_iter().chain(metrics.into_iter().flatten()) {
         ensure_free(address)?;
     }
     let directory = find_directory(args.directory.as_deref())?;
@@ -76,7 +79,7 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
         logs: LogFiles::in_directory(&data_dir, side.service()),
         test_clock: true,
         admin_token: endpoints.admin_token.clone(),
-        extra_env: traces(args, &data_dir, side),
+        extra_env: bureau_env(args, &data_dir, side),
     };
     let out_spec = spec(Side::Out, listen_out, &out_peer);
     let in_spec = spec(Side::In, listen_in, &in_peer);
@@ -102,6 +105,30 @@ pub async fn up(args: &UpArgs, endpoints: &Endpoints, output: Output) -> Result<
     };
     print_ready(&ready, output);
     run_until_stopped(out, inn, output).await
+}
+
+/// The environment `up` gives `side`'s bureau: where its traces and metrics go.
+fn bureau_env(args: &UpArgs, data_dir: &Path, side: Side) -> Vec<(OsString, OsString)> {
+    [
+        traces(args, data_dir, side),
+        metrics_env(args.metrics(side)),
+    ]
+    .concat()
+}
+
+/// The environment that turns a service's metrics on at `address` (none: off).
+fn metrics_env(address: Option<SocketAddr>) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    address
+        .map(|address| ("YIBAO_METRICS_LISTEN".into(), address.to_string().into()))
+        .into_iter()
+        .collect()
+}
+
+/// The URL of a service's metrics, when it serves them.
+fn metrics_url(service: &ServiceProcess) -> Option<String> {
+    service
+        .metrics_address()
+        .map(|address| format!("http://{address}/metrics"))
 }
 
 /// Creates the data directory if needed; its absolute path.
@@ -215,6 +242,7 @@ fn print_ready(ready: &Ready<'_>, output: Output) {
             ("transfer-in", inn.endpoint()),
             ("platform", platform_text.clone()),
             ("admin", admin_text(endpoints).to_owned()),
+            ("metrics", metrics_text(out, inn)),
             ("data", data_dir.display().to_string()),
             (
                 "logs",
@@ -268,6 +296,10 @@ fn ready_json(ready: &Ready<'_>, samples: &[SyntheticPerson]) -> serde_json::Val
             },
         },
         "admin_token_required": endpoints.admin_token.is_some(),
+        "metrics": {
+            "transfer_out": metrics_url(out),
+            "transfer_in": metrics_url(inn),
+        },
         "data_dir": data_dir.display().to_string(),
         "logs": {
             "transfer_out": out.logs().stdout.display().to_string(),
@@ -280,6 +312,14 @@ fn ready_json(ready: &Ready<'_>, samples: &[SyntheticPerson]) -> serde_json::Val
             .map(|someone| person_summary_json(someone, endpoints))
             .collect::<Vec<_>>(),
     })
+}
+
+/// Where the metrics are, in words.
+fn metrics_text(out: &ServiceProcess, inn: &ServiceProcess) -> String {
+    match (metrics_url(out), metrics_url(inn)) {
+        (Some(out), Some(inn)) => format!("{out} (out) and {inn} (in); curl them"),
+        _ => "off (--no-metrics)".to_owned(),
+    }
 }
 
 /// Who the admin API answers.

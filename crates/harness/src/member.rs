@@ -101,6 +101,13 @@ impl Member {
             .and_then(ServiceProcess::platform_address)
     }
 
+    /// The address of the metrics listener, while it runs with metrics on.
+    pub(crate) fn metrics_address(&self) -> Option<SocketAddr> {
+        self.process
+            .as_ref()
+            .and_then(ServiceProcess::metrics_address)
+    }
+
     /// Whether the process runs (started, and not killed, stopped or exited).
     pub(crate) fn is_running(&mut self) -> bool {
         self.process

@@ -273,6 +273,13 @@ impl Pair {
         self.member(side).platform_address()
     }
 
+    /// The address of `side`'s metrics listener (`GET /metrics`), while it runs with metrics
+    /// on: start the pair with `YIBAO_METRICS_LISTEN=127.0.0.1:0` in
+    /// [`PairOptions::extra_env`]; each service writes its own port file.
+    pub fn metrics_address(&self, side: Side) -> Option<SocketAddr> {
+        self.member(side).metrics_address()
+    }
+
     /// How `side`'s platform is secured (its own files, when mutual TLS).
     pub fn platform(&self, side: Side) -> &Platform {
         &self.member(side).spec.platform

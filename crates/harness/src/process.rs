@@ -108,6 +108,15 @@ pub struct ServiceSpec {
     pub extra_env: Vec<(OsString, OsString)>,
 }
 
+impl ServiceSpec {
+    /// Where the service writes its metrics listener's address (`YIBAO_METRICS_PORT_FILE`,
+    /// beside its port file): metrics are off unless `YIBAO_METRICS_LISTEN` is given in
+    /// `extra_env`.
+    pub fn metrics_port_file(&self) -> PathBuf {
+        self.port_file.with_extension("metrics.port")
+    }
+}
+
 /// The three files a bureau needs for mutual TLS on the platform.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TlsPaths {
@@ -156,6 +165,8 @@ pub struct ServiceProcess {
     /// The address its platform listener reported (read once it was ready; the service writes
     /// both files before it serves).
     platform_address: Option<SocketAddr>,
+    /// The address its metrics listener reported, when metrics are on.
+    metrics_address: Option<SocketAddr>,
     /// Where its output goes.
     logs: LogFiles,
 }
@@ -179,6 +190,7 @@ impl ServiceProcess {
         match wait_until_ready(spec, &mut child, ready_timeout).await {
             Ok(address) => {
                 let platform_address = read_port_file(&spec.platform_port_file).await;
+                let metrics_address = read_port_file(&spec.metrics_port_file()).await;
                 tracing::info!(
                     service = spec.service,
                     %address,
@@ -190,6 +202,7 @@ impl ServiceProcess {
                     child,
                     address,
                     platform_address,
+                    metrics_address,
                     logs: spec.logs.clone(),
                 })
             }
@@ -222,6 +235,11 @@ impl ServiceProcess {
     /// The address of its platform listener, if it reported one.
     pub fn platform_address(&self) -> Option<SocketAddr> {
         self.platform_address
+    }
+
+    /// The address of its metrics listener (`GET /metrics`), if metrics are on.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_address
     }
 
     /// Where its output goes.
@@ -327,7 +345,11 @@ fn prepare_files(spec: &ServiceSpec) -> Result<(), HarnessError> {
             directory.display()
         )))?;
     }
-    for port_file in [&spec.port_file, &spec.platform_port_file] {
+    for port_file in [
+        &spec.port_file,
+        &spec.platform_port_file,
+        &spec.metrics_port_file(),
+    ] {
         match std::fs::remove_file(port_file) {
             Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
                 return Err(HarnessError::Io {
@@ -372,6 +394,7 @@ fn spawn(spec: &ServiceSpec) -> Result<Child, HarnessError> {
         .env("YIBAO_PORT_FILE", &spec.port_file)
         .env("YIBAO_PLATFORM_LISTEN", spec.platform_listen.to_string())
         .env("YIBAO_PLATFORM_PORT_FILE", &spec.platform_port_file)
+        .env("YIBAO_METRICS_PORT_FILE", spec.metrics_port_file())
         .env("YIBAO_ADMIN", "true")
         .env(
             "YIBAO_TEST_CLOCK",

@@ -24,6 +24,8 @@
 //! | log format | `log_format` | `YIBAO_LOG_FORMAT` | `--log-format` | `text` |
 //! | port file | `port_file` | `YIBAO_PORT_FILE` | `--port-file` | none |
 //! | platform port file | `platform_port_file` | `YIBAO_PLATFORM_PORT_FILE` | `--platform-port-file` | none |
+//! | Prometheus metrics listen address (`GET /metrics`) | `metrics_listen` | `YIBAO_METRICS_LISTEN` | `--metrics-listen` | none: no metrics |
+//! | metrics port file | `metrics_port_file` | `YIBAO_METRICS_PORT_FILE` | `--metrics-port-file` | none |
 //! | fault rules file (TOML `[[rule]]`s) | `faults` | `YIBAO_FAULTS` | `--faults` | none |
 //! | OTLP/gRPC trace collector | `otlp_endpoint` | `YIBAO_OTLP_ENDPOINT` | `--otlp-endpoint` | none: no export |
 //! | trace file (finished spans as JSON lines) | `trace_file` | `YIBAO_TRACE_FILE` | `--trace-file` | none |
@@ -169,6 +171,14 @@ pub struct ServiceArgs {
     /// admin.proto's FaultRule). Environment: YIBAO_FAULTS.
     #[arg(long, value_name = "PATH")]
     pub faults: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics on a listener of its own; port 0 picks a
+    /// free port. Off unless set. Environment: YIBAO_METRICS_LISTEN.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// After binding, write the metrics listener's address to this file. Environment:
+    /// YIBAO_METRICS_PORT_FILE.
+    #[arg(long, value_name = "PATH")]
+    pub metrics_port_file: Option<PathBuf>,
     /// Serve and call the platform without TLS (an explicit opt-out, for debugging on loopback).
     /// Environment: YIBAO_PLAINTEXT.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -278,6 +288,10 @@ pub struct ServiceConfig {
     pub platform_port_file: Option<PathBuf>,
     /// A file of fault rules to put in force at start.
     pub faults: Option<PathBuf>,
+    /// Where to serve Prometheus metrics (`GET /metrics`); none: no metrics are recorded.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Where to write the metrics listener's bound address.
+    pub metrics_port_file: Option<PathBuf>,
     /// Where the bureau keeps its ledger (SQLite, when no `database_url` is set).
     pub data_dir: PathBuf,
     /// The PostgreSQL database holding the ledger instead, when set.
@@ -372,6 +386,8 @@ struct FileLayer {
     plaintext: Option<bool>,
     peer_batches: Option<PeerBatches>,
     faults: Option<PathBuf>,
+    metrics_listen: Option<SocketAddr>,
+    metrics_port_file: Option<PathBuf>,
     data_dir: Option<PathBuf>,
     database_url: Option<DatabaseUrl>,
     directory: Option<PathBuf>,
@@ -473,6 +489,8 @@ impl ServiceConfig {
             peer_batches: PeerBatches::Auto,
             platform_port_file: None,
             faults: None,
+            metrics_listen: None,
+            metrics_port_file: None,
             data_dir: Path::new("data").join(role.as_str()),
             directory: PathBuf::from("deploy/regions.toml"),
             peer_endpoint: format!("https://{}", default_platform_listen(role.peer())),
@@ -679,6 +697,27 @@ impl ServiceConfig {
         {
             return Err(invalid("platform_port_file", "must not be empty when set"));
         }
+        self.validate_metrics()
+    }
+
+    /// A metrics listener apart from the other two; a port file that names a file.
+    fn validate_metrics(&self) -> Result<(), ConfigError> {
+        if let Some(metrics) = self.metrics_listen
+            && metrics.port() != 0
+            && (metrics == self.listen || metrics == self.platform_listen)
+        {
+            return Err(invalid(
+                "metrics_listen",
+                format!("{metrics} is also `listen` or `platform_listen`; metrics listen apart"),
+            ));
+        }
+        if self
+            .metrics_port_file
+            .as_ref()
+            .is_some_and(|file| file.as_os_str().is_empty())
+        {
+            return Err(invalid("metrics_port_file", "must not be empty when set"));
+        }
         Ok(())
     }
 
@@ -721,6 +760,8 @@ impl ServiceConfig {
             plaintext,
             peer_batches,
             faults,
+            metrics_listen,
+            metrics_port_file,
             data_dir,
             database_url,
             directory,
@@ -753,6 +794,8 @@ impl ServiceConfig {
         override_with(&mut self.plaintext, plaintext);
         override_with(&mut self.peer_batches, peer_batches);
         self.faults = faults.or(self.faults.take());
+        self.metrics_listen = metrics_listen.or(self.metrics_listen.take());
+        self.metrics_port_file = metrics_port_file.or(self.metrics_port_file.take());
         override_with(&mut self.data_dir, data_dir);
         override_with(&mut self.directory, directory);
         override_with(&mut self.peer_endpoint, peer_endpoint);
@@ -775,17 +818,16 @@ impl ServiceConfig {
         &mut self,
         environment: &impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
-        if let Some(value) = environment("YIBAO_LISTEN") {
-            self.listen = value
-                .parse()
-                .map_err(|_| environment_error("YIBAO_LISTEN", value, "expected host:port"))?;
-        }
-        if let Some(value) = environment("YIBAO_PLATFORM_LISTEN") {
-            self.platform_listen = value.parse().map_err(|_| {
-                environment_error("YIBAO_PLATFORM_LISTEN", value, "expected host:port")
-            })?;
+        override_with(&mut self.listen, address_from(environment, "YIBAO_LISTEN")?);
+        override_with(
+            &mut self.platform_listen,
+            address_from(environment, "YIBAO_PLATFORM_LISTEN")?,
+        );
+        if let Some(address) = address_from(environment, "YIBAO_METRICS_LISTEN")? {
+            self.metrics_listen = Some(address);
         }
         for (variable, slot) in [
+            ("YIBAO_METRICS_PORT_FILE", &mut self.metrics_port_file),
             ("YIBAO_PLATFORM_PORT_FILE", &mut self.platform_port_file),
             ("YIBAO_TLS_CA", &mut self.tls_ca),
             ("YIBAO_TLS_CERT", &mut self.tls_cert),
@@ -870,7 +912,11 @@ impl ServiceConfig {
     fn apply_args(&mut self, args: &ServiceArgs) {
         override_with(&mut self.listen, args.listen);
         override_with(&mut self.platform_listen, args.platform_listen);
+        if let Some(address) = args.metrics_listen {
+            self.metrics_listen = Some(address);
+        }
         for (slot, value) in [
+            (&mut self.metrics_port_file, &args.metrics_port_file),
             (&mut self.platform_port_file, &args.platform_port_file),
             (&mut self.tls_ca, &args.tls_ca),
             (&mut self.tls_cert, &args.tls_cert),
@@ -989,6 +1035,20 @@ fn override_with<T>(slot: &mut T, value: Option<T>) {
     if let Some(value) = value {
         *slot = value;
     }
+}
+
+/// The `host:port` in the environment variable `variable`, if set.
+fn address_from(
+    environment: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    environment(variable)
+        .map(|value| {
+            value
+                .parse()
+                .map_err(|_| environment_error(variable, value, "expected host:port"))
+        })
+        .transpose()
 }
 
 fn read_file_layer(path: &Path) -> Result<FileLayer, ConfigError> {
@@ -1418,6 +1478,69 @@ requests_in_flight = 64
             Some(PathBuf::from("/etc/yibao/calendar"))
         );
         assert_eq!(config.peer_endpoint, "http://peer:443");
+    }
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_given_by_any_layer() {
+        let off = load(BureauRole::TransferOut, &[], &[]).expect("valid");
+        assert_eq!(off.metrics_listen, None);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("service.toml");
+        std::fs::write(&file, "metrics_listen = \"127.0.0.1:9000\"\n").expect("write");
+        let path = file.to_string_lossy().into_owned();
+        let from_file = load(BureauRole::TransferOut, &["--config", &path], &[]).expect("valid");
+        assert_eq!(from_file.metrics_listen, "127.0.0.1:9000".parse().ok());
+        let from_environment = load(
+            BureauRole::TransferOut,
+            &["--config", &path],
+            &[
+                ("YIBAO_METRICS_LISTEN", "127.0.0.1:9100"),
+                ("YIBAO_METRICS_PORT_FILE", "/tmp/metrics.port"),
+            ],
+        )
+        .expect("valid");
+        assert_eq!(
+            from_environment.metrics_listen,
+            "127.0.0.1:9100".parse().ok()
+        );
+        assert_eq!(
+            from_environment.metrics_port_file,
+            Some(PathBuf::from("/tmp/metrics.port"))
+        );
+        let from_flag = load(
+            BureauRole::TransferIn,
+            &[
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--metrics-port-file",
+                "/tmp/m",
+            ],
+            &[("YIBAO_METRICS_LISTEN", "127.0.0.1:9100")],
+        )
+        .expect("valid");
+        assert_eq!(from_flag.metrics_listen, "127.0.0.1:0".parse().ok());
+        assert_eq!(from_flag.metrics_port_file, Some(PathBuf::from("/tmp/m")));
+        let clash = load(
+            BureauRole::TransferOut,
+            &["--metrics-listen", "127.0.0.1:50051"],
+            &[],
+        );
+        assert_eq!(setting_of(clash), "metrics_listen");
+        let malformed = load(
+            BureauRole::TransferOut,
+            &[],
+            &[("YIBAO_METRICS_LISTEN", "9464")],
+        );
+        assert!(
+            matches!(
+                malformed,
+                Err(ConfigError::Environment {
+                    variable: "YIBAO_METRICS_LISTEN",
+                    ..
+                })
+            ),
+            "{malformed:?}"
+        );
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! ([`server::init_tracing`]), loads the [`directory::RegionDirectory`] and the calendar
 //! ([`calendar::load_calendar`]), builds its [`clock::Clock`] (a test clock only when configured),
 //! binds ([`server::bind`]) and serves its handlers with health and reflection until
-//! [`server::shutdown_signal`] ([`server::serve`]).
+//! [`server::shutdown_signal`] ([`server::serve`]). When configured, it exports Prometheus
+//! metrics ([`prometheus`]) and counts every call of both listeners ([`rpc_metrics`]).
 //!
 //! **Architecture Invariant:** every service reads the time from [`clock::Clock`], and every
 //! "retry or not" decision on a gRPC status is [`retry::is_retryable`]. Nothing here knows a
@@ -23,7 +24,9 @@ pub mod clock;
 pub mod config;
 pub mod directory;
 pub mod limits;
+pub mod prometheus;
 pub mod retry;
+pub mod rpc_metrics;
 pub mod server;
 pub mod telemetry;
 pub mod tls;

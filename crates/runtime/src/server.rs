@@ -34,6 +34,7 @@ use tracing::{info, warn};
 
 use crate::config::LogFormat;
 use crate::limits::{InFlightLayer, LimitSettings};
+use crate::rpc_metrics::RpcMetricsLayer;
 
 /// Why the server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +148,8 @@ pub struct ServeOptions {
     pub limits: LimitSettings,
     /// The longest a graceful shutdown waits for calls in flight.
     pub shutdown_timeout: Duration,
+    /// Whether every call is counted and timed (`yibao_rpc_total`, `yibao_rpc_seconds`).
+    pub rpc_metrics: RpcMetricsLayer,
 }
 
 impl ServeOptions {
@@ -157,6 +160,7 @@ impl ServeOptions {
             tls: None,
             limits: LimitSettings::default(),
             shutdown_timeout,
+            rpc_metrics: RpcMetricsLayer::off(),
         }
     }
 }
@@ -184,6 +188,7 @@ pub async fn serve(
         tls,
         limits,
         shutdown_timeout,
+        rpc_metrics,
     } = options;
     let (health, health_service) = tonic_health::server::health_reporter();
     let mut all_names = vec![""];
@@ -201,7 +206,7 @@ pub async fn serve(
     // Nagle's algorithm would hold small HTTP/2 frames back; gRPC wants them sent at once.
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let (stop, stopped) = oneshot::channel::<()>();
-    let serving = limited(tls, &limits)?
+    let serving = limited(tls, &limits, rpc_metrics)?
         .add_routes(routes)
         .serve_with_incoming_shutdown(incoming, async {
             // A dropped sender also means stop.
@@ -261,12 +266,17 @@ async fn report(
     }
 }
 
+/// The layers in front of every route: the call metrics outermost (so refusals count), then the
+/// listener's in-flight limit.
+type Layers = Stack<InFlightLayer, Stack<RpcMetricsLayer, Identity>>;
+
 /// A server builder within `limits`: per connection, calls beyond the limit are shed
 /// (RESOURCE_EXHAUSTED) rather than queued, as are calls beyond the listener's limit.
 fn limited(
     tls: Option<ServerTlsConfig>,
     limits: &LimitSettings,
-) -> Result<Server<Stack<InFlightLayer, Identity>>, ServerError> {
+    rpc_metrics: RpcMetricsLayer,
+) -> Result<Server<Layers>, ServerError> {
     let mut builder = Server::builder()
         .concurrency_limit_per_connection(limits.requests_per_connection as usize)
         .load_shed(true)
@@ -274,7 +284,9 @@ fn limited(
     if let Some(tls) = tls {
         builder = builder.tls_config(tls)?;
     }
-    Ok(builder.layer(InFlightLayer::new(limits.requests_in_flight as usize)))
+    Ok(builder
+        .layer(rpc_metrics)
+        .layer(InFlightLayer::new(limits.requests_in_flight as usize)))
 }
 
 /// Resolves when the process is asked to stop: SIGTERM (on Unix) or Ctrl-C. If a signal handler

@@ -168,6 +168,7 @@ impl<B: Backend> Writer<B> {
         let mut queued = VecDeque::from(jobs);
         while !queued.is_empty() {
             let mut ran = Vec::with_capacity(queued.len());
+            let began = tokio::time::Instant::now();
             let outcome = self.transaction(&mut queued, &mut ran);
             match &outcome {
                 Ok(()) => {
@@ -175,6 +176,12 @@ impl<B: Backend> Writer<B> {
                     self.counters
                         .jobs
                         .fetch_add(ran.len() as u64, Ordering::Relaxed);
+                    // The one place the store records metrics (a no-op unless the process
+                    // installed a recorder): each committed transaction, BEGIN to COMMIT, on
+                    // either backend.
+                    metrics::histogram!("yibao_store_commit_seconds")
+                        .record(began.elapsed().as_secs_f64());
+                    metrics::histogram!("yibao_store_batch_size").record(ran.len() as f64);
                     tracing::trace!(jobs = ran.len(), "store transaction committed");
                 }
                 Err(error) => {

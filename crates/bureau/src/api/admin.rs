@@ -150,7 +150,7 @@ fn parked_count(tx: &mut dyn Tx, now: chrono::DateTime<chrono::Utc>) -> Result<u
 /// whole-process day; the domain's cutoff maps one deadline onto the other exactly). A
 /// transfer-in deadline adds none: while the form is missing it falls on the whole-process day,
 /// and a received form is credited or refused in the step that receives it.
-fn count_overdue(
+pub(crate) fn count_overdue(
     tx: &mut dyn Tx,
     site: &crate::context::Site,
     states: &[(String, u64)],

@@ -23,6 +23,7 @@ use crate::error::Error;
 use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{self, Action, Direction, Seen};
 use crate::inbox::{self, Admitted, Refusal, Slot};
+use crate::measure;
 use crate::messages::{
     Addressed, Decision, InsuranceForm, Kind, Remittance, RemittanceReturn, TransferApplication,
 };
@@ -399,6 +400,11 @@ fn received_entry(services: &Services, kind: Kind, envelope: &platform::Envelope
 /// Keeps a received message's entry in the message journal, with what came of it.
 fn keep(services: &Services, entry: Option<Entry>, outcome: Happened, fault: Option<&Action>) {
     if let Some(mut entry) = entry {
+        let infcode = match &outcome {
+            Happened::Infcode(code) => measure::infcode_label(*code),
+            Happened::Answered | Happened::Failed(_) => measure::NO_REPLY,
+        };
+        measure::platform_message(measure::Direction::Received, entry.kind, infcode);
         entry.outcome = outcome;
         if let Some(action) = fault {
             entry.fault = format!("{action:?}");

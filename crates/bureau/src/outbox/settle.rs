@@ -3,6 +3,7 @@
 //! a group commit); a message without a usable answer is rescheduled with backoff and jitter, or
 //! parked, and its transfer's history says why.
 
+use chrono::{DateTime, Utc};
 use opentelemetry::Context;
 use rand::SeedableRng;
 use yibao_domain::transfer::TransferState;
@@ -12,6 +13,7 @@ use yibao_store::OutboxMessage;
 
 use crate::bank;
 use crate::error::Error;
+use crate::measure;
 use crate::messages::{Answer, Kind};
 use crate::outbox::queue;
 use crate::outbox::transport::Outcome;
@@ -49,6 +51,16 @@ pub async fn settle_traced(
     parents: Vec<Context>,
 ) {
     let mut parents = parents.into_iter();
+    // The step each answered message completes, timed from when it was queued once its answer
+    // is committed.
+    let answered: Vec<Option<(&'static str, DateTime<Utc>)>> = batch
+        .iter()
+        .zip(&outcomes)
+        .map(|(message, outcome)| match outcome {
+            Outcome::Answered(_) => Some((measure::step_of(&message.kind)?, message.created_at)),
+            Outcome::Retry(_) | Outcome::Park(_) => None,
+        })
+        .collect();
     let jobs: Vec<_> = batch
         .into_iter()
         .zip(outcomes)
@@ -62,10 +74,17 @@ pub async fn settle_traced(
         })
         .collect();
     let results = services.write_each(jobs).await;
+    let now = services.clock.now();
     let unsettled: Vec<OutboxMessage> = results
         .into_iter()
-        .filter_map(|result| match result {
-            Ok(()) => None,
+        .zip(answered)
+        .filter_map(|(result, answered)| match result {
+            Ok(()) => {
+                if let Some((step, queued_at)) = answered {
+                    measure::handshake_step(step, (now - queued_at).to_std().unwrap_or_default());
+                }
+                None
+            }
             Err(Unsettled { message, error }) => {
                 // Nothing of it was kept: the message is retried later, and the peer answers
                 // the repeated msgid with its first answer.
@@ -204,6 +223,7 @@ fn reschedule(
     let attempt = message.attempts + 1;
     let (delay, happening) = match later {
         Later::Retry => {
+            measure::retried(Kind::parse(&message.kind).map_or("UNKNOWN", Kind::as_str));
             let mut rng = jitter_source(&message.msgid, attempt);
             (backoff.delay(attempt, &mut rng), "DELIVERY_RETRY")
         }

@@ -23,6 +23,7 @@ use yibao_store::OutboxMessage;
 use crate::convert;
 use crate::exchanges::{Entry, Outcome as Happened, Way};
 use crate::faults::{Action, Direction, Seen};
+use crate::measure;
 use crate::messages::{AbortReason, Answer, Envelope, Kind, Outgoing};
 use crate::peer::{Batches, Peer};
 use crate::services::Services;
@@ -242,6 +243,8 @@ fn journal_sent(
             let since = now_instant.saturating_duration_since(trip.ended);
             now - chrono::TimeDelta::from_std(since).unwrap_or_default()
         });
+        let kind = Kind::parse(&message.kind).map_or("UNKNOWN", Kind::as_str);
+        measure::platform_message(measure::Direction::Sent, kind, sent_infcode(outcome));
         let outcome = match outcome {
             Outcome::Answered(_) => Happened::Answered,
             Outcome::Retry(why) => Happened::Failed(format!("retry: {why}")),
@@ -255,7 +258,7 @@ fn journal_sent(
         services.exchanges.keep(Entry {
             at,
             way: Way::Sent,
-            kind: Kind::parse(&message.kind).map_or("UNKNOWN", Kind::as_str),
+            kind,
             msgid: message.msgid.clone(),
             sender: String::new(),
             receiver: message.peer.clone(),
@@ -265,6 +268,21 @@ fn journal_sent(
             fault,
             round_trip: trip.map(|trip| trip.took),
         });
+    }
+}
+
+/// The `infcode` label of a sent message's attempt: 0 for an answer read, the infcode of a
+/// refusing reply (the parking reasons of [`failed_reply`] and of an infcode fault, which both
+/// open `infcode N:`), or none when no reply was read.
+fn sent_infcode(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Answered(_) => measure::infcode_label(0),
+        Outcome::Park(why) => why
+            .strip_prefix("infcode ")
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|code| code.parse::<i32>().ok())
+            .map_or(measure::NO_REPLY, measure::infcode_label),
+        Outcome::Retry(_) => measure::NO_REPLY,
     }
 }
 
