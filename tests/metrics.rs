@@ -368,4 +368,46 @@ async fn both_bureaus_export_prometheus_metrics_that_move_with_a_transfer() {
 
     let address = pair.metrics_address(Side::Out).expect("an address");
     assert_eq!(get(address, "/").await.0, 404, "only /metrics is served");
+    assert_dashboard_queries_exported(&[&out_after, &in_after]);
+}
+
+/// Every metric the Grafana dashboard (deploy/grafana/dashboards/yibao.json) queries is one the
+/// bureaus export (a histogram's `_bucket`, `_sum` and `_count` series under its name), so a
+/// renamed metric cannot leave a panel empty unnoticed.
+fn assert_dashboard_queries_exported(pages: &[&Page]) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/dashboards/yibao.json"
+    );
+    let text = std::fs::read_to_string(path).expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let exported: std::collections::BTreeSet<&str> = pages
+        .iter()
+        .flat_map(|page| page.types.keys().map(String::as_str))
+        .collect();
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("a PromQL expression");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !word.starts_with("yibao_") {
+                    continue;
+                }
+                let name = ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .find_map(|suffix| word.strip_suffix(suffix))
+                    .unwrap_or(word);
+                assert!(
+                    exported.contains(name),
+                    "the dashboard's panel {:?} queries {word}, which no bureau exports",
+                    panel["title"]
+                );
+                queried += 1;
+            }
+        }
+    }
+    assert!(
+        queried >= 13,
+        "the dashboard queries the metrics: {queried}"
+    );
 }

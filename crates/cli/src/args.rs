@@ -116,6 +116,18 @@ pub enum Command {
     /// (`yibao load --help` lists its flags).
     #[command(disable_help_flag = true)]
     Load(LoadPassthrough),
+    /// Whether bureaus answer their gRPC health check SERVING (exit 1 if one does not): the
+    /// --out and --in bureaus, or each --endpoint given (a container's health check).
+    Health(HealthArgs),
+}
+
+/// Arguments of `yibao health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// A bureau's bureau/admin listener to check, e.g. http://127.0.0.1:50051; repeatable.
+    /// Without it, the --out and --in bureaus are checked.
+    #[arg(long = "endpoint", value_name = "URL")]
+    pub endpoints: Vec<String>,
 }
 
 /// A command's flags, parsed by the command itself (`yibao load`, `yibao certs`): their `--out`

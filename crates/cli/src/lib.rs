@@ -168,7 +168,38 @@ async fn execute(
             operator::outbox_retry(args, endpoints, output).await
         }
         Command::Load(passthrough) => load(&load_args(&passthrough.args, endpoints, named)).await,
+        Command::Health(args) => health(args, endpoints, output).await,
     }
+}
+
+/// `yibao health`: each endpoint's gRPC health, refused when one is not SERVING.
+async fn health(
+    args: &args::HealthArgs,
+    endpoints: &Endpoints,
+    output: Output,
+) -> Result<Outcome, CliError> {
+    let checked = if args.endpoints.is_empty() {
+        vec![endpoints.out.clone(), endpoints.inn.clone()]
+    } else {
+        args.endpoints.clone()
+    };
+    let mut all_serving = true;
+    for endpoint in checked {
+        let verdict = yibao_harness::process::health(&endpoint).await;
+        all_serving &= verdict.is_ok();
+        let status = verdict
+            .as_ref()
+            .map_or_else(String::clone, |()| "SERVING".to_owned());
+        output.emit(
+            &serde_json::json!({ "endpoint": endpoint, "serving": verdict.is_ok(), "status": status }),
+            || format!("{endpoint}: {status}"),
+        );
+    }
+    Ok(if all_serving {
+        Outcome::Success
+    } else {
+        Outcome::Refused
+    })
 }
 
 /// The load generator's flags: its own, and `--out`/`--in` for each endpoint the command line

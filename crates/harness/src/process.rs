@@ -480,6 +480,17 @@ async fn read_port_file(path: &Path) -> Option<SocketAddr> {
     text.trim().parse().ok()
 }
 
+/// Whether the service at `endpoint` (`http://host:port`) answers its gRPC health check
+/// SERVING: `Ok`, or why not (unreachable, NOT_SERVING while its store cannot commit, …). For
+/// `yibao health`, a container's health check.
+///
+/// # Errors
+/// When the endpoint does not parse, or the service is not serving; the message says why.
+pub async fn health(endpoint: &str) -> Result<(), String> {
+    let mut client = HealthClient::new(lazy_channel(endpoint).map_err(|error| error.to_string())?);
+    check_health(&mut client).await
+}
+
 /// One health check of the whole server.
 async fn check_health(client: &mut HealthClient<Channel>) -> Result<(), String> {
     let mut request = tonic::Request::new(HealthCheckRequest {
