@@ -235,8 +235,9 @@ fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
         .map(|value| tonic::Code::from_bytes(value.as_bytes()))
 }
 
-/// A status code's canonical name, as gRPC spells it.
-fn code_name(code: tonic::Code) -> &'static str {
+/// A status code's canonical name, as gRPC and the contract's documentation spell it
+/// (`FAILED_PRECONDITION`); tonic's own `Display` gives a description instead.
+pub fn code_name(code: tonic::Code) -> &'static str {
     use tonic::Code;
     match code {
         Code::Ok => "OK",

@@ -427,9 +427,26 @@ async fn send_plain(
                 let contexts = deliveries.of_each([message]);
                 let (outcome, trip) = if Kind::parse(&message.kind) == Some(Kind::ReturnRemittance)
                 {
-                    return_remittance(services, attempt_timeout, message, &contexts).await
+                    // The returned remittance (infno 9107).
+                    let send = |mut client: TransferOutPlatformServiceClient<_>, call| async move {
+                        client.return_remittance(call).await
+                    };
+                    let read = |response| return_acknowledged(&response);
+                    one_to_transfer_out(services, attempt_timeout, message, &contexts, send, read)
+                        .await
                 } else {
-                    query_transfer_out(services, attempt_timeout, message, &contexts).await
+                    let send = |mut client: TransferOutPlatformServiceClient<_>, call| async move {
+                        client.query_transfer_out(call).await
+                    };
+                    one_to_transfer_out(
+                        services,
+                        attempt_timeout,
+                        message,
+                        &contexts,
+                        send,
+                        transfer_out_said,
+                    )
+                    .await
                 };
                 outcomes.push(outcome);
                 trips.push(trip);
@@ -439,15 +456,25 @@ async fn send_plain(
     }
 }
 
-/// One query to the transfer-out bureau: where does the transfer stand? With its round trip,
-/// when it was sent.
-async fn query_transfer_out(
+/// One message to the transfer-out bureau through a single-message RPC (a query, a returned
+/// remittance): `send` makes the call, `read` reads the answer; with its round trip, when it
+/// was sent.
+async fn one_to_transfer_out<Req, Resp, Fut>(
     services: &Services,
     timeout: Duration,
     message: &OutboxMessage,
     contexts: &[Context],
-) -> (Outcome, Option<Trip>) {
-    let request = match decoded::<platform::QueryTransferOutRequest>(message) {
+    send: impl FnOnce(
+        TransferOutPlatformServiceClient<tonic::transport::Channel>,
+        tonic::Request<Req>,
+    ) -> Fut,
+    read: impl FnOnce(Resp) -> Outcome,
+) -> (Outcome, Option<Trip>)
+where
+    Req: Message + Default,
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, tonic::Status>>,
+{
+    let request = match decoded::<Req>(message) {
         Ok(request) => request,
         Err(outcome) => return (outcome, None),
     };
@@ -456,53 +483,14 @@ async fn query_transfer_out(
         Ok(channel) => channel,
         Err(status) => return (failed(&status), None),
     };
-    let mut client = TransferOutPlatformServiceClient::new(channel);
+    let client = TransferOutPlatformServiceClient::new(channel);
     let started = Instant::now();
-    let answer = attempt(timeout, request, contexts, |call| async move {
-        client.query_transfer_out(call).await
-    })
-    .await;
+    let answer = attempt(timeout, request, contexts, |call| send(client, call)).await;
     let trip = Some(Trip::since(started));
     let outcome = match answer {
         Ok(response) => {
             peer.reachable();
-            transfer_out_said(response)
-        }
-        Err(status) => all_failed(peer, &status, 1)
-            .pop()
-            .unwrap_or_else(|| failed(&status)),
-    };
-    (outcome, trip)
-}
-
-/// One returned remittance to the transfer-out bureau (infno 9107), with its round trip, when
-/// it was sent.
-async fn return_remittance(
-    services: &Services,
-    timeout: Duration,
-    message: &OutboxMessage,
-    contexts: &[Context],
-) -> (Outcome, Option<Trip>) {
-    let request = match decoded::<platform::ReturnRemittanceRequest>(message) {
-        Ok(request) => request,
-        Err(outcome) => return (outcome, None),
-    };
-    let peer = services.peer_for(&message.peer);
-    let channel = match peer.channel() {
-        Ok(channel) => channel,
-        Err(status) => return (failed(&status), None),
-    };
-    let mut client = TransferOutPlatformServiceClient::new(channel);
-    let started = Instant::now();
-    let answer = attempt(timeout, request, contexts, |call| async move {
-        client.return_remittance(call).await
-    })
-    .await;
-    let trip = Some(Trip::since(started));
-    let outcome = match answer {
-        Ok(response) => {
-            peer.reachable();
-            return_acknowledged(&response)
+            read(response)
         }
         Err(status) => all_failed(peer, &status, 1)
             .pop()
