@@ -445,7 +445,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "URL")]
     pub otlp_endpoint: Option<String>,
 
-    /// Each bureau appends its finished spans to DATA_DIR/<service>.traces.jsonl. Each
+    /// Each bureau appends its finished spans to `DATA_DIR/<service>.traces.jsonl`. Each
     /// bureau's own setting: --trace-file.
     #[arg(long)]
     pub trace_files: bool,
