@@ -91,7 +91,10 @@ pub(super) fn cases() -> Vec<Case> {
     ]
 }
 
-async fn request(ctx: &Ctx, person: &SyntheticPerson) -> platform::RequestTransferOutRequest {
+pub(super) async fn request(
+    ctx: &Ctx,
+    person: &SyntheticPerson,
+) -> platform::RequestTransferOutRequest {
     let id = ctx.new_transfer_id().await;
     platform::RequestTransferOutRequest {
         envelope: Some(ctx.envelope("9101", &id)),
@@ -99,7 +102,7 @@ async fn request(ctx: &Ctx, person: &SyntheticPerson) -> platform::RequestTransf
     }
 }
 
-fn id_of(request: &platform::RequestTransferOutRequest) -> String {
+pub(super) fn id_of(request: &platform::RequestTransferOutRequest) -> String {
     request
         .application
         .as_ref()
@@ -107,7 +110,7 @@ fn id_of(request: &platform::RequestTransferOutRequest) -> String {
         .unwrap_or_default()
 }
 
-async fn send(
+pub(super) async fn send(
     ctx: &Ctx,
     request: platform::RequestTransferOutRequest,
 ) -> Result<platform::RequestTransferOutResponse, Verdict> {
@@ -131,7 +134,7 @@ fn text(answer: &platform::RequestTransferOutResponse) -> String {
 }
 
 /// Checks an acceptance and its due date: 10 working days from the day of application.
-fn accepted(
+pub(super) fn accepted(
     ctx: &Ctx,
     request: &platform::RequestTransferOutRequest,
     answer: &platform::RequestTransferOutResponse,
@@ -163,7 +166,7 @@ fn accepted(
 }
 
 /// Waits for the target's first form for `id` and checks it against `person`.
-async fn form_arrives(
+pub(super) async fn form_arrives(
     ctx: &Ctx,
     id: &str,
     person: &SyntheticPerson,
@@ -581,9 +584,17 @@ async fn conservation(ctx: Ctx) -> Checked {
     let ids = ctx.all_tracked();
     let mut credited = Vec::new();
     for id in &ids {
-        if let Some(credit) = ctx.counterpart.held(id).and_then(|h| h.credit) {
+        let Some(held) = ctx.counterpart.held(id) else {
+            continue;
+        };
+        if let Some(credit) = held.credit.clone() {
             ctx.track(id);
-            let amount = money("credited_amount", &credit.credited_amount)?;
+            let mut amount = money("credited_amount", &credit.credited_amount)?;
+            // A balance remitted apart: the form credited 0.00, the matched remittance the rest.
+            if let Some(remitted) = held.matched() {
+                let remitted = money("RemitBalance.amount", &remitted.amount)?;
+                amount = amount.checked_add(remitted).unwrap_or(amount);
+            }
             credited.push((id.clone(), amount));
             let state = ctx.target_state(id).await?;
             expect(
