@@ -1,7 +1,9 @@
 //! `yibao conformance` against yibao's own bureaus, in both roles: every case passes against a
 //! correct bureau, the relevant cases fail against a deliberately broken one
-//! (`YIBAO_BROKEN_FOR_TESTS=forget-msgids`), cases that need what a target lacks are skipped
-//! with the reason, and the JUnit and HTML reports say the same as the exit status.
+//! (`YIBAO_BROKEN_FOR_TESTS=forget-msgids`, `remit-short`), cases that need what a target lacks
+//! are skipped with the reason, the money-leg cases pass against bureaus whose Hohhot remits
+//! apart (and are skipped without `--remittance`), and the JUnit and HTML reports say the same
+//! as the exit status.
 //!
 //! Each test starts one yibao bureau as a [`Counterpart`] whose peer is the suite: the suite
 //! binds port 0 and writes its address to a port file, which the bureau reads as its peer
@@ -198,6 +200,32 @@ async fn the_money_leg_cases_pass_against_yibaos_transfer_in() {
 #[tokio::test]
 async fn the_money_leg_cases_pass_against_yibaos_transfer_out() {
     the_money_leg_passes_against_yibao(Side::Out).await;
+}
+
+#[tokio::test]
+async fn a_transfer_out_bureau_that_remits_a_cent_short_fails_the_remittance_case() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let directory = directory_with_hohhot_policy(&dir, "remittance = { after_working_days = 3 }");
+    let broken = [("YIBAO_BROKEN_FOR_TESTS", "remit-short")];
+    let bureau = target_reading(Side::Out, dir.path(), &broken, directory).await;
+    let output = conformance(
+        &bureau,
+        dir.path(),
+        true,
+        &["--remittance", "3", "--only", "remits-after-its-form"],
+    )
+    .await;
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(
+        results(&output),
+        vec![("remits-after-its-form".to_owned(), "FAIL".to_owned())],
+        "{text}"
+    );
+    assert!(
+        text.contains("expected: the remittance carries the form's balance"),
+        "{text}"
+    );
 }
 
 async fn a_broken_bureau_fails(side: Side, must_fail: &[&str], must_pass: &[&str]) {

@@ -147,25 +147,14 @@ async fn remits_after_its_form(ctx: Ctx) -> Checked {
     ctx.no_violations(&id)
 }
 
-async fn refused_remittance_remitted_again(ctx: Ctx) -> Checked {
-    let (id, person, first) = first_remittance(&ctx, RemitPlan::RefuseFirst).await?;
-    carries_the_balance(&first, person.balance)?;
-    let msgid = first
-        .envelope
-        .as_ref()
-        .map(|e| e.msgid.clone())
-        .unwrap_or_default();
-    ctx.until_target_state(
-        &id,
-        "the refused remittance leaves the transfer waiting for its return (NEEDS_OPERATOR)",
-        |s| s.is(TransferState::NeedsOperator),
-    )
-    .await?;
+/// Returns the remittance `msgid` of `id` (ReturnRemittance, 9107, as SHORT) and checks the
+/// target remits again, answering the same when the return comes twice.
+async fn return_it(ctx: &Ctx, id: &str, msgid: &str, amount: &str) -> Checked {
     let back = platform::ReturnRemittanceRequest {
-        envelope: Some(ctx.envelope("9107", &id)),
-        transfer_id: id.clone(),
-        remittance_msgid: msgid.clone(),
-        amount: first.amount.clone(),
+        envelope: Some(ctx.envelope("9107", id)),
+        transfer_id: id.to_owned(),
+        remittance_msgid: msgid.to_owned(),
+        amount: amount.to_owned(),
         check: Check::Short as i32,
     };
     let answer = ctx
@@ -193,7 +182,24 @@ async fn refused_remittance_remitted_again(ctx: Ctx) -> Checked {
             reply_text(a.reply.as_ref()),
             a.remitting_again
         )
-    })?;
+    })
+}
+
+async fn refused_remittance_remitted_again(ctx: Ctx) -> Checked {
+    let (id, person, first) = first_remittance(&ctx, RemitPlan::RefuseFirst).await?;
+    carries_the_balance(&first, person.balance)?;
+    let msgid = first
+        .envelope
+        .as_ref()
+        .map(|e| e.msgid.clone())
+        .unwrap_or_default();
+    ctx.until_target_state(
+        &id,
+        "the refused remittance leaves the transfer waiting for its return (NEEDS_OPERATOR)",
+        |s| s.is(TransferState::NeedsOperator),
+    )
+    .await?;
+    return_it(&ctx, &id, &msgid, &first.amount).await?;
     let second = nth_remittance(&ctx, &id, 2, ctx.settings.wait).await;
     let Some((second_msgid, second)) = second else {
         return Err(Verdict::Fail {

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use yibao_domain::money::Money;
 use yibao_domain::month::total_months;
 use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_proto::common::v1::{BalanceDisposition, RefusalReason, TransferState};
@@ -580,30 +581,40 @@ async fn abort_after_credit(ctx: Ctx) -> Checked {
     completes(&ctx, &id).await
 }
 
+/// What the suite credited of transfer `id` (the form's amount, and a matched remittance's
+/// when the balance was remitted apart), checking the target completed it; `None` when the
+/// suite credited nothing.
+async fn credited_by_suite(ctx: &Ctx, id: &str) -> Result<Option<Money>, Verdict> {
+    let Some(held) = ctx.counterpart.held(id) else {
+        return Ok(None);
+    };
+    let Some(credit) = held.credit.clone() else {
+        return Ok(None);
+    };
+    ctx.track(id);
+    let mut amount = money("credited_amount", &credit.credited_amount)?;
+    // A balance remitted apart: the form credited 0.00, the matched remittance the rest.
+    if let Some(remitted) = held.matched() {
+        let remitted = money("RemitBalance.amount", &remitted.amount)?;
+        amount = amount.checked_add(remitted).unwrap_or(amount);
+    }
+    let state = ctx.target_state(id).await?;
+    expect(
+        state
+            .as_ref()
+            .is_some_and(|s| s.state == TransferState::Completed as i32),
+        format!("transfer {id}, credited by the suite, is COMPLETED at the target"),
+        || format!("{state:?}"),
+    )?;
+    Ok(Some(amount))
+}
+
 async fn conservation(ctx: Ctx) -> Checked {
     let ids = ctx.all_tracked();
     let mut credited = Vec::new();
     for id in &ids {
-        let Some(held) = ctx.counterpart.held(id) else {
-            continue;
-        };
-        if let Some(credit) = held.credit.clone() {
-            ctx.track(id);
-            let mut amount = money("credited_amount", &credit.credited_amount)?;
-            // A balance remitted apart: the form credited 0.00, the matched remittance the rest.
-            if let Some(remitted) = held.matched() {
-                let remitted = money("RemitBalance.amount", &remitted.amount)?;
-                amount = amount.checked_add(remitted).unwrap_or(amount);
-            }
+        if let Some(amount) = credited_by_suite(&ctx, id).await? {
             credited.push((id.clone(), amount));
-            let state = ctx.target_state(id).await?;
-            expect(
-                state
-                    .as_ref()
-                    .is_some_and(|s| s.state == TransferState::Completed as i32),
-                format!("transfer {id}, credited by the suite, is COMPLETED at the target"),
-                || format!("{state:?}"),
-            )?;
         }
     }
     let Some(before) = ctx.baseline() else {
