@@ -1,7 +1,9 @@
 //! `yibao conformance` against yibao's own bureaus, in both roles: every case passes against a
 //! correct bureau, the relevant cases fail against a deliberately broken one
-//! (`YIBAO_BROKEN_FOR_TESTS=forget-msgids`), cases that need what a target lacks are skipped
-//! with the reason, and the JUnit and HTML reports say the same as the exit status.
+//! (`YIBAO_BROKEN_FOR_TESTS=forget-msgids`, `remit-short`), cases that need what a target lacks
+//! are skipped with the reason, the money-leg cases pass against bureaus whose Hohhot remits
+//! apart (and are skipped without `--remittance`), and the JUnit and HTML reports say the same
+//! as the exit status.
 //!
 //! Each test starts one yibao bureau as a [`Counterpart`] whose peer is the suite: the suite
 //! binds port 0 and writes its address to a port file, which the bureau reads as its peer
@@ -15,8 +17,19 @@ use yibao_tests::*;
 
 /// A yibao bureau of `side` whose peer is the suite's port file in `dir`, with `env` set.
 async fn target(side: Side, dir: &Path, env: &[(&str, &str)]) -> Counterpart {
+    target_reading(side, dir, env, yibao_harness::default_directory()).await
+}
+
+/// [`target`] reading the region directory at `directory`.
+async fn target_reading(
+    side: Side,
+    dir: &Path,
+    env: &[(&str, &str)],
+    directory: PathBuf,
+) -> Counterpart {
     let port_file = dir.join("suite.port");
     Counterpart::start(CounterpartOptions {
+        directory,
         data_dir: Some(dir.join("bureau")),
         tls: CounterpartTls::Development {
             dir: Some(dir.join("certs")),
@@ -86,6 +99,19 @@ fn read(path: PathBuf) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// The money-leg cases against a target of `side`: they need `--remittance`.
+fn money_leg_cases(side: Side) -> &'static [&'static str] {
+    match side {
+        Side::In => &[
+            "remittance-credits-the-balance-once",
+            "remittance-repeated-msgid-same-answer",
+            "short-remittance-refused-and-held",
+            "short-remittance-returned-by-operator",
+        ],
+        Side::Out => &["remits-after-its-form", "refused-remittance-remitted-again"],
+    }
+}
+
 async fn passes_against_yibao(side: Side, cases: usize) {
     let dir = tempfile::tempdir().expect("a directory");
     let bureau = target(side, dir.path(), &[]).await;
@@ -93,14 +119,28 @@ async fn passes_against_yibao(side: Side, cases: usize) {
     let all = results(&output);
     assert!(output.status.success(), "{}", printed(&output));
     assert_eq!(all.len(), cases, "every case ran: {}", printed(&output));
+    let money_leg = money_leg_cases(side);
     assert!(
-        all.iter().all(|(_, word)| word == "PASS"),
-        "every case passes against yibao with its APIs: {}",
+        all.iter()
+            .all(|(name, word)| if money_leg.contains(&name.as_str()) {
+                word == "SKIP"
+            } else {
+                word == "PASS"
+            }),
+        "every case passes against yibao with its APIs, the money leg's are skipped without --remittance: {}",
         printed(&output)
+    );
+    let text = printed(&output);
+    assert!(
+        text.contains("the money leg is off: give --remittance N"),
+        "{text}"
     );
     let junit = read(dir.path().join("report.xml"));
     assert!(
-        junit.contains(&format!("tests=\"{cases}\" failures=\"0\" skipped=\"0\"")),
+        junit.contains(&format!(
+            "tests=\"{cases}\" failures=\"0\" skipped=\"{}\"",
+            money_leg.len()
+        )),
         "{junit}"
     );
     assert_eq!(junit.matches("<testcase ").count(), cases, "{junit}");
@@ -117,12 +157,75 @@ async fn passes_against_yibao(side: Side, cases: usize) {
 
 #[tokio::test]
 async fn every_case_passes_against_yibaos_transfer_in() {
-    passes_against_yibao(Side::In, 13).await;
+    passes_against_yibao(Side::In, 17).await;
 }
 
 #[tokio::test]
 async fn every_case_passes_against_yibaos_transfer_out() {
-    passes_against_yibao(Side::Out, 12).await;
+    passes_against_yibao(Side::Out, 14).await;
+}
+
+/// Runs the money-leg cases (and the conservation check) against a yibao bureau of `side`
+/// whose directory has Hohhot remit balances apart 3 working days after the form.
+async fn the_money_leg_passes_against_yibao(side: Side) {
+    let dir = tempfile::tempdir().expect("a directory");
+    let directory = directory_with_hohhot_policy(&dir, "remittance = { after_working_days = 3 }");
+    let bureau = target_reading(side, dir.path(), &[], directory).await;
+    let money_leg = money_leg_cases(side);
+    let only = format!("{},conservation-to-the-cent", money_leg.join(","));
+    let output = conformance(
+        &bureau,
+        dir.path(),
+        true,
+        &["--remittance", "3", "--only", &only],
+    )
+    .await;
+    assert!(output.status.success(), "{}", printed(&output));
+    let all = results(&output);
+    assert_eq!(all.len(), money_leg.len() + 1, "{}", printed(&output));
+    assert!(
+        all.iter().all(|(_, word)| word == "PASS"),
+        "every money-leg case passes against yibao whose region remits apart: {}",
+        printed(&output)
+    );
+    let report = bureau.ledger_check().await.expect("the target's ledger");
+    assert!(report.holds, "the target's own ledger holds: {report}");
+}
+
+#[tokio::test]
+async fn the_money_leg_cases_pass_against_yibaos_transfer_in() {
+    the_money_leg_passes_against_yibao(Side::In).await;
+}
+
+#[tokio::test]
+async fn the_money_leg_cases_pass_against_yibaos_transfer_out() {
+    the_money_leg_passes_against_yibao(Side::Out).await;
+}
+
+#[tokio::test]
+async fn a_transfer_out_bureau_that_remits_a_cent_short_fails_the_remittance_case() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let directory = directory_with_hohhot_policy(&dir, "remittance = { after_working_days = 3 }");
+    let broken = [("YIBAO_BROKEN_FOR_TESTS", "remit-short")];
+    let bureau = target_reading(Side::Out, dir.path(), &broken, directory).await;
+    let output = conformance(
+        &bureau,
+        dir.path(),
+        true,
+        &["--remittance", "3", "--only", "remits-after-its-form"],
+    )
+    .await;
+    let text = printed(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert_eq!(
+        results(&output),
+        vec![("remits-after-its-form".to_owned(), "FAIL".to_owned())],
+        "{text}"
+    );
+    assert!(
+        text.contains("expected: the remittance carries the form's balance"),
+        "{text}"
+    );
 }
 
 async fn a_broken_bureau_fails(side: Side, must_fail: &[&str], must_pass: &[&str]) {
@@ -312,10 +415,13 @@ async fn a_bureau_written_by_hand_passes_what_it_implements_and_the_rest_is_skip
     let bin_dir = yibao_harness::default_bin_dir().expect("the binaries' directory");
     let yibao = yibao_harness::locate::binary_path(&bin_dir, "yibao");
     for extra in [&[][..], &["--bureau", "my-bureau=540100"][..]] {
+        // The directory named, so that `yibao certs` finds it from any target directory.
         let made = tokio::process::Command::new(&yibao)
             .arg("certs")
             .arg("--out")
             .arg(&certs)
+            .arg("--directory")
+            .arg(yibao_harness::default_directory())
             .args(extra)
             .output()
             .await
@@ -343,10 +449,14 @@ async fn a_bureau_written_by_hand_passes_what_it_implements_and_the_rest_is_skip
         [
             "applied-transfer-completes",
             "batch-one-bad-message",
+            "remittance-credits-the-balance-once",
+            "remittance-repeated-msgid-same-answer",
+            "short-remittance-refused-and-held",
+            "short-remittance-returned-by-operator",
             "deadline-form-never-arrives"
         ],
-        "no bureau API, no batches, no clock: {}",
+        "no bureau API, no batches, no money leg, no clock: {}",
         printed(&output)
     );
-    assert_eq!(all.len(), 13, "{}", printed(&output));
+    assert_eq!(all.len(), 17, "{}", printed(&output));
 }

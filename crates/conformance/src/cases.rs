@@ -9,6 +9,8 @@ use yibao_domain::money::Money;
 use crate::Role;
 use crate::context::{Checked, Verdict};
 
+mod money_in;
+mod money_out;
 mod transfer_in;
 mod transfer_out;
 
@@ -37,14 +39,28 @@ impl std::fmt::Debug for Case {
     }
 }
 
-/// The cases against a target of `role`, in the order they run (the ones that move the
-/// target's clock near the end, the conservation check last).
+/// The cases against a target of `role`, in the order they run: the money leg's before the
+/// ones that move the target's clock past the deadlines, the conservation check last.
 #[must_use]
 pub fn of(role: Role) -> Vec<Case> {
-    match role {
-        Role::TransferIn => transfer_in::cases(),
-        Role::TransferOut => transfer_out::cases(),
-    }
+    let (mut cases, money_leg, before) = match role {
+        Role::TransferIn => (
+            transfer_in::cases(),
+            money_in::cases(),
+            "deadline-form-never-arrives",
+        ),
+        Role::TransferOut => (
+            transfer_out::cases(),
+            money_out::cases(),
+            "abort-before-credit",
+        ),
+    };
+    let at = cases
+        .iter()
+        .position(|c| c.name == before)
+        .unwrap_or(cases.len().saturating_sub(1));
+    cases.splice(at..at, money_leg);
+    cases
 }
 
 /// An amount the target wrote, parsed; a failure names the field when it is not money.

@@ -617,7 +617,7 @@ impl Ctx {
                         reply_text(r.reply.as_ref())
                     }
                     Some(platform::transfer_in_answer::Answer::RemitBalance(r)) => {
-                        format!("{}, check = {}", reply_text(r.reply.as_ref()), r.check)
+                        remit_answer_text(r)
                     }
                     Some(platform::transfer_in_answer::Answer::Failed(s)) => {
                         format!("status {}: {}", s.code, s.message)
@@ -655,6 +655,67 @@ impl Ctx {
             query_text(r.reply.as_ref(), r.transfer.as_ref())
         })
         .await
+    }
+
+    /// Sends RemitBalance.
+    ///
+    /// # Errors
+    /// The status the target answered.
+    pub async fn remit(
+        &self,
+        request: platform::RemitBalanceRequest,
+    ) -> Result<platform::RemitBalanceResponse, Status> {
+        let envelope = request.envelope.clone();
+        let id = request.transfer_id.clone();
+        let mut client = self.to_in();
+        let call = client.remit_balance(timed(request));
+        self.logged(
+            "RemitBalance",
+            envelope.as_ref(),
+            &id,
+            call,
+            remit_answer_text,
+        )
+        .await
+    }
+
+    /// Sends ReturnRemittance.
+    ///
+    /// # Errors
+    /// The status the target answered.
+    pub async fn return_remittance(
+        &self,
+        request: platform::ReturnRemittanceRequest,
+    ) -> Result<platform::ReturnRemittanceResponse, Status> {
+        let envelope = request.envelope.clone();
+        let id = request.transfer_id.clone();
+        let mut client = self.to_out();
+        let call = client.return_remittance(timed(request));
+        self.logged("ReturnRemittance", envelope.as_ref(), &id, call, |r| {
+            format!(
+                "{}, remitting_again = {}",
+                reply_text(r.reply.as_ref()),
+                r.remitting_again
+            )
+        })
+        .await
+    }
+
+    /// The working days after the form the target's directory has balances remitted (the
+    /// money leg), from `--remittance`.
+    ///
+    /// # Errors
+    /// [`Verdict::Skip`] when the run was not told the target's regions remit apart.
+    pub fn remittance_days(&self) -> Result<u16, Verdict> {
+        self.settings.remittance.ok_or_else(|| {
+            Verdict::Skip(format!(
+                "the money leg is off: give --remittance N when the target's directory has {} remit balances apart N working days after the form (remittance = {{ after_working_days = N }})",
+                match self.role() {
+                    Role::TransferIn => &self.identity.own_region,
+                    Role::TransferOut => &self.identity.target_region,
+                }
+            ))
+        })
     }
 
     /// Sends RequestTransferOut.
@@ -909,6 +970,20 @@ pub fn form_answer_text(answer: &platform::DeliverInsuranceRecordResponse) -> St
         None => String::new(),
     };
     format!("{}{outcome}", reply_text(answer.reply.as_ref()))
+}
+
+/// A remittance's answer as the report shows it.
+#[must_use]
+pub fn remit_answer_text(answer: &platform::RemitBalanceResponse) -> String {
+    if answer.reply.as_ref().is_some_and(|r| r.infcode == 0) {
+        format!(
+            "{}, check {}",
+            reply_text(answer.reply.as_ref()),
+            crate::counterpart::check_name(answer.check)
+        )
+    } else {
+        reply_text(answer.reply.as_ref())
+    }
 }
 
 fn decision_text(answer: &platform::RequestTransferOutResponse) -> String {

@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 use yibao_domain::calendar::WorkingCalendar;
+use yibao_domain::money::Money;
 use yibao_proto::common::v1::{RefusalReason, Side, TransferState};
 use yibao_proto::platform::v1 as platform;
 use yibao_proto::platform::v1::transfer_in_platform_service_server::{
@@ -48,6 +49,30 @@ pub enum FormPlan {
     Withhold,
 }
 
+/// How the suite answers the remittances (RemitBalance, 9106) of one person's transfer, when
+/// it plays transfer-in.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RemitPlan {
+    /// Check the amount against the form and answer what it found (MATCHED to the cent).
+    #[default]
+    Check,
+    /// Answer the first remittance SHORT and hold it, as if it had arrived a cent short
+    /// (bank charges on the way); check the later ones.
+    RefuseFirst,
+}
+
+/// One remittance of a transfer: sent by the target (the suite plays transfer-in) or by the
+/// suite (it plays transfer-out).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Remitted {
+    /// The remittance's msgid.
+    pub msgid: String,
+    /// The amount it carried, as written.
+    pub amount: String,
+    /// What the transfer-in side found.
+    pub check: platform::RemittanceCheck,
+}
+
 /// A message the target sent.
 #[derive(Clone, Debug)]
 pub enum Received {
@@ -63,6 +88,10 @@ pub enum Received {
     Abort(platform::AbortTransferRequest),
     /// QueryTransferIn (9105).
     QueryIn(platform::QueryTransferInRequest),
+    /// RemitBalance (9106).
+    Remittance(platform::RemitBalanceRequest),
+    /// ReturnRemittance (9107).
+    Return(platform::ReturnRemittanceRequest),
 }
 
 /// One message received, as it came.
@@ -91,6 +120,20 @@ pub struct Held {
     pub accepted: bool,
     /// Forms delivered so far (every attempt).
     pub deliveries: u32,
+    /// The balance a form that said remittance_follows stated: what its remittance must carry.
+    pub awaited: Option<String>,
+    /// The transfer's remittances, in order.
+    pub remittances: Vec<Remitted>,
+}
+
+impl Held {
+    /// The remittance that matched the form, once one did.
+    #[must_use]
+    pub fn matched(&self) -> Option<&Remitted> {
+        self.remittances
+            .iter()
+            .find(|r| r.check == platform::RemittanceCheck::Matched)
+    }
 }
 
 /// A message as it came in, before it is checked and answered.
@@ -114,6 +157,8 @@ enum Answer {
     Settlement(platform::ConfirmSettlementResponse),
     Abort(platform::AbortTransferResponse),
     QueryIn(platform::QueryTransferInResponse),
+    Remit(platform::RemitBalanceResponse),
+    Return(platform::ReturnRemittanceResponse),
 }
 
 #[derive(Debug, Default)]
@@ -121,6 +166,7 @@ struct State {
     arrivals: Vec<Arrival>,
     transfers: HashMap<String, Held>,
     form_plans: HashMap<String, FormPlan>,
+    remit_plans: HashMap<String, RemitPlan>,
     /// msgid → (the request's bytes, the answer given).
     answers: HashMap<String, (Vec<u8>, Answer)>,
     /// transfer id → what the target did that the contract forbids.
@@ -165,6 +211,21 @@ impl Counterpart {
     /// Plans how the forms of the person with `certno` are answered.
     pub fn plan_forms(&self, certno: &str, plan: FormPlan) {
         self.state().form_plans.insert(certno.to_owned(), plan);
+    }
+
+    /// Plans how the remittances for the person with `certno` are answered.
+    pub fn plan_remittances(&self, certno: &str, plan: RemitPlan) {
+        self.state().remit_plans.insert(certno.to_owned(), plan);
+    }
+
+    /// Notes a remittance the suite sent (it plays transfer-out) and what the target found, so
+    /// that a return of it is answered as `platform.proto` says.
+    pub fn remitted(&self, transfer_id: &str, remitted: Remitted) {
+        let mut state = self.state();
+        let held = state.transfers.entry(transfer_id.to_owned()).or_default();
+        if !held.remittances.contains(&remitted) {
+            held.remittances.push(remitted);
+        }
     }
 
     /// Notes a transfer the suite itself opened toward the target (it plays transfer-out and
@@ -487,9 +548,16 @@ impl Counterpart {
             ));
         }
         if held.credit.is_none() {
+            // With a remittance to follow, the years now and the balance when it arrives.
+            let credited_amount = if form.remittance_follows {
+                held.awaited = Some(form.personal_account_balance.clone());
+                "0.00".to_owned()
+            } else {
+                form.personal_account_balance.clone()
+            };
             held.credit = Some(platform::Credited {
                 credited_months: form.contribution_months,
-                credited_amount: form.personal_account_balance.clone(),
+                credited_amount,
                 credited_at: Some(timestamp(Utc::now())),
             });
         }
@@ -534,7 +602,12 @@ impl Counterpart {
         side: Side,
     ) -> Option<platform::TransferSnapshot> {
         let held = state.transfers.get(transfer_id)?;
-        let (state, reason) = if held.credit.is_some() {
+        let awaiting = held.awaited.is_some() && held.matched().is_none();
+        let (state, reason) = if awaiting && side == Side::TransferIn {
+            (TransferState::AwaitingFunds, RefusalReason::Unspecified)
+        } else if awaiting {
+            (TransferState::InTransit, RefusalReason::Unspecified)
+        } else if held.credit.is_some() || held.matched().is_some() {
             (TransferState::Completed, RefusalReason::Unspecified)
         } else if held.aborted {
             (TransferState::Aborted, RefusalReason::DeadlineExpired)
@@ -572,6 +645,159 @@ impl Counterpart {
                 Answer::Form(platform::DeliverInsuranceRecordResponse {
                     reply: Some(reply),
                     acknowledgement: None,
+                })
+            },
+        )
+    }
+
+    /// A remittance from the target (the suite plays transfer-in): checked against the form
+    /// that said remittance_follows, to the cent; answered as planned for the person.
+    fn answer_remit(
+        &self,
+        state: &mut State,
+        request: &platform::RemitBalanceRequest,
+        msgid: &str,
+    ) -> Answer {
+        use platform::RemittanceCheck as Check;
+        let answer = |reply, check: Check| {
+            Answer::Remit(platform::RemitBalanceResponse {
+                reply: Some(reply),
+                check: check as i32,
+            })
+        };
+        let Some(held) = state.transfers.get(&request.transfer_id) else {
+            return answer(self.reply(1005, "unknown transfer"), Check::Unspecified);
+        };
+        let plan = state
+            .remit_plans
+            .get(&held.certno)
+            .copied()
+            .unwrap_or_default();
+        let Some(awaited) = held.awaited.clone().filter(|_| held.credit.is_some()) else {
+            return answer(
+                self.reply(
+                    1006,
+                    "the transfer's form did not say remittance_follows, or was not credited",
+                ),
+                Check::Unspecified,
+            );
+        };
+        if held.matched().is_some() {
+            return answer(self.reply(0, ""), Check::Matched);
+        }
+        let (Ok(remitted), Ok(stated)) = (Money::parse(&request.amount), Money::parse(&awaited))
+        else {
+            return answer(
+                self.reply(
+                    1001,
+                    "amount: must be a decimal amount in yuan with two places",
+                ),
+                Check::Unspecified,
+            );
+        };
+        let found = match remitted.cmp(&stated) {
+            std::cmp::Ordering::Equal => Check::Matched,
+            std::cmp::Ordering::Less => Check::Short,
+            std::cmp::Ordering::Greater => Check::Over,
+        };
+        let refuse = plan == RemitPlan::RefuseFirst && held.remittances.is_empty();
+        let check = if refuse { Check::Short } else { found };
+        if found != Check::Matched {
+            state
+                .violations
+                .entry(request.transfer_id.clone())
+                .or_default()
+                .push(format!(
+                    "RemitBalance {msgid} carried {} but the form stated a balance of {awaited}",
+                    request.amount
+                ));
+        }
+        if let Some(held) = state.transfers.get_mut(&request.transfer_id) {
+            held.remittances.push(Remitted {
+                msgid: msgid.to_owned(),
+                amount: request.amount.clone(),
+                check,
+            });
+        }
+        answer(self.reply(0, ""), check)
+    }
+
+    /// A return of one of the suite's remittances (the suite plays transfer-out): the suite
+    /// remits again when it names its latest remittance of a transfer not yet matched (the case
+    /// sends that remittance).
+    fn answer_return(&self, state: &State, request: &platform::ReturnRemittanceRequest) -> Answer {
+        let answer = |reply, remitting_again| {
+            Answer::Return(platform::ReturnRemittanceResponse {
+                reply: Some(reply),
+                remitting_again,
+            })
+        };
+        let Some(held) = state.transfers.get(&request.transfer_id) else {
+            return answer(self.reply(1005, "unknown transfer"), false);
+        };
+        if held.remittances.is_empty() {
+            return answer(
+                self.reply(1006, "the suite remitted nothing for this transfer"),
+                false,
+            );
+        }
+        let latest = held
+            .remittances
+            .last()
+            .is_some_and(|r| r.msgid == request.remittance_msgid);
+        answer(self.reply(0, ""), latest && held.matched().is_none())
+    }
+
+    fn received_remit(
+        &self,
+        request: platform::RemitBalanceRequest,
+        certified: Option<Vec<String>>,
+    ) -> Result<Answer, Status> {
+        let msgid = request
+            .envelope
+            .as_ref()
+            .map(|e| e.msgid.clone())
+            .unwrap_or_default();
+        self.handle(
+            Incoming {
+                rpc: "RemitBalance",
+                infno: "9106",
+                envelope: request.envelope.as_ref(),
+                body_transfer_id: &request.transfer_id,
+                bytes: request.encode_to_vec(),
+                message: Received::Remittance(request.clone()),
+                certified,
+            },
+            |me, state| Ok(me.answer_remit(state, &request, &msgid)),
+            |reply| {
+                Answer::Remit(platform::RemitBalanceResponse {
+                    reply: Some(reply),
+                    check: 0,
+                })
+            },
+        )
+    }
+
+    fn received_return(
+        &self,
+        request: platform::ReturnRemittanceRequest,
+        certified: Option<Vec<String>>,
+    ) -> Result<Answer, Status> {
+        self.handle(
+            Incoming {
+                rpc: "ReturnRemittance",
+                infno: "9107",
+                envelope: request.envelope.as_ref(),
+                body_transfer_id: &request.transfer_id,
+                bytes: request.encode_to_vec(),
+                message: Received::Return(request.clone()),
+                certified,
+            },
+            |me, state| Ok(me.answer_return(state, &request)),
+            |reply| {
+                Answer::Return(platform::ReturnRemittanceResponse {
+                    reply: Some(reply),
+                    remitting_again: false,
                 })
             },
         )
@@ -706,6 +932,12 @@ fn describe(answer: &Answer) -> String {
         },
         Answer::Abort(r) => format!("{}, credited = {}", reply(&r.reply), r.credited),
         Answer::Settlement(r) => reply(&r.reply),
+        Answer::Remit(r) => format!("{}, check {}", reply(&r.reply), check_name(r.check)),
+        Answer::Return(r) => format!(
+            "{}, remitting_again = {}",
+            reply(&r.reply),
+            r.remitting_again
+        ),
         Answer::QueryOut(r) => format!(
             "{}{}",
             reply(&r.reply),
@@ -727,6 +959,12 @@ fn snapshot_text(snapshot: &platform::TransferSnapshot) -> String {
 #[must_use]
 pub fn state_name(state: i32) -> &'static str {
     TransferState::try_from(state).map_or("UNKNOWN", |s| s.as_str_name())
+}
+
+/// The proto name of a remittance check number.
+#[must_use]
+pub fn check_name(check: i32) -> &'static str {
+    platform::RemittanceCheck::try_from(check).map_or("UNKNOWN", |c| c.as_str_name())
 }
 
 /// The proto name of a refusal reason number.
@@ -774,14 +1012,13 @@ impl TransferOutPlatformService for Counterpart {
 
     async fn return_remittance(
         &self,
-        _request: Request<platform::ReturnRemittanceRequest>,
+        request: Request<platform::ReturnRemittanceRequest>,
     ) -> Result<Response<platform::ReturnRemittanceResponse>, Status> {
-        // The counterpart, as transfer-out, remits exactly what its forms say: a target that
-        // returns a remittance of it has refused a matching one, which the money-leg cases
-        // report; there is nothing to remit again.
-        Err(Status::unimplemented(
-            "the counterpart's remittances match their forms; none is returned",
-        ))
+        let certified = certified_regions(&request);
+        match self.received_return(request.into_inner(), certified)? {
+            Answer::Return(r) => Ok(Response::new(r)),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn query_transfer_out(
@@ -892,13 +1129,13 @@ impl TransferInPlatformService for Counterpart {
 
     async fn remit_balance(
         &self,
-        _request: Request<platform::RemitBalanceRequest>,
+        request: Request<platform::RemitBalanceRequest>,
     ) -> Result<Response<platform::RemitBalanceResponse>, Status> {
-        // The suite runs a bureau under the default policy, which remits with the form; a
-        // remittance apart is not part of what it checks yet.
-        Err(Status::unimplemented(
-            "the counterpart credits the balance with the form",
-        ))
+        let certified = certified_regions(&request);
+        match self.received_remit(request.into_inner(), certified)? {
+            Answer::Remit(r) => Ok(Response::new(r)),
+            _ => Err(unexpected()),
+        }
     }
 
     async fn query_transfer_in(
@@ -963,9 +1200,7 @@ impl TransferInPlatformService for Counterpart {
                         self.received_settlement(r, certified.clone())
                     }
                     Some(In::AbortTransfer(r)) => self.received_abort(r, certified.clone()),
-                    Some(In::RemitBalance(_)) => Err(Status::unimplemented(
-                        "the counterpart credits the balance with the form",
-                    )),
+                    Some(In::RemitBalance(r)) => self.received_remit(r, certified.clone()),
                     None => Err(Status::invalid_argument(
                         "message: one of its kinds must be set",
                     )),
@@ -975,6 +1210,7 @@ impl TransferInPlatformService for Counterpart {
                         Ok(Answer::Form(r)) => Out::DeliverInsuranceRecord(r),
                         Ok(Answer::Settlement(r)) => Out::ConfirmSettlement(r),
                         Ok(Answer::Abort(r)) => Out::AbortTransfer(r),
+                        Ok(Answer::Remit(r)) => Out::RemitBalance(r),
                         Ok(_) => Out::Failed(message_status(&unexpected())),
                         Err(status) => Out::Failed(message_status(&status)),
                     }),

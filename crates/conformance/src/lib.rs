@@ -2,8 +2,9 @@
 //! transfer-out or transfer-in service and runs named cases against it, each with the
 //! expectation it checks (DOMAIN.md and `platform.proto`): the happy paths, repeated and
 //! modified messages, wrong transaction codes and receivers, aborts before and after a credit,
-//! late forms, lost answers, a bad message in a batch, deadlines on the target's test clock and
-//! conservation of money. Each case is PASS, FAIL (with the messages exchanged and the
+//! late forms, lost answers, a bad message in a batch, deadlines on the target's test clock, the
+//! money leg (a balance remitted apart, refused when it does not match, returned and remitted
+//! again) and conservation of money. Each case is PASS, FAIL (with the messages exchanged and the
 //! expectation that broke) or SKIP (with why); the report is text, JUnit XML and a
 //! self-contained HTML page, and the exit status is non-zero when a case failed.
 //!
@@ -143,6 +144,13 @@ pub struct ConformanceArgs {
     /// The region the suite plays for. Default: 540100 or 150100, the other of the pair.
     #[arg(long)]
     pub own_region: Option<String>,
+    /// The target's region directory has the transfer-out region of the pair remit balances
+    /// apart, this many working days after the form (`remittance = { after_working_days = N }`):
+    /// the money-leg cases run (RemitBalance 9106, ReturnRemittance 9107). Without it they are
+    /// skipped. Against a transfer-out target the other cases expect the balance on the form,
+    /// so run the money-leg cases on their own (`--only`).
+    #[arg(long, value_name = "WORKING_DAYS")]
+    pub remittance: Option<u16>,
     /// A region the target does not host (the 1002 case). Default: Beijing, 110100.
     #[arg(long, default_value = "110100")]
     pub unhosted_region: String,
@@ -213,6 +221,9 @@ pub struct Settings {
     pub first_person: u64,
     /// A region the target does not host.
     pub unhosted_region: String,
+    /// The working days after the form its balance is remitted, when the target's directory
+    /// has the pair's transfer-out region remit apart (`--remittance`).
+    pub remittance: Option<u16>,
 }
 
 /// The lines `--list` prints.
@@ -311,6 +322,7 @@ fn settings(args: &ConformanceArgs, role: Role) -> Settings {
             .first_person
             .unwrap_or_else(|| if can_seed { default_first_person() } else { 0 }),
         unhosted_region: args.unhosted_region.clone(),
+        remittance: args.remittance,
     }
 }
 

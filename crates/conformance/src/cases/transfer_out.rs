@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use yibao_domain::money::Money;
 use yibao_domain::month::total_months;
 use yibao_domain::population::{Flow, SyntheticPerson};
 use yibao_proto::common::v1::{BalanceDisposition, RefusalReason, TransferState};
@@ -91,7 +92,10 @@ pub(super) fn cases() -> Vec<Case> {
     ]
 }
 
-async fn request(ctx: &Ctx, person: &SyntheticPerson) -> platform::RequestTransferOutRequest {
+pub(super) async fn request(
+    ctx: &Ctx,
+    person: &SyntheticPerson,
+) -> platform::RequestTransferOutRequest {
     let id = ctx.new_transfer_id().await;
     platform::RequestTransferOutRequest {
         envelope: Some(ctx.envelope("9101", &id)),
@@ -99,7 +103,7 @@ async fn request(ctx: &Ctx, person: &SyntheticPerson) -> platform::RequestTransf
     }
 }
 
-fn id_of(request: &platform::RequestTransferOutRequest) -> String {
+pub(super) fn id_of(request: &platform::RequestTransferOutRequest) -> String {
     request
         .application
         .as_ref()
@@ -107,7 +111,7 @@ fn id_of(request: &platform::RequestTransferOutRequest) -> String {
         .unwrap_or_default()
 }
 
-async fn send(
+pub(super) async fn send(
     ctx: &Ctx,
     request: platform::RequestTransferOutRequest,
 ) -> Result<platform::RequestTransferOutResponse, Verdict> {
@@ -131,7 +135,7 @@ fn text(answer: &platform::RequestTransferOutResponse) -> String {
 }
 
 /// Checks an acceptance and its due date: 10 working days from the day of application.
-fn accepted(
+pub(super) fn accepted(
     ctx: &Ctx,
     request: &platform::RequestTransferOutRequest,
     answer: &platform::RequestTransferOutResponse,
@@ -163,7 +167,7 @@ fn accepted(
 }
 
 /// Waits for the target's first form for `id` and checks it against `person`.
-async fn form_arrives(
+pub(super) async fn form_arrives(
     ctx: &Ctx,
     id: &str,
     person: &SyntheticPerson,
@@ -577,22 +581,40 @@ async fn abort_after_credit(ctx: Ctx) -> Checked {
     completes(&ctx, &id).await
 }
 
+/// What the suite credited of transfer `id` (the form's amount, and a matched remittance's
+/// when the balance was remitted apart), checking the target completed it; `None` when the
+/// suite credited nothing.
+async fn credited_by_suite(ctx: &Ctx, id: &str) -> Result<Option<Money>, Verdict> {
+    let Some(held) = ctx.counterpart.held(id) else {
+        return Ok(None);
+    };
+    let Some(credit) = held.credit.clone() else {
+        return Ok(None);
+    };
+    ctx.track(id);
+    let mut amount = money("credited_amount", &credit.credited_amount)?;
+    // A balance remitted apart: the form credited 0.00, the matched remittance the rest.
+    if let Some(remitted) = held.matched() {
+        let remitted = money("RemitBalance.amount", &remitted.amount)?;
+        amount = amount.checked_add(remitted).unwrap_or(amount);
+    }
+    let state = ctx.target_state(id).await?;
+    expect(
+        state
+            .as_ref()
+            .is_some_and(|s| s.state == TransferState::Completed as i32),
+        format!("transfer {id}, credited by the suite, is COMPLETED at the target"),
+        || format!("{state:?}"),
+    )?;
+    Ok(Some(amount))
+}
+
 async fn conservation(ctx: Ctx) -> Checked {
     let ids = ctx.all_tracked();
     let mut credited = Vec::new();
     for id in &ids {
-        if let Some(credit) = ctx.counterpart.held(id).and_then(|h| h.credit) {
-            ctx.track(id);
-            let amount = money("credited_amount", &credit.credited_amount)?;
+        if let Some(amount) = credited_by_suite(&ctx, id).await? {
             credited.push((id.clone(), amount));
-            let state = ctx.target_state(id).await?;
-            expect(
-                state
-                    .as_ref()
-                    .is_some_and(|s| s.state == TransferState::Completed as i32),
-                format!("transfer {id}, credited by the suite, is COMPLETED at the target"),
-                || format!("{state:?}"),
-            )?;
         }
     }
     let Some(before) = ctx.baseline() else {
