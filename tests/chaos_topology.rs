@@ -46,6 +46,18 @@ async fn chaos_over_three_bureaus_loses_and_doubles_nothing() {
         (1..=4).contains(&kills),
         "a kill every ~3 s in 8 s: {report}"
     );
+    let killed = report["killed"].as_object().expect("kills by bureau");
+    assert_eq!(
+        killed.values().filter_map(Value::as_u64).sum::<u64>(),
+        kills,
+        "{report}"
+    );
+    assert!(
+        killed
+            .keys()
+            .all(|name| ["north", "west", "south"].contains(&name.as_str())),
+        "{report}"
+    );
     assert!(report["transfers"].as_u64().unwrap_or(0) > 0, "{report}");
     assert_eq!(report["client_failures"], 0, "{report}");
     assert_eq!(report["open_after"], 0, "{report}");

@@ -26,6 +26,8 @@ async fn a_load_over_three_bureaus_runs_between_several_pairs_and_every_ledger_h
         "6",
         "--persons",
         "2000",
+        "--top-up-ahead",
+        "0",
         "--settle-timeout",
         "60s",
         "--no-progress",

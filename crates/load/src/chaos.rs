@@ -81,6 +81,8 @@ pub struct ChaosReport {
     pub retries: u64,
     /// Kills -9 (and restarts).
     pub kills: u32,
+    /// Of `kills`, how many of each bureau, by name.
+    pub killed: BTreeMap<String, u32>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Transfers still open after the faults stopped and the wait.
@@ -120,7 +122,20 @@ impl ChaosReport {
                 "transfers: {} applied, {} failed from the client's side, {} retries",
                 self.transfers, self.client_failures, self.retries
             ),
-            format!("kills: {} (kill -9 and restart)", self.kills),
+            format!(
+                "kills: {} (kill -9 and restart){}",
+                self.kills,
+                if self.killed.is_empty() {
+                    String::new()
+                } else {
+                    let named: Vec<String> = self
+                        .killed
+                        .iter()
+                        .map(|(name, count)| format!("{name} × {count}"))
+                        .collect();
+                    format!(": {}", named.join(", "))
+                }
+            ),
             format!(
                 "faults: {}",
                 if faults.is_empty() {
@@ -390,6 +405,7 @@ async fn kills(
         bureaus.kill_and_restart(name).await?;
         add_rules(bureaus.admin_of(name)?, args.fault_rate).await;
         report.kills += 1;
+        *report.killed.entry(name.to_owned()).or_default() += 1;
     }
     Ok(())
 }
