@@ -267,9 +267,7 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
         Err(status) => Ok(Err(Failure::Status(Rpc::Apply, status))),
     };
     let finished = Instant::now();
-    if let Some(pair) = pair {
-        count_pair(metrics, &pair, flow, &result);
-    }
+    count_pair(metrics, pair.as_deref(), flow, &result);
     let failure = match result {
         Ok(Ok((outcome, transfer_id))) if expected(flow, &outcome) => {
             record_success(metrics, flow, &outcome, intended, started, finished);
@@ -321,9 +319,13 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
 /// The result of driving one transfer: its outcome and id, a failure, or the timeout.
 type Driven = Result<Result<(Outcome, Option<String>), Failure>, tokio::time::error::Elapsed>;
 
-/// Counts a finished transfer under its pair of bureaus: succeeded when it ended as its flow
-/// expects, completed when it also moved the person (COMPLETED or PAID_TO_BANK).
-fn count_pair(metrics: &Metrics, pair: &str, flow: Flow, result: &Driven) {
+/// Counts a finished transfer under its pair of bureaus, in a run over a topology: succeeded
+/// when it ended as its flow expects, completed when it also moved the person (COMPLETED or
+/// PAID_TO_BANK).
+fn count_pair(metrics: &Metrics, pair: Option<&str>, flow: Flow, result: &Driven) {
+    let Some(pair) = pair else {
+        return;
+    };
     let (succeeded, completed) = match result {
         Ok(Ok((outcome, _))) if expected(flow, outcome) => (
             true,

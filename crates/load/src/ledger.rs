@@ -221,9 +221,9 @@ pub fn judge_named(bureaus: BTreeMap<String, Totals>, settled_in: Duration) -> L
     check
 }
 
-/// What does not hold across `bureaus` together: conservation (debited to transit = credited
-/// + in transit + paid to bank + returned), settlement (settled out = credited), and a bureau
-/// with transfers still open.
+/// What does not hold across `bureaus` together: conservation (debited to transit is credited
+/// plus in transit plus paid to bank plus returned), settlement (settled out is credited), and
+/// a bureau with transfers still open.
 fn problems_of(bureaus: &[(&str, &Totals)], settled_in: Duration) -> Vec<String> {
     let mut problems = Vec::new();
     let sum = |f: fn(&Totals) -> u64| {

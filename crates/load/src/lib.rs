@@ -92,18 +92,7 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         ));
     }
     let mut seeding = phase::seed(&options, &services, persons, bars).await?;
-    let most = seeding.written_by_bureau.values().copied().max();
-    let (written, at) = match (options.only, most) {
-        (_, Some(most)) => (most, "any bureau"),
-        (Some(Only::TransferIn), None) => (seeding.written_in, "transfer-in"),
-        _ => (seeding.written_out, "transfer-out"),
-    };
-    if written < persons / 2 {
-        warnings.push(format!(
-            "only {written} of {persons} persons were new at {at}: people used by an earlier \
-             run cannot transfer again; give --first-person a fresh range"
-        ));
-    }
+    warnings.extend(reused_people(&options, &seeding, persons));
     let baseline = match options.baseline {
         Some(duration) => Some(phase::baseline(&options, &services, duration, bars).await),
         None => None,
@@ -147,6 +136,24 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         warnings,
     };
     finish(report, &mut services)
+}
+
+/// The warning of a run whose people were mostly seeded before (they cannot transfer again):
+/// fewer than half new at transfer-out (or the one bureau a run drives, or any bureau of a
+/// topology).
+fn reused_people(options: &LoadOptions, seeding: &Seeding, persons: u64) -> Option<String> {
+    let most = seeding.written_by_bureau.values().copied().max();
+    let (written, at) = match (options.only, most) {
+        (_, Some(most)) => (most, "any bureau"),
+        (Some(Only::TransferIn), None) => (seeding.written_in, "transfer-in"),
+        _ => (seeding.written_out, "transfer-out"),
+    };
+    (written < persons / 2).then(|| {
+        format!(
+            "only {written} of {persons} persons were new at {at}: people used by an earlier \
+             run cannot transfer again; give --first-person a fresh range"
+        )
+    })
 }
 
 /// The user's service's platform endpoint, when the run spawned the bureau that calls it.
