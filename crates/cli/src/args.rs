@@ -95,7 +95,8 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(OutboxCommand),
     /// Load, kill -9 and restart at random, inject faults, then prove nothing was lost or
-    /// doubled: `yibao chaos --duration 30s --kill-every 4s --fault-rate 0.05`.
+    /// doubled: `yibao chaos --duration 30s --kill-every 4s --fault-rate 0.05` (`--topology
+    /// FILE`: every bureau of a topology).
     Chaos(yibao_load::chaos::ChaosArgs),
     /// Run the conformance suite against a bureau of your own: yibao plays the other bureau
     /// (`yibao conformance --role transfer-in --target https://HOST:PORT --certs DIR`;

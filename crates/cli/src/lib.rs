@@ -253,6 +253,7 @@ async fn chaos(
         "client_failures": report.client_failures,
         "retries": report.retries,
         "kills": report.kills,
+        "killed": report.killed,
         "faults": report.faults,
         "open_after": report.open_after,
         "lost_cents": report.lost_cents.to_string(),

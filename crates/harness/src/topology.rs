@@ -59,6 +59,10 @@ pub struct TopologyOptions {
     pub platform: PlatformMode,
     /// The admin token every bureau requires, if any.
     pub admin_token: Option<AdminToken>,
+    /// Whether each bureau keeps one bureau port across restarts (free loopback ports picked
+    /// at start), so that clients outside the harness keep reaching a bureau killed and
+    /// restarted. Default false: ephemeral ports, new ones on each start.
+    pub fixed_ports: bool,
 }
 
 impl Default for TopologyOptions {
@@ -72,6 +76,7 @@ impl Default for TopologyOptions {
             extra_env: Vec::new(),
             platform: PlatformMode::default(),
             admin_token: None,
+            fixed_ports: false,
         }
     }
 }
@@ -119,20 +124,25 @@ impl Topology {
             admin_token: options.admin_token.as_ref(),
             extra_env: &options.extra_env,
         };
-        let starting = names.iter().zip(platforms).map(|(name, platform)| {
-            let mut spec = layout.spec(Service {
-                name,
-                directory: &directory,
-                peer: peer_from_port_file(&platform_port_file(&root.path, other(&names, name))),
-                platform,
-                ports: (0, 0),
+        let ports = bureau_ports(options.fixed_ports, names.len())?;
+        let starting = names
+            .iter()
+            .zip(platforms)
+            .zip(ports)
+            .map(|((name, platform), port)| {
+                let mut spec = layout.spec(Service {
+                    name,
+                    directory: &directory,
+                    peer: peer_from_port_file(&platform_port_file(&root.path, other(&names, name))),
+                    platform,
+                    ports: (port, 0),
+                });
+                spec.binary = binary_path(&options.bin_dir, BUREAU_BINARY);
+                spec.extra_env
+                    .splice(0..0, bureau_env(&root.path, &names, name));
+                // Started side by side: each reads the others' addresses lazily, from their files.
+                tokio::spawn(Member::start(spec, options.ready_timeout))
             });
-            spec.binary = binary_path(&options.bin_dir, BUREAU_BINARY);
-            spec.extra_env
-                .splice(0..0, bureau_env(&root.path, &names, name));
-            // Started side by side: each reads the others' addresses lazily, from their files.
-            tokio::spawn(Member::start(spec, options.ready_timeout))
-        });
         let starting: Vec<_> = starting.collect();
         let mut members = Vec::with_capacity(names.len());
         let mut failed = None;
@@ -394,6 +404,26 @@ pub fn intern(name: &str) -> &'static str {
     let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
     names.insert(leaked);
     leaked
+}
+
+/// Each bureau's port: free ones picked now (each bound and released at once; the bureau binds
+/// it next and keeps it across restarts), or 0 (ephemeral) for all.
+fn bureau_ports(fixed: bool, count: usize) -> Result<Vec<u16>, HarnessError> {
+    if !fixed {
+        return Ok(vec![0; count]);
+    }
+    let failed = |source: std::io::Error| HarnessError::Io {
+        context: "finding free loopback ports".to_owned(),
+        source,
+    };
+    let listeners: Vec<std::net::TcpListener> = (0..count)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .map_err(failed)?;
+    listeners
+        .iter()
+        .map(|listener| Ok(listener.local_addr().map_err(failed)?.port()))
+        .collect()
 }
 
 /// Some bureau other than `name` (the default peer, reached only for a region no bureau hosts).

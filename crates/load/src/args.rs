@@ -10,6 +10,7 @@ use crate::error::LoadError;
 use crate::options::{
     DEFAULT_CONCURRENCY, DEFAULT_DURATION, DEFAULT_MIX, DEFAULT_PERSONS, DEFAULT_SEED,
     DEFAULT_SPLIT_EVERY, DEFAULT_TOP_UP_AHEAD, LoadOptions, Only, Pace, SpawnOptions, Stop, Target,
+    TopologyTarget,
 };
 
 /// The transfer-out endpoint of `deploy/run-local.sh`.
@@ -28,9 +29,25 @@ pub struct LoadArgs {
     #[arg(long = "in", value_name = "URL", conflicts_with = "spawn")]
     pub inn: Option<String>,
     /// Start a private pair on ephemeral ports with temporary data instead of using running
-    /// services; it is stopped at the end.
+    /// services; it is stopped at the end. With --topology: every bureau of the topology.
     #[arg(long)]
     pub spawn: bool,
+    /// Drive every bureau of a topology file (deploy/topology-3.toml): each application goes
+    /// to the bureau hosting the region its flow applies at, the report counts transfers by
+    /// pair of bureaus, and the ledger check covers them all. Without --spawn, the bureaus
+    /// listen where the file says (as `yibao up --topology FILE` starts them) unless --bureau
+    /// says otherwise.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["out", "inn", "only", "directory", "trace_files"])]
+    pub topology: Option<PathBuf>,
+    /// With --topology: a running bureau's endpoint, NAME=URL, instead of the file's address
+    /// (repeat for each bureau).
+    #[arg(
+        long = "bureau",
+        value_name = "NAME=URL",
+        requires = "topology",
+        conflicts_with = "spawn"
+    )]
+    pub bureaus: Vec<String>,
     /// Where the spawned pair's binaries are (default: YIBAO_BIN_DIR, else beside this program).
     #[arg(long, value_name = "DIR", requires = "spawn")]
     pub bin_dir: Option<PathBuf>,
@@ -225,6 +242,9 @@ impl TryFrom<LoadArgs> for LoadOptions {
 /// The services a run drives: a spawned pair (or one bureau), or the running ones at `--out`
 /// and `--in`; with `--only`, the other bureau's endpoint is not the run's to name.
 fn target(args: &LoadArgs) -> Result<Target, LoadError> {
+    if let Some(file) = &args.topology {
+        return topology_target(file, args);
+    }
     if args.spawn {
         return Ok(Target::Spawn(SpawnOptions {
             bin_dir: args.bin_dir.clone(),
@@ -259,6 +279,49 @@ fn target(args: &LoadArgs) -> Result<Target, LoadError> {
             inn: named(&args.inn, DEFAULT_IN),
         },
     })
+}
+
+/// The bureaus of `--topology FILE`: spawned, or running where the file (or `--bureau`) says.
+fn topology_target(file: &std::path::Path, args: &LoadArgs) -> Result<Target, LoadError> {
+    let topology = yibao_runtime::topology::Topology::load(file)
+        .map_err(|error| LoadError::Options(error.to_string()))?;
+    let spawn = args.spawn.then(|| SpawnOptions {
+        bin_dir: args.bin_dir.clone(),
+        directory: None,
+        plaintext_platform: args.plaintext_platform,
+        peer: args.peer.clone(),
+        certs: args.certs.clone(),
+        trace_files: false,
+    });
+    let mut bureaus: Vec<(String, String)> = topology
+        .bureaus
+        .iter()
+        .map(|bureau| (bureau.name.to_string(), format!("http://{}", bureau.listen)))
+        .collect();
+    if spawn.is_some() {
+        bureaus.clear();
+    }
+    for given in &args.bureaus {
+        let (name, url) = given
+            .split_once('=')
+            .map(|(name, url)| (name.trim(), url.trim()))
+            .filter(|(name, url)| !name.is_empty() && !url.is_empty())
+            .ok_or_else(|| LoadError::Options(format!("--bureau `{given}`: give NAME=URL")))?;
+        match bureaus.iter_mut().find(|(known, _)| known == name) {
+            Some(known) => known.1 = endpoint(url),
+            None => {
+                return Err(LoadError::Options(format!(
+                    "--bureau `{name}`: {} names no such bureau",
+                    file.display()
+                )));
+            }
+        }
+    }
+    Ok(Target::Topology(TopologyTarget {
+        directory: topology.directory_path,
+        bureaus,
+        spawn,
+    }))
 }
 
 #[cfg(test)]
@@ -380,6 +443,41 @@ mod tests {
 
     fn options_of(args: &[&str]) -> LoadOptions {
         options(args).expect("valid")
+    }
+
+    fn topology_file() -> String {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/topology-3.toml").to_owned()
+    }
+
+    #[test]
+    fn a_topology_is_driven_where_the_file_or_bureau_says_or_spawned() {
+        let file = topology_file();
+        let running = options_of(&["--topology", &file, "--bureau", "west=127.0.0.1:7002"]);
+        let Target::Topology(topology) = &running.target else {
+            panic!("a topology: {:?}", running.target);
+        };
+        assert!(topology.spawn.is_none());
+        assert!(topology.directory.ends_with("regions-3.toml"));
+        let endpoint = |name: &str| {
+            topology
+                .bureaus
+                .iter()
+                .find(|(known, _)| known == name)
+                .map(|(_, url)| url.clone())
+        };
+        assert_eq!(endpoint("north").as_deref(), Some("http://127.0.0.1:50051"));
+        assert_eq!(endpoint("west").as_deref(), Some("http://127.0.0.1:7002"));
+        let spawned = options_of(&["--topology", &file, "--spawn"]);
+        assert!(
+            matches!(&spawned.target, Target::Topology(t) if t.spawn.is_some() && t.bureaus.is_empty())
+        );
+        assert!(options(&["--topology", &file, "--bureau", "east=127.0.0.1:1"]).is_err());
+        assert!(options(&["--topology", &file, "--bureau", "west"]).is_err());
+        assert!(options(&["--topology", &file, "--out", "127.0.0.1:1"]).is_err());
+        assert!(options(&["--topology", &file, "--only", "out"]).is_err());
+        assert!(options(&["--topology", &file, "--spawn", "--bureau", "west=x:1"]).is_err());
+        assert!(options(&["--bureau", "west=127.0.0.1:1"]).is_err());
+        assert!(options(&["--topology", "/nonexistent/topology.toml"]).is_err());
     }
 
     #[test]

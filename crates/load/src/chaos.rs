@@ -10,23 +10,31 @@
 //! admin token in `YIBAO_ADMIN_TOKEN` if they require one), it does the same without the kills:
 //! it cannot restart processes it did not start.
 //!
+//! With `--topology FILE` it starts every bureau of the file's region directory instead (the
+//! harness's `Topology`, each bureau on a loopback port it keeps across restarts), drives them
+//! all as `yibao load --topology` does, kills -9 and restarts any of them, and checks the ledgers
+//! of all of them together.
+//!
 //! The fault mix leaves out the faults that stop a message for good (an infcode, which parks
 //! it for an operator): chaos proves what automation alone must survive.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use yibao_harness::ledger::{BureauTotals, LedgerReport};
-use yibao_harness::{AdminClient, AdminToken, FixedPorts, Pair, PairOptions, Side};
+use yibao_harness::{
+    AdminClient, AdminToken, FixedPorts, Pair, PairOptions, Side, Topology, TopologyOptions,
+};
 use yibao_proto::admin::v1::{
     AddFaultRuleRequest, ClearFaultRulesRequest, FaultDirection, FaultKind, FaultRule,
     GetLedgerTotalsRequest, ListFaultRulesRequest,
 };
 
 use crate::error::LoadError;
-use crate::options::{LoadOptions, Pace, Stop, Target};
+use crate::options::{LoadOptions, Pace, Stop, Target, TopologyTarget};
 
 /// The label of chaos's rules.
 const LABEL: &str = "chaos";
@@ -56,6 +64,10 @@ pub struct ChaosArgs {
     /// Transfers in flight.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
+    /// Start every bureau of this topology file (deploy/topology-3.toml) instead of a pair,
+    /// on loopback ports of its own; kill -9 and restart any of them, check all their ledgers.
+    #[arg(long, value_name = "FILE")]
+    pub topology: Option<PathBuf>,
 }
 
 /// What a chaos run saw and proved.
@@ -69,6 +81,8 @@ pub struct ChaosReport {
     pub retries: u64,
     /// Kills -9 (and restarts).
     pub kills: u32,
+    /// Of `kills`, how many of each bureau, by name.
+    pub killed: BTreeMap<String, u32>,
     /// Faults injected, by kind.
     pub faults: BTreeMap<String, u64>,
     /// Transfers still open after the faults stopped and the wait.
@@ -108,7 +122,20 @@ impl ChaosReport {
                 "transfers: {} applied, {} failed from the client's side, {} retries",
                 self.transfers, self.client_failures, self.retries
             ),
-            format!("kills: {} (kill -9 and restart)", self.kills),
+            format!(
+                "kills: {} (kill -9 and restart){}",
+                self.kills,
+                if self.killed.is_empty() {
+                    String::new()
+                } else {
+                    let named: Vec<String> = self
+                        .killed
+                        .iter()
+                        .map(|(name, count)| format!("{name} × {count}"))
+                        .collect();
+                    format!(": {}", named.join(", "))
+                }
+            ),
             format!(
                 "faults: {}",
                 if faults.is_empty() {
@@ -139,7 +166,8 @@ impl ChaosReport {
     }
 }
 
-/// Where chaos runs: a pair it started (and may kill), or running services (faults only).
+/// Where chaos runs: a pair it started (and may kill), running services (faults only), or every
+/// bureau of a topology it started (and may kill).
 enum Bureaus {
     Pair(Box<Pair>),
     Running {
@@ -147,9 +175,31 @@ enum Bureaus {
         inn: String,
         token: Option<AdminToken>,
     },
+    Topology {
+        topology: Box<Topology>,
+        /// The region directory the bureaus read.
+        directory: PathBuf,
+    },
+}
+
+/// The side a pair's bureau plays, by its name.
+fn side_named(name: &str) -> Side {
+    if name == Side::In.service() {
+        Side::In
+    } else {
+        Side::Out
+    }
 }
 
 impl Bureaus {
+    /// Every bureau's name: `transfer-out` and `transfer-in`, or the topology's.
+    fn names(&self) -> Vec<&'static str> {
+        match self {
+            Bureaus::Topology { topology, .. } => topology.names(),
+            _ => vec![Side::Out.service(), Side::In.service()],
+        }
+    }
+
     fn endpoint(&self, side: Side) -> String {
         match self {
             Bureaus::Pair(pair) => pair.endpoint(side).to_owned(),
@@ -157,12 +207,22 @@ impl Bureaus {
                 Side::Out => out.clone(),
                 Side::In => inn.clone(),
             },
+            Bureaus::Topology { .. } => String::new(),
+        }
+    }
+
+    /// The admin client of the bureau `name` (see [`Bureaus::names`]).
+    fn admin_of(&self, name: &str) -> Result<AdminClient, LoadError> {
+        match self {
+            Bureaus::Topology { topology, .. } => Ok(topology.admin(name)),
+            _ => self.admin(side_named(name)),
         }
     }
 
     fn admin(&self, side: Side) -> Result<AdminClient, LoadError> {
         match self {
             Bureaus::Pair(pair) => Ok(pair.admin(side)),
+            Bureaus::Topology { .. } => self.admin_of(side.service()),
             Bureaus::Running { token, .. } => {
                 let endpoint = self.endpoint(side);
                 let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
@@ -173,16 +233,34 @@ impl Bureaus {
         }
     }
 
-    /// Both bureaus' totals, checked; polled until nothing is open or `deadline` passes.
-    async fn settled_ledger(&self, deadline: Duration) -> Result<LedgerReport, LoadError> {
+    /// Every bureau's totals, checked; polled until nothing is open or `deadline` passes.
+    async fn settled_ledger(&self, deadline: Duration) -> Result<Settled, LoadError> {
         let until = tokio::time::Instant::now() + deadline;
+        if let Bureaus::Topology { topology, .. } = self {
+            loop {
+                let report = topology
+                    .ledger_check()
+                    .await
+                    .map_err(|error| LoadError::Spawn(error.to_string()))?;
+                if report.quiescent || tokio::time::Instant::now() >= until {
+                    return Ok(Settled {
+                        totals: report.bureaus.into_iter().map(|(_, t)| t).collect(),
+                        violations: report.violations,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
         loop {
             let inn = self.totals(Side::In).await?;
             let out = self.totals(Side::Out).await?;
-            let report = yibao_harness::ledger::check(out, inn);
+            let report: LedgerReport = yibao_harness::ledger::check(out, inn);
             let open = report.transfer_out.open_transfers + report.transfer_in.open_transfers;
             if open == 0 || tokio::time::Instant::now() >= until {
-                return Ok(report);
+                return Ok(Settled {
+                    totals: vec![report.transfer_out, report.transfer_in],
+                    violations: report.violations,
+                });
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
@@ -202,6 +280,14 @@ impl Bureaus {
     }
 }
 
+/// Every bureau's settled totals and what did not hold across them.
+struct Settled {
+    /// Each bureau's totals (a pair: transfer-out, then transfer-in).
+    totals: Vec<BureauTotals>,
+    /// The ledger check's violations, in words.
+    violations: Vec<String>,
+}
+
 /// Runs chaos as `args` say: against `running` services (transfer-out, transfer-in endpoints)
 /// when given, else against a pair of its own.
 ///
@@ -212,13 +298,19 @@ pub async fn run(
     running: Option<(String, String)>,
 ) -> Result<ChaosReport, LoadError> {
     let duration = args.duration.min(MAX_DURATION);
-    let mut bureaus = match running {
-        Some((out, inn)) => Bureaus::Running {
+    let mut bureaus = match (running, &args.topology) {
+        (None, Some(file)) => start_topology(file).await?,
+        (Some(_), Some(_)) => {
+            return Err(LoadError::Options(
+                "--topology starts its own bureaus; name no running ones with it".to_owned(),
+            ));
+        }
+        (Some((out, inn)), None) => Bureaus::Running {
             out,
             inn,
             token: AdminToken::from_env().map_err(|error| LoadError::Spawn(error.to_string()))?,
         },
-        None => {
+        (None, None) => {
             let ports = FixedPorts::free()
                 .map_err(|error| LoadError::Spawn(format!("finding free ports: {error}")))?;
             let pair = Pair::start(PairOptions {
@@ -232,20 +324,57 @@ pub async fn run(
         }
     };
     let mut report = ChaosReport::default();
-    for side in [Side::Out, Side::In] {
-        add_rules(bureaus.admin(side)?, args.fault_rate).await;
+    for name in bureaus.names() {
+        add_rules(bureaus.admin_of(name)?, args.fault_rate).await;
     }
     let load = tokio::spawn(crate::run(load_options(args, &bureaus, duration), false));
-    if let Bureaus::Pair(pair) = &mut bureaus {
-        kills(pair, args, duration, &mut report).await?;
+    if !matches!(bureaus, Bureaus::Running { .. }) {
+        kills(&mut bureaus, args, duration, &mut report).await?;
     }
     finish(&bureaus, load, &mut report).await?;
     Ok(report)
 }
 
+/// Every bureau of the topology file `file`, each on a loopback port kept across restarts.
+async fn start_topology(file: &std::path::Path) -> Result<Bureaus, LoadError> {
+    let loaded = yibao_runtime::topology::Topology::load(file)
+        .map_err(|error| LoadError::Options(error.to_string()))?;
+    let topology = Topology::start(TopologyOptions {
+        directory: loaded.directory_path.clone(),
+        fixed_ports: true,
+        ..TopologyOptions::default()
+    })
+    .await
+    .map_err(|error| LoadError::Spawn(error.to_string()))?;
+    Ok(Bureaus::Topology {
+        topology: Box::new(topology),
+        directory: loaded.directory_path,
+    })
+}
+
+impl Bureaus {
+    /// Kills the bureau `name` with SIGKILL and starts it again on its data (a pair or a
+    /// topology this run started).
+    async fn kill_and_restart(&mut self, name: &str) -> Result<(), LoadError> {
+        let failed = |error: yibao_harness::HarnessError| LoadError::Spawn(error.to_string());
+        match self {
+            Bureaus::Pair(pair) => {
+                let side = side_named(name);
+                pair.kill(side).await.map_err(failed)?;
+                pair.restart(side).await.map_err(failed)
+            }
+            Bureaus::Topology { topology, .. } => {
+                topology.kill(name).await.map_err(failed)?;
+                topology.restart(name).await.map_err(failed)
+            }
+            Bureaus::Running { .. } => Ok(()),
+        }
+    }
+}
+
 /// Kills -9 and restarts a bureau at seeded random moments until `duration` is up.
 async fn kills(
-    pair: &mut Pair,
+    bureaus: &mut Bureaus,
     args: &ChaosArgs,
     duration: Duration,
     report: &mut ChaosReport,
@@ -261,20 +390,22 @@ async fn kills(
             break;
         }
         tokio::time::sleep(wait).await;
-        let side = if rng.random_bool(0.5) {
-            Side::Out
+        let names = bureaus.names();
+        let name = if names.len() == 2 {
+            // As before topologies: a fair coin between transfer-out and transfer-in.
+            if rng.random_bool(0.5) {
+                names[0]
+            } else {
+                names[1]
+            }
         } else {
-            Side::In
+            names[rng.random_range(0..names.len())]
         };
-        count_faults(pair.admin(side), &mut report.faults).await;
-        pair.kill(side)
-            .await
-            .map_err(|error| LoadError::Spawn(error.to_string()))?;
-        pair.restart(side)
-            .await
-            .map_err(|error| LoadError::Spawn(error.to_string()))?;
-        add_rules(pair.admin(side), args.fault_rate).await;
+        count_faults(bureaus.admin_of(name)?, &mut report.faults).await;
+        bureaus.kill_and_restart(name).await?;
+        add_rules(bureaus.admin_of(name)?, args.fault_rate).await;
         report.kills += 1;
+        *report.killed.entry(name.to_owned()).or_default() += 1;
     }
     Ok(())
 }
@@ -289,8 +420,8 @@ async fn finish(
     let loaded = load
         .await
         .map_err(|error| LoadError::Spawn(format!("the load task: {error}")))??;
-    for side in [Side::Out, Side::In] {
-        let mut admin = bureaus.admin(side)?;
+    for name in bureaus.names() {
+        let mut admin = bureaus.admin_of(name)?;
         count_faults(admin.clone(), &mut report.faults).await;
         let _ = admin
             .clear_fault_rules(ClearFaultRulesRequest {
@@ -306,33 +437,52 @@ async fn finish(
     Ok(())
 }
 
-/// Reads lost and doubled cents off the settled ledger.
-fn verdict(ledger: &LedgerReport, report: &mut ChaosReport) {
-    report.open_after = ledger.transfer_out.open_transfers + ledger.transfer_in.open_transfers;
-    let (out, inn) = (&ledger.transfer_out, &ledger.transfer_in);
-    let cents = |value: yibao_domain::money::Money| i128::from(value.cents());
-    report.lost_cents = cents(out.debited_to_transit_total)
-        - cents(inn.credited_total)
-        - cents(out.in_transit_total)
-        - cents(out.paid_to_bank_total)
-        - cents(out.returned_total);
-    report.double_credit_cents = cents(inn.credited_total) - cents(out.settled_out_total);
+/// Reads lost and doubled cents off the settled ledger, summed over every bureau (each plays
+/// transfer-out for some transfers and transfer-in for others; in a pair, each one side).
+fn verdict(ledger: &Settled, report: &mut ChaosReport) {
+    let sum = |field: fn(&BureauTotals) -> yibao_domain::money::Money| {
+        ledger
+            .totals
+            .iter()
+            .map(|totals| i128::from(field(totals).cents()))
+            .sum::<i128>()
+    };
+    report.open_after = ledger.totals.iter().map(|t| t.open_transfers).sum();
+    let debited = sum(|t| t.debited_to_transit_total);
+    let credited = sum(|t| t.credited_total);
+    let in_transit = sum(|t| t.in_transit_total);
+    let paid = sum(|t| t.paid_to_bank_total);
+    let returned = sum(|t| t.returned_total);
+    let settled = sum(|t| t.settled_out_total);
+    report.lost_cents = debited - credited - in_transit - paid - returned;
+    report.double_credit_cents = credited - settled;
     // At transfer-out, what left the accounts is in transit, settled, returned or paid out; a
     // payout (or return) posted twice shows as more placed than left.
-    report.double_payout_cents = cents(out.in_transit_total)
-        + cents(out.settled_out_total)
-        + cents(out.returned_total)
-        + cents(out.paid_to_bank_total)
-        - cents(out.debited_to_transit_total);
+    report.double_payout_cents = in_transit + settled + returned + paid - debited;
     report.ledger = ledger.violations.clone();
 }
 
-/// The load: a closed loop against the pair's fixed ports, people from the seed.
+/// The load: a closed loop against the pair's (or the topology's) fixed ports, people from the
+/// seed.
 fn load_options(args: &ChaosArgs, bureaus: &Bureaus, duration: Duration) -> LoadOptions {
     let mut options = LoadOptions::spawned();
-    options.target = Target::Running {
-        out: bureaus.endpoint(Side::Out),
-        inn: bureaus.endpoint(Side::In),
+    options.target = match bureaus {
+        Bureaus::Topology {
+            topology,
+            directory,
+        } => Target::Topology(TopologyTarget {
+            directory: directory.clone(),
+            bureaus: topology
+                .names()
+                .into_iter()
+                .map(|name| (name.to_owned(), topology.endpoint(name).to_owned()))
+                .collect(),
+            spawn: None,
+        }),
+        _ => Target::Running {
+            out: bureaus.endpoint(Side::Out),
+            inn: bureaus.endpoint(Side::In),
+        },
     };
     options.seed = args.seed;
     options.pace = Pace::Closed {

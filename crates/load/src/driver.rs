@@ -19,10 +19,12 @@ use tokio::time::Instant;
 use tonic::Code;
 use tonic::transport::Channel;
 use yibao_domain::population::{ApplyAt, Flow};
+use yibao_domain::region::RegionCode;
 use yibao_harness::{code_name, is_terminal, state_name};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
 use yibao_proto::bureau::v1::{ApplyTransferRequest, WatchTransferRequest};
 use yibao_proto::common::v1::TransferState;
+use yibao_runtime::directory::RegionDirectory;
 
 use crate::metrics::{Metrics, Rpc};
 use crate::options::{Pace, Stop};
@@ -72,6 +74,37 @@ pub struct Context {
     pub topping_up: bool,
     /// In a run that drives one bureau: picks the transfers whose latency is split.
     pub split: Option<Sampler>,
+    /// In a run over a topology: which bureau hosts which region, and clients of each (`out`
+    /// and `inn` are empty then).
+    pub routes: Option<Routes>,
+}
+
+/// Where the applications of a run over a topology go: to the bureau hosting the region the
+/// flow applies at.
+#[derive(Debug)]
+pub struct Routes {
+    /// The region directory every bureau reads.
+    pub directory: RegionDirectory,
+    /// Clients of each bureau, one per connection, by name.
+    pub bureaus: Vec<(String, Vec<BureauServiceClient<Channel>>)>,
+}
+
+impl Routes {
+    /// The name of the bureau hosting `region`, if one does.
+    fn bureau_of(&self, region: RegionCode) -> Option<&str> {
+        self.directory.bureau_of(region).map(|name| name.as_str())
+    }
+
+    /// The pair a person's transfer runs between, `north → west` (`none` for a region no
+    /// bureau hosts).
+    fn pair(&self, job: &Job) -> String {
+        let name = |region| self.bureau_of(region).unwrap_or("none");
+        format!(
+            "{} → {}",
+            name(job.person.out_region),
+            name(job.person.in_region)
+        )
+    }
 }
 
 /// How long an application waits for a top-up to seed more people before the run stops.
@@ -86,6 +119,45 @@ impl Context {
         };
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         clients.get(turn % clients.len().max(1)).cloned()
+    }
+
+    /// A client of the bureau `job` applies at, and in a run over a topology the pair of
+    /// bureaus its transfer runs between.
+    fn route(
+        &self,
+        job: &Job,
+    ) -> (
+        Result<BureauServiceClient<Channel>, tonic::Status>,
+        Option<String>,
+    ) {
+        let at = people::applies_at(job.flow);
+        let Some(routes) = &self.routes else {
+            let client = self
+                .client(at)
+                .ok_or_else(|| tonic::Status::unavailable("no connection"));
+            return (client, None);
+        };
+        let region = match at {
+            ApplyAt::TransferOut => job.person.out_region,
+            ApplyAt::TransferIn => job.person.in_region,
+        };
+        let clients = routes.bureau_of(region).and_then(|bureau| {
+            routes
+                .bureaus
+                .iter()
+                .find(|(name, _)| name == bureau)
+                .map(|(_, clients)| clients)
+        });
+        let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+        let client = clients
+            .and_then(|clients| clients.get(turn % clients.len().max(1)).cloned())
+            .ok_or_else(|| {
+                tonic::Status::unavailable(format!(
+                    "no bureau of the topology hosts region {region}, where {} applies",
+                    job.flow.name()
+                ))
+            });
+        (client, Some(routes.pair(job)))
     }
 
     /// The next application, or `None` (and the run stops) when a flow ran out of people. While
@@ -183,20 +255,19 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let flow = job.flow;
     let request = people::application(&job, &context.run_id);
-    let result = match context.client(people::applies_at(flow)) {
-        Some(client) => {
+    let (client, pair) = context.route(&job);
+    let result = match client {
+        Ok(client) => {
             tokio::time::timeout(
                 context.transfer_timeout,
                 drive(client, request, flow, metrics),
             )
             .await
         }
-        None => Ok(Err(Failure::Status(
-            Rpc::Apply,
-            tonic::Status::unavailable("no connection"),
-        ))),
+        Err(status) => Ok(Err(Failure::Status(Rpc::Apply, status))),
     };
     let finished = Instant::now();
+    count_pair(metrics, pair.as_deref(), flow, &result);
     let failure = match result {
         Ok(Ok((outcome, transfer_id))) if expected(flow, &outcome) => {
             record_success(metrics, flow, &outcome, intended, started, finished);
@@ -243,6 +314,29 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
         metrics.failed.fetch_add(1, Ordering::Relaxed);
     }
     metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+}
+
+/// The result of driving one transfer: its outcome and id, a failure, or the timeout.
+type Driven = Result<Result<(Outcome, Option<String>), Failure>, tokio::time::error::Elapsed>;
+
+/// Counts a finished transfer under its pair of bureaus, in a run over a topology: succeeded
+/// when it ended as its flow expects, completed when it also moved the person (COMPLETED or
+/// PAID_TO_BANK).
+fn count_pair(metrics: &Metrics, pair: Option<&str>, flow: Flow, result: &Driven) {
+    let Some(pair) = pair else {
+        return;
+    };
+    let (succeeded, completed) = match result {
+        Ok(Ok((outcome, _))) if expected(flow, outcome) => (
+            true,
+            matches!(
+                outcome,
+                Outcome::Terminal(TransferState::Completed | TransferState::PaidToBank, _)
+            ),
+        ),
+        _ => (false, false),
+    };
+    metrics.pair_finished(pair, succeeded, completed);
 }
 
 /// Records a transfer that ended as its flow expects: its latencies (end to end from when it

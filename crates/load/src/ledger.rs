@@ -64,6 +64,10 @@ pub struct LedgerCheck {
     /// In a run that drives one bureau: which ledger was not checked, and why (its totals
     /// above are zeros). None when both were.
     pub not_checked: Option<String>,
+    /// In a run over a topology: every bureau's totals, by name (`out` and `in` above are
+    /// zeros then); the identities hold over their sum.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub bureaus: BTreeMap<String, Totals>,
 }
 
 /// Reads one bureau's totals.
@@ -161,6 +165,30 @@ pub async fn check(
     }
 }
 
+/// A bureau of a topology to check: its name, admin client and endpoint.
+pub type NamedChecked = (String, AdminClient, String);
+
+/// Waits up to `settle_timeout` for no bureau of a topology to have an open transfer, then
+/// checks them all together.
+pub async fn check_named(
+    bureaus: &[NamedChecked],
+    settle_timeout: Duration,
+) -> Result<LedgerCheck, LoadError> {
+    let start = Instant::now();
+    let deadline = start + settle_timeout;
+    loop {
+        let mut read = BTreeMap::new();
+        for (name, client, endpoint) in bureaus {
+            read.insert(name.clone(), totals(client.clone(), endpoint).await?);
+        }
+        let open = read.values().map(|t| t.open_transfers).sum::<u64>();
+        if open == 0 || Instant::now() >= deadline {
+            return Ok(judge_named(read, start.elapsed()));
+        }
+        tokio::time::sleep(SETTLE_POLL).await;
+    }
+}
+
 /// One bureau's totals, if it is checked.
 async fn read(bureau: Option<Checked<'_>>) -> Result<Option<Totals>, LoadError> {
     match bureau {
@@ -171,8 +199,39 @@ async fn read(bureau: Option<Checked<'_>>) -> Result<Option<Totals>, LoadError> 
 
 /// The verdict on two bureaus' totals.
 pub fn judge(out: Totals, inn: Totals, settled_in: Duration) -> LedgerCheck {
+    let problems = problems_of(&[("transfer-out", &out), ("transfer-in", &inn)], settled_in);
+    verdict(problems, settled_in, (out, inn), None)
+}
+
+/// The verdict on every bureau of a topology, by name: the identities over their sum, and
+/// nothing open at any.
+pub fn judge_named(bureaus: BTreeMap<String, Totals>, settled_in: Duration) -> LedgerCheck {
+    let named: Vec<(&str, &Totals)> = bureaus
+        .iter()
+        .map(|(name, totals)| (name.as_str(), totals))
+        .collect();
+    let problems = problems_of(&named, settled_in);
+    let mut check = verdict(
+        problems,
+        settled_in,
+        (Totals::default(), Totals::default()),
+        None,
+    );
+    check.bureaus = bureaus;
+    check
+}
+
+/// What does not hold across `bureaus` together: conservation (debited to transit is credited
+/// plus in transit plus paid to bank plus returned), settlement (settled out is credited), and
+/// a bureau with transfers still open.
+fn problems_of(bureaus: &[(&str, &Totals)], settled_in: Duration) -> Vec<String> {
     let mut problems = Vec::new();
-    let sum = |f: fn(&Totals) -> u64| u128::from(f(&out)) + u128::from(f(&inn));
+    let sum = |f: fn(&Totals) -> u64| {
+        bureaus
+            .iter()
+            .map(|(_, totals)| u128::from(f(totals)))
+            .sum::<u128>()
+    };
     let debited = sum(|t| t.debited_to_transit_cents);
     let accounted = sum(|t| t.credited_cents)
         + sum(|t| t.in_transit_cents)
@@ -195,10 +254,10 @@ pub fn judge(out: Totals, inn: Totals, settled_in: Duration) -> LedgerCheck {
             money(credited)
         ));
     }
-    for (name, totals) in [("transfer-out", &out), ("transfer-in", &inn)] {
+    for (name, totals) in bureaus {
         problems.extend(still_open(name, totals, settled_in));
     }
-    verdict(problems, settled_in, (out, inn), None)
+    problems
 }
 
 /// The verdict on the one bureau a run drives, whose peer is not yibao's: its own identity
@@ -252,6 +311,7 @@ fn verdict(
         out,
         inn,
         not_checked,
+        bureaus: BTreeMap::new(),
     }
 }
 
@@ -337,6 +397,37 @@ mod tests {
         let check = judge_one(Only::TransferOut, lost, Duration::from_secs(2));
         assert!(!check.holds);
         assert_eq!(check.problems.len(), 2, "{:?}", check.problems);
+    }
+
+    #[test]
+    fn three_bureaus_hold_together_when_each_alone_would_not() {
+        // north debited 100.00, west credited 70.00 and settled nothing, south settled 70.00
+        // of a transfer it sent on and paid 30.00 to a bank: only the sum balances.
+        let bureaus: BTreeMap<String, Totals> = [
+            ("north".to_owned(), out_side()),
+            (
+                "west".to_owned(),
+                Totals {
+                    credited_cents: 7_000,
+                    ..Totals::default()
+                },
+            ),
+            ("south".to_owned(), Totals::default()),
+        ]
+        .into_iter()
+        .collect();
+        let check = judge_named(bureaus.clone(), Duration::ZERO);
+        assert!(check.holds, "{:?}", check.problems);
+        assert_eq!(check.bureaus.len(), 3);
+        let mut short = bureaus;
+        if let Some(west) = short.get_mut("west") {
+            west.credited_cents = 6_999;
+            west.open_transfers = 1;
+        }
+        let check = judge_named(short, Duration::ZERO);
+        assert!(!check.holds);
+        assert_eq!(check.problems.len(), 3, "{:?}", check.problems);
+        assert!(check.problems[2].starts_with("west: 1 transfers"));
     }
 
     #[test]

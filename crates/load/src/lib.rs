@@ -59,9 +59,10 @@ pub use args::LoadArgs;
 pub use baseline::Baseline;
 pub use error::LoadError;
 pub use ledger::{LedgerCheck, Totals};
-pub use metrics::{LatencySummary, Sample};
+pub use metrics::{LatencySummary, PairCount, Sample};
 pub use options::{
-    DEFAULT_MIX, LoadOptions, MAX_PERSONS, Mix, Only, Pace, SpawnOptions, Stop, Target, flow_named,
+    DEFAULT_MIX, LoadOptions, MAX_PERSONS, Mix, Only, Pace, SpawnOptions, Stop, Target,
+    TopologyTarget, flow_named,
 };
 pub use procstat::{Memory, ProcessUsage};
 pub use report::{Endpoints, Machine, Report, Transfers};
@@ -91,16 +92,7 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         ));
     }
     let mut seeding = phase::seed(&options, &services, persons, bars).await?;
-    let (written, at) = match options.only {
-        Some(Only::TransferIn) => (seeding.written_in, "transfer-in"),
-        _ => (seeding.written_out, "transfer-out"),
-    };
-    if written < persons / 2 {
-        warnings.push(format!(
-            "only {written} of {persons} persons were new at {at}: people used by an earlier \
-             run cannot transfer again; give --first-person a fresh range"
-        ));
-    }
+    warnings.extend(reused_people(&options, &seeding, persons));
     let baseline = match options.baseline {
         Some(duration) => Some(phase::baseline(&options, &services, duration, bars).await),
         None => None,
@@ -124,11 +116,13 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         retried: metrics.retried_by_status(),
         error_examples: metrics.examples(),
         outcomes: metrics.outcomes(),
+        pairs: metrics.pairs(),
         endpoints: Endpoints {
             out: services.out_endpoint().to_owned(),
             inn: services.in_endpoint().to_owned(),
             spawned: services.spawned(),
             peer: peer_endpoint(&options),
+            bureaus: services.named_endpoints(),
         },
         peer_split,
         options,
@@ -142,6 +136,24 @@ pub async fn run(options: LoadOptions, progress: bool) -> Result<Report, LoadErr
         warnings,
     };
     finish(report, &mut services)
+}
+
+/// The warning of a run whose people were mostly seeded before (they cannot transfer again):
+/// fewer than half new at transfer-out (or the one bureau a run drives, or any bureau of a
+/// topology).
+fn reused_people(options: &LoadOptions, seeding: &Seeding, persons: u64) -> Option<String> {
+    let most = seeding.written_by_bureau.values().copied().max();
+    let (written, at) = match (options.only, most) {
+        (_, Some(most)) => (most, "any bureau"),
+        (Some(Only::TransferIn), None) => (seeding.written_in, "transfer-in"),
+        _ => (seeding.written_out, "transfer-out"),
+    };
+    (written < persons / 2).then(|| {
+        format!(
+            "only {written} of {persons} persons were new at {at}: people used by an earlier \
+             run cannot transfer again; give --first-person a fresh range"
+        )
+    })
 }
 
 /// The user's service's platform endpoint, when the run spawned the bureau that calls it.

@@ -179,6 +179,20 @@ pub struct Metrics {
     examples: Mutex<BTreeMap<String, String>>,
     /// Terminal outcomes by flow, e.g. `cross-province` → `COMPLETED` → 812.
     outcomes: Mutex<BTreeMap<String, BTreeMap<String, u64>>>,
+    /// In a run over a topology: finished transfers by bureau pair, `north → west`.
+    pairs: Mutex<BTreeMap<String, PairCount>>,
+}
+
+/// The finished transfers between one pair of bureaus: from the bureau hosting the region the
+/// person leaves to the one hosting the region they join, wherever they applied.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct PairCount {
+    /// Transfers that reached the outcome their flow expects (refusals included).
+    pub succeeded: u64,
+    /// Of `succeeded`, those that completed (COMPLETED or PAID_TO_BANK).
+    pub completed: u64,
+    /// Transfers that failed.
+    pub failed: u64,
 }
 
 impl Metrics {
@@ -242,6 +256,25 @@ impl Metrics {
     /// Outcomes so far.
     pub fn outcomes(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
         self.outcomes.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// Counts a finished transfer between the bureaus of `pair`: succeeded (and completed, not
+    /// refused) or failed.
+    pub fn pair_finished(&self, pair: &str, succeeded: bool, completed: bool) {
+        if let Ok(mut pairs) = self.pairs.lock() {
+            let count = pairs.entry(pair.to_owned()).or_default();
+            if succeeded {
+                count.succeeded += 1;
+                count.completed += u64::from(completed);
+            } else {
+                count.failed += 1;
+            }
+        }
+    }
+
+    /// Finished transfers by bureau pair so far (empty unless the run is over a topology).
+    pub fn pairs(&self) -> BTreeMap<String, PairCount> {
+        self.pairs.lock().map(|p| p.clone()).unwrap_or_default()
     }
 
     /// Finished transfers (succeeded or failed).

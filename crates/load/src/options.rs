@@ -103,6 +103,22 @@ pub enum Target {
     /// Start a private pair on ephemeral loopback ports with temporary data, and stop it at the
     /// end.
     Spawn(SpawnOptions),
+    /// Several bureaus over one region directory (`--topology`): each application goes to the
+    /// bureau hosting the region its flow applies at.
+    Topology(TopologyTarget),
+}
+
+/// The bureaus of a run over a topology: every bureau a region directory names.
+#[derive(Clone, Debug, Serialize)]
+pub struct TopologyTarget {
+    /// The region directory every bureau reads: which bureau hosts which region.
+    pub directory: PathBuf,
+    /// Running bureaus by name and endpoint (`http://127.0.0.1:50051`); empty when spawned.
+    pub bureaus: Vec<(String, String)>,
+    /// Start every bureau the directory names instead (the harness's `Topology`, on
+    /// ephemeral loopback ports with temporary data), and stop them at the end. Its
+    /// `directory` is unused: the topology's is.
+    pub spawn: Option<SpawnOptions>,
 }
 
 /// The one yibao bureau a run drives when the other is the user's own service.
@@ -402,6 +418,9 @@ impl LoadOptions {
         let spawn = match &self.target {
             Target::Spawn(spawn) => Some(spawn),
             Target::Running { .. } => None,
+            Target::Topology(topology) => {
+                return self.validate_topology(topology);
+            }
         };
         let Some(only) = self.only else {
             if spawn.is_some_and(|spawn| spawn.peer.is_some() || spawn.certs.is_some()) {
@@ -446,6 +465,34 @@ impl LoadOptions {
             ),
             _ => Ok(()),
         }
+    }
+
+    /// A run over a topology drives every bureau: no `--only`, no peer of the user's, and
+    /// running bureaus each named once.
+    fn validate_topology(&self, topology: &TopologyTarget) -> Result<(), LoadError> {
+        let fail = |message: String| Err(LoadError::Options(message));
+        if self.only.is_some() {
+            return fail("--only drives one bureau of a pair; a topology drives all".into());
+        }
+        if let Some(spawn) = &topology.spawn {
+            if spawn.peer.is_some() || spawn.certs.is_some() {
+                return fail("a peer and its certificates are for a run with --only".into());
+            }
+            return Ok(());
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (name, endpoint) in &topology.bureaus {
+            if name.is_empty() || endpoint.is_empty() {
+                return fail(format!("bureau `{name}={endpoint}`: give NAME=URL"));
+            }
+            if !names.insert(name.as_str()) {
+                return fail(format!("bureau `{name}` is named twice"));
+            }
+        }
+        if names.len() < 2 {
+            return fail("a topology needs at least two bureaus".into());
+        }
+        Ok(())
     }
 
     /// How many people to seed: the requested number, raised when the run's size is known in

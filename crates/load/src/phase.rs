@@ -15,18 +15,19 @@ use tonic::transport::{Channel, Endpoint};
 use yibao_domain::population::{Flow, MAX_INDEX};
 use yibao_harness::{AdminClient, admin_client};
 use yibao_proto::bureau::v1::bureau_service_client::BureauServiceClient;
+use yibao_runtime::directory::RegionDirectory;
 
 use crate::baseline::{self, Baseline};
-use crate::driver::{self, Context};
+use crate::driver::{self, Context, Routes};
 use crate::error::LoadError;
 use crate::ledger::{self, LedgerCheck};
 use crate::metrics::{Latency, LatencySummary, Metrics};
-use crate::options::{DEFAULT_CONCURRENCY, LoadOptions, Only, Pace, Target};
+use crate::options::{DEFAULT_CONCURRENCY, LoadOptions, Only, Pace, Target, TopologyTarget};
 use crate::people::People;
 use crate::procstat::{Process, ProcessUsage};
 use crate::report::Transfers;
 use crate::sampler::{self, Timeline};
-use crate::seed::{self, Seeding};
+use crate::seed::{self, Named, Seeding};
 use crate::spawn::SpawnedPair;
 use crate::split::{self, PeerSplit, Sampler};
 
@@ -121,6 +122,11 @@ pub struct Services {
     out: Option<Reached>,
     /// transfer-in, unless the run drives transfer-out alone.
     inn: Option<Reached>,
+    /// In a run over a topology: every bureau, by name in name order (`out` and `inn` are
+    /// none then).
+    named: Vec<(String, Reached)>,
+    /// In a run over a topology: the region directory, which says who hosts which region.
+    directory: Option<RegionDirectory>,
 }
 
 impl Services {
@@ -128,6 +134,7 @@ impl Services {
     pub async fn reach(options: &LoadOptions) -> Result<Services, LoadError> {
         let drives = |side: Only| options.only.is_none_or(|only| only == side);
         let (spawned, out, inn) = match &options.target {
+            Target::Topology(topology) => return Services::reach_topology(options, topology).await,
             Target::Spawn(spawn) => {
                 let pair =
                     SpawnedPair::start(spawn, options.only, options.admin_token.as_ref()).await?;
@@ -149,7 +156,88 @@ impl Services {
             Some(endpoint) => Some(Reached::connect(endpoint, count, options).await?),
             None => None,
         };
-        Ok(Services { spawned, out, inn })
+        Ok(Services {
+            spawned,
+            out,
+            inn,
+            named: Vec::new(),
+            directory: None,
+        })
+    }
+
+    /// Starts every bureau of the topology when asked to (else takes the running ones as
+    /// named), then connects to each.
+    async fn reach_topology(
+        options: &LoadOptions,
+        topology: &TopologyTarget,
+    ) -> Result<Services, LoadError> {
+        let directory = RegionDirectory::load(&topology.directory).map_err(|error| {
+            LoadError::Options(format!(
+                "region directory {}: {error}",
+                topology.directory.display()
+            ))
+        })?;
+        let (spawned, endpoints) = match &topology.spawn {
+            Some(spawn) => {
+                let started = SpawnedPair::start_topology(
+                    spawn,
+                    &topology.directory,
+                    options.admin_token.as_ref(),
+                )
+                .await?;
+                let endpoints: Vec<(String, String)> = started
+                    .bureaus
+                    .iter()
+                    .map(|bureau| (bureau.name.clone(), bureau.endpoint.clone()))
+                    .collect();
+                (Some(started), endpoints)
+            }
+            None => (None, topology.bureaus.clone()),
+        };
+        for bureau in directory.bureaus() {
+            if !endpoints.iter().any(|(name, _)| name == bureau.as_str()) {
+                return Err(LoadError::Options(format!(
+                    "bureau `{bureau}` hosts regions of {} but has no endpoint: add --bureau \
+                     {bureau}=URL",
+                    topology.directory.display()
+                )));
+            }
+        }
+        let mut named = Vec::with_capacity(endpoints.len());
+        for (name, endpoint) in endpoints {
+            named.push((
+                name,
+                Reached::connect(endpoint, options.connections, options).await?,
+            ));
+        }
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(Services {
+            spawned,
+            out: None,
+            inn: None,
+            named,
+            directory: Some(directory),
+        })
+    }
+
+    /// In a run over a topology: each bureau's name and endpoint.
+    pub fn named_endpoints(&self) -> Vec<(String, String)> {
+        self.named
+            .iter()
+            .map(|(name, reached)| (name.clone(), reached.endpoint.clone()))
+            .collect()
+    }
+
+    /// In a run over a topology: each bureau to seed or check.
+    fn named_admins(&self) -> Vec<Named> {
+        self.named
+            .iter()
+            .map(|(name, reached)| Named {
+                name: name.clone(),
+                admin: reached.admin.clone(),
+                endpoint: reached.endpoint.clone(),
+            })
+            .collect()
     }
 
     /// Whether this run started the services.
@@ -198,6 +286,11 @@ impl Services {
     fn processes(&self) -> Vec<Process> {
         let mut processes = vec![Process::machine(MACHINE), Process::current(GENERATOR)];
         if let Some(pair) = &self.spawned {
+            for bureau in &pair.bureaus {
+                if let Some(pid) = bureau.pid {
+                    processes.push(Process::other(&bureau.name, pid));
+                }
+            }
             if let Some(pid) = pair.out_pid {
                 processes.push(Process::other("transfer-out", pid));
             }
@@ -240,15 +333,20 @@ pub async fn seed(
         persons,
         "seeding {bar:40} {pos}/{len} persons ({per_sec}, eta {eta})",
     );
-    let seeding = seed::seed(
-        services.out_admin(),
-        services.in_admin(),
-        options.seed,
-        options.first_person,
-        persons,
-        &bar,
-    )
-    .await;
+    let named = services.named_admins();
+    let seeding = if named.is_empty() {
+        seed::seed(
+            services.out_admin(),
+            services.in_admin(),
+            options.seed,
+            options.first_person,
+            persons,
+            &bar,
+        )
+        .await
+    } else {
+        seed::seed_named(&named, options.seed, options.first_person, persons, &bar).await
+    };
     bar.finish_and_clear();
     seeding
 }
@@ -273,6 +371,7 @@ pub async fn baseline(
         .channels(Only::TransferOut)
         .iter()
         .chain(services.channels(Only::TransferIn))
+        .chain(services.named.iter().flat_map(|(_, r)| &r.channels))
         .cloned()
         .collect();
     let measured = baseline::measure(channels, concurrency, duration).await;
@@ -314,8 +413,11 @@ pub async fn transfers(
     let topping = tokio::spawn(top_up(
         context.clone(),
         options.top_up_ahead,
-        services.out_admin().map(owned),
-        services.in_admin().map(owned),
+        Seeded {
+            out: services.out_admin().map(owned),
+            inn: services.in_admin().map(owned),
+            named: services.named_admins(),
+        },
         options.seed,
         topping_stopped,
     ));
@@ -410,7 +512,16 @@ fn new_context(
             .map(BureauServiceClient::new)
             .collect()
     };
+    let routes = services.directory.clone().map(|directory| Routes {
+        directory,
+        bureaus: services
+            .named
+            .iter()
+            .map(|(name, reached)| (name.clone(), clients(&reached.channels)))
+            .collect(),
+    });
     Arc::new(Context {
+        routes,
         out: clients(services.channels(Only::TransferOut)),
         inn: clients(services.channels(Only::TransferIn)),
         turn: AtomicUsize::new(0),
@@ -467,22 +578,47 @@ const TOP_UP_EVERY: Duration = Duration::from_millis(200);
 async fn top_up(
     context: Arc<Context>,
     ahead: u64,
-    out: Option<(AdminClient, String)>,
-    inn: Option<(AdminClient, String)>,
+    bureaus: Seeded,
     seed: u64,
     stopped: tokio::sync::watch::Receiver<bool>,
 ) -> u64 {
-    let seeded = seeding_ahead(&context, ahead, out, inn, seed, stopped).await;
+    let seeded = seeding_ahead(&context, ahead, bureaus, seed, stopped).await;
     // Applications waiting for people look again, and find the run stopped or no more coming.
     context.people.wake();
     seeded
 }
 
+/// The bureaus a top-up seeds: the pair's (or the one a run drives), or a topology's.
+struct Seeded {
+    out: Option<(AdminClient, String)>,
+    inn: Option<(AdminClient, String)>,
+    named: Vec<Named>,
+}
+
+impl Seeded {
+    /// Seeds `count` people from `first` at every bureau.
+    async fn seed(&self, seed: u64, first: u64, count: u64) -> Result<Seeding, LoadError> {
+        let bar = ProgressBar::hidden();
+        if self.named.is_empty() {
+            seed::seed(
+                borrowed(&self.out),
+                borrowed(&self.inn),
+                seed,
+                first,
+                count,
+                &bar,
+            )
+            .await
+        } else {
+            seed::seed_named(&self.named, seed, first, count, &bar).await
+        }
+    }
+}
+
 async fn seeding_ahead(
     context: &Arc<Context>,
     ahead: u64,
-    out: Option<(AdminClient, String)>,
-    inn: Option<(AdminClient, String)>,
+    bureaus: Seeded,
     seed: u64,
     mut stopped: tokio::sync::watch::Receiver<bool>,
 ) -> u64 {
@@ -503,15 +639,7 @@ async fn seeding_ahead(
             let count = (wanted - end)
                 .max(ahead.min(seed::CHUNK))
                 .min(MAX_INDEX - end);
-            let done = seed::seed(
-                borrowed(&out),
-                borrowed(&inn),
-                seed,
-                end,
-                count,
-                &ProgressBar::hidden(),
-            )
-            .await;
+            let done = bureaus.seed(seed, end, count).await;
             match done {
                 Ok(_) => {
                     context.people.seeded_to(end + count);
@@ -566,12 +694,21 @@ pub async fn ledger(
 ) -> Result<LedgerCheck, LoadError> {
     let spinner =
         bars.spinner("checking the ledger (waiting for open transfers to finish)".to_owned());
-    let check = ledger::check(
-        services.out_admin(),
-        services.in_admin(),
-        options.settle_timeout,
-    )
-    .await;
+    let named: Vec<ledger::NamedChecked> = services
+        .named_admins()
+        .into_iter()
+        .map(|bureau| (bureau.name, bureau.admin, bureau.endpoint))
+        .collect();
+    let check = if named.is_empty() {
+        ledger::check(
+            services.out_admin(),
+            services.in_admin(),
+            options.settle_timeout,
+        )
+        .await
+    } else {
+        ledger::check_named(&named, options.settle_timeout).await
+    };
     spinner.finish_and_clear();
     for (entry, process) in usage.iter_mut().zip(services.processes()) {
         entry.memory = process.memory();

@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::baseline::Baseline;
 use crate::error::LoadError;
 use crate::ledger::LedgerCheck;
-use crate::metrics::{LatencySummary, Sample};
+use crate::metrics::{LatencySummary, PairCount, Sample};
 use crate::options::LoadOptions;
 use crate::procstat::ProcessUsage;
 use crate::seed::Seeding;
@@ -49,6 +49,11 @@ pub struct Report {
     pub error_examples: BTreeMap<String, String>,
     /// Outcomes by flow and terminal state.
     pub outcomes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// In a run over a topology: finished transfers by pair of bureaus, `north → west` (from
+    /// the bureau hosting the region the person leaves to the one hosting the region they
+    /// join, wherever they applied).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub pairs: BTreeMap<String, PairCount>,
     /// One sample per second of the transfer phase.
     pub timeline: Vec<Sample>,
     /// CPU of the machine, the generator and (when known) each service over the transfer phase
@@ -76,6 +81,9 @@ pub struct Endpoints {
     /// In a run that drives one bureau: the user's service's platform endpoint, when the run
     /// spawned the bureau and so knows it.
     pub peer: Option<String>,
+    /// In a run over a topology: every bureau's name and endpoint (`out` and `in` are empty).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub bureaus: Vec<(String, String)>,
 }
 
 impl Endpoints {
@@ -86,6 +94,14 @@ impl Endpoints {
             .peer
             .as_deref()
             .map_or(String::new(), |peer| format!(" {peer}"));
+        if !self.bureaus.is_empty() {
+            let named: Vec<String> = self
+                .bureaus
+                .iter()
+                .map(|(name, endpoint)| format!("{name} {endpoint}"))
+                .collect();
+            return format!("{}{spawned}", named.join(", "));
+        }
         match (self.out.is_empty(), self.inn.is_empty()) {
             (false, true) => format!(
                 "yibao's transfer-out {}{spawned} alone, facing your transfer-in{peer}",
@@ -290,9 +306,47 @@ impl Report {
         }
     }
 
+    /// The transfers by pair of bureaus, in a run over a topology.
+    fn pairs_summary(&self, text: &mut String) {
+        let _ = writeln!(
+            text,
+            "{:<34} {:>9} {:>9} {:>9}",
+            "bureau pair", "ok", "completed", "failed"
+        );
+        for (pair, count) in &self.pairs {
+            let _ = writeln!(
+                text,
+                "{pair:<34} {:>9} {:>9} {:>9}",
+                count.succeeded, count.completed, count.failed
+            );
+        }
+    }
+
+    /// Each bureau's ledger totals, in a run over a topology.
+    fn bureau_ledgers(&self, text: &mut String) {
+        for (name, totals) in &self.ledger.bureaus {
+            let _ = writeln!(
+                text,
+                "ledger: {name:<12} debited {} credited {} settled {} paid {} returned {} \
+                 in transit {} open {}",
+                yuan(totals.debited_to_transit_cents),
+                yuan(totals.credited_cents),
+                yuan(totals.settled_out_cents),
+                yuan(totals.paid_to_bank_cents),
+                yuan(totals.returned_cents),
+                yuan(totals.in_transit_cents),
+                totals.open_transfers
+            );
+        }
+    }
+
     /// The rest of the summary: errors, CPU per process, warnings, the ledger verdict and where
     /// the reports are.
     fn findings_summary(&self, text: &mut String) {
+        if !self.pairs.is_empty() {
+            self.pairs_summary(text);
+        }
+        self.bureau_ledgers(text);
         for (name, count) in &self.errors {
             let _ = writeln!(text, "error: {name} × {count}");
         }
@@ -349,6 +403,11 @@ impl Report {
             );
         }
     }
+}
+
+/// Cents as yuan with two places.
+fn yuan(cents: u64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
 }
 
 /// The split's headline: how many transfers, and the shares of the time.

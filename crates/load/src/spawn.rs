@@ -4,9 +4,12 @@
 //! `Counterpart`) whose platform peer is the user's service. The processes are killed and the
 //! directory removed when dropped, unless the run asked to keep them.
 
+use std::path::Path;
+
 use tempfile::TempDir;
 use yibao_harness::{
-    AdminToken, Counterpart, CounterpartOptions, CounterpartTls, Pair, PairOptions, Side,
+    AdminToken, Counterpart, CounterpartOptions, CounterpartTls, Pair, PairOptions, Side, Topology,
+    TopologyOptions,
 };
 
 use crate::error::LoadError;
@@ -19,6 +22,21 @@ enum Running {
     Pair(Box<Pair>),
     /// One bureau, whose peer is the user's.
     Counterpart(Box<Counterpart>),
+    /// Every bureau of a region directory.
+    Topology(
+        #[expect(dead_code, reason = "only held: dropping it stops the bureaus")] Box<Topology>,
+    ),
+}
+
+/// One bureau of a spawned topology.
+#[derive(Clone, Debug)]
+pub struct SpawnedBureau {
+    /// Its name in the region directory.
+    pub name: String,
+    /// Its bureau and admin endpoint.
+    pub endpoint: String,
+    /// Its process id, for CPU and memory readings.
+    pub pid: Option<u32>,
 }
 
 /// The running services.
@@ -32,6 +50,8 @@ pub struct SpawnedPair {
     pub out_pid: Option<u32>,
     /// The transfer-in process id.
     pub in_pid: Option<u32>,
+    /// The bureaus of a spawned topology, by name in name order; empty for a pair.
+    pub bureaus: Vec<SpawnedBureau>,
     /// The processes, killed on drop. Declared before `data` so they end before their
     /// directory goes.
     _running: Running,
@@ -48,16 +68,8 @@ impl SpawnedPair {
         only: Option<Only>,
         admin_token: Option<&AdminToken>,
     ) -> Result<SpawnedPair, LoadError> {
-        let data = tempfile::Builder::new()
-            .prefix("yibao-load-")
-            .tempdir()
-            .map_err(|e| LoadError::Spawn(format!("temporary directory: {e}")))?;
-        let failed = |error: yibao_harness::HarnessError| {
-            LoadError::Spawn(format!(
-                "{error} (build the services with `cargo build --release --bins`, or give \
-                 --bin-dir)"
-            ))
-        };
+        let data = temporary_directory()?;
+        let failed = spawn_failed;
         let (running, out, inn) = match only {
             None => {
                 let pair = Pair::start(pair_options(options, &data, admin_token))
@@ -86,13 +98,58 @@ impl SpawnedPair {
         let pid = |wanted: Side| match &running {
             Running::Pair(pair) => pair.pid(wanted),
             Running::Counterpart(one) => (one.side() == wanted).then(|| one.pid()).flatten(),
+            Running::Topology(_) => None,
         };
         Ok(SpawnedPair {
             out,
             inn,
             out_pid: pid(Side::Out),
             in_pid: pid(Side::In),
+            bureaus: Vec::new(),
             _running: running,
+            data,
+        })
+    }
+
+    /// Starts every bureau `directory` names (the harness's [`Topology`], mutual TLS between
+    /// them unless `options` say plaintext) and waits until each answers SERVING; seeds nobody.
+    pub async fn start_topology(
+        options: &SpawnOptions,
+        directory: &Path,
+        admin_token: Option<&AdminToken>,
+    ) -> Result<SpawnedPair, LoadError> {
+        let data = temporary_directory()?;
+        let mut topology_options = TopologyOptions {
+            directory: directory.to_path_buf(),
+            data_dir: Some(data.path().to_path_buf()),
+            admin_token: admin_token.cloned(),
+            ..TopologyOptions::default()
+        };
+        if let Some(bin_dir) = &options.bin_dir {
+            topology_options.bin_dir = bin_dir.clone();
+        }
+        if options.plaintext_platform {
+            topology_options.platform = yibao_harness::PlatformMode::Plaintext;
+        }
+        let topology = Topology::start(topology_options)
+            .await
+            .map_err(spawn_failed)?;
+        let bureaus = topology
+            .names()
+            .into_iter()
+            .map(|name| SpawnedBureau {
+                name: name.to_owned(),
+                endpoint: topology.endpoint(name).to_owned(),
+                pid: topology.pid(name),
+            })
+            .collect();
+        Ok(SpawnedPair {
+            out: None,
+            inn: None,
+            out_pid: None,
+            in_pid: None,
+            bureaus,
+            _running: Running::Topology(Box::new(topology)),
             data,
         })
     }
@@ -103,6 +160,21 @@ impl SpawnedPair {
         self.data.disable_cleanup(true);
         self.data.path().to_path_buf()
     }
+}
+
+/// The run's own temporary directory for the services' data and logs.
+fn temporary_directory() -> Result<TempDir, LoadError> {
+    tempfile::Builder::new()
+        .prefix("yibao-load-")
+        .tempdir()
+        .map_err(|e| LoadError::Spawn(format!("temporary directory: {e}")))
+}
+
+/// The error of services that did not start, with the usual cause.
+fn spawn_failed(error: yibao_harness::HarnessError) -> LoadError {
+    LoadError::Spawn(format!(
+        "{error} (build the services with `cargo build --release --bins`, or give --bin-dir)"
+    ))
 }
 
 /// The bureau `only` names.
