@@ -5,7 +5,9 @@
 //! intended start (in an open loop: its slot in the schedule, so a stall that delays starts is
 //! counted, not hidden) to the terminal message. Transient statuses are retried a bounded number
 //! of times with the same idempotency key; anything else fails the transfer and is counted by
-//! status. RESOURCE_EXHAUSTED (a bureau beyond its capacity refusing at once) is retried apart:
+//! status. Against several replicas of a bureau, applications go to each in turn, and a retried
+//! call (apply or watch) goes to the next replica: one killed is failed over at the next attempt.
+//! RESOURCE_EXHAUSTED (a bureau beyond its capacity refusing at once) is retried apart:
 //! after a growing pause with full jitter (up to [`REFUSAL_BACKOFF_MAX`]), for as long as the
 //! transfer may take, so that an overloaded pair is offered less, not more.
 
@@ -54,6 +56,9 @@ pub struct Context {
     pub out: Vec<BureauServiceClient<Channel>>,
     /// Clients of the transfer-in bureau, one per connection.
     pub inn: Vec<BureauServiceClient<Channel>>,
+    /// Connections per replica: `out` and `inn` hold each replica's connections together, the
+    /// first replica's first, so the client `connections` further on is the next replica's.
+    pub connections: usize,
     /// Round-robin position over the connections.
     pub turn: AtomicUsize,
     /// What is measured.
@@ -78,14 +83,25 @@ pub struct Context {
 const TOP_UP_WAIT: Duration = Duration::from_secs(30);
 
 impl Context {
-    /// A client of the bureau a flow applies at, taking connections in turn.
-    fn client(&self, at: ApplyAt) -> Option<BureauServiceClient<Channel>> {
+    /// A client of the bureau a flow applies at, taking connections (and replicas) in turn.
+    fn client(&self, at: ApplyAt) -> Option<Picked<'_>> {
         let clients = match at {
             ApplyAt::TransferOut => &self.out,
             ApplyAt::TransferIn => &self.inn,
         };
+        if clients.is_empty() {
+            return None;
+        }
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        clients.get(turn % clients.len().max(1)).cloned()
+        // Replica after replica, so that consecutive transfers land on different replicas.
+        let replicas = (clients.len() / self.connections.max(1)).max(1);
+        let (replica, connection) = (turn % replicas, turn / replicas);
+        let index = replica * self.connections.max(1) + connection % self.connections.max(1);
+        Some(Picked {
+            clients,
+            index: index % clients.len(),
+            stride: self.connections.max(1),
+        })
     }
 
     /// The next application, or `None` (and the run stops) when a flow ran out of people. While
@@ -113,6 +129,29 @@ impl Context {
                 }
             }
         }
+    }
+}
+
+/// The client one transfer calls, among the connections to every replica of its bureau.
+struct Picked<'a> {
+    /// Every connection to the bureau, replica by replica.
+    clients: &'a [BureauServiceClient<Channel>],
+    /// The one called now.
+    index: usize,
+    /// Connections per replica.
+    stride: usize,
+}
+
+impl Picked<'_> {
+    /// The client called now.
+    fn client(&self) -> BureauServiceClient<Channel> {
+        self.clients[self.index % self.clients.len()].clone()
+    }
+
+    /// After a transient failure: the same connection of the next replica (with one replica,
+    /// the same client).
+    fn fail_over(&mut self) {
+        self.index = (self.index + self.stride) % self.clients.len();
     }
 }
 
@@ -184,10 +223,10 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
     let flow = job.flow;
     let request = people::application(&job, &context.run_id);
     let result = match context.client(people::applies_at(flow)) {
-        Some(client) => {
+        Some(picked) => {
             tokio::time::timeout(
                 context.transfer_timeout,
-                drive(client, request, flow, metrics),
+                drive(picked, request, flow, metrics),
             )
             .await
         }
@@ -274,7 +313,7 @@ fn record_success(
 /// Applies, then watches until a terminal state; the outcome, and the transfer's id when one was
 /// created.
 async fn drive(
-    mut client: BureauServiceClient<Channel>,
+    mut picked: Picked<'_>,
     application: ApplyTransferRequest,
     flow: Flow,
     metrics: &Metrics,
@@ -286,7 +325,7 @@ async fn drive(
         let mut request = tonic::Request::new(application.clone());
         request.set_timeout(APPLY_TIMEOUT);
         let sent = Instant::now();
-        match client.apply_transfer(request).await {
+        match picked.client().apply_transfer(request).await {
             Ok(response) => {
                 metrics.apply.record(sent.elapsed());
                 break response.into_inner().transfer;
@@ -303,6 +342,7 @@ async fn drive(
                 refused(metrics, Rpc::Apply, &status, refusals).await;
             }
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
+                picked.fail_over();
                 retry(metrics, Rpc::Apply, &status, attempt).await;
             }
             Err(status) => return Err(Failure::Status(Rpc::Apply, status)),
@@ -318,7 +358,7 @@ async fn drive(
     let outcome = if is_terminal(state) {
         terminal(state, transfer.refusal_reason)
     } else {
-        watch(client, &transfer.transfer_id, metrics).await?
+        watch(picked, &transfer.transfer_id, metrics).await?
     };
     Ok((outcome, Some(transfer.transfer_id)))
 }
@@ -341,7 +381,7 @@ fn terminal(state: TransferState, reason: i32) -> Outcome {
 /// the stream breaks. After the terminal message the stream is read to its end, so the client
 /// never resets a stream the server is still finishing (HTTP/2 servers count resets).
 async fn watch(
-    mut client: BureauServiceClient<Channel>,
+    mut picked: Picked<'_>,
     transfer_id: &str,
     metrics: &Metrics,
 ) -> Result<Outcome, Failure> {
@@ -350,7 +390,8 @@ async fn watch(
     loop {
         attempt += 1;
         let sent = Instant::now();
-        let opened = client
+        let opened = picked
+            .client()
             .watch_transfer(WatchTransferRequest {
                 transfer_id: transfer_id.to_owned(),
             })
@@ -364,6 +405,7 @@ async fn watch(
                 continue;
             }
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
+                picked.fail_over();
                 retry(metrics, Rpc::Watch, &status, attempt).await;
                 continue;
             }
@@ -377,7 +419,10 @@ async fn watch(
                 attempt -= 1;
                 status
             }
-            Read::Broke(status) => status,
+            Read::Broke(status) => {
+                picked.fail_over();
+                status
+            }
         };
         if attempt >= MAX_ATTEMPTS {
             return Err(Failure::WatchEnded);
