@@ -29,7 +29,8 @@ cleanup() {
   done
   databases=()
 }
-trap 'cleanup; rm -rf "$work"' EXIT
+# YIBAO_KEEP_DATA=1 keeps the services' logs (the directory is printed).
+trap 'cleanup; if [ -n "${YIBAO_KEEP_DATA:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi' EXIT
 
 "$bin/yibao" certs --out "$work/certs" > /dev/null
 
@@ -75,7 +76,7 @@ run() { # round
   echo "== $replicas replica(s) of each bureau, round $1"
   "$bin/yibao" load --out "$(endpoints http 23100)" --in "$(endpoints http 23300)" \
     --persons 60000 --duration "${seconds}s" --concurrency "$concurrency" --no-progress \
-    --no-report 2>&1 | grep -E "transfers/s|end-to-end|ApplyTransfer |failed|ledger" || true
+    --no-report 2>&1 | tee "$work/load-$1.txt" | grep -E "transfers/s|end-to-end|ApplyTransfer |failed|ledger" || true
   cleanup
 }
 
