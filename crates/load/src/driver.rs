@@ -625,6 +625,37 @@ mod tests {
         ));
     }
 
+    #[tokio::test]
+    async fn a_retry_goes_to_the_same_connection_of_the_next_replica() {
+        let client = |port: u16| {
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                    .expect("a valid endpoint");
+            BureauServiceClient::new(endpoint.connect_lazy())
+        };
+        // Two replicas, two connections each: replica 0's are 0 and 1, replica 1's 2 and 3.
+        let clients: Vec<_> = (1..=4).map(client).collect();
+        let mut picked = Picked {
+            clients: &clients,
+            index: 1,
+            stride: 2,
+        };
+        picked.fail_over();
+        assert_eq!(picked.index, 3, "connection 1 of replica 1");
+        picked.fail_over();
+        assert_eq!(picked.index, 1, "and back");
+        let mut one_replica = Picked {
+            clients: &clients[..2],
+            index: 1,
+            stride: 2,
+        };
+        one_replica.fail_over();
+        assert_eq!(
+            one_replica.index, 1,
+            "one replica: the same client, as before"
+        );
+    }
+
     #[test]
     fn a_call_whose_fate_is_unknown_is_retried_and_a_refusal_is_not() {
         for code in [
