@@ -150,6 +150,17 @@ pub enum HarnessError {
         /// The bureau the counterpart plays.
         plays: &'static str,
     },
+    /// Replicas of a bureau were asked for without a store they can share.
+    #[error(
+        "{replicas} replicas of {service} need one shared store: give it a PostgreSQL database \
+         (YIBAO_DATABASE_URL in PairOptions::out_env or in_env)"
+    )]
+    NotShared {
+        /// `transfer-out` or `transfer-in`.
+        service: &'static str,
+        /// How many replicas were asked for.
+        replicas: usize,
+    },
     /// The population generator refused an index.
     #[error(transparent)]
     Population(#[from] PopulationError),

@@ -14,6 +14,10 @@
 //! other side: the same seeding, applications, waits, clock, restarts and a ledger check of
 //! yibao's side alone (`examples/own_transfer_in.rs` is a whole test of a hand-written bureau).
 //!
+//! [`Replicas`] starts each bureau of a pair as several replicas over one shared PostgreSQL
+//! database per bureau, each replica's peer being every replica of the other bureau, for tests
+//! that crash one replica and expect the others to carry on.
+//!
 //! [`Topology`] starts every bureau a region directory names (`deploy/regions-3.toml`: north,
 //! west and south), each hosting its own regions and playing both sides, for tests of people
 //! who move between any two bureaus and on again; its ledger check covers all of them.
@@ -62,6 +66,7 @@ mod database;
 mod error;
 mod member;
 mod pair;
+mod replicas;
 mod topology;
 mod wait;
 
@@ -82,6 +87,7 @@ pub use ledger::LedgerReport;
 pub use locate::{default_bin_dir, default_directory};
 pub use member::{KEEP_DATA_ENV, STOP_GRACE};
 pub use pair::{FixedPorts, Pair, PairOptions, PlatformMode, Side};
+pub use replicas::Replicas;
 pub use topology::{Topology, TopologyOptions, intern as service_name, three_bureau_directory};
 pub use wait::{is_terminal, state_name};
 pub use yibao_runtime::config::PeerBatches;

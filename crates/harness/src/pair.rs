@@ -537,7 +537,7 @@ impl Drop for Pair {
 
 /// How to start each service of a pair under `root`: its region directory (transfer-in's may
 /// differ), its peer's port file, and its platform certificates when the pair runs mutual TLS.
-fn specs(
+pub(crate) fn specs(
     options: &PairOptions,
     directory: &Path,
     root: &Path,

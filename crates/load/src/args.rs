@@ -22,10 +22,13 @@ const DEFAULT_IN: &str = "http://127.0.0.1:50052";
 /// latency and throughput, check the ledger, write JSON and HTML reports.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LoadArgs {
-    /// The transfer-out bureau's endpoint (default http://127.0.0.1:50051).
+    /// The transfer-out bureau's endpoint (default http://127.0.0.1:50051); several replicas of
+    /// it comma-separated (URL1,URL2): applications go to each in turn, and a call answered
+    /// UNAVAILABLE is tried at the next.
     #[arg(long = "out", value_name = "URL", conflicts_with = "spawn")]
     pub out: Option<String>,
-    /// The transfer-in bureau's endpoint (default http://127.0.0.1:50052).
+    /// The transfer-in bureau's endpoint (default http://127.0.0.1:50052); several replicas of
+    /// it comma-separated, as --out.
     #[arg(long = "in", value_name = "URL", conflicts_with = "spawn")]
     pub inn: Option<String>,
     /// Start a private pair on ephemeral ports with temporary data instead of using running
@@ -158,13 +161,22 @@ impl LoadArgs {
     }
 }
 
-/// An endpoint as typed: `host:port` gets `http://` in front.
+/// An endpoint as typed: `host:port` gets `http://` in front. Several replicas of one bureau
+/// are named comma-separated (`URL1,URL2`); each is completed so.
 fn endpoint(text: &str) -> String {
-    if text.contains("://") {
-        text.to_owned()
-    } else {
-        format!("http://{text}")
-    }
+    let replicas: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|replica| !replica.is_empty())
+        .map(|replica| {
+            if replica.contains("://") {
+                replica.to_owned()
+            } else {
+                format!("http://{replica}")
+            }
+        })
+        .collect();
+    replicas.join(",")
 }
 
 impl TryFrom<LoadArgs> for LoadOptions {
@@ -486,6 +498,16 @@ mod tests {
             options(&["--out", "127.0.0.1:7001", "--in", "http://[::1]:7002"]).expect("valid");
         assert!(
             matches!(&options.target, Target::Running { out, inn } if out == "http://127.0.0.1:7001" && inn == "http://[::1]:7002")
+        );
+    }
+
+    #[test]
+    fn replicas_of_a_bureau_are_named_comma_separated_each_completed() {
+        let options = options_of(&["--out", "127.0.0.1:7001, http://127.0.0.1:7003"]);
+        assert!(
+            matches!(&options.target, Target::Running { out, .. } if out == "http://127.0.0.1:7001,http://127.0.0.1:7003"),
+            "{:?}",
+            options.target
         );
     }
 }

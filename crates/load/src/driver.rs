@@ -5,7 +5,9 @@
 //! intended start (in an open loop: its slot in the schedule, so a stall that delays starts is
 //! counted, not hidden) to the terminal message. Transient statuses are retried a bounded number
 //! of times with the same idempotency key; anything else fails the transfer and is counted by
-//! status. RESOURCE_EXHAUSTED (a bureau beyond its capacity refusing at once) is retried apart:
+//! status. Against several replicas of a bureau, applications go to each in turn, and a retried
+//! call (apply or watch) goes to the next replica: one killed is failed over at the next attempt.
+//! RESOURCE_EXHAUSTED (a bureau beyond its capacity refusing at once) is retried apart:
 //! after a growing pause with full jitter (up to [`REFUSAL_BACKOFF_MAX`]), for as long as the
 //! transfer may take, so that an overloaded pair is offered less, not more.
 
@@ -56,6 +58,9 @@ pub struct Context {
     pub out: Vec<BureauServiceClient<Channel>>,
     /// Clients of the transfer-in bureau, one per connection.
     pub inn: Vec<BureauServiceClient<Channel>>,
+    /// Connections per replica: `out` and `inn` hold each replica's connections together, the
+    /// first replica's first, so the client `connections` further on is the next replica's.
+    pub connections: usize,
     /// Round-robin position over the connections.
     pub turn: AtomicUsize,
     /// What is measured.
@@ -111,25 +116,30 @@ impl Routes {
 const TOP_UP_WAIT: Duration = Duration::from_secs(30);
 
 impl Context {
-    /// A client of the bureau a flow applies at, taking connections in turn.
-    fn client(&self, at: ApplyAt) -> Option<BureauServiceClient<Channel>> {
+    /// A client of the bureau a flow applies at, taking connections (and replicas) in turn.
+    fn client(&self, at: ApplyAt) -> Option<Picked<'_>> {
         let clients = match at {
             ApplyAt::TransferOut => &self.out,
             ApplyAt::TransferIn => &self.inn,
         };
+        if clients.is_empty() {
+            return None;
+        }
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        clients.get(turn % clients.len().max(1)).cloned()
+        // Replica after replica, so that consecutive transfers land on different replicas.
+        let replicas = (clients.len() / self.connections.max(1)).max(1);
+        let (replica, connection) = (turn % replicas, turn / replicas);
+        let index = replica * self.connections.max(1) + connection % self.connections.max(1);
+        Some(Picked {
+            clients,
+            index: index % clients.len(),
+            stride: self.connections.max(1),
+        })
     }
 
-    /// A client of the bureau `job` applies at, and in a run over a topology the pair of
-    /// bureaus its transfer runs between.
-    fn route(
-        &self,
-        job: &Job,
-    ) -> (
-        Result<BureauServiceClient<Channel>, tonic::Status>,
-        Option<String>,
-    ) {
+    /// The client (among the replicas' connections) of the bureau `job` applies at, and in a
+    /// run over a topology the pair of bureaus its transfer runs between.
+    fn route(&self, job: &Job) -> (Result<Picked<'_>, tonic::Status>, Option<String>) {
         let at = people::applies_at(job.flow);
         let Some(routes) = &self.routes else {
             let client = self
@@ -147,17 +157,22 @@ impl Context {
                 .iter()
                 .find(|(name, _)| name == bureau)
                 .map(|(_, clients)| clients)
+                .filter(|clients| !clients.is_empty())
         });
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
-        let client = clients
-            .and_then(|clients| clients.get(turn % clients.len().max(1)).cloned())
+        let picked = clients
+            .map(|clients| Picked {
+                clients,
+                index: turn % clients.len(),
+                stride: clients.len(),
+            })
             .ok_or_else(|| {
                 tonic::Status::unavailable(format!(
                     "no bureau of the topology hosts region {region}, where {} applies",
                     job.flow.name()
                 ))
             });
-        (client, Some(routes.pair(job)))
+        (picked, Some(routes.pair(job)))
     }
 
     /// The next application, or `None` (and the run stops) when a flow ran out of people. While
@@ -185,6 +200,29 @@ impl Context {
                 }
             }
         }
+    }
+}
+
+/// The client one transfer calls, among the connections to every replica of its bureau.
+struct Picked<'a> {
+    /// Every connection to the bureau, replica by replica.
+    clients: &'a [BureauServiceClient<Channel>],
+    /// The one called now.
+    index: usize,
+    /// Connections per replica.
+    stride: usize,
+}
+
+impl Picked<'_> {
+    /// The client called now.
+    fn client(&self) -> BureauServiceClient<Channel> {
+        self.clients[self.index % self.clients.len()].clone()
+    }
+
+    /// After a transient failure: the same connection of the next replica (with one replica,
+    /// the same client).
+    fn fail_over(&mut self) {
+        self.index = (self.index + self.stride) % self.clients.len();
     }
 }
 
@@ -255,12 +293,12 @@ pub async fn run_transfer(context: Arc<Context>, job: Job, intended: Instant) {
     metrics.in_flight.fetch_add(1, Ordering::Relaxed);
     let flow = job.flow;
     let request = people::application(&job, &context.run_id);
-    let (client, pair) = context.route(&job);
-    let result = match client {
-        Ok(client) => {
+    let (picked, pair) = context.route(&job);
+    let result = match picked {
+        Ok(picked) => {
             tokio::time::timeout(
                 context.transfer_timeout,
-                drive(client, request, flow, metrics),
+                drive(picked, request, flow, metrics),
             )
             .await
         }
@@ -368,7 +406,7 @@ fn record_success(
 /// Applies, then watches until a terminal state; the outcome, and the transfer's id when one was
 /// created.
 async fn drive(
-    mut client: BureauServiceClient<Channel>,
+    mut picked: Picked<'_>,
     application: ApplyTransferRequest,
     flow: Flow,
     metrics: &Metrics,
@@ -380,7 +418,7 @@ async fn drive(
         let mut request = tonic::Request::new(application.clone());
         request.set_timeout(APPLY_TIMEOUT);
         let sent = Instant::now();
-        match client.apply_transfer(request).await {
+        match picked.client().apply_transfer(request).await {
             Ok(response) => {
                 metrics.apply.record(sent.elapsed());
                 break response.into_inner().transfer;
@@ -397,6 +435,7 @@ async fn drive(
                 refused(metrics, Rpc::Apply, &status, refusals).await;
             }
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
+                picked.fail_over();
                 retry(metrics, Rpc::Apply, &status, attempt).await;
             }
             Err(status) => return Err(Failure::Status(Rpc::Apply, status)),
@@ -412,7 +451,7 @@ async fn drive(
     let outcome = if is_terminal(state) {
         terminal(state, transfer.refusal_reason)
     } else {
-        watch(client, &transfer.transfer_id, metrics).await?
+        watch(picked, &transfer.transfer_id, metrics).await?
     };
     Ok((outcome, Some(transfer.transfer_id)))
 }
@@ -435,7 +474,7 @@ fn terminal(state: TransferState, reason: i32) -> Outcome {
 /// the stream breaks. After the terminal message the stream is read to its end, so the client
 /// never resets a stream the server is still finishing (HTTP/2 servers count resets).
 async fn watch(
-    mut client: BureauServiceClient<Channel>,
+    mut picked: Picked<'_>,
     transfer_id: &str,
     metrics: &Metrics,
 ) -> Result<Outcome, Failure> {
@@ -444,7 +483,8 @@ async fn watch(
     loop {
         attempt += 1;
         let sent = Instant::now();
-        let opened = client
+        let opened = picked
+            .client()
             .watch_transfer(WatchTransferRequest {
                 transfer_id: transfer_id.to_owned(),
             })
@@ -458,6 +498,7 @@ async fn watch(
                 continue;
             }
             Err(status) if transient(status.code()) && attempt < MAX_ATTEMPTS => {
+                picked.fail_over();
                 retry(metrics, Rpc::Watch, &status, attempt).await;
                 continue;
             }
@@ -471,7 +512,10 @@ async fn watch(
                 attempt -= 1;
                 status
             }
-            Read::Broke(status) => status,
+            Read::Broke(status) => {
+                picked.fail_over();
+                status
+            }
         };
         if attempt >= MAX_ATTEMPTS {
             return Err(Failure::WatchEnded);
@@ -672,6 +716,37 @@ mod tests {
             Flow::CrossProvince,
             &Outcome::Terminal(TransferState::Returned, None)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_retry_goes_to_the_same_connection_of_the_next_replica() {
+        let client = |port: u16| {
+            let endpoint =
+                tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                    .expect("a valid endpoint");
+            BureauServiceClient::new(endpoint.connect_lazy())
+        };
+        // Two replicas, two connections each: replica 0's are 0 and 1, replica 1's 2 and 3.
+        let clients: Vec<_> = (1..=4).map(client).collect();
+        let mut picked = Picked {
+            clients: &clients,
+            index: 1,
+            stride: 2,
+        };
+        picked.fail_over();
+        assert_eq!(picked.index, 3, "connection 1 of replica 1");
+        picked.fail_over();
+        assert_eq!(picked.index, 1, "and back");
+        let mut one_replica = Picked {
+            clients: &clients[..2],
+            index: 1,
+            stride: 2,
+        };
+        one_replica.fail_over();
+        assert_eq!(
+            one_replica.index, 1,
+            "one replica: the same client, as before"
+        );
     }
 
     #[test]

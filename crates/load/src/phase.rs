@@ -79,38 +79,73 @@ impl Bars {
 /// One bureau a run drives: its endpoint, connections and admin client.
 #[derive(Debug)]
 struct Reached {
-    /// Its endpoint.
+    /// Its endpoint: several replicas' comma-separated.
     endpoint: String,
-    /// Connections to it (at least one).
+    /// Connections to it (at least one per replica), replica by replica.
     channels: Vec<Channel>,
-    /// Its admin client (presenting the run's admin token, if any).
-    admin: AdminClient,
+    /// An admin client of each replica (presenting the run's admin token, if any), with its
+    /// endpoint; the first is the one seeding uses.
+    admins: Vec<(AdminClient, String)>,
 }
 
 impl Reached {
-    /// `count` connections to `endpoint`.
+    /// `count` connections to each replica `endpoint` names (comma-separated).
     async fn connect(
         endpoint: String,
         count: usize,
         options: &LoadOptions,
     ) -> Result<Reached, LoadError> {
-        let channels = connect_all(&endpoint, count.max(1)).await?;
-        let Some(first) = channels.first().cloned() else {
+        let mut channels = Vec::new();
+        let mut admins = Vec::new();
+        for replica in endpoint.split(',') {
+            let connected = connect_all(replica, count.max(1)).await?;
+            if let Some(first) = connected.first().cloned() {
+                let admin = admin_client(first, options.admin_token.as_ref());
+                admins.push((admin, replica.to_owned()));
+            }
+            channels.extend(connected);
+        }
+        if admins.is_empty() {
             return Err(LoadError::Options(
                 "connections must be at least 1".to_owned(),
             ));
-        };
+        }
         Ok(Reached {
             endpoint,
             channels,
-            admin: admin_client(first, options.admin_token.as_ref()),
+            admins,
         })
     }
 
-    /// Its admin client and endpoint.
+    /// Its (first replica's) admin client and endpoint.
     fn admin(&self) -> (AdminClient, &str) {
-        (self.admin.clone(), &self.endpoint)
+        let (admin, endpoint) = &self.admins[0];
+        (admin.clone(), endpoint)
     }
+
+    /// The admin client and endpoint of the first replica that answers a health check now (of
+    /// the first one, when none does: its error is the one reported).
+    async fn answering_admin(&self) -> (AdminClient, &str) {
+        let per_replica = (self.channels.len() / self.admins.len()).max(1);
+        for (replica, (admin, endpoint)) in self.admins.iter().enumerate() {
+            if let Some(channel) = self.channels.get(replica * per_replica)
+                && answers(channel.clone()).await
+            {
+                return (admin.clone(), endpoint);
+            }
+        }
+        self.admin()
+    }
+}
+
+/// Whether the service behind `channel` answers a health check within [`CONNECT_TIMEOUT`].
+async fn answers(channel: Channel) -> bool {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let check = health.check(tonic_health::pb::HealthCheckRequest::default());
+    matches!(
+        tokio::time::timeout(CONNECT_TIMEOUT, check).await,
+        Ok(Ok(_))
+    )
 }
 
 /// The services a run drives — both bureaus, or with `--only` one — and its connections.
@@ -234,7 +269,7 @@ impl Services {
             .iter()
             .map(|(name, reached)| Named {
                 name: name.clone(),
-                admin: reached.admin.clone(),
+                admin: reached.admin().0,
                 endpoint: reached.endpoint.clone(),
             })
             .collect()
@@ -268,6 +303,18 @@ impl Services {
     /// The admin client of transfer-in and its endpoint, when the run drives it.
     fn in_admin(&self) -> Option<(AdminClient, &str)> {
         self.inn.as_ref().map(Reached::admin)
+    }
+
+    /// The admin clients of a replica of each bureau the run drives that answers now (one may
+    /// have died during the run).
+    async fn answering_admins(&self) -> [Option<(AdminClient, &str)>; 2] {
+        let mut answering = [None, None];
+        for (slot, reached) in answering.iter_mut().zip([&self.out, &self.inn]) {
+            if let Some(reached) = reached {
+                *slot = Some(reached.answering_admin().await);
+            }
+        }
+        answering
     }
 
     /// The connections to a bureau (none when the run does not drive it).
@@ -524,6 +571,7 @@ fn new_context(
         routes,
         out: clients(services.channels(Only::TransferOut)),
         inn: clients(services.channels(Only::TransferIn)),
+        connections: options.connections.max(1),
         turn: AtomicUsize::new(0),
         metrics,
         people: People::new(
@@ -700,12 +748,8 @@ pub async fn ledger(
         .map(|bureau| (bureau.name, bureau.admin, bureau.endpoint))
         .collect();
     let check = if named.is_empty() {
-        ledger::check(
-            services.out_admin(),
-            services.in_admin(),
-            options.settle_timeout,
-        )
-        .await
+        let [out, inn] = services.answering_admins().await;
+        ledger::check(out, inn, options.settle_timeout).await
     } else {
         ledger::check_named(&named, options.settle_timeout).await
     };

@@ -146,7 +146,12 @@ impl Backoff {
 }
 
 /// Whether a failed call may succeed if sent again unchanged: true only for `UNAVAILABLE`,
-/// `DEADLINE_EXCEEDED` and `RESOURCE_EXHAUSTED`. This is the one place that decides.
+/// `DEADLINE_EXCEEDED`, `RESOURCE_EXHAUSTED` and `CANCELLED`. This is the one place that decides.
+///
+/// `CANCELLED` is what a tonic server answers when the caller's deadline (`grpc-timeout`)
+/// passed before its handler finished — a peer slow for a moment, say on a store shared by
+/// replicas waiting for a lock — so it is a timeout, not a refusal of the message; no peer
+/// cancels a call as its answer.
 ///
 /// A status that tonic made locally from a transport failure (a connection reset when the peer
 /// is killed mid-call arrives as `UNKNOWN: transport error`) is `UNAVAILABLE` in disguise: the
@@ -158,16 +163,14 @@ impl Backoff {
 #[must_use]
 pub fn is_retryable(status: &tonic::Status) -> bool {
     let transport_failure = std::error::Error::source(status).is_some()
-        && matches!(
-            status.code(),
-            tonic::Code::Unknown | tonic::Code::Internal | tonic::Code::Cancelled
-        );
+        && matches!(status.code(), tonic::Code::Unknown | tonic::Code::Internal);
     transport_failure
         || matches!(
             status.code(),
             tonic::Code::Unavailable
                 | tonic::Code::DeadlineExceeded
                 | tonic::Code::ResourceExhausted
+                | tonic::Code::Cancelled
         )
 }
 
@@ -194,6 +197,15 @@ mod tests {
         assert!(!is_retryable(&tonic::Status::unknown("the peer said so")));
         assert!(!is_retryable(&tonic::Status::invalid_argument("bad")));
         assert!(is_retryable(&tonic::Status::unavailable("down")));
+    }
+
+    #[test]
+    fn a_peer_whose_deadline_passed_is_asked_again() {
+        // What a tonic server answers once the caller's grpc-timeout passed, as it arrives over
+        // the wire: CANCELLED, no source.
+        let expired = tonic::Status::cancelled(tonic::TimeoutExpired(()).to_string());
+        assert!(std::error::Error::source(&expired).is_none());
+        assert!(is_retryable(&expired), "a timeout, not a refusal");
     }
 
     #[test]
@@ -272,12 +284,13 @@ mod tests {
     }
 
     #[test]
-    fn only_unavailable_deadline_exceeded_and_resource_exhausted_are_retryable() {
+    fn only_unavailable_deadline_exceeded_resource_exhausted_and_cancelled_are_retryable() {
         use tonic::Code;
         let retryable = [
             Code::Unavailable,
             Code::DeadlineExceeded,
             Code::ResourceExhausted,
+            Code::Cancelled,
         ];
         let all = [
             Code::Ok,
