@@ -27,7 +27,7 @@ fn database_env(database: &TestDatabase) -> Vec<(OsString, OsString)> {
 }
 
 /// How far the survivors' test clocks move once the others died: past the dead replicas'
-/// claims on outbox messages (60 s) and the timers' lease (10 s), which a live replica renews
+/// claims on outbox messages (15 s) and the timers' lease (10 s), which a live replica renews
 /// long before they lapse. Nothing of a transfer falls due in a minute.
 const PAST_THE_CLAIMS: Duration = Duration::from_secs(61);
 

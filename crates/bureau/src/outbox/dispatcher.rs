@@ -80,9 +80,12 @@ async fn delivery_spans(services: &Services, batch: &[OutboxMessage]) -> Vec<tra
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long a replica's claim on the outbox messages it sends lasts (store shared by replicas):
-/// well beyond an attempt, so a live replica's claim never lapses while its batch is out; a dead
-/// replica's messages are sent by another once it lapsed.
-const CLAIM_LEASE: Duration = Duration::from_secs(60);
+/// well beyond an attempt (2 s by default), so a live replica's claim does not lapse while its
+/// batch is out; a dead replica's messages are sent by another once it lapsed — and a restarted
+/// bureau, a new claimant, sends its predecessor's after this long (60 s made a bureau killed and
+/// restarted on PostgreSQL wait a minute). A claim that lapses mid-send (a peer slower than this)
+/// only lets another replica send the same msgid, which the peer answers with its first answer.
+const CLAIM_LEASE: Duration = Duration::from_secs(15);
 
 /// The messages in flight, by outbox id: never read twice while a batch carries them.
 type InFlightSet = Arc<Mutex<HashSet<i64>>>;
