@@ -9,6 +9,19 @@ use yibao_domain::money::Money;
 use crate::Role;
 use crate::context::{Checked, Verdict};
 
+/// A case of the enclosing file's `ROLE`: its name, the async function that runs it, and what
+/// it expects (one definition for every file of cases).
+macro_rules! case {
+    ($name:literal, $run:path, $expectation:literal) => {
+        Case {
+            name: $name,
+            role: ROLE,
+            expectation: $expectation,
+            run: |ctx| Box::pin($run(ctx)),
+        }
+    };
+}
+
 mod money_in;
 mod money_out;
 mod transfer_in;

@@ -18,16 +18,8 @@ use crate::context::{Checked, Ctx, Verdict, expect, reply_text};
 use crate::counterpart::{Received, RemitPlan};
 use crate::identity::china_date;
 
-macro_rules! case {
-    ($name:literal, $run:path, $expectation:literal) => {
-        Case {
-            name: $name,
-            role: Role::TransferOut,
-            expectation: $expectation,
-            run: |ctx| Box::pin($run(ctx)),
-        }
-    };
-}
+/// The role these cases test (the `case!` macro of `cases.rs` reads it).
+const ROLE: Role = Role::TransferOut;
 
 pub(super) fn cases() -> Vec<Case> {
     vec![

@@ -14,16 +14,8 @@ use crate::Role;
 use crate::context::{Checked, Ctx, Verdict, expect, form_answer_text, reply_text};
 use crate::counterpart::Received;
 
-macro_rules! case {
-    ($name:literal, $run:path, $expectation:literal) => {
-        Case {
-            name: $name,
-            role: Role::TransferIn,
-            expectation: $expectation,
-            run: |ctx| Box::pin($run(ctx)),
-        }
-    };
-}
+/// The role these cases test (the `case!` macro of `cases.rs` reads it).
+const ROLE: Role = Role::TransferIn;
 
 pub(super) fn cases() -> Vec<Case> {
     vec![
