@@ -178,6 +178,39 @@ impl Drop for PgDatabase {
     }
 }
 
+/// Polls (with a deadline) until a session of `db` waits on a lock: the other replica's step
+/// is blocked by the first's, not merely not started yet.
+fn until_a_session_waits_on_a_lock(db: &Db) {
+    let Db::Postgres(database) = db else {
+        panic!("locks between replicas are a PostgreSQL matter");
+    };
+    let (url, name) = (database.server.clone(), database.name.clone());
+    std::thread::spawn(move || {
+        let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let waiting: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity \
+                     WHERE datname = $1 AND wait_event_type = 'Lock'",
+                    &[&name],
+                )
+                .unwrap()
+                .get(0);
+            if waiting > 0 {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no session waits on a lock"
+            );
+            std::thread::yield_now();
+        }
+    })
+    .join()
+    .unwrap();
+}
+
 /// Runs SQL on a PostgreSQL database, on a thread of its own (the `postgres` crate's client
 /// must not run on an async worker).
 fn sql_on(url: &str, sql: &str) {
@@ -1648,7 +1681,7 @@ mod replicas {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_message_two_replicas_receive_at_once_is_handled_once_and_answered_from_its_record() {
-        let Some((_db, first, second)) = two_replicas("msgid") else {
+        let Some((db, first, second)) = two_replicas("msgid") else {
             return;
         };
         // The first replica handles the message and has not committed yet.
@@ -1674,7 +1707,7 @@ mod replicas {
             let second = second.clone();
             async move { second.write(|tx| tx.processed_message("IN-7")).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        until_a_session_waits_on_a_lock(&db);
         assert!(
             !second_look.is_finished(),
             "the look-up waits for the first replica"
@@ -1691,7 +1724,7 @@ mod replicas {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_transfer_read_to_be_changed_waits_for_the_other_replicas_change() {
-        let Some((_db, first, second)) = two_replicas("transfer_lock") else {
+        let Some((db, first, second)) = two_replicas("transfer_lock") else {
             return;
         };
         first
@@ -1721,7 +1754,7 @@ mod replicas {
             let second = second.clone();
             async move { second.write(|tx| tx.transfer("T1")).await }
         });
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        until_a_session_waits_on_a_lock(&db);
         assert!(!other.is_finished(), "the second replica waits for the row");
         release.send(()).unwrap();
         changer.await.unwrap().unwrap();
