@@ -60,6 +60,32 @@ where
     (Box::new(job), receiver)
 }
 
+/// Runs `work` as a job on a blocking thread once one of `permits` is free (`run` gives it a
+/// pooled connection) and waits for its answer: both read pools' one way of reading. The permit
+/// moves into the blocking task, so it is released when the read ends even if the caller stops
+/// waiting; a closed semaphore (a closing store) is [`Error::Closed`].
+pub(crate) async fn on_a_pooled_connection<F, T, E>(
+    permits: &std::sync::Arc<tokio::sync::Semaphore>,
+    work: F,
+    run: impl FnOnce(Box<dyn Job>) + Send + 'static,
+) -> Result<T, E>
+where
+    F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: From<Error> + Send + 'static,
+{
+    let permit = std::sync::Arc::clone(permits)
+        .acquire_owned()
+        .await
+        .map_err(|_| E::from(Error::Closed))?;
+    let (job, answer_of) = job(work);
+    let _detached = tokio::task::spawn_blocking(move || {
+        run(job);
+        drop(permit);
+    });
+    answer(answer_of).await
+}
+
 /// Waits for a job's answer, resuming its panic here if it panicked. A job dropped unanswered
 /// means its connection's thread stopped: [`Error::Closed`].
 pub(crate) async fn answer<T, E>(receiver: oneshot::Receiver<Outcome<T, E>>) -> Result<T, E>

@@ -44,19 +44,8 @@ impl ReadPool {
         T: Send + 'static,
         E: From<Error> + Send + 'static,
     {
-        let permit = Arc::clone(&self.permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| E::from(Error::Closed))?;
-        let (job, answer) = job::job(work);
         let pool = Arc::clone(self);
-        // The permit moves into the blocking task, so it is released when the read ends even if
-        // the caller stops waiting.
-        let _detached = tokio::task::spawn_blocking(move || {
-            pool.run(job);
-            drop(permit);
-        });
-        job::answer(answer).await
+        job::on_a_pooled_connection(&self.permits, work, move |job| pool.run(job)).await
     }
 
     /// Refuses further reads and closes the idle connections.
