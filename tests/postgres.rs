@@ -53,16 +53,7 @@ async fn both_bureaus_on_postgresql_move_money_exactly_through_a_kill_and_restar
         .await
         .expect("transfer-in restarts on its database");
 
-    let output = load
-        .await
-        .expect("the load task ends")
-        .expect("yibao load runs");
-    let printed = printed(&output);
-    eprintln!("{printed}");
-    assert!(
-        output.status.success(),
-        "applications failed or the ledger broke:\n{printed}"
-    );
+    load_passed(load).await;
     assert_conserved(&pair).await;
     let out = totals(pair.out_endpoint()).await;
     assert!(

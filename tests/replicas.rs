@@ -112,16 +112,7 @@ async fn two_replicas_of_each_bureau_carry_on_when_one_of_each_is_killed_under_l
         .await
         .expect("the survivors' clocks move");
 
-    let output = load
-        .await
-        .expect("the load task ends")
-        .expect("yibao load runs");
-    let printed = printed(&output);
-    eprintln!("{printed}");
-    assert!(
-        output.status.success(),
-        "applications failed or the ledger broke:\n{printed}"
-    );
+    load_passed(load).await;
     let report = replicas.ledger_check().await.expect("ledger totals");
     assert!(report.holds && report.quiescent, "ledger: {report}");
     let out = transfers(&replicas, Side::Out).await;

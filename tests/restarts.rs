@@ -86,16 +86,6 @@ async fn each_bureau_killed_and_restarted_on_its_fixed_ports_under_load_loses_no
         seen = progress_beyond(&pair, seen).await;
     }
 
-    let output = load
-        .await
-        .expect("the load task ends")
-        .expect("yibao load runs");
-    let printed = printed(&output);
-    eprintln!("{printed}");
-    // `yibao load` exits 0 only when no transfer failed and the ledger of both bureaus holds.
-    assert!(
-        output.status.success(),
-        "applications failed or the ledger broke:\n{printed}"
-    );
+    load_passed(load).await;
     assert_conserved(&pair).await;
 }

@@ -207,6 +207,22 @@ pub fn yibao_load_with(args: &[&str]) -> tokio::process::Command {
     command
 }
 
+/// Waits for a `yibao load` spawned with [`yibao_load`] and requires that it passed: it exits 0
+/// only when no transfer failed and the ledger of every bureau it drove holds. Prints its
+/// report (shown when the test fails).
+pub async fn load_passed(load: tokio::task::JoinHandle<std::io::Result<std::process::Output>>) {
+    let output = load
+        .await
+        .expect("the load task ends")
+        .expect("yibao load runs");
+    let printed = printed(&output);
+    eprintln!("{printed}");
+    assert!(
+        output.status.success(),
+        "applications failed or the ledger broke:\n{printed}"
+    );
+}
+
 /// Everything a finished process printed, standard output then standard error.
 pub fn printed(output: &std::process::Output) -> String {
     format!(
